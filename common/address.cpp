@@ -1,0 +1,35 @@
+#include "common/address.hpp"
+
+#include <charconv>
+
+namespace vane {
+
+std::string host_port::to_string() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::optional<host_port> parse_host_port(std::string_view text) {
+  host_port out;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    out.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    out.host = std::string(text.substr(0, colon));
+    if (out.host.find(':') != std::string::npos) return std::nullopt;  // bare IPv6 needs brackets
+    port_text = text.substr(colon + 1);
+  }
+  if (out.host.empty() || port_text.empty()) return std::nullopt;
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) return std::nullopt;
+  out.port = static_cast<std::uint16_t>(port);
+  return out;
+}
+
+}  // namespace vane

@@ -1,0 +1,19 @@
+#pragma once
+// "host:port" and "[v6]:port" as written in configs and flags.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vane {
+
+struct host_port {
+  std::string host;  // without brackets for IPv6
+  std::uint16_t port = 0;
+  std::string to_string() const;
+};
+
+// Port 0 is allowed (the OS chooses); a missing or out-of-range port is not.
+std::optional<host_port> parse_host_port(std::string_view text);
+
+}  // namespace vane

@@ -1,0 +1,55 @@
+#include "common/units.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace vane {
+
+std::optional<duration> parse_duration(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  if (i == 0) return std::nullopt;
+  std::string_view number = text.substr(0, i);
+  std::string_view unit = text.substr(i);
+  double value = 0;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+  if (ec != std::errc{} || end != number.data() + number.size()) return std::nullopt;
+  double millis_per_unit;
+  if (unit == "ms") millis_per_unit = 1;
+  else if (unit == "s") millis_per_unit = 1000;
+  else if (unit == "m") millis_per_unit = 60'000;
+  else if (unit == "h") millis_per_unit = 3'600'000;
+  else return std::nullopt;
+  double millis = value * millis_per_unit;
+  if (!std::isfinite(millis) || millis > 1e15) return std::nullopt;
+  return duration{static_cast<std::int64_t>(std::llround(millis))};
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i == 0) return std::nullopt;
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + i, value);
+  if (ec != std::errc{}) return std::nullopt;
+  std::string_view unit = text.substr(i);
+  std::uint64_t factor;
+  if (unit.empty()) factor = 1;
+  else if (unit == "KiB") factor = 1ULL << 10;
+  else if (unit == "MiB") factor = 1ULL << 20;
+  else if (unit == "GiB") factor = 1ULL << 30;
+  else return std::nullopt;
+  if (value > std::numeric_limits<std::uint64_t>::max() / factor) return std::nullopt;
+  return value * factor;
+}
+
+std::string format_duration(duration d) {
+  auto ms = d.count();
+  if (ms % 3'600'000 == 0 && ms != 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 60'000 == 0 && ms != 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+}  // namespace vane

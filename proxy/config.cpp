@@ -1,0 +1,274 @@
+#include "proxy/config.hpp"
+
+#include <fmt/format.h>
+#include <re2/re2.h>
+
+#include <set>
+
+namespace vane::proxy {
+
+const cluster_config* proxy_config::find_cluster(std::string_view name) const {
+  for (const auto& c : clusters)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+namespace {
+
+// Reads one document; keeps the YAML nodes it needs for cross-reference errors.
+class config_parser {
+ public:
+  explicit config_parser(yaml_reader& r) : r_(r) {}
+
+  std::optional<proxy_config> parse(const YAML::Node& root, const std::string& file) {
+    proxy_config cfg;
+    cfg.file = file;
+    if (!root.IsDefined() || root.IsNull()) {
+      if (r_.ok()) r_.error(root, "the config is empty: it needs at least 'listeners' and 'clusters'");
+      return std::nullopt;
+    }
+    if (!r_.expect_map(root, "the config")) return std::nullopt;
+    r_.check_keys(root, "config", {"listeners", "clusters", "limits"}, {"admin", "drain_delay", "drain_timeout"});
+    if (auto n = root["limits"]) parse_limits(n, cfg.limits);
+    if (r_.require(root, "clusters", "config")) parse_clusters(root["clusters"], cfg);
+    if (r_.require(root, "listeners", "config")) parse_listeners(root["listeners"], cfg);
+    check_references(cfg);
+    if (!r_.ok()) return std::nullopt;
+    return cfg;
+  }
+
+ private:
+  void parse_limits(const YAML::Node& n, limits_config& l) {
+    if (!r_.expect_map(n, "limits")) return;
+    r_.check_keys(n, "limits", {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout"});
+    if (auto v = n["max_request_headers"]) {
+      if (auto s = r_.get_size(v, "limits.max_request_headers")) {
+        if (*s < 1024 || *s > (1u << 20)) r_.error(v, "limits.max_request_headers must be between 1KiB and 1MiB");
+        else l.max_request_headers = *s;
+      }
+    }
+    if (auto v = n["max_headers"])
+      if (auto i = r_.get_int(v, "limits.max_headers", 1, 10'000)) l.max_headers = static_cast<std::uint32_t>(*i);
+    if (auto v = n["max_body"])
+      if (auto s = r_.get_size(v, "limits.max_body")) l.max_body = *s;
+    if (auto v = n["header_timeout"]) positive_duration(v, "limits.header_timeout", l.header_timeout);
+    if (auto v = n["idle_timeout"]) positive_duration(v, "limits.idle_timeout", l.idle_timeout);
+  }
+
+  void positive_duration(const YAML::Node& v, std::string_view what, duration& out) {
+    if (auto d = r_.get_duration(v, what)) {
+      if (d->count() <= 0) r_.error(v, fmt::format("{} must be greater than 0", what));
+      else out = *d;
+    }
+  }
+
+  std::optional<std::string> name_of(const YAML::Node& n, std::string_view what, std::set<std::string>& seen) {
+    if (!r_.require(n, "name", what)) return std::nullopt;
+    auto name = r_.get_string(n["name"], fmt::format("{}.name", what));
+    if (!name) return std::nullopt;
+    if (name->empty()) {
+      r_.error(n["name"], fmt::format("{}.name must not be empty", what));
+      return std::nullopt;
+    }
+    if (!seen.insert(*name).second) {
+      r_.error(n["name"], fmt::format("{} name '{}' is used twice", what, *name));
+      return std::nullopt;
+    }
+    return name;
+  }
+
+  std::optional<host_port> address_of(const YAML::Node& n, std::string_view what) {
+    auto text = r_.get_string(n, what);
+    if (!text) return std::nullopt;
+    auto hp = parse_host_port(*text);
+    if (!hp) r_.error(n, fmt::format("{}: '{}' is not HOST:PORT", what, *text));
+    return hp;
+  }
+
+  void parse_clusters(const YAML::Node& n, proxy_config& cfg) {
+    if (!r_.expect_sequence(n, "clusters")) return;
+    std::set<std::string> names;
+    for (const auto& c : n) {
+      if (!r_.expect_map(c, "a cluster")) continue;
+      r_.check_keys(c, "cluster", {"name", "endpoints", "connect_timeout", "max_connections", "max_pending"},
+                    {"tls", "health_check", "fault"});
+      cluster_config cc;
+      auto name = name_of(c, "cluster", names);
+      if (name) cc.name = *name;
+      if (r_.require(c, "endpoints", "cluster")) {
+        const auto& eps = c["endpoints"];
+        if (r_.expect_sequence(eps, "cluster.endpoints")) {
+          if (eps.size() == 0) r_.error(eps, "cluster.endpoints must name at least one HOST:PORT");
+          for (const auto& e : eps) {
+            if (auto hp = address_of(e, "endpoint")) {
+              if (hp->port == 0) r_.error(e, "endpoint port must not be 0");
+              else cc.endpoints.push_back(*hp);
+            }
+          }
+        }
+      }
+      if (auto v = c["connect_timeout"]) positive_duration(v, "cluster.connect_timeout", cc.connect_timeout);
+      if (auto v = c["max_connections"])
+        if (auto i = r_.get_int(v, "cluster.max_connections", 1, 1'000'000))
+          cc.max_connections = static_cast<std::uint32_t>(*i);
+      if (auto v = c["max_pending"])
+        if (auto i = r_.get_int(v, "cluster.max_pending", 0, 1'000'000)) cc.max_pending = static_cast<std::uint32_t>(*i);
+      cfg.clusters.push_back(std::move(cc));
+    }
+  }
+
+  void parse_listeners(const YAML::Node& n, proxy_config& cfg) {
+    if (!r_.expect_sequence(n, "listeners")) return;
+    if (n.size() == 0) r_.error(n, "listeners must name at least one listener");
+    std::set<std::string> names;
+    std::set<std::string> addresses;
+    for (const auto& l : n) {
+      if (!r_.expect_map(l, "a listener")) continue;
+      r_.check_keys(l, "listener", {"name", "address", "forwarded", "routes"}, {"tls"});
+      listener_config lc;
+      if (auto name = name_of(l, "listener", names)) lc.name = *name;
+      if (r_.require(l, "address", "listener")) {
+        if (auto hp = address_of(l["address"], "listener.address")) {
+          lc.address = *hp;
+          if (hp->port != 0 && !addresses.insert(hp->to_string()).second)
+            r_.error(l["address"], fmt::format("listener address {} is used twice", hp->to_string()));
+        }
+      }
+      if (auto f = l["forwarded"]) {
+        if (r_.expect_map(f, "listener.forwarded")) {
+          r_.check_keys(f, "forwarded", {"trust_incoming"});
+          if (auto t = f["trust_incoming"])
+            if (auto b = r_.get_bool(t, "forwarded.trust_incoming")) lc.trust_forwarded = *b;
+        }
+      }
+      if (r_.require(l, "routes", "listener")) {
+        const auto& routes = l["routes"];
+        if (r_.expect_sequence(routes, "listener.routes"))
+          for (const auto& rt : routes) parse_route(rt, lc);
+      }
+      cfg.listeners.push_back(std::move(lc));
+    }
+  }
+
+  void parse_route(const YAML::Node& n, listener_config& lc) {
+    if (!r_.expect_map(n, "a route")) return;
+    r_.check_keys(n, "route", {"name", "match", "split", "timeout"},
+                  {"rules", "hash_on", "session_affinity", "mirror", "fault", "request_headers", "response_headers",
+                   "retries"});
+    route_config rc;
+    if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
+    if (auto m = n["match"]) parse_route_match(m, rc);
+    if (r_.require(n, "split", "route")) parse_split(n["split"], rc);
+    if (auto v = n["timeout"]) positive_duration(v, "route.timeout", rc.timeout);
+    lc.routes.push_back(std::move(rc));
+  }
+
+  void parse_route_match(const YAML::Node& m, route_config& rc) {
+    if (!r_.expect_map(m, "route.match")) return;
+    r_.check_keys(m, "match", {"host", "path_prefix", "path_exact", "path_regex"});
+    if (auto h = m["host"]) {
+      if (auto s = r_.get_string(h, "match.host")) {
+        if (s->find('*') != std::string::npos && !(s->starts_with("*.") && s->find('*', 1) == std::string::npos) &&
+            *s != "*")
+          r_.error(h, fmt::format("match.host '{}': a wildcard is only allowed as a leading '*.'", *s));
+        else rc.host = *s;
+      }
+    }
+    int path_keys = 0;
+    for (auto [key, kind] : {std::pair{"path_prefix", path_match_kind::prefix},
+                             std::pair{"path_exact", path_match_kind::exact},
+                             std::pair{"path_regex", path_match_kind::regex}}) {
+      auto v = m[key];
+      if (!v) continue;
+      if (++path_keys > 1) {
+        r_.error(v, "match: give only one of path_prefix, path_exact, path_regex");
+        continue;
+      }
+      auto s = r_.get_string(v, fmt::format("match.{}", key));
+      if (!s) continue;
+      if (kind == path_match_kind::regex) {
+        RE2::Options options;
+        options.set_log_errors(false);
+        RE2 re(*s, options);
+        if (!re.ok()) {
+          r_.error(v, fmt::format("match.path_regex: invalid RE2 regex: {}", re.error()));
+          continue;
+        }
+      } else if (s->empty() || s->front() != '/') {
+        r_.error(v, fmt::format("match.{} must start with '/'", key));
+        continue;
+      }
+      rc.path_kind = kind;
+      rc.path = *s;
+    }
+  }
+
+  void parse_split(const YAML::Node& n, route_config& rc) {
+    if (!r_.expect_sequence(n, "route.split")) return;
+    if (n.size() == 0) {
+      r_.error(n, "route.split must name at least one cluster");
+      return;
+    }
+    std::uint64_t total = 0;
+    bool weights_ok = true;
+    std::set<std::string> seen;
+    for (const auto& e : n) {
+      if (!r_.expect_map(e, "a split entry")) continue;
+      r_.check_keys(e, "split entry", {"cluster", "weight"});
+      split_entry se;
+      if (r_.require(e, "cluster", "split entry")) {
+        if (auto c = r_.get_string(e["cluster"], "split.cluster")) {
+          se.cluster = *c;
+          if (!seen.insert(*c).second) r_.error(e["cluster"], fmt::format("split names cluster '{}' twice", *c));
+          split_refs_.push_back({*c, e["cluster"].Mark()});
+        }
+      }
+      if (r_.require(e, "weight", "split entry")) {
+        if (auto w = r_.get_int(e["weight"], "split.weight", 0, 1'000'000)) {
+          se.weight = static_cast<std::uint32_t>(*w);
+          total += se.weight;
+        } else {
+          weights_ok = false;
+        }
+      } else {
+        weights_ok = false;
+      }
+      rc.split.push_back(std::move(se));
+    }
+    if (total == 0 && weights_ok) r_.error(n, "route.split: the weights add up to 0; at least one must be positive");
+  }
+
+  void check_references(const proxy_config& cfg) {
+    for (const auto& [name, mark] : split_refs_)
+      if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("split names unknown cluster '{}'", name));
+  }
+
+  yaml_reader& r_;
+  std::set<std::string> route_names_;  // unique across listeners: the admin API names routes alone
+  std::vector<std::pair<std::string, YAML::Mark>> split_refs_;
+};
+
+}  // namespace
+
+std::optional<proxy_config> parse_proxy_config(const std::string& text, const std::string& file_name,
+                                               std::vector<config_error>& errors) {
+  yaml_reader reader(file_name);
+  YAML::Node root = reader.parse(text);
+  std::optional<proxy_config> cfg;
+  if (reader.ok()) cfg = config_parser(reader).parse(root, file_name);
+  errors = reader.errors();
+  if (!errors.empty()) return std::nullopt;
+  return cfg;
+}
+
+std::optional<proxy_config> load_proxy_config(const std::string& path, std::vector<config_error>& errors) {
+  std::string message;
+  auto text = read_file(path, message);
+  if (!text) {
+    errors = {config_error{path, 1, 1, message}};
+    return std::nullopt;
+  }
+  return parse_proxy_config(*text, path, errors);
+}
+
+}  // namespace vane::proxy

@@ -1,0 +1,71 @@
+#pragma once
+// vane-proxy's configuration: the YAML schema of DESIGN.md, parsed and
+// validated as a whole. Every error carries FILE:LINE:COL; a config with any
+// error is refused entirely.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/address.hpp"
+#include "common/units.hpp"
+#include "common/yaml_doc.hpp"
+
+namespace vane::proxy {
+
+struct limits_config {
+  std::uint64_t max_request_headers = 64 * 1024;  // bytes of request line + header block
+  std::uint32_t max_headers = 100;
+  std::uint64_t max_body = 16 * 1024 * 1024;
+  duration header_timeout = std::chrono::seconds(10);  // to read a whole request head
+  duration idle_timeout = std::chrono::seconds(60);    // keep-alive idle, and per read/write of a body
+};
+
+struct split_entry {
+  std::string cluster;
+  std::uint32_t weight = 0;
+};
+
+enum class path_match_kind { any, prefix, exact, regex };
+
+struct route_config {
+  std::string name;
+  std::string host;  // "" = any
+  path_match_kind path_kind = path_match_kind::any;
+  std::string path;
+  std::vector<split_entry> split;
+  duration timeout = std::chrono::seconds(15);  // for the upstream to start its response
+};
+
+struct listener_config {
+  std::string name;
+  host_port address;
+  bool trust_forwarded = false;
+  std::vector<route_config> routes;
+};
+
+struct cluster_config {
+  std::string name;
+  std::vector<host_port> endpoints;
+  duration connect_timeout = std::chrono::seconds(1);
+  std::uint32_t max_connections = 1024;  // per worker
+  std::uint32_t max_pending = 1024;      // per worker
+};
+
+struct proxy_config {
+  std::string file;
+  limits_config limits;
+  std::vector<listener_config> listeners;
+  std::vector<cluster_config> clusters;
+
+  const cluster_config* find_cluster(std::string_view name) const;
+};
+
+// Parses and validates `text` read from `file_name`. Returns nullopt and fills
+// `errors` when anything is wrong.
+std::optional<proxy_config> parse_proxy_config(const std::string& text, const std::string& file_name,
+                                               std::vector<config_error>& errors);
+// Same, reading the file first (an unreadable file is one error at 1:1).
+std::optional<proxy_config> load_proxy_config(const std::string& path, std::vector<config_error>& errors);
+
+}  // namespace vane::proxy

@@ -1,0 +1,388 @@
+#include "proxy/connection.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/log.hpp"
+#include "filters/route_match/route_match.hpp"
+#include "filters/split/split.hpp"
+#include "proxy/worker.hpp"
+
+namespace vane::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+constexpr std::size_t relay_buffer_size = 16 * 1024;
+
+// RFC 9110 §7.6.1: these never cross a proxy, nor does any field that the
+// Connection header names. Keep-Alive and Proxy-Connection are the legacy ones.
+void remove_hop_by_hop(http::fields& f) {
+  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
+    for (auto token : http::token_list(it->value())) {
+      std::string_view name(token.data(), token.size());
+      if (!beast::iequals(name, "connection")) f.erase(name);
+    }
+  }
+  f.erase(http::field::connection);
+  f.erase(http::field::keep_alive);
+  f.erase(http::field::proxy_connection);
+  f.erase(http::field::te);
+  f.erase(http::field::trailer);
+  f.erase(http::field::transfer_encoding);
+  f.erase(http::field::upgrade);
+}
+
+void set_forwarding_headers(http::fields& f, std::string_view client_ip, bool trust_incoming) {
+  auto xff = f.find("x-forwarded-for");
+  if (trust_incoming && xff != f.end()) {
+    std::string value(xff->value());
+    value += ", ";
+    value += client_ip;
+    f.set("x-forwarded-for", value);
+  } else {
+    f.set("x-forwarded-for", client_ip);
+  }
+  if (!(trust_incoming && f.count("x-forwarded-proto"))) f.set("x-forwarded-proto", "http");
+  auto via = f.find(http::field::via);
+  if (via != f.end()) {
+    std::string value(via->value());
+    value += ", 1.1 vane";
+    f.set(http::field::via, value);
+  } else {
+    f.set(http::field::via, "1.1 vane");
+  }
+}
+
+// A reply made by the proxy itself (no route, upstream failure, bad request).
+asio::awaitable<bool> local_reply(beast::tcp_stream& client, http::status status, std::string_view body,
+                                  bool keep_alive, duration timeout) {
+  http::response<http::string_body> res{status, 11};
+  res.set(http::field::server, "vane");
+  res.set(http::field::content_type, "text/plain");
+  res.body() = body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  client.expires_after(timeout);
+  auto [ec, n] = co_await http::async_write(client, res, nothrow);
+  co_return !ec;
+}
+
+enum class relay_status { ok, read_failed, write_failed };
+
+// Streams a message body from `in` to `out` through `buf`, as Beast's relay
+// example does: read what the parser gives into the buffer body, let the
+// serializer frame it for the other side (Content-Length passes through,
+// chunked is re-chunked), repeat. Memory stays at one buffer whatever the size.
+template <bool isRequest>
+asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
+                                         http::serializer<isRequest, http::buffer_body>& sr, beast::tcp_stream& in,
+                                         beast::flat_buffer& in_buffer, beast::tcp_stream& out, char* buf,
+                                         duration io_timeout) {
+  do {
+    auto& body = p.get().body();
+    if (!p.is_done()) {
+      body.data = buf;
+      body.size = relay_buffer_size;
+      in.expires_after(io_timeout);
+      auto [ec, n] = co_await http::async_read(in, in_buffer, p, nothrow);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) co_return relay_status::read_failed;
+      body.size = relay_buffer_size - body.size;
+      body.data = buf;
+      body.more = !p.is_done();
+    } else {
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+    }
+    out.expires_after(io_timeout);
+    auto [ec, n] = co_await http::async_write(out, sr, nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return relay_status::write_failed;
+  } while (!p.is_done() && !sr.is_done());
+  co_return relay_status::ok;
+}
+
+struct failure_reply {
+  http::status status;
+  std::string_view body;
+};
+
+failure_reply reply_for(acquire_error e) {
+  switch (e) {
+    case acquire_error::overflow: return {http::status::service_unavailable, "upstream overflow\n"};
+    case acquire_error::connect_timeout: return {http::status::gateway_timeout, "upstream connect timeout\n"};
+    case acquire_error::pending_timeout: return {http::status::gateway_timeout, "upstream request timeout\n"};
+    case acquire_error::connect_failed:
+    case acquire_error::none: break;
+  }
+  return {http::status::bad_gateway, "upstream connect error\n"};
+}
+
+bool is_absolute_form(std::string_view target) {
+  return target.size() > 7 && (beast::iequals(target.substr(0, 7), "http://") ||
+                               (target.size() > 8 && beast::iequals(target.substr(0, 8), "https://")));
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_t listener_index) {
+  w.connection_opened();
+  struct closed_guard {
+    worker& w;
+    ~closed_guard() { w.connection_closed(); }
+  } guard{w};
+
+  beast::tcp_stream client(std::move(socket));
+  boost::system::error_code ec;
+  client.socket().set_option(tcp::no_delay(true), ec);
+  std::string client_ip;
+  if (auto ep = client.socket().remote_endpoint(ec); !ec) client_ip = ep.address().to_string();
+
+  beast::flat_buffer buffer;
+  std::unique_ptr<char[]> relay_buf;  // allocated on the first body, then reused for the connection's life
+
+  for (;;) {
+    // The snapshot this request runs on, whatever is swapped in meanwhile.
+    std::shared_ptr<worker_policy> policy = w.policy();
+    const route_table& table = *policy->table;
+    const limits_config& limits = table.config.limits;
+    const compiled_listener& listener = table.listeners[listener_index];
+
+    // Between requests the connection may idle for idle_timeout; once the
+    // first byte arrived, the whole head must come within header_timeout.
+    if (buffer.size() == 0) {
+      client.expires_after(limits.idle_timeout);
+      auto [rec, n] = co_await client.async_read_some(buffer.prepare(4096), nothrow);
+      if (rec) co_return;
+      buffer.commit(n);
+    }
+    http::request_parser<http::buffer_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits.max_request_headers));
+    parser.body_limit(limits.max_body);
+    client.expires_after(limits.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(client, buffer, parser, nothrow);
+    if (hec) {
+      if (hec == http::error::end_of_stream || hec == http::error::partial_message ||
+          hec == asio::error::connection_reset || hec == asio::error::eof)
+        co_return;
+      if (hec == beast::error::timeout) {
+        co_await local_reply(client, http::status::request_timeout, "request header timeout\n", false,
+                             limits.idle_timeout);
+      } else if (hec == http::error::header_limit) {
+        co_await local_reply(client, http::status::request_header_fields_too_large, "request header too large\n",
+                             false, limits.idle_timeout);
+      } else if (hec == http::error::body_limit) {
+        co_await local_reply(client, http::status::payload_too_large, "request body too large\n", false,
+                             limits.idle_timeout);
+      } else {
+        log::debug("bad request from {}: {}", client_ip, hec.message());
+        co_await local_reply(client, http::status::bad_request, "bad request\n", false, limits.idle_timeout);
+      }
+      client.socket().shutdown(tcp::socket::shutdown_both, ec);
+      co_return;
+    }
+
+    auto& req = parser.get();
+    const unsigned client_version = req.version();
+    bool keep_alive = req.keep_alive();
+    const bool has_body = !parser.is_done();
+
+    if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > limits.max_headers) {
+      co_await local_reply(client, http::status::request_header_fields_too_large, "too many request headers\n", false,
+                           limits.idle_timeout);
+      co_return;
+    }
+    std::size_t hosts = req.count(http::field::host);
+    if (hosts > 1 || (hosts == 0 && client_version >= 11)) {
+      co_await local_reply(client, http::status::bad_request, "bad request: exactly one Host header required\n",
+                           false, limits.idle_timeout);
+      co_return;
+    }
+
+    std::string_view target = req.target();
+    std::string_view host = req[http::field::host];
+    std::string absolute_host;  // only for absolute-form targets (RFC 9112 §3.2.2): rare
+    if (is_absolute_form(target)) {
+      auto rest = target.substr(target.find("//") + 2);
+      auto slash = rest.find('/');
+      absolute_host = std::string(rest.substr(0, slash));
+      host = absolute_host;
+      std::string origin(slash == std::string_view::npos ? "/" : rest.substr(slash));
+      req.target(origin);
+      req.set(http::field::host, absolute_host);
+      target = req.target();
+    } else if (target.empty() || (target.front() != '/' && target != "*")) {
+      co_await local_reply(client, http::status::bad_request, "bad request target\n", false, limits.idle_timeout);
+      co_return;
+    }
+
+    const compiled_route* route = table.match(listener_index, host, path_of_target(target));
+    if (!route) {
+      // A body we will not read would be taken for the next request: close instead.
+      if (has_body) keep_alive = false;
+      if (!co_await local_reply(client, http::status::not_found, "no route\n", keep_alive, limits.idle_timeout) ||
+          !keep_alive)
+        co_return;
+      continue;
+    }
+
+    std::size_t pick = pick_smooth(route->weights, policy->swrr[route->index]);
+    upstream_pool& pool = w.pool(route->clusters[pick]);
+
+    // Rewrite the head for the upstream: HTTP/1.1 keep-alive, no hop-by-hop fields.
+    const bool chunked_in = parser.chunked();
+    const bool expects_continue =
+        client_version >= 11 && beast::iequals(req[http::field::expect], "100-continue") && has_body;
+    remove_hop_by_hop(req);
+    if (expects_continue) req.erase(http::field::expect);  // we answer 100 Continue ourselves, as nginx does
+    if (chunked_in) req.chunked(true);
+    req.version(11);
+    set_forwarding_headers(req, client_ip, listener.trust_forwarded);
+
+    if (has_body && !relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
+    const auto deadline = clock::now() + route->timeout;
+    const bool head_request = req.method() == http::verb::head;
+
+    lease conn;
+    std::optional<http::response_parser<http::buffer_body>> response;
+    std::optional<failure_reply> failure;  // set when no response head arrived
+    // Two attempts at most, and the second only when the first went to an idle
+    // pooled connection that the upstream had closed before reading anything
+    // of ours and the client's body is untouched: resending is then safe.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      failure.reset();
+      conn = co_await pool.acquire(deadline, attempt > 0);
+      if (conn.error != acquire_error::none) {
+        failure = reply_for(conn.error);
+        break;
+      }
+      const bool may_retry = conn.reused && !has_body && attempt == 0;
+      http::serializer<true, http::buffer_body> sr(req);
+      sr.split(true);
+      conn.conn->stream.expires_after(limits.idle_timeout);
+      auto [wec, wn] = co_await http::async_write_header(conn.conn->stream, sr, nothrow);
+      if (wec) {
+        pool.release(std::move(conn.conn), false);
+        failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
+        if (may_retry) continue;
+        break;
+      }
+      if (expects_continue) {
+        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+        client.expires_after(limits.idle_timeout);
+        auto [cec, cn] = co_await asio::async_write(client, asio::buffer(continue_line), nothrow);
+        if (cec) {
+          pool.release(std::move(conn.conn), false);
+          co_return;
+        }
+      }
+      auto status = co_await relay_body(parser, sr, client, buffer, conn.conn->stream, relay_buf.get(),
+                                        limits.idle_timeout);
+      if (status == relay_status::read_failed) {  // the client went away or sent a bad body
+        pool.release(std::move(conn.conn), false);
+        co_return;
+      }
+      if (status == relay_status::write_failed) {
+        pool.release(std::move(conn.conn), false);
+        failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
+        if (may_retry) continue;
+        break;
+      }
+      // Read the response head; 1xx interim responses (other than 101) are dropped.
+      boost::system::error_code rec;
+      for (;;) {
+        response.emplace();
+        response->header_limit(static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536)));
+        response->body_limit(boost::none);
+        if (head_request) response->skip(true);
+        conn.conn->stream.expires_at(deadline);
+        std::tie(rec, std::ignore) =
+            co_await http::async_read_header(conn.conn->stream, conn.conn->buffer, *response, nothrow);
+        if (rec) break;
+        unsigned code = response->get().result_int();
+        if (code < 100 || code >= 200 || code == 101) break;
+      }
+      if (!rec) break;  // a response head: relay it below
+      pool.release(std::move(conn.conn), false);
+      response.reset();
+      if (rec == beast::error::timeout) {
+        failure = failure_reply{http::status::gateway_timeout, "upstream request timeout\n"};
+        break;
+      }
+      failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
+      if (may_retry && (rec == http::error::end_of_stream || rec == asio::error::connection_reset)) continue;
+      break;
+    }
+
+    if (failure) {
+      if (has_body && !parser.is_done()) keep_alive = false;  // unread body bytes: cannot stay in sync
+      if (!co_await local_reply(client, failure->status, failure->body, keep_alive, limits.idle_timeout) ||
+          !keep_alive)
+        co_return;
+      continue;
+    }
+
+    auto& res = response->get();
+    if (res.result_int() == 101) {  // we never forward Upgrade, so a switch is a protocol error
+      pool.release(std::move(conn.conn), false);
+      co_await local_reply(client, http::status::bad_gateway, "unexpected protocol switch\n", false,
+                           limits.idle_timeout);
+      co_return;
+    }
+    const bool upstream_keep_alive = res.keep_alive();
+    const unsigned code = res.result_int();
+    const bool no_body = head_request || code == 204 || code == 304;
+    bool chunked_out = response->chunked();
+    const bool close_delimited = !no_body && !chunked_out && !response->content_length() && !response->is_done();
+    remove_hop_by_hop(res);
+    if (close_delimited) {
+      // The upstream ends its body by closing: re-frame it as chunked for an
+      // HTTP/1.1 client; an HTTP/1.0 client gets it the same way, then close.
+      if (client_version >= 11) chunked_out = true;
+      else keep_alive = false;
+    }
+    if (chunked_out && client_version < 11) {
+      chunked_out = false;
+      keep_alive = false;
+    }
+    if (chunked_out) res.chunked(true);
+    res.version(11);
+    res.keep_alive(keep_alive);
+
+    http::serializer<false, http::buffer_body> rsr(res);
+    bool upstream_reusable = upstream_keep_alive;
+    if (no_body) {
+      rsr.split(true);
+      client.expires_after(limits.idle_timeout);
+      auto [wec, wn] = co_await http::async_write_header(client, rsr, nothrow);
+      upstream_reusable = upstream_reusable && response->is_done();
+      pool.release(std::move(conn.conn), upstream_reusable);
+      if (wec || !keep_alive) co_return;
+      continue;
+    }
+    if (!relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
+    auto status =
+        co_await relay_body(*response, rsr, conn.conn->stream, conn.conn->buffer, client, relay_buf.get(),
+                            limits.idle_timeout);
+    upstream_reusable = upstream_reusable && status == relay_status::ok && response->is_done();
+    pool.release(std::move(conn.conn), upstream_reusable);
+    if (status != relay_status::ok || !keep_alive) {
+      if (status == relay_status::ok) client.socket().shutdown(tcp::socket::shutdown_send, ec);
+      co_return;
+    }
+  }
+}
+
+}  // namespace vane::proxy

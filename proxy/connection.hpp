@@ -1,0 +1,14 @@
+#pragma once
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+namespace vane::proxy {
+class worker;
+
+// Serves one downstream connection until it closes: reads each request head
+// (with limits and timeouts), picks the route and cluster on the worker's
+// current snapshot, relays the request and response bodies as streams, and
+// keeps both sides alive when HTTP allows it.
+boost::asio::awaitable<void> serve_connection(worker& w, boost::asio::ip::tcp::socket socket,
+                                              std::size_t listener_index);
+}  // namespace vane::proxy

@@ -1,0 +1,126 @@
+// vane-proxy: the data plane. Thin: parse flags, load and validate the config,
+// build the route table, run the workers until SIGTERM/SIGINT.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "common/log.hpp"
+#include "proxy/config.hpp"
+#include "proxy/route_table.hpp"
+#include "proxy/server.hpp"
+
+namespace {
+
+constexpr const char* usage = R"(usage: vane-proxy --config FILE [--workers N] [--validate] [--log-level LEVEL]
+
+vane-proxy is an HTTP/1.1 reverse proxy that splits traffic between the
+primary and canary clusters of a service.
+
+  --config FILE      the YAML config (see docs/configuration.md)
+  --workers N        worker threads, each with its own event loop, listening
+                     sockets (SO_REUSEPORT) and upstream pools; default: the
+                     number of cores
+  --validate         check the config and exit: 0 when it is valid, 1 with
+                     every error printed as FILE:LINE:COL: message
+  --log-level LEVEL  debug, info (default), warn or error
+  --help             this text
+  --version          the version
+
+Signals: SIGTERM and SIGINT stop the proxy.
+Each listener logs "listener NAME listening on ADDRESS" once it accepts.
+)";
+
+int fail_usage(const std::string& message) {
+  std::fprintf(stderr, "vane-proxy: %s\n\n%s", message.c_str(), usage);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  std::size_t workers = std::max(1u, std::thread::hardware_concurrency());
+  bool validate_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* flag) -> const char* {
+      if (i + 1 >= argc) return nullptr;
+      (void)flag;
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::puts("vane-proxy 0.1.0");
+      return 0;
+    } else if (arg == "--config") {
+      auto v = value("--config");
+      if (!v) return fail_usage("--config needs a file");
+      config_path = v;
+    } else if (arg == "--workers") {
+      auto v = value("--workers");
+      char* end = nullptr;
+      long n = v ? std::strtol(v, &end, 10) : 0;
+      if (!v || *end != '\0' || n < 1 || n > 256) return fail_usage("--workers needs a number from 1 to 256");
+      workers = static_cast<std::size_t>(n);
+    } else if (arg == "--validate") {
+      validate_only = true;
+    } else if (arg == "--log-level") {
+      auto v = value("--log-level");
+      vane::log::level level;
+      if (!v || !vane::log::parse_level(v, level)) return fail_usage("--log-level needs debug, info, warn or error");
+      vane::log::set_level(level);
+    } else {
+      return fail_usage("unknown argument '" + arg + "'");
+    }
+  }
+  if (config_path.empty()) return fail_usage("--config is required");
+
+  std::vector<vane::config_error> errors;
+  auto config = vane::proxy::load_proxy_config(config_path, errors);
+  if (!config) {
+    for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    std::fprintf(stderr, "vane-proxy: %s: %zu error%s, config refused\n", config_path.c_str(), errors.size(),
+                 errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  if (validate_only) {
+    std::printf("%s: valid (%zu listeners, %zu clusters)\n", config_path.c_str(), config->listeners.size(),
+                config->clusters.size());
+    return 0;
+  }
+
+  std::string error;
+  auto table = vane::proxy::build_route_table(*config, 1, error);
+  if (!table) {
+    vane::log::error("{}: {}", config_path, error);
+    return 1;
+  }
+
+  vane::proxy::server server(table, workers);
+  try {
+    server.bind();
+  } catch (const std::exception& e) {
+    vane::log::error("{}", e.what());
+    return 1;
+  }
+
+  boost::asio::io_context main_ctx;
+  boost::asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (!ec) vane::log::info("signal {}: stopping", sig);
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+  server.start();
+  main_ctx.run();
+  server.stop();
+  vane::log::info("stopped");
+  return 0;
+}

@@ -1,0 +1,84 @@
+#include "proxy/route_table.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/asio/io_context.hpp>
+
+namespace vane::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+const compiled_route* route_table::match(std::size_t listener, std::string_view host_header,
+                                         std::string_view path) const {
+  for (const auto& r : listeners[listener].routes)
+    if (r.host.matches(host_header) && r.path.matches(path)) return &r;
+  return nullptr;
+}
+
+std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
+                                                     std::string& error) {
+  auto table = std::make_shared<route_table>();
+  table->generation = generation;
+  table->config = config;
+
+  asio::io_context resolve_ctx;
+  tcp::resolver resolver(resolve_ctx);
+  for (const auto& c : config.clusters) {
+    cluster_target t;
+    t.name = c.name;
+    t.connect_timeout = c.connect_timeout;
+    t.max_connections = c.max_connections;
+    t.max_pending = c.max_pending;
+    for (const auto& ep : c.endpoints) {
+      boost::system::error_code ec;
+      auto address = asio::ip::make_address(ep.host, ec);
+      if (!ec) {
+        t.endpoints.emplace_back(address, ep.port);
+        continue;
+      }
+      auto results = resolver.resolve(ep.host, std::to_string(ep.port), ec);
+      if (ec || results.empty()) {
+        error = fmt::format("cluster {}: cannot resolve {}: {}", c.name, ep.to_string(), ec.message());
+        return nullptr;
+      }
+      for (const auto& r : results) t.endpoints.push_back(r.endpoint());
+    }
+    table->clusters.push_back(std::move(t));
+  }
+
+  auto cluster_index = [&](const std::string& name) {
+    for (std::size_t i = 0; i < config.clusters.size(); ++i)
+      if (config.clusters[i].name == name) return i;
+    return config.clusters.size();  // unreachable: validated
+  };
+
+  for (const auto& l : config.listeners) {
+    compiled_listener cl;
+    cl.name = l.name;
+    cl.address = l.address;
+    cl.trust_forwarded = l.trust_forwarded;
+    for (const auto& r : l.routes) {
+      compiled_route cr;
+      cr.name = r.name;
+      cr.index = table->route_count++;
+      cr.host = host_matcher(r.host);
+      switch (r.path_kind) {
+        case path_match_kind::any: break;
+        case path_match_kind::prefix: cr.path = path_matcher::prefix(r.path); break;
+        case path_match_kind::exact: cr.path = path_matcher::exact(r.path); break;
+        case path_match_kind::regex: cr.path = path_matcher::regex(r.path); break;
+      }
+      for (const auto& s : r.split) {
+        cr.weights.push_back(s.weight);
+        cr.clusters.push_back(cluster_index(s.cluster));
+      }
+      cr.timeout = r.timeout;
+      cl.routes.push_back(std::move(cr));
+    }
+    table->listeners.push_back(std::move(cl));
+  }
+  return table;
+}
+
+}  // namespace vane::proxy

@@ -1,0 +1,58 @@
+#pragma once
+// The route table: an immutable snapshot built from a validated config, shared
+// read-only by every worker (std::shared_ptr<const route_table>). Everything a
+// request needs to pick a route and a cluster is precompiled here.
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "filters/route_match/route_match.hpp"
+#include "proxy/config.hpp"
+
+namespace vane::proxy {
+
+struct compiled_route {
+  std::string name;
+  std::size_t index = 0;  // in route_table::route_count order, for per-worker state
+  host_matcher host;
+  path_matcher path;
+  std::vector<std::uint32_t> weights;   // split weights, in split order
+  std::vector<std::size_t> clusters;    // index into route_table::clusters, same order
+  duration timeout{};
+};
+
+struct compiled_listener {
+  std::string name;
+  host_port address;
+  bool trust_forwarded = false;
+  std::vector<compiled_route> routes;
+};
+
+struct cluster_target {
+  std::string name;
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints;
+  duration connect_timeout{};
+  std::uint32_t max_connections = 0;
+  std::uint32_t max_pending = 0;
+};
+
+struct route_table {
+  std::uint64_t generation = 0;
+  proxy_config config;
+  std::vector<compiled_listener> listeners;
+  std::vector<cluster_target> clusters;
+  std::size_t route_count = 0;
+
+  // First route of the listener whose host and path match, or nullptr.
+  const compiled_route* match(std::size_t listener, std::string_view host_header, std::string_view path) const;
+};
+
+// Builds the snapshot. Endpoints given as DNS names are resolved here, once;
+// returns nullptr with `error` set when a name does not resolve.
+std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
+                                                     std::string& error);
+
+}  // namespace vane::proxy

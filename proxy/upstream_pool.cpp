@@ -1,0 +1,136 @@
+#include "proxy/upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/log.hpp"
+
+namespace vane::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using clock = std::chrono::steady_clock;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// A request waiting for a connection. It lives in the waiting coroutine's frame;
+// release() hands it either a connection or the right to open one, then wakes it.
+struct upstream_pool::waiter {
+  explicit waiter(upstream_pool& p) : pool(p), timer(p.ex_) {}
+  ~waiter() {
+    // A frame destroyed while queued (worker shutting down) must not stay linked.
+    auto it = std::find(pool.waiters_.begin(), pool.waiters_.end(), this);
+    if (it != pool.waiters_.end()) pool.waiters_.erase(it);
+  }
+  upstream_pool& pool;
+  asio::steady_timer timer;
+  bool granted = false;
+  upstream_ptr conn;  // set when granted a reusable connection; empty: open a new one
+};
+
+upstream_pool::upstream_pool(asio::any_io_executor ex, const cluster_target& cluster, duration idle_timeout)
+    : ex_(std::move(ex)), cluster_(cluster), idle_timeout_(idle_timeout) {}
+
+upstream_pool::~upstream_pool() = default;
+
+upstream_ptr upstream_pool::take_idle() {
+  auto now = clock::now();
+  while (!idle_.empty()) {
+    upstream_ptr c = std::move(idle_.back());
+    idle_.pop_back();
+    // Drop connections idle too long or already closed by the upstream: a
+    // non-blocking peek reads 0 (FIN) or data (a protocol error) from a dead
+    // one, and EAGAIN from a live one. This catches the common keep-alive
+    // race without a syscall on the request path beyond one recv.
+    bool alive = now - c->idle_since < idle_timeout_;
+    if (alive) {
+      char byte;
+      ssize_t n = ::recv(c->stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      alive = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+    if (alive) return c;
+    --open_;
+  }
+  return nullptr;
+}
+
+asio::awaitable<lease> upstream_pool::acquire(clock::time_point deadline, bool fresh_only) {
+  if (!fresh_only) {
+    if (auto c = take_idle()) co_return lease{std::move(c), true, acquire_error::none};
+  }
+  if (open_ < cluster_.max_connections) co_return co_await connect(deadline);
+  if (waiters_.size() >= cluster_.max_pending) co_return lease{nullptr, false, acquire_error::overflow};
+
+  waiter w(*this);
+  waiters_.push_back(&w);
+  w.timer.expires_at(deadline);
+  co_await w.timer.async_wait(nothrow);
+  if (!w.granted) co_return lease{nullptr, false, acquire_error::pending_timeout};  // ~waiter unlinks
+  if (w.conn) co_return lease{std::move(w.conn), true, acquire_error::none};
+  // Granted the slot of a closed connection: open_ was kept for us.
+  --open_;
+  co_return co_await connect(deadline);
+}
+
+asio::awaitable<lease> upstream_pool::connect(clock::time_point deadline) {
+  ++open_;
+  acquire_error last = acquire_error::connect_failed;
+  // Try each endpoint at most once, starting with the next in round-robin order.
+  for (std::size_t attempt = 0; attempt < cluster_.endpoints.size(); ++attempt) {
+    std::size_t index = next_endpoint_++ % cluster_.endpoints.size();
+    auto conn = std::make_unique<upstream_connection>(ex_);
+    conn->endpoint = index;
+    auto budget = std::min<clock::duration>(cluster_.connect_timeout, deadline - clock::now());
+    if (budget <= clock::duration::zero()) {
+      last = acquire_error::connect_timeout;
+      break;
+    }
+    conn->stream.expires_after(budget);
+    auto [ec] = co_await conn->stream.async_connect(cluster_.endpoints[index], nothrow);
+    if (!ec) {
+      conn->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+      ++created_;
+      co_return lease{std::move(conn), false, acquire_error::none};
+    }
+    last = ec == beast::error::timeout ? acquire_error::connect_timeout : acquire_error::connect_failed;
+    log::debug("cluster {}: connect to {} failed: {}", cluster_.name,
+               cluster_.endpoints[index].address().to_string(), ec.message());
+  }
+  --open_;
+  // The slot we held is free again: let a waiter use it.
+  if (!waiters_.empty()) {
+    waiter* w = waiters_.front();
+    waiters_.pop_front();
+    w->granted = true;
+    ++open_;  // held for the waiter, which decrements before connecting
+    w->timer.cancel();
+  }
+  co_return lease{nullptr, false, last};
+}
+
+void upstream_pool::release(upstream_ptr conn, bool reusable) {
+  if (reusable && conn->buffer.size() != 0) reusable = false;  // stray bytes: never reuse
+  if (!waiters_.empty()) {
+    waiter* w = waiters_.front();
+    waiters_.pop_front();
+    w->granted = true;
+    if (reusable) {
+      w->conn = std::move(conn);
+    } else {
+      conn.reset();  // closes; the waiter inherits the slot (open_ unchanged)
+    }
+    w->timer.cancel();
+    return;
+  }
+  if (!reusable) {
+    --open_;
+    return;
+  }
+  conn->stream.expires_never();
+  conn->idle_since = clock::now();
+  idle_.push_back(std::move(conn));
+}
+
+}  // namespace vane::proxy

@@ -1,0 +1,76 @@
+#pragma once
+// A per-worker pool of keep-alive connections to one cluster's endpoints.
+//
+// Single-threaded by construction: a pool belongs to one worker and is only
+// touched from that worker's io_context, so it takes no lock. Contract:
+//   lease l = co_await pool.acquire(deadline);   // a connection, or an error
+//   ... use l.conn ...
+//   pool.release(std::move(l.conn), reusable);  // exactly once per successful acquire
+// `max_connections` caps connections (leased + idle + connecting) of this
+// worker; beyond it up to `max_pending` requests wait in FIFO order for a
+// released connection until their deadline; beyond that acquire fails with
+// `overflow` at once.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "proxy/route_table.hpp"
+
+namespace vane::proxy {
+
+struct upstream_connection {
+  explicit upstream_connection(boost::asio::any_io_executor ex) : stream(ex) {}
+  boost::beast::tcp_stream stream;
+  boost::beast::flat_buffer buffer;  // read buffer; must be empty when the connection is reused
+  std::size_t endpoint = 0;
+  std::chrono::steady_clock::time_point idle_since{};
+};
+using upstream_ptr = std::unique_ptr<upstream_connection>;
+
+enum class acquire_error { none, overflow, connect_failed, connect_timeout, pending_timeout };
+
+struct lease {
+  upstream_ptr conn;
+  bool reused = false;  // taken from the idle list (may have been closed by the peer meanwhile)
+  acquire_error error = acquire_error::none;
+};
+
+class upstream_pool {
+ public:
+  upstream_pool(boost::asio::any_io_executor ex, const cluster_target& cluster, duration idle_timeout);
+  ~upstream_pool();
+  upstream_pool(const upstream_pool&) = delete;
+  upstream_pool& operator=(const upstream_pool&) = delete;
+
+  // `fresh_only` skips idle connections (used to retry after a stale one failed).
+  boost::asio::awaitable<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false);
+  // Returns a connection; `reusable` only when its last response was read to the end with keep-alive.
+  void release(upstream_ptr conn, bool reusable);
+
+  std::size_t active() const { return open_ - idle_.size(); }
+  std::size_t idle() const { return idle_.size(); }
+  std::uint64_t connections_created() const { return created_; }
+
+ private:
+  struct waiter;
+  boost::asio::awaitable<lease> connect(std::chrono::steady_clock::time_point deadline);
+  upstream_ptr take_idle();
+
+  boost::asio::any_io_executor ex_;
+  cluster_target cluster_;
+  duration idle_timeout_;
+  std::vector<upstream_ptr> idle_;  // most recently used last
+  std::deque<waiter*> waiters_;
+  std::size_t open_ = 0;  // idle + leased + connecting
+  std::size_t next_endpoint_ = 0;
+  std::uint64_t created_ = 0;
+};
+
+}  // namespace vane::proxy

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <set>
+#include <tuple>
 
 namespace vane::proxy {
 
@@ -257,6 +259,10 @@ std::optional<proxy_config> parse_proxy_config(const std::string& text, const st
   std::optional<proxy_config> cfg;
   if (reader.ok()) cfg = config_parser(reader).parse(root, file_name);
   errors = reader.errors();
+  // Reported in file order, whatever order the checks ran in.
+  std::stable_sort(errors.begin(), errors.end(), [](const config_error& a, const config_error& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
   if (!errors.empty()) return std::nullopt;
   return cfg;
 }

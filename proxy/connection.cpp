@@ -89,6 +89,14 @@ asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_bo
                                          http::serializer<isRequest, http::buffer_body>& sr, beast::tcp_stream& in,
                                          beast::flat_buffer& in_buffer, beast::tcp_stream& out, char* buf,
                                          duration io_timeout) {
+  // Beast sizes each read by the buffer's free capacity (512 bytes at least):
+  // give it room for a whole relay buffer while the body streams, and hand the
+  // memory back afterwards so that idle keep-alive connections stay small.
+  in_buffer.reserve(relay_buffer_size);
+  struct shrink_after {
+    beast::flat_buffer& b;
+    ~shrink_after() { b.shrink_to_fit(); }
+  } shrink{in_buffer};
   do {
     auto& body = p.get().body();
     if (!p.is_done()) {
@@ -252,7 +260,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_
     set_forwarding_headers(req, client_ip, listener.trust_forwarded);
 
     if (has_body && !relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
-    const auto deadline = clock::now() + route->timeout;
+    const auto deadline = clock::now() + route->timeout;  // for getting a connection
     const bool head_request = req.method() == http::verb::head;
 
     lease conn;
@@ -307,7 +315,9 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_
         response->header_limit(static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536)));
         response->body_limit(boost::none);
         if (head_request) response->skip(true);
-        conn.conn->stream.expires_at(deadline);
+        // As Envoy's route timeout: counted from the end of the request, so
+        // that a long upload does not eat the upstream's time to answer.
+        conn.conn->stream.expires_after(route->timeout);
         std::tie(rec, std::ignore) =
             co_await http::async_read_header(conn.conn->stream, conn.conn->buffer, *response, nothrow);
         if (rec) break;

@@ -31,15 +31,17 @@ struct upstream_pool::waiter {
 };
 
 upstream_pool::upstream_pool(asio::any_io_executor ex, const cluster_target& cluster, duration idle_timeout)
-    : ex_(std::move(ex)), cluster_(cluster), idle_timeout_(idle_timeout) {}
+    : ex_(std::move(ex)), cluster_(cluster), idle_timeout_(idle_timeout), idle_(cluster.endpoints.size()) {}
 
 upstream_pool::~upstream_pool() = default;
 
-upstream_ptr upstream_pool::take_idle() {
+upstream_ptr upstream_pool::take_idle(std::size_t endpoint) {
   auto now = clock::now();
-  while (!idle_.empty()) {
-    upstream_ptr c = std::move(idle_.back());
-    idle_.pop_back();
+  auto& idle = idle_[endpoint];
+  while (!idle.empty()) {
+    upstream_ptr c = std::move(idle.back());
+    idle.pop_back();
+    --idle_count_;
     // Drop connections idle too long or already closed by the upstream: a
     // non-blocking peek reads 0 (FIN) or data (a protocol error) from a dead
     // one, and EAGAIN from a live one. This catches the common keep-alive
@@ -57,10 +59,21 @@ upstream_ptr upstream_pool::take_idle() {
 }
 
 asio::awaitable<lease> upstream_pool::acquire(clock::time_point deadline, bool fresh_only) {
+  std::size_t endpoint = next_endpoint_++ % cluster_.endpoints.size();
   if (!fresh_only) {
-    if (auto c = take_idle()) co_return lease{std::move(c), true, acquire_error::none};
+    if (auto c = take_idle(endpoint)) co_return lease{std::move(c), true, acquire_error::none};
   }
-  if (open_ < cluster_.max_connections) co_return co_await connect(deadline);
+  if (open_ >= cluster_.max_connections && idle_count_ > 0) {
+    // At the cap with idle connections to other endpoints: close one to make room.
+    for (auto& idle : idle_) {
+      if (idle.empty()) continue;
+      idle.erase(idle.begin());  // the oldest
+      --idle_count_;
+      --open_;
+      break;
+    }
+  }
+  if (open_ < cluster_.max_connections) co_return co_await connect(endpoint, deadline);
   if (waiters_.size() >= cluster_.max_pending) co_return lease{nullptr, false, acquire_error::overflow};
 
   waiter w(*this);
@@ -71,15 +84,15 @@ asio::awaitable<lease> upstream_pool::acquire(clock::time_point deadline, bool f
   if (w.conn) co_return lease{std::move(w.conn), true, acquire_error::none};
   // Granted the slot of a closed connection: open_ was kept for us.
   --open_;
-  co_return co_await connect(deadline);
+  co_return co_await connect(endpoint, deadline);
 }
 
-asio::awaitable<lease> upstream_pool::connect(clock::time_point deadline) {
+asio::awaitable<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point deadline) {
   ++open_;
   acquire_error last = acquire_error::connect_failed;
-  // Try each endpoint at most once, starting with the next in round-robin order.
+  // Try each endpoint at most once, starting with the one picked for this request.
   for (std::size_t attempt = 0; attempt < cluster_.endpoints.size(); ++attempt) {
-    std::size_t index = next_endpoint_++ % cluster_.endpoints.size();
+    std::size_t index = (first_endpoint + attempt) % cluster_.endpoints.size();
     auto conn = std::make_unique<upstream_connection>(ex_);
     conn->endpoint = index;
     auto budget = std::min<clock::duration>(cluster_.connect_timeout, deadline - clock::now());
@@ -130,7 +143,8 @@ void upstream_pool::release(upstream_ptr conn, bool reusable) {
   }
   conn->stream.expires_never();
   conn->idle_since = clock::now();
-  idle_.push_back(std::move(conn));
+  ++idle_count_;
+  idle_[conn->endpoint].push_back(std::move(conn));
 }
 
 }  // namespace vane::proxy

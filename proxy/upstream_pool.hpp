@@ -1,6 +1,8 @@
 #pragma once
 // A per-worker pool of keep-alive connections to one cluster's endpoints.
 //
+// Each acquire picks the cluster's next endpoint (round-robin), then reuses
+// an idle connection to it or opens one, as nginx and Envoy balance per request.
 // Single-threaded by construction: a pool belongs to one worker and is only
 // touched from that worker's io_context, so it takes no lock. Contract:
 //   lease l = co_await pool.acquire(deadline);   // a connection, or an error
@@ -54,19 +56,20 @@ class upstream_pool {
   // Returns a connection; `reusable` only when its last response was read to the end with keep-alive.
   void release(upstream_ptr conn, bool reusable);
 
-  std::size_t active() const { return open_ - idle_.size(); }
-  std::size_t idle() const { return idle_.size(); }
+  std::size_t active() const { return open_ - idle_count_; }
+  std::size_t idle() const { return idle_count_; }
   std::uint64_t connections_created() const { return created_; }
 
  private:
   struct waiter;
-  boost::asio::awaitable<lease> connect(std::chrono::steady_clock::time_point deadline);
-  upstream_ptr take_idle();
+  boost::asio::awaitable<lease> connect(std::size_t first_endpoint, std::chrono::steady_clock::time_point deadline);
+  upstream_ptr take_idle(std::size_t endpoint);
 
   boost::asio::any_io_executor ex_;
   cluster_target cluster_;
   duration idle_timeout_;
-  std::vector<upstream_ptr> idle_;  // most recently used last
+  std::vector<std::vector<upstream_ptr>> idle_;  // per endpoint, most recently used last
+  std::size_t idle_count_ = 0;
   std::deque<waiter*> waiters_;
   std::size_t open_ = 0;  // idle + leased + connecting
   std::size_t next_endpoint_ = 0;

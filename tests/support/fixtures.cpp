@@ -1,0 +1,99 @@
+#include "tests/support/fixtures.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "tests/support/http_client.hpp"
+
+namespace vane::test {
+
+std::string proxy_binary() { return VANE_PROXY_BIN; }
+std::string demo_binary() { return VANE_DEMO_BIN; }
+std::string source_dir() { return VANE_SOURCE_DIR; }
+
+std::uint16_t port_of_line(const std::string& line) {
+  auto colon = line.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("no port in: " + line);
+  return static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
+}
+
+boost::json::object demo_instance::stats() const { return fetch_json(port, "/_demo/stats").as_object(); }
+
+void demo_instance::configure(const std::string& json) {
+  auto r = fetch(port, "PUT", "/_demo/config", {{"content-type", "application/json"}}, json);
+  if (r.status != 200) throw std::runtime_error("demo config refused: " + r.body);
+}
+
+demo_instance start_demo(const std::string& version, const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"--listen", "127.0.0.1:0", "--version", version};
+  args.insert(args.end(), extra.begin(), extra.end());
+  demo_instance d;
+  d.process = std::make_unique<child_process>(demo_binary(), args);
+  auto line = d.process->wait_for(" listening on ");
+  if (!line) throw std::runtime_error("vane-demo did not start: " + d.process->output());
+  d.port = port_of_line(*line);
+  return d;
+}
+
+std::string make_temp_dir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "vane-test-XXXXXX").string();
+  if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  return pattern;
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+proxy_instance start_proxy(const std::string& yaml, int workers, const std::vector<std::string>& extra) {
+  proxy_instance p;
+  p.config_path = make_temp_dir() + "/vane.yaml";
+  write_file(p.config_path, yaml);
+  std::vector<std::string> args{"--config", p.config_path, "--workers", std::to_string(workers)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  p.process = std::make_unique<child_process>(proxy_binary(), args);
+  auto line = p.process->wait_for(" listening on ");
+  if (!line) throw std::runtime_error("vane-proxy did not start: " + p.process->output());
+  auto paren = line->find(" (");
+  p.port = port_of_line(line->substr(0, paren));
+  return p;
+}
+
+std::uint16_t unused_port() {
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();  // closed on return: connecting to it is refused
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t pos = 0; (pos = text.find(from, pos)) != std::string::npos; pos += to.size())
+    text.replace(pos, from.size(), to);
+  return text;
+}
+
+std::uint64_t peak_rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6));
+  return 0;
+}
+
+}  // namespace vane::test

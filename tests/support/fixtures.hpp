@@ -1,0 +1,47 @@
+#pragma once
+// Starting the real binaries for integration and end-to-end tests.
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+namespace vane::test {
+
+std::string proxy_binary();
+std::string demo_binary();
+std::string source_dir();
+
+struct demo_instance {
+  std::unique_ptr<child_process> process;
+  std::uint16_t port = 0;
+  boost::json::object stats() const;        // GET /_demo/stats
+  void configure(const std::string& json);  // PUT /_demo/config, expects 200
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+};
+demo_instance start_demo(const std::string& version, const std::vector<std::string>& extra = {});
+
+struct proxy_instance {
+  std::unique_ptr<child_process> process;
+  std::uint16_t port = 0;  // of the first listener
+  std::string config_path;
+};
+// Writes `yaml` to a temp file and starts vane-proxy on it; waits until it listens.
+proxy_instance start_proxy(const std::string& yaml, int workers = 1, const std::vector<std::string>& extra = {});
+
+std::string make_temp_dir();
+void write_file(const std::string& path, const std::string& content);
+std::string read_text_file(const std::string& path);
+// A loopback port that nothing listens on (bound by the OS, then released).
+std::uint16_t unused_port();
+// Replaces every occurrence of `from` in `text` with `to`.
+std::string replace_all(std::string text, const std::string& from, const std::string& to);
+// The number after the last ':' in a "... listening on HOST:PORT" line.
+std::uint16_t port_of_line(const std::string& line);
+// Peak resident memory of a process (VmHWM), in KiB.
+std::uint64_t peak_rss_kib(int pid);
+
+}  // namespace vane::test

@@ -1,0 +1,193 @@
+#include <gtest/gtest.h>
+
+#include "proxy/config.hpp"
+
+using namespace vane;
+using namespace vane::proxy;
+
+namespace {
+std::vector<config_error> errors_of(const std::string& yaml) {
+  std::vector<config_error> errors;
+  auto cfg = parse_proxy_config(yaml, "test.yaml", errors);
+  EXPECT_FALSE(cfg) << "expected errors for:\n" << yaml;
+  return errors;
+}
+
+std::string all(const std::vector<config_error>& errors) {
+  std::string s;
+  for (const auto& e : errors) s += e.to_string() + "\n";
+  return s;
+}
+
+const char* valid = R"(limits: {max_body: 1MiB, header_timeout: 5s, max_headers: 50}
+listeners:
+  - name: http
+    address: 127.0.0.1:8080
+    forwarded: {trust_incoming: true}
+    routes:
+      - name: api
+        match: {host: "*.example.com", path_regex: "/api/v[0-9]+/.*"}
+        split:
+          - {cluster: primary, weight: 90}
+          - {cluster: canary, weight: 10}
+        timeout: 2s
+      - name: rest
+        split: [{cluster: primary, weight: 1}]
+clusters:
+  - name: primary
+    endpoints: [127.0.0.1:9898, "[::1]:9899"]
+    connect_timeout: 250ms
+    max_connections: 8
+    max_pending: 0
+  - name: canary
+    endpoints: [localhost:9900]
+)";
+}  // namespace
+
+TEST(Config, ParsesAValidConfig) {
+  std::vector<config_error> errors;
+  auto cfg = parse_proxy_config(valid, "test.yaml", errors);
+  ASSERT_TRUE(cfg) << all(errors);
+  EXPECT_EQ(cfg->limits.max_body, 1u << 20);
+  EXPECT_EQ(cfg->limits.header_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(cfg->limits.max_headers, 50u);
+  EXPECT_EQ(cfg->limits.idle_timeout, std::chrono::seconds(60));  // default
+  ASSERT_EQ(cfg->listeners.size(), 1u);
+  const auto& l = cfg->listeners[0];
+  EXPECT_TRUE(l.trust_forwarded);
+  ASSERT_EQ(l.routes.size(), 2u);
+  EXPECT_EQ(l.routes[0].host, "*.example.com");
+  EXPECT_EQ(l.routes[0].path_kind, path_match_kind::regex);
+  EXPECT_EQ(l.routes[0].split[1].cluster, "canary");
+  EXPECT_EQ(l.routes[0].split[1].weight, 10u);
+  EXPECT_EQ(l.routes[0].timeout, std::chrono::seconds(2));
+  EXPECT_EQ(l.routes[1].timeout, std::chrono::seconds(15));  // default
+  ASSERT_EQ(cfg->clusters.size(), 2u);
+  EXPECT_EQ(cfg->clusters[0].endpoints[1].host, "::1");
+  EXPECT_EQ(cfg->clusters[0].max_pending, 0u);
+  EXPECT_EQ(cfg->clusters[1].max_connections, 1024u);
+}
+
+TEST(Config, SyntaxErrorHasPosition) {
+  auto errors = errors_of("listeners:\n  - name: [unclosed\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].file, "test.yaml");
+  EXPECT_GE(errors[0].line, 2);
+}
+
+TEST(Config, ReportsEveryErrorWithLineAndColumn) {
+  auto errors = errors_of(R"(listeners:
+  - name: http
+    address: nowhere
+    colour: blue
+    routes:
+      - name: r
+        split:
+          - {cluster: ghost, weight: -1}
+        timeout: soon
+clusters:
+  - name: c
+    endpoints: [127.0.0.1:80]
+    max_connections: many
+)");
+  std::string text = all(errors);
+  EXPECT_NE(text.find("test.yaml:3:14: listener.address: 'nowhere' is not HOST:PORT"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:4:5: listener: unknown key 'colour'"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:8:38: split.weight must be between 0 and 1000000, got -1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("test.yaml:9:18: route.timeout: 'soon' is not a duration"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:13:22: cluster.max_connections must be an integer"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:8:23: split names unknown cluster 'ghost'"), std::string::npos) << text;
+  EXPECT_EQ(errors.size(), 6u) << text;
+}
+
+TEST(Config, FeaturesNotBuiltYetAreNamed) {
+  auto errors = errors_of(R"(admin: {address: 127.0.0.1:9901}
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: r
+        split: [{cluster: c, weight: 1}]
+        mirror: {cluster: c, percent: 100}
+clusters:
+  - name: c
+    endpoints: [127.0.0.1:80]
+    health_check: {path: /healthz}
+)");
+  std::string text = all(errors);
+  EXPECT_NE(text.find("test.yaml:1:1: config.admin: not supported yet"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:8:9: route.mirror: not supported yet"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:12:5: cluster.health_check: not supported yet"), std::string::npos) << text;
+  EXPECT_EQ(errors.size(), 3u) << text;
+}
+
+TEST(Config, WeightsMustNotAllBeZero) {
+  auto errors = errors_of(R"(listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: r
+        split: [{cluster: a, weight: 0}, {cluster: b, weight: 0}]
+clusters:
+  - {name: a, endpoints: [127.0.0.1:80]}
+  - {name: b, endpoints: [127.0.0.1:81]}
+)");
+  ASSERT_EQ(errors.size(), 1u) << all(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:6:16: route.split: the weights add up to 0; at least one must be positive");
+}
+
+TEST(Config, DuplicatesAndBadRegex) {
+  auto errors = errors_of(R"(listeners:
+  - name: http
+    address: 127.0.0.1:8080
+    routes:
+      - name: r
+        match: {path_regex: "(unclosed", host: "a.*.com"}
+        split: [{cluster: a, weight: 1}, {cluster: a, weight: 2}]
+  - name: http
+    address: 127.0.0.1:8080
+    routes:
+      - name: r
+        match: {path_prefix: api}
+        split: [{cluster: a, weight: 1}]
+clusters:
+  - {name: a, endpoints: [127.0.0.1:80]}
+  - {name: a, endpoints: [127.0.0.1:0]}
+)");
+  std::string text = all(errors);
+  for (const char* expected :
+       {"test.yaml:6:29: match.path_regex: invalid RE2 regex: missing ): (unclosed",
+        "test.yaml:6:48: match.host 'a.*.com': a wildcard is only allowed as a leading '*.'",
+        "test.yaml:7:52: split names cluster 'a' twice", "test.yaml:8:11: listener name 'http' is used twice",
+        "test.yaml:9:14: listener address 127.0.0.1:8080 is used twice", "test.yaml:11:15: route name 'r' is used twice",
+        "test.yaml:12:30: match.path_prefix must start with '/'", "test.yaml:16:12: cluster name 'a' is used twice",
+        "test.yaml:16:27: endpoint port must not be 0"})
+    EXPECT_NE(text.find(expected), std::string::npos) << "missing: " << expected << "\nin:\n" << text;
+}
+
+TEST(Config, MissingSectionsAndEmptyFile) {
+  auto errors = errors_of("");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("empty"), std::string::npos);
+  errors = errors_of("limits: {}\n");
+  std::string text = all(errors);
+  EXPECT_NE(text.find("missing required key 'clusters'"), std::string::npos) << text;
+  EXPECT_NE(text.find("missing required key 'listeners'"), std::string::npos) << text;
+  errors = errors_of("- a\n- b\n");
+  EXPECT_EQ(all(errors), "test.yaml:1:1: the config must be a mapping\n");
+}
+
+TEST(Config, LimitsAreChecked) {
+  auto errors = errors_of(R"(limits: {max_request_headers: 10, max_body: 1TB, idle_timeout: 0s, header_timeout: 1}
+listeners: []
+clusters: []
+)");
+  std::string text = all(errors);
+  EXPECT_NE(text.find("limits.max_request_headers must be between 1KiB and 1MiB"), std::string::npos) << text;
+  EXPECT_NE(text.find("limits.max_body: '1TB' is not a size"), std::string::npos) << text;
+  EXPECT_NE(text.find("limits.idle_timeout must be greater than 0"), std::string::npos) << text;
+  EXPECT_NE(text.find("limits.header_timeout: '1' is not a duration"), std::string::npos) << text;
+  EXPECT_NE(text.find("listeners must name at least one listener"), std::string::npos) << text;
+}

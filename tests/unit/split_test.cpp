@@ -71,6 +71,8 @@ TEST(Split, GrowingCanaryOnlyTakesFromPrimary) {
   for (std::uint32_t w = 0; w < 100; ++w) {
     std::vector<std::uint32_t> before{100 - w, w}, after{100 - (w + 1), w + 1};
     for (std::uint32_t p = 0; p < split_points; ++p)
-      if (pick_by_point(before, p) == 1) ASSERT_EQ(pick_by_point(after, p), 1u) << "w=" << w << " p=" << p;
+      if (pick_by_point(before, p) == 1) {
+        ASSERT_EQ(pick_by_point(after, p), 1u) << "w=" << w << " p=" << p;
+      }
   }
 }

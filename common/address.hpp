@@ -11,6 +11,7 @@ struct host_port {
   std::string host;  // without brackets for IPv6
   std::uint16_t port = 0;
   std::string to_string() const;
+  bool operator==(const host_port&) const = default;
 };
 
 // Port 0 is allowed (the OS chooses); a missing or out-of-range port is not.

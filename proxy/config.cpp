@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <re2/re2.h>
 
+#include <boost/asio/ip/address.hpp>
+#include <cctype>
+
 #include <algorithm>
 #include <set>
 #include <tuple>
@@ -30,7 +33,12 @@ class config_parser {
       return std::nullopt;
     }
     if (!r_.expect_map(root, "the config")) return std::nullopt;
-    r_.check_keys(root, "config", {"listeners", "clusters", "limits"}, {"admin", "drain_delay", "drain_timeout"});
+    r_.check_keys(root, "config", {"listeners", "clusters", "limits", "admin", "drain_delay", "drain_timeout"});
+    if (auto n = root["admin"]) parse_admin(n, cfg.admin);
+    if (auto v = root["drain_delay"])
+      if (auto d = r_.get_duration(v, "drain_delay")) cfg.drain_delay = *d;
+    if (auto v = root["drain_timeout"])
+      if (auto d = r_.get_duration(v, "drain_timeout")) cfg.drain_timeout = *d;
     if (auto n = root["limits"]) parse_limits(n, cfg.limits);
     if (r_.require(root, "clusters", "config")) parse_clusters(root["clusters"], cfg);
     if (r_.require(root, "listeners", "config")) parse_listeners(root["listeners"], cfg);
@@ -40,6 +48,38 @@ class config_parser {
   }
 
  private:
+  void parse_admin(const YAML::Node& n, admin_config& a) {
+    if (!r_.expect_map(n, "admin")) return;
+    r_.check_keys(n, "admin", {"address", "token_file"});
+    if (auto v = n["address"]) {
+      if (auto hp = address_of(v, "admin.address")) {
+        boost::system::error_code ec;
+        boost::asio::ip::make_address(hp->host, ec);
+        if (ec) r_.error(v, fmt::format("admin.address: '{}' is not an IP address", hp->host));
+        else a.address = *hp;
+      }
+    }
+    if (auto v = n["token_file"]) {
+      if (auto path = r_.get_string(v, "admin.token_file")) {
+        std::string message;
+        auto text = read_file(*path, message);
+        if (!text) {
+          r_.error(v, fmt::format("admin.token_file: {}", message));
+        } else {
+          while (!text->empty() && std::isspace(static_cast<unsigned char>(text->back()))) text->pop_back();
+          if (text->empty()) r_.error(v, fmt::format("admin.token_file: {} is empty", *path));
+          a.token_file = *path;
+          a.token = *text;
+        }
+      }
+    }
+    boost::system::error_code ec;
+    auto address = boost::asio::ip::make_address(a.address.host, ec);
+    if (!ec && !address.is_loopback() && a.token_file.empty() && r_.ok())
+      r_.error(n, fmt::format("admin.token_file is required when admin.address ({}) is not loopback",
+                              a.address.to_string()));
+  }
+
   void parse_limits(const YAML::Node& n, limits_config& l) {
     if (!r_.expect_map(n, "limits")) return;
     r_.check_keys(n, "limits", {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout"});

@@ -24,6 +24,7 @@ struct limits_config {
 struct split_entry {
   std::string cluster;
   std::uint32_t weight = 0;
+  bool operator==(const split_entry&) const = default;
 };
 
 enum class path_match_kind { any, prefix, exact, regex };
@@ -52,8 +53,17 @@ struct cluster_config {
   std::uint32_t max_pending = 1024;      // per worker
 };
 
+struct admin_config {
+  host_port address{"127.0.0.1", 9901};
+  std::string token_file;  // "" = no token (only allowed on loopback)
+  std::string token;       // read from token_file at load, trailing whitespace removed
+};
+
 struct proxy_config {
   std::string file;
+  admin_config admin;
+  duration drain_delay = std::chrono::seconds(5);
+  duration drain_timeout = std::chrono::seconds(30);
   limits_config limits;
   std::vector<listener_config> listeners;
   std::vector<cluster_config> clusters;

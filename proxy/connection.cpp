@@ -145,14 +145,14 @@ bool is_absolute_form(std::string_view target) {
 
 }  // namespace
 
-asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_t listener_index) {
-  w.connection_opened();
-  struct closed_guard {
-    worker& w;
-    ~closed_guard() { w.connection_closed(); }
-  } guard{w};
-
+asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::string listener_name) {
   beast::tcp_stream client(std::move(socket));
+  struct registration {
+    worker& w;
+    std::list<worker::connection_entry>::iterator it;
+    ~registration() { w.unregister_connection(it); }
+  } reg{w, w.register_connection(client)};
+
   boost::system::error_code ec;
   client.socket().set_option(tcp::no_delay(true), ec);
   std::string client_ip;
@@ -160,11 +160,18 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_
 
   beast::flat_buffer buffer;
   std::unique_ptr<char[]> relay_buf;  // allocated on the first body, then reused for the connection's life
+  std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
+  std::size_t listener_index = 0;
 
   for (;;) {
     // The snapshot this request runs on, whatever is swapped in meanwhile.
     std::shared_ptr<worker_policy> policy = w.policy();
     const route_table& table = *policy->table;
+    if (indexed_table.get() != &table) {
+      listener_index = table.find_listener(listener_name);
+      indexed_table = policy->table;
+      if (listener_index == table.listeners.size()) co_return;  // the listener was removed by a reload
+    }
     const limits_config& limits = table.config.limits;
     const compiled_listener& listener = table.listeners[listener_index];
 
@@ -172,10 +179,13 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_
     // first byte arrived, the whole head must come within header_timeout.
     if (buffer.size() == 0) {
       client.expires_after(limits.idle_timeout);
+      reg.it->idle = true;  // a drain may close us here
       auto [rec, n] = co_await client.async_read_some(buffer.prepare(4096), nothrow);
+      reg.it->idle = false;
       if (rec) co_return;
       buffer.commit(n);
     }
+    reg.it->idle = false;
     http::request_parser<http::buffer_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_request_headers));
     parser.body_limit(limits.max_body);
@@ -204,7 +214,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_
 
     auto& req = parser.get();
     const unsigned client_version = req.version();
-    bool keep_alive = req.keep_alive();
+    // While draining, every response asks the client to close (and reconnect elsewhere).
+    bool keep_alive = req.keep_alive() && !w.draining();
     const bool has_body = !parser.is_done();
 
     if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > limits.max_headers) {
@@ -247,7 +258,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_
     }
 
     std::size_t pick = pick_smooth(route->weights, policy->swrr[route->index]);
-    upstream_pool& pool = w.pool(route->clusters[pick]);
+    upstream_pool& pool = *policy->pools[route->clusters[pick]];
 
     // Rewrite the head for the upstream: HTTP/1.1 keep-alive, no hop-by-hop fields.
     const bool chunked_in = parser.chunked();
@@ -369,6 +380,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::size_
     }
     if (chunked_out) res.chunked(true);
     res.version(11);
+    if (w.draining()) keep_alive = false;
     res.keep_alive(keep_alive);
 
     http::serializer<false, http::buffer_body> rsr(res);

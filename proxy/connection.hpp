@@ -1,6 +1,7 @@
 #pragma once
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <string>
 
 namespace vane::proxy {
 class worker;
@@ -8,7 +9,8 @@ class worker;
 // Serves one downstream connection until it closes: reads each request head
 // (with limits and timeouts), picks the route and cluster on the worker's
 // current snapshot, relays the request and response bodies as streams, and
-// keeps both sides alive when HTTP allows it.
+// keeps both sides alive when HTTP allows it. The listener is named, not
+// indexed: a reload may renumber listeners while the connection lives.
 boost::asio::awaitable<void> serve_connection(worker& w, boost::asio::ip::tcp::socket socket,
-                                              std::size_t listener_index);
+                                              std::string listener);
 }  // namespace vane::proxy

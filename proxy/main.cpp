@@ -1,7 +1,5 @@
 // vane-proxy: the data plane. Thin: parse flags, load and validate the config,
 // build the route table, run the workers until SIGTERM/SIGINT.
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 
 #include <csignal>
 #include <cstdio>
@@ -12,8 +10,7 @@
 
 #include "common/log.hpp"
 #include "proxy/config.hpp"
-#include "proxy/route_table.hpp"
-#include "proxy/server.hpp"
+#include "proxy/runtime.hpp"
 
 namespace {
 
@@ -32,8 +29,15 @@ primary and canary clusters of a service.
   --help             this text
   --version          the version
 
-Signals: SIGTERM and SIGINT stop the proxy.
-Each listener logs "listener NAME listening on ADDRESS" once it accepts.
+Signals: SIGTERM and SIGINT drain (/ready turns 503, accept for drain_delay
+with Connection: close, then let in-flight requests finish within
+drain_timeout, exit 0); a second one exits at once. SIGHUP reloads the config;
+so does any change of the file (including a ConfigMap's ..data symlink swap).
+A bad new config is refused with its errors logged; the old one stays.
+
+Logs: "listener NAME listening on ADDRESS" once each listener accepts, and
+"admin listening on ADDRESS" for the admin API (GET /ready, /config,
+/clusters, /routes/NAME; PUT/DELETE /routes/NAME/traffic; POST /drain).
 )";
 
 int fail_usage(const std::string& message) {
@@ -97,30 +101,13 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  std::string error;
-  auto table = vane::proxy::build_route_table(*config, 1, error);
-  if (!table) {
-    vane::log::error("{}: {}", config_path, error);
-    return 1;
-  }
-
-  vane::proxy::server server(table, workers);
+  std::signal(SIGPIPE, SIG_IGN);
   try {
-    server.bind();
+    vane::proxy::runtime rt(config_path, std::move(*config), workers);
+    rt.start();
+    return rt.run();
   } catch (const std::exception& e) {
     vane::log::error("{}", e.what());
     return 1;
   }
-
-  boost::asio::io_context main_ctx;
-  boost::asio::signal_set signals(main_ctx, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (!ec) vane::log::info("signal {}: stopping", sig);
-  });
-  std::signal(SIGPIPE, SIG_IGN);
-  server.start();
-  main_ctx.run();
-  server.stop();
-  vane::log::info("stopped");
-  return 0;
 }

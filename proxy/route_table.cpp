@@ -9,6 +9,12 @@ namespace vane::proxy {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+std::size_t route_table::find_listener(std::string_view name) const {
+  for (std::size_t i = 0; i < listeners.size(); ++i)
+    if (listeners[i].name == name) return i;
+  return listeners.size();
+}
+
 const compiled_route* route_table::match(std::size_t listener, std::string_view host_header,
                                          std::string_view path) const {
   for (const auto& r : listeners[listener].routes)
@@ -17,7 +23,7 @@ const compiled_route* route_table::match(std::size_t listener, std::string_view 
 }
 
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
-                                                     std::string& error) {
+                                                     const route_table* previous, std::string& error) {
   auto table = std::make_shared<route_table>();
   table->generation = generation;
   table->config = config;
@@ -30,6 +36,15 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
     t.connect_timeout = c.connect_timeout;
     t.max_connections = c.max_connections;
     t.max_pending = c.max_pending;
+    if (previous) {
+      const cluster_config* old = previous->config.find_cluster(c.name);
+      if (old && old->endpoints == c.endpoints) {
+        for (const auto& pt : previous->clusters)
+          if (pt.name == c.name) t.endpoints = pt.endpoints;
+        table->clusters.push_back(std::move(t));
+        continue;
+      }
+    }
     for (const auto& ep : c.endpoints) {
       boost::system::error_code ec;
       auto address = asio::ip::make_address(ep.host, ec);

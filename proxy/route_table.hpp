@@ -46,13 +46,16 @@ struct route_table {
   std::vector<cluster_target> clusters;
   std::size_t route_count = 0;
 
+  // Index of the named listener, or listeners.size() when the table has none by that name.
+  std::size_t find_listener(std::string_view name) const;
   // First route of the listener whose host and path match, or nullptr.
   const compiled_route* match(std::size_t listener, std::string_view host_header, std::string_view path) const;
 };
 
-// Builds the snapshot. Endpoints given as DNS names are resolved here, once;
-// returns nullptr with `error` set when a name does not resolve.
+// Builds the snapshot. Endpoints given as DNS names are resolved here, except
+// for clusters whose endpoints are the same as in `previous` (their resolved
+// addresses are reused); returns nullptr with `error` set when a name does not resolve.
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
-                                                     std::string& error);
+                                                     const route_table* previous, std::string& error);
 
 }  // namespace vane::proxy

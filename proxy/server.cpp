@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <stdexcept>
 
 #include "common/log.hpp"
@@ -12,45 +16,94 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-server::server(std::shared_ptr<const route_table> table, std::size_t workers) : table_(std::move(table)) {
-  for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<worker>(i, table_));
+server::server(std::shared_ptr<const route_table> table, std::size_t workers) {
+  for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<worker>(i, table));
 }
 
-void server::bind() {
-  for (std::size_t li = 0; li < table_->listeners.size(); ++li) {
-    const auto& l = table_->listeners[li];
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(l.address.host, ec);
-    if (ec) throw std::runtime_error(fmt::format("listener {}: '{}' is not an IP address", l.name, l.address.host));
-    tcp::endpoint endpoint(address, l.address.port);
-    // With port 0 the first socket gets a port from the OS and the other
-    // workers bind that same port, so all of them share one accept queue set.
-    for (auto& w : workers_) {
-      tcp::acceptor acceptor(w->context());
-      acceptor.open(endpoint.protocol(), ec);
-      if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec) acceptor.set_option(reuse_port(true), ec);
-      if (!ec) acceptor.bind(endpoint, ec);
-      if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-      if (ec)
-        throw std::runtime_error(
-            fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(), ec.message()));
-      endpoint = acceptor.local_endpoint();
-      w->add_acceptor(li, std::move(acceptor));
-    }
-    host_port bound{endpoint.address().to_string(), endpoint.port()};
-    bound_.push_back(bound.to_string());
+server::~server() { stop(); }
+
+std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, std::string& bound) {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(l.address.host, ec);
+  if (ec) throw std::runtime_error(fmt::format("listener {}: '{}' is not an IP address", l.name, l.address.host));
+  tcp::endpoint endpoint(address, l.address.port);
+  std::vector<tcp::acceptor> out;
+  // With port 0 the first socket gets a port from the OS and the other
+  // workers bind that same port, so the kernel spreads connections over all.
+  for (auto& w : workers_) {
+    tcp::acceptor acceptor(w->context());
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor.set_option(reuse_port(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      throw std::runtime_error(
+          fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(), ec.message()));
+    endpoint = acceptor.local_endpoint();
+    out.push_back(std::move(acceptor));
   }
+  bound = host_port{endpoint.address().to_string(), endpoint.port()}.to_string();
+  return out;
+}
+
+std::string server::bind(const compiled_listener& l) {
+  std::string bound;
+  unstarted_.emplace_back(l.name, make_acceptors(l, bound));
+  return bound;
 }
 
 void server::start() {
+  for (auto& [name, acceptors] : unstarted_) {
+    std::uint64_t id = next_listener_id_++;
+    initial_ids_[name] = id;
+    for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i]->add_listener(name, id, std::move(acceptors[i]));
+  }
+  unstarted_.clear();
   for (auto& w : workers_) w->start();
-  for (std::size_t li = 0; li < bound_.size(); ++li)
-    log::info("listener {} listening on {} ({} workers)", table_->listeners[li].name, bound_[li], workers_.size());
 }
 
 void server::stop() {
   for (auto& w : workers_) w->stop();
+}
+
+asio::awaitable<void> server::on_each_worker(std::function<void(worker&)> fn) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer done(ex, asio::steady_timer::time_point::max());
+  std::size_t pending = workers_.size();
+  for (auto& w : workers_) {
+    asio::post(w->context(), [&, wp = w.get()] {
+      fn(*wp);
+      // Back on the control thread: the last worker wakes us.
+      asio::post(ex, [&] {
+        if (--pending == 0) done.cancel();
+      });
+    });
+  }
+  co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+server::prepared_listener server::prepare_listener(const compiled_listener& l) {
+  prepared_listener p;
+  p.name = l.name;
+  p.acceptors = make_acceptors(l, p.bound);
+  return p;
+}
+
+asio::awaitable<std::uint64_t> server::start_listener(prepared_listener p) {
+  std::uint64_t id = next_listener_id_++;
+  co_await on_each_worker([&](worker& w) { w.add_listener(p.name, id, std::move(p.acceptors[w.id()])); });
+  co_return id;
+}
+
+asio::awaitable<void> server::close_listener(std::uint64_t id) {
+  co_await on_each_worker([&](worker& w) { w.close_listener(id); });
+}
+
+std::uint64_t server::active_connections() const {
+  std::uint64_t n = 0;
+  for (const auto& w : workers_) n += w->active_connections();
+  return n;
 }
 
 }  // namespace vane::proxy

@@ -1,6 +1,12 @@
 #pragma once
-// The proxy process: binds the listeners (one SO_REUSEPORT socket per worker
-// and listener), runs the workers, stops them.
+// The workers of the proxy and what the control thread does to them: binds
+// listeners (one SO_REUSEPORT socket per worker and listener), hands them new
+// route tables, drains and stops them. All methods are called on the control
+// thread; work on a worker always runs on that worker's thread.
+#include <boost/asio/awaitable.hpp>
+
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,18 +19,39 @@ namespace vane::proxy {
 class server {
  public:
   server(std::shared_ptr<const route_table> table, std::size_t workers);
-  // Binds every listener on every worker. Throws std::runtime_error with a
-  // readable message when an address cannot be bound.
-  void bind();
+  ~server();
+
+  // Binds one socket per worker for the listener (port 0: the OS picks one,
+  // and every worker shares it) and returns the bound address. Throws
+  // std::runtime_error with a readable message when it cannot. Before start()
+  // the sockets are handed over at start(); after, use open_listener().
+  std::string bind(const compiled_listener& listener);
   void start();
   void stop();
-  // The bound address of each listener (port 0 resolved to the real port).
-  const std::vector<std::string>& bound_addresses() const { return bound_; }
+
+  // After start(): a listener is bound first (prepare: may throw, changes
+  // nothing), then started on every worker; it is closed by the id start gave.
+  struct prepared_listener {
+    std::string name;
+    std::string bound;
+    std::vector<boost::asio::ip::tcp::acceptor> acceptors;
+  };
+  prepared_listener prepare_listener(const compiled_listener& listener);
+  boost::asio::awaitable<std::uint64_t> start_listener(prepared_listener listener);
+  boost::asio::awaitable<void> close_listener(std::uint64_t id);
+  // Ids of the listeners bound before start(), by name.
+  const std::map<std::string, std::uint64_t>& initial_listener_ids() const { return initial_ids_; }
+  // Runs fn on every worker's own thread and resumes when all have run it.
+  boost::asio::awaitable<void> on_each_worker(std::function<void(worker&)> fn);
+  std::uint64_t active_connections() const;
+  std::size_t size() const { return workers_.size(); }
 
  private:
-  std::shared_ptr<const route_table> table_;
+  std::vector<boost::asio::ip::tcp::acceptor> make_acceptors(const compiled_listener& listener, std::string& bound);
   std::vector<std::unique_ptr<worker>> workers_;
-  std::vector<std::string> bound_;
+  std::vector<std::pair<std::string, std::vector<boost::asio::ip::tcp::acceptor>>> unstarted_;
+  std::map<std::string, std::uint64_t> initial_ids_;
+  std::uint64_t next_listener_id_ = 1;
 };
 
 }  // namespace vane::proxy

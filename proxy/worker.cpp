@@ -14,39 +14,106 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
-asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acceptor, std::size_t listener_index) {
+asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acceptor, std::string listener) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    auto [ec, socket] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
     if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       // EMFILE and friends: log and go on; the connection stays in the backlog.
-      log::warn("worker {}: accept failed: {}", w.id(), ec.message());
+      log::warn("worker {}: accept on {} failed: {}", w.id(), listener, ec.message());
       continue;
     }
-    asio::co_spawn(w.context(), serve_connection(w, std::move(socket), listener_index), asio::detached);
+    asio::co_spawn(w.context(), serve_connection(w, std::move(socket), listener), asio::detached);
   }
+}
+
+bool same_cluster(const cluster_target& a, const cluster_target& b) {
+  return a.name == b.name && a.endpoints == b.endpoints && a.connect_timeout == b.connect_timeout &&
+         a.max_connections == b.max_connections && a.max_pending == b.max_pending;
 }
 }  // namespace
 
-worker::worker(std::size_t id, std::shared_ptr<const route_table> table) : id_(id) {
-  policy_ = std::make_shared<worker_policy>();
-  policy_->swrr.resize(table->route_count);
-  for (const auto& l : table->listeners)
-    for (const auto& r : l.routes) policy_->swrr[r.index].assign(r.weights.size(), 0);
-  for (const auto& c : table->clusters)
-    pools_.push_back(std::make_unique<upstream_pool>(ioc_.get_executor(), c, table->config.limits.idle_timeout));
-  policy_->table = std::move(table);
-}
+worker::worker(std::size_t id, std::shared_ptr<const route_table> table) : id_(id) { install(std::move(table)); }
 
 worker::~worker() { stop(); }
 
-void worker::add_acceptor(std::size_t listener_index, tcp::acceptor acceptor) {
-  acceptors_.emplace_back(listener_index, std::move(acceptor));
+void worker::install(std::shared_ptr<const route_table> table) {
+  auto next = std::make_shared<worker_policy>();
+  next->swrr.resize(table->route_count);
+  for (const auto& l : table->listeners)
+    for (const auto& r : l.routes) next->swrr[r.index].assign(r.weights.size(), 0);
+  for (const auto& c : table->clusters) {
+    std::shared_ptr<upstream_pool> pool;
+    if (policy_) {
+      const auto& old = *policy_->table;
+      for (std::size_t i = 0; i < old.clusters.size(); ++i)
+        if (same_cluster(old.clusters[i], c) && old.config.limits.idle_timeout == table->config.limits.idle_timeout)
+          pool = policy_->pools[i];
+    }
+    if (!pool) pool = std::make_shared<upstream_pool>(ioc_.get_executor(), c, table->config.limits.idle_timeout);
+    next->pools.push_back(std::move(pool));
+  }
+  next->table = std::move(table);
+  policy_ = std::move(next);
+}
+
+void worker::add_listener(const std::string& name, std::uint64_t id, tcp::acceptor acceptor) {
+  auto a = std::make_shared<tcp::acceptor>(std::move(acceptor));
+  listeners_.push_back({name, id, a});
+  asio::co_spawn(ioc_, accept_loop(*this, a, name), asio::detached);
+}
+
+void worker::close_listener(std::uint64_t id) {
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    if (it->id == id) {
+      boost::system::error_code ec;
+      it->acceptor->close(ec);
+      it = listeners_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void worker::close_all_listeners() {
+  for (auto& l : listeners_) {
+    boost::system::error_code ec;
+    l.acceptor->close(ec);
+  }
+  listeners_.clear();
+}
+
+std::list<worker::connection_entry>::iterator worker::register_connection(boost::beast::tcp_stream& s) {
+  active_connections_.fetch_add(1, std::memory_order_relaxed);
+  connections_.push_front({&s, true});
+  return connections_.begin();
+}
+
+void worker::unregister_connection(std::list<connection_entry>::iterator it) {
+  connections_.erase(it);
+  active_connections_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void worker::close_idle_connections() {
+  for (auto& c : connections_) {
+    if (!c.idle) continue;
+    boost::system::error_code ec;
+    c.stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+    c.stream->cancel();
+  }
+}
+
+std::vector<pool_stats> worker::stats() const {
+  std::vector<pool_stats> out;
+  const auto& table = *policy_->table;
+  for (std::size_t i = 0; i < table.clusters.size(); ++i) {
+    const auto& p = *policy_->pools[i];
+    out.push_back({table.clusters[i].name, p.active(), p.idle(), p.connections_created()});
+  }
+  return out;
 }
 
 void worker::start() {
-  for (auto& [index, acceptor] : acceptors_)
-    asio::co_spawn(ioc_, accept_loop(*this, acceptor, index), asio::detached);
   thread_ = std::thread([this] {
     try {
       ioc_.run();

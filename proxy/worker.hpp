@@ -1,14 +1,18 @@
 #pragma once
 // One worker = one thread running one io_context, its own SO_REUSEPORT
 // acceptors, its connections and its upstream pools. Nothing here is written
-// by another thread while the worker runs; new route tables arrive by
-// asio::post onto the worker's own context.
+// by another thread while the worker runs: the control thread hands over new
+// route tables, acceptors and drain orders with asio::post onto the worker's
+// own context (see server::on_each_worker).
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 
 #include <atomic>
 #include <cstdint>
+#include <list>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,12 +21,21 @@
 
 namespace vane::proxy {
 
-// What a worker reads on the request path: the shared immutable table plus this
-// worker's own pick state for it. A request holds the shared_ptr it started
-// with; its reference count is touched by this worker only.
+// What a worker reads on the request path: the shared immutable table, this
+// worker's pick state for it, and its upstream pools for the table's
+// clusters. A request holds the shared_ptr it started with (so its table and
+// pools outlive a swap); the reference count is touched by this worker only.
 struct worker_policy {
   std::shared_ptr<const route_table> table;
-  std::vector<std::vector<std::int64_t>> swrr;  // smooth round-robin state per route index
+  std::vector<std::vector<std::int64_t>> swrr;         // smooth round-robin state per route index
+  std::vector<std::shared_ptr<upstream_pool>> pools;  // per cluster index of `table`
+};
+
+struct pool_stats {
+  std::string cluster;
+  std::size_t active = 0;
+  std::size_t idle = 0;
+  std::uint64_t created = 0;
 };
 
 class worker {
@@ -35,25 +48,47 @@ class worker {
   boost::asio::io_context& context() { return ioc_; }
   std::size_t id() const { return id_; }
 
-  // Before start(): hands the worker an acceptor (opened on context()) for listener `index`.
-  void add_acceptor(std::size_t listener_index, boost::asio::ip::tcp::acceptor acceptor);
   void start();  // runs the worker's thread
-  void stop();   // stops accepting and serving now, joins the thread
+  void stop();   // stops serving now, joins the thread
 
+  // --- on the worker's own thread only (posted by the control thread) ---
+  // Starts accepting on an acceptor opened on context() for the named listener.
+  void add_listener(const std::string& name, std::uint64_t id, boost::asio::ip::tcp::acceptor acceptor);
+  void close_listener(std::uint64_t id);
+  void close_all_listeners();
+  // Swaps in a new table; pools of clusters whose settings did not change are kept.
+  void install(std::shared_ptr<const route_table> table);
+  void set_draining() { draining_ = true; }
+  // Closes connections that wait for their next request (used at the end of a drain).
+  void close_idle_connections();
+  std::vector<pool_stats> stats() const;
+
+  // --- on the request path (worker thread) ---
   const std::shared_ptr<worker_policy>& policy() const { return policy_; }
-  upstream_pool& pool(std::size_t cluster_index) { return *pools_[cluster_index]; }
+  bool draining() const { return draining_; }
+  // A connection's entry in the worker's list; `idle` while it waits for a request.
+  struct connection_entry {
+    boost::beast::tcp_stream* stream = nullptr;
+    bool idle = true;
+  };
+  std::list<connection_entry>::iterator register_connection(boost::beast::tcp_stream& s);
+  void unregister_connection(std::list<connection_entry>::iterator it);
 
-  // Connections currently open on this worker (read by other threads for stats).
+  // Connections currently open on this worker (read by the control thread to finish a drain).
   std::uint64_t active_connections() const { return active_connections_.load(std::memory_order_relaxed); }
-  void connection_opened() { active_connections_.fetch_add(1, std::memory_order_relaxed); }
-  void connection_closed() { active_connections_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
+  struct listener_slot {
+    std::string name;
+    std::uint64_t id;
+    std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+  };
   std::size_t id_;
   boost::asio::io_context ioc_{1};
   std::shared_ptr<worker_policy> policy_;
-  std::vector<std::unique_ptr<upstream_pool>> pools_;
-  std::vector<std::pair<std::size_t, boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::list<listener_slot> listeners_;
+  std::list<connection_entry> connections_;
+  bool draining_ = false;
   std::atomic<std::uint64_t> active_connections_{0};
   std::thread thread_;
 };

@@ -62,10 +62,16 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-proxy_instance start_proxy(const std::string& yaml, int workers, const std::vector<std::string>& extra) {
+std::string with_test_defaults(const std::string& yaml) {
+  std::string out = yaml;
+  if (out.find("admin:") == std::string::npos) out = "admin: {address: 127.0.0.1:0}\n" + out;
+  if (out.find("drain_delay:") == std::string::npos) out = "drain_delay: 0s\n" + out;
+  return out;
+}
+
+proxy_instance start_proxy_file(const std::string& path, int workers, const std::vector<std::string>& extra) {
   proxy_instance p;
-  p.config_path = make_temp_dir() + "/vane.yaml";
-  write_file(p.config_path, yaml);
+  p.config_path = path;
   std::vector<std::string> args{"--config", p.config_path, "--workers", std::to_string(workers)};
   args.insert(args.end(), extra.begin(), extra.end());
   p.process = std::make_unique<child_process>(proxy_binary(), args);
@@ -73,7 +79,16 @@ proxy_instance start_proxy(const std::string& yaml, int workers, const std::vect
   if (!line) throw std::runtime_error("vane-proxy did not start: " + p.process->output());
   auto paren = line->find(" (");
   p.port = port_of_line(line->substr(0, paren));
+  auto admin = p.process->wait_for("admin listening on ");
+  if (!admin) throw std::runtime_error("vane-proxy admin did not start: " + p.process->output());
+  p.admin_port = port_of_line(admin->substr(0, admin->find(" (")));
   return p;
+}
+
+proxy_instance start_proxy(const std::string& yaml, int workers, const std::vector<std::string>& extra) {
+  std::string path = make_temp_dir() + "/vane.yaml";
+  write_file(path, with_test_defaults(yaml));
+  return start_proxy_file(path, workers, extra);
 }
 
 std::uint16_t unused_port() {

@@ -26,11 +26,18 @@ demo_instance start_demo(const std::string& version, const std::vector<std::stri
 
 struct proxy_instance {
   std::unique_ptr<child_process> process;
-  std::uint16_t port = 0;  // of the first listener
+  std::uint16_t port = 0;        // of the first listener
+  std::uint16_t admin_port = 0;  // of the admin API
   std::string config_path;
 };
 // Writes `yaml` to a temp file and starts vane-proxy on it; waits until it listens.
+// Unless the yaml says otherwise, the admin API listens on a port the OS picks
+// and drain_delay is 0s (so that stopping a test's proxy takes no time).
 proxy_instance start_proxy(const std::string& yaml, int workers = 1, const std::vector<std::string>& extra = {});
+// Starts vane-proxy on an existing config file (used as is).
+proxy_instance start_proxy_file(const std::string& path, int workers = 1, const std::vector<std::string>& extra = {});
+// Adds the test defaults above to a config text.
+std::string with_test_defaults(const std::string& yaml);
 
 std::string make_temp_dir();
 void write_file(const std::string& path, const std::string& content);

@@ -102,7 +102,7 @@ clusters:
 }
 
 TEST(Config, FeaturesNotBuiltYetAreNamed) {
-  auto errors = errors_of(R"(admin: {address: 127.0.0.1:9901}
+  auto errors = errors_of(R"(drain_delay: 1s
 listeners:
   - name: http
     address: 127.0.0.1:0
@@ -116,10 +116,31 @@ clusters:
     health_check: {path: /healthz}
 )");
   std::string text = all(errors);
-  EXPECT_NE(text.find("test.yaml:1:1: config.admin: not supported yet"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:8:9: route.mirror: not supported yet"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:12:5: cluster.health_check: not supported yet"), std::string::npos) << text;
-  EXPECT_EQ(errors.size(), 3u) << text;
+  EXPECT_EQ(errors.size(), 2u) << text;
+}
+
+TEST(Config, AdminOffLoopbackNeedsAToken) {
+  auto errors = errors_of(R"(admin: {address: 0.0.0.0:9901}
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes: [{name: r, split: [{cluster: c, weight: 1}]}]
+clusters: [{name: c, endpoints: [127.0.0.1:80]}]
+)");
+  ASSERT_EQ(errors.size(), 1u) << all(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:1:8: admin.token_file is required when admin.address (0.0.0.0:9901) is not loopback");
+  errors = errors_of(R"(admin: {address: 127.0.0.1:9901, token_file: /nonexistent/token}
+drain_delay: 0s
+drain_timeout: forever
+listeners: []
+clusters: []
+)");
+  std::string text = all(errors);
+  EXPECT_NE(text.find("test.yaml:1:47: admin.token_file: /nonexistent/token: cannot open"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:3:16: drain_timeout: 'forever' is not a duration"), std::string::npos) << text;
 }
 
 TEST(Config, WeightsMustNotAllBeZero) {

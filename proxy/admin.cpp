@@ -1,0 +1,164 @@
+// The admin API of vane-proxy (DESIGN.md "Admin API"), served on the control
+// thread. Every bad call gets a 4xx with {"error": "..."} and changes nothing.
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include "common/log.hpp"
+#include "proxy/runtime.hpp"
+
+namespace vane::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+constexpr std::size_t max_admin_body = 1 << 20;
+
+// Compares the SHA-256 of both in constant time, so neither the content nor
+// the length of the token leaks through timing.
+bool token_matches(std::string_view given, const std::string& expected) {
+  unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(given.data()), given.size(), a);
+  SHA256(reinterpret_cast<const unsigned char*>(expected.data()), expected.size(), b);
+  return CRYPTO_memcmp(a, b, sizeof a) == 0;
+}
+
+admin_reply error_reply(unsigned status, std::string message) { return {status, {{"error", std::move(message)}}}; }
+
+}  // namespace
+
+asio::awaitable<admin_reply> handle_admin(runtime& rt, http::verb method, std::string_view target,
+                                          std::string_view body) {
+  std::string_view path = target.substr(0, target.find('?'));
+  if (path == "/ready") {
+    if (method != http::verb::get) co_return error_reply(405, "use GET");
+    co_return rt.ready() ? admin_reply{200, {{"ready", true}}} : admin_reply{503, {{"ready", false}}};
+  }
+  if (path == "/config") {
+    if (method != http::verb::get) co_return error_reply(405, "use GET");
+    co_return admin_reply{200, rt.config_json()};
+  }
+  if (path == "/clusters") {
+    if (method != http::verb::get) co_return error_reply(405, "use GET");
+    // (not inside the braces: GCC 12 mishandles co_await in an aggregate initializer)
+    json::object clusters = co_await rt.clusters_json();
+    co_return admin_reply{200, std::move(clusters)};
+  }
+  if (path == "/drain") {
+    if (method != http::verb::post) co_return error_reply(405, "use POST");
+    rt.start_drain("POST /drain");
+    co_return admin_reply{202, {{"draining", true}}};
+  }
+  constexpr std::string_view routes_prefix = "/routes/";
+  if (path.starts_with(routes_prefix)) {
+    std::string_view rest = path.substr(routes_prefix.size());
+    constexpr std::string_view traffic_suffix = "/traffic";
+    if (rest.ends_with(traffic_suffix)) {
+      std::string_view name = rest.substr(0, rest.size() - traffic_suffix.size());
+      if (method == http::verb::put) {
+        admin_reply r = co_await rt.put_traffic(name, body);
+        co_return r;
+      }
+      if (method == http::verb::delete_) {
+        admin_reply r = co_await rt.delete_traffic(name);
+        co_return r;
+      }
+      co_return error_reply(405, "use PUT or DELETE");
+    }
+    if (rest.find('/') == std::string_view::npos && !rest.empty()) {
+      if (method != http::verb::get) co_return error_reply(405, "use GET");
+      if (auto r = rt.route_json(rest)) co_return admin_reply{200, std::move(*r)};
+      co_return error_reply(404, "no route named '" + std::string(rest) + "'");
+    }
+  }
+  if (path == "/metrics" || path == "/stats/latency") co_return error_reply(404, "metrics are not built yet");
+  co_return error_reply(404, "unknown admin path " + std::string(path) +
+                                 " (GET /ready, /config, /clusters, /routes/NAME; PUT or DELETE /routes/NAME/traffic; "
+                                 "POST /drain)");
+}
+
+namespace {
+
+asio::awaitable<void> admin_session(runtime& rt, tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(max_admin_body);
+    stream.expires_after(std::chrono::seconds(30));
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser, nothrow);
+    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
+        ec == asio::error::connection_reset)
+      co_return;
+    admin_reply reply;
+    bool keep_alive = false;
+    http::verb method = http::verb::unknown;
+    std::string target;
+    if (ec == http::error::body_limit) {
+      reply = error_reply(413, "request body over 1MiB");
+    } else if (ec) {
+      reply = error_reply(400, "bad request: " + ec.message());
+    } else {
+      auto& req = parser.get();
+      keep_alive = req.keep_alive();
+      method = req.method();
+      target = std::string(req.target());
+      std::string_view path = std::string_view(target).substr(0, target.find('?'));
+      bool open_path = method == http::verb::get && (path == "/ready" || path == "/metrics");
+      const std::string& token = rt.admin_token();
+      std::string_view auth = req[http::field::authorization];
+      constexpr std::string_view bearer = "Bearer ";
+      if (!token.empty() && !open_path &&
+          !(auth.starts_with(bearer) && token_matches(auth.substr(bearer.size()), token))) {
+        reply = error_reply(401, "missing or wrong bearer token");
+      } else {
+        reply = co_await handle_admin(rt, method, target, req.body());
+      }
+    }
+    if (reply.status >= 400 && method != http::verb::unknown && reply.body.contains("error"))
+      log::info("admin: {} {} -> {}: {}", std::string(http::to_string(method)), target, reply.status,
+                std::string(reply.body.at("error").as_string()));
+    http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::server, "vane");
+    if (reply.status == 401) res.set(http::field::www_authenticate, "Bearer");
+    res.body() = json::serialize(reply.body) + "\n";
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    auto [wec, wn] = co_await http::async_write(stream, res, nothrow);
+    if (wec || !keep_alive) {
+      boost::system::error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+  }
+}
+
+}  // namespace
+
+asio::awaitable<void> runtime::serve_admin() {
+  for (;;) {
+    auto [ec, socket] = co_await admin_acceptor_->async_accept(nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      continue;
+    }
+    asio::co_spawn(ctx_, admin_session(*this, std::move(socket)), asio::detached);
+  }
+}
+
+}  // namespace vane::proxy

@@ -1,0 +1,354 @@
+#include "proxy/runtime.hpp"
+
+#include <sys/inotify.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <csignal>
+#include <filesystem>
+
+#include "common/log.hpp"
+
+namespace vane::proxy {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+runtime::runtime(std::string config_path, proxy_config config, std::size_t workers)
+    : config_path_(std::move(config_path)), file_config_(std::move(config)) {
+  std::string message;
+  if (auto text = read_file(config_path_, message)) config_text_ = *text;
+  effective_ = file_config_;
+  std::string error;
+  table_ = build_route_table(effective_, generation_, nullptr, error);
+  if (!table_) throw std::runtime_error(error);
+  for (const auto& l : effective_.listeners)
+    for (const auto& r : l.routes) policy_generation_[r.name] = 1;
+  server_ = std::make_unique<server>(table_, workers);
+}
+
+runtime::~runtime() = default;
+
+void runtime::start() {
+  for (const auto& l : table_->listeners) {
+    std::string bound = server_->bind(l);
+    log::info("listener {} listening on {} ({} workers)", l.name, bound, server_->size());
+  }
+  const auto& admin = file_config_.admin;
+  tcp::endpoint ep(asio::ip::make_address(admin.address.host), admin.address.port);
+  admin_acceptor_.emplace(ctx_);
+  boost::system::error_code ec;
+  admin_acceptor_->open(ep.protocol(), ec);
+  if (!ec) admin_acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) admin_acceptor_->bind(ep, ec);
+  if (!ec) admin_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("admin: cannot listen on " + admin.address.to_string() + ": " + ec.message());
+  auto bound = admin_acceptor_->local_endpoint();
+  log::info("admin listening on {}{}", host_port{bound.address().to_string(), bound.port()}.to_string(),
+            admin.token.empty() ? "" : " (bearer token required)");
+  server_->start();
+  for (const auto& l : effective_.listeners) listeners_[l.name] = {l.address, server_->initial_listener_ids().at(l.name)};
+  ready_ = true;
+}
+
+int runtime::run() {
+  asio::co_spawn(ctx_, serve_admin(), asio::detached);
+  asio::co_spawn(ctx_, wait_signals(), asio::detached);
+  asio::co_spawn(ctx_, watch_file(), asio::detached);
+  ctx_.run();
+  server_->stop();
+  log::info("stopped");
+  return exit_code_;
+}
+
+asio::awaitable<void> runtime::wait_signals() {
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.add(SIGHUP);
+  for (;;) {
+    auto [ec, sig] = co_await signals_.async_wait(nothrow);
+    if (ec) co_return;
+    if (sig == SIGHUP) {
+      asio::co_spawn(ctx_, reload("SIGHUP", false), asio::detached);
+    } else if (draining_) {
+      log::info("signal {} while draining: stopping now", sig);
+      ctx_.stop();
+      co_return;
+    } else {
+      start_drain(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+  }
+}
+
+// Watches the config file's directory: editors replace files, and Kubernetes
+// swaps the `..data` symlink of a mounted ConfigMap, so a watch on the file
+// itself would miss both. Any event in the directory leads to a re-read; the
+// reload happens only when the content differs from what is loaded.
+asio::awaitable<void> runtime::watch_file() {
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) {
+    log::warn("config watch: inotify unavailable ({}); reload with SIGHUP", std::strerror(errno));
+    co_return;
+  }
+  auto dir = std::filesystem::absolute(config_path_).parent_path();
+  if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY) < 0) {
+    log::warn("config watch: cannot watch {}: {}; reload with SIGHUP", dir.string(), std::strerror(errno));
+    ::close(fd);
+    co_return;
+  }
+  asio::posix::stream_descriptor events(ctx_, fd);
+  asio::steady_timer settle(ctx_);
+  char buf[4096];
+  for (;;) {
+    auto [ec, n] = co_await events.async_read_some(asio::buffer(buf), nothrow);
+    if (ec) co_return;
+    // Let a burst of events (write, rename, symlink swap) settle into one re-read.
+    for (;;) {
+      settle.expires_after(std::chrono::milliseconds(50));
+      co_await settle.async_wait(nothrow);
+      std::size_t more = 0;
+      events.non_blocking(true);  // drain what is queued without blocking
+      boost::system::error_code rec;
+      more = events.read_some(asio::buffer(buf), rec);
+      if (rec || more == 0) break;
+    }
+    if (draining_) continue;
+    co_await reload("file change", true);
+  }
+}
+
+asio::awaitable<void> runtime::reload(std::string why, bool only_if_changed) {
+  if (reloading_) {  // one at a time; a request during one runs again after it
+    reload_again_ = true;
+    co_return;
+  }
+  reloading_ = true;
+  struct done_flag {
+    bool& f;
+    ~done_flag() { f = false; }
+  } done{reloading_};
+  for (;;) {
+    reload_again_ = false;
+    std::string message;
+    auto text = read_file(config_path_, message);
+    if (!text) {
+      ++reloads_error_;
+      log::error("reload ({}): {}; keeping generation {}", why, message, generation_);
+    } else if (only_if_changed && *text == config_text_) {
+      log::debug("reload ({}): {} unchanged", why, config_path_);
+    } else {
+      std::vector<config_error> errors;
+      auto next = parse_proxy_config(*text, config_path_, errors);
+      if (!next) {
+        ++reloads_error_;
+        for (const auto& e : errors) log::error("{}", e.to_string());
+        log::error("reload ({}): {} error{} in {}; config refused, keeping generation {}", why, errors.size(),
+                   errors.size() == 1 ? "" : "s", config_path_, generation_);
+      } else {
+        co_await apply_config(std::move(*next), std::move(*text), why);
+      }
+    }
+    if (!reload_again_) break;
+  }
+}
+
+asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text, const std::string& why) {
+      if (!(next.admin.address == file_config_.admin.address))
+        log::warn("reload: admin.address changed to {}; it takes effect at the next start",
+                  next.admin.address.to_string());
+      next.admin.address = file_config_.admin.address;
+      // Bind what is new before changing anything: a port in use refuses the reload.
+      std::vector<server::prepared_listener> opened;
+      std::vector<std::uint64_t> to_close;
+      overrides_map overrides = overrides_;
+      std::vector<std::string> dropped;
+      proxy_config effective = apply_overrides(next, overrides, dropped);
+      std::string error;
+      auto table = build_route_table(effective, generation_ + 1, table_.get(), error);
+      if (!table) {
+        ++reloads_error_;
+        log::error("reload ({}): {}; config refused, keeping generation {}", why, error, generation_);
+        co_return;
+      }
+      try {
+        for (const auto& l : table->listeners) {
+          auto it = listeners_.find(l.name);
+          if (it != listeners_.end() && it->second.address == l.address) continue;
+          opened.push_back(server_->prepare_listener(l));
+        }
+      } catch (const std::exception& e) {
+        ++reloads_error_;
+        log::error("reload ({}): {}; config refused, keeping generation {}", why, e.what(), generation_);
+        co_return;
+      }
+      for (const auto& name : dropped)
+        log::warn("reload: overrides of route {} dropped: the route or a cluster it names is gone", name);
+      for (auto it = listeners_.begin(); it != listeners_.end();) {
+        bool keep = false;
+        for (const auto& l : table->listeners) keep = keep || (l.name == it->first && l.address == it->second.address);
+        if (keep) {
+          ++it;
+        } else {
+          to_close.push_back(it->second.id);
+          it = listeners_.erase(it);
+        }
+      }
+      file_config_ = std::move(next);
+      config_text_ = std::move(text);
+      overrides_ = std::move(overrides);
+      ++generation_;
+      ++reloads_ok_;
+      co_await publish(std::move(effective), std::move(table));
+      for (auto& p : opened) {
+        std::string name = p.name, bound = p.bound;
+        host_port address;
+        for (const auto& l : effective_.listeners)
+          if (l.name == name) address = l.address;
+        std::uint64_t id = co_await server_->start_listener(std::move(p));
+        listeners_[name] = {address, id};
+        log::info("listener {} listening on {} ({} workers)", name, bound, server_->size());
+      }
+      for (auto id : to_close) co_await server_->close_listener(id);
+      log::info("reload ({}): {} loaded, generation {}", why, config_path_, generation_);
+}
+
+asio::awaitable<void> runtime::publish(proxy_config effective, std::shared_ptr<const route_table> table) {
+  // A route's policy generation moves only when its effective policy changed.
+  for (const auto& l : effective.listeners) {
+    for (const auto& r : l.routes) {
+      const route_config* old = find_route(effective_, r.name);
+      auto& gen = policy_generation_[r.name];
+      if (!old || !same_policy(*old, r) || gen == 0) ++gen;
+    }
+  }
+  effective_ = std::move(effective);
+  table_ = table;
+  // Posted to every worker in order; a later publish always lands after this one.
+  co_await server_->on_each_worker([table](worker& w) { w.install(table); });
+}
+
+json::object runtime::config_json() const {
+  json::object o = vane::proxy::config_json(effective_, generation_);
+  o["reloads"] = json::object{{"ok", reloads_ok_}, {"error", reloads_error_}};
+  return o;
+}
+
+asio::awaitable<json::object> runtime::clusters_json() {
+  std::vector<std::vector<pool_stats>> per_worker(server_->size());
+  co_await server_->on_each_worker([&](worker& w) { per_worker[w.id()] = w.stats(); });
+  json::array clusters;
+  for (const auto& c : table_->clusters) {
+    std::size_t active = 0, idle = 0;
+    std::uint64_t created = 0;
+    for (const auto& stats : per_worker) {
+      for (const auto& s : stats) {
+        if (s.cluster != c.name) continue;
+        active += s.active;
+        idle += s.idle;
+        created += s.created;
+      }
+    }
+    json::array endpoints;
+    const cluster_config* cfg = effective_.find_cluster(c.name);
+    for (const auto& ep : c.endpoints) {
+      endpoints.push_back(json::object{{"address", host_port{ep.address().to_string(), ep.port()}.to_string()},
+                                       {"healthy", true}});
+    }
+    json::array configured;
+    if (cfg)
+      for (const auto& e : cfg->endpoints) configured.push_back(json::string(e.to_string()));
+    clusters.push_back(json::object{{"name", c.name},
+                                    {"configured_endpoints", std::move(configured)},
+                                    {"endpoints", std::move(endpoints)},
+                                    {"healthy_endpoints", c.endpoints.size()},
+                                    {"pool", json::object{{"active", active}, {"idle", idle}, {"created", created}}}});
+  }
+  co_return json::object{{"generation", generation_}, {"clusters", std::move(clusters)}};
+}
+
+std::optional<json::object> runtime::route_json(std::string_view name) const {
+  const route_config* r = find_route(effective_, name);
+  if (!r) return std::nullopt;
+  auto it = overrides_.find(name);
+  auto gen = policy_generation_.find(name);
+  return route_policy_json(*r, it == overrides_.end() ? nullptr : &it->second,
+                           gen == policy_generation_.end() ? 0 : gen->second);
+}
+
+asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::string_view body) {
+  if (!find_route(effective_, name)) co_return admin_reply{404, {{"error", "no route named '" + std::string(name) + "'"}}};
+  auto it = overrides_.find(name);
+  route_overrides current = it == overrides_.end() ? route_overrides{} : it->second;
+  auto update = parse_traffic_update(body, file_config_, current);
+  if (!update.overrides) co_return admin_reply{400, {{"error", update.error}}};
+  overrides_map next = overrides_;
+  next[std::string(name)] = *update.overrides;
+  std::vector<std::string> dropped;
+  proxy_config effective = apply_overrides(file_config_, next, dropped);
+  if (!same_policy(*find_route(effective_, name), *find_route(effective, name)) || next != overrides_) {
+    std::string error;
+    auto table = build_route_table(effective, generation_, table_.get(), error);
+    if (!table) co_return admin_reply{503, {{"error", error}}};
+    overrides_ = std::move(next);
+    co_await publish(std::move(effective), std::move(table));
+    log::info("route {}: traffic override applied, policy generation {}", name, policy_generation_[std::string(name)]);
+  }
+  co_return admin_reply{200, *route_json(name)};
+}
+
+asio::awaitable<admin_reply> runtime::delete_traffic(std::string_view name) {
+  if (!find_route(effective_, name)) co_return admin_reply{404, {{"error", "no route named '" + std::string(name) + "'"}}};
+  auto it = overrides_.find(name);
+  if (it != overrides_.end()) {
+    overrides_map next = overrides_;
+    next.erase(std::string(name));
+    std::vector<std::string> dropped;
+    proxy_config effective = apply_overrides(file_config_, next, dropped);
+    std::string error;
+    auto table = build_route_table(effective, generation_, table_.get(), error);
+    if (!table) co_return admin_reply{503, {{"error", error}}};
+    overrides_ = std::move(next);
+    co_await publish(std::move(effective), std::move(table));
+    log::info("route {}: traffic overrides removed, policy generation {}", name, policy_generation_[std::string(name)]);
+  }
+  co_return admin_reply{200, *route_json(name)};
+}
+
+void runtime::start_drain(std::string_view why) {
+  if (draining_) return;
+  draining_ = true;
+  ready_ = false;
+  log::info("draining ({}): /ready is 503; accepting for {} more, then in-flight requests get {} to finish", why,
+            format_duration(file_config_.drain_delay), format_duration(file_config_.drain_timeout));
+  asio::co_spawn(ctx_, drain(), asio::detached);
+}
+
+asio::awaitable<void> runtime::drain() {
+  co_await server_->on_each_worker([](worker& w) { w.set_draining(); });
+  asio::steady_timer timer(ctx_);
+  timer.expires_after(file_config_.drain_delay);
+  co_await timer.async_wait(nothrow);
+  co_await server_->on_each_worker([](worker& w) {
+    w.close_all_listeners();
+    w.close_idle_connections();
+  });
+  log::info("draining: stopped accepting; {} connections still open", server_->active_connections());
+  auto deadline = clock::now() + file_config_.drain_timeout;
+  // Connections close themselves after their response (Connection: close); poll their count.
+  while (server_->active_connections() > 0 && clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(20));
+    co_await timer.async_wait(nothrow);
+  }
+  auto left = server_->active_connections();
+  if (left > 0) log::warn("draining: drain_timeout reached with {} connections open; closing them", left);
+  else log::info("draining: all connections closed");
+  ctx_.stop();
+}
+
+}  // namespace vane::proxy

@@ -1,0 +1,91 @@
+#pragma once
+// The control thread of vane-proxy: owns the file config, the traffic
+// overrides and the listeners; turns them into route tables and hands those
+// to the workers; reloads on SIGHUP and on file changes (including the
+// Kubernetes ConfigMap `..data` symlink swap); serves the admin API; drains.
+//
+// Everything here runs on one thread (ctx_), so the control state needs no
+// lock; workers only ever see immutable tables posted to them.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/object.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/config.hpp"
+#include "proxy/route_table.hpp"
+#include "proxy/server.hpp"
+#include "proxy/traffic.hpp"
+
+namespace vane::proxy {
+
+struct admin_reply {
+  unsigned status = 200;
+  boost::json::object body;
+};
+
+class runtime {
+ public:
+  runtime(std::string config_path, proxy_config config, std::size_t workers);
+  ~runtime();
+
+  // Resolves, binds every listener and the admin API, starts the workers.
+  // Throws std::runtime_error with a readable message on failure.
+  void start();
+  // Runs the control thread until the proxy has drained; returns the exit code.
+  int run();
+
+  // --- the admin API's view (control thread) ---
+  bool ready() const { return ready_; }
+  const std::string& admin_token() const { return file_config_.admin.token; }
+  boost::json::object config_json() const;
+  boost::asio::awaitable<boost::json::object> clusters_json();
+  std::optional<boost::json::object> route_json(std::string_view name) const;
+  boost::asio::awaitable<admin_reply> put_traffic(std::string_view route, std::string_view body);
+  boost::asio::awaitable<admin_reply> delete_traffic(std::string_view route);
+  void start_drain(std::string_view why);
+
+ private:
+  boost::asio::awaitable<void> publish(proxy_config effective, std::shared_ptr<const route_table> table);
+  boost::asio::awaitable<void> reload(std::string why, bool only_if_changed);
+  // Makes a validated config the active one, or refuses it (a listener cannot bind, a name does not resolve).
+  boost::asio::awaitable<void> apply_config(proxy_config next, std::string text, const std::string& why);
+  boost::asio::awaitable<void> drain();
+  boost::asio::awaitable<void> watch_file();
+  boost::asio::awaitable<void> wait_signals();
+  boost::asio::awaitable<void> serve_admin();
+
+  boost::asio::io_context ctx_{1};
+  std::string config_path_;
+  std::string config_text_;  // of the last load that took effect
+  proxy_config file_config_;
+  proxy_config effective_;  // file_config_ with overrides applied
+  overrides_map overrides_;
+  std::map<std::string, std::uint64_t, std::less<>> policy_generation_;
+  std::uint64_t generation_ = 1;  // file loads that took effect
+  std::uint64_t reloads_ok_ = 0;
+  std::uint64_t reloads_error_ = 0;
+  std::shared_ptr<const route_table> table_;
+  std::unique_ptr<server> server_;
+  struct live_listener {
+    host_port address;
+    std::uint64_t id;
+  };
+  std::map<std::string, live_listener> listeners_;
+  std::optional<boost::asio::ip::tcp::acceptor> admin_acceptor_;
+  boost::asio::signal_set signals_{ctx_};
+  bool ready_ = false;
+  bool draining_ = false;
+  bool reloading_ = false;
+  bool reload_again_ = false;
+  int exit_code_ = 0;
+};
+
+}  // namespace vane::proxy

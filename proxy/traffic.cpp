@@ -1,0 +1,210 @@
+#include "proxy/traffic.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <set>
+
+namespace vane::proxy {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view not_built_yet[] = {"rules", "mirror", "hash_on", "session_affinity", "fault"};
+
+std::optional<std::vector<split_entry>> parse_split(const json::value& v, const proxy_config& config,
+                                                    std::string& error) {
+  if (!v.is_array() || v.as_array().empty()) {
+    error = "split must be a non-empty list of {\"cluster\": NAME, \"weight\": N}";
+    return std::nullopt;
+  }
+  std::vector<split_entry> out;
+  std::set<std::string, std::less<>> seen;
+  std::uint64_t total = 0;
+  for (const auto& e : v.as_array()) {
+    const json::object* o = e.if_object();
+    if (!o) {
+      error = "split entries must be objects {\"cluster\": NAME, \"weight\": N}";
+      return std::nullopt;
+    }
+    for (const auto& [key, value] : *o) {
+      if (key != "cluster" && key != "weight") {
+        error = fmt::format("split entry: unknown field '{}'", std::string_view(key));
+        return std::nullopt;
+      }
+    }
+    const json::value* cluster = o->if_contains("cluster");
+    const json::value* weight = o->if_contains("weight");
+    if (!cluster || !cluster->is_string()) {
+      error = "split entry: 'cluster' must be a cluster name";
+      return std::nullopt;
+    }
+    std::string name(cluster->as_string());
+    if (!config.find_cluster(name)) {
+      error = fmt::format("split: unknown cluster '{}'", name);
+      return std::nullopt;
+    }
+    if (!seen.insert(name).second) {
+      error = fmt::format("split names cluster '{}' twice", name);
+      return std::nullopt;
+    }
+    std::int64_t w = -1;
+    if (weight && weight->is_int64()) w = weight->as_int64();
+    else if (weight && weight->is_uint64() && weight->as_uint64() <= 1'000'000) w = static_cast<std::int64_t>(weight->as_uint64());
+    if (w < 0 || w > 1'000'000) {
+      error = fmt::format("split: weight of '{}' must be an integer from 0 to 1000000", name);
+      return std::nullopt;
+    }
+    total += static_cast<std::uint64_t>(w);
+    out.push_back({name, static_cast<std::uint32_t>(w)});
+  }
+  if (total == 0) {
+    error = "split: the weights add up to 0; at least one must be positive";
+    return std::nullopt;
+  }
+  return out;
+}
+
+json::array split_json(const std::vector<split_entry>& split) {
+  json::array a;
+  for (const auto& s : split) a.push_back(json::object{{"cluster", s.cluster}, {"weight", s.weight}});
+  return a;
+}
+
+std::string_view path_kind_key(path_match_kind k) {
+  switch (k) {
+    case path_match_kind::prefix: return "path_prefix";
+    case path_match_kind::exact: return "path_exact";
+    case path_match_kind::regex: return "path_regex";
+    case path_match_kind::any: break;
+  }
+  return "";
+}
+
+}  // namespace
+
+const route_config* find_route(const proxy_config& config, std::string_view name) {
+  for (const auto& l : config.listeners)
+    for (const auto& r : l.routes)
+      if (r.name == name) return &r;
+  return nullptr;
+}
+
+bool same_policy(const route_config& a, const route_config& b) {
+  if (a.split.size() != b.split.size()) return false;
+  for (std::size_t i = 0; i < a.split.size(); ++i)
+    if (a.split[i].cluster != b.split[i].cluster || a.split[i].weight != b.split[i].weight) return false;
+  return true;
+}
+
+traffic_update parse_traffic_update(std::string_view body, const proxy_config& config, const route_overrides& current) {
+  traffic_update out;
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) {
+    out.error = fmt::format("body is not JSON: {}", ec.message());
+    return out;
+  }
+  const json::object* o = v.if_object();
+  if (!o) {
+    out.error = "body must be a JSON object such as {\"split\": [{\"cluster\": \"a\", \"weight\": 90}, ...]}";
+    return out;
+  }
+  route_overrides next = current;
+  for (const auto& [key, value] : *o) {
+    if (key == "split") {
+      if (value.is_null()) {
+        out.error = "split cannot be turned off; DELETE /routes/NAME/traffic removes the overrides";
+        return out;
+      }
+      auto split = parse_split(value, config, out.error);
+      if (!split) return out;
+      next.split = std::move(split);
+    } else if (std::find(std::begin(not_built_yet), std::end(not_built_yet), std::string_view(key)) !=
+               std::end(not_built_yet)) {
+      out.error = fmt::format("'{}' is not supported yet", std::string_view(key));
+      return out;
+    } else {
+      out.error = fmt::format("unknown field '{}' (known: split, rules, mirror, hash_on, session_affinity, fault)",
+                              std::string_view(key));
+      return out;
+    }
+  }
+  out.overrides = std::move(next);
+  return out;
+}
+
+proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides, std::vector<std::string>& dropped) {
+  proxy_config effective = file;
+  for (auto it = overrides.begin(); it != overrides.end();) {
+    route_config* route = nullptr;
+    for (auto& l : effective.listeners)
+      for (auto& r : l.routes)
+        if (r.name == it->first) route = &r;
+    bool keep = route != nullptr;
+    if (keep && it->second.split)
+      for (const auto& s : *it->second.split) keep = keep && effective.find_cluster(s.cluster);
+    if (!keep) {
+      dropped.push_back(it->first);
+      it = overrides.erase(it);
+      continue;
+    }
+    if (it->second.split) route->split = *it->second.split;
+    ++it;
+  }
+  return effective;
+}
+
+json::object route_policy_json(const route_config& r, const route_overrides* overrides, std::uint64_t generation) {
+  json::array overridden;
+  if (overrides && overrides->split) overridden.push_back("split");
+  return {{"name", r.name},
+          {"policy_generation", generation},
+          {"split", split_json(r.split)},
+          {"overrides", std::move(overridden)}};
+}
+
+json::object config_json(const proxy_config& c, std::uint64_t generation) {
+  json::array listeners;
+  for (const auto& l : c.listeners) {
+    json::array routes;
+    for (const auto& r : l.routes) {
+      json::object match;
+      if (!r.host.empty()) match["host"] = r.host;
+      if (r.path_kind != path_match_kind::any) match[path_kind_key(r.path_kind)] = r.path;
+      routes.push_back(json::object{{"name", r.name},
+                                    {"match", std::move(match)},
+                                    {"split", split_json(r.split)},
+                                    {"timeout", format_duration(r.timeout)}});
+    }
+    listeners.push_back(json::object{{"name", l.name},
+                                     {"address", l.address.to_string()},
+                                     {"forwarded", json::object{{"trust_incoming", l.trust_forwarded}}},
+                                     {"routes", std::move(routes)}});
+  }
+  json::array clusters;
+  for (const auto& cl : c.clusters) {
+    json::array endpoints;
+    for (const auto& e : cl.endpoints) endpoints.push_back(json::string(e.to_string()));
+    clusters.push_back(json::object{{"name", cl.name},
+                                    {"endpoints", std::move(endpoints)},
+                                    {"connect_timeout", format_duration(cl.connect_timeout)},
+                                    {"max_connections", cl.max_connections},
+                                    {"max_pending", cl.max_pending}});
+  }
+  return {{"generation", generation},
+          {"file", c.file},
+          {"admin", json::object{{"address", c.admin.address.to_string()}, {"token_file", c.admin.token_file}}},
+          {"drain_delay", format_duration(c.drain_delay)},
+          {"drain_timeout", format_duration(c.drain_timeout)},
+          {"limits", json::object{{"max_request_headers", c.limits.max_request_headers},
+                                  {"max_headers", c.limits.max_headers},
+                                  {"max_body", c.limits.max_body},
+                                  {"header_timeout", format_duration(c.limits.header_timeout)},
+                                  {"idle_timeout", format_duration(c.limits.idle_timeout)}}},
+          {"listeners", std::move(listeners)},
+          {"clusters", std::move(clusters)}};
+}
+
+}  // namespace vane::proxy

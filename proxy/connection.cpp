@@ -1,5 +1,7 @@
 #include "proxy/connection.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -179,9 +181,16 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     // first byte arrived, the whole head must come within header_timeout.
     if (buffer.size() == 0) {
       client.expires_after(limits.idle_timeout);
-      reg.it->idle = true;  // a drain may close us here
+      reg.it->idle = true;  // the end of a drain may cancel this read
       auto [rec, n] = co_await client.async_read_some(buffer.prepare(4096), nothrow);
       reg.it->idle = false;
+      if (rec == asio::error::operation_aborted && w.draining()) {
+        // Cancelled by the drain: serve a request whose bytes are already here, else close.
+        char byte;
+        if (::recv(client.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) co_return;
+        client.expires_after(limits.header_timeout);
+        std::tie(rec, n) = co_await client.async_read_some(buffer.prepare(4096), nothrow);
+      }
       if (rec) co_return;
       buffer.commit(n);
     }

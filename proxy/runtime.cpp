@@ -36,6 +36,7 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
 runtime::~runtime() = default;
 
 void runtime::start() {
+  watch_file_setup();  // before anything is announced: an edit right after start is seen
   for (const auto& l : table_->listeners) {
     std::string bound = server_->bind(l);
     log::info("listener {} listening on {} ({} workers)", l.name, bound, server_->size());
@@ -90,19 +91,24 @@ asio::awaitable<void> runtime::wait_signals() {
 // swaps the `..data` symlink of a mounted ConfigMap, so a watch on the file
 // itself would miss both. Any event in the directory leads to a re-read; the
 // reload happens only when the content differs from what is loaded.
-asio::awaitable<void> runtime::watch_file() {
+void runtime::watch_file_setup() {
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) {
     log::warn("config watch: inotify unavailable ({}); reload with SIGHUP", std::strerror(errno));
-    co_return;
+    return;
   }
   auto dir = std::filesystem::absolute(config_path_).parent_path();
   if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY) < 0) {
     log::warn("config watch: cannot watch {}: {}; reload with SIGHUP", dir.string(), std::strerror(errno));
     ::close(fd);
-    co_return;
+    return;
   }
-  asio::posix::stream_descriptor events(ctx_, fd);
+  watch_.emplace(ctx_, fd);
+}
+
+asio::awaitable<void> runtime::watch_file() {
+  if (!watch_) co_return;
+  auto& events = *watch_;
   asio::steady_timer settle(ctx_);
   char buf[4096];
   for (;;) {
@@ -119,7 +125,8 @@ asio::awaitable<void> runtime::watch_file() {
       if (rec || more == 0) break;
     }
     if (draining_) continue;
-    co_await reload("file change", true);
+    std::string why = "file change";  // named: see server::on_each_worker
+    co_await reload(why, true);
   }
 }
 
@@ -230,7 +237,8 @@ asio::awaitable<void> runtime::publish(proxy_config effective, std::shared_ptr<c
   effective_ = std::move(effective);
   table_ = table;
   // Posted to every worker in order; a later publish always lands after this one.
-  co_await server_->on_each_worker([table](worker& w) { w.install(table); });
+  const server::worker_task install = [table](worker& w) { w.install(table); };
+  co_await server_->on_each_worker(install);
 }
 
 json::object runtime::config_json() const {
@@ -241,7 +249,8 @@ json::object runtime::config_json() const {
 
 asio::awaitable<json::object> runtime::clusters_json() {
   std::vector<std::vector<pool_stats>> per_worker(server_->size());
-  co_await server_->on_each_worker([&](worker& w) { per_worker[w.id()] = w.stats(); });
+  const server::worker_task collect = [&](worker& w) { per_worker[w.id()] = w.stats(); };
+  co_await server_->on_each_worker(collect);
   json::array clusters;
   for (const auto& c : table_->clusters) {
     std::size_t active = 0, idle = 0;
@@ -330,14 +339,16 @@ void runtime::start_drain(std::string_view why) {
 }
 
 asio::awaitable<void> runtime::drain() {
-  co_await server_->on_each_worker([](worker& w) { w.set_draining(); });
+  const server::worker_task mark = [](worker& w) { w.set_draining(); };
+  co_await server_->on_each_worker(mark);
   asio::steady_timer timer(ctx_);
   timer.expires_after(file_config_.drain_delay);
   co_await timer.async_wait(nothrow);
-  co_await server_->on_each_worker([](worker& w) {
+  const server::worker_task stop_accepting = [](worker& w) {
     w.close_all_listeners();
     w.close_idle_connections();
-  });
+  };
+  co_await server_->on_each_worker(stop_accepting);
   log::info("draining: stopped accepting; {} connections still open", server_->active_connections());
   auto deadline = clock::now() + file_config_.drain_timeout;
   // Connections close themselves after their response (Connection: close); poll their count.

@@ -58,7 +58,9 @@ class runtime {
   // Makes a validated config the active one, or refuses it (a listener cannot bind, a name does not resolve).
   boost::asio::awaitable<void> apply_config(proxy_config next, std::string text, const std::string& why);
   boost::asio::awaitable<void> drain();
+  void watch_file_setup();
   boost::asio::awaitable<void> watch_file();
+  std::optional<boost::asio::posix::stream_descriptor> watch_;
   boost::asio::awaitable<void> wait_signals();
   boost::asio::awaitable<void> serve_admin();
 

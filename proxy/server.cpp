@@ -67,7 +67,7 @@ void server::stop() {
   for (auto& w : workers_) w->stop();
 }
 
-asio::awaitable<void> server::on_each_worker(std::function<void(worker&)> fn) {
+asio::awaitable<void> server::on_each_worker(const worker_task& fn) {
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer done(ex, asio::steady_timer::time_point::max());
   std::size_t pending = workers_.size();
@@ -92,12 +92,14 @@ server::prepared_listener server::prepare_listener(const compiled_listener& l) {
 
 asio::awaitable<std::uint64_t> server::start_listener(prepared_listener p) {
   std::uint64_t id = next_listener_id_++;
-  co_await on_each_worker([&](worker& w) { w.add_listener(p.name, id, std::move(p.acceptors[w.id()])); });
+  const worker_task add = [&](worker& w) { w.add_listener(p.name, id, std::move(p.acceptors[w.id()])); };
+  co_await on_each_worker(add);
   co_return id;
 }
 
 asio::awaitable<void> server::close_listener(std::uint64_t id) {
-  co_await on_each_worker([&](worker& w) { w.close_listener(id); });
+  const worker_task close = [id](worker& w) { w.close_listener(id); };
+  co_await on_each_worker(close);
 }
 
 std::uint64_t server::active_connections() const {

@@ -42,7 +42,11 @@ class server {
   // Ids of the listeners bound before start(), by name.
   const std::map<std::string, std::uint64_t>& initial_listener_ids() const { return initial_ids_; }
   // Runs fn on every worker's own thread and resumes when all have run it.
-  boost::asio::awaitable<void> on_each_worker(std::function<void(worker&)> fn);
+  // Callers pass a named function object: GCC 12 destroys a temporary that
+  // stands in a co_await expression twice (a lambda holding a shared_ptr
+  // then frees what it holds too early), so none may stand there.
+  using worker_task = std::function<void(worker&)>;
+  boost::asio::awaitable<void> on_each_worker(const worker_task& fn);
   std::uint64_t active_connections() const;
   std::size_t size() const { return workers_.size(); }
 

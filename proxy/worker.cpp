@@ -77,7 +77,16 @@ void worker::close_listener(std::uint64_t id) {
 
 void worker::close_all_listeners() {
   for (auto& l : listeners_) {
+    // Closing a listening socket resets the connections still in its accept
+    // queue: take them first (they are served, with Connection: close).
     boost::system::error_code ec;
+    l.acceptor->non_blocking(true, ec);
+    for (;;) {
+      tcp::socket socket(ioc_);
+      l.acceptor->accept(socket, ec);
+      if (ec) break;
+      asio::co_spawn(ioc_, serve_connection(*this, std::move(socket), l.name), asio::detached);
+    }
     l.acceptor->close(ec);
   }
   listeners_.clear();
@@ -95,12 +104,12 @@ void worker::unregister_connection(std::list<connection_entry>::iterator it) {
 }
 
 void worker::close_idle_connections() {
-  for (auto& c : connections_) {
-    if (!c.idle) continue;
-    boost::system::error_code ec;
-    c.stream->socket().shutdown(tcp::socket::shutdown_both, ec);
-    c.stream->cancel();
-  }
+  // Only cancel the pending read: a read that already completed (its
+  // completion queued) is not affected and its request is served; a session
+  // whose read was cancelled checks for bytes that arrived meanwhile before it
+  // closes (see serve_connection).
+  for (auto& c : connections_)
+    if (c.idle) c.stream->cancel();
 }
 
 std::vector<pool_stats> worker::stats() const {

@@ -41,7 +41,7 @@ primary=$(wait_listening "$work/primary.log")
 canary=$(wait_listening "$work/canary.log")
 echo "demo: podinfo-primary (6.0.0) on $primary, podinfo-canary (6.1.0) on $canary"
 
-sed -e "s/127.0.0.1:8080/127.0.0.1:0/" -e "s/127.0.0.1:9898/$primary/" -e "s/127.0.0.1:9899/$canary/" \
+sed -e "s/127.0.0.1:8080/127.0.0.1:0/" -e "s/127.0.0.1:9901/127.0.0.1:0/" -e "s/drain_delay: 5s/drain_delay: 0s/" -e "s/127.0.0.1:9898/$primary/" -e "s/127.0.0.1:9899/$canary/" \
   configs/split.yaml >"$work/split.yaml"
 "$build/proxy/vane-proxy" --validate --config "$work/split.yaml"
 "$build/proxy/vane-proxy" --config "$work/split.yaml" --workers 2 >"$work/proxy.log" 2>&1 &

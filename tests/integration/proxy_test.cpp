@@ -23,6 +23,8 @@ namespace {
 std::string split_config(const demo_instance& primary, const demo_instance& canary) {
   std::string yaml = read_text_file(source_dir() + "/configs/split.yaml");
   yaml = replace_all(yaml, "127.0.0.1:8080", "127.0.0.1:0");
+  yaml = replace_all(yaml, "127.0.0.1:9901", "127.0.0.1:0");
+  yaml = replace_all(yaml, "drain_delay: 5s", "drain_delay: 0s");
   yaml = replace_all(yaml, "127.0.0.1:9898", primary.address());
   return replace_all(yaml, "127.0.0.1:9899", canary.address());
 }
@@ -113,6 +115,8 @@ TEST(Proxy, RoutesMatchHostAndPathFirstMatchWins) {
   auto canary = start_demo("canary");
   std::string yaml = read_text_file(source_dir() + "/configs/routes.yaml");
   yaml = replace_all(yaml, "127.0.0.1:8080", "127.0.0.1:0");
+  yaml = replace_all(yaml, "127.0.0.1:9901", "127.0.0.1:0");
+  yaml = replace_all(yaml, "drain_delay: 5s", "drain_delay: 0s");
   yaml = replace_all(yaml, "127.0.0.1:9898", primary.address());
   yaml = replace_all(yaml, "127.0.0.1:9897", primary2.address());
   yaml = replace_all(yaml, "127.0.0.1:9899", canary.address());

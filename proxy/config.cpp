@@ -132,8 +132,10 @@ class config_parser {
     std::set<std::string> names;
     for (const auto& c : n) {
       if (!r_.expect_map(c, "a cluster")) continue;
-      r_.check_keys(c, "cluster", {"name", "endpoints", "connect_timeout", "max_connections", "max_pending"},
-                    {"tls", "health_check", "fault"});
+      r_.check_keys(c, "cluster",
+                    {"name", "endpoints", "connect_timeout", "max_connections", "max_pending", "health_check",
+                     "dns_refresh_rate"},
+                    {"tls", "fault"});
       cluster_config cc;
       auto name = name_of(c, "cluster", names);
       if (name) cc.name = *name;
@@ -150,6 +152,8 @@ class config_parser {
         }
       }
       if (auto v = c["connect_timeout"]) positive_duration(v, "cluster.connect_timeout", cc.connect_timeout);
+      if (auto v = c["dns_refresh_rate"]) positive_duration(v, "cluster.dns_refresh_rate", cc.dns_refresh_rate);
+      if (auto h = c["health_check"]) parse_health_check(h, cc);
       if (auto v = c["max_connections"])
         if (auto i = r_.get_int(v, "cluster.max_connections", 1, 1'000'000))
           cc.max_connections = static_cast<std::uint32_t>(*i);
@@ -157,6 +161,24 @@ class config_parser {
         if (auto i = r_.get_int(v, "cluster.max_pending", 0, 1'000'000)) cc.max_pending = static_cast<std::uint32_t>(*i);
       cfg.clusters.push_back(std::move(cc));
     }
+  }
+
+  void parse_health_check(const YAML::Node& h, cluster_config& cc) {
+    if (!r_.expect_map(h, "cluster.health_check")) return;
+    r_.check_keys(h, "health_check", {"path", "interval", "unhealthy", "healthy"});
+    health_check_config hc;
+    if (r_.require(h, "path", "health_check")) {
+      if (auto p = r_.get_string(h["path"], "health_check.path")) {
+        if (p->empty() || p->front() != '/') r_.error(h["path"], "health_check.path must start with '/'");
+        hc.path = *p;
+      }
+    }
+    if (auto v = h["interval"]) positive_duration(v, "health_check.interval", hc.interval);
+    if (auto v = h["unhealthy"])
+      if (auto i = r_.get_int(v, "health_check.unhealthy", 1, 100)) hc.unhealthy = static_cast<std::uint32_t>(*i);
+    if (auto v = h["healthy"])
+      if (auto i = r_.get_int(v, "health_check.healthy", 1, 100)) hc.healthy = static_cast<std::uint32_t>(*i);
+    cc.health_check = hc;
   }
 
   void parse_listeners(const YAML::Node& n, proxy_config& cfg) {

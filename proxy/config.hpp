@@ -45,9 +45,19 @@ struct listener_config {
   std::vector<route_config> routes;
 };
 
+struct health_check_config {
+  std::string path;                            // GET PATH; a 2xx answer passes
+  duration interval = std::chrono::seconds(5);  // also the timeout of one check
+  std::uint32_t unhealthy = 2;                 // consecutive failures that mark an endpoint down
+  std::uint32_t healthy = 2;                   // consecutive passes that mark it up again
+  bool operator==(const health_check_config&) const = default;
+};
+
 struct cluster_config {
   std::string name;
   std::vector<host_port> endpoints;
+  std::optional<health_check_config> health_check;
+  duration dns_refresh_rate = std::chrono::seconds(5);  // for endpoints given as DNS names
   duration connect_timeout = std::chrono::seconds(1);
   std::uint32_t max_connections = 1024;  // per worker
   std::uint32_t max_pending = 1024;      // per worker

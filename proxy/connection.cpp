@@ -134,6 +134,7 @@ failure_reply reply_for(acquire_error e) {
     case acquire_error::overflow: return {http::status::service_unavailable, "upstream overflow\n"};
     case acquire_error::connect_timeout: return {http::status::gateway_timeout, "upstream connect timeout\n"};
     case acquire_error::pending_timeout: return {http::status::gateway_timeout, "upstream request timeout\n"};
+    case acquire_error::no_healthy: return {http::status::service_unavailable, "no healthy upstream\n"};
     case acquire_error::connect_failed:
     case acquire_error::none: break;
   }

@@ -22,8 +22,13 @@ const compiled_route* route_table::match(std::size_t listener, std::string_view 
   return nullptr;
 }
 
+std::string endpoint_key(const tcp::endpoint& ep) {
+  return host_port{ep.address().to_string(), ep.port()}.to_string();
+}
+
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
-                                                     const route_table* previous, std::string& error) {
+                                                     const table_inputs& inputs, std::string& error) {
+  const route_table* previous = inputs.previous;
   auto table = std::make_shared<route_table>();
   table->generation = generation;
   table->config = config;
@@ -36,16 +41,20 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
     t.connect_timeout = c.connect_timeout;
     t.max_connections = c.max_connections;
     t.max_pending = c.max_pending;
-    if (previous) {
-      const cluster_config* old = previous->config.find_cluster(c.name);
-      if (old && old->endpoints == c.endpoints) {
-        for (const auto& pt : previous->clusters)
-          if (pt.name == c.name) t.endpoints = pt.endpoints;
-        table->clusters.push_back(std::move(t));
-        continue;
+    bool resolved = false;
+    const cluster_config* old = previous ? previous->config.find_cluster(c.name) : nullptr;
+    if (inputs.resolved && old && old->endpoints == c.endpoints) {
+      if (auto it = inputs.resolved->find(c.name); it != inputs.resolved->end()) {
+        t.endpoints = it->second;
+        resolved = true;
       }
     }
-    for (const auto& ep : c.endpoints) {
+    if (!resolved && old && old->endpoints == c.endpoints) {
+      for (const auto& pt : previous->clusters)
+        if (pt.name == c.name) t.endpoints = pt.endpoints;
+      resolved = true;
+    }
+    for (const auto& ep : resolved ? std::vector<host_port>{} : c.endpoints) {
       boost::system::error_code ec;
       auto address = asio::ip::make_address(ep.host, ec);
       if (!ec) {
@@ -59,6 +68,16 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       }
       for (const auto& r : results) t.endpoints.push_back(r.endpoint());
     }
+    auto healthy = std::make_shared<std::vector<char>>(t.endpoints.size(), 1);
+    if (inputs.health) {
+      if (auto h = inputs.health->find(c.name); h != inputs.health->end()) {
+        for (std::size_t i = 0; i < t.endpoints.size(); ++i) {
+          auto e = h->second.find(endpoint_key(t.endpoints[i]));
+          if (e != h->second.end()) (*healthy)[i] = e->second ? 1 : 0;
+        }
+      }
+    }
+    t.healthy = std::move(healthy);
     table->clusters.push_back(std::move(t));
   }
 

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ struct compiled_listener {
 struct cluster_target {
   std::string name;
   std::vector<boost::asio::ip::tcp::endpoint> endpoints;
+  // Per endpoint, 1 when it may take traffic (health checks); shared, immutable.
+  std::shared_ptr<const std::vector<char>> healthy;
   duration connect_timeout{};
   std::uint32_t max_connections = 0;
   std::uint32_t max_pending = 0;
@@ -52,10 +55,22 @@ struct route_table {
   const compiled_route* match(std::size_t listener, std::string_view host_header, std::string_view path) const;
 };
 
-// Builds the snapshot. Endpoints given as DNS names are resolved here, except
-// for clusters whose endpoints are the same as in `previous` (their resolved
-// addresses are reused); returns nullptr with `error` set when a name does not resolve.
+// Health of resolved endpoints, by cluster name and "IP:PORT"; an endpoint not listed is healthy.
+using health_map = std::map<std::string, std::map<std::string, bool>, std::less<>>;
+// Resolved addresses of clusters, by cluster name (from the DNS refresher).
+using resolved_map = std::map<std::string, std::vector<boost::asio::ip::tcp::endpoint>, std::less<>>;
+
+struct table_inputs {
+  const route_table* previous = nullptr;  // its resolved addresses are reused for unchanged clusters
+  const health_map* health = nullptr;
+  const resolved_map* resolved = nullptr;  // takes precedence over `previous`
+};
+
+// Builds the snapshot. Endpoints given as DNS names are resolved here unless
+// `inputs` already has their addresses; returns nullptr with `error` set when
+// a name does not resolve.
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
-                                                     const route_table* previous, std::string& error);
+                                                     const table_inputs& inputs, std::string& error);
+std::string endpoint_key(const boost::asio::ip::tcp::endpoint& ep);
 
 }  // namespace vane::proxy

@@ -26,7 +26,7 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
   if (auto text = read_file(config_path_, message)) config_text_ = *text;
   effective_ = file_config_;
   std::string error;
-  table_ = build_route_table(effective_, generation_, nullptr, error);
+  table_ = build_route_table(effective_, generation_, table_inputs{}, error);
   if (!table_) throw std::runtime_error(error);
   for (const auto& l : effective_.listeners)
     for (const auto& r : l.routes) policy_generation_[r.name] = 1;
@@ -62,6 +62,8 @@ int runtime::run() {
   asio::co_spawn(ctx_, serve_admin(), asio::detached);
   asio::co_spawn(ctx_, wait_signals(), asio::detached);
   asio::co_spawn(ctx_, watch_file(), asio::detached);
+  asio::co_spawn(ctx_, refresh_dns(), asio::detached);
+  start_health_checks();
   ctx_.run();
   server_->stop();
   log::info("stopped");
@@ -177,7 +179,7 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
       std::vector<std::string> dropped;
       proxy_config effective = apply_overrides(next, overrides, dropped);
       std::string error;
-      auto table = build_route_table(effective, generation_ + 1, table_.get(), error);
+      auto table = build_route_table(effective, generation_ + 1, inputs(), error);
       if (!table) {
         ++reloads_error_;
         log::error("reload ({}): {}; config refused, keeping generation {}", why, error, generation_);
@@ -239,6 +241,22 @@ asio::awaitable<void> runtime::publish(proxy_config effective, std::shared_ptr<c
   // Posted to every worker in order; a later publish always lands after this one.
   const server::worker_task install = [table](worker& w) { w.install(table); };
   co_await server_->on_each_worker(install);
+  start_health_checks();
+}
+
+table_inputs runtime::inputs() const { return table_inputs{table_.get(), &health_, nullptr}; }
+
+asio::awaitable<void> runtime::rebuild(const resolved_map* resolved, std::string_view why) {
+  std::string error;
+  table_inputs in = inputs();
+  in.resolved = resolved;
+  auto table = build_route_table(effective_, generation_, in, error);
+  if (!table) {
+    log::error("{}: {}", why, error);
+    co_return;
+  }
+  proxy_config effective = effective_;
+  co_await publish(std::move(effective), std::move(table));
 }
 
 json::object runtime::config_json() const {
@@ -265,9 +283,11 @@ asio::awaitable<json::object> runtime::clusters_json() {
     }
     json::array endpoints;
     const cluster_config* cfg = effective_.find_cluster(c.name);
-    for (const auto& ep : c.endpoints) {
-      endpoints.push_back(json::object{{"address", host_port{ep.address().to_string(), ep.port()}.to_string()},
-                                       {"healthy", true}});
+    std::size_t healthy_count = 0;
+    for (std::size_t i = 0; i < c.endpoints.size(); ++i) {
+      bool healthy = !c.healthy || (*c.healthy)[i];
+      healthy_count += healthy;
+      endpoints.push_back(json::object{{"address", endpoint_key(c.endpoints[i])}, {"healthy", healthy}});
     }
     json::array configured;
     if (cfg)
@@ -275,7 +295,8 @@ asio::awaitable<json::object> runtime::clusters_json() {
     clusters.push_back(json::object{{"name", c.name},
                                     {"configured_endpoints", std::move(configured)},
                                     {"endpoints", std::move(endpoints)},
-                                    {"healthy_endpoints", c.endpoints.size()},
+                                    {"healthy_endpoints", healthy_count},
+                                    {"health_checked", cfg && cfg->health_check.has_value()},
                                     {"pool", json::object{{"active", active}, {"idle", idle}, {"created", created}}}});
   }
   co_return json::object{{"generation", generation_}, {"clusters", std::move(clusters)}};
@@ -302,7 +323,7 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
   proxy_config effective = apply_overrides(file_config_, next, dropped);
   if (!same_policy(*find_route(effective_, name), *find_route(effective, name)) || next != overrides_) {
     std::string error;
-    auto table = build_route_table(effective, generation_, table_.get(), error);
+    auto table = build_route_table(effective, generation_, inputs(), error);
     if (!table) co_return admin_reply{503, {{"error", error}}};
     overrides_ = std::move(next);
     co_await publish(std::move(effective), std::move(table));
@@ -320,7 +341,7 @@ asio::awaitable<admin_reply> runtime::delete_traffic(std::string_view name) {
     std::vector<std::string> dropped;
     proxy_config effective = apply_overrides(file_config_, next, dropped);
     std::string error;
-    auto table = build_route_table(effective, generation_, table_.get(), error);
+    auto table = build_route_table(effective, generation_, inputs(), error);
     if (!table) co_return admin_reply{503, {{"error", error}}};
     overrides_ = std::move(next);
     co_await publish(std::move(effective), std::move(table));

@@ -54,6 +54,15 @@ class runtime {
 
  private:
   boost::asio::awaitable<void> publish(proxy_config effective, std::shared_ptr<const route_table> table);
+  // A new table from the same effective config (health or DNS changed): policy generations stay.
+  boost::asio::awaitable<void> rebuild(const resolved_map* resolved, std::string_view why);
+  table_inputs inputs() const;
+  // Health checks (health.cpp): one coroutine per checked endpoint, restarted when a cluster's endpoints change.
+  void start_health_checks();
+  boost::asio::awaitable<void> check_endpoint(std::string cluster, boost::asio::ip::tcp::endpoint endpoint,
+                                              health_check_config hc, std::uint64_t epoch);
+  // Re-resolves endpoints given as DNS names every cluster's dns_refresh_rate.
+  boost::asio::awaitable<void> refresh_dns();
   boost::asio::awaitable<void> reload(std::string why, bool only_if_changed);
   // Makes a validated config the active one, or refuses it (a listener cannot bind, a name does not resolve).
   boost::asio::awaitable<void> apply_config(proxy_config next, std::string text, const std::string& why);
@@ -75,6 +84,9 @@ class runtime {
   std::uint64_t reloads_ok_ = 0;
   std::uint64_t reloads_error_ = 0;
   std::shared_ptr<const route_table> table_;
+  health_map health_;
+  std::map<std::string, std::pair<std::string, std::uint64_t>, std::less<>> health_checks_;  // cluster -> (signature, epoch)
+  std::uint64_t health_epoch_ = 0;
   std::unique_ptr<server> server_;
   struct live_listener {
     host_port address;

@@ -58,8 +58,18 @@ upstream_ptr upstream_pool::take_idle(std::size_t endpoint) {
   return nullptr;
 }
 
+std::size_t upstream_pool::next_healthy() {
+  const std::size_t n = cluster_.endpoints.size();
+  for (std::size_t tries = 0; tries < n; ++tries) {
+    std::size_t e = next_endpoint_++ % n;
+    if (healthy(e)) return e;
+  }
+  return n;
+}
+
 asio::awaitable<lease> upstream_pool::acquire(clock::time_point deadline, bool fresh_only) {
-  std::size_t endpoint = next_endpoint_++ % cluster_.endpoints.size();
+  std::size_t endpoint = next_healthy();
+  if (endpoint == cluster_.endpoints.size()) co_return lease{nullptr, false, acquire_error::no_healthy};
   if (!fresh_only) {
     if (auto c = take_idle(endpoint)) co_return lease{std::move(c), true, acquire_error::none};
   }
@@ -84,15 +94,21 @@ asio::awaitable<lease> upstream_pool::acquire(clock::time_point deadline, bool f
   if (w.conn) co_return lease{std::move(w.conn), true, acquire_error::none};
   // Granted the slot of a closed connection: open_ was kept for us.
   --open_;
+  endpoint = next_healthy();
+  if (endpoint == cluster_.endpoints.size()) {
+    release_slot();
+    co_return lease{nullptr, false, acquire_error::no_healthy};
+  }
   co_return co_await connect(endpoint, deadline);
 }
 
 asio::awaitable<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point deadline) {
   ++open_;
   acquire_error last = acquire_error::connect_failed;
-  // Try each endpoint at most once, starting with the one picked for this request.
+  // Try each healthy endpoint at most once, starting with the one picked for this request.
   for (std::size_t attempt = 0; attempt < cluster_.endpoints.size(); ++attempt) {
     std::size_t index = (first_endpoint + attempt) % cluster_.endpoints.size();
+    if (!healthy(index)) continue;
     auto conn = std::make_unique<upstream_connection>(ex_);
     conn->endpoint = index;
     auto budget = std::min<clock::duration>(cluster_.connect_timeout, deadline - clock::now());
@@ -112,7 +128,12 @@ asio::awaitable<lease> upstream_pool::connect(std::size_t first_endpoint, clock:
                cluster_.endpoints[index].address().to_string(), ec.message());
   }
   --open_;
-  // The slot we held is free again: let a waiter use it.
+  release_slot();
+  co_return lease{nullptr, false, last};
+}
+
+void upstream_pool::release_slot() {
+  // A slot is free again: let a waiter use it.
   if (!waiters_.empty()) {
     waiter* w = waiters_.front();
     waiters_.pop_front();
@@ -120,7 +141,6 @@ asio::awaitable<lease> upstream_pool::connect(std::size_t first_endpoint, clock:
     ++open_;  // held for the waiter, which decrements before connecting
     w->timer.cancel();
   }
-  co_return lease{nullptr, false, last};
 }
 
 void upstream_pool::release(upstream_ptr conn, bool reusable) {

@@ -36,7 +36,7 @@ struct upstream_connection {
 };
 using upstream_ptr = std::unique_ptr<upstream_connection>;
 
-enum class acquire_error { none, overflow, connect_failed, connect_timeout, pending_timeout };
+enum class acquire_error { none, overflow, connect_failed, connect_timeout, pending_timeout, no_healthy };
 
 struct lease {
   upstream_ptr conn;
@@ -55,6 +55,8 @@ class upstream_pool {
   boost::asio::awaitable<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false);
   // Returns a connection; `reusable` only when its last response was read to the end with keep-alive.
   void release(upstream_ptr conn, bool reusable);
+  // New health of the endpoints (same order as the cluster's); on the worker's thread.
+  void set_health(std::shared_ptr<const std::vector<char>> healthy) { cluster_.healthy = std::move(healthy); }
 
   std::size_t active() const { return open_ - idle_count_; }
   std::size_t idle() const { return idle_count_; }
@@ -64,6 +66,10 @@ class upstream_pool {
   struct waiter;
   boost::asio::awaitable<lease> connect(std::size_t first_endpoint, std::chrono::steady_clock::time_point deadline);
   upstream_ptr take_idle(std::size_t endpoint);
+  void release_slot();
+  // The next healthy endpoint in round-robin order, or endpoints.size() when none is.
+  std::size_t next_healthy();
+  bool healthy(std::size_t endpoint) const { return !cluster_.healthy || (*cluster_.healthy)[endpoint]; }
 
   boost::asio::any_io_executor ex_;
   cluster_target cluster_;

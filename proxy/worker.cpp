@@ -49,6 +49,7 @@ void worker::install(std::shared_ptr<const route_table> table) {
       for (std::size_t i = 0; i < old.clusters.size(); ++i)
         if (same_cluster(old.clusters[i], c) && old.config.limits.idle_timeout == table->config.limits.idle_timeout)
           pool = policy_->pools[i];
+      if (pool) pool->set_health(c.healthy);
     }
     if (!pool) pool = std::make_shared<upstream_pool>(ioc_.get_executor(), c, table->config.limits.idle_timeout);
     next->pools.push_back(std::move(pool));

@@ -113,11 +113,11 @@ listeners:
 clusters:
   - name: c
     endpoints: [127.0.0.1:80]
-    health_check: {path: /healthz}
+    tls: {sni: c}
 )");
   std::string text = all(errors);
   EXPECT_NE(text.find("test.yaml:8:9: route.mirror: not supported yet"), std::string::npos) << text;
-  EXPECT_NE(text.find("test.yaml:12:5: cluster.health_check: not supported yet"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:12:5: cluster.tls: not supported yet"), std::string::npos) << text;
   EXPECT_EQ(errors.size(), 2u) << text;
 }
 
@@ -139,8 +139,37 @@ listeners: []
 clusters: []
 )");
   std::string text = all(errors);
-  EXPECT_NE(text.find("test.yaml:1:47: admin.token_file: /nonexistent/token: cannot open"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:1:46: admin.token_file: /nonexistent/token: cannot open"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:3:16: drain_timeout: 'forever' is not a duration"), std::string::npos) << text;
+}
+
+TEST(Config, HealthChecks) {
+  std::vector<config_error> errors;
+  auto cfg = parse_proxy_config(R"(listeners: [{name: l, address: 127.0.0.1:0, routes: [{name: r, split: [{cluster: c, weight: 1}]}]}]
+clusters:
+  - name: c
+    endpoints: [127.0.0.1:80]
+    health_check: {path: /healthz, interval: 250ms, unhealthy: 3}
+    dns_refresh_rate: 1s
+)", "test.yaml", errors);
+  ASSERT_TRUE(cfg) << all(errors);
+  ASSERT_TRUE(cfg->clusters[0].health_check);
+  EXPECT_EQ(cfg->clusters[0].health_check->path, "/healthz");
+  EXPECT_EQ(cfg->clusters[0].health_check->interval, std::chrono::milliseconds(250));
+  EXPECT_EQ(cfg->clusters[0].health_check->unhealthy, 3u);
+  EXPECT_EQ(cfg->clusters[0].health_check->healthy, 2u);
+  EXPECT_EQ(cfg->clusters[0].dns_refresh_rate, std::chrono::seconds(1));
+  errors = errors_of(R"(listeners: [{name: l, address: 127.0.0.1:0, routes: [{name: r, split: [{cluster: c, weight: 1}]}]}]
+clusters:
+  - name: c
+    endpoints: [127.0.0.1:80]
+    health_check: {path: healthz, healthy: 0, timeout: 1s}
+)");
+  std::string text = all(errors);
+  EXPECT_NE(text.find("test.yaml:5:26: health_check.path must start with '/'"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:5:44: health_check.healthy must be between 1 and 100, got 0"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("test.yaml:5:47: health_check: unknown key 'timeout'"), std::string::npos) << text;
 }
 
 TEST(Config, WeightsMustNotAllBeZero) {

@@ -1,0 +1,165 @@
+// Active health checks and DNS re-resolution of vane-proxy's clusters, run on
+// the control thread. A change of health or of resolved addresses builds a
+// new route table (same policy) and posts it to the workers, as Envoy's main
+// thread pushes new host sets to its workers.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/log.hpp"
+#include "proxy/runtime.hpp"
+
+namespace vane::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// One check: connect, GET path, a 2xx status within `timeout` passes.
+asio::awaitable<bool> probe(tcp::endpoint endpoint, const std::string& path, duration timeout) {
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  stream.expires_after(timeout);
+  auto [cec] = co_await stream.async_connect(endpoint, nothrow);
+  if (cec) co_return false;
+  http::request<http::empty_body> req{http::verb::get, path, 11};
+  req.set(http::field::host, endpoint_key(endpoint));
+  req.set(http::field::user_agent, "vane-health-check");
+  req.set(http::field::connection, "close");
+  auto [wec, wn] = co_await http::async_write(stream, req, nothrow);
+  if (wec) co_return false;
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 * 1024);
+  auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
+  if (rec) co_return false;
+  co_return parser.get().result_int() / 100 == 2;
+}
+
+std::string signature(const cluster_target& c, const health_check_config& hc) {
+  std::string s = hc.path + "|" + std::to_string(hc.interval.count()) + "|" + std::to_string(hc.unhealthy) + "|" +
+                  std::to_string(hc.healthy);
+  for (const auto& e : c.endpoints) s += "|" + endpoint_key(e);
+  return s;
+}
+
+}  // namespace
+
+void runtime::start_health_checks() {
+  if (draining_) return;
+  for (const auto& c : table_->clusters) {
+    const cluster_config* cfg = effective_.find_cluster(c.name);
+    if (!cfg || !cfg->health_check) {
+      health_checks_.erase(c.name);
+      continue;
+    }
+    std::string sig = signature(c, *cfg->health_check);
+    auto it = health_checks_.find(c.name);
+    if (it != health_checks_.end() && it->second.first == sig) continue;  // already checked as configured
+    std::uint64_t epoch = ++health_epoch_;
+    health_checks_[c.name] = {sig, epoch};
+    for (const auto& ep : c.endpoints)
+      asio::co_spawn(ctx_, check_endpoint(c.name, ep, *cfg->health_check, epoch), asio::detached);
+  }
+}
+
+asio::awaitable<void> runtime::check_endpoint(std::string cluster, tcp::endpoint endpoint, health_check_config hc,
+                                              std::uint64_t epoch) {
+  const std::string key = endpoint_key(endpoint);
+  auto current = [&] {
+    auto it = health_checks_.find(cluster);
+    return !draining_ && it != health_checks_.end() && it->second.second == epoch;
+  };
+  std::uint32_t passes = 0, failures = 0;
+  asio::steady_timer timer(ctx_);
+  while (current()) {
+    bool ok = co_await probe(endpoint, hc.path, hc.interval);
+    if (!current()) co_return;
+    auto [it, inserted] = health_[cluster].try_emplace(key, true);  // endpoints start healthy
+    bool& healthy = it->second;
+    bool changed = false;
+    if (ok) {
+      failures = 0;
+      if (!healthy && ++passes >= hc.healthy) changed = true;
+    } else {
+      passes = 0;
+      if (healthy && ++failures >= hc.unhealthy) changed = true;
+    }
+    if (changed) {
+      healthy = !healthy;
+      passes = failures = 0;
+      log::info("cluster {}: endpoint {} is now {} (health check {})", cluster, key,
+                healthy ? "healthy" : "unhealthy", hc.path);
+      std::string why = "health change";
+      co_await rebuild(nullptr, why);
+    }
+    timer.expires_after(hc.interval);
+    co_await timer.async_wait(nothrow);
+  }
+}
+
+asio::awaitable<void> runtime::refresh_dns() {
+  tcp::resolver resolver(ctx_);
+  asio::steady_timer timer(ctx_);
+  std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> due;
+  while (!draining_) {
+    auto now = std::chrono::steady_clock::now();
+    auto next = now + std::chrono::seconds(60);
+    resolved_map fresh;
+    bool changed = false;
+    for (const auto& c : effective_.clusters) {
+      bool named = false;
+      for (const auto& e : c.endpoints) {
+        boost::system::error_code ec;
+        asio::ip::make_address(e.host, ec);
+        named = named || ec;
+      }
+      if (!named) continue;
+      auto& when = due[c.name];
+      if (when > now) {
+        next = std::min(next, when);
+        continue;
+      }
+      when = now + c.dns_refresh_rate;
+      next = std::min(next, when);
+      std::vector<tcp::endpoint> addresses;
+      bool failed = false;
+      for (const auto& e : c.endpoints) {
+        auto [ec, results] = co_await resolver.async_resolve(e.host, std::to_string(e.port), nothrow);
+        if (ec) {
+          // Keep the last good addresses: a DNS hiccup must not empty a cluster.
+          log::warn("cluster {}: cannot resolve {}: {}; keeping the last addresses", c.name, e.to_string(),
+                    ec.message());
+          failed = true;
+          break;
+        }
+        for (const auto& r : results) addresses.push_back(r.endpoint());
+      }
+      if (failed) continue;
+      const cluster_target* current = nullptr;
+      for (const auto& t : table_->clusters)
+        if (t.name == c.name) current = &t;
+      if (current && current->endpoints != addresses) {
+        std::string list;
+        for (const auto& a : addresses) list += (list.empty() ? "" : ", ") + endpoint_key(a);
+        log::info("cluster {}: DNS now gives {}", c.name, list.empty() ? "no address" : list);
+        fresh[c.name] = std::move(addresses);
+        changed = true;
+      }
+    }
+    if (changed) {
+      std::string why = "DNS change";
+      co_await rebuild(&fresh, why);
+    }
+    timer.expires_at(next);
+    co_await timer.async_wait(nothrow);
+  }
+}
+
+}  // namespace vane::proxy

@@ -206,9 +206,10 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
           hec == asio::error::connection_reset || hec == asio::error::eof)
         co_return;
       if (hec == beast::error::timeout) {
-        co_await local_reply(client, http::status::request_timeout, "request header timeout\n", false,
-                             limits.idle_timeout);
-      } else if (hec == http::error::header_limit) {
+        // beast::tcp_stream has closed the socket already: as nginx, no 408 is sent.
+        co_return;
+      }
+      if (hec == http::error::header_limit) {
         co_await local_reply(client, http::status::request_header_fields_too_large, "request header too large\n",
                              false, limits.idle_timeout);
       } else if (hec == http::error::body_limit) {

@@ -9,6 +9,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <fmt/format.h>
+
 #include "common/log.hpp"
 #include "proxy/runtime.hpp"
 
@@ -94,10 +96,12 @@ asio::awaitable<void> runtime::check_endpoint(std::string cluster, tcp::endpoint
     if (changed) {
       healthy = !healthy;
       passes = failures = 0;
-      log::info("cluster {}: endpoint {} is now {} (health check {})", cluster, key,
-                healthy ? "healthy" : "unhealthy", hc.path);
+      bool now_healthy = healthy;
       std::string why = "health change";
       co_await rebuild(nullptr, why);
+      // Logged once every worker routes by it.
+      log::info("cluster {}: endpoint {} is now {} (health check {})", cluster, key,
+                now_healthy ? "healthy" : "unhealthy", hc.path);
     }
     timer.expires_after(hc.interval);
     co_await timer.async_wait(nothrow);
@@ -112,6 +116,7 @@ asio::awaitable<void> runtime::refresh_dns() {
     auto now = std::chrono::steady_clock::now();
     auto next = now + std::chrono::seconds(60);
     resolved_map fresh;
+    std::vector<std::string> news;  // logged once every worker routes by them
     bool changed = false;
     for (const auto& c : effective_.clusters) {
       bool named = false;
@@ -148,7 +153,7 @@ asio::awaitable<void> runtime::refresh_dns() {
       if (current && current->endpoints != addresses) {
         std::string list;
         for (const auto& a : addresses) list += (list.empty() ? "" : ", ") + endpoint_key(a);
-        log::info("cluster {}: DNS now gives {}", c.name, list.empty() ? "no address" : list);
+        news.push_back(fmt::format("cluster {}: DNS now gives {}", c.name, list.empty() ? "no address" : list));
         fresh[c.name] = std::move(addresses);
         changed = true;
       }
@@ -156,6 +161,7 @@ asio::awaitable<void> runtime::refresh_dns() {
     if (changed) {
       std::string why = "DNS change";
       co_await rebuild(&fresh, why);
+      for (const auto& line : news) log::info("{}", line);
     }
     timer.expires_at(next);
     co_await timer.async_wait(nothrow);

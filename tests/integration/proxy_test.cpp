@@ -388,6 +388,28 @@ TEST(Proxy, LargeBodiesStreamBothWaysWithBoundedMemory) {
 #endif
 }
 
+TEST(Proxy, IdleKeepAliveConnectionsAreClosed) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(one_cluster_config(up.address(), "", "", "limits: {idle_timeout: 200ms}\n"), 1);
+  raw_connection c(proxy.port);
+  c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  // The response, then nothing: the proxy closes the idle connection (read_all returns at its FIN).
+  std::string got = c.read_all();
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+  EXPECT_EQ(got.find("HTTP/1.1", 10), std::string::npos) << got;
+}
+
+TEST(Proxy, SlowHeaderIsClosed) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(one_cluster_config(up.address(), "", "", "limits: {header_timeout: 200ms}\n"), 1);
+  raw_connection c(proxy.port);
+  c.send("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ");  // and never the end of the head
+  std::string got = c.read_all();  // returns when the proxy closes the connection
+  EXPECT_EQ(got, "");               // closed without a reply, as nginx does
+  EXPECT_EQ(up.stats().at("requests").as_int64(), 0);
+  EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);  // and everyone else is served
+}
+
 TEST(Proxy, StopsCleanlyOnSigterm) {
   auto up = start_demo("v1");
   auto proxy = start_proxy(one_cluster_config(up.address()), 2);

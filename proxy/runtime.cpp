@@ -319,25 +319,12 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
   if (!update.overrides) co_return admin_reply{400, {{"error", update.error}}};
   overrides_map next = overrides_;
   next[std::string(name)] = *update.overrides;
-  std::vector<std::string> dropped;
-  proxy_config effective = apply_overrides(file_config_, next, dropped);
-  if (!same_policy(*find_route(effective_, name), *find_route(effective, name)) || next != overrides_) {
-    std::string error;
-    auto table = build_route_table(effective, generation_, inputs(), error);
-    if (!table) co_return admin_reply{503, {{"error", error}}};
-    overrides_ = std::move(next);
-    co_await publish(std::move(effective), std::move(table));
-    log::info("route {}: traffic override applied, policy generation {}", name, policy_generation_[std::string(name)]);
-  }
-  co_return admin_reply{200, *route_json(name)};
+  admin_reply reply = co_await commit_overrides(std::move(next), name);
+  co_return reply;
 }
 
-asio::awaitable<admin_reply> runtime::delete_traffic(std::string_view name) {
-  if (!find_route(effective_, name)) co_return admin_reply{404, {{"error", "no route named '" + std::string(name) + "'"}}};
-  auto it = overrides_.find(name);
-  if (it != overrides_.end()) {
-    overrides_map next = overrides_;
-    next.erase(std::string(name));
+asio::awaitable<admin_reply> runtime::commit_overrides(overrides_map next, std::string_view name) {
+  if (next != overrides_) {
     std::vector<std::string> dropped;
     proxy_config effective = apply_overrides(file_config_, next, dropped);
     std::string error;
@@ -345,9 +332,18 @@ asio::awaitable<admin_reply> runtime::delete_traffic(std::string_view name) {
     if (!table) co_return admin_reply{503, {{"error", error}}};
     overrides_ = std::move(next);
     co_await publish(std::move(effective), std::move(table));
-    log::info("route {}: traffic overrides removed, policy generation {}", name, policy_generation_[std::string(name)]);
+    log::info("route {}: traffic overrides now {}, policy generation {}", name,
+              overrides_.count(name) ? "set" : "removed", policy_generation_[std::string(name)]);
   }
   co_return admin_reply{200, *route_json(name)};
+}
+
+asio::awaitable<admin_reply> runtime::delete_traffic(std::string_view name) {
+  if (!find_route(effective_, name)) co_return admin_reply{404, {{"error", "no route named '" + std::string(name) + "'"}}};
+  overrides_map next = overrides_;
+  if (auto it = next.find(name); it != next.end()) next.erase(it);
+  admin_reply reply = co_await commit_overrides(std::move(next), name);
+  co_return reply;
 }
 
 void runtime::start_drain(std::string_view why) {

@@ -57,6 +57,8 @@ class runtime {
   // A new table from the same effective config (health or DNS changed): policy generations stay.
   boost::asio::awaitable<void> rebuild(const resolved_map* resolved, std::string_view why);
   table_inputs inputs() const;
+  // Makes `next` the overrides (building and publishing a table when they changed); answers with the route.
+  boost::asio::awaitable<admin_reply> commit_overrides(overrides_map next, std::string_view name);
   // Health checks (health.cpp): one coroutine per checked endpoint, restarted when a cluster's endpoints change.
   void start_health_checks();
   boost::asio::awaitable<void> check_endpoint(std::string cluster, boost::asio::ip::tcp::endpoint endpoint,
@@ -69,10 +71,10 @@ class runtime {
   boost::asio::awaitable<void> drain();
   void watch_file_setup();
   boost::asio::awaitable<void> watch_file();
-  std::optional<boost::asio::posix::stream_descriptor> watch_;
   boost::asio::awaitable<void> wait_signals();
   boost::asio::awaitable<void> serve_admin();
 
+  // Declared first, destroyed last: every I/O object below is bound to it.
   boost::asio::io_context ctx_{1};
   std::string config_path_;
   std::string config_text_;  // of the last load that took effect
@@ -95,6 +97,7 @@ class runtime {
   std::map<std::string, live_listener> listeners_;
   std::optional<boost::asio::ip::tcp::acceptor> admin_acceptor_;
   boost::asio::signal_set signals_{ctx_};
+  std::optional<boost::asio::posix::stream_descriptor> watch_;  // inotify on the config's directory
   bool ready_ = false;
   bool draining_ = false;
   bool reloading_ = false;

@@ -16,7 +16,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-server::server(std::shared_ptr<const route_table> table, std::size_t workers) {
+server::server(const std::shared_ptr<const route_table>& table, std::size_t workers) {
   for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<worker>(i, table));
 }
 

@@ -18,7 +18,7 @@ namespace vane::proxy {
 
 class server {
  public:
-  server(std::shared_ptr<const route_table> table, std::size_t workers);
+  server(const std::shared_ptr<const route_table>& table, std::size_t workers);
   ~server();
 
   // Binds one socket per worker for the listener (port 0: the OS picks one,

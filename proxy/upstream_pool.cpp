@@ -71,7 +71,8 @@ asio::awaitable<lease> upstream_pool::acquire(clock::time_point deadline, bool f
   std::size_t endpoint = next_healthy();
   if (endpoint == cluster_.endpoints.size()) co_return lease{nullptr, false, acquire_error::no_healthy};
   if (!fresh_only) {
-    if (auto c = take_idle(endpoint)) co_return lease{std::move(c), true, acquire_error::none};
+    lease idle{take_idle(endpoint), true, acquire_error::none};
+    if (idle.conn) co_return idle;
   }
   if (open_ >= cluster_.max_connections && idle_count_ > 0) {
     // At the cap with idle connections to other endpoints: close one to make room.

@@ -52,16 +52,6 @@ std::string split_body(int primary, int canary) {
          R"(},{"cluster":"app-canary","weight":)" + std::to_string(canary) + "}]}";
 }
 
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds deadline = 30s) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
-
 std::pair<int, int> count_versions(std::uint16_t port, int n) {
   http_client c(port);
   int a = 0, b = 0;

@@ -14,16 +14,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds deadline = 30s) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
-
 std::string checked_config(const std::string& endpoints, const std::string& extra = "") {
   return R"(listeners:
   - name: http

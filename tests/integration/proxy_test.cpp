@@ -46,17 +46,6 @@ clusters:
 
 std::int64_t stat(const demo_instance& d, const char* key) { return d.stats().at(key).as_int64(); }
 
-// Polls a condition with a generous deadline (the only waiting tests do).
-template <class F>
-bool eventually(F condition, std::chrono::milliseconds deadline = 30s) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
-}
-
 }  // namespace
 
 TEST(Proxy, SplitFollowsWeightsWithinOnePoint) {

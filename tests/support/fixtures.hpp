@@ -2,6 +2,9 @@
 // Starting the real binaries for integration and end-to-end tests.
 #include <boost/json/value.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,5 +53,17 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 std::uint16_t port_of_line(const std::string& line);
 // Peak resident memory of a process (VmHWM), in KiB.
 std::uint64_t peak_rss_kib(int pid);
+
+// Polls a condition until it holds or a generous deadline passes: the only
+// way tests wait (never a fixed sleep). Returns the condition's last value.
+template <class F>
+bool eventually(F condition, std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the polling interval
+  }
+  return condition();
+}
 
 }  // namespace vane::test

@@ -25,7 +25,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-constexpr std::size_t relay_buffer_size = 16 * 1024;
+constexpr std::size_t relay_buffer_size = std::size_t{16} * 1024;
 
 // RFC 9110 §7.6.1: these never cross a proxy, nor does any field that the
 // Connection header names. Keep-Alive and Proxy-Connection are the legacy ones.
@@ -168,7 +168,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
 
   for (;;) {
     // The snapshot this request runs on, whatever is swapped in meanwhile.
-    std::shared_ptr<worker_policy> policy = w.policy();
+    // A copy, not a reference: it pins the snapshot while the worker swaps in new ones.
+    std::shared_ptr<worker_policy> policy = w.policy();  // NOLINT(performance-unnecessary-copy-initialization)
     const route_table& table = *policy->table;
     if (indexed_table.get() != &table) {
       listener_index = table.find_listener(listener_name);

@@ -38,7 +38,7 @@ asio::awaitable<bool> probe(tcp::endpoint endpoint, const std::string& path, dur
   if (wec) co_return false;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024);
+  parser.body_limit(std::uint64_t{64} * 1024);
   auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
   if (rec) co_return false;
   co_return parser.get().result_int() / 100 == 2;

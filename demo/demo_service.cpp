@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/address.hpp"
+#include "common/listen.hpp"
 #include "common/units.hpp"
 #include "demo/pattern.hpp"
 
@@ -319,15 +320,12 @@ int main(int argc, char** argv) {
   st.hostname = host;
 
   asio::io_context ioc{1};
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(hp->host, ec);
   tcp::acceptor acceptor(ioc);
-  try {
-    tcp::endpoint ep(asio::ip::make_address(hp->host), hp->port);
-    acceptor.open(ep.protocol());
-    acceptor.set_option(tcp::acceptor::reuse_address(true));
-    acceptor.bind(ep);
-    acceptor.listen(asio::socket_base::max_listen_connections);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "vane-demo: cannot listen on %s: %s\n", listen_at.c_str(), e.what());
+  if (!ec) acceptor = vane::listen_on(ioc.get_executor(), tcp::endpoint(address, hp->port), false, ec);
+  if (ec) {
+    std::fprintf(stderr, "vane-demo: cannot listen on %s: %s\n", listen_at.c_str(), ec.message().c_str());
     return 1;
   }
   auto bound = acceptor.local_endpoint();

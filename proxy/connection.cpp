@@ -89,8 +89,8 @@ enum class relay_status { ok, read_failed, write_failed };
 template <bool isRequest>
 asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
                                          http::serializer<isRequest, http::buffer_body>& sr, beast::tcp_stream& in,
-                                         beast::flat_buffer& in_buffer, beast::tcp_stream& out, char* buf,
-                                         duration io_timeout) {
+                                         beast::flat_buffer& in_buffer, beast::tcp_stream& out,
+                                         std::unique_ptr<char[]>& relay_buf, duration io_timeout) {
   // Beast sizes each read by the buffer's free capacity (512 bytes at least):
   // give it room for a whole relay buffer while the body streams, and hand the
   // memory back afterwards so that idle keep-alive connections stay small.
@@ -102,6 +102,9 @@ asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_bo
   do {
     auto& body = p.get().body();
     if (!p.is_done()) {
+      // One buffer per connection, made on its first body and kept for its life.
+      if (!relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
+      char* buf = relay_buf.get();
       body.data = buf;
       body.size = relay_buffer_size;
       in.expires_after(io_timeout);
@@ -162,7 +165,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
   if (auto ep = client.socket().remote_endpoint(ec); !ec) client_ip = ep.address().to_string();
 
   beast::flat_buffer buffer;
-  std::unique_ptr<char[]> relay_buf;  // allocated on the first body, then reused for the connection's life
+  std::unique_ptr<char[]> relay_buf;  // see relay_body
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
 
@@ -282,7 +285,6 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     req.version(11);
     set_forwarding_headers(req, client_ip, listener.trust_forwarded);
 
-    if (has_body && !relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
     const auto deadline = clock::now() + route->timeout;  // for getting a connection
     const bool head_request = req.method() == http::verb::head;
 
@@ -319,7 +321,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
           co_return;
         }
       }
-      auto status = co_await relay_body(parser, sr, client, buffer, conn.conn->stream, relay_buf.get(),
+      auto status = co_await relay_body(parser, sr, client, buffer, conn.conn->stream, relay_buf,
                                         limits.idle_timeout);
       if (status == relay_status::read_failed) {  // the client went away or sent a bad body
         pool.release(std::move(conn.conn), false);
@@ -406,9 +408,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       if (wec || !keep_alive) co_return;
       continue;
     }
-    if (!relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
     auto status =
-        co_await relay_body(*response, rsr, conn.conn->stream, conn.conn->buffer, client, relay_buf.get(),
+        co_await relay_body(*response, rsr, conn.conn->stream, conn.conn->buffer, client, relay_buf,
                             limits.idle_timeout);
     upstream_reusable = upstream_reusable && status == relay_status::ok && response->is_done();
     pool.release(std::move(conn.conn), upstream_reusable);

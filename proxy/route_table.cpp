@@ -54,19 +54,21 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
         if (pt.name == c.name) t.endpoints = pt.endpoints;
       resolved = true;
     }
-    for (const auto& ep : resolved ? std::vector<host_port>{} : c.endpoints) {
-      boost::system::error_code ec;
-      auto address = asio::ip::make_address(ep.host, ec);
-      if (!ec) {
-        t.endpoints.emplace_back(address, ep.port);
-        continue;
+    if (!resolved) {
+      for (const auto& ep : c.endpoints) {
+        boost::system::error_code ec;
+        auto address = asio::ip::make_address(ep.host, ec);
+        if (!ec) {
+          t.endpoints.emplace_back(address, ep.port);
+          continue;
+        }
+        auto results = resolver.resolve(ep.host, std::to_string(ep.port), ec);
+        if (ec || results.empty()) {
+          error = fmt::format("cluster {}: cannot resolve {}: {}", c.name, ep.to_string(), ec.message());
+          return nullptr;
+        }
+        for (const auto& r : results) t.endpoints.push_back(r.endpoint());
       }
-      auto results = resolver.resolve(ep.host, std::to_string(ep.port), ec);
-      if (ec || results.empty()) {
-        error = fmt::format("cluster {}: cannot resolve {}: {}", c.name, ep.to_string(), ec.message());
-        return nullptr;
-      }
-      for (const auto& r : results) t.endpoints.push_back(r.endpoint());
     }
     auto healthy = std::make_shared<std::vector<char>>(t.endpoints.size(), 1);
     if (inputs.health) {

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "common/listen.hpp"
 #include "common/log.hpp"
 
 namespace vane::proxy {
@@ -43,12 +44,8 @@ void runtime::start() {
   }
   const auto& admin = file_config_.admin;
   tcp::endpoint ep(asio::ip::make_address(admin.address.host), admin.address.port);
-  admin_acceptor_.emplace(ctx_);
   boost::system::error_code ec;
-  admin_acceptor_->open(ep.protocol(), ec);
-  if (!ec) admin_acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) admin_acceptor_->bind(ep, ec);
-  if (!ec) admin_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  admin_acceptor_.emplace(listen_on(ctx_.get_executor(), ep, false, ec));
   if (ec) throw std::runtime_error("admin: cannot listen on " + admin.address.to_string() + ": " + ec.message());
   auto bound = admin_acceptor_->local_endpoint();
   log::info("admin listening on {}{}", host_port{bound.address().to_string(), bound.port()}.to_string(),
@@ -168,63 +165,61 @@ asio::awaitable<void> runtime::reload(std::string why, bool only_if_changed) {
 }
 
 asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text, const std::string& why) {
-      if (!(next.admin.address == file_config_.admin.address))
-        log::warn("reload: admin.address changed to {}; it takes effect at the next start",
-                  next.admin.address.to_string());
-      next.admin.address = file_config_.admin.address;
-      // Bind what is new before changing anything: a port in use refuses the reload.
-      std::vector<server::prepared_listener> opened;
-      std::vector<std::uint64_t> to_close;
-      overrides_map overrides = overrides_;
-      std::vector<std::string> dropped;
-      proxy_config effective = apply_overrides(next, overrides, dropped);
-      std::string error;
-      auto table = build_route_table(effective, generation_ + 1, inputs(), error);
-      if (!table) {
-        ++reloads_error_;
-        log::error("reload ({}): {}; config refused, keeping generation {}", why, error, generation_);
-        co_return;
-      }
-      try {
-        for (const auto& l : table->listeners) {
-          auto it = listeners_.find(l.name);
-          if (it != listeners_.end() && it->second.address == l.address) continue;
-          opened.push_back(server_->prepare_listener(l));
-        }
-      } catch (const std::exception& e) {
-        ++reloads_error_;
-        log::error("reload ({}): {}; config refused, keeping generation {}", why, e.what(), generation_);
-        co_return;
-      }
-      for (const auto& name : dropped)
-        log::warn("reload: overrides of route {} dropped: the route or a cluster it names is gone", name);
-      for (auto it = listeners_.begin(); it != listeners_.end();) {
-        bool keep = false;
-        for (const auto& l : table->listeners) keep = keep || (l.name == it->first && l.address == it->second.address);
-        if (keep) {
-          ++it;
-        } else {
-          to_close.push_back(it->second.id);
-          it = listeners_.erase(it);
-        }
-      }
-      file_config_ = std::move(next);
-      config_text_ = std::move(text);
-      overrides_ = std::move(overrides);
-      ++generation_;
-      ++reloads_ok_;
-      co_await publish(std::move(effective), std::move(table));
-      for (auto& p : opened) {
-        std::string name = p.name, bound = p.bound;
-        host_port address;
-        for (const auto& l : effective_.listeners)
-          if (l.name == name) address = l.address;
-        std::uint64_t id = co_await server_->start_listener(std::move(p));
-        listeners_[name] = {address, id};
-        log::info("listener {} listening on {} ({} workers)", name, bound, server_->size());
-      }
-      for (auto id : to_close) co_await server_->close_listener(id);
-      log::info("reload ({}): {} loaded, generation {}", why, config_path_, generation_);
+  if (next.admin.address != file_config_.admin.address)
+    log::warn("reload: admin.address changed to {}; it takes effect at the next start",
+              next.admin.address.to_string());
+  next.admin.address = file_config_.admin.address;
+  // Bind what is new before changing anything: a port in use refuses the reload.
+  std::vector<server::prepared_listener> opened;
+  std::vector<std::uint64_t> to_close;
+  overrides_map overrides = overrides_;
+  std::vector<std::string> dropped;
+  proxy_config effective = apply_overrides(next, overrides, dropped);
+  std::string error;
+  auto table = build_route_table(effective, generation_ + 1, inputs(), error);
+  if (!table) {
+    ++reloads_error_;
+    log::error("reload ({}): {}; config refused, keeping generation {}", why, error, generation_);
+    co_return;
+  }
+  try {
+    for (const auto& l : table->listeners) {
+      auto it = listeners_.find(l.name);
+      if (it != listeners_.end() && it->second.address == l.address) continue;
+      opened.push_back(server_->prepare_listener(l));
+    }
+  } catch (const std::exception& e) {
+    ++reloads_error_;
+    log::error("reload ({}): {}; config refused, keeping generation {}", why, e.what(), generation_);
+    co_return;
+  }
+  for (const auto& name : dropped)
+    log::warn("reload: overrides of route {} dropped: the route or a cluster it names is gone", name);
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    bool keep = false;
+    for (const auto& l : table->listeners) keep = keep || (l.name == it->first && l.address == it->second.address);
+    if (keep) {
+      ++it;
+    } else {
+      to_close.push_back(it->second.id);
+      it = listeners_.erase(it);
+    }
+  }
+  file_config_ = std::move(next);
+  config_text_ = std::move(text);
+  overrides_ = std::move(overrides);
+  ++generation_;
+  ++reloads_ok_;
+  co_await publish(std::move(effective), std::move(table));
+  for (auto& p : opened) {
+    std::string name = p.name, bound = p.bound;
+    host_port address = p.address;
+    std::uint64_t id = co_await server_->start_listener(std::move(p));
+    listeners_[name] = {address, id};
+    log::info("listener {} listening on {} ({} workers)", name, bound, server_->size());
+  }
+  for (auto id : to_close) co_await server_->close_listener(id);
+  log::info("reload ({}): {} loaded, generation {}", why, config_path_, generation_);
 }
 
 asio::awaitable<void> runtime::publish(proxy_config effective, std::shared_ptr<const route_table> table) {
@@ -233,7 +228,7 @@ asio::awaitable<void> runtime::publish(proxy_config effective, std::shared_ptr<c
     for (const auto& r : l.routes) {
       const route_config* old = find_route(effective_, r.name);
       auto& gen = policy_generation_[r.name];
-      if (!old || !same_policy(*old, r) || gen == 0) ++gen;
+      if (!old || !same_policy(*old, r)) ++gen;
     }
   }
   effective_ = std::move(effective);

@@ -8,13 +8,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <stdexcept>
 
+#include "common/listen.hpp"
 #include "common/log.hpp"
 
 namespace vane::proxy {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 server::server(const std::shared_ptr<const route_table>& table, std::size_t workers) {
   for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<worker>(i, table));
@@ -31,12 +31,7 @@ std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, st
   // With port 0 the first socket gets a port from the OS and the other
   // workers bind that same port, so the kernel spreads connections over all.
   for (auto& w : workers_) {
-    tcp::acceptor acceptor(w->context());
-    acceptor.open(endpoint.protocol(), ec);
-    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) acceptor.set_option(reuse_port(true), ec);
-    if (!ec) acceptor.bind(endpoint, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    tcp::acceptor acceptor = listen_on(w->context().get_executor(), endpoint, true, ec);
     if (ec)
       throw std::runtime_error(
           fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(), ec.message()));
@@ -86,6 +81,7 @@ asio::awaitable<void> server::on_each_worker(const worker_task& fn) {
 server::prepared_listener server::prepare_listener(const compiled_listener& l) {
   prepared_listener p;
   p.name = l.name;
+  p.address = l.address;
   p.acceptors = make_acceptors(l, p.bound);
   return p;
 }

@@ -33,7 +33,8 @@ class server {
   // nothing), then started on every worker; it is closed by the id start gave.
   struct prepared_listener {
     std::string name;
-    std::string bound;
+    host_port address;  // as configured
+    std::string bound;  // as bound (port 0 resolved)
     std::vector<boost::asio::ip::tcp::acceptor> acceptors;
   };
   prepared_listener prepare_listener(const compiled_listener& listener);

@@ -49,9 +49,8 @@ std::optional<std::vector<split_entry>> parse_split(const json::value& v, const 
       error = fmt::format("split names cluster '{}' twice", name);
       return std::nullopt;
     }
-    std::int64_t w = -1;
-    if (weight && weight->is_int64()) w = weight->as_int64();
-    else if (weight && weight->is_uint64() && weight->as_uint64() <= 1'000'000) w = static_cast<std::int64_t>(weight->as_uint64());
+    // Boost.JSON gives every integer up to INT64_MAX as int64; anything else is not a weight.
+    std::int64_t w = weight && weight->is_int64() ? weight->as_int64() : -1;
     if (w < 0 || w > 1'000'000) {
       error = fmt::format("split: weight of '{}' must be an integer from 0 to 1000000", name);
       return std::nullopt;

@@ -51,6 +51,12 @@ class log_linear_histogram {
     sum_ += v;
   }
   void merge(const log_linear_histogram& other);
+  // For readers that rebuild a histogram bucket by bucket (metrics snapshots, /stats/latency).
+  void add_bucket(std::size_t i, std::uint64_t n) {
+    counts_[i] += n;
+    count_ += n;
+  }
+  void add_sum(std::uint64_t s) { sum_ += s; }
   void clear() { *this = log_linear_histogram{}; }
 
   std::uint64_t count() const { return count_; }

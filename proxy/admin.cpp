@@ -84,10 +84,19 @@ asio::awaitable<admin_reply> handle_admin(runtime& rt, http::verb method, std::s
       co_return error_reply(404, "no route named '" + std::string(rest) + "'");
     }
   }
-  if (path == "/metrics" || path == "/stats/latency") co_return error_reply(404, "metrics are not built yet");
+  if (path == "/metrics") {
+    if (method != http::verb::get) co_return error_reply(405, "use GET");
+    admin_reply r;
+    r.text = rt.metrics_text();
+    co_return r;
+  }
+  if (path == "/stats/latency") {
+    if (method != http::verb::get) co_return error_reply(405, "use GET");
+    co_return admin_reply{200, rt.latency_json()};
+  }
   co_return error_reply(404, "unknown admin path " + std::string(path) +
-                                 " (GET /ready, /config, /clusters, /routes/NAME; PUT or DELETE /routes/NAME/traffic; "
-                                 "POST /drain)");
+                                 " (GET /ready, /metrics, /stats/latency, /config, /clusters, /routes/NAME; PUT or "
+                                 "DELETE /routes/NAME/traffic; POST /drain)");
 }
 
 namespace {
@@ -133,10 +142,15 @@ asio::awaitable<void> admin_session(runtime& rt, tcp::socket socket) {
       log::info("admin: {} {} -> {}: {}", std::string(http::to_string(method)), target, reply.status,
                 std::string(reply.body.at("error").as_string()));
     http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
-    res.set(http::field::content_type, "application/json");
     res.set(http::field::server, "vane");
     if (reply.status == 401) res.set(http::field::www_authenticate, "Bearer");
-    res.body() = json::serialize(reply.body) + "\n";
+    if (!reply.text.empty()) {
+      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.body() = std::move(reply.text);
+    } else {
+      res.set(http::field::content_type, "application/json");
+      res.body() = json::serialize(reply.body) + "\n";
+    }
     res.keep_alive(keep_alive);
     res.prepare_payload();
     auto [wec, wn] = co_await http::async_write(stream, res, nothrow);

@@ -66,9 +66,38 @@ void set_forwarding_headers(http::fields& f, std::string_view client_ip, bool tr
   }
 }
 
+std::uint64_t micros(clock::duration d) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
+// Counts one downstream request once, when its handling ends (whatever way
+// it ends): by the status sent, or 499 when the client went away first; and
+// its duration to the last byte sent. A request that never got a complete
+// head (the client closed or was too slow) has no code and is not counted.
+struct request_meter {
+  route_cluster_stats* slot = nullptr;
+  unsigned code = 0;
+  clock::time_point start = clock::now();
+  request_meter() = default;
+  request_meter(const request_meter&) = delete;
+  request_meter& operator=(const request_meter&) = delete;
+  ~request_meter() {
+    if (!slot || !code) return;
+    slot->requests.get().add(code);
+    slot->request_time.get().record(micros(clock::now() - start));
+  }
+};
+
+// Counts one upstream attempt by the upstream's status, or the status the
+// proxy made of its failure.
+void count_attempt(route_cluster_stats& slot, unsigned code, clock::time_point start) {
+  slot.upstream.get().add(code);
+  slot.upstream_time.get().record(micros(clock::now() - start));
+}
+
 // A reply made by the proxy itself (no route, upstream failure, bad request).
-asio::awaitable<bool> local_reply(beast::tcp_stream& client, http::status status, std::string_view body,
-                                  bool keep_alive, duration timeout) {
+asio::awaitable<bool> local_reply(beast::tcp_stream& client, request_meter& meter, http::status status,
+                                  std::string_view body, bool keep_alive, duration timeout) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::server, "vane");
   res.set(http::field::content_type, "text/plain");
@@ -77,6 +106,7 @@ asio::awaitable<bool> local_reply(beast::tcp_stream& client, http::status status
   res.prepare_payload();
   client.expires_after(timeout);
   auto [ec, n] = co_await http::async_write(client, res, nothrow);
+  meter.code = ec ? 499 : static_cast<unsigned>(status);
   co_return !ec;
 }
 
@@ -151,13 +181,19 @@ bool is_absolute_form(std::string_view target) {
 
 }  // namespace
 
-asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::string listener_name) {
+asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::string listener_name,
+                                       listener_stats* lstats) {
   beast::tcp_stream client(std::move(socket));
   struct registration {
     worker& w;
     std::list<worker::connection_entry>::iterator it;
-    ~registration() { w.unregister_connection(it); }
-  } reg{w, w.register_connection(client)};
+    listener_stats* stats;
+    ~registration() {
+      w.unregister_connection(it);
+      if (stats) stats->connections_active.add(-1);
+    }
+  } reg{w, w.register_connection(client), lstats};
+  if (lstats) lstats->connections_active.add(1);
 
   boost::system::error_code ec;
   client.socket().set_option(tcp::no_delay(true), ec);
@@ -200,6 +236,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       buffer.commit(n);
     }
     reg.it->idle = false;
+    request_meter meter;  // from the request's first byte here
+    meter.slot = policy->unrouted;
     http::request_parser<http::buffer_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_request_headers));
     parser.body_limit(limits.max_body);
@@ -214,14 +252,14 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         co_return;
       }
       if (hec == http::error::header_limit) {
-        co_await local_reply(client, http::status::request_header_fields_too_large, "request header too large\n",
+        co_await local_reply(client, meter, http::status::request_header_fields_too_large, "request header too large\n",
                              false, limits.idle_timeout);
       } else if (hec == http::error::body_limit) {
-        co_await local_reply(client, http::status::payload_too_large, "request body too large\n", false,
+        co_await local_reply(client, meter, http::status::payload_too_large, "request body too large\n", false,
                              limits.idle_timeout);
       } else {
         log::debug("bad request from {}: {}", client_ip, hec.message());
-        co_await local_reply(client, http::status::bad_request, "bad request\n", false, limits.idle_timeout);
+        co_await local_reply(client, meter, http::status::bad_request, "bad request\n", false, limits.idle_timeout);
       }
       client.socket().shutdown(tcp::socket::shutdown_both, ec);
       co_return;
@@ -234,13 +272,13 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     const bool has_body = !parser.is_done();
 
     if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > limits.max_headers) {
-      co_await local_reply(client, http::status::request_header_fields_too_large, "too many request headers\n", false,
+      co_await local_reply(client, meter, http::status::request_header_fields_too_large, "too many request headers\n", false,
                            limits.idle_timeout);
       co_return;
     }
     std::size_t hosts = req.count(http::field::host);
     if (hosts > 1 || (hosts == 0 && client_version >= 11)) {
-      co_await local_reply(client, http::status::bad_request, "bad request: exactly one Host header required\n",
+      co_await local_reply(client, meter, http::status::bad_request, "bad request: exactly one Host header required\n",
                            false, limits.idle_timeout);
       co_return;
     }
@@ -258,7 +296,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       req.set(http::field::host, absolute_host);
       target = req.target();
     } else if (target.empty() || (target.front() != '/' && target != "*")) {
-      co_await local_reply(client, http::status::bad_request, "bad request target\n", false, limits.idle_timeout);
+      co_await local_reply(client, meter, http::status::bad_request, "bad request target\n", false, limits.idle_timeout);
       co_return;
     }
 
@@ -266,7 +304,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     if (!route) {
       // A body we will not read would be taken for the next request: close instead.
       if (has_body) keep_alive = false;
-      if (!co_await local_reply(client, http::status::not_found, "no route\n", keep_alive, limits.idle_timeout) ||
+      if (!co_await local_reply(client, meter, http::status::not_found, "no route\n", keep_alive, limits.idle_timeout) ||
           !keep_alive)
         co_return;
       continue;
@@ -274,6 +312,9 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
 
     std::size_t pick = pick_smooth(route->weights, policy->swrr[route->index]);
     upstream_pool& pool = *policy->pools[route->clusters[pick]];
+    route_cluster_stats& rstats = *policy->route_stats[route->index][pick];
+    cluster_stats& cstats = *policy->cluster_counters[route->clusters[pick]];
+    meter.slot = &rstats;
 
     // Rewrite the head for the upstream: HTTP/1.1 keep-alive, no hop-by-hop fields.
     const bool chunked_in = parser.chunked();
@@ -294,11 +335,16 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     // Two attempts at most, and the second only when the first went to an idle
     // pooled connection that the upstream had closed before reading anything
     // of ours and the client's body is untouched: resending is then safe.
+    clock::time_point attempt_start;
     for (int attempt = 0; attempt < 2; ++attempt) {
       failure.reset();
+      attempt_start = clock::now();
       conn = co_await pool.acquire(deadline, attempt > 0);
       if (conn.error != acquire_error::none) {
+        if (conn.error == acquire_error::connect_failed || conn.error == acquire_error::connect_timeout)
+          cstats.connect_errors.add();
         failure = reply_for(conn.error);
+        count_attempt(rstats, static_cast<unsigned>(failure->status), attempt_start);
         break;
       }
       const bool may_retry = conn.reused && !has_body && attempt == 0;
@@ -309,7 +355,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       if (wec) {
         pool.release(std::move(conn.conn), false);
         failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
-        if (may_retry) continue;
+        if (may_retry) continue;  // the upstream had closed the idle connection: not an attempt
+        count_attempt(rstats, 502, attempt_start);
         break;
       }
       if (expects_continue) {
@@ -318,6 +365,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         auto [cec, cn] = co_await asio::async_write(client, asio::buffer(continue_line), nothrow);
         if (cec) {
           pool.release(std::move(conn.conn), false);
+          meter.code = 499;
           co_return;
         }
       }
@@ -325,12 +373,14 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
                                         limits.idle_timeout);
       if (status == relay_status::read_failed) {  // the client went away or sent a bad body
         pool.release(std::move(conn.conn), false);
+        meter.code = 499;
         co_return;
       }
       if (status == relay_status::write_failed) {
         pool.release(std::move(conn.conn), false);
         failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
         if (may_retry) continue;
+        count_attempt(rstats, 502, attempt_start);
         break;
       }
       // Read the response head; 1xx interim responses (other than 101) are dropped.
@@ -354,25 +404,29 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       response.reset();
       if (rec == beast::error::timeout) {
         failure = failure_reply{http::status::gateway_timeout, "upstream request timeout\n"};
+        count_attempt(rstats, 504, attempt_start);
         break;
       }
       failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
       if (may_retry && (rec == http::error::end_of_stream || rec == asio::error::connection_reset)) continue;
+      count_attempt(rstats, 502, attempt_start);
       break;
     }
 
     if (failure) {
       if (has_body && !parser.is_done()) keep_alive = false;  // unread body bytes: cannot stay in sync
-      if (!co_await local_reply(client, failure->status, failure->body, keep_alive, limits.idle_timeout) ||
+      if (!co_await local_reply(client, meter, failure->status, failure->body, keep_alive, limits.idle_timeout) ||
           !keep_alive)
         co_return;
       continue;
     }
 
     auto& res = response->get();
-    if (res.result_int() == 101) {  // we never forward Upgrade, so a switch is a protocol error
+    if (res.result_int() == 101 || res.result_int() > 599) {
+      // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range.
       pool.release(std::move(conn.conn), false);
-      co_await local_reply(client, http::status::bad_gateway, "unexpected protocol switch\n", false,
+      count_attempt(rstats, 502, attempt_start);
+      co_await local_reply(client, meter, http::status::bad_gateway, "unexpected protocol switch\n", false,
                            limits.idle_timeout);
       co_return;
     }
@@ -405,6 +459,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       auto [wec, wn] = co_await http::async_write_header(client, rsr, nothrow);
       upstream_reusable = upstream_reusable && response->is_done();
       pool.release(std::move(conn.conn), upstream_reusable);
+      count_attempt(rstats, code, attempt_start);
+      meter.code = wec ? 499 : code;
       if (wec || !keep_alive) co_return;
       continue;
     }
@@ -413,6 +469,9 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
                             limits.idle_timeout);
     upstream_reusable = upstream_reusable && status == relay_status::ok && response->is_done();
     pool.release(std::move(conn.conn), upstream_reusable);
+    count_attempt(rstats, code, attempt_start);
+    // The status was sent once the head went out, even if the body was cut short.
+    meter.code = rsr.is_header_done() ? code : 499;
     if (status != relay_status::ok || !keep_alive) {
       if (status == relay_status::ok) client.socket().shutdown(tcp::socket::shutdown_send, ec);
       co_return;

@@ -5,6 +5,7 @@
 
 namespace vane::proxy {
 class worker;
+struct listener_stats;
 
 // Serves one downstream connection until it closes: reads each request head
 // (with limits and timeouts), picks the route and cluster on the worker's
@@ -12,5 +13,5 @@ class worker;
 // keeps both sides alive when HTTP allows it. The listener is named, not
 // indexed: a reload may renumber listeners while the connection lives.
 boost::asio::awaitable<void> serve_connection(worker& w, boost::asio::ip::tcp::socket socket,
-                                              std::string listener);
+                                              std::string listener, listener_stats* stats);
 }  // namespace vane::proxy

@@ -12,6 +12,8 @@
 
 #include "common/listen.hpp"
 #include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "proxy/stats.hpp"
 
 namespace vane::proxy {
 
@@ -32,6 +34,7 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
   for (const auto& l : effective_.listeners)
     for (const auto& r : l.routes) policy_generation_[r.name] = 1;
   server_ = std::make_unique<server>(table_, workers);
+  start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 runtime::~runtime() = default;
@@ -258,6 +261,45 @@ json::object runtime::config_json() const {
   json::object o = vane::proxy::config_json(effective_, generation_);
   o["reloads"] = json::object{{"ok", reloads_ok_}, {"error", reloads_error_}};
   return o;
+}
+
+std::string runtime::metrics_text() const {
+  std::string out;
+  out.reserve(64 * 1024);
+  server_->stats().render_prometheus(out);
+  metrics::prometheus_writer w(out);
+  w.family("vane_route_weight", "gauge", "Live split weight of a cluster in a route (file and traffic overrides).");
+  for (const auto& l : effective_.listeners) {
+    for (const auto& r : l.routes) {
+      for (const auto& s : r.split) {
+        metrics::label labels[] = {{"route", r.name}, {"cluster", s.cluster}};
+        w.sample("vane_route_weight", labels, std::uint64_t{s.weight});
+      }
+    }
+  }
+  w.family("vane_cluster_endpoints_healthy", "gauge", "Endpoints of the cluster that may take traffic.");
+  for (const auto& c : table_->clusters) {
+    std::uint64_t healthy = 0;
+    for (std::size_t i = 0; i < c.endpoints.size(); ++i) healthy += !c.healthy || (*c.healthy)[i];
+    metrics::label labels[] = {{"cluster", c.name}};
+    w.sample("vane_cluster_endpoints_healthy", labels, healthy);
+  }
+  w.family("vane_config_generation", "gauge", "Config file loads that took effect.");
+  w.sample("vane_config_generation", {}, generation_);
+  w.family("vane_config_reloads_total", "counter", "Config reloads by result.");
+  metrics::label ok[] = {{"result", "ok"}};
+  metrics::label error[] = {{"result", "error"}};
+  w.sample("vane_config_reloads_total", ok, reloads_ok_);
+  w.sample("vane_config_reloads_total", error, reloads_error_);
+  render_process_metrics(out, start_time_);
+  return out;
+}
+
+json::object runtime::latency_json() const {
+  return json::object{{"process_start_time", start_time_},
+                      {"unit", "microseconds"},
+                      {"generation", generation_},
+                      {"routes", server_->stats().latency_json()}};
 }
 
 asio::awaitable<json::object> runtime::clusters_json() {

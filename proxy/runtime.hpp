@@ -29,6 +29,7 @@ namespace vane::proxy {
 struct admin_reply {
   unsigned status = 200;
   boost::json::object body;
+  std::string text;  // when set, sent instead of `body` as text/plain (the Prometheus exposition)
 };
 
 class runtime {
@@ -46,6 +47,9 @@ class runtime {
   bool ready() const { return ready_; }
   const std::string& admin_token() const { return file_config_.admin.token; }
   boost::json::object config_json() const;
+  // GET /metrics: Prometheus text format 0.0.4. GET /stats/latency: the fine histograms as JSON.
+  std::string metrics_text() const;
+  boost::json::object latency_json() const;
   boost::asio::awaitable<boost::json::object> clusters_json();
   std::optional<boost::json::object> route_json(std::string_view name) const;
   boost::asio::awaitable<admin_reply> put_traffic(std::string_view route, std::string_view body);
@@ -85,6 +89,7 @@ class runtime {
   std::uint64_t generation_ = 1;  // file loads that took effect
   std::uint64_t reloads_ok_ = 0;
   std::uint64_t reloads_error_ = 0;
+  double start_time_ = 0;  // seconds since the epoch
   std::shared_ptr<const route_table> table_;
   health_map health_;
   std::map<std::string, std::pair<std::string, std::uint64_t>, std::less<>> health_checks_;  // cluster -> (signature, epoch)

@@ -16,8 +16,8 @@ namespace vane::proxy {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-server::server(const std::shared_ptr<const route_table>& table, std::size_t workers) {
-  for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<worker>(i, table));
+server::server(const std::shared_ptr<const route_table>& table, std::size_t workers) : stats_(workers) {
+  for (std::size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<worker>(i, table, stats_));
 }
 
 server::~server() { stop(); }

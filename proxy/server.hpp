@@ -50,9 +50,11 @@ class server {
   boost::asio::awaitable<void> on_each_worker(const worker_task& fn);
   std::uint64_t active_connections() const;
   std::size_t size() const { return workers_.size(); }
+  const stats_store& stats() const { return stats_; }
 
  private:
   std::vector<boost::asio::ip::tcp::acceptor> make_acceptors(const compiled_listener& listener, std::string& bound);
+  stats_store stats_;  // before the workers: they hold pointers into it
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::pair<std::string, std::vector<boost::asio::ip::tcp::acceptor>>> unstarted_;
   std::map<std::string, std::uint64_t> initial_ids_;

@@ -14,7 +14,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
-asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acceptor, std::string listener) {
+asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acceptor, std::string listener,
+                                  listener_stats* stats) {
   for (;;) {
     auto [ec, socket] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
     if (ec) {
@@ -23,7 +24,7 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acce
       log::warn("worker {}: accept on {} failed: {}", w.id(), listener, ec.message());
       continue;
     }
-    asio::co_spawn(w.context(), serve_connection(w, std::move(socket), listener), asio::detached);
+    asio::co_spawn(w.context(), serve_connection(w, std::move(socket), listener, stats), asio::detached);
   }
 }
 
@@ -33,7 +34,10 @@ bool same_cluster(const cluster_target& a, const cluster_target& b) {
 }
 }  // namespace
 
-worker::worker(std::size_t id, std::shared_ptr<const route_table> table) : id_(id) { install(std::move(table)); }
+worker::worker(std::size_t id, std::shared_ptr<const route_table> table, stats_store& stats)
+    : id_(id), stats_(stats) {
+  install(std::move(table));
+}
 
 worker::~worker() { stop(); }
 
@@ -54,14 +58,22 @@ void worker::install(std::shared_ptr<const route_table> table) {
     if (!pool) pool = std::make_shared<upstream_pool>(ioc_.get_executor(), c, table->config.limits.idle_timeout);
     next->pools.push_back(std::move(pool));
   }
+  next->route_stats.resize(table->route_count);
+  for (const auto& l : table->listeners)
+    for (const auto& r : l.routes)
+      for (std::size_t c : r.clusters)
+        next->route_stats[r.index].push_back(stats_.route_cluster(id_, r.name, table->clusters[c].name));
+  for (const auto& c : table->clusters) next->cluster_counters.push_back(stats_.cluster(id_, c.name));
+  next->unrouted = stats_.route_cluster(id_, unrouted_label, unrouted_label);
   next->table = std::move(table);
   policy_ = std::move(next);
 }
 
 void worker::add_listener(const std::string& name, std::uint64_t id, tcp::acceptor acceptor) {
   auto a = std::make_shared<tcp::acceptor>(std::move(acceptor));
-  listeners_.push_back({name, id, a});
-  asio::co_spawn(ioc_, accept_loop(*this, a, name), asio::detached);
+  auto* stats = stats_.listener(id_, name);
+  listeners_.push_back({name, id, a, stats});
+  asio::co_spawn(ioc_, accept_loop(*this, a, name, stats), asio::detached);
 }
 
 void worker::close_listener(std::uint64_t id) {
@@ -86,7 +98,7 @@ void worker::close_all_listeners() {
       tcp::socket socket(ioc_);
       l.acceptor->accept(socket, ec);
       if (ec) break;
-      asio::co_spawn(ioc_, serve_connection(*this, std::move(socket), l.name), asio::detached);
+      asio::co_spawn(ioc_, serve_connection(*this, std::move(socket), l.name, l.stats), asio::detached);
     }
     l.acceptor->close(ec);
   }

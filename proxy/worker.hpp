@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "proxy/route_table.hpp"
+#include "proxy/stats.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace vane::proxy {
@@ -29,6 +30,10 @@ struct worker_policy {
   std::shared_ptr<const route_table> table;
   std::vector<std::vector<std::int64_t>> swrr;         // smooth round-robin state per route index
   std::vector<std::shared_ptr<upstream_pool>> pools;  // per cluster index of `table`
+  // This worker's stats: per route index, per split position; per cluster index; for unrouted requests.
+  std::vector<std::vector<route_cluster_stats*>> route_stats;
+  std::vector<cluster_stats*> cluster_counters;
+  route_cluster_stats* unrouted = nullptr;
 };
 
 struct pool_stats {
@@ -40,7 +45,7 @@ struct pool_stats {
 
 class worker {
  public:
-  worker(std::size_t id, std::shared_ptr<const route_table> table);
+  worker(std::size_t id, std::shared_ptr<const route_table> table, stats_store& stats);
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -65,6 +70,7 @@ class worker {
 
   // --- on the request path (worker thread) ---
   const std::shared_ptr<worker_policy>& policy() const { return policy_; }
+  stats_store& stats_registry() { return stats_; }
   bool draining() const { return draining_; }
   // A connection's entry in the worker's list; `idle` while it waits for a request.
   struct connection_entry {
@@ -82,8 +88,10 @@ class worker {
     std::string name;
     std::uint64_t id;
     std::shared_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+    listener_stats* stats;
   };
   std::size_t id_;
+  stats_store& stats_;
   boost::asio::io_context ioc_{1};
   std::shared_ptr<worker_policy> policy_;
   std::list<listener_slot> listeners_;

@@ -8,6 +8,7 @@ packages=(
   libboost1.81-all-dev libssl-dev libyaml-cpp-dev libre2-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl procps
+  prometheus
 )
 
 missing=()

@@ -1,0 +1,87 @@
+#pragma once
+// The proxy's own metrics (DESIGN.md "Metrics"): per worker, per label set.
+//
+// Each worker gets its own stats objects when it installs a route table and
+// keeps raw pointers to them in its policy; on the request path it writes
+// them with single-writer relaxed atomics (common/metrics.hpp): no lock, no
+// shared write. The store's mutex is taken only to register a label set (at
+// install, per route and cluster, not per request) and by the scrape, which
+// merges the workers' values. Stats outlive the tables that named them, so a
+// counter never goes back when a reload renumbers or drops a route.
+#include <boost/json/object.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/metrics.hpp"
+
+namespace vane::proxy {
+
+// One worker's view of one (route, cluster) pair.
+struct route_cluster_stats {
+  metrics::lazy<metrics::status_counters> requests;  // downstream requests, by the status sent
+  metrics::lazy<metrics::concurrent_histogram> request_time;
+  metrics::lazy<metrics::status_counters> upstream;  // every upstream attempt
+  metrics::lazy<metrics::concurrent_histogram> upstream_time;
+  metrics::lazy<metrics::status_counters> mirror;
+  metrics::lazy<metrics::concurrent_histogram> mirror_time;
+  metrics::counter mirror_shed_overload;
+  metrics::counter mirror_shed_body;
+  metrics::counter retries;
+};
+
+struct cluster_stats {
+  metrics::counter connect_errors;
+};
+
+struct listener_stats {
+  metrics::gauge connections_active;
+};
+
+// The route and cluster labels of requests that matched no route (404) or
+// were refused before routing (400, 413, 431).
+inline constexpr std::string_view unrouted_label = "none";
+
+class stats_store {
+ public:
+  explicit stats_store(std::size_t workers) : workers_(workers) {}
+  stats_store(const stats_store&) = delete;
+  stats_store& operator=(const stats_store&) = delete;
+
+  // Registration: the stats of `worker` for a label set, created on first
+  // call; the pointer stays valid for the store's life.
+  route_cluster_stats* route_cluster(std::size_t worker, std::string_view route, std::string_view cluster);
+  cluster_stats* cluster(std::size_t worker, std::string_view name);
+  listener_stats* listener(std::size_t worker, std::string_view name);
+
+  // Scrape: the families the store holds, merged over the workers, appended
+  // in Prometheus text format.
+  void render_prometheus(std::string& out) const;
+  // /stats/latency's "routes": per route and cluster, the sparse fine
+  // histograms (µs) and status counts of downstream requests, upstream
+  // attempts and mirror attempts.
+  boost::json::array latency_json() const;
+  // Sum over the workers (tests, /stats/latency).
+  std::uint64_t connections_active(std::string_view listener) const;
+
+ private:
+  template <typename T>
+  using per_worker = std::vector<std::unique_ptr<T>>;
+  template <typename T>
+  T* get(per_worker<T>& slots, std::size_t worker);
+
+  std::size_t workers_;
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, per_worker<route_cluster_stats>> route_clusters_;
+  std::map<std::string, per_worker<cluster_stats>, std::less<>> clusters_;
+  std::map<std::string, per_worker<listener_stats>, std::less<>> listeners_;
+};
+
+// Process metrics from /proc/self: start time, CPU, resident memory, open fds.
+void render_process_metrics(std::string& out, double start_time_seconds);
+
+}  // namespace vane::proxy

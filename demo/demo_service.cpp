@@ -28,14 +28,15 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 constexpr const char* usage = R"(usage: vane-demo [--listen HOST:PORT] [--version V] [--error-percent P]
-                 [--latency DURATION] [--reset-percent P]
+                 [--error-status CODE] [--latency DURATION] [--reset-percent P]
 
 A small HTTP/1.1 service for demos and tests of vane.
 
   --listen HOST:PORT   address to listen on (default 127.0.0.1:9898; port 0: the
                        OS picks one); prints "vane-demo V listening on HOST:PORT"
   --version V          the version it reports (default v1)
-  --error-percent P    answer P% of requests with 500 (exactly P of every 100)
+  --error-percent P    answer P% of requests with an error (exactly P of every 100)
+  --error-status CODE  the status of those errors, 500 to 599 (default 500)
   --latency DURATION   wait this long before answering (e.g. 50ms)
   --reset-percent P    reset the connection instead of answering P% of requests
 
@@ -44,7 +45,8 @@ Endpoints:
   GET  /bytes/N          N bytes of a fixed pattern (?chunked=1: chunked)
   GET  /headers          the request headers as JSON
   GET  /_demo/stats      counters as JSON
-  PUT  /_demo/config     {"error_percent":P,"latency":"50ms","reset_percent":P}
+  PUT  /_demo/config     {"error_percent":P,"error_status":503,"latency":"50ms",
+                          "reset_percent":P}
   any other            {"version":V,...}; with a body: its size and FNV-1a checksum
 Every answer carries the header x-version: V.
 )";
@@ -52,6 +54,7 @@ Every answer carries the header x-version: V.
 struct settings {
   std::string version = "v1";
   int error_percent = 0;
+  unsigned error_status = 500;
   int reset_percent = 0;
   vane::duration latency{0};
 };
@@ -81,6 +84,7 @@ json::object stats_json(const state& st) {
           {"service_connections", st.service_connections},
           {"bytes_received", st.bytes_received},
           {"error_percent", st.s.error_percent},
+          {"error_status", st.s.error_status},
           {"reset_percent", st.s.reset_percent},
           {"latency", vane::format_duration(st.s.latency)}};
 }
@@ -96,6 +100,10 @@ std::string apply_config(state& st, std::string_view body) {
       if (!value.is_int64() || value.as_int64() < 0 || value.as_int64() > 100)
         return std::string(key) + " must be an integer from 0 to 100";
       (key == "error_percent" ? next.error_percent : next.reset_percent) = static_cast<int>(value.as_int64());
+    } else if (key == "error_status") {
+      if (!value.is_int64() || value.as_int64() < 500 || value.as_int64() > 599)
+        return "error_status must be an integer from 500 to 599";
+      next.error_status = static_cast<unsigned>(value.as_int64());
     } else if (key == "latency") {
       auto d = value.is_string() ? vane::parse_duration(value.as_string()) : std::nullopt;
       if (!d) return "latency must be a duration such as \"50ms\"";
@@ -232,7 +240,7 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
       }
       if (st.s.error_percent > 0 && pick(n, st.s.error_percent)) {
         ++st.errors;
-        http::response<http::string_body> res{http::status::internal_server_error, 11};
+        http::response<http::string_body> res{static_cast<http::status>(st.s.error_status), 11};
         res.set(http::field::content_type, "application/json");
         res.body() = json::serialize(json::object{{"version", st.s.version}, {"error", "injected failure"}}) + "\n";
         finish(res, st, keep_alive);
@@ -305,6 +313,11 @@ int main(int argc, char** argv) {
       long p = std::strtol(value.c_str(), &end, 10);
       if (*end || p < 0 || p > 100) return bad(arg + " needs 0..100");
       (arg == "--error-percent" ? st.s.error_percent : st.s.reset_percent) = static_cast<int>(p);
+    } else if (arg == "--error-status") {
+      char* end = nullptr;
+      long code = std::strtol(value.c_str(), &end, 10);
+      if (*end || code < 500 || code > 599) return bad("--error-status needs 500..599");
+      st.s.error_status = static_cast<unsigned>(code);
     } else if (arg == "--latency") {
       auto d = vane::parse_duration(value);
       if (!d) return bad("--latency needs a duration such as 50ms");

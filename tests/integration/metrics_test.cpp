@@ -1,0 +1,317 @@
+// vane-proxy's /metrics and /stats/latency through the real binary: every
+// request counted once with the status sent, scrapes that promtool accepts,
+// gauges that follow the live policy, exact counts under concurrent load, and
+// a real Prometheus server answering Flagger's queries over vane's metrics.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <thread>
+
+#include "common/histogram.hpp"
+#include "tests/support/fixtures.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/prometheus.hpp"
+
+using namespace vane::test;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// app: /app split between primary and canary; down: /down to a cluster nothing listens on.
+std::string metrics_config(const demo_instance& primary, const demo_instance& canary, int wp, int wc,
+                           const std::string& top = "") {
+  return top + R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        match: {path_prefix: /app}
+        split:
+          - {cluster: app-primary, weight: )" +
+         std::to_string(wp) + R"(}
+          - {cluster: app-canary, weight: )" +
+         std::to_string(wc) + R"(}
+      - name: down
+        match: {path_prefix: /down}
+        split: [{cluster: dead, weight: 1}]
+clusters:
+  - {name: app-primary, endpoints: [)" +
+         primary.address() + R"(]}
+  - {name: app-canary, endpoints: [)" +
+         canary.address() + R"(]}
+  - {name: dead, endpoints: [127.0.0.1:)" +
+         std::to_string(unused_port()) + "]}\n";
+}
+
+std::string scrape(const proxy_instance& p) {
+  auto r = fetch(p.admin_port, "GET", "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  return r.body;
+}
+
+void expect_promtool_clean(const std::string& text) {
+  bool ok = false;
+  std::string complaints = promtool_check(text, ok);
+  EXPECT_TRUE(ok) << complaints;
+  EXPECT_EQ(complaints, "");
+}
+
+using labels = std::map<std::string, std::string>;
+
+double requests(const std::vector<sample>& s, const std::string& route, const std::string& cluster,
+                const std::string& code) {
+  return metric_sum(s, "vane_requests_total", {{"route", route}, {"cluster", cluster}, {"code", code}});
+}
+double upstream(const std::vector<sample>& s, const std::string& route, const std::string& cluster,
+                const std::string& code) {
+  return metric_sum(s, "vane_upstream_responses_total", {{"route", route}, {"cluster", cluster}, {"code", code}});
+}
+
+// Sends n GETs to `target` from `threads` keep-alive connections at once.
+void send_parallel(std::uint16_t port, const std::string& target, int n, int threads) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      http_client c(port);
+      while (next.fetch_add(1) < n) {
+        auto r = c.get(target);
+        ASSERT_TRUE(r.status == 200 || r.status == 503) << r.status;
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+}
+
+}  // namespace
+
+TEST(Metrics, EveryRequestIsCountedOnceWithTheStatusSent) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c", {"--error-percent", "10", "--error-status", "503"});
+  auto proxy = start_proxy(metrics_config(primary, canary, 50, 50), 1);
+  {
+    http_client c(proxy.port);
+    for (int i = 0; i < 200; ++i) c.get("/app/x");                 // 100 + 100, exactly (one worker)
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(c.get("/nothing").status, 404);
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(c.get("/down").status, 502);
+  }
+  {
+    raw_connection c(proxy.port);
+    c.send("GET /app HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n");  // two Host headers: 400
+    EXPECT_EQ(c.read_all().rfind("HTTP/1.1 400 ", 0), 0u);
+  }
+  {
+    // The client goes away in the middle of its body: 499, on whichever cluster was picked.
+    raw_connection c(proxy.port);
+    c.send("POST /app HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789");
+  }
+  ASSERT_TRUE(eventually([&] {
+    auto s = parse_metrics(scrape(proxy));
+    return metric_sum(s, "vane_requests_total", {{"code", "499"}}) == 1;
+  }));
+  std::string text = scrape(proxy);
+  expect_promtool_clean(text);
+  auto s = parse_metrics(text);
+  EXPECT_EQ(requests(s, "app", "app-primary", "200"), 100);
+  EXPECT_EQ(requests(s, "app", "app-canary", "200"), 90);
+  EXPECT_EQ(requests(s, "app", "app-canary", "503"), 10);
+  EXPECT_EQ(requests(s, "none", "none", "404"), 3);
+  EXPECT_EQ(requests(s, "none", "none", "400"), 1);
+  EXPECT_EQ(requests(s, "down", "dead", "502"), 2);
+  EXPECT_EQ(metric_sum(s, "vane_requests_total"), 200 + 3 + 2 + 1 + 1);
+  // Upstream attempts: the 503s are the canary's own; connect failures are the proxy's 502.
+  EXPECT_EQ(upstream(s, "app", "app-primary", "200"), 100);
+  EXPECT_EQ(upstream(s, "app", "app-canary", "200"), 90);
+  EXPECT_EQ(upstream(s, "app", "app-canary", "503"), 10);
+  EXPECT_EQ(upstream(s, "down", "dead", "502"), 2);
+  EXPECT_EQ(metric_sum(s, "vane_upstream_responses_total"), 202);  // the 499 got no answer; 404/400 never left
+  EXPECT_EQ(metric_sum(s, "vane_upstream_connect_errors_total", {{"cluster", "dead"}}), 2);
+  EXPECT_EQ(metric_sum(s, "vane_upstream_connect_errors_total", {{"cluster", "app-canary"}}), 0);
+  // Histograms hold the same requests.
+  EXPECT_EQ(metric_sum(s, "vane_upstream_duration_seconds_count", {{"route", "app"}, {"cluster", "app-canary"}}),
+            100);
+  EXPECT_EQ(metric_sum(s, "vane_request_duration_seconds_count"), 207);
+  EXPECT_EQ(metric_sum(s, "vane_request_duration_seconds_bucket", {{"le", "+Inf"}}), 207);
+  EXPECT_GE(metric_sum(s, "process_start_time_seconds"), 1.7e9);
+  EXPECT_GT(metric_sum(s, "process_resident_memory_bytes"), 0);
+  EXPECT_GT(metric_sum(s, "process_open_fds"), 0);
+
+  // /stats/latency agrees with /metrics.
+  auto latency = fetch_json(proxy.admin_port, "/stats/latency").as_object();
+  EXPECT_EQ(latency.at("unit").as_string(), "microseconds");
+  EXPECT_EQ(latency.at("process_start_time").as_double(), metric_sum(s, "process_start_time_seconds"));
+  bool seen = false;
+  for (const auto& r : latency.at("routes").as_array()) {
+    if (r.at("route") != "app" || r.at("cluster") != "app-canary") continue;
+    seen = true;
+    const auto& up = r.at("upstream").as_object();
+    EXPECT_EQ(up.at("count").to_number<std::uint64_t>(), 100u);
+    EXPECT_EQ(up.at("codes").at("200").to_number<std::uint64_t>(), 90u);
+    EXPECT_EQ(up.at("codes").at("503").to_number<std::uint64_t>(), 10u);
+    std::uint64_t in_buckets = 0;
+    for (const auto& b : up.at("buckets").as_array()) in_buckets += b.as_array()[2].to_number<std::uint64_t>();
+    EXPECT_EQ(in_buckets, 100u);
+  }
+  EXPECT_TRUE(seen) << json::serialize(latency);
+}
+
+TEST(Metrics, GaugesFollowTheLivePolicyReloadsAndConnections) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c");
+  std::string dir = make_temp_dir();
+  write_file(dir + "/token", "s3cret\n");
+  auto proxy = start_proxy(
+      metrics_config(primary, canary, 90, 10, "admin: {address: 127.0.0.1:0, token_file: " + dir + "/token}\n"), 2);
+  auto weight = [&](const std::string& cluster) {
+    return metric_sum(parse_metrics(scrape(proxy)), "vane_route_weight", {{"route", "app"}, {"cluster", cluster}});
+  };
+  EXPECT_EQ(weight("app-primary"), 90);
+  EXPECT_EQ(weight("app-canary"), 10);
+  // /metrics is open like /ready (Prometheus sends no token); /stats/latency is not.
+  EXPECT_EQ(fetch(proxy.admin_port, "GET", "/stats/latency").status, 401);
+  auto auth = std::vector<std::pair<std::string, std::string>>{{"authorization", "Bearer s3cret"}};
+  auto put = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", auth,
+                   R"({"split":[{"cluster":"app-primary","weight":70},{"cluster":"app-canary","weight":30}]})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(weight("app-primary"), 70);
+  EXPECT_EQ(weight("app-canary"), 30);
+  ASSERT_EQ(fetch(proxy.admin_port, "DELETE", "/routes/app/traffic", auth).status, 200);
+  EXPECT_EQ(weight("app-canary"), 10);
+
+  auto s = parse_metrics(scrape(proxy));
+  EXPECT_EQ(metric_sum(s, "vane_config_generation"), 1);
+  EXPECT_EQ(metric_sum(s, "vane_cluster_endpoints_healthy", {{"cluster", "app-primary"}}), 1);
+  // A good reload moves the weight and the generation; a bad one counts an error and changes neither.
+  std::string good = read_text_file(proxy.config_path);
+  write_file(proxy.config_path, replace_all(good, "weight: 10}", "weight: 25}"));
+  ASSERT_TRUE(eventually([&] { return weight("app-canary") == 25; }));
+  write_file(proxy.config_path, good + "  - {name: broken, endpoints: [nowhere]}\n");
+  ASSERT_TRUE(proxy.process->wait_for("config refused, keeping generation 2"));
+  s = parse_metrics(scrape(proxy));
+  EXPECT_EQ(metric_sum(s, "vane_config_generation"), 2);
+  EXPECT_EQ(metric_sum(s, "vane_config_reloads_total", {{"result", "ok"}}), 1);
+  EXPECT_EQ(metric_sum(s, "vane_config_reloads_total", {{"result", "error"}}), 1);
+  EXPECT_EQ(metric_sum(s, "vane_route_weight", {{"cluster", "app-canary"}}), 25);
+  expect_promtool_clean(scrape(proxy));
+
+  // Open connections, per listener.
+  auto active = [&] {
+    return metric_sum(parse_metrics(scrape(proxy)), "vane_downstream_connections_active", {{"listener", "http"}});
+  };
+  {
+    http_client a(proxy.port), b(proxy.port);
+    a.get("/app");
+    b.get("/app");
+    EXPECT_TRUE(eventually([&] { return active() == 2; }));
+  }
+  EXPECT_TRUE(eventually([&] { return active() == 0; }));
+}
+
+TEST(Metrics, CountsAddUpExactlyWithFourWorkersUnderScrapes) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c", {"--error-percent", "20", "--error-status", "503"});
+  auto proxy = start_proxy(metrics_config(primary, canary, 3, 1), 4);
+  constexpr int threads = 4, per_thread = 250;
+  std::atomic<bool> done{false};
+  std::atomic<int> scrapes{0};
+  std::string last_bad;
+  std::thread scraper([&] {
+    double previous = 0;
+    while (!done.load()) {
+      auto s = parse_metrics(scrape(proxy));
+      double total = metric_sum(s, "vane_requests_total");
+      if (total < previous) last_bad = "requests went down from " + std::to_string(previous);
+      // Within one scrape, a histogram's +Inf bucket equals its count.
+      if (metric_sum(s, "vane_upstream_duration_seconds_bucket", {{"le", "+Inf"}}) !=
+          metric_sum(s, "vane_upstream_duration_seconds_count"))
+        last_bad = "+Inf bucket and count disagree";
+      previous = total;
+      scrapes.fetch_add(1);
+    }
+  });
+  std::vector<std::thread> clients;
+  for (int t = 0; t < threads; ++t) {
+    clients.emplace_back([&] {
+      http_client c(proxy.port);
+      for (int i = 0; i < per_thread; ++i) {
+        auto r = c.get("/app/" + std::to_string(i));
+        ASSERT_TRUE(r.status == 200 || r.status == 503);
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  // At least one more scrape after the load, so the scraper saw the end.
+  int seen = scrapes.load();
+  EXPECT_TRUE(eventually([&] { return scrapes.load() > seen + 1; }));
+  done = true;
+  scraper.join();
+  EXPECT_EQ(last_bad, "");
+  std::string text = scrape(proxy);
+  expect_promtool_clean(text);
+  auto s = parse_metrics(text);
+  constexpr double total = threads * per_thread;
+  EXPECT_EQ(metric_sum(s, "vane_requests_total"), total);
+  EXPECT_EQ(metric_sum(s, "vane_upstream_responses_total"), total);
+  EXPECT_EQ(metric_sum(s, "vane_request_duration_seconds_count"), total);
+  EXPECT_EQ(metric_sum(s, "vane_upstream_duration_seconds_count"), total);
+  auto served = primary.stats().at("requests").as_int64() + canary.stats().at("requests").as_int64();
+  EXPECT_EQ(served, total);
+  EXPECT_EQ(metric_sum(s, "vane_upstream_responses_total", {{"code", "503"}}), canary.stats().at("errors").as_int64());
+  EXPECT_EQ(metric_sum(s, "vane_requests_total", {{"cluster", "app-canary"}}), canary.stats().at("requests").as_int64());
+}
+
+// A real Prometheus (Debian package) scrapes a real vane-proxy; Flagger's
+// success-rate and p99 queries over vane's metrics give back what was sent.
+TEST(Prometheus, ScrapesVaneAndAnswersFlaggerStyleQueries) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c", {"--error-percent", "10", "--error-status", "503", "--latency", "100ms"});
+  auto proxy = start_proxy(metrics_config(primary, canary, 50, 50), 1);
+  prometheus_server prom({"127.0.0.1:" + std::to_string(proxy.admin_port)});
+  const std::string canary_total = R"(sum(vane_upstream_responses_total{route="app",cluster="app-canary"}))";
+  // Two rounds of 200 requests (100 to the canary: 90 ok, 10 × 503 each), each
+  // seen by a scrape: both series then grow in the same proportion, so the
+  // rate() extrapolation cannot bend the ratio.
+  for (int round = 1; round <= 2; ++round) {
+    send_parallel(proxy.port, "/app", 200, 8);
+    ASSERT_TRUE(eventually([&] { return prom.query_value(canary_total) == 100.0 * round; }, 60s))
+        << "round " << round << ": " << json::serialize(prom.query(canary_total));
+  }
+  // Flagger's request-success-rate, written for vane's metric names.
+  auto success = prom.query_value(
+      R"(sum(rate(vane_upstream_responses_total{route="app",cluster="app-canary",code!~"5.."}[5m])) /
+         sum(rate(vane_upstream_responses_total{route="app",cluster="app-canary"}[5m])) * 100)");
+  ASSERT_TRUE(success);
+  EXPECT_NEAR(*success, 90.0, 1e-9);
+  // Flagger's request-duration: p99 in ms from the histogram's buckets.
+  auto p99 = prom.query_value(
+      R"(histogram_quantile(0.99, sum(rate(vane_upstream_duration_seconds_bucket{route="app",cluster="app-canary"}[5m])) by (le)) * 1000)");
+  ASSERT_TRUE(p99);
+  EXPECT_GE(*p99, 100.0);  // the canary answers after 100ms, so no p99 can be below
+
+  // /stats/latency: the fine histogram gives a p99 inside the coarse bucket Prometheus interpolated in.
+  vane::log_linear_histogram fine;
+  auto latency = fetch_json(proxy.admin_port, "/stats/latency").as_object();
+  for (const auto& r : latency.at("routes").as_array()) {
+    if (r.at("route") != "app" || r.at("cluster") != "app-canary") continue;
+    for (const auto& b : r.at("upstream").at("buckets").as_array())
+      fine.add_bucket(vane::log_linear_histogram::index_of(b.as_array()[0].to_number<std::uint64_t>()), b.as_array()[2].to_number<std::uint64_t>());
+  }
+  ASSERT_EQ(fine.count(), 200u);
+  double fine_p99_ms = fine.quantile(0.99) / 1000;
+  EXPECT_GE(fine_p99_ms, 100.0);
+  const double bounds_ms[] = {100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000};
+  double lo = 0, hi = 0;
+  for (double b : bounds_ms) {
+    if (*p99 <= b) {
+      hi = b;
+      break;
+    }
+    lo = b;
+  }
+  EXPECT_GE(fine_p99_ms, lo * 0.98) << "prometheus p99 " << *p99;  // within the fine histogram's 1/64 bucket width
+  EXPECT_LE(fine_p99_ms, hi * 1.02) << "prometheus p99 " << *p99;
+}

@@ -74,17 +74,46 @@ std::uint64_t micros(clock::duration d) {
 // it ends): by the status sent, or 499 when the client went away first; and
 // its duration to the last byte sent. A request that never got a complete
 // head (the client closed or was too slow) has no code and is not counted.
+// With the access log on, it also queues the request's line: the views below
+// point into the request head and the route table, both alive until the
+// meter ends (it is declared after the parser).
 struct request_meter {
   route_cluster_stats* slot = nullptr;
   unsigned code = 0;
   clock::time_point start = clock::now();
-  request_meter() = default;
+  access_ring* log = nullptr;
+  std::string_view route = unrouted_label, cluster = unrouted_label, method, path, request_id;
+  const tcp::endpoint* upstream = nullptr;
+  std::uint64_t bytes_received = 0, bytes_sent = 0;
+
+  explicit request_meter(access_ring* ring) : log(ring) {}
   request_meter(const request_meter&) = delete;
   request_meter& operator=(const request_meter&) = delete;
   ~request_meter() {
     if (!slot || !code) return;
+    auto elapsed = clock::now() - start;
     slot->requests.get().add(code);
-    slot->request_time.get().record(micros(clock::now() - start));
+    slot->request_time.get().record(micros(elapsed));
+    if (log) queue_line(elapsed);
+  }
+  void queue_line(clock::duration elapsed) const {
+    access_record* r = log->reserve();
+    if (!r) return;
+    auto started = std::chrono::system_clock::now() - elapsed;
+    r->start_unix_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch()).count();
+    r->duration_us = micros(elapsed);
+    r->bytes_received = bytes_received;
+    r->bytes_sent = bytes_sent;
+    r->status = static_cast<std::uint16_t>(code);
+    r->has_upstream = upstream != nullptr;
+    if (upstream) r->upstream = *upstream;
+    r->method.assign(method);
+    r->route.assign(route);
+    r->cluster.assign(cluster);
+    r->request_id.assign(request_id);
+    r->path.assign(path);
+    log->commit();
   }
 };
 
@@ -116,11 +145,13 @@ enum class relay_status { ok, read_failed, write_failed };
 // example does: read what the parser gives into the buffer body, let the
 // serializer frame it for the other side (Content-Length passes through,
 // chunked is re-chunked), repeat. Memory stays at one buffer whatever the size.
+// Adds the body bytes read to `bytes`.
 template <bool isRequest>
 asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
                                          http::serializer<isRequest, http::buffer_body>& sr, beast::tcp_stream& in,
                                          beast::flat_buffer& in_buffer, beast::tcp_stream& out,
-                                         std::unique_ptr<char[]>& relay_buf, duration io_timeout) {
+                                         std::unique_ptr<char[]>& relay_buf, duration io_timeout,
+                                         std::uint64_t& bytes) {
   // Beast sizes each read by the buffer's free capacity (512 bytes at least):
   // give it room for a whole relay buffer while the body streams, and hand the
   // memory back afterwards so that idle keep-alive connections stay small.
@@ -143,6 +174,7 @@ asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_bo
       if (ec) co_return relay_status::read_failed;
       body.size = relay_buffer_size - body.size;
       body.data = buf;
+      bytes += body.size;
       body.more = !p.is_done();
     } else {
       body.data = nullptr;
@@ -236,9 +268,9 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       buffer.commit(n);
     }
     reg.it->idle = false;
-    request_meter meter;  // from the request's first byte here
-    meter.slot = policy->unrouted;
     http::request_parser<http::buffer_body> parser;
+    request_meter meter(w.access_log());  // from the request's first byte here; ends before the parser
+    meter.slot = policy->unrouted;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_request_headers));
     parser.body_limit(limits.max_body);
     client.expires_after(limits.header_timeout);
@@ -267,6 +299,10 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
 
     auto& req = parser.get();
     const unsigned client_version = req.version();
+    if (meter.log) {
+      meter.method = req.method_string();
+      meter.request_id = req["x-request-id"];
+    }
     // While draining, every response asks the client to close (and reconnect elsewhere).
     bool keep_alive = req.keep_alive() && !w.draining();
     const bool has_body = !parser.is_done();
@@ -300,6 +336,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       co_return;
     }
 
+    if (meter.log) meter.path = target;
     const compiled_route* route = table.match(listener_index, host, path_of_target(target));
     if (!route) {
       // A body we will not read would be taken for the next request: close instead.
@@ -315,6 +352,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     route_cluster_stats& rstats = *policy->route_stats[route->index][pick];
     cluster_stats& cstats = *policy->cluster_counters[route->clusters[pick]];
     meter.slot = &rstats;
+    meter.route = route->name;
+    meter.cluster = table.clusters[route->clusters[pick]].name;
 
     // Rewrite the head for the upstream: HTTP/1.1 keep-alive, no hop-by-hop fields.
     const bool chunked_in = parser.chunked();
@@ -322,6 +361,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         client_version >= 11 && beast::iequals(req[http::field::expect], "100-continue") && has_body;
     remove_hop_by_hop(req);
     if (expects_continue) req.erase(http::field::expect);  // we answer 100 Continue ourselves, as nginx does
+    if (meter.log) meter.request_id = req["x-request-id"];  // again: the removal may have freed the field
     if (chunked_in) req.chunked(true);
     req.version(11);
     set_forwarding_headers(req, client_ip, listener.trust_forwarded);
@@ -348,6 +388,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         break;
       }
       const bool may_retry = conn.reused && !has_body && attempt == 0;
+      meter.upstream = &table.clusters[route->clusters[pick]].endpoints[conn.conn->endpoint];
       http::serializer<true, http::buffer_body> sr(req);
       sr.split(true);
       conn.conn->stream.expires_after(limits.idle_timeout);
@@ -370,7 +411,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         }
       }
       auto status = co_await relay_body(parser, sr, client, buffer, conn.conn->stream, relay_buf,
-                                        limits.idle_timeout);
+                                        limits.idle_timeout, meter.bytes_received);
       if (status == relay_status::read_failed) {  // the client went away or sent a bad body
         pool.release(std::move(conn.conn), false);
         meter.code = 499;
@@ -466,7 +507,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     }
     auto status =
         co_await relay_body(*response, rsr, conn.conn->stream, conn.conn->buffer, client, relay_buf,
-                            limits.idle_timeout);
+                            limits.idle_timeout, meter.bytes_sent);
     upstream_reusable = upstream_reusable && status == relay_status::ok && response->is_done();
     pool.release(std::move(conn.conn), upstream_reusable);
     count_attempt(rstats, code, attempt_start);

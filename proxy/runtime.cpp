@@ -23,7 +23,7 @@ using tcp = asio::ip::tcp;
 using clock = std::chrono::steady_clock;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-runtime::runtime(std::string config_path, proxy_config config, std::size_t workers)
+runtime::runtime(std::string config_path, proxy_config config, std::size_t workers, const std::string& access_log)
     : config_path_(std::move(config_path)), file_config_(std::move(config)) {
   std::string message;
   if (auto text = read_file(config_path_, message)) config_text_ = *text;
@@ -34,6 +34,10 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
   for (const auto& l : effective_.listeners)
     for (const auto& r : l.routes) policy_generation_[r.name] = 1;
   server_ = std::make_unique<server>(table_, workers);
+  if (!access_log.empty()) {
+    access_log_ = std::make_unique<access_logger>(access_log, workers);
+    server_->set_access_log(*access_log_);
+  }
   start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
@@ -53,6 +57,7 @@ void runtime::start() {
   auto bound = admin_acceptor_->local_endpoint();
   log::info("admin listening on {}{}", host_port{bound.address().to_string(), bound.port()}.to_string(),
             admin.token.empty() ? "" : " (bearer token required)");
+  if (access_log_) access_log_->start();
   server_->start();
   for (const auto& l : effective_.listeners) listeners_[l.name] = {l.address, server_->initial_listener_ids().at(l.name)};
   ready_ = true;
@@ -66,6 +71,7 @@ int runtime::run() {
   start_health_checks();
   ctx_.run();
   server_->stop();
+  if (access_log_) access_log_->stop();  // after the workers: their last lines are written
   log::info("stopped");
   return exit_code_;
 }
@@ -291,6 +297,10 @@ std::string runtime::metrics_text() const {
   metrics::label error[] = {{"result", "error"}};
   w.sample("vane_config_reloads_total", ok, reloads_ok_);
   w.sample("vane_config_reloads_total", error, reloads_error_);
+  if (access_log_) {
+    w.family("vane_access_log_dropped_total", "counter", "Access log lines dropped because the queue was full.");
+    w.sample("vane_access_log_dropped_total", {}, access_log_->dropped());
+  }
   render_process_metrics(out, start_time_);
   return out;
 }

@@ -34,7 +34,8 @@ struct admin_reply {
 
 class runtime {
  public:
-  runtime(std::string config_path, proxy_config config, std::size_t workers);
+  // `access_log`: a file, "-" for stdout, "" for none.
+  runtime(std::string config_path, proxy_config config, std::size_t workers, const std::string& access_log = "");
   ~runtime();
 
   // Resolves, binds every listener and the admin API, starts the workers.
@@ -94,6 +95,7 @@ class runtime {
   health_map health_;
   std::map<std::string, std::pair<std::string, std::uint64_t>, std::less<>> health_checks_;  // cluster -> (signature, epoch)
   std::uint64_t health_epoch_ = 0;
+  std::unique_ptr<access_logger> access_log_;  // before server_: workers write into its rings
   std::unique_ptr<server> server_;
   struct live_listener {
     host_port address;

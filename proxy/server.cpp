@@ -22,6 +22,10 @@ server::server(const std::shared_ptr<const route_table>& table, std::size_t work
 
 server::~server() { stop(); }
 
+void server::set_access_log(access_logger& log) {
+  for (auto& w : workers_) w->set_access_log(&log.ring(w->id()));
+}
+
 std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, std::string& bound) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(l.address.host, ec);

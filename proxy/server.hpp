@@ -51,6 +51,8 @@ class server {
   std::uint64_t active_connections() const;
   std::size_t size() const { return workers_.size(); }
   const stats_store& stats() const { return stats_; }
+  // Before start(): every worker queues access log lines into its ring of `log`.
+  void set_access_log(access_logger& log);
 
  private:
   std::vector<boost::asio::ip::tcp::acceptor> make_acceptors(const compiled_listener& listener, std::string& bound);

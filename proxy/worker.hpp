@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/access_log.hpp"
 #include "proxy/route_table.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -71,6 +72,8 @@ class worker {
   // --- on the request path (worker thread) ---
   const std::shared_ptr<worker_policy>& policy() const { return policy_; }
   stats_store& stats_registry() { return stats_; }
+  access_ring* access_log() const { return access_log_; }
+  void set_access_log(access_ring* ring) { access_log_ = ring; }  // before start()
   bool draining() const { return draining_; }
   // A connection's entry in the worker's list; `idle` while it waits for a request.
   struct connection_entry {
@@ -97,6 +100,7 @@ class worker {
   std::list<listener_slot> listeners_;
   std::list<connection_entry> connections_;
   bool draining_ = false;
+  access_ring* access_log_ = nullptr;
   std::atomic<std::uint64_t> active_connections_{0};
   std::thread thread_;
 };

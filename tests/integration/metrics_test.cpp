@@ -315,3 +315,56 @@ TEST(Prometheus, ScrapesVaneAndAnswersFlaggerStyleQueries) {
   EXPECT_GE(fine_p99_ms, lo * 0.98) << "prometheus p99 " << *p99;  // within the fine histogram's 1/64 bucket width
   EXPECT_LE(fine_p99_ms, hi * 1.02) << "prometheus p99 " << *p99;
 }
+
+TEST(AccessLog, OneJsonLinePerRequestToAFile) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c");
+  std::string dir = make_temp_dir();
+  std::string log_path = dir + "/access.log";
+  auto proxy = start_proxy(metrics_config(primary, canary, 1, 0), 2, {"--access-log", log_path});
+  {
+    http_client c(proxy.port);
+    EXPECT_EQ(c.request("GET", "/app/one", {{"x-request-id", "req-1"}}).status, 200);
+    EXPECT_EQ(c.request("POST", "/app/upload", {{"content-type", "text/plain"}}, std::string(1000, 'b')).status, 200);
+    EXPECT_EQ(c.get("/nothing").status, 404);
+  }
+  std::vector<json::object> lines;
+  ASSERT_TRUE(eventually([&] {
+    lines.clear();
+    std::string text = read_text_file(log_path);
+    std::size_t pos = 0, end;
+    while ((end = text.find('\n', pos)) != std::string::npos) {
+      lines.push_back(json::parse(text.substr(pos, end - pos)).as_object());
+      pos = end + 1;
+    }
+    return lines.size() == 3;
+  })) << read_text_file(log_path);
+  EXPECT_EQ(lines[0].at("route").as_string(), "app");
+  EXPECT_EQ(lines[0].at("cluster").as_string(), "app-primary");
+  EXPECT_EQ(lines[0].at("status").as_int64(), 200);
+  EXPECT_EQ(lines[0].at("request_id").as_string(), "req-1");
+  EXPECT_EQ(lines[0].at("method").as_string(), "GET");
+  EXPECT_EQ(lines[0].at("path").as_string(), "/app/one");
+  EXPECT_EQ(lines[0].at("upstream").as_string(), primary.address());
+  EXPECT_GT(lines[0].at("bytes_sent").as_int64(), 0);
+  EXPECT_GE(lines[0].at("duration_ms").as_double(), 0.0);
+  EXPECT_EQ(std::string(lines[0].at("time").as_string()).size(), 24u);  // 2026-11-24T18:00:00.000Z
+  EXPECT_EQ(lines[1].at("method").as_string(), "POST");
+  EXPECT_EQ(lines[1].at("bytes_received").as_int64(), 1000);
+  EXPECT_EQ(lines[1].at("request_id"), nullptr);
+  EXPECT_EQ(lines[2].at("route").as_string(), "none");
+  EXPECT_EQ(lines[2].at("status").as_int64(), 404);
+  EXPECT_EQ(lines[2].at("upstream"), nullptr);
+  auto s = parse_metrics(scrape(proxy));
+  EXPECT_EQ(metric_sum(s, "vane_access_log_dropped_total"), 0);
+}
+
+TEST(AccessLog, ToStdout) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c");
+  auto proxy = start_proxy(metrics_config(primary, canary, 1, 0), 1, {"--access-log", "-"});
+  EXPECT_EQ(fetch(proxy.port, "GET", "/app/stdout-check").status, 200);
+  auto line = proxy.process->wait_for(R"("path":"/app/stdout-check")");
+  ASSERT_TRUE(line) << proxy.process->output();
+  EXPECT_EQ(json::parse(*line).at("status").as_int64(), 200);
+}

@@ -136,7 +136,7 @@ std::size_t access_logger::flush(std::string& buf) {
 
 void access_logger::run() {
   std::string buf;
-  buf.reserve(256 * 1024);
+  buf.reserve(std::size_t{256} * 1024);
   std::unique_lock lock(mu_);
   while (!stopping_) {
     // Polled, not signalled: a wake-up per request would cost the workers a syscall.

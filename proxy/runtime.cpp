@@ -271,7 +271,7 @@ json::object runtime::config_json() const {
 
 std::string runtime::metrics_text() const {
   std::string out;
-  out.reserve(64 * 1024);
+  out.reserve(std::size_t{64} * 1024);
   server_->stats().render_prometheus(out);
   metrics::prometheus_writer w(out);
   w.family("vane_route_weight", "gauge", "Live split weight of a cluster in a route (file and traffic overrides).");

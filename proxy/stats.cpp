@@ -183,7 +183,10 @@ json::array stats_store::latency_json() const {
   json::array routes;
   auto scratch = std::make_unique<log_linear_histogram>();
   std::array<std::uint64_t, metrics::status_counters::last + 1> codes{};
-  for (const auto& [labels, slots] : route_clusters_) {
+  for (const auto& entry : route_clusters_) {
+    // (not a structured binding: the lambda below captures it, which clang 14 refuses)
+    const auto& labels = entry.first;
+    const auto& slots = entry.second;
     json::object o{{"route", labels.first}, {"cluster", labels.second}};
     auto part = [&](const char* key, status_member c, histogram_member h) {
       bool any_codes = merged_codes(slots, c, codes);

@@ -216,13 +216,14 @@ class config_parser {
 
   void parse_route(const YAML::Node& n, listener_config& lc) {
     if (!r_.expect_map(n, "a route")) return;
-    r_.check_keys(n, "route", {"name", "match", "split", "timeout"},
-                  {"rules", "hash_on", "session_affinity", "mirror", "fault", "request_headers", "response_headers",
-                   "retries"});
+    r_.check_keys(n, "route", {"name", "match", "split", "timeout", "rules", "hash_on"},
+                  {"session_affinity", "mirror", "fault", "request_headers", "response_headers", "retries"});
     route_config rc;
     if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
     if (auto m = n["match"]) parse_route_match(m, rc);
     if (r_.require(n, "split", "route")) parse_split(n["split"], rc);
+    if (auto rules = n["rules"]) rc.rules = parse_rules(rules, r_, rule_refs_);
+    if (auto h = n["hash_on"]) rc.hash_on = parse_hash_on(h, r_);
     if (auto v = n["timeout"]) positive_duration(v, "route.timeout", rc.timeout);
     lc.routes.push_back(std::move(rc));
   }
@@ -305,14 +306,136 @@ class config_parser {
   void check_references(const proxy_config& cfg) {
     for (const auto& [name, mark] : split_refs_)
       if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("split names unknown cluster '{}'", name));
+    for (const auto& [name, mark] : rule_refs_)
+      if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("rule names unknown cluster '{}'", name));
   }
 
   yaml_reader& r_;
   std::set<std::string> route_names_;  // unique across listeners: the admin API names routes alone
   std::vector<std::pair<std::string, YAML::Mark>> split_refs_;
+  std::vector<std::pair<std::string, YAML::Mark>> rule_refs_;
 };
 
 }  // namespace
+
+namespace {
+
+std::optional<match_spec> parse_matcher(const YAML::Node& n, yaml_reader& r, match_source source,
+                                        const std::string& name) {
+  if (!r.expect_map(n, "a matcher ({exact|prefix|suffix|regex: VALUE} or {present: true})")) return std::nullopt;
+  if (n.size() != 1) {
+    r.error(n, fmt::format("matcher of '{}': give exactly one of exact, prefix, suffix, regex, present", name));
+    return std::nullopt;
+  }
+  auto it = n.begin();
+  std::string key = it->first.as<std::string>();
+  match_spec m{source, name, string_match_kind::exact, {}};
+  static constexpr std::pair<std::string_view, string_match_kind> kinds[] = {
+      {"exact", string_match_kind::exact},   {"prefix", string_match_kind::prefix},
+      {"suffix", string_match_kind::suffix}, {"regex", string_match_kind::regex},
+      {"present", string_match_kind::present}};
+  auto kind = std::find_if(std::begin(kinds), std::end(kinds), [&](const auto& k) { return k.first == key; });
+  if (kind == std::end(kinds)) {
+    r.error(it->first, fmt::format("unknown matcher '{}' (exact, prefix, suffix, regex, present)", key));
+    return std::nullopt;
+  }
+  m.kind = kind->second;
+  if (m.kind == string_match_kind::present) {
+    auto b = r.get_bool(it->second, "present");
+    if (!b) return std::nullopt;
+    if (!*b) {
+      r.error(it->second, "present: only true is supported (match the absence with a rule that does not name it)");
+      return std::nullopt;
+    }
+    return m;
+  }
+  auto value = r.get_string(it->second, key);
+  if (!value) return std::nullopt;
+  std::string error;
+  if (!string_matcher::make(m.kind, *value, error)) {
+    r.error(it->second, fmt::format("{} of '{}': {}", key, name, error));
+    return std::nullopt;
+  }
+  m.value = std::move(*value);
+  return m;
+}
+
+}  // namespace
+
+std::vector<rule_config> parse_rules(const YAML::Node& n, yaml_reader& r,
+                                     std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs) {
+  std::vector<rule_config> out;
+  if (!r.expect_sequence(n, "route.rules")) return out;
+  for (const auto& rule : n) {
+    if (!r.expect_map(rule, "a rule")) continue;
+    r.check_keys(rule, "rule", {"match", "cluster"});
+    rule_config rc;
+    if (r.require(rule, "cluster", "rule")) {
+      if (auto c = r.get_string(rule["cluster"], "rule.cluster")) {
+        rc.cluster = *c;
+        cluster_refs.push_back({*c, rule["cluster"].Mark()});
+      }
+    }
+    if (r.require(rule, "match", "rule") && r.expect_sequence(rule["match"], "rule.match")) {
+      if (rule["match"].size() == 0) r.error(rule["match"], "rule.match must hold at least one alternative");
+      for (const auto& alt : rule["match"]) {
+        if (!r.expect_map(alt, "a match alternative")) continue;
+        r.check_keys(alt, "match alternative", {"headers", "cookies", "query"});
+        std::vector<match_spec> all;
+        std::size_t named = 0;  // conditions written, valid or not
+        for (auto [key, source] : {std::pair{"headers", match_source::header},
+                                   std::pair{"cookies", match_source::cookie}, std::pair{"query", match_source::query}}) {
+          auto group = alt[key];
+          if (!group || !r.expect_map(group, key)) continue;
+          for (const auto& entry : group) {
+            ++named;
+            std::string name = entry.first.as<std::string>();
+            if (source == match_source::header)
+              std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+            if (auto m = parse_matcher(entry.second, r, source, name)) all.push_back(std::move(*m));
+          }
+        }
+        if (named == 0) r.error(alt, "a match alternative needs at least one of headers, cookies, query");
+        rc.any.push_back(std::move(all));
+      }
+    }
+    out.push_back(std::move(rc));
+  }
+  return out;
+}
+
+std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r) {
+  if (!r.expect_map(n, "route.hash_on")) return std::nullopt;
+  r.check_keys(n, "hash_on", {"header", "cookie", "source_ip"});
+  if (n.size() != 1) {
+    r.error(n, "hash_on: give exactly one of header: NAME, cookie: NAME, source_ip: true");
+    return std::nullopt;
+  }
+  hash_on_config h;
+  if (auto v = n["header"]) {
+    auto name = r.get_string(v, "hash_on.header");
+    if (!name || name->empty()) return std::nullopt;
+    h.kind = hash_kind::header;
+    h.name = *name;
+    std::transform(h.name.begin(), h.name.end(), h.name.begin(), [](unsigned char c) { return std::tolower(c); });
+  } else if (auto c = n["cookie"]) {
+    auto name = r.get_string(c, "hash_on.cookie");
+    if (!name || name->empty()) return std::nullopt;
+    h.kind = hash_kind::cookie;
+    h.name = *name;
+  } else if (auto s = n["source_ip"]) {
+    auto b = r.get_bool(s, "hash_on.source_ip");
+    if (!b) return std::nullopt;
+    if (!*b) {
+      r.error(s, "hash_on.source_ip: only true (leave hash_on out for an even pick)");
+      return std::nullopt;
+    }
+    h.kind = hash_kind::source_ip;
+  } else {
+    return std::nullopt;
+  }
+  return h;
+}
 
 std::optional<proxy_config> parse_proxy_config(const std::string& text, const std::string& file_name,
                                                std::vector<config_error>& errors) {

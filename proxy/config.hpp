@@ -10,6 +10,7 @@
 #include "common/address.hpp"
 #include "common/units.hpp"
 #include "common/yaml_doc.hpp"
+#include "filters/rules/rules.hpp"
 
 namespace vane::proxy {
 
@@ -29,14 +30,45 @@ struct split_entry {
 
 enum class path_match_kind { any, prefix, exact, regex };
 
+// One condition of an A/B rule, as written (compiled in the route table).
+struct match_spec {
+  match_source source = match_source::header;
+  std::string name;  // header names in lower case
+  string_match_kind kind = string_match_kind::exact;
+  std::string value;
+  bool operator==(const match_spec&) const = default;
+};
+
+struct rule_config {
+  std::vector<std::vector<match_spec>> any;  // alternatives (OR) of conditions (AND)
+  std::string cluster;
+  bool operator==(const rule_config&) const = default;
+};
+
+enum class hash_kind { header, cookie, source_ip };
+struct hash_on_config {
+  hash_kind kind = hash_kind::header;
+  std::string name;  // header (lower case) or cookie name
+  bool operator==(const hash_on_config&) const = default;
+};
+
 struct route_config {
   std::string name;
   std::string host;  // "" = any
   path_match_kind path_kind = path_match_kind::any;
   std::string path;
   std::vector<split_entry> split;
+  std::vector<rule_config> rules;
+  std::optional<hash_on_config> hash_on;
   duration timeout = std::chrono::seconds(15);  // for the upstream to start its response
 };
+
+// The `rules` and `hash_on` of a route, parsed from YAML (or from the JSON of
+// a traffic PUT converted to YAML): errors go to the reader; cluster names are
+// returned in `cluster_refs` for the caller to check.
+std::vector<rule_config> parse_rules(const YAML::Node& n, yaml_reader& r,
+                                     std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
+std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r);
 
 struct listener_config {
   std::string name;

@@ -11,6 +11,7 @@
 
 #include "common/log.hpp"
 #include "filters/route_match/route_match.hpp"
+#include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
 #include "proxy/worker.hpp"
 
@@ -206,6 +207,48 @@ failure_reply reply_for(acquire_error e) {
   return {http::status::bad_gateway, "upstream connect error\n"};
 }
 
+// What rules and sticky hashing read of a request: views into its head.
+class head_view final : public request_view {
+ public:
+  head_view(const http::fields& f, std::string_view target, std::string_view ip)
+      : f_(f), target_(target), ip_(ip) {}
+  std::optional<std::string_view> header(std::string_view name) const override {
+    auto it = f_.find(name);
+    if (it == f_.end()) return std::nullopt;
+    return std::string_view(it->value());
+  }
+  std::vector<std::string_view> headers(std::string_view name) const override {
+    std::vector<std::string_view> out;
+    auto [b, e] = f_.equal_range(name);
+    for (auto it = b; it != e; ++it) out.emplace_back(it->value());
+    return out;
+  }
+  std::string_view target() const override { return target_; }
+  std::string_view source_ip() const override { return ip_; }
+
+ private:
+  const http::fields& f_;
+  std::string_view target_, ip_;
+};
+
+// The position in route.clusters that gets the request: the first rule that
+// holds, else the sticky pick when the request has the hash key, else the
+// even (smooth weighted round-robin) pick.
+std::size_t pick_target(const compiled_route& route, const request_view& req, std::span<std::int64_t> swrr) {
+  for (const auto& rule : route.rules)
+    if (rule_holds(rule.any, req)) return rule.target;
+  if (route.hash_on) {
+    std::optional<std::string_view> key;
+    switch (route.hash_on->kind) {
+      case hash_kind::header: key = req.header(route.hash_on->name); break;
+      case hash_kind::cookie: key = find_cookie(req, route.hash_on->name); break;
+      case hash_kind::source_ip: key = req.source_ip(); break;
+    }
+    if (key) return pick_by_point(route.weights, sticky_point(*key));
+  }
+  return pick_smooth(route.weights, swrr);
+}
+
 bool is_absolute_form(std::string_view target) {
   return target.size() > 7 && (beast::iequals(target.substr(0, 7), "http://") ||
                                (target.size() > 8 && beast::iequals(target.substr(0, 8), "https://")));
@@ -347,7 +390,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       continue;
     }
 
-    std::size_t pick = pick_smooth(route->weights, policy->swrr[route->index]);
+    const std::size_t pick = pick_target(*route, head_view(req, target, client_ip), policy->swrr[route->index]);
     upstream_pool& pool = *policy->pools[route->clusters[pick]];
     route_cluster_stats& rstats = *policy->route_stats[route->index][pick];
     cluster_stats& cstats = *policy->cluster_counters[route->clusters[pick]];

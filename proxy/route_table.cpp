@@ -1,5 +1,7 @@
 #include "proxy/route_table.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include <boost/asio/io_context.hpp>
@@ -109,6 +111,24 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
         cr.weights.push_back(s.weight);
         cr.clusters.push_back(cluster_index(s.cluster));
       }
+      for (const auto& rule : r.rules) {
+        compiled_rule compiled;
+        std::size_t c = cluster_index(rule.cluster);
+        auto at = std::find(cr.clusters.begin(), cr.clusters.end(), c);
+        compiled.target = static_cast<std::size_t>(at - cr.clusters.begin());
+        if (at == cr.clusters.end()) cr.clusters.push_back(c);  // a cluster only rules send to
+        for (const auto& alt : rule.any) {
+          match_alternative a;
+          for (const auto& m : alt) {
+            std::string ignored;  // validated when parsed
+            auto matcher = string_matcher::make(m.kind, m.value, ignored);
+            if (matcher) a.all.push_back(match_condition{m.source, m.name, std::move(*matcher)});
+          }
+          compiled.any.push_back(std::move(a));
+        }
+        cr.rules.push_back(std::move(compiled));
+      }
+      cr.hash_on = r.hash_on;
       cr.timeout = r.timeout;
       cl.routes.push_back(std::move(cr));
     }

@@ -7,13 +7,20 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "filters/route_match/route_match.hpp"
+#include "filters/rules/rules.hpp"
 #include "proxy/config.hpp"
 
 namespace vane::proxy {
+
+struct compiled_rule {
+  std::vector<match_alternative> any;
+  std::size_t target = 0;  // position in compiled_route::clusters
+};
 
 struct compiled_route {
   std::string name;
@@ -21,7 +28,11 @@ struct compiled_route {
   host_matcher host;
   path_matcher path;
   std::vector<std::uint32_t> weights;   // split weights, in split order
-  std::vector<std::size_t> clusters;    // index into route_table::clusters, same order
+  // Index into route_table::clusters: the split's, in split order, then those
+  // that only rules name.
+  std::vector<std::size_t> clusters;
+  std::vector<compiled_rule> rules;
+  std::optional<hash_on_config> hash_on;
   duration timeout{};
 };
 

@@ -11,7 +11,70 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::string_view not_built_yet[] = {"rules", "mirror", "hash_on", "session_affinity", "fault"};
+constexpr std::string_view not_built_yet[] = {"mirror", "session_affinity", "fault"};
+
+// The traffic API takes the YAML's shapes in JSON: convert, then parse with
+// the config's own functions, so both accept and refuse exactly the same.
+YAML::Node to_yaml(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::object: {
+      YAML::Node n(YAML::NodeType::Map);
+      for (const auto& [k, x] : v.as_object()) n[std::string(k)] = to_yaml(x);
+      return n;
+    }
+    case json::kind::array: {
+      YAML::Node n(YAML::NodeType::Sequence);
+      for (const auto& x : v.as_array()) n.push_back(to_yaml(x));
+      return n;
+    }
+    case json::kind::string: return YAML::Node(std::string(v.as_string()));
+    case json::kind::bool_: return YAML::Node(v.as_bool() ? "true" : "false");
+    case json::kind::null: return YAML::Node(YAML::NodeType::Null);
+    default: return YAML::Node(json::serialize(v));
+  }
+}
+
+std::string first_error(const yaml_reader& r, std::string_view field) {
+  return fmt::format("{}: {}", field, r.errors().front().message);
+}
+
+json::value match_value(const match_spec& m) {
+  static constexpr std::string_view names[] = {"exact", "prefix", "suffix", "regex", "present"};
+  json::object o;
+  if (m.kind == string_match_kind::present) o["present"] = true;
+  else o[names[static_cast<int>(m.kind)]] = m.value;
+  return o;
+}
+
+json::value rules_json(const std::vector<rule_config>& rules) {
+  json::array out;
+  for (const auto& r : rules) {
+    json::array any;
+    for (const auto& alt : r.any) {
+      json::object a;
+      for (const auto& m : alt) {
+        const char* group = m.source == match_source::header ? "headers"
+                            : m.source == match_source::cookie ? "cookies"
+                                                               : "query";
+        if (!a.contains(group)) a[group] = json::object{};
+        a[group].as_object()[m.name] = match_value(m);
+      }
+      any.push_back(std::move(a));
+    }
+    out.push_back(json::object{{"match", std::move(any)}, {"cluster", r.cluster}});
+  }
+  return out;
+}
+
+json::value hash_on_json(const std::optional<hash_on_config>& h) {
+  if (!h) return nullptr;
+  switch (h->kind) {
+    case hash_kind::header: return json::object{{"header", h->name}};
+    case hash_kind::cookie: return json::object{{"cookie", h->name}};
+    case hash_kind::source_ip: return json::object{{"source_ip", true}};
+  }
+  return nullptr;
+}
 
 std::optional<std::vector<split_entry>> parse_split(const json::value& v, const proxy_config& config,
                                                     std::string& error) {
@@ -91,6 +154,7 @@ const route_config* find_route(const proxy_config& config, std::string_view name
 }
 
 bool same_policy(const route_config& a, const route_config& b) {
+  if (a.rules != b.rules || a.hash_on != b.hash_on) return false;
   if (a.split.size() != b.split.size()) return false;
   for (std::size_t i = 0; i < a.split.size(); ++i)
     if (a.split[i].cluster != b.split[i].cluster || a.split[i].weight != b.split[i].weight) return false;
@@ -120,6 +184,37 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
       auto split = parse_split(value, config, out.error);
       if (!split) return out;
       next.split = std::move(split);
+    } else if (key == "rules") {
+      if (value.is_null()) {
+        next.rules = std::vector<rule_config>{};
+        continue;
+      }
+      yaml_reader r("PUT body");
+      std::vector<std::pair<std::string, YAML::Mark>> refs;
+      auto rules = parse_rules(to_yaml(value), r, refs);
+      if (!r.ok()) {
+        out.error = first_error(r, "rules");
+        return out;
+      }
+      for (const auto& [name, mark] : refs) {
+        if (!config.find_cluster(name)) {
+          out.error = fmt::format("rules: unknown cluster '{}'", name);
+          return out;
+        }
+      }
+      next.rules = std::move(rules);
+    } else if (key == "hash_on") {
+      if (value.is_null()) {
+        next.hash_on = std::optional<hash_on_config>{};
+        continue;
+      }
+      yaml_reader r("PUT body");
+      auto h = parse_hash_on(to_yaml(value), r);
+      if (!r.ok() || !h) {
+        out.error = r.ok() ? "hash_on: give one of header, cookie, source_ip" : first_error(r, "hash_on");
+        return out;
+      }
+      next.hash_on = std::optional<hash_on_config>(std::move(*h));
     } else if (std::find(std::begin(not_built_yet), std::end(not_built_yet), std::string_view(key)) !=
                std::end(not_built_yet)) {
       out.error = fmt::format("'{}' is not supported yet", std::string_view(key));
@@ -144,12 +239,16 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
     bool keep = route != nullptr;
     if (keep && it->second.split)
       for (const auto& s : *it->second.split) keep = keep && effective.find_cluster(s.cluster);
+    if (keep && it->second.rules)
+      for (const auto& r : *it->second.rules) keep = keep && effective.find_cluster(r.cluster);
     if (!keep) {
       dropped.push_back(it->first);
       it = overrides.erase(it);
       continue;
     }
     if (it->second.split) route->split = *it->second.split;
+    if (it->second.rules) route->rules = *it->second.rules;
+    if (it->second.hash_on) route->hash_on = *it->second.hash_on;
     ++it;
   }
   return effective;
@@ -158,9 +257,13 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
 json::object route_policy_json(const route_config& r, const route_overrides* overrides, std::uint64_t generation) {
   json::array overridden;
   if (overrides && overrides->split) overridden.push_back("split");
+  if (overrides && overrides->rules) overridden.push_back("rules");
+  if (overrides && overrides->hash_on) overridden.push_back("hash_on");
   return {{"name", r.name},
           {"policy_generation", generation},
           {"split", split_json(r.split)},
+          {"rules", rules_json(r.rules)},
+          {"hash_on", hash_on_json(r.hash_on)},
           {"overrides", std::move(overridden)}};
 }
 
@@ -175,6 +278,8 @@ json::object config_json(const proxy_config& c, std::uint64_t generation) {
       routes.push_back(json::object{{"name", r.name},
                                     {"match", std::move(match)},
                                     {"split", split_json(r.split)},
+                                    {"rules", rules_json(r.rules)},
+                                    {"hash_on", hash_on_json(r.hash_on)},
                                     {"timeout", format_duration(r.timeout)}});
     }
     listeners.push_back(json::object{{"name", l.name},

@@ -21,7 +21,9 @@ namespace vane::proxy {
 
 struct route_overrides {
   std::optional<std::vector<split_entry>> split;
-  bool empty() const { return !split; }
+  std::optional<std::vector<rule_config>> rules;         // set: overridden (empty: no rules)
+  std::optional<std::optional<hash_on_config>> hash_on;  // set: overridden (nullopt inside: off)
+  bool empty() const { return !split && !rules && !hash_on; }
   bool operator==(const route_overrides&) const = default;
 };
 

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <tuple>
 
@@ -134,8 +135,8 @@ class config_parser {
       if (!r_.expect_map(c, "a cluster")) continue;
       r_.check_keys(c, "cluster",
                     {"name", "endpoints", "connect_timeout", "max_connections", "max_pending", "health_check",
-                     "dns_refresh_rate"},
-                    {"tls", "fault"});
+                     "dns_refresh_rate", "fault"},
+                    {"tls"});
       cluster_config cc;
       auto name = name_of(c, "cluster", names);
       if (name) cc.name = *name;
@@ -159,6 +160,7 @@ class config_parser {
           cc.max_connections = static_cast<std::uint32_t>(*i);
       if (auto v = c["max_pending"])
         if (auto i = r_.get_int(v, "cluster.max_pending", 0, 1'000'000)) cc.max_pending = static_cast<std::uint32_t>(*i);
+      if (auto f = c["fault"]) cc.fault = parse_fault(f, r_, "cluster.fault");
       cfg.clusters.push_back(std::move(cc));
     }
   }
@@ -216,14 +218,19 @@ class config_parser {
 
   void parse_route(const YAML::Node& n, listener_config& lc) {
     if (!r_.expect_map(n, "a route")) return;
-    r_.check_keys(n, "route", {"name", "match", "split", "timeout", "rules", "hash_on"},
-                  {"session_affinity", "mirror", "fault", "request_headers", "response_headers", "retries"});
+    r_.check_keys(n, "route",
+                  {"name", "match", "split", "timeout", "rules", "hash_on", "fault", "request_headers",
+                   "response_headers"},
+                  {"session_affinity", "mirror", "retries"});
     route_config rc;
     if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
     if (auto m = n["match"]) parse_route_match(m, rc);
     if (r_.require(n, "split", "route")) parse_split(n["split"], rc);
     if (auto rules = n["rules"]) rc.rules = parse_rules(rules, r_, rule_refs_);
     if (auto h = n["hash_on"]) rc.hash_on = parse_hash_on(h, r_);
+    if (auto f = n["fault"]) rc.fault = parse_fault(f, r_, "route.fault");
+    if (auto h = n["request_headers"]) rc.request_headers = parse_header_ops(h, r_, "request_headers");
+    if (auto h = n["response_headers"]) rc.response_headers = parse_header_ops(h, r_, "response_headers");
     if (auto v = n["timeout"]) positive_duration(v, "route.timeout", rc.timeout);
     lc.routes.push_back(std::move(rc));
   }
@@ -435,6 +442,130 @@ std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r)
     return std::nullopt;
   }
   return h;
+}
+
+namespace {
+
+// A share in percent (0 to 100, decimals allowed) as hundredths of a percent.
+std::optional<std::uint32_t> percent_of(const YAML::Node& n, yaml_reader& r, std::string_view what) {
+  double v = -1;
+  if (n.IsScalar()) {
+    try {
+      v = n.as<double>();
+    } catch (const YAML::Exception&) {
+      v = -1;
+    }
+  }
+  if (!(v >= 0 && v <= 100)) {
+    r.error(n, fmt::format("{} must be a number from 0 to 100", what));
+    return std::nullopt;
+  }
+  return static_cast<std::uint32_t>(std::lround(v * 100));
+}
+
+bool header_name_ok(std::string_view name) {
+  // RFC 9110 token characters.
+  static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || extra.find(c) != std::string_view::npos;
+  });
+}
+
+bool header_value_ok(std::string_view value) {
+  return std::none_of(value.begin(), value.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && c != '\t') || u == 0x7f;
+  });
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
+
+std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std::string_view what) {
+  if (!r.expect_map(n, what)) return std::nullopt;
+  r.check_keys(n, "fault", {"abort", "delay"});
+  fault_config f;
+  bool ok = true;
+  if (auto a = n["abort"]) {
+    if (r.expect_map(a, "fault.abort")) {
+      r.check_keys(a, "fault.abort", {"status", "percent"});
+      abort_fault af;
+      if (r.require(a, "status", "fault.abort")) {
+        if (auto st = r.get_int(a["status"], "fault.abort.status", 200, 599)) af.status = static_cast<unsigned>(*st);
+        else ok = false;
+      } else {
+        ok = false;
+      }
+      if (r.require(a, "percent", "fault.abort")) {
+        if (auto p = percent_of(a["percent"], r, "fault.abort.percent")) af.per_10k = *p;
+        else ok = false;
+      } else {
+        ok = false;
+      }
+      f.abort = af;
+    } else {
+      ok = false;
+    }
+  }
+  if (auto d = n["delay"]) {
+    if (r.expect_map(d, "fault.delay")) {
+      r.check_keys(d, "fault.delay", {"duration", "percent"});
+      delay_fault df;
+      if (r.require(d, "duration", "fault.delay")) {
+        if (auto v = r.get_duration(d["duration"], "fault.delay.duration")) df.delay = *v;
+        else ok = false;
+      } else {
+        ok = false;
+      }
+      if (r.require(d, "percent", "fault.delay")) {
+        if (auto p = percent_of(d["percent"], r, "fault.delay.percent")) df.per_10k = *p;
+        else ok = false;
+      } else {
+        ok = false;
+      }
+      f.delay = df;
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return f;
+}
+
+header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what) {
+  header_ops ops;
+  if (!r.expect_map(n, what)) return ops;
+  r.check_keys(n, what, {"set", "add", "remove"});
+  for (auto [key, target] : {std::pair{"set", &ops.set}, std::pair{"add", &ops.add}}) {
+    auto m = n[key];
+    if (!m || !r.expect_map(m, fmt::format("{}.{}", what, key))) continue;
+    for (const auto& e : m) {
+      std::string name = e.first.as<std::string>();
+      auto value = r.get_string(e.second, fmt::format("{}.{}.{}", what, key, name));
+      if (!header_name_ok(name)) {
+        r.error(e.first, fmt::format("{}.{}: '{}' is not a valid header name", what, key, name));
+      } else if (value && !header_value_ok(*value)) {
+        r.error(e.second, fmt::format("{}.{}.{}: control characters are not allowed in a header value", what, key,
+                                      name));
+      } else if (value) {
+        target->emplace_back(lower(name), *value);
+      }
+    }
+  }
+  if (auto rm = n["remove"]; rm && r.expect_sequence(rm, fmt::format("{}.remove", what))) {
+    for (const auto& e : rm) {
+      auto name = r.get_string(e, fmt::format("{}.remove", what));
+      if (!name) continue;
+      if (!header_name_ok(*name)) r.error(e, fmt::format("{}.remove: '{}' is not a valid header name", what, *name));
+      else ops.remove.push_back(lower(*name));
+    }
+  }
+  return ops;
 }
 
 std::optional<proxy_config> parse_proxy_config(const std::string& text, const std::string& file_name,

@@ -45,6 +45,34 @@ struct rule_config {
   bool operator==(const rule_config&) const = default;
 };
 
+// request_headers / response_headers: removed first, then set (replacing),
+// then added (appended). Names in lower case.
+struct header_ops {
+  std::vector<std::pair<std::string, std::string>> set;
+  std::vector<std::pair<std::string, std::string>> add;
+  std::vector<std::string> remove;
+  bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+  bool operator==(const header_ops&) const = default;
+};
+
+// Fault injection. Shares are in hundredths of a percent (0..10000) and are
+// exact, not random: with 5%, exactly 5 of every 100 requests of a worker.
+struct abort_fault {
+  unsigned status = 503;
+  std::uint32_t per_10k = 0;
+  bool operator==(const abort_fault&) const = default;
+};
+struct delay_fault {
+  duration delay{};
+  std::uint32_t per_10k = 0;
+  bool operator==(const delay_fault&) const = default;
+};
+struct fault_config {
+  std::optional<abort_fault> abort;
+  std::optional<delay_fault> delay;
+  bool operator==(const fault_config&) const = default;
+};
+
 enum class hash_kind { header, cookie, source_ip };
 struct hash_on_config {
   hash_kind kind = hash_kind::header;
@@ -60,6 +88,9 @@ struct route_config {
   std::vector<split_entry> split;
   std::vector<rule_config> rules;
   std::optional<hash_on_config> hash_on;
+  std::optional<fault_config> fault;
+  header_ops request_headers;
+  header_ops response_headers;
   duration timeout = std::chrono::seconds(15);  // for the upstream to start its response
 };
 
@@ -69,6 +100,8 @@ struct route_config {
 std::vector<rule_config> parse_rules(const YAML::Node& n, yaml_reader& r,
                                      std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
 std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r);
+std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std::string_view what);
+header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what);
 
 struct listener_config {
   std::string name;
@@ -93,6 +126,7 @@ struct cluster_config {
   duration connect_timeout = std::chrono::seconds(1);
   std::uint32_t max_connections = 1024;  // per worker
   std::uint32_t max_pending = 1024;      // per worker
+  std::optional<fault_config> fault;     // injected as if the cluster answered
 };
 
 struct admin_config {

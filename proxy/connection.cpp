@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -249,6 +250,20 @@ std::size_t pick_target(const compiled_route& route, const request_view& req, st
   return pick_smooth(route.weights, swrr);
 }
 
+// Exact shares, as the demo service's: with p hundredths of a percent, the
+// n-th request (from 0) is hit when floor((n+1)p/10000) > floor(np/10000).
+bool fault_hits(std::uint64_t& n, std::uint32_t per_10k) {
+  bool hit = (n + 1) * per_10k / 10000 > n * per_10k / 10000;
+  ++n;
+  return hit;
+}
+
+void apply_header_ops(http::fields& f, const header_ops& ops) {
+  for (const auto& name : ops.remove) f.erase(name);
+  for (const auto& [name, value] : ops.set) f.set(name, value);
+  for (const auto& [name, value] : ops.add) f.insert(name, value);
+}
+
 bool is_absolute_form(std::string_view target) {
   return target.size() > 7 && (beast::iequals(target.substr(0, 7), "http://") ||
                                (target.size() > 8 && beast::iequals(target.substr(0, 8), "https://")));
@@ -404,10 +419,40 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         client_version >= 11 && beast::iequals(req[http::field::expect], "100-continue") && has_body;
     remove_hop_by_hop(req);
     if (expects_continue) req.erase(http::field::expect);  // we answer 100 Continue ourselves, as nginx does
+    apply_header_ops(req, route->request_headers);
     if (meter.log) meter.request_id = req["x-request-id"];  // again: the removal may have freed the field
     if (chunked_in) req.chunked(true);
     req.version(11);
     set_forwarding_headers(req, client_ip, listener.trust_forwarded);
+
+    // Fault injection: the route's (the client sees it; no upstream is asked),
+    // then the picked cluster's (as if the cluster had answered: counted as
+    // its upstream response, so a canary analysis sees it).
+    const cluster_target& picked = table.clusters[route->clusters[pick]];
+    const clock::time_point first_attempt_start = clock::now();
+    std::optional<unsigned> fault_status;
+    for (int level = 0; level < 2 && !fault_status; ++level) {
+      const std::optional<fault_config>& fault = level == 0 ? route->fault : picked.fault;
+      if (!fault) continue;
+      auto& counts = level == 0 ? policy->route_fault_counts[route->index]
+                                : policy->cluster_fault_counts[route->clusters[pick]];
+      if (fault->delay && fault_hits(counts[1], fault->delay->per_10k)) {
+        asio::steady_timer timer(client.get_executor(), fault->delay->delay);
+        co_await timer.async_wait(nothrow);
+      }
+      if (fault->abort && fault_hits(counts[0], fault->abort->per_10k)) {
+        fault_status = fault->abort->status;
+        if (level == 1) count_attempt(rstats, *fault_status, first_attempt_start);
+      }
+    }
+    if (fault_status) {
+      if (has_body) keep_alive = false;  // its body is not read
+      if (!co_await local_reply(client, meter, static_cast<http::status>(*fault_status), "fault filter abort\n",
+                                keep_alive, limits.idle_timeout) ||
+          !keep_alive)
+        co_return;
+      continue;
+    }
 
     const auto deadline = clock::now() + route->timeout;  // for getting a connection
     const bool head_request = req.method() == http::verb::head;
@@ -421,7 +466,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     clock::time_point attempt_start;
     for (int attempt = 0; attempt < 2; ++attempt) {
       failure.reset();
-      attempt_start = clock::now();
+      attempt_start = attempt == 0 ? first_attempt_start : clock::now();
       conn = co_await pool.acquire(deadline, attempt > 0);
       if (conn.error != acquire_error::none) {
         if (conn.error == acquire_error::connect_failed || conn.error == acquire_error::connect_timeout)
@@ -520,6 +565,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     bool chunked_out = response->chunked();
     const bool close_delimited = !no_body && !chunked_out && !response->content_length() && !response->is_done();
     remove_hop_by_hop(res);
+    apply_header_ops(res, route->response_headers);
     if (close_delimited) {
       // The upstream ends its body by closing: re-frame it as chunked for an
       // HTTP/1.1 client; an HTTP/1.0 client gets it the same way, then close.

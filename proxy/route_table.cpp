@@ -43,6 +43,7 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
     t.connect_timeout = c.connect_timeout;
     t.max_connections = c.max_connections;
     t.max_pending = c.max_pending;
+    t.fault = c.fault;
     bool resolved = false;
     const cluster_config* old = previous ? previous->config.find_cluster(c.name) : nullptr;
     if (inputs.resolved && old && old->endpoints == c.endpoints) {
@@ -129,6 +130,9 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
         cr.rules.push_back(std::move(compiled));
       }
       cr.hash_on = r.hash_on;
+      cr.fault = r.fault;
+      cr.request_headers = r.request_headers;
+      cr.response_headers = r.response_headers;
       cr.timeout = r.timeout;
       cl.routes.push_back(std::move(cr));
     }

@@ -33,6 +33,9 @@ struct compiled_route {
   std::vector<std::size_t> clusters;
   std::vector<compiled_rule> rules;
   std::optional<hash_on_config> hash_on;
+  std::optional<fault_config> fault;
+  header_ops request_headers;
+  header_ops response_headers;
   duration timeout{};
 };
 
@@ -51,6 +54,7 @@ struct cluster_target {
   duration connect_timeout{};
   std::uint32_t max_connections = 0;
   std::uint32_t max_pending = 0;
+  std::optional<fault_config> fault;
 };
 
 struct route_table {

@@ -11,7 +11,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::string_view not_built_yet[] = {"mirror", "session_affinity", "fault"};
+constexpr std::string_view not_built_yet[] = {"mirror", "session_affinity"};
 
 // The traffic API takes the YAML's shapes in JSON: convert, then parse with
 // the config's own functions, so both accept and refuse exactly the same.
@@ -64,6 +64,30 @@ json::value rules_json(const std::vector<rule_config>& rules) {
     out.push_back(json::object{{"match", std::move(any)}, {"cluster", r.cluster}});
   }
   return out;
+}
+
+json::value percent_json(std::uint32_t per_10k) {
+  if (per_10k % 100 == 0) return per_10k / 100;
+  return static_cast<double>(per_10k) / 100.0;
+}
+
+json::value fault_json(const std::optional<fault_config>& f) {
+  if (!f) return nullptr;
+  json::object o;
+  if (f->abort) o["abort"] = json::object{{"status", f->abort->status}, {"percent", percent_json(f->abort->per_10k)}};
+  if (f->delay)
+    o["delay"] =
+        json::object{{"duration", format_duration(f->delay->delay)}, {"percent", percent_json(f->delay->per_10k)}};
+  return o;
+}
+
+json::value header_ops_json(const header_ops& h) {
+  json::object set, add;
+  for (const auto& [k, v] : h.set) set[k] = v;
+  for (const auto& [k, v] : h.add) add[k] = v;
+  json::array remove;
+  for (const auto& k : h.remove) remove.push_back(json::string(k));
+  return json::object{{"set", std::move(set)}, {"add", std::move(add)}, {"remove", std::move(remove)}};
 }
 
 json::value hash_on_json(const std::optional<hash_on_config>& h) {
@@ -154,7 +178,7 @@ const route_config* find_route(const proxy_config& config, std::string_view name
 }
 
 bool same_policy(const route_config& a, const route_config& b) {
-  if (a.rules != b.rules || a.hash_on != b.hash_on) return false;
+  if (a.rules != b.rules || a.hash_on != b.hash_on || a.fault != b.fault) return false;
   if (a.split.size() != b.split.size()) return false;
   for (std::size_t i = 0; i < a.split.size(); ++i)
     if (a.split[i].cluster != b.split[i].cluster || a.split[i].weight != b.split[i].weight) return false;
@@ -215,6 +239,18 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
         return out;
       }
       next.hash_on = std::optional<hash_on_config>(std::move(*h));
+    } else if (key == "fault") {
+      if (value.is_null()) {
+        next.fault = std::optional<fault_config>{};
+        continue;
+      }
+      yaml_reader r("PUT body");
+      auto f = parse_fault(to_yaml(value), r, "fault");
+      if (!r.ok() || !f) {
+        out.error = r.ok() ? "fault: give abort and/or delay" : first_error(r, "fault");
+        return out;
+      }
+      next.fault = std::optional<fault_config>(std::move(*f));
     } else if (std::find(std::begin(not_built_yet), std::end(not_built_yet), std::string_view(key)) !=
                std::end(not_built_yet)) {
       out.error = fmt::format("'{}' is not supported yet", std::string_view(key));
@@ -249,6 +285,7 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
     if (it->second.split) route->split = *it->second.split;
     if (it->second.rules) route->rules = *it->second.rules;
     if (it->second.hash_on) route->hash_on = *it->second.hash_on;
+    if (it->second.fault) route->fault = *it->second.fault;
     ++it;
   }
   return effective;
@@ -259,11 +296,13 @@ json::object route_policy_json(const route_config& r, const route_overrides* ove
   if (overrides && overrides->split) overridden.push_back("split");
   if (overrides && overrides->rules) overridden.push_back("rules");
   if (overrides && overrides->hash_on) overridden.push_back("hash_on");
+  if (overrides && overrides->fault) overridden.push_back("fault");
   return {{"name", r.name},
           {"policy_generation", generation},
           {"split", split_json(r.split)},
           {"rules", rules_json(r.rules)},
           {"hash_on", hash_on_json(r.hash_on)},
+          {"fault", fault_json(r.fault)},
           {"overrides", std::move(overridden)}};
 }
 
@@ -280,6 +319,9 @@ json::object config_json(const proxy_config& c, std::uint64_t generation) {
                                     {"split", split_json(r.split)},
                                     {"rules", rules_json(r.rules)},
                                     {"hash_on", hash_on_json(r.hash_on)},
+                                    {"fault", fault_json(r.fault)},
+                                    {"request_headers", header_ops_json(r.request_headers)},
+                                    {"response_headers", header_ops_json(r.response_headers)},
                                     {"timeout", format_duration(r.timeout)}});
     }
     listeners.push_back(json::object{{"name", l.name},
@@ -295,7 +337,8 @@ json::object config_json(const proxy_config& c, std::uint64_t generation) {
                                     {"endpoints", std::move(endpoints)},
                                     {"connect_timeout", format_duration(cl.connect_timeout)},
                                     {"max_connections", cl.max_connections},
-                                    {"max_pending", cl.max_pending}});
+                                    {"max_pending", cl.max_pending},
+                                    {"fault", fault_json(cl.fault)}});
   }
   return {{"generation", generation},
           {"file", c.file},

@@ -23,7 +23,8 @@ struct route_overrides {
   std::optional<std::vector<split_entry>> split;
   std::optional<std::vector<rule_config>> rules;         // set: overridden (empty: no rules)
   std::optional<std::optional<hash_on_config>> hash_on;  // set: overridden (nullopt inside: off)
-  bool empty() const { return !split && !rules && !hash_on; }
+  std::optional<std::optional<fault_config>> fault;      // the same
+  bool empty() const { return !split && !rules && !hash_on && !fault; }
   bool operator==(const route_overrides&) const = default;
 };
 

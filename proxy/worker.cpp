@@ -59,6 +59,8 @@ void worker::install(std::shared_ptr<const route_table> table) {
     next->pools.push_back(std::move(pool));
   }
   next->route_stats.resize(table->route_count);
+  next->route_fault_counts.resize(table->route_count);
+  next->cluster_fault_counts.resize(table->clusters.size());
   for (const auto& l : table->listeners)
     for (const auto& r : l.routes)
       for (std::size_t c : r.clusters)

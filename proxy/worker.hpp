@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <list>
@@ -35,6 +36,9 @@ struct worker_policy {
   std::vector<std::vector<route_cluster_stats*>> route_stats;
   std::vector<cluster_stats*> cluster_counters;
   route_cluster_stats* unrouted = nullptr;
+  // Requests seen by each fault, for exact shares: [route index] and [cluster index], abort then delay.
+  std::vector<std::array<std::uint64_t, 2>> route_fault_counts;
+  std::vector<std::array<std::uint64_t, 2>> cluster_fault_counts;
 };
 
 struct pool_stats {

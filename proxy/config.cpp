@@ -220,8 +220,8 @@ class config_parser {
     if (!r_.expect_map(n, "a route")) return;
     r_.check_keys(n, "route",
                   {"name", "match", "split", "timeout", "rules", "hash_on", "fault", "request_headers",
-                   "response_headers"},
-                  {"session_affinity", "mirror", "retries"});
+                   "response_headers", "session_affinity"},
+                  {"mirror", "retries"});
     route_config rc;
     if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
     if (auto m = n["match"]) parse_route_match(m, rc);
@@ -229,6 +229,11 @@ class config_parser {
     if (auto rules = n["rules"]) rc.rules = parse_rules(rules, r_, rule_refs_);
     if (auto h = n["hash_on"]) rc.hash_on = parse_hash_on(h, r_);
     if (auto f = n["fault"]) rc.fault = parse_fault(f, r_, "route.fault");
+    if (auto a = n["session_affinity"]) {
+      rc.session_affinity = parse_session_affinity(a, r_);
+      if (rc.session_affinity && rc.split.size() < 2)
+        r_.error(a, "session_affinity needs a split of at least two clusters (primary first, canary last)");
+    }
     if (auto h = n["request_headers"]) rc.request_headers = parse_header_ops(h, r_, "request_headers");
     if (auto h = n["response_headers"]) rc.response_headers = parse_header_ops(h, r_, "response_headers");
     if (auto v = n["timeout"]) positive_duration(v, "route.timeout", rc.timeout);
@@ -535,6 +540,57 @@ std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std
   }
   if (!ok) return std::nullopt;
   return f;
+}
+
+std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& n, yaml_reader& r) {
+  if (!r.expect_map(n, "route.session_affinity")) return std::nullopt;
+  r.check_keys(n, "session_affinity", {"cookie", "primary_cookie", "max_age", "value"});
+  session_affinity_config a;
+  bool ok = true;
+  // RFC 6265 cookie-name is a token; a cookie-value excludes controls, space, '"', ',', ';' and '\\'.
+  auto cookie_value_ok = [](std::string_view v) {
+    return std::all_of(v.begin(), v.end(), [](char c) {
+      auto u = static_cast<unsigned char>(c);
+      return u > 0x20 && u < 0x7f && c != '"' && c != ',' && c != ';' && c != '\\';
+    });
+  };
+  for (auto [key, target] : {std::pair{"cookie", &a.cookie}, std::pair{"primary_cookie", &a.primary_cookie}}) {
+    auto v = n[key];
+    if (!v) continue;
+    auto name = r.get_string(v, fmt::format("session_affinity.{}", key));
+    if (!name || !header_name_ok(*name)) {
+      if (name) r.error(v, fmt::format("session_affinity.{}: '{}' is not a valid cookie name", key, *name));
+      ok = false;
+      continue;
+    }
+    *target = *name;
+  }
+  if (!n["cookie"]) {
+    r.require(n, "cookie", "session_affinity");
+    ok = false;
+  }
+  if (auto v = n["max_age"]) {
+    if (auto d = r.get_duration(v, "session_affinity.max_age"); d && d->count() > 0) a.max_age = *d;
+    else {
+      if (d) r.error(v, "session_affinity.max_age must be positive");
+      ok = false;
+    }
+  }
+  if (auto v = n["value"]) {
+    auto value = r.get_string(v, "session_affinity.value");
+    if (!value || !cookie_value_ok(*value)) {
+      if (value) r.error(v, "session_affinity.value: only printable characters without space, '\"', ',', ';', '\\'");
+      ok = false;
+    } else {
+      a.value = *value;
+    }
+  }
+  if (ok && a.cookie == a.primary_cookie) {
+    r.error(n, "session_affinity: cookie and primary_cookie must differ");
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return a;
 }
 
 header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what) {

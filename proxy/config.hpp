@@ -73,6 +73,17 @@ struct fault_config {
   bool operator==(const fault_config&) const = default;
 };
 
+// Flagger's sessionAffinity: the canary is the split's last cluster, the
+// primary its first. `value` identifies the analysis run (vane-control sets a
+// fresh one per run through the traffic API); "" = derived from the route.
+struct session_affinity_config {
+  std::string cookie;
+  std::string primary_cookie;  // "" = clients sent to the primary are not pinned
+  duration max_age = std::chrono::hours(24);
+  std::string value;
+  bool operator==(const session_affinity_config&) const = default;
+};
+
 enum class hash_kind { header, cookie, source_ip };
 struct hash_on_config {
   hash_kind kind = hash_kind::header;
@@ -89,6 +100,7 @@ struct route_config {
   std::vector<rule_config> rules;
   std::optional<hash_on_config> hash_on;
   std::optional<fault_config> fault;
+  std::optional<session_affinity_config> session_affinity;
   header_ops request_headers;
   header_ops response_headers;
   duration timeout = std::chrono::seconds(15);  // for the upstream to start its response
@@ -100,6 +112,7 @@ struct route_config {
 std::vector<rule_config> parse_rules(const YAML::Node& n, yaml_reader& r,
                                      std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
 std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r);
+std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& n, yaml_reader& r);
 std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std::string_view what);
 header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what);
 

@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <array>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -232,12 +234,9 @@ class head_view final : public request_view {
   std::string_view target_, ip_;
 };
 
-// The position in route.clusters that gets the request: the first rule that
-// holds, else the sticky pick when the request has the hash key, else the
-// even (smooth weighted round-robin) pick.
-std::size_t pick_target(const compiled_route& route, const request_view& req, std::span<std::int64_t> swrr) {
-  for (const auto& rule : route.rules)
-    if (rule_holds(rule.any, req)) return rule.target;
+// The split's pick: sticky when the route hashes and the request has the
+// key, else even (smooth weighted round-robin).
+std::size_t split_pick(const compiled_route& route, const request_view& req, std::span<std::int64_t> swrr) {
   if (route.hash_on) {
     std::optional<std::string_view> key;
     switch (route.hash_on->kind) {
@@ -248,6 +247,47 @@ std::size_t pick_target(const compiled_route& route, const request_view& req, st
     if (key) return pick_by_point(route.weights, sticky_point(*key));
   }
   return pick_smooth(route.weights, swrr);
+}
+
+// Set-Cookie values a response must carry (session affinity): at most one
+// cookie set and one expired, or two expired.
+using affinity_cookies = std::array<const std::string*, 2>;
+
+// The position in route.clusters that gets the request: the first rule that
+// holds; else a session affinity cookie of this run while the canary (the
+// split's last cluster) has weight; else the split. Fills `cookies` with what
+// the response must set or expire.
+std::size_t pick_target(const compiled_route& route, const request_view& req, std::span<std::int64_t> swrr,
+                        affinity_cookies& cookies) {
+  for (const auto& rule : route.rules)
+    if (rule_holds(rule.any, req)) return rule.target;
+  if (!route.affinity) return split_pick(route, req, swrr);
+  const compiled_affinity& a = *route.affinity;
+  const std::size_t canary = route.weights.size() - 1;
+  const bool canary_live = route.weights.back() > 0;
+  bool expire_canary = false, expire_primary = false;
+  if (auto c = find_cookie(req, a.cookie)) {
+    if (*c == a.value && canary_live) return canary;
+    expire_canary = true;  // an earlier run's, or the canary is out
+  }
+  if (!a.primary_cookie.empty()) {
+    if (auto p = find_cookie(req, a.primary_cookie)) {
+      if (*p == a.value && canary_live) return 0;
+      expire_primary = true;
+    }
+  }
+  std::size_t pick = split_pick(route, req, swrr);
+  std::size_t n = 0;
+  if (canary_live && pick == canary) {
+    cookies[n++] = &a.set_canary;
+    expire_canary = false;
+  } else if (canary_live && pick == 0 && !a.primary_cookie.empty()) {
+    cookies[n++] = &a.set_primary;
+    expire_primary = false;
+  }
+  if (expire_canary) cookies[n++] = &a.expire_canary;
+  if (expire_primary && n < cookies.size()) cookies[n++] = &a.expire_primary;
+  return pick;
 }
 
 // Exact shares, as the demo service's: with p hundredths of a percent, the
@@ -405,7 +445,9 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       continue;
     }
 
-    const std::size_t pick = pick_target(*route, head_view(req, target, client_ip), policy->swrr[route->index]);
+    affinity_cookies set_cookies{};
+    const std::size_t pick =
+        pick_target(*route, head_view(req, target, client_ip), policy->swrr[route->index], set_cookies);
     upstream_pool& pool = *policy->pools[route->clusters[pick]];
     route_cluster_stats& rstats = *policy->route_stats[route->index][pick];
     cluster_stats& cstats = *policy->cluster_counters[route->clusters[pick]];
@@ -566,6 +608,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     const bool close_delimited = !no_body && !chunked_out && !response->content_length() && !response->is_done();
     remove_hop_by_hop(res);
     apply_header_ops(res, route->response_headers);
+    for (const std::string* cookie : set_cookies)
+      if (cookie) res.insert(http::field::set_cookie, *cookie);
     if (close_delimited) {
       // The upstream ends its body by closing: re-frame it as chunked for an
       // HTTP/1.1 client; an HTTP/1.0 client gets it the same way, then close.

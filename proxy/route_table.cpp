@@ -24,6 +24,18 @@ const compiled_route* route_table::match(std::size_t listener, std::string_view 
   return nullptr;
 }
 
+std::string default_affinity_value(std::string_view route, std::string_view canary) {
+  // The same on every replica: FNV-1a 64 of "route/canary", in hex.
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (std::string_view part : {route, std::string_view("/"), canary}) {
+    for (unsigned char c : part) {
+      h ^= c;
+      h *= 0x100000001b3ull;
+    }
+  }
+  return fmt::format("{:016x}", h);
+}
+
 std::string endpoint_key(const tcp::endpoint& ep) {
   return host_port{ep.address().to_string(), ep.port()}.to_string();
 }
@@ -131,6 +143,19 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       }
       cr.hash_on = r.hash_on;
       cr.fault = r.fault;
+      if (r.session_affinity && r.split.size() >= 2) {
+        const auto& a = *r.session_affinity;
+        compiled_affinity ca{a.cookie, a.primary_cookie, a.value, {}, {}, {}, {}};
+        if (ca.value.empty()) ca.value = default_affinity_value(r.name, r.split.back().cluster);
+        auto max_age = std::chrono::duration_cast<std::chrono::seconds>(a.max_age).count();
+        ca.set_canary = fmt::format("{}={}; Max-Age={}; Path=/", a.cookie, ca.value, max_age);
+        ca.expire_canary = fmt::format("{}=; Max-Age=0; Path=/", a.cookie);
+        if (!a.primary_cookie.empty()) {
+          ca.set_primary = fmt::format("{}={}; Max-Age={}; Path=/", a.primary_cookie, ca.value, max_age);
+          ca.expire_primary = fmt::format("{}=; Max-Age=0; Path=/", a.primary_cookie);
+        }
+        cr.affinity = std::move(ca);
+      }
       cr.request_headers = r.request_headers;
       cr.response_headers = r.response_headers;
       cr.timeout = r.timeout;

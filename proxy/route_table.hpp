@@ -22,6 +22,12 @@ struct compiled_rule {
   std::size_t target = 0;  // position in compiled_route::clusters
 };
 
+// Session affinity with its Set-Cookie values made once, not per request.
+struct compiled_affinity {
+  std::string cookie, primary_cookie, value;
+  std::string set_canary, expire_canary, set_primary, expire_primary;  // Set-Cookie field values
+};
+
 struct compiled_route {
   std::string name;
   std::size_t index = 0;  // in route_table::route_count order, for per-worker state
@@ -34,6 +40,7 @@ struct compiled_route {
   std::vector<compiled_rule> rules;
   std::optional<hash_on_config> hash_on;
   std::optional<fault_config> fault;
+  std::optional<compiled_affinity> affinity;
   header_ops request_headers;
   header_ops response_headers;
   duration timeout{};
@@ -86,6 +93,9 @@ struct table_inputs {
 // a name does not resolve.
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
                                                      const table_inputs& inputs, std::string& error);
+// A session affinity value when the config gives none: derived from the route
+// and its canary, so that every replica agrees.
+std::string default_affinity_value(std::string_view route, std::string_view canary);
 std::string endpoint_key(const boost::asio::ip::tcp::endpoint& ep);
 
 }  // namespace vane::proxy

@@ -364,6 +364,15 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
   route_overrides current = it == overrides_.end() ? route_overrides{} : it->second;
   auto update = parse_traffic_update(body, file_config_, current);
   if (!update.overrides) co_return admin_reply{400, {{"error", update.error}}};
+  {
+    const route_config& file_route = *find_route(effective_, name);
+    const auto& o = *update.overrides;
+    bool affinity = o.session_affinity ? o.session_affinity->has_value() : file_route.session_affinity.has_value();
+    std::size_t split = o.split ? o.split->size() : file_route.split.size();
+    if (affinity && split < 2)
+      co_return admin_reply{400, {{"error", "session_affinity needs a split of at least two clusters (primary first, "
+                                            "canary last)"}}};
+  }
   overrides_map next = overrides_;
   next[std::string(name)] = *update.overrides;
   admin_reply reply = co_await commit_overrides(std::move(next), name);

@@ -11,7 +11,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::string_view not_built_yet[] = {"mirror", "session_affinity"};
+constexpr std::string_view not_built_yet[] = {"mirror"};
 
 // The traffic API takes the YAML's shapes in JSON: convert, then parse with
 // the config's own functions, so both accept and refuse exactly the same.
@@ -88,6 +88,14 @@ json::value header_ops_json(const header_ops& h) {
   json::array remove;
   for (const auto& k : h.remove) remove.push_back(json::string(k));
   return json::object{{"set", std::move(set)}, {"add", std::move(add)}, {"remove", std::move(remove)}};
+}
+
+json::value affinity_json(const std::optional<session_affinity_config>& a) {
+  if (!a) return nullptr;
+  json::object o{{"cookie", a->cookie}, {"max_age", format_duration(a->max_age)}};
+  if (!a->primary_cookie.empty()) o["primary_cookie"] = a->primary_cookie;
+  if (!a->value.empty()) o["value"] = a->value;
+  return o;
 }
 
 json::value hash_on_json(const std::optional<hash_on_config>& h) {
@@ -178,7 +186,8 @@ const route_config* find_route(const proxy_config& config, std::string_view name
 }
 
 bool same_policy(const route_config& a, const route_config& b) {
-  if (a.rules != b.rules || a.hash_on != b.hash_on || a.fault != b.fault) return false;
+  if (a.rules != b.rules || a.hash_on != b.hash_on || a.fault != b.fault || a.session_affinity != b.session_affinity)
+    return false;
   if (a.split.size() != b.split.size()) return false;
   for (std::size_t i = 0; i < a.split.size(); ++i)
     if (a.split[i].cluster != b.split[i].cluster || a.split[i].weight != b.split[i].weight) return false;
@@ -251,6 +260,18 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
         return out;
       }
       next.fault = std::optional<fault_config>(std::move(*f));
+    } else if (key == "session_affinity") {
+      if (value.is_null()) {
+        next.session_affinity = std::optional<session_affinity_config>{};
+        continue;
+      }
+      yaml_reader r("PUT body");
+      auto a = parse_session_affinity(to_yaml(value), r);
+      if (!r.ok() || !a) {
+        out.error = r.ok() ? "session_affinity: give at least cookie" : first_error(r, "session_affinity");
+        return out;
+      }
+      next.session_affinity = std::optional<session_affinity_config>(std::move(*a));
     } else if (std::find(std::begin(not_built_yet), std::end(not_built_yet), std::string_view(key)) !=
                std::end(not_built_yet)) {
       out.error = fmt::format("'{}' is not supported yet", std::string_view(key));
@@ -286,6 +307,8 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
     if (it->second.rules) route->rules = *it->second.rules;
     if (it->second.hash_on) route->hash_on = *it->second.hash_on;
     if (it->second.fault) route->fault = *it->second.fault;
+    if (it->second.session_affinity) route->session_affinity = *it->second.session_affinity;
+    if (route->session_affinity && route->split.size() < 2) route->session_affinity.reset();  // needs a canary
     ++it;
   }
   return effective;
@@ -297,12 +320,14 @@ json::object route_policy_json(const route_config& r, const route_overrides* ove
   if (overrides && overrides->rules) overridden.push_back("rules");
   if (overrides && overrides->hash_on) overridden.push_back("hash_on");
   if (overrides && overrides->fault) overridden.push_back("fault");
+  if (overrides && overrides->session_affinity) overridden.push_back("session_affinity");
   return {{"name", r.name},
           {"policy_generation", generation},
           {"split", split_json(r.split)},
           {"rules", rules_json(r.rules)},
           {"hash_on", hash_on_json(r.hash_on)},
           {"fault", fault_json(r.fault)},
+          {"session_affinity", affinity_json(r.session_affinity)},
           {"overrides", std::move(overridden)}};
 }
 
@@ -320,6 +345,7 @@ json::object config_json(const proxy_config& c, std::uint64_t generation) {
                                     {"rules", rules_json(r.rules)},
                                     {"hash_on", hash_on_json(r.hash_on)},
                                     {"fault", fault_json(r.fault)},
+                                    {"session_affinity", affinity_json(r.session_affinity)},
                                     {"request_headers", header_ops_json(r.request_headers)},
                                     {"response_headers", header_ops_json(r.response_headers)},
                                     {"timeout", format_duration(r.timeout)}});

@@ -24,7 +24,8 @@ struct route_overrides {
   std::optional<std::vector<rule_config>> rules;         // set: overridden (empty: no rules)
   std::optional<std::optional<hash_on_config>> hash_on;  // set: overridden (nullopt inside: off)
   std::optional<std::optional<fault_config>> fault;      // the same
-  bool empty() const { return !split && !rules && !hash_on && !fault; }
+  std::optional<std::optional<session_affinity_config>> session_affinity;
+  bool empty() const { return !split && !rules && !hash_on && !fault && !session_affinity; }
   bool operator==(const route_overrides&) const = default;
 };
 

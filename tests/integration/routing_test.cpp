@@ -219,3 +219,64 @@ TEST(Faults, TrafficApiTurnsARouteFaultOnAndOff) {
   ASSERT_EQ(put(R"({"fault":null})").status, 200);
   EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
 }
+
+namespace {
+// The Set-Cookie values of a response (there may be several).
+std::vector<std::string> set_cookies(const proxy_instance& proxy, const std::string& cookie) {
+  raw_connection c(proxy.port);
+  c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + (cookie.empty() ? "" : "Cookie: " + cookie + "\r\n") +
+         "\r\n");
+  std::string got = c.read_all();
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while ((pos = got.find("\r\nSet-Cookie: ", pos)) != std::string::npos) {
+    pos += 14;
+    out.push_back(got.substr(pos, got.find("\r\n", pos) - pos));
+  }
+  auto v = got.find("\r\nx-version: ");
+  out.insert(out.begin(), v == std::string::npos ? "?" : got.substr(v + 13, got.find("\r\n", v + 13) - v - 13));
+  return out;  // [version, set-cookie...]
+}
+}  // namespace
+
+TEST(SessionAffinity, ClientsStayOnTheCanaryOfThisRunAndCookiesExpire) {
+  auto p = start_demo("primary");
+  auto c = start_demo("canary");
+  auto proxy = start_proxy(ab_config(p, c, R"(        session_affinity: {cookie: vane-canary, primary_cookie: vane-primary, max_age: 1h, value: run1}
+)"),
+                           1);
+  // The 50/50 split alternates: a new client is sent somewhere and pinned there.
+  std::vector<std::string> first = set_cookies(proxy, ""), second = set_cookies(proxy, "");
+  std::vector<std::string> to_canary = first[0] == "canary" ? first : second;
+  std::vector<std::string> to_primary = first[0] == "canary" ? second : first;
+  ASSERT_EQ(to_canary.size(), 2u);
+  EXPECT_EQ(to_canary[1], "vane-canary=run1; Max-Age=3600; Path=/");
+  EXPECT_EQ(to_primary[1], "vane-primary=run1; Max-Age=3600; Path=/");
+  // With their cookie, clients stay, whatever the split says, and get no new cookie.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(set_cookies(proxy, "a=1; vane-canary=run1"), std::vector<std::string>{"canary"});
+    EXPECT_EQ(set_cookies(proxy, "vane-primary=run1"), std::vector<std::string>{"primary"});
+  }
+  // A new run (vane-control PUTs a fresh value): the old cookie is expired, a new pick is made.
+  auto put = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {},
+                   R"({"session_affinity":{"cookie":"vane-canary","primary_cookie":"vane-primary","value":"run2"}})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  bool expired_seen = false;
+  for (int i = 0; i < 2; ++i) {
+    auto r = set_cookies(proxy, "vane-canary=run1");
+    for (std::size_t k = 1; k < r.size(); ++k) expired_seen |= r[k] == "vane-canary=; Max-Age=0; Path=/";
+    if (r[0] == "canary") EXPECT_EQ(r[1], "vane-canary=run2; Max-Age=86400; Path=/");
+  }
+  EXPECT_TRUE(expired_seen);
+  // The canary out (weight 0): every affinity cookie is expired, everyone goes to the primary.
+  put = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {},
+              R"({"split":[{"cluster":"app-primary","weight":1},{"cluster":"app-canary","weight":0}]})");
+  ASSERT_EQ(put.status, 200);
+  EXPECT_EQ(set_cookies(proxy, "vane-canary=run2; vane-primary=run2"),
+            (std::vector<std::string>{"primary", "vane-canary=; Max-Age=0; Path=/", "vane-primary=; Max-Age=0; Path=/"}));
+  // A route with one cluster cannot have affinity.
+  auto bad = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {},
+                   R"({"split":[{"cluster":"app-primary","weight":1}]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("at least two clusters"), std::string::npos);
+}

@@ -220,8 +220,8 @@ class config_parser {
     if (!r_.expect_map(n, "a route")) return;
     r_.check_keys(n, "route",
                   {"name", "match", "split", "timeout", "rules", "hash_on", "fault", "request_headers",
-                   "response_headers", "session_affinity"},
-                  {"mirror", "retries"});
+                   "response_headers", "session_affinity", "retries"},
+                  {"mirror"});
     route_config rc;
     if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
     if (auto m = n["match"]) parse_route_match(m, rc);
@@ -229,6 +229,7 @@ class config_parser {
     if (auto rules = n["rules"]) rc.rules = parse_rules(rules, r_, rule_refs_);
     if (auto h = n["hash_on"]) rc.hash_on = parse_hash_on(h, r_);
     if (auto f = n["fault"]) rc.fault = parse_fault(f, r_, "route.fault");
+    if (auto rt = n["retries"]) rc.retries = parse_retries(rt, r_);
     if (auto a = n["session_affinity"]) {
       rc.session_affinity = parse_session_affinity(a, r_);
       if (rc.session_affinity && rc.split.size() < 2)
@@ -540,6 +541,66 @@ std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std
   }
   if (!ok) return std::nullopt;
   return f;
+}
+
+std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r) {
+  if (!r.expect_map(n, "route.retries")) return std::nullopt;
+  r.check_keys(n, "retries", {"attempts", "per_try_timeout", "on", "budget"});
+  retries_config rc;
+  bool ok = true;
+  if (auto v = n["attempts"]) {
+    if (auto a = r.get_int(v, "retries.attempts", 0, 10)) rc.attempts = static_cast<std::uint32_t>(*a);
+    else ok = false;
+  }
+  if (auto v = n["per_try_timeout"]) {
+    if (auto d = r.get_duration(v, "retries.per_try_timeout"); d && d->count() > 0) rc.per_try_timeout = *d;
+    else {
+      if (d) r.error(v, "retries.per_try_timeout must be positive");
+      ok = false;
+    }
+  }
+  if (auto on = n["on"]) {
+    if (r.expect_sequence(on, "retries.on")) {
+      rc.on_connect_failure = rc.on_reset = false;
+      for (const auto& e : on) {
+        auto cond = r.get_string(e, "retries.on");
+        if (!cond) {
+          ok = false;
+        } else if (*cond == "connect-failure") {
+          rc.on_connect_failure = true;
+        } else if (*cond == "reset") {
+          rc.on_reset = true;
+        } else if (*cond == "5xx") {
+          rc.on_5xx = true;
+        } else if (*cond == "gateway-error") {
+          rc.on_gateway_error = true;
+        } else {
+          r.error(e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error)",
+                                 *cond));
+          ok = false;
+        }
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (auto b = n["budget"]) {
+    if (r.expect_map(b, "retries.budget")) {
+      r.check_keys(b, "retries.budget", {"percent", "min"});
+      if (auto v = b["percent"]) {
+        if (auto p = percent_of(v, r, "retries.budget.percent")) rc.budget_per_10k = *p;
+        else ok = false;
+      }
+      if (auto v = b["min"]) {
+        if (auto m = r.get_int(v, "retries.budget.min", 0, 1'000'000)) rc.budget_min = static_cast<std::uint32_t>(*m);
+        else ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return rc;
 }
 
 std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& n, yaml_reader& r) {

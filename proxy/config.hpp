@@ -84,6 +84,19 @@ struct session_affinity_config {
   bool operator==(const session_affinity_config&) const = default;
 };
 
+// Retries (Istio's `attempts` = retries after the first try).
+struct retries_config {
+  std::uint32_t attempts = 1;
+  std::optional<duration> per_try_timeout;  // for the response head of each try; default: the route's timeout
+  bool on_connect_failure = true;
+  bool on_reset = true;
+  bool on_5xx = false;
+  bool on_gateway_error = false;
+  std::uint32_t budget_per_10k = 2000;  // 20%
+  std::uint32_t budget_min = 3;
+  bool operator==(const retries_config&) const = default;
+};
+
 enum class hash_kind { header, cookie, source_ip };
 struct hash_on_config {
   hash_kind kind = hash_kind::header;
@@ -101,6 +114,7 @@ struct route_config {
   std::optional<hash_on_config> hash_on;
   std::optional<fault_config> fault;
   std::optional<session_affinity_config> session_affinity;
+  std::optional<retries_config> retries;
   header_ops request_headers;
   header_ops response_headers;
   duration timeout = std::chrono::seconds(15);  // for the upstream to start its response
@@ -113,6 +127,7 @@ std::vector<rule_config> parse_rules(const YAML::Node& n, yaml_reader& r,
                                      std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
 std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r);
 std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& n, yaml_reader& r);
+std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r);
 std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std::string_view what);
 header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what);
 

@@ -304,6 +304,33 @@ void apply_header_ops(http::fields& f, const header_ops& ops) {
   for (const auto& [name, value] : ops.add) f.insert(name, value);
 }
 
+enum class retry_cause { connect_failure, reset, timeout, status };
+
+// Which failures a route retries (Envoy's retry_on, as DESIGN.md names them):
+// 5xx and gateway-error also cover connect failures, resets and timeouts.
+bool retry_wanted(const retries_config& r, retry_cause cause, unsigned code) {
+  switch (cause) {
+    case retry_cause::connect_failure: return r.on_connect_failure || r.on_5xx || r.on_gateway_error;
+    case retry_cause::reset: return r.on_reset || r.on_5xx || r.on_gateway_error;
+    case retry_cause::timeout: return r.on_5xx || r.on_gateway_error;
+    case retry_cause::status: return (r.on_5xx && code >= 500) || (r.on_gateway_error && code >= 502 && code <= 504);
+  }
+  return false;
+}
+
+// RFC 9110 §9.2.2.
+bool is_idempotent(http::verb v) {
+  switch (v) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_: return true;
+    default: return false;
+  }
+}
+
 bool is_absolute_form(std::string_view target) {
   return target.size() > 7 && (beast::iequals(target.substr(0, 7), "http://") ||
                                (target.size() > 8 && beast::iequals(target.substr(0, 8), "https://")));
@@ -502,22 +529,60 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     lease conn;
     std::optional<http::response_parser<http::buffer_body>> response;
     std::optional<failure_reply> failure;  // set when no response head arrived
-    // Two attempts at most, and the second only when the first went to an idle
-    // pooled connection that the upstream had closed before reading anything
-    // of ours and the client's body is untouched: resending is then safe.
+
+    // Retries (route.retries): only when sending again is safe — nothing of
+    // the client's body was read yet (or it has none), and an idempotent
+    // method unless the upstream never got the request (connect failure) —
+    // and within the cluster's retry budget on this worker.
+    const retries_config* retries = route->retries ? &*route->retries : nullptr;
+    const duration try_timeout =
+        retries && retries->per_try_timeout ? std::min(*retries->per_try_timeout, route->timeout) : route->timeout;
+    std::uint32_t retries_left = retries ? retries->attempts : 0;
+    const bool idempotent = is_idempotent(req.method());
+    struct in_flight {
+      upstream_pool& pool;
+      bool retrying = false;
+      explicit in_flight(upstream_pool& p) : pool(p) { pool.begin_request(); }
+      in_flight(const in_flight&) = delete;
+      in_flight& operator=(const in_flight&) = delete;
+      ~in_flight() {
+        if (retrying) pool.end_retry();
+        pool.end_request();
+      }
+    } flight(pool);
+    auto should_retry = [&](retry_cause cause, unsigned code, bool body_untouched) {
+      if (!retries || retries_left == 0 || !retry_wanted(*retries, cause, code)) return false;
+      if (has_body && !body_untouched) return false;
+      if (cause != retry_cause::connect_failure && !idempotent) return false;
+      if (flight.retrying) pool.end_retry();
+      flight.retrying = pool.try_begin_retry(retries->budget_per_10k, retries->budget_min);
+      if (!flight.retrying) return false;
+      --retries_left;
+      rstats.retries.add();
+      return true;
+    };
+
+    // Besides retries, one resend: when the first try went to an idle pooled
+    // connection that the upstream had closed before reading anything of ours
+    // and the client's body is untouched. It is not counted as an attempt.
+    bool resent_stale = false;
+    bool fresh_only = false;
     clock::time_point attempt_start;
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0;; ++attempt) {
       failure.reset();
       attempt_start = attempt == 0 ? first_attempt_start : clock::now();
-      conn = co_await pool.acquire(deadline, attempt > 0);
+      conn = co_await pool.acquire(deadline, fresh_only);
+      fresh_only = false;
       if (conn.error != acquire_error::none) {
-        if (conn.error == acquire_error::connect_failed || conn.error == acquire_error::connect_timeout)
-          cstats.connect_errors.add();
+        const bool connect_failure =
+            conn.error == acquire_error::connect_failed || conn.error == acquire_error::connect_timeout;
+        if (connect_failure) cstats.connect_errors.add();
         failure = reply_for(conn.error);
         count_attempt(rstats, static_cast<unsigned>(failure->status), attempt_start);
+        if (connect_failure && should_retry(retry_cause::connect_failure, 0, true)) continue;
         break;
       }
-      const bool may_retry = conn.reused && !has_body && attempt == 0;
+      const bool may_resend = conn.reused && !has_body && !resent_stale;
       meter.upstream = &table.clusters[route->clusters[pick]].endpoints[conn.conn->endpoint];
       http::serializer<true, http::buffer_body> sr(req);
       sr.split(true);
@@ -526,8 +591,12 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       if (wec) {
         pool.release(std::move(conn.conn), false);
         failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
-        if (may_retry) continue;  // the upstream had closed the idle connection: not an attempt
+        if (may_resend) {
+          resent_stale = fresh_only = true;
+          continue;
+        }
         count_attempt(rstats, 502, attempt_start);
+        if (should_retry(retry_cause::reset, 502, true)) continue;
         break;
       }
       if (expects_continue) {
@@ -550,8 +619,12 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       if (status == relay_status::write_failed) {
         pool.release(std::move(conn.conn), false);
         failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
-        if (may_retry) continue;
+        if (may_resend) {
+          resent_stale = fresh_only = true;
+          continue;
+        }
         count_attempt(rstats, 502, attempt_start);
+        if (should_retry(retry_cause::reset, 502, false)) continue;
         break;
       }
       // Read the response head; 1xx interim responses (other than 101) are dropped.
@@ -563,24 +636,39 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         if (head_request) response->skip(true);
         // As Envoy's route timeout: counted from the end of the request, so
         // that a long upload does not eat the upstream's time to answer.
-        conn.conn->stream.expires_after(route->timeout);
+        conn.conn->stream.expires_after(try_timeout);
         std::tie(rec, std::ignore) =
             co_await http::async_read_header(conn.conn->stream, conn.conn->buffer, *response, nothrow);
         if (rec) break;
         unsigned code = response->get().result_int();
         if (code < 100 || code >= 200 || code == 101) break;
       }
-      if (!rec) break;  // a response head: relay it below
+      if (!rec) {
+        const unsigned code = response->get().result_int();
+        if (code >= 500 && code <= 599 && should_retry(retry_cause::status, code, false)) {
+          // Nothing of it went to the client: drop it (and its connection) and try again.
+          count_attempt(rstats, code, attempt_start);
+          pool.release(std::move(conn.conn), false);
+          response.reset();
+          continue;
+        }
+        break;  // a response head: relay it below
+      }
       pool.release(std::move(conn.conn), false);
       response.reset();
       if (rec == beast::error::timeout) {
         failure = failure_reply{http::status::gateway_timeout, "upstream request timeout\n"};
         count_attempt(rstats, 504, attempt_start);
+        if (should_retry(retry_cause::timeout, 504, false)) continue;
         break;
       }
       failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
-      if (may_retry && (rec == http::error::end_of_stream || rec == asio::error::connection_reset)) continue;
+      if (may_resend && (rec == http::error::end_of_stream || rec == asio::error::connection_reset)) {
+        resent_stale = fresh_only = true;
+        continue;
+      }
       count_attempt(rstats, 502, attempt_start);
+      if (should_retry(retry_cause::reset, 502, false)) continue;
       break;
     }
 

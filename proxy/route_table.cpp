@@ -143,6 +143,7 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       }
       cr.hash_on = r.hash_on;
       cr.fault = r.fault;
+      cr.retries = r.retries;
       if (r.session_affinity && r.split.size() >= 2) {
         const auto& a = *r.session_affinity;
         compiled_affinity ca{a.cookie, a.primary_cookie, a.value, {}, {}, {}, {}};

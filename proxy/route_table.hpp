@@ -41,6 +41,7 @@ struct compiled_route {
   std::optional<hash_on_config> hash_on;
   std::optional<fault_config> fault;
   std::optional<compiled_affinity> affinity;
+  std::optional<retries_config> retries;
   header_ops request_headers;
   header_ops response_headers;
   duration timeout{};

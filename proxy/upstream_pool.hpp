@@ -12,6 +12,7 @@
 // worker; beyond it up to `max_pending` requests wait in FIFO order for a
 // released connection until their deadline; beyond that acquire fails with
 // `overflow` at once.
+#include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -58,6 +59,19 @@ class upstream_pool {
   // New health of the endpoints (same order as the cluster's); on the worker's thread.
   void set_health(std::shared_ptr<const std::vector<char>> healthy) { cluster_.healthy = std::move(healthy); }
 
+  // Retry budget (as Envoy's): retries in flight may be at most `per_10k`
+  // hundredths of a percent of the requests in flight to this cluster on this
+  // worker, or `min`, whichever is larger; so retries cannot multiply an outage.
+  void begin_request() { ++active_requests_; }
+  void end_request() { --active_requests_; }
+  bool try_begin_retry(std::uint32_t per_10k, std::uint32_t min) {
+    std::uint64_t allowed = std::max<std::uint64_t>(min, std::uint64_t{active_requests_} * per_10k / 10000);
+    if (active_retries_ >= allowed) return false;
+    ++active_retries_;
+    return true;
+  }
+  void end_retry() { --active_retries_; }
+
   std::size_t active() const { return open_ - idle_count_; }
   std::size_t idle() const { return idle_count_; }
   std::uint64_t connections_created() const { return created_; }
@@ -78,6 +92,8 @@ class upstream_pool {
   std::size_t idle_count_ = 0;
   std::deque<waiter*> waiters_;
   std::size_t open_ = 0;  // idle + leased + connecting
+  std::uint32_t active_requests_ = 0;
+  std::uint32_t active_retries_ = 0;
   std::size_t next_endpoint_ = 0;
   std::uint64_t created_ = 0;
 };

@@ -280,3 +280,73 @@ TEST(SessionAffinity, ClientsStayOnTheCanaryOfThisRunAndCookiesExpire) {
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("at least two clusters"), std::string::npos);
 }
+
+namespace {
+std::string retry_config(const std::string& endpoints, const std::string& retries) {
+  return R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        split: [{cluster: app, weight: 1}]
+        retries: )" + retries + R"(
+clusters:
+  - {name: app, endpoints: [)" + endpoints + "]}\n";
+}
+double metric(const proxy_instance& p, const std::string& line_prefix) {
+  std::string text = fetch(p.admin_port, "GET", "/metrics").body;
+  auto at = text.find(line_prefix + " ");
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + line_prefix.size() + 1));
+}
+}  // namespace
+
+TEST(Retries, A5xxIsRetriedOnTheNextEndpointAndEveryAttemptIsCounted) {
+  auto bad = start_demo("bad", {"--error-percent", "100", "--error-status", "503"});
+  auto good = start_demo("good");
+  auto proxy = start_proxy(retry_config(bad.address() + ", " + good.address(), "{attempts: 1, on: [5xx]}"), 1);
+  http_client c(proxy.port);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(c.get("/").status, 200) << i;
+  // Round-robin over two endpoints, two tries a request: every first try went to the bad one.
+  EXPECT_EQ(bad.stats().at("requests").as_int64(), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="503"})"), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="200"})"), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})"), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_requests_total{route="app",cluster="app",code="200"})"), 20);
+  // POST is not idempotent: its 503 goes to the client.
+  int failed_posts = 0;
+  for (int i = 0; i < 4; ++i) failed_posts += c.request("POST", "/", {}, "x").status == 503;
+  EXPECT_EQ(failed_posts, 2);
+}
+
+TEST(Retries, TheBudgetCapsRetries) {
+  auto bad = start_demo("bad", {"--error-percent", "100", "--error-status", "503"});
+  // No budget at all: nothing is retried.
+  {
+    auto proxy = start_proxy(retry_config(bad.address(), "{attempts: 3, on: [5xx], budget: {percent: 0, min: 0}}"), 1);
+    EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 503);
+    EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})"), 0);
+  }
+  // One retry in flight allowed: a lone request is tried 1 + 3 times.
+  {
+    auto proxy = start_proxy(retry_config(bad.address(), "{attempts: 3, on: [gateway-error], budget: {percent: 0, min: 1}}"), 1);
+    EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 503);
+    EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="503"})"), 4);
+    EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})"), 3);
+  }
+}
+
+TEST(Retries, PerTryTimeoutMovesOnToAnotherEndpoint) {
+  auto slow = start_demo("slow", {"--latency", "20s"});
+  auto fast = start_demo("fast");
+  auto proxy = start_proxy(
+      retry_config(slow.address() + ", " + fast.address(), "{attempts: 1, per_try_timeout: 500ms, on: [5xx]}"), 1);
+  http_client c(proxy.port);
+  for (int i = 0; i < 2; ++i) {
+    auto r = c.get("/");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("x-version"), "fast");
+  }
+  // Each first try went to the slow endpoint (round-robin, two tries a request) and timed out.
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="504"})"), 2);
+}

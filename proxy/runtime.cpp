@@ -44,7 +44,12 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
 runtime::~runtime() = default;
 
 void runtime::start() {
-  watch_file_setup();  // before anything is announced: an edit right after start is seen
+  // Before anything is announced: a signal or an edit right after the
+  // "listening" lines is handled (asio queues signals until they are awaited).
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.add(SIGHUP);
+  watch_file_setup();
   for (const auto& l : table_->listeners) {
     std::string bound = server_->bind(l);
     log::info("listener {} listening on {} ({} workers)", l.name, bound, server_->size());
@@ -77,9 +82,6 @@ int runtime::run() {
 }
 
 asio::awaitable<void> runtime::wait_signals() {
-  signals_.add(SIGINT);
-  signals_.add(SIGTERM);
-  signals_.add(SIGHUP);
   for (;;) {
     auto [ec, sig] = co_await signals_.async_wait(nothrow);
     if (ec) co_return;

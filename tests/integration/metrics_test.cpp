@@ -250,10 +250,15 @@ TEST(Metrics, CountsAddUpExactlyWithFourWorkersUnderScrapes) {
   done = true;
   scraper.join();
   EXPECT_EQ(last_bad, "");
-  std::string text = scrape(proxy);
+  constexpr double total = threads * per_thread;
+  std::string text;
+  // A request is counted right after its last byte went out: wait for the last ones.
+  EXPECT_TRUE(eventually([&] {
+    text = scrape(proxy);
+    return metric_sum(parse_metrics(text), "vane_request_duration_seconds_count") == total;
+  }));
   expect_promtool_clean(text);
   auto s = parse_metrics(text);
-  constexpr double total = threads * per_thread;
   EXPECT_EQ(metric_sum(s, "vane_requests_total"), total);
   EXPECT_EQ(metric_sum(s, "vane_upstream_responses_total"), total);
   EXPECT_EQ(metric_sum(s, "vane_request_duration_seconds_count"), total);

@@ -132,9 +132,8 @@ TEST(Rules, BadRulesInTheFileAreRefusedWithTheirPosition) {
 clusters:
   - {name: a, endpoints: [127.0.0.1:1]}
 )");
-  child_process v(proxy_binary(), {"--validate", "--config", dir + "/bad.yaml"});
-  EXPECT_EQ(v.wait_exit(), 1);
-  std::string out = v.output();
+  auto [code, out] = run(proxy_binary(), {"--validate", "--config", dir + "/bad.yaml"});
+  EXPECT_EQ(code, 1);
   EXPECT_NE(out.find(dir + "/bad.yaml:8:36: unknown matcher 'regexp'"), std::string::npos) << out;
   EXPECT_NE(out.find(dir + "/bad.yaml:9:22: rule names unknown cluster 'nowhere'"), std::string::npos) << out;
   EXPECT_NE(out.find(dir + "/bad.yaml:10:30: hash_on.source_ip: only true"), std::string::npos) << out;
@@ -159,9 +158,9 @@ TEST(Headers, RequestAndResponseHeadersAreRewrittenPerRoute) {
   // A value with a line break could split the message: refused at load.
   std::string dir = make_temp_dir();
   write_file(dir + "/bad.yaml", replace_all(read_text_file(proxy.config_path), "x-env: prod", "x-env: \"a\\r\\nb\""));
-  child_process v(proxy_binary(), {"--validate", "--config", dir + "/bad.yaml"});
-  EXPECT_EQ(v.wait_exit(), 1);
-  EXPECT_NE(v.output().find("control characters are not allowed"), std::string::npos) << v.output();
+  auto [code, out] = run(proxy_binary(), {"--validate", "--config", dir + "/bad.yaml"});
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("control characters are not allowed"), std::string::npos) << out;
 }
 
 TEST(Faults, RouteAbortIsExactAndSeenOnlyDownstream) {
@@ -194,7 +193,13 @@ TEST(Faults, ClusterAbortAndDelayAreWhatTheCanaryAnalysisSees) {
   for (int i = 0; i < 40; ++i) errors += client.get("/").status == 500;
   EXPECT_EQ(errors, 10);  // half of the canary's 20
   EXPECT_EQ(c.stats().at("requests").as_int64(), 10);
-  auto metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
+  std::string metrics;
+  // (a request is counted right after its last byte went out: wait for the last one)
+  EXPECT_TRUE(eventually([&] {
+    metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
+    return metrics.find(R"(vane_upstream_duration_seconds_count{route="app",cluster="app-canary"} 20)") !=
+           std::string::npos;
+  }));
   EXPECT_NE(metrics.find(R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="500"} 10)"),
             std::string::npos);
   // Every canary attempt took the injected 100ms at least: none under the 75ms bound.
@@ -294,10 +299,18 @@ listeners:
 clusters:
   - {name: app, endpoints: [)" + endpoints + "]}\n";
 }
-double metric(const proxy_instance& p, const std::string& line_prefix) {
+double metric_now(const proxy_instance& p, const std::string& line_prefix) {
   std::string text = fetch(p.admin_port, "GET", "/metrics").body;
   auto at = text.find(line_prefix + " ");
   return at == std::string::npos ? 0 : std::stod(text.substr(at + line_prefix.size() + 1));
+}
+// The value once it reaches `expected` (a request is counted right after its
+// last byte went to the client, so a client may look a moment too early), or
+// the last value seen when it never does.
+double metric(const proxy_instance& p, const std::string& line_prefix, double expected) {
+  double v = 0;
+  eventually([&] { return (v = metric_now(p, line_prefix)) >= expected; }, std::chrono::seconds(10));
+  return v;
 }
 }  // namespace
 
@@ -309,10 +322,10 @@ TEST(Retries, A5xxIsRetriedOnTheNextEndpointAndEveryAttemptIsCounted) {
   for (int i = 0; i < 20; ++i) ASSERT_EQ(c.get("/").status, 200) << i;
   // Round-robin over two endpoints, two tries a request: every first try went to the bad one.
   EXPECT_EQ(bad.stats().at("requests").as_int64(), 20);
-  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="503"})"), 20);
-  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="200"})"), 20);
-  EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})"), 20);
-  EXPECT_EQ(metric(proxy, R"(vane_requests_total{route="app",cluster="app",code="200"})"), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="503"})", 20), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="200"})", 20), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})", 20), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_requests_total{route="app",cluster="app",code="200"})", 20), 20);
   // POST is not idempotent: its 503 goes to the client.
   int failed_posts = 0;
   for (int i = 0; i < 4; ++i) failed_posts += c.request("POST", "/", {}, "x").status == 503;
@@ -325,14 +338,14 @@ TEST(Retries, TheBudgetCapsRetries) {
   {
     auto proxy = start_proxy(retry_config(bad.address(), "{attempts: 3, on: [5xx], budget: {percent: 0, min: 0}}"), 1);
     EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 503);
-    EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})"), 0);
+    EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})", 0), 0);
   }
   // One retry in flight allowed: a lone request is tried 1 + 3 times.
   {
     auto proxy = start_proxy(retry_config(bad.address(), "{attempts: 3, on: [gateway-error], budget: {percent: 0, min: 1}}"), 1);
     EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 503);
-    EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="503"})"), 4);
-    EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})"), 3);
+    EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="503"})", 4), 4);
+    EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})", 3), 3);
   }
 }
 
@@ -348,5 +361,5 @@ TEST(Retries, PerTryTimeoutMovesOnToAnotherEndpoint) {
     EXPECT_EQ(r.header("x-version"), "fast");
   }
   // Each first try went to the slow endpoint (round-robin, two tries a request) and timed out.
-  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="504"})"), 2);
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="504"})", 2), 2);
 }

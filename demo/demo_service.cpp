@@ -68,6 +68,7 @@ struct state {
   std::uint64_t connections_active = 0;
   std::uint64_t service_connections = 0;  // connections whose first request was a service request
   std::uint64_t bytes_received = 0;
+  std::string last_host;  // Host of the last service request (mirror copies carry "-shadow")
   std::string hostname;
 };
 
@@ -83,6 +84,7 @@ json::object stats_json(const state& st) {
           {"connections_active", st.connections_active},
           {"service_connections", st.service_connections},
           {"bytes_received", st.bytes_received},
+          {"last_host", st.last_host},
           {"error_percent", st.s.error_percent},
           {"error_status", st.s.error_status},
           {"reset_percent", st.s.reset_percent},
@@ -228,6 +230,7 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
       co_await http::async_write(stream, res, nothrow);
     } else {
       std::uint64_t n = st.requests++;
+      st.last_host = std::string(req[http::field::host]);
       if (st.s.latency.count() > 0) {
         asio::steady_timer timer(co_await asio::this_coro::executor, st.s.latency);
         co_await timer.async_wait(nothrow);

@@ -220,8 +220,7 @@ class config_parser {
     if (!r_.expect_map(n, "a route")) return;
     r_.check_keys(n, "route",
                   {"name", "match", "split", "timeout", "rules", "hash_on", "fault", "request_headers",
-                   "response_headers", "session_affinity", "retries"},
-                  {"mirror"});
+                   "response_headers", "session_affinity", "retries", "mirror"});
     route_config rc;
     if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
     if (auto m = n["match"]) parse_route_match(m, rc);
@@ -230,6 +229,7 @@ class config_parser {
     if (auto h = n["hash_on"]) rc.hash_on = parse_hash_on(h, r_);
     if (auto f = n["fault"]) rc.fault = parse_fault(f, r_, "route.fault");
     if (auto rt = n["retries"]) rc.retries = parse_retries(rt, r_);
+    if (auto m = n["mirror"]) rc.mirror = parse_mirror(m, r_, mirror_refs_);
     if (auto a = n["session_affinity"]) {
       rc.session_affinity = parse_session_affinity(a, r_);
       if (rc.session_affinity && rc.split.size() < 2)
@@ -321,12 +321,15 @@ class config_parser {
       if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("split names unknown cluster '{}'", name));
     for (const auto& [name, mark] : rule_refs_)
       if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("rule names unknown cluster '{}'", name));
+    for (const auto& [name, mark] : mirror_refs_)
+      if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("mirror names unknown cluster '{}'", name));
   }
 
   yaml_reader& r_;
   std::set<std::string> route_names_;  // unique across listeners: the admin API names routes alone
   std::vector<std::pair<std::string, YAML::Mark>> split_refs_;
   std::vector<std::pair<std::string, YAML::Mark>> rule_refs_;
+  std::vector<std::pair<std::string, YAML::Mark>> mirror_refs_;
 };
 
 }  // namespace
@@ -541,6 +544,32 @@ std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std
   }
   if (!ok) return std::nullopt;
   return f;
+}
+
+std::optional<mirror_config> parse_mirror(const YAML::Node& n, yaml_reader& r,
+                                          std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs) {
+  if (!r.expect_map(n, "route.mirror")) return std::nullopt;
+  r.check_keys(n, "mirror", {"cluster", "percent", "max_body"});
+  mirror_config m;
+  bool ok = r.require(n, "cluster", "mirror");
+  if (ok) {
+    if (auto c = r.get_string(n["cluster"], "mirror.cluster")) {
+      m.cluster = *c;
+      cluster_refs.push_back({*c, n["cluster"].Mark()});
+    } else {
+      ok = false;
+    }
+  }
+  if (auto v = n["percent"]) {
+    if (auto p = percent_of(v, r, "mirror.percent")) m.per_10k = *p;
+    else ok = false;
+  }
+  if (auto v = n["max_body"]) {
+    if (auto b = r.get_size(v, "mirror.max_body")) m.max_body = *b;
+    else ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return m;
 }
 
 std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r) {

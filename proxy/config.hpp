@@ -97,6 +97,15 @@ struct retries_config {
   bool operator==(const retries_config&) const = default;
 };
 
+// Mirroring: a copy of `percent` of the route's requests (exact shares) to
+// `cluster`, fire-and-forget; bodies over max_body are not copied.
+struct mirror_config {
+  std::string cluster;
+  std::uint32_t per_10k = 10000;
+  std::uint64_t max_body = 64 * 1024;
+  bool operator==(const mirror_config&) const = default;
+};
+
 enum class hash_kind { header, cookie, source_ip };
 struct hash_on_config {
   hash_kind kind = hash_kind::header;
@@ -115,6 +124,7 @@ struct route_config {
   std::optional<fault_config> fault;
   std::optional<session_affinity_config> session_affinity;
   std::optional<retries_config> retries;
+  std::optional<mirror_config> mirror;
   header_ops request_headers;
   header_ops response_headers;
   duration timeout = std::chrono::seconds(15);  // for the upstream to start its response
@@ -127,6 +137,8 @@ std::vector<rule_config> parse_rules(const YAML::Node& n, yaml_reader& r,
                                      std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
 std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r);
 std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& n, yaml_reader& r);
+std::optional<mirror_config> parse_mirror(const YAML::Node& n, yaml_reader& r,
+                                          std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
 std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r);
 std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std::string_view what);
 header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what);

@@ -5,6 +5,8 @@
 #include <array>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -149,13 +151,29 @@ enum class relay_status { ok, read_failed, write_failed };
 // example does: read what the parser gives into the buffer body, let the
 // serializer frame it for the other side (Content-Length passes through,
 // chunked is re-chunked), repeat. Memory stays at one buffer whatever the size.
-// Adds the body bytes read to `bytes`.
+// A copy of a body being relayed, kept up to a cap (for mirroring).
+struct body_tee {
+  std::string data;
+  std::uint64_t cap = 0;
+  bool over = false;  // the body was larger than cap: no copy
+  void add(const char* p, std::size_t n) {
+    if (over) return;
+    if (data.size() + n > cap) {
+      over = true;
+      std::string().swap(data);
+      return;
+    }
+    data.append(p, n);
+  }
+};
+
+// Adds the body bytes read to `bytes`, and copies them into `tee` when given.
 template <bool isRequest>
 asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
                                          http::serializer<isRequest, http::buffer_body>& sr, beast::tcp_stream& in,
                                          beast::flat_buffer& in_buffer, beast::tcp_stream& out,
                                          std::unique_ptr<char[]>& relay_buf, duration io_timeout,
-                                         std::uint64_t& bytes) {
+                                         std::uint64_t& bytes, body_tee* tee = nullptr) {
   // Beast sizes each read by the buffer's free capacity (512 bytes at least):
   // give it room for a whole relay buffer while the body streams, and hand the
   // memory back afterwards so that idle keep-alive connections stay small.
@@ -179,6 +197,7 @@ asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_bo
       body.size = relay_buffer_size - body.size;
       body.data = buf;
       bytes += body.size;
+      if (tee) tee->add(buf, body.size);
       body.more = !p.is_done();
     } else {
       body.data = nullptr;
@@ -302,6 +321,64 @@ void apply_header_ops(http::fields& f, const header_ops& ops) {
   for (const auto& name : ops.remove) f.erase(name);
   for (const auto& [name, value] : ops.set) f.set(name, value);
   for (const auto& [name, value] : ops.add) f.insert(name, value);
+}
+
+// Envoy's shadow host: "-shadow" appended to the host, before any port.
+std::string shadow_host(std::string_view host) {
+  std::size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos &&
+      (host.front() != '[' || host[colon - 1] == ']'))
+    return std::string(host.substr(0, colon)) + "-shadow" + std::string(host.substr(colon));
+  return std::string(host) + "-shadow";
+}
+
+// Sends one mirror copy and reads its answer to the end, discarding it; only
+// the status and the duration are kept (vane_mirror_* of the route and the
+// mirror cluster). Runs detached on the worker: nothing waits for it. The
+// caller has counted it in the pool's requests; `policy` pins the pool.
+asio::awaitable<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluster,
+                                  route_cluster_stats* stats, http::request<http::string_body> copy,
+                                  duration timeout, duration io_timeout) {
+  upstream_pool& pool = *policy->mirror_pools[cluster];
+  struct done {
+    upstream_pool& pool;
+    ~done() { pool.end_request(); }
+  } guard{pool};
+  const auto start = clock::now();
+  unsigned code = 502;
+  lease conn = co_await pool.acquire(start + timeout);
+  if (conn.error != acquire_error::none) {
+    code = static_cast<unsigned>(reply_for(conn.error).status);
+  } else {
+    bool reusable = false;
+    conn.conn->stream.expires_after(io_timeout);
+    auto [wec, wn] = co_await http::async_write(conn.conn->stream, copy, nothrow);
+    if (!wec) {
+      http::response_parser<http::buffer_body> res;
+      res.body_limit(boost::none);
+      if (copy.method() == http::verb::head) res.skip(true);
+      conn.conn->stream.expires_after(timeout);
+      auto [rec, rn] = co_await http::async_read_header(conn.conn->stream, conn.conn->buffer, res, nothrow);
+      if (rec == beast::error::timeout) {
+        code = 504;
+      } else if (!rec) {
+        code = res.get().result_int();
+        char scratch[8192];
+        boost::system::error_code bec;
+        while (!res.is_done() && !bec) {
+          res.get().body().data = scratch;
+          res.get().body().size = sizeof scratch;
+          conn.conn->stream.expires_after(io_timeout);
+          std::tie(bec, std::ignore) = co_await http::async_read(conn.conn->stream, conn.conn->buffer, res, nothrow);
+          if (bec == http::error::need_buffer) bec = {};
+        }
+        reusable = !bec && res.is_done() && res.keep_alive();
+      }
+    }
+    pool.release(std::move(conn.conn), reusable);
+  }
+  stats->mirror.get().add(code);
+  stats->mirror_time.get().record(micros(clock::now() - start));
 }
 
 enum class retry_cause { connect_failure, reset, timeout, status };
@@ -526,6 +603,25 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     const auto deadline = clock::now() + route->timeout;  // for getting a connection
     const bool head_request = req.method() == http::verb::head;
 
+    // Mirroring: decided now, sent once the request body has been read.
+    std::optional<http::request<http::string_body>> mirror_copy;
+    body_tee tee;
+    route_cluster_stats* mirror_stats = nullptr;
+    if (route->mirror && fault_hits(policy->mirror_counts[route->index], route->mirror->per_10k)) {
+      mirror_stats = policy->route_stats[route->index][route->mirror->target];
+      upstream_pool& mpool = *policy->mirror_pools[route->clusters[route->mirror->target]];
+      const auto declared = parser.content_length();
+      if (declared && *declared > route->mirror->max_body) {
+        mirror_stats->mirror_shed_body.add();
+      } else if (mpool.active_requests() >= mpool.max_connections()) {
+        mirror_stats->mirror_shed_overload.add();  // the mirror is slow: copies are shed, never queued
+      } else {
+        mirror_copy.emplace(http::request_header<>(req.base()));
+        mirror_copy->set(http::field::host, shadow_host(req[http::field::host]));
+        tee.cap = route->mirror->max_body;
+      }
+    }
+
     lease conn;
     std::optional<http::response_parser<http::buffer_body>> response;
     std::optional<failure_reply> failure;  // set when no response head arrived
@@ -610,7 +706,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         }
       }
       auto status = co_await relay_body(parser, sr, client, buffer, conn.conn->stream, relay_buf,
-                                        limits.idle_timeout, meter.bytes_received);
+                                        limits.idle_timeout, meter.bytes_received,
+                                        mirror_copy && has_body ? &tee : nullptr);
       if (status == relay_status::read_failed) {  // the client went away or sent a bad body
         pool.release(std::move(conn.conn), false);
         meter.code = 499;
@@ -670,6 +767,23 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       count_attempt(rstats, 502, attempt_start);
       if (should_retry(retry_cause::reset, 502, false)) continue;
       break;
+    }
+
+    if (mirror_copy) {
+      if (has_body && !parser.is_done()) {
+        // The request body was not read to its end: nothing whole to copy.
+      } else if (tee.over) {
+        mirror_stats->mirror_shed_body.add();
+      } else {
+        mirror_copy->body() = std::move(tee.data);
+        mirror_copy->prepare_payload();
+        std::size_t mirror_cluster = route->clusters[route->mirror->target];
+        policy->mirror_pools[mirror_cluster]->begin_request();
+        asio::co_spawn(client.get_executor(),
+                       send_mirror(policy, mirror_cluster, mirror_stats, std::move(*mirror_copy), route->timeout,
+                                   limits.idle_timeout),
+                       asio::detached);
+      }
     }
 
     if (failure) {

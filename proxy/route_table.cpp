@@ -144,6 +144,13 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       cr.hash_on = r.hash_on;
       cr.fault = r.fault;
       cr.retries = r.retries;
+      if (r.mirror) {
+        std::size_t c = cluster_index(r.mirror->cluster);
+        auto at = std::find(cr.clusters.begin(), cr.clusters.end(), c);
+        compiled_mirror m{static_cast<std::size_t>(at - cr.clusters.begin()), r.mirror->per_10k, r.mirror->max_body};
+        if (at == cr.clusters.end()) cr.clusters.push_back(c);  // stats slot for the mirror series
+        cr.mirror = m;
+      }
       if (r.session_affinity && r.split.size() >= 2) {
         const auto& a = *r.session_affinity;
         compiled_affinity ca{a.cookie, a.primary_cookie, a.value, {}, {}, {}, {}};

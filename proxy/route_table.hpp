@@ -28,6 +28,12 @@ struct compiled_affinity {
   std::string set_canary, expire_canary, set_primary, expire_primary;  // Set-Cookie field values
 };
 
+struct compiled_mirror {
+  std::size_t target = 0;  // position in compiled_route::clusters
+  std::uint32_t per_10k = 10000;
+  std::uint64_t max_body = 0;
+};
+
 struct compiled_route {
   std::string name;
   std::size_t index = 0;  // in route_table::route_count order, for per-worker state
@@ -42,6 +48,7 @@ struct compiled_route {
   std::optional<fault_config> fault;
   std::optional<compiled_affinity> affinity;
   std::optional<retries_config> retries;
+  std::optional<compiled_mirror> mirror;
   header_ops request_headers;
   header_ops response_headers;
   duration timeout{};

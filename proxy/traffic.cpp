@@ -11,7 +11,6 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::string_view not_built_yet[] = {"mirror"};
 
 // The traffic API takes the YAML's shapes in JSON: convert, then parse with
 // the config's own functions, so both accept and refuse exactly the same.
@@ -96,6 +95,11 @@ json::value affinity_json(const std::optional<session_affinity_config>& a) {
   if (!a->primary_cookie.empty()) o["primary_cookie"] = a->primary_cookie;
   if (!a->value.empty()) o["value"] = a->value;
   return o;
+}
+
+json::value mirror_json(const std::optional<mirror_config>& m) {
+  if (!m) return nullptr;
+  return json::object{{"cluster", m->cluster}, {"percent", percent_json(m->per_10k)}, {"max_body", m->max_body}};
 }
 
 json::value hash_on_json(const std::optional<hash_on_config>& h) {
@@ -186,7 +190,8 @@ const route_config* find_route(const proxy_config& config, std::string_view name
 }
 
 bool same_policy(const route_config& a, const route_config& b) {
-  if (a.rules != b.rules || a.hash_on != b.hash_on || a.fault != b.fault || a.session_affinity != b.session_affinity)
+  if (a.rules != b.rules || a.hash_on != b.hash_on || a.fault != b.fault ||
+      a.session_affinity != b.session_affinity || a.mirror != b.mirror)
     return false;
   if (a.split.size() != b.split.size()) return false;
   for (std::size_t i = 0; i < a.split.size(); ++i)
@@ -272,10 +277,23 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
         return out;
       }
       next.session_affinity = std::optional<session_affinity_config>(std::move(*a));
-    } else if (std::find(std::begin(not_built_yet), std::end(not_built_yet), std::string_view(key)) !=
-               std::end(not_built_yet)) {
-      out.error = fmt::format("'{}' is not supported yet", std::string_view(key));
-      return out;
+    } else if (key == "mirror") {
+      if (value.is_null()) {
+        next.mirror = std::optional<mirror_config>{};
+        continue;
+      }
+      yaml_reader r("PUT body");
+      std::vector<std::pair<std::string, YAML::Mark>> refs;
+      auto m = parse_mirror(to_yaml(value), r, refs);
+      if (!r.ok() || !m) {
+        out.error = r.ok() ? "mirror: give at least cluster" : first_error(r, "mirror");
+        return out;
+      }
+      if (!config.find_cluster(m->cluster)) {
+        out.error = fmt::format("mirror: unknown cluster '{}'", m->cluster);
+        return out;
+      }
+      next.mirror = std::optional<mirror_config>(std::move(*m));
     } else {
       out.error = fmt::format("unknown field '{}' (known: split, rules, mirror, hash_on, session_affinity, fault)",
                               std::string_view(key));
@@ -298,6 +316,8 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
       for (const auto& s : *it->second.split) keep = keep && effective.find_cluster(s.cluster);
     if (keep && it->second.rules)
       for (const auto& r : *it->second.rules) keep = keep && effective.find_cluster(r.cluster);
+    if (keep && it->second.mirror && *it->second.mirror)
+      keep = effective.find_cluster((*it->second.mirror)->cluster) != nullptr;
     if (!keep) {
       dropped.push_back(it->first);
       it = overrides.erase(it);
@@ -308,6 +328,7 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
     if (it->second.hash_on) route->hash_on = *it->second.hash_on;
     if (it->second.fault) route->fault = *it->second.fault;
     if (it->second.session_affinity) route->session_affinity = *it->second.session_affinity;
+    if (it->second.mirror) route->mirror = *it->second.mirror;
     if (route->session_affinity && route->split.size() < 2) route->session_affinity.reset();  // needs a canary
     ++it;
   }
@@ -321,6 +342,7 @@ json::object route_policy_json(const route_config& r, const route_overrides* ove
   if (overrides && overrides->hash_on) overridden.push_back("hash_on");
   if (overrides && overrides->fault) overridden.push_back("fault");
   if (overrides && overrides->session_affinity) overridden.push_back("session_affinity");
+  if (overrides && overrides->mirror) overridden.push_back("mirror");
   return {{"name", r.name},
           {"policy_generation", generation},
           {"split", split_json(r.split)},
@@ -328,6 +350,7 @@ json::object route_policy_json(const route_config& r, const route_overrides* ove
           {"hash_on", hash_on_json(r.hash_on)},
           {"fault", fault_json(r.fault)},
           {"session_affinity", affinity_json(r.session_affinity)},
+          {"mirror", mirror_json(r.mirror)},
           {"overrides", std::move(overridden)}};
 }
 
@@ -346,6 +369,7 @@ json::object config_json(const proxy_config& c, std::uint64_t generation) {
                                     {"hash_on", hash_on_json(r.hash_on)},
                                     {"fault", fault_json(r.fault)},
                                     {"session_affinity", affinity_json(r.session_affinity)},
+                                    {"mirror", mirror_json(r.mirror)},
                                     {"request_headers", header_ops_json(r.request_headers)},
                                     {"response_headers", header_ops_json(r.response_headers)},
                                     {"timeout", format_duration(r.timeout)}});

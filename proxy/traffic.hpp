@@ -25,7 +25,8 @@ struct route_overrides {
   std::optional<std::optional<hash_on_config>> hash_on;  // set: overridden (nullopt inside: off)
   std::optional<std::optional<fault_config>> fault;      // the same
   std::optional<std::optional<session_affinity_config>> session_affinity;
-  bool empty() const { return !split && !rules && !hash_on && !fault && !session_affinity; }
+  std::optional<std::optional<mirror_config>> mirror;
+  bool empty() const { return !split && !rules && !hash_on && !fault && !session_affinity && !mirror; }
   bool operator==(const route_overrides&) const = default;
 };
 

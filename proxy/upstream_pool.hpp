@@ -71,6 +71,8 @@ class upstream_pool {
     return true;
   }
   void end_retry() { --active_retries_; }
+  std::uint32_t active_requests() const { return active_requests_; }
+  std::uint32_t max_connections() const { return cluster_.max_connections; }
 
   std::size_t active() const { return open_ - idle_count_; }
   std::size_t idle() const { return idle_count_; }

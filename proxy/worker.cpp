@@ -58,6 +58,25 @@ void worker::install(std::shared_ptr<const route_table> table) {
     if (!pool) pool = std::make_shared<upstream_pool>(ioc_.get_executor(), c, table->config.limits.idle_timeout);
     next->pools.push_back(std::move(pool));
   }
+  next->mirror_pools.resize(table->clusters.size());
+  next->mirror_counts.resize(table->route_count);
+  for (const auto& l : table->listeners) {
+    for (const auto& r : l.routes) {
+      if (!r.mirror) continue;
+      std::size_t c = r.clusters[r.mirror->target];
+      if (next->mirror_pools[c]) continue;
+      const auto& target = table->clusters[c];
+      if (policy_) {
+        const auto& old = *policy_->table;
+        for (std::size_t i = 0; i < old.clusters.size(); ++i)
+          if (policy_->mirror_pools[i] && same_cluster(old.clusters[i], target)) next->mirror_pools[c] = policy_->mirror_pools[i];
+      }
+      if (!next->mirror_pools[c])
+        next->mirror_pools[c] = std::make_shared<upstream_pool>(ioc_.get_executor(), target, table->config.limits.idle_timeout);
+      else
+        next->mirror_pools[c]->set_health(target.healthy);
+    }
+  }
   next->route_stats.resize(table->route_count);
   next->route_fault_counts.resize(table->route_count);
   next->cluster_fault_counts.resize(table->clusters.size());

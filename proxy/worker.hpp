@@ -39,6 +39,11 @@ struct worker_policy {
   // Requests seen by each fault, for exact shares: [route index] and [cluster index], abort then delay.
   std::vector<std::array<std::uint64_t, 2>> route_fault_counts;
   std::vector<std::array<std::uint64_t, 2>> cluster_fault_counts;
+  // Mirror copies: their own pools (per cluster index; only for mirror
+  // targets), so that copies never take a connection a request needs; and
+  // requests seen by each route's mirror, for exact shares.
+  std::vector<std::shared_ptr<upstream_pool>> mirror_pools;
+  std::vector<std::uint64_t> mirror_counts;
 };
 
 struct pool_stats {

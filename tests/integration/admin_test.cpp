@@ -111,8 +111,8 @@ TEST(Admin, BadCallsGet4xxJsonAndChangeNothing) {
       {"PUT", "/routes/app/traffic",
        R"({"split":[{"cluster":"app-primary","weight":1},{"cluster":"app-primary","weight":2}]})", 400, "twice"},
       // all-or-nothing: a good split with a bad field changes nothing
-      {"PUT", "/routes/app/traffic", R"({"split":[{"cluster":"app-canary","weight":1}],"mirror":null})", 400,
-       "'mirror' is not supported yet"},
+      {"PUT", "/routes/app/traffic", R"({"split":[{"cluster":"app-canary","weight":1}],"mirror":{"cluster":"nope"}})",
+       400, "mirror: unknown cluster 'nope'"},
       {"GET", "/routes/app/traffic", "", 405, "use PUT or DELETE"},
       {"POST", "/config", "", 405, "use GET"},
       {"GET", "/routes/ghost", "", 404, "no route named 'ghost'"},

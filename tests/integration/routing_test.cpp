@@ -363,3 +363,86 @@ TEST(Retries, PerTryTimeoutMovesOnToAnotherEndpoint) {
   // Each first try went to the slow endpoint (round-robin, two tries a request) and timed out.
   EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="504"})", 2), 2);
 }
+
+namespace {
+std::string mirror_config(const demo_instance& p, const std::string& mirror_endpoints, const std::string& mirror,
+                          const std::string& mirror_cluster_extra = "") {
+  return R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        split: [{cluster: app-primary, weight: 1}]
+        timeout: 60s
+        mirror: )" + mirror + R"(
+clusters:
+  - {name: app-primary, endpoints: [)" + p.address() + R"(]}
+  - {name: app-shadow, endpoints: [)" + mirror_endpoints + "]" + mirror_cluster_extra + "}\n";
+}
+}  // namespace
+
+TEST(Mirror, CopiesGoToTheMirrorWithAShadowHostAndTheirBodies) {
+  auto p = start_demo("primary");
+  auto m = start_demo("mirror");
+  auto proxy = start_proxy(mirror_config(p, m.address(), "{cluster: app-shadow, percent: 50, max_body: 2KiB}"), 1);
+  http_client c(proxy.port);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(c.request("GET", "/get", {{"host", "shop.example:8080"}}).status, 200);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(c.request("POST", "/post", {}, std::string(1000, 'x')).status, 200);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(c.request("POST", "/big", {}, std::string(3000, 'y')).status, 200);
+  EXPECT_EQ(p.stats().at("requests").as_int64(), 24);
+  // Half of each: 5 GETs and 5 POSTs copied; of the big POSTs, 2 picked and shed for their size.
+  ASSERT_TRUE(eventually([&] { return m.stats().at("requests").as_int64() == 10; })) << json::serialize(m.stats());
+  EXPECT_EQ(m.stats().at("bytes_received").as_int64(), 5 * 1000);
+  EXPECT_EQ(metric(proxy, R"(vane_mirror_responses_total{route="app",cluster="app-shadow",code="200"})", 10), 10);
+  EXPECT_EQ(metric(proxy, R"(vane_mirror_shed_total{route="app",cluster="app-shadow",reason="body_too_large"})", 2), 2);
+  EXPECT_EQ(metric(proxy, R"(vane_mirror_duration_seconds_count{route="app",cluster="app-shadow"})", 10), 10);
+  // Mirror traffic is only in the mirror series.
+  EXPECT_EQ(metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-shadow",code="200"})"), 0);
+  EXPECT_EQ(metric_now(proxy, R"(vane_requests_total{route="app",cluster="app-primary",code="200"})"), 24);
+  // A GET copy carried the shadow host (the last copy was a POST with the default Host).
+  ASSERT_EQ(c.request("PUT", "/", {{"host", "shop.example:8080"}}, "z").status, 200);  // not copied (percent 50)...
+  ASSERT_EQ(c.request("PUT", "/", {{"host", "shop.example:8080"}}, "z").status, 200);  // ...this one is
+  ASSERT_TRUE(eventually([&] { return m.stats().at("requests").as_int64() == 11; }));
+  EXPECT_EQ(m.stats().at("last_host").as_string(), "shop.example-shadow:8080");
+}
+
+TEST(Mirror, AHangingOrRefusingMirrorNeverDelaysOrFailsThePrimary) {
+  auto p = start_demo("primary");
+  auto hang = start_demo("hang", {"--latency", "60s"});
+  {
+    // Copies to a mirror that never answers: at most max_connections (4) in flight, the rest shed.
+    auto proxy = start_proxy(
+        mirror_config(p, hang.address(), "{cluster: app-shadow}", ", max_connections: 4, connect_timeout: 1s"), 1);
+    http_client c(proxy.port);
+    for (int i = 0; i < 50; ++i) ASSERT_EQ(c.get("/").status, 200) << i;
+    // No copy has been answered or timed out (the route timeout is 60s): no request waited for one.
+    EXPECT_EQ(metric_now(proxy, R"(vane_mirror_duration_seconds_count{route="app",cluster="app-shadow"})"), 0);
+    EXPECT_EQ(metric_now(proxy, R"(vane_mirror_shed_total{route="app",cluster="app-shadow",reason="overload"})"), 46);
+    EXPECT_EQ(metric_now(proxy, R"(vane_requests_total{route="app",cluster="app-primary",code="200"})"), 50);
+  }
+  {
+    // Copies to a mirror that refuses connections: each one counted as 502, the primary untouched.
+    auto proxy = start_proxy(mirror_config(p, "127.0.0.1:" + std::to_string(unused_port()), "{cluster: app-shadow}"), 1);
+    http_client c(proxy.port);
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(c.get("/").status, 200) << i;
+    EXPECT_EQ(metric(proxy, R"(vane_mirror_responses_total{route="app",cluster="app-shadow",code="502"})", 20), 20);
+    EXPECT_EQ(metric_now(proxy, R"(vane_upstream_connect_errors_total{cluster="app-shadow"})"), 0);  // not the primary's
+  }
+}
+
+TEST(Mirror, TrafficApiTurnsMirroringOnAndOff) {
+  auto p = start_demo("primary");
+  auto m = start_demo("mirror");
+  auto proxy = start_proxy(mirror_config(p, m.address(), "{cluster: app-shadow, percent: 0}"), 1);
+  ASSERT_EQ(fetch(proxy.port, "GET", "/").status, 200);
+  auto r = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {}, R"({"mirror":{"cluster":"app-shadow","percent":100}})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::serialize(json::parse(r.body).at("mirror")), R"({"cluster":"app-shadow","percent":100,"max_body":65536})");
+  ASSERT_EQ(fetch(proxy.port, "GET", "/").status, 200);
+  ASSERT_TRUE(eventually([&] { return m.stats().at("requests").as_int64() == 1; }));
+  ASSERT_EQ(fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {}, R"({"mirror":null})").status, 200);
+  ASSERT_EQ(fetch(proxy.port, "GET", "/").status, 200);
+  EXPECT_EQ(p.stats().at("requests").as_int64(), 3);
+  EXPECT_EQ(m.stats().at("requests").as_int64(), 1);
+}

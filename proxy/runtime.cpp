@@ -38,7 +38,11 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
     access_log_ = std::make_unique<access_logger>(access_log, workers);
     server_->set_access_log(*access_log_);
   }
-  start_time_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  // In whole milliseconds: the value readers compare to notice a restart prints the same everywhere.
+  start_time_ = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count()) /
+                1000.0;
 }
 
 runtime::~runtime() = default;

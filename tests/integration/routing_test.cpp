@@ -446,3 +446,83 @@ TEST(Mirror, TrafficApiTurnsMirroringOnAndOff) {
   EXPECT_EQ(p.stats().at("requests").as_int64(), 3);
   EXPECT_EQ(m.stats().at("requests").as_int64(), 1);
 }
+
+namespace {
+// An example config of configs/, pointed at the given demos and at ports the OS picks.
+proxy_instance start_example(const std::string& name, const demo_instance& primary, const demo_instance& canary) {
+  std::string text = read_text_file(source_dir() + "/configs/" + name);
+  text = replace_all(text, "127.0.0.1:8080", "127.0.0.1:0");
+  text = replace_all(text, "127.0.0.1:9898", primary.address());
+  text = replace_all(text, "127.0.0.1:9899", canary.address());
+  return start_proxy(text, 1);
+}
+}  // namespace
+
+TEST(Examples, AbTestingYamlSendsInsidersToTheCanary) {
+  auto p = start_demo("primary");
+  auto c = start_demo("canary");
+  auto proxy = start_example("ab-testing.yaml", p, c);
+  EXPECT_EQ(version_of(proxy.port, {{"x-canary", "insider"}}), "canary");
+  EXPECT_EQ(version_of(proxy.port, {{"cookie", "canary=always"}}), "canary");
+  EXPECT_EQ(version_of(proxy.port, {}, "/?variant=b"), "canary");
+  // Everyone else by user, 90/10.
+  int on_canary = 0;
+  for (int u = 0; u < 200; ++u) on_canary += version_of(proxy.port, {{"x-user-id", "u" + std::to_string(u)}}) == "canary";
+  EXPECT_GT(on_canary, 5);
+  EXPECT_LT(on_canary, 40);
+}
+
+TEST(Examples, StickyYamlKeepsUsersAndOnlyMovesThemToTheCanary) {
+  auto p = start_demo("primary");
+  auto c = start_demo("canary");
+  auto proxy = start_example("sticky.yaml", p, c);
+  std::map<std::string, std::string> before;
+  for (int u = 0; u < 100; ++u) {
+    std::string user = "u" + std::to_string(u);
+    before[user] = version_of(proxy.port, {{"x-user-id", user}});
+    EXPECT_EQ(version_of(proxy.port, {{"x-user-id", user}}), before[user]);
+  }
+  ASSERT_EQ(fetch(proxy.admin_port, "PUT", "/routes/podinfo/traffic", {},
+                  R"({"split":[{"cluster":"podinfo-primary","weight":50},{"cluster":"podinfo-canary","weight":50}]})")
+                .status,
+            200);
+  int moved = 0;
+  for (const auto& [user, was] : before) {
+    std::string now = version_of(proxy.port, {{"x-user-id", user}});
+    if (was == "canary") EXPECT_EQ(now, "canary") << user << " left the canary";
+    moved += was != now;
+  }
+  EXPECT_GT(moved, 0);
+}
+
+TEST(Examples, MirroringYamlServesFromThePrimaryAndCopiesToTheCanary) {
+  auto p = start_demo("primary");
+  auto c = start_demo("canary");
+  auto proxy = start_example("mirroring.yaml", p, c);
+  http_client client(proxy.port);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(client.get("/").header("x-version"), "primary");
+  ASSERT_TRUE(eventually([&] { return c.stats().at("requests").as_int64() == 20; }));
+  EXPECT_EQ(metric(proxy, R"(vane_mirror_responses_total{route="podinfo",cluster="podinfo-canary",code="200"})", 20), 20);
+}
+
+TEST(Retries, ACanaryThatResetsConnectionsIsRetriedAndCounted) {
+  auto resetting = start_demo("resetting", {"--reset-percent", "100"});
+  auto good = start_demo("good");
+  // Without retries: every request the resetting endpoint takes fails with 502, counted as such.
+  {
+    auto proxy = start_proxy(retry_config(resetting.address() + ", " + good.address(), "{attempts: 0}"), 1);
+    http_client c(proxy.port);
+    int failed = 0;
+    for (int i = 0; i < 10; ++i) failed += c.get("/").status == 502;
+    EXPECT_EQ(failed, 5);
+    EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="502"})", 5), 5);
+  }
+  // With retries on reset: every request succeeds, the resets are still counted.
+  {
+    auto proxy = start_proxy(retry_config(resetting.address() + ", " + good.address(), "{attempts: 1, on: [reset]}"), 1);
+    http_client c(proxy.port);
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(c.get("/").status, 200) << i;
+    EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="502"})", 10), 10);
+    EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})", 10), 10);
+  }
+}

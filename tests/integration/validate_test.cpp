@@ -10,7 +10,8 @@
 using namespace vane::test;
 
 TEST(Validate, EveryExampleConfigIsValid) {
-  std::set<std::string> expected{"split.yaml", "routes.yaml", "health-checked.yaml", "ab-testing.yaml"};
+  std::set<std::string> expected{"split.yaml", "routes.yaml", "health-checked.yaml", "ab-testing.yaml", "sticky.yaml",
+                                  "mirroring.yaml"};
   std::set<std::string> seen;
   for (const auto& entry : std::filesystem::directory_iterator(source_dir() + "/configs")) {
     if (entry.path().extension() != ".yaml") continue;

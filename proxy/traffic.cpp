@@ -264,7 +264,7 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
         out.error = r.ok() ? "fault: give abort and/or delay" : first_error(r, "fault");
         return out;
       }
-      next.fault = std::optional<fault_config>(std::move(*f));
+      next.fault = std::optional<fault_config>(*f);
     } else if (key == "session_affinity") {
       if (value.is_null()) {
         next.session_affinity = std::optional<session_affinity_config>{};

@@ -590,19 +590,19 @@ std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r)
   }
   if (auto on = n["on"]) {
     if (r.expect_sequence(on, "retries.on")) {
-      rc.on_connect_failure = rc.on_reset = false;
+      rc.on = retry_on{false, false, false, false};
       for (const auto& e : on) {
         auto cond = r.get_string(e, "retries.on");
         if (!cond) {
           ok = false;
         } else if (*cond == "connect-failure") {
-          rc.on_connect_failure = true;
+          rc.on.connect_failure = true;
         } else if (*cond == "reset") {
-          rc.on_reset = true;
+          rc.on.reset = true;
         } else if (*cond == "5xx") {
-          rc.on_5xx = true;
+          rc.on.status_5xx = true;
         } else if (*cond == "gateway-error") {
-          rc.on_gateway_error = true;
+          rc.on.gateway_error = true;
         } else {
           r.error(e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error)",
                                  *cond));

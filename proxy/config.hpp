@@ -10,6 +10,7 @@
 #include "common/address.hpp"
 #include "common/units.hpp"
 #include "common/yaml_doc.hpp"
+#include "filters/decision/decision.hpp"
 #include "filters/rules/rules.hpp"
 
 namespace vane::proxy {
@@ -88,10 +89,7 @@ struct session_affinity_config {
 struct retries_config {
   std::uint32_t attempts = 1;
   std::optional<duration> per_try_timeout;  // for the response head of each try; default: the route's timeout
-  bool on_connect_failure = true;
-  bool on_reset = true;
-  bool on_5xx = false;
-  bool on_gateway_error = false;
+  retry_on on;  // default: connect-failure, reset
   std::uint32_t budget_per_10k = 2000;  // 20%
   std::uint32_t budget_min = 3;
   bool operator==(const retries_config&) const = default;
@@ -106,7 +104,6 @@ struct mirror_config {
   bool operator==(const mirror_config&) const = default;
 };
 
-enum class hash_kind { header, cookie, source_ip };
 struct hash_on_config {
   hash_kind kind = hash_kind::header;
   std::string name;  // header (lower case) or cookie name

@@ -16,6 +16,7 @@
 
 #include "common/log.hpp"
 #include "filters/route_match/route_match.hpp"
+#include "filters/decision/decision.hpp"
 #include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
 #include "proxy/worker.hpp"
@@ -253,70 +254,6 @@ class head_view final : public request_view {
   std::string_view target_, ip_;
 };
 
-// The split's pick: sticky when the route hashes and the request has the
-// key, else even (smooth weighted round-robin).
-std::size_t split_pick(const compiled_route& route, const request_view& req, std::span<std::int64_t> swrr) {
-  if (route.hash_on) {
-    std::optional<std::string_view> key;
-    switch (route.hash_on->kind) {
-      case hash_kind::header: key = req.header(route.hash_on->name); break;
-      case hash_kind::cookie: key = find_cookie(req, route.hash_on->name); break;
-      case hash_kind::source_ip: key = req.source_ip(); break;
-    }
-    if (key) return pick_by_point(route.weights, sticky_point(*key));
-  }
-  return pick_smooth(route.weights, swrr);
-}
-
-// Set-Cookie values a response must carry (session affinity): at most one
-// cookie set and one expired, or two expired.
-using affinity_cookies = std::array<const std::string*, 2>;
-
-// The position in route.clusters that gets the request: the first rule that
-// holds; else a session affinity cookie of this run while the canary (the
-// split's last cluster) has weight; else the split. Fills `cookies` with what
-// the response must set or expire.
-std::size_t pick_target(const compiled_route& route, const request_view& req, std::span<std::int64_t> swrr,
-                        affinity_cookies& cookies) {
-  for (const auto& rule : route.rules)
-    if (rule_holds(rule.any, req)) return rule.target;
-  if (!route.affinity) return split_pick(route, req, swrr);
-  const compiled_affinity& a = *route.affinity;
-  const std::size_t canary = route.weights.size() - 1;
-  const bool canary_live = route.weights.back() > 0;
-  bool expire_canary = false, expire_primary = false;
-  if (auto c = find_cookie(req, a.cookie)) {
-    if (*c == a.value && canary_live) return canary;
-    expire_canary = true;  // an earlier run's, or the canary is out
-  }
-  if (!a.primary_cookie.empty()) {
-    if (auto p = find_cookie(req, a.primary_cookie)) {
-      if (*p == a.value && canary_live) return 0;
-      expire_primary = true;
-    }
-  }
-  std::size_t pick = split_pick(route, req, swrr);
-  std::size_t n = 0;
-  if (canary_live && pick == canary) {
-    cookies[n++] = &a.set_canary;
-    expire_canary = false;
-  } else if (canary_live && pick == 0 && !a.primary_cookie.empty()) {
-    cookies[n++] = &a.set_primary;
-    expire_primary = false;
-  }
-  if (expire_canary) cookies[n++] = &a.expire_canary;
-  if (expire_primary && n < cookies.size()) cookies[n++] = &a.expire_primary;
-  return pick;
-}
-
-// Exact shares, as the demo service's: with p hundredths of a percent, the
-// n-th request (from 0) is hit when floor((n+1)p/10000) > floor(np/10000).
-bool fault_hits(std::uint64_t& n, std::uint32_t per_10k) {
-  bool hit = (n + 1) * per_10k / 10000 > n * per_10k / 10000;
-  ++n;
-  return hit;
-}
-
 void apply_header_ops(http::fields& f, const header_ops& ops) {
   for (const auto& name : ops.remove) f.erase(name);
   for (const auto& [name, value] : ops.set) f.set(name, value);
@@ -379,33 +316,6 @@ asio::awaitable<void> send_mirror(std::shared_ptr<worker_policy> policy, std::si
   }
   stats->mirror.get().add(code);
   stats->mirror_time.get().record(micros(clock::now() - start));
-}
-
-enum class retry_cause { connect_failure, reset, timeout, status };
-
-// Which failures a route retries (Envoy's retry_on, as DESIGN.md names them):
-// 5xx and gateway-error also cover connect failures, resets and timeouts.
-bool retry_wanted(const retries_config& r, retry_cause cause, unsigned code) {
-  switch (cause) {
-    case retry_cause::connect_failure: return r.on_connect_failure || r.on_5xx || r.on_gateway_error;
-    case retry_cause::reset: return r.on_reset || r.on_5xx || r.on_gateway_error;
-    case retry_cause::timeout: return r.on_5xx || r.on_gateway_error;
-    case retry_cause::status: return (r.on_5xx && code >= 500) || (r.on_gateway_error && code >= 502 && code <= 504);
-  }
-  return false;
-}
-
-// RFC 9110 §9.2.2.
-bool is_idempotent(http::verb v) {
-  switch (v) {
-    case http::verb::get:
-    case http::verb::head:
-    case http::verb::options:
-    case http::verb::trace:
-    case http::verb::put:
-    case http::verb::delete_: return true;
-    default: return false;
-  }
 }
 
 bool is_absolute_form(std::string_view target) {
@@ -551,7 +461,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
 
     affinity_cookies set_cookies{};
     const std::size_t pick =
-        pick_target(*route, head_view(req, target, client_ip), policy->swrr[route->index], set_cookies);
+        route->decision.pick(head_view(req, target, client_ip), policy->swrr[route->index], set_cookies);
     upstream_pool& pool = *policy->pools[route->clusters[pick]];
     route_cluster_stats& rstats = *policy->route_stats[route->index][pick];
     cluster_stats& cstats = *policy->cluster_counters[route->clusters[pick]];
@@ -582,11 +492,11 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       if (!fault) continue;
       auto& counts = level == 0 ? policy->route_fault_counts[route->index]
                                 : policy->cluster_fault_counts[route->clusters[pick]];
-      if (fault->delay && fault_hits(counts[1], fault->delay->per_10k)) {
+      if (fault->delay && exact_share_hit(counts[1], fault->delay->per_10k)) {
         asio::steady_timer timer(client.get_executor(), fault->delay->delay);
         co_await timer.async_wait(nothrow);
       }
-      if (fault->abort && fault_hits(counts[0], fault->abort->per_10k)) {
+      if (fault->abort && exact_share_hit(counts[0], fault->abort->per_10k)) {
         fault_status = fault->abort->status;
         if (level == 1) count_attempt(rstats, *fault_status, first_attempt_start);
       }
@@ -607,7 +517,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     std::optional<http::request<http::string_body>> mirror_copy;
     body_tee tee;
     route_cluster_stats* mirror_stats = nullptr;
-    if (route->mirror && fault_hits(policy->mirror_counts[route->index], route->mirror->per_10k)) {
+    if (route->mirror && exact_share_hit(policy->mirror_counts[route->index], route->mirror->per_10k)) {
       mirror_stats = policy->route_stats[route->index][route->mirror->target];
       upstream_pool& mpool = *policy->mirror_pools[route->clusters[route->mirror->target]];
       const auto declared = parser.content_length();
@@ -634,7 +544,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     const duration try_timeout =
         retries && retries->per_try_timeout ? std::min(*retries->per_try_timeout, route->timeout) : route->timeout;
     std::uint32_t retries_left = retries ? retries->attempts : 0;
-    const bool idempotent = is_idempotent(req.method());
+    const bool idempotent = is_idempotent(req.method_string());
     struct in_flight {
       upstream_pool& pool;
       bool retrying = false;
@@ -647,7 +557,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       }
     } flight(pool);
     auto should_retry = [&](retry_cause cause, unsigned code, bool body_untouched) {
-      if (!retries || retries_left == 0 || !retry_wanted(*retries, cause, code)) return false;
+      if (!retries || retries_left == 0 || !retry_wanted(retries->on, cause, code)) return false;
       if (has_body && !body_untouched) return false;
       if (cause != retry_cause::connect_failure && !idempotent) return false;
       if (flight.retrying) pool.end_retry();

@@ -121,11 +121,11 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
         case path_match_kind::regex: cr.path = path_matcher::regex(r.path); break;
       }
       for (const auto& s : r.split) {
-        cr.weights.push_back(s.weight);
+        cr.decision.weights.push_back(s.weight);
         cr.clusters.push_back(cluster_index(s.cluster));
       }
       for (const auto& rule : r.rules) {
-        compiled_rule compiled;
+        ab_rule compiled;
         std::size_t c = cluster_index(rule.cluster);
         auto at = std::find(cr.clusters.begin(), cr.clusters.end(), c);
         compiled.target = static_cast<std::size_t>(at - cr.clusters.begin());
@@ -139,9 +139,12 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
           }
           compiled.any.push_back(std::move(a));
         }
-        cr.rules.push_back(std::move(compiled));
+        cr.decision.rules.push_back(std::move(compiled));
       }
-      cr.hash_on = r.hash_on;
+      if (r.hash_on) {
+        cr.decision.hash = r.hash_on->kind;
+        cr.decision.hash_name = r.hash_on->name;
+      }
       cr.fault = r.fault;
       cr.retries = r.retries;
       if (r.mirror) {
@@ -153,16 +156,9 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       }
       if (r.session_affinity && r.split.size() >= 2) {
         const auto& a = *r.session_affinity;
-        compiled_affinity ca{a.cookie, a.primary_cookie, a.value, {}, {}, {}, {}};
-        if (ca.value.empty()) ca.value = default_affinity_value(r.name, r.split.back().cluster);
-        auto max_age = std::chrono::duration_cast<std::chrono::seconds>(a.max_age).count();
-        ca.set_canary = fmt::format("{}={}; Max-Age={}; Path=/", a.cookie, ca.value, max_age);
-        ca.expire_canary = fmt::format("{}=; Max-Age=0; Path=/", a.cookie);
-        if (!a.primary_cookie.empty()) {
-          ca.set_primary = fmt::format("{}={}; Max-Age={}; Path=/", a.primary_cookie, ca.value, max_age);
-          ca.expire_primary = fmt::format("{}=; Max-Age=0; Path=/", a.primary_cookie);
-        }
-        cr.affinity = std::move(ca);
+        cr.decision.affinity = affinity_policy::make(
+            a.cookie, a.primary_cookie, a.value.empty() ? default_affinity_value(r.name, r.split.back().cluster) : a.value,
+            std::chrono::duration_cast<std::chrono::seconds>(a.max_age).count());
       }
       cr.request_headers = r.request_headers;
       cr.response_headers = r.response_headers;

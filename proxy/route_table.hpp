@@ -12,21 +12,11 @@
 #include <vector>
 
 #include "filters/route_match/route_match.hpp"
+#include "filters/decision/decision.hpp"
 #include "filters/rules/rules.hpp"
 #include "proxy/config.hpp"
 
 namespace vane::proxy {
-
-struct compiled_rule {
-  std::vector<match_alternative> any;
-  std::size_t target = 0;  // position in compiled_route::clusters
-};
-
-// Session affinity with its Set-Cookie values made once, not per request.
-struct compiled_affinity {
-  std::string cookie, primary_cookie, value;
-  std::string set_canary, expire_canary, set_primary, expire_primary;  // Set-Cookie field values
-};
 
 struct compiled_mirror {
   std::size_t target = 0;  // position in compiled_route::clusters
@@ -39,14 +29,13 @@ struct compiled_route {
   std::size_t index = 0;  // in route_table::route_count order, for per-worker state
   host_matcher host;
   path_matcher path;
-  std::vector<std::uint32_t> weights;   // split weights, in split order
+  // Which target gets a request (filters/decision): the split's weights,
+  // rules, affinity, hashing. Targets index `clusters`.
+  route_decision decision;
   // Index into route_table::clusters: the split's, in split order, then those
-  // that only rules name.
+  // that only rules or the mirror name.
   std::vector<std::size_t> clusters;
-  std::vector<compiled_rule> rules;
-  std::optional<hash_on_config> hash_on;
   std::optional<fault_config> fault;
-  std::optional<compiled_affinity> affinity;
   std::optional<retries_config> retries;
   std::optional<compiled_mirror> mirror;
   header_ops request_headers;

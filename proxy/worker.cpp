@@ -45,7 +45,7 @@ void worker::install(std::shared_ptr<const route_table> table) {
   auto next = std::make_shared<worker_policy>();
   next->swrr.resize(table->route_count);
   for (const auto& l : table->listeners)
-    for (const auto& r : l.routes) next->swrr[r.index].assign(r.weights.size(), 0);
+    for (const auto& r : l.routes) next->swrr[r.index].assign(r.decision.weights.size(), 0);
   for (const auto& c : table->clusters) {
     std::shared_ptr<upstream_pool> pool;
     if (policy_) {

@@ -430,12 +430,14 @@ std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r)
   hash_on_config h;
   if (auto v = n["header"]) {
     auto name = r.get_string(v, "hash_on.header");
+    if (name && name->empty()) r.error(v, "hash_on.header: a header name is required");
     if (!name || name->empty()) return std::nullopt;
     h.kind = hash_kind::header;
     h.name = *name;
     std::transform(h.name.begin(), h.name.end(), h.name.begin(), [](unsigned char c) { return std::tolower(c); });
   } else if (auto c = n["cookie"]) {
     auto name = r.get_string(c, "hash_on.cookie");
+    if (name && name->empty()) r.error(c, "hash_on.cookie: a cookie name is required");
     if (!name || name->empty()) return std::nullopt;
     h.kind = hash_kind::cookie;
     h.name = *name;

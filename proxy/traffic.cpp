@@ -33,8 +33,29 @@ YAML::Node to_yaml(const json::value& v) {
   }
 }
 
-std::string first_error(const yaml_reader& r, std::string_view field) {
-  return fmt::format("{}: {}", field, r.errors().front().message);
+using cluster_refs = std::vector<std::pair<std::string, YAML::Mark>>;
+
+// One overlay field of a traffic PUT, parsed by the config's own function
+// from the JSON turned into YAML, its cluster names checked. nullopt: refused
+// (`error` says why); an empty inner value: `null`, the feature turned off.
+template <class T, class Parse>
+std::optional<std::optional<T>> parse_overlay(const json::value& value, std::string_view field,
+                                              const proxy_config& config, std::string& error, Parse parse) {
+  if (value.is_null()) return std::optional<T>{};
+  yaml_reader r("PUT body");
+  cluster_refs refs;
+  std::optional<T> parsed = parse(to_yaml(value), r, refs);
+  if (!r.ok() || !parsed) {
+    error = r.ok() ? fmt::format("{}: invalid value", field) : fmt::format("{}: {}", field, r.errors().front().message);
+    return std::nullopt;
+  }
+  for (const auto& ref : refs) {
+    if (!config.find_cluster(ref.first)) {
+      error = fmt::format("{}: unknown cluster '{}'", field, ref.first);
+      return std::nullopt;
+    }
+  }
+  return parsed;
 }
 
 json::value match_value(const match_spec& m) {
@@ -223,77 +244,41 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
       if (!split) return out;
       next.split = std::move(split);
     } else if (key == "rules") {
-      if (value.is_null()) {
-        next.rules = std::vector<rule_config>{};
-        continue;
-      }
-      yaml_reader r("PUT body");
-      std::vector<std::pair<std::string, YAML::Mark>> refs;
-      auto rules = parse_rules(to_yaml(value), r, refs);
-      if (!r.ok()) {
-        out.error = first_error(r, "rules");
-        return out;
-      }
-      for (const auto& [name, mark] : refs) {
-        if (!config.find_cluster(name)) {
-          out.error = fmt::format("rules: unknown cluster '{}'", name);
-          return out;
-        }
-      }
-      next.rules = std::move(rules);
+      auto rules = parse_overlay<std::vector<rule_config>>(
+          value, "rules", config, out.error, [](const YAML::Node& n, yaml_reader& r, cluster_refs& refs) {
+            std::vector<rule_config> parsed = parse_rules(n, r, refs);
+            return std::optional<std::vector<rule_config>>(std::move(parsed));
+          });
+      if (!rules) return out;
+      next.rules = std::move(*rules).value_or(std::vector<rule_config>{});  // null: no rules
     } else if (key == "hash_on") {
-      if (value.is_null()) {
-        next.hash_on = std::optional<hash_on_config>{};
-        continue;
-      }
-      yaml_reader r("PUT body");
-      auto h = parse_hash_on(to_yaml(value), r);
-      if (!r.ok() || !h) {
-        out.error = r.ok() ? "hash_on: give one of header, cookie, source_ip" : first_error(r, "hash_on");
-        return out;
-      }
-      next.hash_on = std::optional<hash_on_config>(std::move(*h));
+      auto h = parse_overlay<hash_on_config>(value, "hash_on", config, out.error,
+                                             [](const YAML::Node& n, yaml_reader& r, cluster_refs&) {
+                                               return parse_hash_on(n, r);
+                                             });
+      if (!h) return out;
+      next.hash_on = std::move(h);
     } else if (key == "fault") {
-      if (value.is_null()) {
-        next.fault = std::optional<fault_config>{};
-        continue;
-      }
-      yaml_reader r("PUT body");
-      auto f = parse_fault(to_yaml(value), r, "fault");
-      if (!r.ok() || !f) {
-        out.error = r.ok() ? "fault: give abort and/or delay" : first_error(r, "fault");
-        return out;
-      }
-      next.fault = std::optional<fault_config>(*f);
+      auto f = parse_overlay<fault_config>(value, "fault", config, out.error,
+                                           [](const YAML::Node& n, yaml_reader& r, cluster_refs&) {
+                                             return parse_fault(n, r, "fault");
+                                           });
+      if (!f) return out;
+      next.fault = std::move(f);
     } else if (key == "session_affinity") {
-      if (value.is_null()) {
-        next.session_affinity = std::optional<session_affinity_config>{};
-        continue;
-      }
-      yaml_reader r("PUT body");
-      auto a = parse_session_affinity(to_yaml(value), r);
-      if (!r.ok() || !a) {
-        out.error = r.ok() ? "session_affinity: give at least cookie" : first_error(r, "session_affinity");
-        return out;
-      }
-      next.session_affinity = std::optional<session_affinity_config>(std::move(*a));
+      auto a = parse_overlay<session_affinity_config>(value, "session_affinity", config, out.error,
+                                                      [](const YAML::Node& n, yaml_reader& r, cluster_refs&) {
+                                                        return parse_session_affinity(n, r);
+                                                      });
+      if (!a) return out;
+      next.session_affinity = std::move(a);
     } else if (key == "mirror") {
-      if (value.is_null()) {
-        next.mirror = std::optional<mirror_config>{};
-        continue;
-      }
-      yaml_reader r("PUT body");
-      std::vector<std::pair<std::string, YAML::Mark>> refs;
-      auto m = parse_mirror(to_yaml(value), r, refs);
-      if (!r.ok() || !m) {
-        out.error = r.ok() ? "mirror: give at least cluster" : first_error(r, "mirror");
-        return out;
-      }
-      if (!config.find_cluster(m->cluster)) {
-        out.error = fmt::format("mirror: unknown cluster '{}'", m->cluster);
-        return out;
-      }
-      next.mirror = std::optional<mirror_config>(std::move(*m));
+      auto m = parse_overlay<mirror_config>(value, "mirror", config, out.error,
+                                            [](const YAML::Node& n, yaml_reader& r, cluster_refs& refs) {
+                                              return parse_mirror(n, r, refs);
+                                            });
+      if (!m) return out;
+      next.mirror = std::move(m);
     } else {
       out.error = fmt::format("unknown field '{}' (known: split, rules, mirror, hash_on, session_affinity, fault)",
                               std::string_view(key));

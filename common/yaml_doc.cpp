@@ -1,6 +1,7 @@
 #include "common/yaml_doc.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -66,6 +67,45 @@ void yaml_reader::check_keys(const YAML::Node& n, std::string_view what, std::in
     for (auto k : not_yet) known += (known.empty() ? "" : ", ") + std::string(k);
     error(key, fmt::format("{}: unknown key '{}' (known: {})", what, name, known));
   }
+}
+
+std::vector<YAML::Node> yaml_reader::parse_all(const std::string& text) {
+  try {
+    return YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    error(e.mark, e.msg);
+    return {};
+  }
+}
+
+std::vector<std::string> yaml_reader::check_keys_ignoring(const YAML::Node& n, std::string_view what,
+                                                          std::initializer_list<std::string_view> supported,
+                                                          std::initializer_list<std::string_view> ignored) {
+  std::vector<std::string> present;
+  if (!n.IsMap()) return present;
+  std::set<std::string, std::less<>> seen;
+  for (const auto& kv : n) {
+    const YAML::Node& key = kv.first;
+    if (!key.IsScalar()) {
+      error(key, fmt::format("{}: keys must be plain names", what));
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    if (!seen.insert(name).second) {
+      error(key, fmt::format("{}: key '{}' is given twice", what, name));
+      continue;
+    }
+    if (std::find(supported.begin(), supported.end(), name) != supported.end()) continue;
+    if (std::find(ignored.begin(), ignored.end(), name) != ignored.end()) {
+      present.push_back(name);
+      continue;
+    }
+    std::string known;
+    for (auto k : supported) known += (known.empty() ? "" : ", ") + std::string(k);
+    error(key, fmt::format("{}: unknown key '{}' (known: {}; and Flagger's {})", what, name, known,
+                           fmt::join(ignored, ", ")));
+  }
+  return present;
 }
 
 bool yaml_reader::require(const YAML::Node& n, std::string_view key, std::string_view what) {

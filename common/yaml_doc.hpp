@@ -32,6 +32,8 @@ class yaml_reader {
 
   // Parses text (the content of file_name). On a syntax error, records it and returns an undefined node.
   YAML::Node parse(const std::string& text);
+  // Every document of a multi-document text ("---" separated); none on a syntax error (recorded).
+  std::vector<YAML::Node> parse_all(const std::string& text);
 
   void error(const YAML::Mark& at, std::string message);
   void error(const YAML::Node& at, std::string message) { error(at.Mark(), std::move(message)); }
@@ -48,6 +50,11 @@ class yaml_reader {
   // key, or a key given twice, is an error.
   void check_keys(const YAML::Node& n, std::string_view what, std::initializer_list<std::string_view> supported,
                   std::initializer_list<std::string_view> not_yet = {});
+  // As check_keys, with keys of another tool (Flagger's) that are accepted
+  // and have no effect here: returns those present, for the caller to report.
+  std::vector<std::string> check_keys_ignoring(const YAML::Node& n, std::string_view what,
+                                               std::initializer_list<std::string_view> supported,
+                                               std::initializer_list<std::string_view> ignored);
   // Reports "missing required key" at map n when key is absent.
   bool require(const YAML::Node& n, std::string_view key, std::string_view what);
 

@@ -1,0 +1,201 @@
+// vane-control end to end: real demos, a real vane-proxy, the real
+// controller with a Canary of 1-second ticks, and steady load through the
+// proxy. Tests wait for the controller's event lines, never for time.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <thread>
+
+#include "tests/support/fixtures.hpp"
+#include "tests/support/http_client.hpp"
+
+using namespace vane::test;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string proxy_config(const demo_instance& p, const demo_instance& c) {
+  return R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        split:
+          - {cluster: app-primary, weight: 100}
+          - {cluster: app-canary, weight: 0}
+clusters:
+  - {name: app-primary, endpoints: [)" + p.address() + R"(]}
+  - {name: app-canary, endpoints: [)" + c.address() + "]}\n";
+}
+
+std::string canary_doc(const proxy_instance& proxy, const std::string& revision, const std::string& analysis_extra) {
+  return R"(apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: app, namespace: test}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: app}
+  revision: ")" + revision + R"("
+  route: app
+  proxies: [http://127.0.0.1:)" + std::to_string(proxy.admin_port) + R"(]
+  promote: {command: ["true"], timeout: 30s}
+  analysis:
+    interval: 1s
+)" + analysis_extra;
+}
+
+// Sends requests through the proxy until stopped; counts answers and failures to answer.
+struct load {
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, not_answered{0}, errors{0};
+  std::thread thread;
+  explicit load(std::uint16_t port) {
+    thread = std::thread([this, port] {
+      while (!stop.load()) {
+        try {
+          http_client c(port);
+          for (int i = 0; i < 100 && !stop.load(); ++i) {
+            auto r = c.get("/");
+            ++answered;
+            if (r.status >= 500) ++errors;
+          }
+        } catch (const std::exception&) {
+          ++not_answered;
+        }
+      }
+    });
+  }
+  void finish() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+  }
+  ~load() { finish(); }
+};
+
+struct controller_instance {
+  std::string dir;
+  std::unique_ptr<child_process> process;
+  std::uint16_t port = 0;
+};
+
+controller_instance start_controller(const std::string& doc) {
+  controller_instance c;
+  c.dir = make_temp_dir();
+  std::filesystem::create_directories(c.dir + "/canaries");
+  write_file(c.dir + "/canaries/app.yaml", doc);
+  c.process = std::make_unique<child_process>(
+      control_binary(), std::vector<std::string>{"--canaries", c.dir + "/canaries", "--listen", "127.0.0.1:0",
+                                                 "--state", c.dir + "/state.json"});
+  auto line = c.process->wait_for("vane-control listening on");
+  if (!line) ADD_FAILURE() << c.process->output();
+  else c.port = port_of_line(*line);
+  return c;
+}
+
+json::object route_policy(const proxy_instance& p) { return fetch_json(p.admin_port, "/routes/app").as_object(); }
+
+}  // namespace
+
+TEST(Control, AHealthyRevisionWalksTheWeightsAndIsPromoted) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0");
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  load traffic(proxy.port);
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+    maxWeight: 60
+    stepWeight: 20
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+      - {name: request-duration, thresholdRange: {max: 5000}, interval: 2s}
+)"));
+  auto done = ctl.process->wait_for("Promotion completed! Scaling down app.test", 120s);
+  ASSERT_TRUE(done) << ctl.process->output();
+  std::string out = ctl.process->output();
+  auto at = [&](const std::string& s) { return out.find(s); };
+  ASSERT_NE(at("New revision detected! Scaling up app.test"), std::string::npos) << out;
+  EXPECT_LT(at("Starting canary analysis for app.test"), at("Advance app.test canary weight 20"));
+  EXPECT_LT(at("Advance app.test canary weight 20"), at("Advance app.test canary weight 40"));
+  EXPECT_LT(at("Advance app.test canary weight 40"), at("Advance app.test canary weight 60"));
+  EXPECT_LT(at("Advance app.test canary weight 60"), at("Copying app.test template spec to app-primary.test"));
+  EXPECT_LT(at("Copying app.test template spec"), at("Routing all traffic to primary"));
+  EXPECT_EQ(at("Rolling back"), std::string::npos);
+  // The final state on the proxy: everything to the primary.
+  EXPECT_EQ(json::serialize(route_policy(proxy).at("split")),
+            R"([{"cluster":"app-primary","weight":100},{"cluster":"app-canary","weight":0}])");
+  EXPECT_GT(c.stats().at("requests").as_int64(), 0);  // the canary did take traffic
+  auto status = fetch_json(ctl.port, "/canaries/app").as_object();
+  EXPECT_EQ(status.at("phase").as_string(), "Succeeded");
+  EXPECT_NE(read_text_file(ctl.dir + "/state.json").find(R"("phase":"Succeeded")"), std::string::npos);
+  traffic.finish();
+  EXPECT_EQ(traffic.not_answered.load(), 0);  // no request lost while the weights moved
+  EXPECT_EQ(traffic.errors.load(), 0);
+}
+
+TEST(Control, AFailingRevisionIsRolledBack) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0", {"--error-percent", "40", "--error-status", "503"});
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  load traffic(proxy.port);
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+    maxWeight: 60
+    stepWeight: 20
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+)"));
+  ASSERT_TRUE(ctl.process->wait_for("Canary failed! Scaling down app.test", 120s)) << ctl.process->output();
+  std::string out = ctl.process->output();
+  EXPECT_NE(out.find("Halt app.test advancement success rate"), std::string::npos) << out;
+  EXPECT_NE(out.find("Rolling back app.test failed checks threshold reached 2"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Promotion completed"), std::string::npos);
+  EXPECT_EQ(json::serialize(route_policy(proxy).at("split")),
+            R"([{"cluster":"app-primary","weight":100},{"cluster":"app-canary","weight":0}])");
+  EXPECT_EQ(fetch_json(ctl.port, "/canaries/app").at("phase").as_string(), "Failed");
+  // Its metrics say so too.
+  auto metrics = fetch(ctl.port, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(vane_canary_status{name="app",namespace="test"} 2)"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(R"(vane_canary_failures_total{name="app",namespace="test"} 1)"), std::string::npos);
+}
+
+TEST(Control, AbortRollsBackWithinSecondsOnAnErrorBurst) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0", {"--error-percent", "100", "--error-status", "500"});
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  load traffic(proxy.port);
+  // Threshold and metrics would take long; abort acts on the first second of errors.
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 100
+    maxWeight: 50
+    stepWeight: 50
+    abort: {maxErrorRate: 50, minRequests: 5}
+)"));
+  ASSERT_TRUE(ctl.process->wait_for("Canary failed! Scaling down app.test", 120s)) << ctl.process->output();
+  EXPECT_NE(ctl.process->output().find("Rolling back app.test error rate 100.00% >= 50%"), std::string::npos)
+      << ctl.process->output();
+}
+
+TEST(Control, ABadDocumentIsRefusedAndTheOthersRun) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0");
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  std::string good = canary_doc(proxy, "", "    stepWeight: 50\n");
+  good = replace_all(good, "  revision: \"\"\n", "");
+  std::string bad = replace_all(good, "name: app, namespace: test", "name: broken, namespace: test");
+  bad = replace_all(bad, "stepWeight: 50", "stepWeight: 500");
+  auto ctl = start_controller(good + "---\n" + bad);
+  ASSERT_TRUE(ctl.process->wait_for("analysis.stepWeight must be between 0 and 100, got 500"))
+      << ctl.process->output();
+  EXPECT_NE(ctl.process->output().find("/canaries/app.yaml:"), std::string::npos);  // FILE:LINE:COL
+  auto all = fetch_json(ctl.port, "/canaries").at("canaries").as_array();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].at("name").as_string(), "app");
+  EXPECT_EQ(all[0].at("phase").as_string(), "Initialized");  // no revision: it waits for `rollout`
+  // The CLI starts a run: a manual rollout of revision 7 begins the analysis.
+  child_process cli(control_binary(), {"rollout", "app", "--revision", "7", "--server",
+                                       "http://127.0.0.1:" + std::to_string(ctl.port)});
+  EXPECT_EQ(cli.wait_exit(), 0);
+  EXPECT_TRUE(ctl.process->wait_for("New revision detected! Scaling up app.test"));
+  EXPECT_EQ(fetch(ctl.port, "POST", "/canaries/ghost/promote").status, 404);
+  EXPECT_EQ(fetch(ctl.port, "POST", "/canaries/app/resume").status, 409);
+}

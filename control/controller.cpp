@@ -98,7 +98,7 @@ asio::awaitable<void> for_all(asio::any_io_executor ex, std::size_t n, F f) {
   co_await done->async_wait(nothrow);
 }
 
-std::string render_template(std::string query, const std::map<std::string, std::string>& vars) {
+std::string render_template(const std::string& query, const std::map<std::string, std::string>& vars) {
   std::string out;
   std::size_t pos = 0;
   while (true) {
@@ -263,9 +263,9 @@ void controller::event(canary& c, const std::string& message) {
     auto url = parse_http_url(h.url);
     if (!url) continue;
     auto send = [ex, u = *url, body, timeout = h.timeout]() -> asio::awaitable<void> {
-      std::string method = "POST", target = u.target, b = body;
+      std::string method = "POST";
       std::vector<std::pair<std::string, std::string>> headers;
-      co_await http_call(ex, u, method, target, b, timeout, headers);
+      co_await http_call(ex, u, method, u.target, body, timeout, headers);
     };
     asio::co_spawn(ex, std::move(send), asio::detached);
   }
@@ -368,11 +368,11 @@ asio::awaitable<bool> controller::push_traffic(canary& c) {
   auto put = [ex, urls, body, target, ok, token, id](std::size_t i) -> asio::awaitable<void> {
     auto url = parse_http_url(urls[i]);
     if (!url) co_return;
-    std::string method = "PUT", t = target, b = body;
+    std::string method = "PUT";
     std::vector<std::pair<std::string, std::string>> headers;
     if (!token.empty()) headers.emplace_back("authorization", "Bearer " + token);
     duration timeout = std::chrono::seconds(5);
-    http_result r = co_await http_call(ex, *url, method, t, b, timeout, headers);
+    http_result r = co_await http_call(ex, *url, method, target, body, timeout, headers);
     if (r.status != 200) {
       *ok = false;
       log::warn("{}: proxy {}: PUT {} -> {}", id, urls[i], target,

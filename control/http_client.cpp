@@ -66,7 +66,7 @@ asio::awaitable<http_result> http_call(asio::any_io_executor ex, const http_url&
   }
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
-  parser.body_limit(64 * 1024 * 1024);
+  parser.body_limit(std::uint64_t{64} * 1024 * 1024);
   auto [hec, hn] = co_await http::async_read(stream, buffer, parser, nothrow);
   if (hec) {
     out.error = (hec == beast::error::timeout ? "timeout from " : "no answer from ") + url.host + ":" + url.port +

@@ -352,15 +352,18 @@ class doc_parser {
             r_.error(matcher, fmt::format("match {} '{}': give one of exact, prefix, suffix, regex, present", key, name));
             continue;
           }
-          std::string kind = matcher.begin()->first.as<std::string>();
-          const auto& value = matcher.begin()->second;
+          // (copies: a yaml-cpp iterator holds the pair it points to, so no reference may outlive it)
+          auto first = matcher.begin();
+          std::string kind = first->first.as<std::string>();
+          const YAML::Node key_node = first->first;
+          const YAML::Node value = first->second;
           static constexpr std::pair<std::string_view, string_match_kind> kinds[] = {
               {"exact", string_match_kind::exact},   {"prefix", string_match_kind::prefix},
               {"suffix", string_match_kind::suffix}, {"regex", string_match_kind::regex},
               {"present", string_match_kind::present}};
           auto k = std::find_if(std::begin(kinds), std::end(kinds), [&](const auto& x) { return x.first == kind; });
           if (k == std::end(kinds)) {
-            r_.error(matcher.begin()->first, fmt::format("unknown matcher '{}'", kind));
+            r_.error(key_node, fmt::format("unknown matcher '{}'", kind));
             continue;
           }
           if (k->second == string_match_kind::present) {

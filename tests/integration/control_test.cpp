@@ -3,6 +3,8 @@
 // proxy. Tests wait for the controller's event lines, never for time.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <atomic>
 #include <boost/json.hpp>
 #include <filesystem>
@@ -198,4 +200,152 @@ TEST(Control, ABadDocumentIsRefusedAndTheOthersRun) {
   EXPECT_TRUE(ctl.process->wait_for("New revision detected! Scaling up app.test"));
   EXPECT_EQ(fetch(ctl.port, "POST", "/canaries/ghost/promote").status, 404);
   EXPECT_EQ(fetch(ctl.port, "POST", "/canaries/app/resume").status, 409);
+}
+
+namespace {
+
+// Waits for `needle` in the controller's output and returns whether it came.
+bool saw(controller_instance& ctl, const std::string& needle, std::chrono::seconds deadline = 120s) {
+  return ctl.process->wait_for(needle, deadline).has_value();
+}
+
+// Load that sends `header` on every other request.
+struct tagged_load {
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, from_canary{0};
+  std::thread thread;
+  tagged_load(std::uint16_t port, std::string name, std::string value) {
+    thread = std::thread([this, port, name, value] {
+      http_client c(port);
+      for (int i = 0; !stop.load(); ++i) {
+        auto r = i % 2 ? c.request("GET", "/", {{name, value}}) : c.get("/");
+        ++answered;
+        if (r.header("x-version") == "2.0") ++from_canary;
+      }
+    });
+  }
+  ~tagged_load() {
+    stop = true;
+    thread.join();
+  }
+};
+
+}  // namespace
+
+TEST(Control, ABTestingSendsMatchingRequestsToTheCanaryForItsIterations) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0");
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  tagged_load traffic(proxy.port, "x-canary", "insider");
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+    iterations: 3
+    match:
+      - headers: {x-canary: {exact: insider}}
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+)"));
+  ASSERT_TRUE(saw(ctl, "Advance app.test canary iteration 1/3")) << ctl.process->output();
+  auto policy = route_policy(proxy);
+  EXPECT_EQ(json::serialize(policy.at("rules")),
+            R"([{"match":[{"headers":{"x-canary":{"exact":"insider"}}}],"cluster":"app-canary"}])");
+  EXPECT_EQ(policy.at("split").as_array()[1].at("weight").as_int64(), 0);  // no weighted traffic in A/B
+  ASSERT_TRUE(saw(ctl, "Advance app.test canary iteration 3/3")) << ctl.process->output();
+  ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
+  EXPECT_EQ(route_policy(proxy).at("rules").as_array().size(), 0u);
+  EXPECT_GT(traffic.from_canary.load(), 0);
+}
+
+TEST(Control, BlueGreenTestsTheCanaryThroughTheProxyThenSwitches) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0");
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  tagged_load traffic(proxy.port, "x-vane-canary", "always");
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+    iterations: 2
+    stepWeightPromotion: 50
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+)"));
+  ASSERT_TRUE(saw(ctl, "Advance app.test canary iteration 1/2")) << ctl.process->output();
+  // During the run: only requests carrying x-vane-canary: always reach the canary.
+  EXPECT_EQ(fetch(proxy.port, "GET", "/").header("x-version"), "1.0");
+  EXPECT_EQ(fetch(proxy.port, "GET", "/", {{"x-vane-canary", "always"}}).header("x-version"), "2.0");
+  ASSERT_TRUE(saw(ctl, "Routing all traffic to canary")) << ctl.process->output();
+  ASSERT_TRUE(saw(ctl, "Advance app.test primary weight 50")) << ctl.process->output();  // stepWeightPromotion
+  ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
+}
+
+TEST(Control, MirroringAnalysesTheCopiesBeforeAnyLiveTraffic) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0");
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  load traffic(proxy.port);
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+    iterations: 2
+    mirror: true
+    mirrorWeight: 100
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+)"));
+  ASSERT_TRUE(saw(ctl, "Advance app.test canary iteration 2/2")) << ctl.process->output();
+  EXPECT_GT(c.stats().at("requests").as_int64(), 0);  // copies reached the canary
+  EXPECT_EQ(c.stats().at("last_host").as_string().find("-shadow") != std::string::npos, true);
+  ASSERT_TRUE(saw(ctl, "Stop traffic mirroring and route all traffic to canary")) << ctl.process->output();
+  ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
+  traffic.finish();
+  EXPECT_EQ(traffic.not_answered.load(), 0);
+  EXPECT_EQ(traffic.errors.load(), 0);
+}
+
+TEST(Control, WebhooksGateTheRunAndManualPromotionFinishesIt) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0");
+  auto hooks = start_demo("hooks");                                      // answers 200
+  auto gate = start_demo("gate", {"--error-percent", "100"});           // answers 500
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  load traffic(proxy.port);
+  std::string doc = canary_doc(proxy, "2.0", R"(    threshold: 5
+    maxWeight: 20
+    stepWeight: 20
+    webhooks:
+      - {name: acceptance, type: pre-rollout, url: http://)" + hooks.address() + R"(/pre}
+      - {name: load, type: rollout, url: http://)" + hooks.address() + R"(/rollout}
+      - {name: events, type: event, url: http://)" + hooks.address() + R"(/events}
+      - {name: approval, type: confirm-promotion, url: http://)" + gate.address() + R"(/gate}
+)");
+  doc = replace_all(doc, "  promote: {command: [\"true\"], timeout: 30s}\n", "");  // manual promotion
+  auto ctl = start_controller(doc);
+  ASSERT_TRUE(saw(ctl, "Pre-rollout check acceptance passed")) << ctl.process->output();
+  ASSERT_TRUE(saw(ctl, "Advance app.test canary weight 20")) << ctl.process->output();
+  ASSERT_TRUE(saw(ctl, "Halt app.test advancement waiting for approval approval")) << ctl.process->output();
+  EXPECT_EQ(fetch_json(ctl.port, "/canaries/app").at("phase").as_string(), "WaitingPromotion");
+  // `promote` confirms the gate and, without spec.promote, says the primary runs the new revision.
+  child_process cli(control_binary(), {"promote", "app", "--server", "http://127.0.0.1:" + std::to_string(ctl.port)});
+  EXPECT_EQ(cli.wait_exit(), 0);
+  ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
+  EXPECT_GE(hooks.stats().at("requests").as_int64(), 3);  // pre-rollout, rollout, events
+}
+
+TEST(Control, ARestartedControllerResumesTheRun) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0");
+  auto proxy = start_proxy(proxy_config(p, c), 1);
+  load traffic(proxy.port);
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+    maxWeight: 60
+    stepWeight: 20
+    sessionAffinity: {cookieName: vane-canary}
+)"));
+  ASSERT_TRUE(saw(ctl, "Advance app.test canary weight 20")) << ctl.process->output();
+  std::string value(route_policy(proxy).at("session_affinity").at("value").as_string());
+  EXPECT_EQ(value.size(), 16u);  // a fresh value for the run
+  ctl.process->signal(SIGTERM);
+  ASSERT_EQ(ctl.process->wait_exit(), 0);
+  ctl.process = std::make_unique<child_process>(
+      control_binary(), std::vector<std::string>{"--canaries", ctl.dir + "/canaries", "--listen", "127.0.0.1:0",
+                                                 "--state", ctl.dir + "/state.json"});
+  ASSERT_TRUE(saw(ctl, "resumed 1 canaries")) << ctl.process->output();
+  ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
+  EXPECT_EQ(ctl.process->output().find("New revision detected"), std::string::npos);  // the same run went on
+  EXPECT_EQ(ctl.process->output().find("canary weight 20"), std::string::npos);      // from where it was
 }

@@ -12,6 +12,7 @@
 
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/prometheus.hpp"
 
 using namespace vane::test;
 namespace json = boost::json;
@@ -348,4 +349,44 @@ TEST(Control, ARestartedControllerResumesTheRun) {
   ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
   EXPECT_EQ(ctl.process->output().find("New revision detected"), std::string::npos);  // the same run went on
   EXPECT_EQ(ctl.process->output().find("canary weight 20"), std::string::npos);      // from where it was
+}
+
+// A MetricTemplate queried from a real Prometheus (Debian package) scraping the proxy.
+TEST(Control, PrometheusMetricTemplatesAreQueriedWithFlaggersVariables) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0", {"--error-percent", "50", "--error-status", "503"});
+  // The canary takes 30% before the run, so Prometheus has its errors when the analysis asks.
+  std::string config = replace_all(replace_all(proxy_config(p, c), "weight: 100}", "weight: 70}"), "weight: 0}",
+                                   "weight: 30}");
+  auto proxy = start_proxy(config, 1);
+  prometheus_server prom({"127.0.0.1:" + std::to_string(proxy.admin_port)});
+  load traffic(proxy.port);
+  const std::string errors_seen =
+      R"(sum(rate(vane_upstream_responses_total{route="app",cluster="app-canary",code=~"5.."}[30s])))";
+  ASSERT_TRUE(eventually([&] { return prom.query_value(errors_seen).value_or(0) > 0.001; }, 60s));
+  std::string doc = canary_doc(proxy, "2.0", R"(    threshold: 2
+    maxWeight: 60
+    stepWeight: 30
+    metrics:
+      - name: canary-5xx-per-second
+        templateRef: {name: error-rate, namespace: test}
+        thresholdRange: {max: 0.001}
+        interval: 30s
+)");
+  doc += R"(---
+apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {name: error-rate, namespace: test}
+spec:
+  provider: {type: prometheus, address: http://127.0.0.1:)" +
+         std::to_string(prom.port()) + R"(}
+  query: |
+    sum(rate(vane_upstream_responses_total{route="{{ route }}",cluster="{{ canary }}",code=~"5.."}[{{ interval }}])) or vector(0)
+)";
+  auto ctl = start_controller(doc);
+  // The canary fails half its requests: the template's value is over its max at the first analysis.
+  ASSERT_TRUE(saw(ctl, "Halt app.test advancement canary-5xx-per-second")) << ctl.process->output();
+  ASSERT_TRUE(saw(ctl, "Canary failed! Scaling down app.test")) << ctl.process->output();
+  auto status = fetch_json(ctl.port, "/canaries/app").as_object();
+  EXPECT_GT(status.at("metrics").at("canary-5xx-per-second").to_number<double>(), 0.001);
 }

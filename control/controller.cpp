@@ -570,8 +570,15 @@ asio::awaitable<bool> controller::run_hooks(canary& c, std::string type, bool lo
     } else if (type == "rollout" && !pass) {
       event(c, fmt::format("Halt {} advancement external check {} failed: {}", c.spec.id(), h.name, detail));
     } else if (!pass && type != "rollback") {
-      event(c, fmt::format("Halt {} advancement waiting for approval {}", c.spec.id(), h.name));
+      std::string message = fmt::format("Halt {} advancement waiting for approval {}", c.spec.id(), h.name);
+      event(c, message);
+      if (c.gate_alerted != type) {  // once per hold, not every tick
+        c.gate_alerted = type;
+        std::string severity = "warn";
+        co_await notify(c, message, severity);
+      }
     }
+    if (pass && c.gate_alerted == type) c.gate_alerted.clear();
     all = all && pass;
     if (type == "rollback" && pass) co_return true;  // a 2xx from a rollback hook triggers the rollback
   }
@@ -599,9 +606,25 @@ asio::awaitable<void> controller::notify(canary& c, std::string message, std::st
       if (p.name != a.provider_name || p.ns != a.provider_namespace) continue;
       auto url = parse_http_url(p.address);
       if (!url) continue;
-      json::object payload{{"text", fmt::format("{}: {}", c.spec.id(), message)}};
-      if (!p.channel.empty()) payload["channel"] = p.channel;
-      payload["username"] = p.username.empty() ? "vane" : p.username;
+      // Each service's own JSON (as Flagger's notifiers send it).
+      std::string text = fmt::format("{}: {}", c.spec.id(), message);
+      std::string user = p.username.empty() ? "vane" : p.username;
+      json::object payload;
+      if (p.type == "msteams") {
+        payload = {{"@type", "MessageCard"},
+                   {"@context", "http://schema.org/extensions"},
+                   {"themeColor", severity == "error" ? "FF0000" : "0076D7"},
+                   {"summary", text},
+                   {"sections", json::array{json::object{{"activityTitle", c.spec.id()}, {"text", message}}}}};
+      } else if (p.type == "discord") {
+        payload = {{"username", user}, {"content", text}};
+      } else if (p.type == "generic") {
+        payload = {{"name", c.spec.name}, {"namespace", c.spec.ns}, {"phase", c.state.phase},
+                   {"revision", c.state.revision}, {"severity", severity}, {"message", message}};
+      } else {  // slack, rocket and gchat take Slack's shape
+        payload = {{"text", text}, {"username", user}};
+        if (!p.channel.empty()) payload["channel"] = p.channel;
+      }
       std::string method = "POST", target = url->target, body = json::serialize(payload);
       std::vector<std::pair<std::string, std::string>> headers;
       duration timeout = std::chrono::seconds(10);
@@ -759,7 +782,11 @@ asio::awaitable<void> controller::progressing_tick(canary& c) {
 asio::awaitable<void> controller::tick(canary& c) {
   auto& st = c.state;
   std::string wanted = !st.pending_revision.empty() ? st.pending_revision : c.spec.revision.value_or("");
-  if (!wanted.empty() && wanted != st.revision) start_run(c, wanted);
+  if (!wanted.empty() && wanted != st.revision) {
+    start_run(c, wanted);
+    std::string message = "New revision detected, starting canary analysis", severity = "info";
+    co_await notify(c, message, severity);
+  }
 
   if (st.phase == "Waiting") {
     std::string type = "confirm-rollout";

@@ -69,6 +69,7 @@ class controller {
     std::map<std::string, double> metric_values;
     std::vector<std::string> unreachable;
     bool removed = false;  // its document is gone: no loop runs, the API does not list it
+    std::string gate_alerted;  // the gate whose hold was alerted
     std::unique_ptr<boost::asio::steady_timer> wake;  // cancelled by API calls: the next tick comes at once
   };
 

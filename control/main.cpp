@@ -19,7 +19,7 @@ namespace {
 constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 127.0.0.1:9902] [--state FILE]
                     [--proxy-token-file FILE] [--log-level LEVEL]
        vane-control status [NAME] | rollout NAME [--revision R] | promote NAME
-                    | abort NAME | resume NAME   [--server URL]
+                    | abort NAME | resume NAME   [--server URL] [--json]
 
 The controller loads Flagger Canary, MetricTemplate and AlertProvider
 documents (flagger.app/v1beta1) from DIR, follows changes to them, and runs
@@ -36,7 +36,8 @@ per line, in Flagger's words. See docs/control.md.
 
 Commands (a client of a running controller, --server default
 http://127.0.0.1:9902):
-  status [NAME]            phase, weight, failed checks, recent events
+  status [NAME] [--json]   a table: phase, weight, failed checks, iterations,
+                           last event (--json: the API's answer)
   rollout NAME [--revision R]   start a run (a new revision, or the same again)
   promote NAME             confirm the promotion gate, or tell it the primary
                            now runs the new revision (without spec.promote)
@@ -49,12 +50,38 @@ int fail_usage(const std::string& message) {
   return 2;
 }
 
+// `status` as a table: name, phase, weight with a bar, failed checks, iterations, last event.
+void print_table(const boost::json::value& answer) {
+  namespace json = boost::json;
+  std::vector<const json::object*> rows;
+  if (const auto* all = answer.as_object().if_contains("canaries"))
+    for (const auto& c : all->as_array()) rows.push_back(&c.as_object());
+  else
+    rows.push_back(&answer.as_object());
+  std::printf("%-24s %-17s %-29s %-7s %-6s %s\n", "NAME", "PHASE", "WEIGHT", "FAILED", "ITER", "LAST EVENT");
+  for (const auto* c : rows) {
+    auto weight = c->at("canary_weight").to_number<std::int64_t>();
+    std::string bar = "[" + std::string(static_cast<std::size_t>(weight / 5), '#') +
+                      std::string(static_cast<std::size_t>(20 - weight / 5), '-') + "]";
+    std::string name = std::string(c->at("name").as_string()) + "." + std::string(c->at("namespace").as_string());
+    std::string failed = std::to_string(c->at("failed_checks").to_number<std::int64_t>()) + "/" +
+                         std::to_string(c->at("threshold").to_number<std::int64_t>());
+    const auto& events = c->at("events").as_array();
+    std::string last = events.empty() ? "" : std::string(events.back().as_string());
+    std::printf("%-24s %-17s %s %4lld%%  %-7s %-6lld %s\n", name.c_str(), std::string(c->at("phase").as_string()).c_str(),
+                bar.c_str(), static_cast<long long>(weight), failed.c_str(),
+                static_cast<long long>(c->at("iterations").to_number<std::int64_t>()), last.c_str());
+  }
+}
+
 int client(int argc, char** argv) {
   std::string cmd = argv[1];
   std::string name, revision, server = "http://127.0.0.1:9902";
+  bool as_json = false;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--server" && i + 1 < argc) server = argv[++i];
+    if (a == "--json") as_json = true;
+    else if (a == "--server" && i + 1 < argc) server = argv[++i];
     else if (a == "--revision" && i + 1 < argc) revision = argv[++i];
     else if (name.empty() && !a.starts_with("--")) name = a;
     else return fail_usage("unexpected argument '" + a + "'");
@@ -77,8 +104,15 @@ int client(int argc, char** argv) {
     std::fprintf(stderr, "vane-control: %s\n", r.error.c_str());
     return 1;
   }
-  std::fputs(r.body.c_str(), r.status < 300 ? stdout : stderr);
-  return r.status < 300 ? 0 : 1;
+  if (r.status >= 300) {
+    std::fputs(r.body.c_str(), stderr);
+    return 1;
+  }
+  boost::system::error_code ec;
+  auto answer = boost::json::parse(r.body, ec);
+  if (as_json || ec || !answer.is_object()) std::fputs(r.body.c_str(), stdout);
+  else print_table(answer);
+  return 0;
 }
 
 }  // namespace

@@ -91,8 +91,14 @@ class doc_parser {
     if (!r_.expect_map(spec, "spec")) return;
     ignored(r_.check_keys_ignoring(spec, "spec", {"type", "address", "channel", "username"}, {"secretRef", "proxy"}),
             "AlertProvider", "spec");
-    if (r_.require(spec, "type", "spec"))
-      if (auto s = r_.get_string(spec["type"], "spec.type")) p.type = *s;
+    if (r_.require(spec, "type", "spec")) {
+      if (auto s = r_.get_string(spec["type"], "spec.type")) {
+        static constexpr std::string_view types[] = {"slack", "msteams", "discord", "rocket", "gchat", "generic"};
+        if (std::find(std::begin(types), std::end(types), *s) == std::end(types))
+          r_.error(spec["type"], fmt::format("AlertProvider type '{}': slack, msteams, discord, rocket, gchat or generic", *s));
+        p.type = *s;
+      }
+    }
     for (auto [key, target] : {std::pair{"address", &p.address}, std::pair{"channel", &p.channel},
                                std::pair{"username", &p.username}}) {
       if (auto v = spec[key])

@@ -69,6 +69,7 @@ struct state {
   std::uint64_t service_connections = 0;  // connections whose first request was a service request
   std::uint64_t bytes_received = 0;
   std::string last_host;  // Host of the last service request (mirror copies carry "-shadow")
+  std::string last_body;  // first 4 KiB of the last service request with a body (webhook and alert payloads)
   std::string hostname;
 };
 
@@ -85,6 +86,7 @@ json::object stats_json(const state& st) {
           {"service_connections", st.service_connections},
           {"bytes_received", st.bytes_received},
           {"last_host", st.last_host},
+          {"last_body", st.last_body},
           {"error_percent", st.s.error_percent},
           {"error_status", st.s.error_status},
           {"reset_percent", st.s.reset_percent},
@@ -199,9 +201,10 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
       std::size_t got = body_buf.size() - req.body().size;
       sum.update(body_buf.data(), got);
       received += got;
-      if (path == "/_demo/config" && small_body.size() < 4096) small_body.append(body_buf.data(), got);
+      if (small_body.size() < 4096) small_body.append(body_buf.data(), std::min<std::size_t>(got, 4096 - small_body.size()));
     }
     st.bytes_received += received;
+    if (service && received > 0) st.last_body = small_body;
 
     if (path == "/healthz") {
       http::response<http::string_body> res{http::status::ok, 11};

@@ -137,17 +137,30 @@ TEST(Control, AHealthyRevisionWalksTheWeightsAndIsPromoted) {
   EXPECT_EQ(traffic.errors.load(), 0);
 }
 
-TEST(Control, AFailingRevisionIsRolledBack) {
+TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0", {"--error-percent", "40", "--error-status", "503"});
+  auto slack = start_demo("slack");
+  auto teams = start_demo("teams");
+  auto generic = start_demo("generic");
   auto proxy = start_proxy(proxy_config(p, c), 1);
   load traffic(proxy.port);
-  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+  std::string doc = canary_doc(proxy, "2.0", R"(    threshold: 2
     maxWeight: 60
     stepWeight: 20
     metrics:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
-)"));
+    alerts:
+      - {name: on-call, severity: error, providerRef: {name: slack, namespace: test}}
+      - {name: team, severity: error, providerRef: {name: teams, namespace: test}}
+      - {name: log, severity: info, providerRef: {name: generic, namespace: test}}
+)");
+  for (auto [name, type, demo] : {std::tuple{"slack", "slack", &slack}, std::tuple{"teams", "msteams", &teams},
+                                  std::tuple{"generic", "generic", &generic}})
+    doc += std::string("---\napiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata: {name: ") + name +
+           ", namespace: test}\nspec: {type: " + type + ", channel: ops, address: http://" + demo->address() +
+           "/alert}\n";
+  auto ctl = start_controller(doc);
   ASSERT_TRUE(ctl.process->wait_for("Canary failed! Scaling down app.test", 120s)) << ctl.process->output();
   std::string out = ctl.process->output();
   EXPECT_NE(out.find("Halt app.test advancement success rate"), std::string::npos) << out;
@@ -156,10 +169,30 @@ TEST(Control, AFailingRevisionIsRolledBack) {
   EXPECT_EQ(json::serialize(route_policy(proxy).at("split")),
             R"([{"cluster":"app-primary","weight":100},{"cluster":"app-canary","weight":0}])");
   EXPECT_EQ(fetch_json(ctl.port, "/canaries/app").at("phase").as_string(), "Failed");
-  // Its metrics say so too.
+  // Alerts: each provider got its service's JSON; severity error skips the info ones.
+  ASSERT_TRUE(eventually([&] { return slack.stats().at("requests").as_int64() == 1; }));
+  auto slack_body = json::parse(slack.stats().at("last_body").as_string()).as_object();
+  EXPECT_EQ(slack_body.at("channel").as_string(), "ops");
+  EXPECT_NE(std::string(slack_body.at("text").as_string()).find("app.test: Canary analysis failed"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return teams.stats().at("requests").as_int64() == 1; }));
+  EXPECT_EQ(json::parse(teams.stats().at("last_body").as_string()).at("@type").as_string(), "MessageCard");
+  ASSERT_TRUE(eventually([&] { return generic.stats().at("requests").as_int64() == 2; }));  // new revision + rollback
+  auto generic_body = json::parse(generic.stats().at("last_body").as_string()).as_object();
+  EXPECT_EQ(generic_body.at("severity").as_string(), "error");
+  EXPECT_EQ(generic_body.at("phase").as_string(), "Failed");
+  // Its metrics (promtool-clean) and the status table say so too.
   auto metrics = fetch(ctl.port, "GET", "/metrics").body;
   EXPECT_NE(metrics.find(R"(vane_canary_status{name="app",namespace="test"} 2)"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find(R"(vane_canary_failures_total{name="app",namespace="test"} 1)"), std::string::npos);
+  bool ok = false;
+  EXPECT_EQ(promtool_check(metrics, ok), "");
+  EXPECT_TRUE(ok);
+  auto [code, table] = run(control_binary(), {"status", "--server", "http://127.0.0.1:" + std::to_string(ctl.port)});
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(table.find("NAME"), std::string::npos) << table;
+  EXPECT_NE(table.find("app.test"), std::string::npos) << table;
+  EXPECT_NE(table.find("Failed"), std::string::npos) << table;
+  EXPECT_NE(table.find("[--------------------]    0%"), std::string::npos) << table;
 }
 
 TEST(Control, AbortRollsBackWithinSecondsOnAnErrorBurst) {

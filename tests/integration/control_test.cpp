@@ -423,3 +423,41 @@ spec:
   auto status = fetch_json(ctl.port, "/canaries/app").as_object();
   EXPECT_GT(status.at("metrics").at("canary-5xx-per-second").to_number<double>(), 0.001);
 }
+
+TEST(Control, AProxyRestartedMidRunConvergesWithinATick) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0");
+  // Two proxies; the second one's admin port is fixed so that it can come back on it.
+  auto a = start_proxy(proxy_config(p, c), 1);
+  const std::uint16_t b_admin = unused_port();
+  const std::string b_config = "admin: {address: 127.0.0.1:" + std::to_string(b_admin) + "}\n" + proxy_config(p, c);
+  auto b = std::make_unique<proxy_instance>(start_proxy(b_config, 1));
+  load traffic_a(a.port);
+  auto load_b = std::make_unique<load>(b->port);
+  std::string doc = canary_doc(a, "2.0", R"(    threshold: 2
+    maxWeight: 60
+    stepWeight: 20
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+)");
+  doc = replace_all(doc, "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) + "]",
+                    "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) + ", http://127.0.0.1:" +
+                        std::to_string(b_admin) + "]");
+  auto ctl = start_controller(doc);
+  ASSERT_TRUE(saw(ctl, "Advance app.test canary weight 20")) << ctl.process->output();
+  // The second proxy goes away and comes back with its file's weights (canary 0).
+  load_b.reset();
+  b.reset();
+  ASSERT_TRUE(saw(ctl, "unreachable")) << ctl.process->output();
+  b = std::make_unique<proxy_instance>(start_proxy(b_config, 1));
+  auto canary_weight = [](const proxy_instance& p) {
+    return route_policy(p).at("split").as_array()[1].at("weight").as_int64();
+  };
+  // Within a tick the controller PUTs the current weight to it again.
+  EXPECT_TRUE(eventually([&] { return canary_weight(*b) > 0 && canary_weight(*b) == canary_weight(a); }, 60s));
+  ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
+  EXPECT_EQ(canary_weight(*b), 0);
+  EXPECT_EQ(canary_weight(a), 0);
+  // While a proxy was unreachable its numbers were missing: the analysis halted, it did not count them as zero errors.
+  EXPECT_NE(ctl.process->output().find("inconclusive: 1 proxies unreachable"), std::string::npos);
+}

@@ -53,29 +53,7 @@ std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// A duration in ms written as Go writes time.Duration (Flagger's messages): 1.515s, 500ms.
-std::string go_duration(double ms) {
-  if (ms >= 1000) return fmt::format("{}s", std::round(ms) / 1000.0);
-  return fmt::format("{}ms", std::round(ms * 1000) / 1000.0);
-}
-
 std::string number(double v) { return fmt::format("{}", v); }
-
-bool iterations_strategy(const canary_spec& s) { return s.analysis.iterations > 0 && s.analysis.step_weight == 0 && s.analysis.step_weights.empty(); }
-
-std::uint32_t max_weight(const canary_spec& s) {
-  if (s.analysis.step_weight == 0 && !s.analysis.step_weights.empty()) return s.analysis.step_weights.back().weight;
-  return s.analysis.max_weight;
-}
-
-bool mirroring(const canary_spec& s, const run_state& st) {
-  return s.analysis.mirror && st.phase == "Progressing" && (iterations_strategy(s) || st.weight == 0);
-}
-
-bool run_active(const run_state& st) {
-  return st.phase == "Waiting" || st.phase == "Progressing" || st.phase == "WaitingPromotion" ||
-         st.phase == "Promoting" || st.phase == "Finalising";
-}
 
 std::string new_affinity_value() {
   static std::mt19937_64 rng{std::random_device{}()};
@@ -271,65 +249,6 @@ void controller::event(canary& c, const std::string& message) {
   }
 }
 
-void controller::set_phase(canary& c, const std::string& phase) {
-  if (c.state.phase == phase) return;
-  c.state.phase = phase;
-  c.state.last_transition = timestamp();
-  save_state();
-}
-
-void controller::start_run(canary& c, const std::string& revision) {
-  bool restart = run_active(c.state);
-  c.state.revision = revision;
-  c.state.pending_revision.clear();
-  c.state.weight = 0;
-  c.state.failed_checks = 0;
-  c.state.iterations = 0;
-  c.state.steps = 0;
-  c.state.pre_rollout_done = false;
-  c.state.promote_confirmed = false;
-  c.state.primary_promoted = false;
-  c.state.affinity_value = new_affinity_value();
-  c.history.clear();
-  c.abort_last.clear();
-  event(c, fmt::format("New revision detected! {} {}", restart ? "Restarting analysis for" : "Scaling up", c.spec.id()));
-  set_phase(c, "Waiting");
-}
-
-json::object controller::desired_traffic(const canary& c) const {
-  const auto& s = c.spec;
-  const auto& st = c.state;
-  json::object t;
-  t["split"] = json::array{json::object{{"cluster", s.primary}, {"weight", 100 - st.weight}},
-                           json::object{{"cluster", s.canary}, {"weight", st.weight}}};
-  bool analysing = st.phase == "Progressing" || st.phase == "WaitingPromotion";
-  if (analysing && iterations_strategy(s) && !s.analysis.match.empty()) {
-    t["rules"] = json::array{json::object{{"match", s.analysis.match}, {"cluster", s.canary}}};
-  } else if (analysing && iterations_strategy(s) && !s.analysis.mirror) {
-    // Blue/green: no live traffic, but tests and load through the proxies reach the canary and are measured.
-    json::array match{json::object{{"headers", json::object{{"x-vane-canary", json::object{{"exact", "always"}}}}}}};
-    t["rules"] = json::array{json::object{{"match", std::move(match)}, {"cluster", s.canary}}};
-  } else {
-    t["rules"] = nullptr;
-  }
-  if (mirroring(s, st))
-    t["mirror"] = json::object{{"cluster", s.canary}, {"percent", s.analysis.mirror_weight}};
-  else
-    t["mirror"] = nullptr;
-  if (s.analysis.affinity_cookie && run_active(st)) {
-    json::object a{{"cookie", *s.analysis.affinity_cookie},
-                   {"max_age", fmt::format("{}s", std::chrono::duration_cast<std::chrono::seconds>(
-                                                      s.analysis.affinity_max_age)
-                                                      .count())},
-                   {"value", st.affinity_value}};
-    if (!s.analysis.affinity_primary_cookie.empty()) a["primary_cookie"] = s.analysis.affinity_primary_cookie;
-    t["session_affinity"] = std::move(a);
-  } else {
-    t["session_affinity"] = nullptr;
-  }
-  return t;
-}
-
 asio::awaitable<std::vector<std::string>> controller::proxy_urls(const canary& c) {
   std::vector<std::string> out;
   for (const auto& p : c.spec.proxies) {
@@ -357,9 +276,9 @@ asio::awaitable<std::vector<std::string>> controller::proxy_urls(const canary& c
   co_return out;
 }
 
-asio::awaitable<bool> controller::push_traffic(canary& c) {
+asio::awaitable<bool> controller::push_traffic(canary& c, json::object traffic) {
   std::vector<std::string> urls = co_await proxy_urls(c);
-  std::string body = json::serialize(desired_traffic(c));
+  std::string body = json::serialize(traffic);
   std::string target = "/routes/" + c.spec.route + "/traffic";
   auto ok = std::make_shared<bool>(!urls.empty());
   auto token = options_.proxy_token;
@@ -463,88 +382,8 @@ asio::awaitable<std::optional<double>> controller::prometheus_value(canary& c, c
   co_return value;
 }
 
-asio::awaitable<bool> controller::analysis_passes(canary& c) {
-  co_await read_stats(c);
-  const std::string part = mirroring(c.spec, c.state) && c.state.weight == 0 ? "mirror" : "upstream";
-  for (const auto& m : c.spec.analysis.metrics) {
-    std::optional<double> value;
-    bool inconclusive = false;
-    std::string why;
-    if (m.builtin()) {
-      window canary_w, primary_w;
-      for (auto& [url, h] : c.history) {
-        if (auto w = h.over(m.interval, series_key(c.spec.canary, part))) canary_w.add(*w);
-        if (auto w = h.over(m.interval, series_key(c.spec.primary, "upstream"))) primary_w.add(*w);
-      }
-      if (!c.unreachable.empty()) {
-        inconclusive = true;  // its missing numbers must not count as zero errors
-        why = fmt::format("{} proxies unreachable", c.unreachable.size());
-      } else if (c.history.empty() || canary_w.inconclusive) {
-        inconclusive = true;
-        why = "first window";
-      } else if (m.min_requests && canary_w.total < *m.min_requests) {
-        inconclusive = true;
-        why = fmt::format("{} requests < minRequests {}", canary_w.total, *m.min_requests);
-      } else if (m.name == "request-success-rate") {
-        value = success_rate(canary_w);
-        if (value && m.relative_to_primary) {
-          auto p = success_rate(primary_w);
-          value = p ? std::optional<double>(*value - *p) : std::nullopt;
-        }
-      } else {
-        value = p99_ms(canary_w);
-        if (value && m.relative_to_primary) {
-          auto p = p99_ms(primary_w);
-          value = p && *p > 0 ? std::optional<double>(*value / *p) : std::nullopt;
-        }
-      }
-    } else {
-      value = co_await prometheus_value(c, m);
-    }
-    if (inconclusive) {
-      event(c, fmt::format("Halt {} advancement {} inconclusive: {}", c.spec.id(), m.name, why));
-      co_return false;
-    }
-    if (!value) {
-      ++c.state.failed_checks;
-      event(c, fmt::format("Halt advancement no values found for {} metric {} probably {} is not receiving traffic",
-                           m.name, c.spec.id(), c.spec.id()));
-      save_state();
-      co_return false;
-    }
-    c.metric_values[m.name] = *value;
-    auto describe = [&](double v) {
-      if (m.name == "request-success-rate")
-        return m.relative_to_primary ? fmt::format("{:.2f} points", v) : fmt::format("{:.2f}%", v);
-      if (m.name == "request-duration") return m.relative_to_primary ? fmt::format("{:.2f}x", v) : go_duration(v);
-      return fmt::format("{:.2f}", v);
-    };
-    auto bound = [&](double b) {
-      if (m.name == "request-success-rate" && !m.relative_to_primary) return number(b) + "%";
-      if (m.name == "request-duration" && !m.relative_to_primary) return go_duration(b);
-      return number(b);
-    };
-    std::string label = m.name == "request-success-rate" ? "success rate"
-                        : m.name == "request-duration"   ? "request duration"
-                                                         : m.name;
-    if (m.min && *value < *m.min) {
-      ++c.state.failed_checks;
-      event(c, fmt::format("Halt {} advancement {} {} < {}", c.spec.id(), label, describe(*value), bound(*m.min)));
-      save_state();
-      co_return false;
-    }
-    if (m.max && *value > *m.max) {
-      ++c.state.failed_checks;
-      event(c, fmt::format("Halt {} advancement {} {} > {}", c.spec.id(), label, describe(*value), bound(*m.max)));
-      save_state();
-      co_return false;
-    }
-  }
-  co_return true;
-}
-
-asio::awaitable<bool> controller::run_hooks(canary& c, std::string type, bool log_passes) {
-  bool all = true;
+asio::awaitable<std::vector<hook_result>> controller::call_hooks(canary& c, std::string type) {
+  std::vector<hook_result> out;
   for (const auto& h : c.spec.analysis.webhooks) {
     if (h.type != type) continue;
     auto url = parse_http_url(h.url);
@@ -560,43 +399,88 @@ asio::awaitable<bool> controller::run_hooks(canary& c, std::string type, bool lo
     duration timeout = h.timeout;
     http_result r;
     if (url) r = co_await http_call(ctx_.get_executor(), *url, method, target, body, timeout, headers);
-    bool pass = r.status >= 200 && r.status <= 202;
-    std::string detail = r.status ? fmt::format("status {}", r.status) : r.error;
-    if (type == "pre-rollout") {
-      if (pass && log_passes) event(c, fmt::format("Pre-rollout check {} passed", h.name));
-      if (!pass) event(c, fmt::format("Pre-rollout check {} failed: {}", h.name, detail));
-    } else if (type == "post-rollout") {
-      event(c, fmt::format("Post-rollout check {} {}", h.name, pass ? "passed" : "failed: " + detail));
-    } else if (type == "rollout" && !pass) {
-      event(c, fmt::format("Halt {} advancement external check {} failed: {}", c.spec.id(), h.name, detail));
-    } else if (!pass && type != "rollback") {
-      std::string message = fmt::format("Halt {} advancement waiting for approval {}", c.spec.id(), h.name);
-      event(c, message);
-      if (c.gate_alerted != type) {  // once per hold, not every tick
-        c.gate_alerted = type;
-        std::string severity = "warn";
-        co_await notify(c, message, severity);
-      }
-    }
-    if (pass && c.gate_alerted == type) c.gate_alerted.clear();
-    all = all && pass;
-    if (type == "rollback" && pass) co_return true;  // a 2xx from a rollback hook triggers the rollback
+    out.push_back({h.name, r.status >= 200 && r.status <= 202, r.status ? fmt::format("status {}", r.status) : r.error});
   }
-  co_return type == "rollback" ? false : all;
+  co_return out;
 }
 
-asio::awaitable<bool> controller::gate(canary& c, std::string type) {
-  bool any = false;
-  for (const auto& h : c.spec.analysis.webhooks) any = any || h.type == type;
-  if (!any) co_return true;
-  bool ok = co_await run_hooks(c, type, false);
-  co_return ok;
+asio::awaitable<metric_reading> controller::read_metric(canary& c, const metric_spec& m, bool mirror) {
+  metric_reading out;
+  if (!m.builtin()) {
+    out.value = co_await prometheus_value(c, m);
+    if (out.value) c.metric_values[m.name] = *out.value;
+    co_return out;
+  }
+  window canary_w, primary_w;
+  for (auto& [url, h] : c.history) {
+    if (auto w = h.over(m.interval, series_key(c.spec.canary, mirror ? "mirror" : "upstream"))) canary_w.add(*w);
+    if (auto w = h.over(m.interval, series_key(c.spec.primary, "upstream"))) primary_w.add(*w);
+  }
+  if (!c.unreachable.empty()) {
+    out.inconclusive = true;  // its missing numbers must not count as zero errors
+    out.why = fmt::format("{} proxies unreachable", c.unreachable.size());
+  } else if (c.history.empty() || canary_w.inconclusive) {
+    out.inconclusive = true;
+    out.why = "first window";
+  } else if (m.min_requests && canary_w.total < *m.min_requests) {
+    out.inconclusive = true;
+    out.why = fmt::format("{} requests < minRequests {}", canary_w.total, *m.min_requests);
+  } else if (m.name == "request-success-rate") {
+    out.value = success_rate(canary_w);
+    if (out.value && m.relative_to_primary) {
+      auto p = success_rate(primary_w);
+      out.value = p ? std::optional<double>(*out.value - *p) : std::nullopt;
+    }
+  } else {
+    out.value = p99_ms(canary_w);
+    if (out.value && m.relative_to_primary) {
+      auto p = p99_ms(primary_w);
+      out.value = p && *p > 0 ? std::optional<double>(*out.value / *p) : std::nullopt;
+    }
+  }
+  if (out.value) c.metric_values[m.name] = *out.value;
+  co_return out;
 }
 
-asio::awaitable<void> controller::post_rollout(canary& c) {
-  std::string type = "post-rollout";
-  co_await run_hooks(c, type, true);
-}
+// run_env on the real fleet: the controller's proxies, webhooks, Prometheus.
+class controller::fleet_env final : public run_env {
+ public:
+  fleet_env(controller& ctl, canary& c) : ctl_(ctl), c_(c) {}
+  asio::awaitable<std::vector<hook_result>> call_hooks(std::string type) override {
+    std::vector<hook_result> r = co_await ctl_.call_hooks(c_, type);
+    co_return r;
+  }
+  asio::awaitable<void> refresh() override { co_await ctl_.read_stats(c_); }
+  asio::awaitable<metric_reading> read_metric(const metric_spec& m, bool mirror) override {
+    metric_reading r = co_await ctl_.read_metric(c_, m, mirror);
+    co_return r;
+  }
+  asio::awaitable<void> push(json::object traffic) override { co_await ctl_.push_traffic(c_, traffic); }
+  asio::awaitable<bool> primary_healthy() override {
+    bool ok = co_await ctl_.primary_healthy(c_);
+    co_return ok;
+  }
+  asio::awaitable<bool> promote() override {
+    bool ok = co_await ctl_.run_promote(c_);
+    co_return ok;
+  }
+  asio::awaitable<void> alert(std::string message, std::string severity) override {
+    co_await ctl_.notify(c_, message, severity);
+  }
+  void event(const std::string& message) override { ctl_.event(c_, message); }
+  void changed() override { ctl_.save_state(); }
+  void finished(bool succeeded) override { ++(succeeded ? c_.successes : c_.failures); }
+  std::int64_t now() override { return unix_now(); }
+  std::string new_affinity_value() override {
+    c_.history.clear();  // a new run: windows start again
+    c_.abort_last.clear();
+    return vane::control::new_affinity_value();
+  }
+
+ private:
+  controller& ctl_;
+  canary& c_;
+};
 
 asio::awaitable<void> controller::notify(canary& c, std::string message, std::string severity) {
   static const std::map<std::string, int> rank{{"info", 0}, {"warn", 1}, {"error", 2}};
@@ -633,19 +517,6 @@ asio::awaitable<void> controller::notify(canary& c, std::string message, std::st
         log::warn("{}: alert {} to {} failed: {}", c.spec.id(), a.name, p.address, r.status ? r.body : r.error);
     }
   }
-}
-
-asio::awaitable<void> controller::rollback(canary& c, std::string reason) {
-  event(c, fmt::format("Rolling back {} {}", c.spec.id(), reason));
-  c.state.weight = 0;
-  set_phase(c, "Failed");
-  co_await push_traffic(c);
-  event(c, fmt::format("Canary failed! Scaling down {}", c.spec.id()));
-  ++c.failures;
-  save_state();
-  std::string message = "Canary analysis failed: " + reason, severity = "error";
-  co_await notify(c, message, severity);
-  co_await post_rollout(c);
 }
 
 asio::awaitable<bool> controller::primary_healthy(canary& c) {
@@ -718,164 +589,19 @@ asio::awaitable<bool> controller::run_promote(canary& c) {
   co_return ok;
 }
 
-asio::awaitable<void> controller::progressing_tick(canary& c) {
-  auto& st = c.state;
-  const auto& an = c.spec.analysis;
-  if (st.failed_checks >= an.threshold) {
-    std::string reason = fmt::format("failed checks threshold reached {}", st.failed_checks);
-    co_await rollback(c, reason);
-    co_return;
-  }
-  std::string rollback_type = "rollback";
-  if (co_await run_hooks(c, rollback_type, false)) {
-    std::string reason = "rollback webhook triggered";
-    co_await rollback(c, reason);
-    co_return;
-  }
-  if (!st.pre_rollout_done) {
-    std::string type = "pre-rollout";
-    if (!co_await run_hooks(c, type, true)) {
-      ++st.failed_checks;
-      save_state();
-      co_return;
-    }
-    st.pre_rollout_done = true;
-  }
-  std::string rollout_type = "rollout";
-  if (!co_await run_hooks(c, rollout_type, false)) {
-    ++st.failed_checks;
-    save_state();
-    co_return;
-  }
-  bool analyse = st.weight > 0 || iterations_strategy(c.spec) || mirroring(c.spec, st);
-  if (analyse) {
-    bool passed = co_await analysis_passes(c);
-    if (!passed) co_return;
-  }
-  if (iterations_strategy(c.spec)) {
-    if (st.iterations < an.iterations) {
-      ++st.iterations;
-      event(c, fmt::format("Advance {} canary iteration {}/{}", c.spec.id(), st.iterations, an.iterations));
-      save_state();
-      co_return;
-    }
-    if (an.match.empty()) {
-      st.weight = 100;
-      event(c, an.mirror ? "Stop traffic mirroring and route all traffic to canary" : "Routing all traffic to canary");
-    }
-    set_phase(c, "WaitingPromotion");
-    co_return;
-  }
-  std::uint32_t top = max_weight(c.spec);
-  if (st.weight < top) {
-    std::string type = "confirm-traffic-increase";
-    if (!co_await gate(c, type)) co_return;
-    if (an.step_weight > 0) st.weight = std::min(st.weight + an.step_weight, top);
-    else st.weight = an.step_weights[std::min<std::size_t>(st.steps++, an.step_weights.size() - 1)].weight;
-    event(c, fmt::format("Advance {} canary weight {}", c.spec.id(), st.weight));
-    save_state();
-    co_return;
-  }
-  set_phase(c, "WaitingPromotion");
-}
-
-asio::awaitable<void> controller::tick(canary& c) {
-  auto& st = c.state;
-  std::string wanted = !st.pending_revision.empty() ? st.pending_revision : c.spec.revision.value_or("");
-  if (!wanted.empty() && wanted != st.revision) {
-    start_run(c, wanted);
-    std::string message = "New revision detected, starting canary analysis", severity = "info";
-    co_await notify(c, message, severity);
-  }
-
-  if (st.phase == "Waiting") {
-    std::string type = "confirm-rollout";
-    if (co_await gate(c, type)) {
-      if (c.spec.skip_analysis) {
-        event(c, fmt::format("Skipping analysis for {}", c.spec.id()));
-        st.promote_confirmed = true;
-        set_phase(c, "WaitingPromotion");
-      } else {
-        event(c, fmt::format("Starting canary analysis for {}", c.spec.id()));
-        set_phase(c, "Progressing");
-      }
-    }
-  } else if (st.phase == "Progressing") {
-    co_await progressing_tick(c);
-  } else if (st.phase == "WaitingPromotion") {
-    bool ok = true;
-    if (!c.spec.skip_analysis) {
-      if (st.failed_checks >= c.spec.analysis.threshold) {
-        std::string reason = fmt::format("failed checks threshold reached {}", st.failed_checks);
-        co_await rollback(c, reason);
-        co_return;
-      }
-      ok = co_await analysis_passes(c);
-    }
-    std::string type = "confirm-promotion";
-    bool gate_ok = st.promote_confirmed;
-    if (!gate_ok) gate_ok = co_await gate(c, type);
-    if (ok && gate_ok) {
-      if (c.spec.promote) {
-        st.primary_promoted = co_await run_promote(c);
-        if (!st.primary_promoted) ++st.failed_checks;
-      } else {
-        st.primary_promoted = st.promote_confirmed;
-        const std::string waiting = fmt::format("Waiting for vane-control promote {}", c.spec.name);
-        if (!st.primary_promoted && (c.events.empty() || c.events.back().find(waiting) == std::string::npos))
-          event(c, waiting + " (no promote command or url)");
-      }
-      if (st.primary_promoted) {
-        event(c, fmt::format("Copying {} template spec to {}.{}", c.spec.id(), c.spec.primary, c.spec.ns));
-        st.promoting_since = unix_now();
-        set_phase(c, "Promoting");
-      }
-    }
-  } else if (st.phase == "Promoting") {
-    if (!co_await primary_healthy(c)) {
-      auto timeout = c.spec.promote ? c.spec.promote->timeout : std::chrono::minutes(5);
-      if (unix_now() - st.promoting_since > std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) {
-        std::string reason = "primary not healthy on every proxy after promotion";
-        co_await rollback(c, reason);
-        co_return;
-      }
-    } else if (c.spec.analysis.step_weight_promotion > 0 && st.weight > c.spec.analysis.step_weight_promotion) {
-      st.weight -= c.spec.analysis.step_weight_promotion;
-      event(c, fmt::format("Advance {} primary weight {}", c.spec.id(), 100 - st.weight));
-      save_state();
-    } else {
-      st.weight = 0;
-      event(c, "Routing all traffic to primary");
-      set_phase(c, "Finalising");
-    }
-  } else if (st.phase == "Finalising") {
-    set_phase(c, "Succeeded");
-    event(c, fmt::format("Promotion completed! Scaling down {}", c.spec.id()));
-    ++c.successes;
-    co_await push_traffic(c);
-    std::string message = "Canary analysis completed successfully, promotion finished.", severity = "info";
-    co_await notify(c, message, severity);
-    co_await post_rollout(c);
-    co_return;
-  }
-  co_await push_traffic(c);  // level-triggered: every tick, every proxy
-}
-
 asio::awaitable<void> controller::canary_loop(std::string id, std::uint64_t epoch) {
   for (;;) {
     auto it = canaries_.find(id);
     if (it == canaries_.end() || it->second->epoch != epoch) co_return;
     canary& c = *it->second;
     auto started = steady::now();
-    co_await tick(c);
+    fleet_env env(*this, c);
+    canary_run run(c.spec, c.state, env);
+    co_await run.tick();
     tick_durations_.record(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - started).count()));
     if (c.epoch != epoch) co_return;
-    duration interval = c.spec.analysis.interval;
-    if (c.state.phase == "Progressing" && c.spec.analysis.step_weight == 0 && c.state.steps > 0 &&
-        c.state.steps <= c.spec.analysis.step_weights.size())
-      if (auto own = c.spec.analysis.step_weights[c.state.steps - 1].interval) interval = *own;
-    c.wake->expires_after(interval);
+    c.wake->expires_after(next_interval(c.spec, c.state));
     co_await c.wake->async_wait(nothrow);
   }
 }
@@ -914,11 +640,12 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
       c.abort_last[u] = std::move(snap);
     }
     if (c.epoch != epoch || (c.state.phase != "Progressing" && c.state.phase != "WaitingPromotion")) continue;
-    if (w.total == 0 || w.total < c.spec.analysis.abort_min_requests) continue;
-    double rate = 100.0 * static_cast<double>(w.errors) / static_cast<double>(w.total);
-    if (rate >= *c.spec.analysis.abort_max_error_rate) {
+    if (abort_due(c.spec, w.total, w.errors)) {
+      double rate = 100.0 * static_cast<double>(w.errors) / static_cast<double>(w.total);
       std::string reason = fmt::format("error rate {:.2f}% >= {}%", rate, number(*c.spec.analysis.abort_max_error_rate));
-      co_await rollback(c, reason);
+      fleet_env env(*this, c);
+      canary_run run(c.spec, c.state, env);
+      co_await run.rollback(reason);
     }
   }
 }
@@ -966,7 +693,8 @@ void controller::save_state() {
                            {"promote_confirmed", st.promote_confirmed},
                            {"primary_promoted", st.primary_promoted},
                            {"promoting_since", st.promoting_since},
-                           {"last_transition", st.last_transition}};
+                           {"last_transition", st.last_transition},
+                           {"gate_alerted", st.gate_alerted}};
   }
   std::string tmp = options_.state_file + ".tmp";
   {
@@ -1012,6 +740,7 @@ void controller::load_state() {
     st.primary_promoted = flag("primary_promoted");
     st.promoting_since = num("promoting_since");
     st.last_transition = str("last_transition");
+    st.gate_alerted = str("gate_alerted");
     saved_[std::string(id)] = st;
   }
   log::info("state: resumed {} canaries from {}", saved_.size(), options_.state_file);
@@ -1089,7 +818,7 @@ std::optional<std::string> controller::command(canary& c, std::string_view actio
   } else if (action == "abort") {
     if (!run_active(st)) return "nothing to abort: " + c.spec.id() + " is " + st.phase;
     st.failed_checks = std::max(st.failed_checks, c.spec.analysis.threshold);
-    if (st.phase != "Progressing") set_phase(c, "Progressing");  // rolls back at its next tick, now
+    if (st.phase != "Progressing") st.phase = "Progressing";  // rolls back at its next tick, now
   } else if (action == "resume") {
     if (st.phase != "Failed") return "nothing to resume: " + c.spec.id() + " is " + st.phase;
     st.pending_revision = st.revision;

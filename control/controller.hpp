@@ -20,6 +20,7 @@
 
 #include "common/histogram.hpp"
 #include "control/builtin.hpp"
+#include "control/run.hpp"
 #include "control/spec.hpp"
 
 namespace vane::control {
@@ -29,23 +30,6 @@ struct controller_options {
   std::string listen = "127.0.0.1:9902";
   std::string state_file;
   std::string proxy_token;  // read from --proxy-token-file
-};
-
-// What a canary's run is at, saved in the state file.
-struct run_state {
-  std::string phase = "Initialized";
-  std::string revision;          // of the current (or last) run
-  std::string pending_revision;  // from `rollout --revision`, over the spec's
-  std::uint32_t weight = 0;      // canary weight now
-  std::uint32_t failed_checks = 0;
-  std::uint32_t iterations = 0;
-  std::uint32_t steps = 0;  // stepWeights entries done
-  std::string affinity_value;
-  bool pre_rollout_done = false;
-  bool promote_confirmed = false;  // `promote` received
-  bool primary_promoted = false;   // the primary runs the new revision
-  std::int64_t promoting_since = 0;  // unix seconds
-  std::string last_transition;
 };
 
 class controller {
@@ -69,7 +53,6 @@ class controller {
     std::map<std::string, double> metric_values;
     std::vector<std::string> unreachable;
     bool removed = false;  // its document is gone: no loop runs, the API does not list it
-    std::string gate_alerted;  // the gate whose hold was alerted
     std::unique_ptr<boost::asio::steady_timer> wake;  // cancelled by API calls: the next tick comes at once
   };
 
@@ -77,27 +60,20 @@ class controller {
   boost::asio::awaitable<void> watch_loop();
   boost::asio::awaitable<void> canary_loop(std::string id, std::uint64_t epoch);
   boost::asio::awaitable<void> abort_loop(std::string id, std::uint64_t epoch);
-  boost::asio::awaitable<void> tick(canary& c);
-  boost::asio::awaitable<void> progressing_tick(canary& c);
-  boost::asio::awaitable<bool> analysis_passes(canary& c);
-  boost::asio::awaitable<bool> gate(canary& c, std::string type);
-  boost::asio::awaitable<bool> run_hooks(canary& c, std::string type, bool log_passes);
-  boost::asio::awaitable<void> post_rollout(canary& c);
-  boost::asio::awaitable<bool> push_traffic(canary& c);
+  class fleet_env;  // run_env on the real fleet (controller.cpp)
+  boost::asio::awaitable<std::vector<hook_result>> call_hooks(canary& c, std::string type);
+  boost::asio::awaitable<metric_reading> read_metric(canary& c, const metric_spec& m, bool mirror);
+  boost::asio::awaitable<bool> push_traffic(canary& c, boost::json::object traffic);
   boost::asio::awaitable<void> read_stats(canary& c);
   boost::asio::awaitable<bool> primary_healthy(canary& c);
   boost::asio::awaitable<bool> run_promote(canary& c);
   boost::asio::awaitable<std::optional<double>> prometheus_value(canary& c, const metric_spec& m);
   boost::asio::awaitable<std::vector<std::string>> proxy_urls(const canary& c);
-  boost::asio::awaitable<void> rollback(canary& c, std::string reason);
   boost::asio::awaitable<void> serve_api();
   boost::asio::awaitable<void> api_session(boost::asio::ip::tcp::socket socket);
   boost::asio::awaitable<void> notify(canary& c, std::string message, std::string severity);
 
-  void start_run(canary& c, const std::string& revision);
-  void set_phase(canary& c, const std::string& phase);
   void event(canary& c, const std::string& message);
-  boost::json::object desired_traffic(const canary& c) const;
   boost::json::object status_json(const canary& c) const;
   std::string metrics_text() const;
   void save_state();

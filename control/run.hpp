@@ -1,0 +1,102 @@
+#pragma once
+// One canary's analysis run: Flagger's state machine, apart from the world it
+// acts on. Everything it reads or does outside goes through run_env — the
+// controller's talks to the proxies, webhooks and Prometheus; the unit
+// tests' is scripted, with a fake clock.
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/spec.hpp"
+
+namespace vane::control {
+
+// Where a canary's run is, saved in the state file.
+struct run_state {
+  std::string phase = "Initialized";
+  std::string revision;          // of the current (or last) run
+  std::string pending_revision;  // from `rollout --revision`, over the spec's
+  std::uint32_t weight = 0;      // canary weight now
+  std::uint32_t failed_checks = 0;
+  std::uint32_t iterations = 0;
+  std::uint32_t steps = 0;  // stepWeights entries done
+  std::string affinity_value;
+  bool pre_rollout_done = false;
+  bool promote_confirmed = false;  // `promote` received
+  bool primary_promoted = false;   // the primary runs the new revision
+  std::int64_t promoting_since = 0;  // unix seconds
+  std::string last_transition;
+  std::string gate_alerted;  // the gate whose hold was alerted (once per hold)
+};
+
+struct hook_result {
+  std::string name;
+  bool pass = false;  // 200-202
+  std::string detail;  // "status 500", "timeout ...", for the event line
+};
+
+struct metric_reading {
+  std::optional<double> value;  // none: "no values found"
+  bool inconclusive = false;    // halts without a failed check
+  std::string why;
+};
+
+class run_env {
+ public:
+  virtual ~run_env() = default;
+  // Every webhook of the type, in order, with its answer.
+  virtual boost::asio::awaitable<std::vector<hook_result>> call_hooks(std::string type) = 0;
+  // Fresh readings for this tick's metrics (the proxies' stats), before read_metric.
+  virtual boost::asio::awaitable<void> refresh() = 0;
+  // A metric's value; `mirror`: read the mirror series (the canary only gets copies).
+  virtual boost::asio::awaitable<metric_reading> read_metric(const metric_spec& m, bool mirror) = 0;
+  // Puts the desired traffic on every proxy.
+  virtual boost::asio::awaitable<void> push(boost::json::object traffic) = 0;
+  virtual boost::asio::awaitable<bool> primary_healthy() = 0;
+  // Runs spec.promote (command or URL); true when it succeeded.
+  virtual boost::asio::awaitable<bool> promote() = 0;
+  virtual boost::asio::awaitable<void> alert(std::string message, std::string severity) = 0;
+  virtual void event(const std::string& message) = 0;
+  virtual void changed() = 0;  // the state changed: persist it
+  virtual void finished(bool succeeded) = 0;
+  virtual std::int64_t now() = 0;  // unix seconds
+  virtual std::string new_affinity_value() = 0;
+};
+
+bool run_active(const run_state& st);
+// Is the canary getting only mirrored traffic now (mirror series analysed)?
+bool mirroring(const canary_spec& s, const run_state& st);
+// Every field of the route's traffic the controller manages, for this state.
+boost::json::object desired_traffic(const canary_spec& s, const run_state& st);
+// How long until the next tick (the current stepWeights entry's own interval, or analysis.interval).
+duration next_interval(const canary_spec& s, const run_state& st);
+// vane's abort: an error share of at least maxErrorRate % over at least minRequests.
+bool abort_due(const canary_spec& s, std::uint64_t total, std::uint64_t errors);
+
+class canary_run {
+ public:
+  canary_run(const canary_spec& spec, run_state& state, run_env& env) : s_(spec), st_(state), env_(env) {}
+  // One analysis interval: starts a run on a new revision, then does what the phase asks.
+  boost::asio::awaitable<void> tick();
+  boost::asio::awaitable<void> rollback(std::string reason);
+
+ private:
+  void start_run(const std::string& revision);
+  void set_phase(const std::string& phase);
+  boost::asio::awaitable<void> progressing();
+  boost::asio::awaitable<void> waiting_promotion();
+  boost::asio::awaitable<void> promoting();
+  boost::asio::awaitable<bool> analysis_passes();
+  // All hooks of the type pass (true when there are none); logs as Flagger does.
+  boost::asio::awaitable<bool> hooks_pass(std::string type);
+
+  const canary_spec& s_;
+  run_state& st_;
+  run_env& env_;
+};
+
+}  // namespace vane::control

@@ -1,0 +1,395 @@
+// The analysis state machine (control/run.*) with a scripted world and a
+// fake clock: every phase transition, each webhook type, gates, threshold,
+// inconclusive windows, new revision mid-run, stepWeights with intervals,
+// stepWeightPromotion, the mirror pre-step, blue/green with mirror, abort.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <deque>
+#include <map>
+
+#include "control/run.hpp"
+
+using namespace vane::control;
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+struct fake_env : run_env {
+  std::map<std::string, std::vector<hook_result>> hooks;  // by type
+  std::vector<std::string> hooks_called;
+  std::map<std::string, std::deque<metric_reading>> readings;  // by metric name; the last one repeats
+  std::vector<bool> mirror_reads;
+  bool healthy = true, promote_ok = true;
+  int promotions = 0;
+  std::int64_t clock = 1000;
+  std::vector<std::string> events, alerts;
+  json::object last_push;
+  int pushes = 0;
+  std::optional<bool> result;
+
+  asio::awaitable<std::vector<hook_result>> call_hooks(std::string type) override {
+    hooks_called.push_back(type);
+    co_return hooks[type];
+  }
+  asio::awaitable<void> refresh() override { co_return; }
+  asio::awaitable<metric_reading> read_metric(const metric_spec& m, bool mirror) override {
+    mirror_reads.push_back(mirror);
+    auto& q = readings[m.name];
+    metric_reading r = q.empty() ? metric_reading{} : q.front();
+    if (q.size() > 1) q.pop_front();
+    co_return r;
+  }
+  asio::awaitable<void> push(json::object traffic) override {
+    last_push = std::move(traffic);
+    ++pushes;
+    co_return;
+  }
+  asio::awaitable<bool> primary_healthy() override { co_return healthy; }
+  asio::awaitable<bool> promote() override {
+    ++promotions;
+    co_return promote_ok;
+  }
+  asio::awaitable<void> alert(std::string message, std::string severity) override {
+    alerts.push_back(severity + ": " + message);
+    co_return;
+  }
+  void event(const std::string& message) override { events.push_back(message); }
+  void changed() override {}
+  void finished(bool succeeded) override { result = succeeded; }
+  std::int64_t now() override { return clock; }
+  std::string new_affinity_value() override { return "run" + std::to_string(events.size()); }
+
+  bool saw(const std::string& e) const { return std::find(events.begin(), events.end(), e) != events.end(); }
+  std::int64_t canary_weight() const { return last_push.at("split").as_array()[1].at("weight").to_number<std::int64_t>(); }
+};
+
+canary_spec base_spec() {
+  canary_spec s;
+  s.name = "podinfo";
+  s.ns = "test";
+  s.target = "podinfo";
+  s.route = "podinfo";
+  s.primary = "podinfo-primary";
+  s.canary = "podinfo-canary";
+  s.revision = "2";
+  s.promote = promote_spec{"", {"true"}, std::chrono::seconds(60)};
+  s.analysis.threshold = 2;
+  s.analysis.step_weight = 25;
+  s.analysis.max_weight = 50;
+  metric_spec m;
+  m.name = "request-success-rate";
+  m.min = 99;
+  s.analysis.metrics.push_back(m);
+  return s;
+}
+
+metric_reading value(double v) { return metric_reading{v, false, ""}; }
+
+// One tick, run to its end (the fake world answers at once).
+void tick(const canary_spec& s, run_state& st, fake_env& env) {
+  asio::io_context ctx;
+  canary_run run(s, st, env);
+  asio::co_spawn(ctx, run.tick(), asio::detached);
+  ctx.run();
+}
+
+// Ticks until the phase is reached (or 50 ticks).
+int ticks_until(const canary_spec& s, run_state& st, fake_env& env, const std::string& phase) {
+  for (int i = 1; i <= 50; ++i) {
+    tick(s, st, env);
+    if (st.phase == phase) return i;
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST(CanaryRun, AHealthyRunWalksEveryPhaseToSucceeded) {
+  auto s = base_spec();
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Progressing");  // no confirm-rollout hooks: straight through Waiting
+  EXPECT_TRUE(env.saw("New revision detected! Scaling up podinfo.test"));
+  EXPECT_TRUE(env.saw("Starting canary analysis for podinfo.test"));
+  EXPECT_EQ(env.canary_weight(), 0);
+  tick(s, st, env);
+  EXPECT_EQ(st.weight, 25u);
+  EXPECT_EQ(env.canary_weight(), 25);
+  tick(s, st, env);
+  EXPECT_EQ(st.weight, 50u);
+  EXPECT_TRUE(env.saw("Advance podinfo.test canary weight 50"));
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "WaitingPromotion");
+  tick(s, st, env);
+  EXPECT_EQ(env.promotions, 1);
+  EXPECT_EQ(st.phase, "Promoting");
+  EXPECT_TRUE(env.saw("Copying podinfo.test template spec to podinfo-primary.test"));
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Finalising");
+  EXPECT_TRUE(env.saw("Routing all traffic to primary"));
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Succeeded");
+  EXPECT_TRUE(env.saw("Promotion completed! Scaling down podinfo.test"));
+  EXPECT_EQ(env.canary_weight(), 0);
+  EXPECT_EQ(env.result, true);
+  EXPECT_EQ(env.alerts.back(), "info: Canary analysis completed successfully, promotion finished.");
+  // Level-triggered: a tick after the end still puts the final state.
+  int before = env.pushes;
+  tick(s, st, env);
+  EXPECT_EQ(env.pushes, before + 1);
+  EXPECT_EQ(st.phase, "Succeeded");
+}
+
+TEST(CanaryRun, FailedChecksReachingTheThresholdRollBack) {
+  auto s = base_spec();
+  s.analysis.webhooks.push_back({"cleanup", "post-rollout", "http://x/", std::chrono::seconds(10), {}});
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100), value(97.5)};
+  env.hooks["post-rollout"] = {{"cleanup", true, ""}};
+  // 1 start, 2 weight 25, 3 a passing check and weight 50, 4 and 5 failed checks, 6 the rollback at the
+  // start of the tick after the threshold was reached (Flagger's order).
+  ASSERT_EQ(ticks_until(s, st, env, "Failed"), 6);
+  EXPECT_TRUE(env.saw("Halt podinfo.test advancement success rate 97.50% < 99%"));
+  EXPECT_TRUE(env.saw("Rolling back podinfo.test failed checks threshold reached 2"));
+  EXPECT_TRUE(env.saw("Canary failed! Scaling down podinfo.test"));
+  EXPECT_TRUE(env.saw("Post-rollout check cleanup passed"));
+  EXPECT_EQ(env.canary_weight(), 0);
+  EXPECT_EQ(env.result, false);
+  EXPECT_EQ(env.alerts.back(), "error: Canary analysis failed: failed checks threshold reached 2");
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Failed");  // stays failed for the same revision
+}
+
+TEST(CanaryRun, InconclusiveWindowsHaltWithoutAFailedCheck) {
+  auto s = base_spec();
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {metric_reading{std::nullopt, true, "first window"}};
+  for (int i = 0; i < 10; ++i) tick(s, st, env);
+  EXPECT_EQ(st.phase, "Progressing");
+  EXPECT_EQ(st.weight, 25u);
+  EXPECT_EQ(st.failed_checks, 0u);
+  EXPECT_TRUE(env.saw("Halt podinfo.test advancement request-success-rate inconclusive: first window"));
+  // No data at all (and no minRequests): Flagger's failed check.
+  env.readings["request-success-rate"] = {metric_reading{}};
+  tick(s, st, env);
+  EXPECT_EQ(st.failed_checks, 1u);
+}
+
+TEST(CanaryRun, GatesHoldAndPromoteConfirms) {
+  auto s = base_spec();
+  s.promote.reset();  // manual promotion
+  for (const char* type : {"confirm-rollout", "confirm-traffic-increase", "confirm-promotion"})
+    s.analysis.webhooks.push_back({std::string("gate-") + type, type, "http://x/", std::chrono::seconds(10), {}});
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  env.hooks["confirm-rollout"] = {{"gate-confirm-rollout", false, "status 403"}};
+  tick(s, st, env);
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Waiting");
+  EXPECT_TRUE(env.saw("Halt podinfo.test advancement waiting for approval gate-confirm-rollout"));
+  EXPECT_EQ(std::count(env.alerts.begin(), env.alerts.end(),
+                       "warn: Halt podinfo.test advancement waiting for approval gate-confirm-rollout"),
+            1);  // alerted once per hold
+  env.hooks["confirm-rollout"] = {{"gate-confirm-rollout", true, ""}};
+  env.hooks["confirm-traffic-increase"] = {{"gate-confirm-traffic-increase", false, "status 500"}};
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Progressing");
+  tick(s, st, env);
+  EXPECT_EQ(st.weight, 0u);  // held
+  env.hooks["confirm-traffic-increase"] = {{"gate-confirm-traffic-increase", true, ""}};
+  env.hooks["confirm-promotion"] = {{"gate-confirm-promotion", false, "status 500"}};
+  ASSERT_GT(ticks_until(s, st, env, "WaitingPromotion"), 0);
+  tick(s, st, env);
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "WaitingPromotion");  // the gate holds
+  st.promote_confirmed = true;              // POST /canaries/NAME/promote
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Promoting");
+  EXPECT_EQ(env.promotions, 0);  // manual: the promote call said the primary runs it
+}
+
+TEST(CanaryRun, ManualPromotionWaitsForPromote) {
+  auto s = base_spec();
+  s.promote.reset();
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  ASSERT_GT(ticks_until(s, st, env, "WaitingPromotion"), 0);
+  for (int i = 0; i < 3; ++i) tick(s, st, env);
+  EXPECT_EQ(st.phase, "WaitingPromotion");
+  EXPECT_EQ(std::count(env.events.begin(), env.events.end(),
+                       "Waiting for vane-control promote podinfo (no promote command or url)"),
+            1);
+  st.promote_confirmed = true;
+  EXPECT_GT(ticks_until(s, st, env, "Succeeded"), 0);
+}
+
+TEST(CanaryRun, WebhooksOfEveryType) {
+  auto s = base_spec();
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  // pre-rollout failing counts a failed check and is retried; passing once is enough.
+  env.hooks["pre-rollout"] = {{"acceptance", false, "status 500"}};
+  tick(s, st, env);
+  tick(s, st, env);
+  EXPECT_EQ(st.failed_checks, 1u);
+  EXPECT_TRUE(env.saw("Pre-rollout check acceptance failed: status 500"));
+  env.hooks["pre-rollout"] = {{"acceptance", true, ""}};
+  tick(s, st, env);
+  EXPECT_TRUE(env.saw("Pre-rollout check acceptance passed"));
+  EXPECT_EQ(st.weight, 25u);
+  // rollout failing counts and halts.
+  env.hooks["rollout"] = {{"load", false, "timeout"}};
+  tick(s, st, env);
+  EXPECT_EQ(st.failed_checks, 2u);
+  EXPECT_TRUE(env.saw("Halt podinfo.test advancement external check load failed: timeout"));
+  EXPECT_EQ(st.weight, 25u);
+  // rollback answering 2xx rolls back at once (even below the threshold).
+  st.failed_checks = 0;
+  env.hooks["rollout"] = {};
+  env.hooks["rollback"] = {{"big-red-button", true, ""}};
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Failed");
+  EXPECT_TRUE(env.saw("Rolling back podinfo.test rollback webhook big-red-button triggered"));
+  EXPECT_NE(std::find(env.hooks_called.begin(), env.hooks_called.end(), "post-rollout"), env.hooks_called.end());
+}
+
+TEST(CanaryRun, ANewRevisionMidRunRestarts) {
+  auto s = base_spec();
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  tick(s, st, env);
+  tick(s, st, env);
+  ASSERT_EQ(st.weight, 25u);
+  std::string first_value = st.affinity_value;
+  s.revision = "3";
+  tick(s, st, env);
+  EXPECT_TRUE(env.saw("New revision detected! Restarting analysis for podinfo.test"));
+  EXPECT_EQ(st.revision, "3");
+  EXPECT_EQ(st.weight, 0u);
+  EXPECT_EQ(env.canary_weight(), 0);  // everything to the primary
+  EXPECT_NE(st.affinity_value, first_value);
+}
+
+TEST(CanaryRun, StepWeightsWithTheirOwnIntervalsAndStepWeightPromotion) {
+  auto s = base_spec();
+  s.analysis.step_weight = 0;
+  s.analysis.step_weights = {{5, std::nullopt}, {20, std::chrono::seconds(30)}, {60, std::nullopt}};
+  s.analysis.interval = std::chrono::seconds(10);
+  s.analysis.step_weight_promotion = 25;
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  tick(s, st, env);
+  std::vector<std::uint32_t> weights;
+  std::vector<vane::duration> intervals;
+  for (int i = 0; i < 3; ++i) {
+    tick(s, st, env);
+    weights.push_back(st.weight);
+    intervals.push_back(next_interval(s, st));
+  }
+  EXPECT_EQ(weights, (std::vector<std::uint32_t>{5, 20, 60}));
+  EXPECT_EQ(intervals[0], std::chrono::seconds(10));
+  EXPECT_EQ(intervals[1], std::chrono::seconds(30));  // the 20% step's own interval
+  ASSERT_GT(ticks_until(s, st, env, "Promoting"), 0);
+  tick(s, st, env);
+  EXPECT_TRUE(env.saw("Advance podinfo.test primary weight 65"));
+  tick(s, st, env);
+  EXPECT_TRUE(env.saw("Advance podinfo.test primary weight 90"));
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Finalising");
+  EXPECT_EQ(st.weight, 0u);
+}
+
+TEST(CanaryRun, PromotionWaitsForAHealthyPrimaryThenGivesUp) {
+  auto s = base_spec();
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  env.healthy = false;
+  ASSERT_GT(ticks_until(s, st, env, "Promoting"), 0);
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Promoting");  // waits
+  env.clock += 61;                   // promote.timeout is 60s
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, "Failed");
+  EXPECT_TRUE(env.saw("Rolling back podinfo.test primary not healthy on every proxy after promotion"));
+}
+
+TEST(CanaryRun, MirrorPreStepThenWeights) {
+  auto s = base_spec();
+  s.analysis.mirror = true;
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  tick(s, st, env);  // Progressing, weight 0: the mirrored tick
+  EXPECT_EQ(json::serialize(env.last_push.at("mirror")), R"({"cluster":"podinfo-canary","percent":100})");
+  tick(s, st, env);
+  ASSERT_FALSE(env.mirror_reads.empty());
+  EXPECT_TRUE(env.mirror_reads.front());  // analysed on the mirror series
+  EXPECT_EQ(st.weight, 25u);
+  EXPECT_TRUE(env.last_push.at("mirror").is_null());  // then live weights, no mirror
+}
+
+TEST(CanaryRun, BlueGreenWithMirrorAndAB) {
+  auto s = base_spec();
+  s.analysis.step_weight = 0;
+  s.analysis.iterations = 2;
+  s.analysis.mirror = true;
+  s.analysis.mirror_weight = 50;
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  tick(s, st, env);
+  tick(s, st, env);
+  EXPECT_TRUE(env.saw("Advance podinfo.test canary iteration 1/2"));
+  EXPECT_EQ(json::serialize(env.last_push.at("mirror")), R"({"cluster":"podinfo-canary","percent":50})");
+  EXPECT_TRUE(env.last_push.at("rules").is_null());
+  ASSERT_GT(ticks_until(s, st, env, "WaitingPromotion"), 0);
+  EXPECT_TRUE(env.saw("Stop traffic mirroring and route all traffic to canary"));
+  EXPECT_EQ(env.canary_weight(), 100);
+
+  // A/B: the match goes to the proxies as a rule for the run, and away after it.
+  auto ab = base_spec();
+  ab.analysis.step_weight = 0;
+  ab.analysis.iterations = 1;
+  ab.analysis.match = json::array{json::object{{"headers", json::object{{"x-canary", json::object{{"exact", "1"}}}}}}};
+  run_state st2;
+  fake_env env2;
+  env2.readings["request-success-rate"] = {value(100)};
+  tick(ab, st2, env2);
+  EXPECT_EQ(env2.last_push.at("rules").as_array().size(), 1u);
+  EXPECT_GT(ticks_until(ab, st2, env2, "Succeeded"), 0);
+  EXPECT_TRUE(env2.last_push.at("rules").is_null());
+  EXPECT_EQ(env2.canary_weight(), 0);
+}
+
+TEST(CanaryRun, RelativeChecksAndAbort) {
+  auto s = base_spec();
+  s.analysis.metrics[0].relative_to_primary = true;
+  s.analysis.metrics[0].min = -1;
+  run_state st;
+  fake_env env;
+  env.readings["request-success-rate"] = {value(-2)};
+  tick(s, st, env);
+  tick(s, st, env);
+  tick(s, st, env);
+  EXPECT_TRUE(env.saw("Halt podinfo.test advancement success rate -2.00 points < -1")) << env.events.back();
+  s.analysis.abort_max_error_rate = 50;
+  s.analysis.abort_min_requests = 10;
+  EXPECT_FALSE(abort_due(s, 9, 9));    // too few
+  EXPECT_FALSE(abort_due(s, 100, 49));
+  EXPECT_TRUE(abort_due(s, 100, 50));
+}

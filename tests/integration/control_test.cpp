@@ -102,39 +102,52 @@ json::object route_policy(const proxy_instance& p) { return fetch_json(p.admin_p
 
 }  // namespace
 
-TEST(Control, AHealthyRevisionWalksTheWeightsAndIsPromoted) {
+TEST(Control, AHealthyRevisionWalksTheWeightsOnTwoProxiesAndIsPromoted) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
-  auto proxy = start_proxy(proxy_config(p, c), 1);
-  load traffic(proxy.port);
-  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
-    maxWeight: 60
-    stepWeight: 20
+  auto a = start_proxy(proxy_config(p, c), 1);
+  auto b = start_proxy(proxy_config(p, c), 1);
+  load traffic_a(a.port);
+  load traffic_b(b.port);
+  std::string doc = canary_doc(a, "2.0", R"(    threshold: 2
+    maxWeight: 50
+    stepWeight: 10
     metrics:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
       - {name: request-duration, thresholdRange: {max: 5000}, interval: 2s}
-)"));
+)");
+  doc = replace_all(doc, "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) + "]",
+                    "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) + ", http://127.0.0.1:" +
+                        std::to_string(b.admin_port) + "]");
+  auto ctl = start_controller(doc);
   auto done = ctl.process->wait_for("Promotion completed! Scaling down app.test", 120s);
   ASSERT_TRUE(done) << ctl.process->output();
   std::string out = ctl.process->output();
   auto at = [&](const std::string& s) { return out.find(s); };
   ASSERT_NE(at("New revision detected! Scaling up app.test"), std::string::npos) << out;
-  EXPECT_LT(at("Starting canary analysis for app.test"), at("Advance app.test canary weight 20"));
-  EXPECT_LT(at("Advance app.test canary weight 20"), at("Advance app.test canary weight 40"));
-  EXPECT_LT(at("Advance app.test canary weight 40"), at("Advance app.test canary weight 60"));
-  EXPECT_LT(at("Advance app.test canary weight 60"), at("Copying app.test template spec to app-primary.test"));
+  std::size_t last = at("Starting canary analysis for app.test");
+  for (int w = 10; w <= 50; w += 10) {
+    std::size_t here = at("Advance app.test canary weight " + std::to_string(w));
+    ASSERT_NE(here, std::string::npos) << w << "\n" << out;
+    EXPECT_LT(last, here) << w;
+    last = here;
+  }
+  EXPECT_LT(last, at("Copying app.test template spec to app-primary.test"));
   EXPECT_LT(at("Copying app.test template spec"), at("Routing all traffic to primary"));
   EXPECT_EQ(at("Rolling back"), std::string::npos);
-  // The final state on the proxy: everything to the primary.
-  EXPECT_EQ(json::serialize(route_policy(proxy).at("split")),
-            R"([{"cluster":"app-primary","weight":100},{"cluster":"app-canary","weight":0}])");
+  // The final state on both proxies: everything to the primary.
+  for (const auto* proxy : {&a, &b})
+    EXPECT_EQ(json::serialize(route_policy(*proxy).at("split")),
+              R"([{"cluster":"app-primary","weight":100},{"cluster":"app-canary","weight":0}])");
   EXPECT_GT(c.stats().at("requests").as_int64(), 0);  // the canary did take traffic
   auto status = fetch_json(ctl.port, "/canaries/app").as_object();
   EXPECT_EQ(status.at("phase").as_string(), "Succeeded");
   EXPECT_NE(read_text_file(ctl.dir + "/state.json").find(R"("phase":"Succeeded")"), std::string::npos);
-  traffic.finish();
-  EXPECT_EQ(traffic.not_answered.load(), 0);  // no request lost while the weights moved
-  EXPECT_EQ(traffic.errors.load(), 0);
+  traffic_a.finish();
+  traffic_b.finish();
+  // Clients saw no error and no request was lost while the weights moved.
+  EXPECT_EQ(traffic_a.not_answered.load() + traffic_b.not_answered.load(), 0);
+  EXPECT_EQ(traffic_a.errors.load() + traffic_b.errors.load(), 0);
 }
 
 TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
@@ -294,9 +307,12 @@ TEST(Control, BlueGreenTestsTheCanaryThroughTheProxyThenSwitches) {
   auto c = start_demo("2.0");
   auto proxy = start_proxy(proxy_config(p, c), 1);
   tagged_load traffic(proxy.port, "x-vane-canary", "always");
+  auto loadtester = start_demo("loadtester");  // the load-test webhook's receiver
   auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
     iterations: 2
     stepWeightPromotion: 50
+    webhooks:
+      - {name: load-test, type: rollout, url: http://)" + loadtester.address() + R"(/, metadata: {cmd: "hey -H 'x-vane-canary: always' http://app/"}}
     metrics:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
 )"));
@@ -307,6 +323,14 @@ TEST(Control, BlueGreenTestsTheCanaryThroughTheProxyThenSwitches) {
   ASSERT_TRUE(saw(ctl, "Routing all traffic to canary")) << ctl.process->output();
   ASSERT_TRUE(saw(ctl, "Advance app.test primary weight 50")) << ctl.process->output();  // stepWeightPromotion
   ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
+  // The load-test webhook was called every tick of the run, with Flagger's payload.
+  EXPECT_GE(loadtester.stats().at("requests").as_int64(), 2);
+  auto payload = json::parse(loadtester.stats().at("last_body").as_string()).as_object();
+  EXPECT_EQ(payload.at("name").as_string(), "app");
+  EXPECT_EQ(payload.at("namespace").as_string(), "test");
+  EXPECT_EQ(payload.at("checksum").as_string(), "2.0");
+  EXPECT_EQ(payload.at("metadata").at("cmd").as_string(), "hey -H 'x-vane-canary: always' http://app/");
+  EXPECT_TRUE(payload.contains("phase"));
 }
 
 TEST(Control, MirroringAnalysesTheCopiesBeforeAnyLiveTraffic) {

@@ -156,6 +156,7 @@ TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
   auto slack = start_demo("slack");
   auto teams = start_demo("teams");
   auto generic = start_demo("generic");
+  auto discord = start_demo("discord");
   auto proxy = start_proxy(proxy_config(p, c), 1);
   load traffic(proxy.port);
   std::string doc = canary_doc(proxy, "2.0", R"(    threshold: 2
@@ -167,9 +168,10 @@ TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
       - {name: on-call, severity: error, providerRef: {name: slack, namespace: test}}
       - {name: team, severity: error, providerRef: {name: teams, namespace: test}}
       - {name: log, severity: info, providerRef: {name: generic, namespace: test}}
+      - {name: chat, severity: warn, providerRef: {name: discord, namespace: test}}
 )");
   for (auto [name, type, demo] : {std::tuple{"slack", "slack", &slack}, std::tuple{"teams", "msteams", &teams},
-                                  std::tuple{"generic", "generic", &generic}})
+                                  std::tuple{"generic", "generic", &generic}, std::tuple{"discord", "discord", &discord}})
     doc += std::string("---\napiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata: {name: ") + name +
            ", namespace: test}\nspec: {type: " + type + ", channel: ops, address: http://" + demo->address() +
            "/alert}\n";
@@ -189,6 +191,10 @@ TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
   EXPECT_NE(std::string(slack_body.at("text").as_string()).find("app.test: Canary analysis failed"), std::string::npos);
   ASSERT_TRUE(eventually([&] { return teams.stats().at("requests").as_int64() == 1; }));
   EXPECT_EQ(json::parse(teams.stats().at("last_body").as_string()).at("@type").as_string(), "MessageCard");
+  ASSERT_TRUE(eventually([&] { return discord.stats().at("requests").as_int64() == 1; }));  // warn: the rollback only
+  EXPECT_NE(std::string(json::parse(discord.stats().at("last_body").as_string()).at("content").as_string())
+                .find("Canary analysis failed"),
+            std::string::npos);
   ASSERT_TRUE(eventually([&] { return generic.stats().at("requests").as_int64() == 2; }));  // new revision + rollback
   auto generic_body = json::parse(generic.stats().at("last_body").as_string()).as_object();
   EXPECT_EQ(generic_body.at("severity").as_string(), "error");

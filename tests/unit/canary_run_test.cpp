@@ -393,3 +393,15 @@ TEST(CanaryRun, RelativeChecksAndAbort) {
   EXPECT_FALSE(abort_due(s, 100, 49));
   EXPECT_TRUE(abort_due(s, 100, 50));
 }
+
+TEST(CanaryRun, SkipAnalysisPromotesWithoutTraffic) {
+  auto s = base_spec();
+  s.skip_analysis = true;
+  run_state st;
+  fake_env env;
+  EXPECT_GT(ticks_until(s, st, env, "Succeeded"), 0);
+  EXPECT_TRUE(env.saw("Skipping analysis for podinfo.test"));
+  EXPECT_EQ(env.promotions, 1);
+  EXPECT_TRUE(env.mirror_reads.empty());  // no metric was read
+  EXPECT_FALSE(env.saw("Advance podinfo.test canary weight 25"));
+}

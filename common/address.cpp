@@ -1,5 +1,7 @@
 #include "common/address.hpp"
 
+#include <cctype>
+
 #include <charconv>
 
 namespace vane {
@@ -29,6 +31,21 @@ std::optional<host_port> parse_host_port(std::string_view text) {
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) return std::nullopt;
   out.port = static_cast<std::uint16_t>(port);
+  return out;
+}
+
+std::string percent_encode(std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
   return out;
 }
 

@@ -17,4 +17,7 @@ struct host_port {
 // Port 0 is allowed (the OS chooses); a missing or out-of-range port is not.
 std::optional<host_port> parse_host_port(std::string_view text);
 
+// RFC 3986 percent-encoding of everything but unreserved characters (for a query value).
+std::string percent_encode(std::string_view s);
+
 }  // namespace vane

@@ -44,29 +44,7 @@ bool yaml_reader::expect_sequence(const YAML::Node& n, std::string_view what) {
 
 void yaml_reader::check_keys(const YAML::Node& n, std::string_view what, std::initializer_list<std::string_view> supported,
                              std::initializer_list<std::string_view> not_yet) {
-  if (!n.IsMap()) return;
-  std::set<std::string, std::less<>> seen;
-  for (const auto& kv : n) {
-    const YAML::Node& key = kv.first;
-    if (!key.IsScalar()) {
-      error(key, fmt::format("{}: keys must be plain names", what));
-      continue;
-    }
-    const std::string& name = key.Scalar();
-    if (!seen.insert(name).second) {
-      error(key, fmt::format("{}: key '{}' is given twice", what, name));
-      continue;
-    }
-    if (std::find(supported.begin(), supported.end(), name) != supported.end()) continue;
-    if (std::find(not_yet.begin(), not_yet.end(), name) != not_yet.end()) {
-      error(key, fmt::format("{}.{}: not supported yet", what, name));
-      continue;
-    }
-    std::string known;
-    for (auto k : supported) known += (known.empty() ? "" : ", ") + std::string(k);
-    for (auto k : not_yet) known += (known.empty() ? "" : ", ") + std::string(k);
-    error(key, fmt::format("{}: unknown key '{}' (known: {})", what, name, known));
-  }
+  check_keys_impl(n, what, supported, not_yet, {}, nullptr);
 }
 
 std::vector<YAML::Node> yaml_reader::parse_all(const std::string& text) {
@@ -82,8 +60,20 @@ std::vector<std::string> yaml_reader::check_keys_ignoring(const YAML::Node& n, s
                                                           std::initializer_list<std::string_view> supported,
                                                           std::initializer_list<std::string_view> ignored) {
   std::vector<std::string> present;
-  if (!n.IsMap()) return present;
+  check_keys_impl(n, what, supported, {}, ignored, &present);
+  return present;
+}
+
+void yaml_reader::check_keys_impl(const YAML::Node& n, std::string_view what,
+                                  std::initializer_list<std::string_view> supported,
+                                  std::initializer_list<std::string_view> not_yet,
+                                  std::initializer_list<std::string_view> ignored,
+                                  std::vector<std::string>* ignored_present) {
+  if (!n.IsMap()) return;
   std::set<std::string, std::less<>> seen;
+  auto has = [](std::initializer_list<std::string_view> list, std::string_view name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
   for (const auto& kv : n) {
     const YAML::Node& key = kv.first;
     if (!key.IsScalar()) {
@@ -95,17 +85,24 @@ std::vector<std::string> yaml_reader::check_keys_ignoring(const YAML::Node& n, s
       error(key, fmt::format("{}: key '{}' is given twice", what, name));
       continue;
     }
-    if (std::find(supported.begin(), supported.end(), name) != supported.end()) continue;
-    if (std::find(ignored.begin(), ignored.end(), name) != ignored.end()) {
-      present.push_back(name);
+    if (has(supported, name)) continue;
+    if (has(not_yet, name)) {
+      error(key, fmt::format("{}.{}: not supported yet", what, name));
+      continue;
+    }
+    if (has(ignored, name)) {
+      if (ignored_present) ignored_present->push_back(name);
       continue;
     }
     std::string known;
     for (auto k : supported) known += (known.empty() ? "" : ", ") + std::string(k);
-    error(key, fmt::format("{}: unknown key '{}' (known: {}; and Flagger's {})", what, name, known,
-                           fmt::join(ignored, ", ")));
+    for (auto k : not_yet) known += (known.empty() ? "" : ", ") + std::string(k);
+    if (ignored.size() > 0)
+      error(key, fmt::format("{}: unknown key '{}' (known: {}; and Flagger's {})", what, name, known,
+                             fmt::join(ignored, ", ")));
+    else
+      error(key, fmt::format("{}: unknown key '{}' (known: {})", what, name, known));
   }
-  return present;
 }
 
 bool yaml_reader::require(const YAML::Node& n, std::string_view key, std::string_view what) {

@@ -65,6 +65,9 @@ class yaml_reader {
   std::optional<std::uint64_t> get_size(const YAML::Node& n, std::string_view what);
 
  private:
+  void check_keys_impl(const YAML::Node& n, std::string_view what, std::initializer_list<std::string_view> supported,
+                       std::initializer_list<std::string_view> not_yet, std::initializer_list<std::string_view> ignored,
+                       std::vector<std::string>* ignored_present);
   std::string file_;
   std::vector<config_error> errors_;
 };

@@ -96,21 +96,6 @@ std::string render_template(const std::string& query, const std::map<std::string
   return out;
 }
 
-std::string percent_encode(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 controller::controller(controller_options options) : options_(std::move(options)) {}
@@ -304,34 +289,30 @@ asio::awaitable<bool> controller::push_traffic(canary& c, json::object traffic) 
 
 asio::awaitable<void> controller::read_stats(canary& c) {
   std::vector<std::string> urls = co_await proxy_urls(c);
-  auto results = std::make_shared<std::vector<http_result>>(urls.size());
-  auto token = options_.proxy_token;
-  auto ex = ctx_.get_executor();
-  auto get = [ex, urls, results, token](std::size_t i) -> asio::awaitable<void> {
-    auto url = parse_http_url(urls[i]);
-    if (!url) co_return;
-    std::string method = "GET", target = "/stats/latency", body;
-    std::vector<std::pair<std::string, std::string>> headers;
-    if (!token.empty()) headers.emplace_back("authorization", "Bearer " + token);
-    duration timeout = std::chrono::seconds(5);
-    (*results)[i] = co_await http_call(ex, *url, method, target, body, timeout, headers);
+  struct reading {
+    std::optional<json::object> stats;
+    std::string error;
   };
-  co_await for_all(ex, urls.size(), get);
+  auto results = std::make_shared<std::vector<reading>>(urls.size());
+  auto get = [this, urls, results](std::size_t i) -> asio::awaitable<void> {
+    std::string url = urls[i], target = "/stats/latency";
+    duration timeout = std::chrono::seconds(5);
+    auto& r = (*results)[i];
+    r.stats = co_await proxy_get(url, target, timeout, &r.error);
+  };
+  co_await for_all(ctx_.get_executor(), urls.size(), get);
   c.unreachable.clear();
   steady::duration keep = std::chrono::minutes(1);
   for (const auto& m : c.spec.analysis.metrics) keep = std::max<steady::duration>(keep, m.interval);
   auto now = steady::now();
   for (std::size_t i = 0; i < urls.size(); ++i) {
     const auto& r = (*results)[i];
-    boost::system::error_code ec;
-    json::value v = r.status == 200 ? json::parse(r.body, ec) : json::value();
-    if (r.status != 200 || ec || !v.is_object()) {
+    if (!r.stats) {
       c.unreachable.push_back(urls[i]);
-      log::warn("{}: proxy {} unreachable: {}", c.spec.id(), urls[i],
-                r.status ? fmt::format("GET /stats/latency -> {}", r.status) : r.error);
+      log::warn("{}: proxy {} unreachable: {}", c.spec.id(), urls[i], r.error);
       continue;
     }
-    c.history[urls[i]].add(snapshot_from_stats(v.as_object(), c.spec.route, now), keep + std::chrono::seconds(1));
+    c.history[urls[i]].add(snapshot_from_stats(*r.stats, c.spec.route, now), keep + std::chrono::seconds(1));
   }
 }
 
@@ -519,22 +500,33 @@ asio::awaitable<void> controller::notify(canary& c, std::string message, std::st
   }
 }
 
+asio::awaitable<std::optional<json::object>> controller::proxy_get(std::string url_text, std::string target,
+                                                                   duration timeout, std::string* error) {
+  auto url = parse_http_url(url_text);
+  if (!url) co_return std::nullopt;
+  std::string method = "GET", body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!options_.proxy_token.empty()) headers.emplace_back("authorization", "Bearer " + options_.proxy_token);
+  http_result r = co_await http_call(ctx_.get_executor(), *url, method, target, body, timeout, headers);
+  boost::system::error_code ec;
+  json::value v = r.status == 200 ? json::parse(r.body, ec) : json::value();
+  if (r.status != 200 || ec || !v.is_object()) {
+    if (error) *error = r.status ? fmt::format("GET {} -> {}", target, r.status) : r.error;
+    co_return std::nullopt;
+  }
+  co_return std::move(v.as_object());
+}
+
 asio::awaitable<bool> controller::primary_healthy(canary& c) {
   std::vector<std::string> urls = co_await proxy_urls(c);
   if (urls.empty()) co_return false;
   for (const auto& u : urls) {
-    auto url = parse_http_url(u);
-    if (!url) co_return false;
-    std::string method = "GET", target = "/clusters", body;
-    std::vector<std::pair<std::string, std::string>> headers;
-    if (!options_.proxy_token.empty()) headers.emplace_back("authorization", "Bearer " + options_.proxy_token);
+    std::string target = "/clusters";
     duration timeout = std::chrono::seconds(5);
-    http_result r = co_await http_call(ctx_.get_executor(), *url, method, target, body, timeout, headers);
-    boost::system::error_code ec;
-    json::value v = r.status == 200 ? json::parse(r.body, ec) : json::value();
-    if (r.status != 200 || ec || !v.is_object()) co_return false;
+    std::optional<json::object> clusters = co_await proxy_get(u, target, timeout, nullptr);
+    if (!clusters) co_return false;
     bool healthy = false;
-    for (const auto& cl : v.as_object().at("clusters").as_array())
+    for (const auto& cl : clusters->at("clusters").as_array())
       if (cl.at("name").as_string() == c.spec.primary) healthy = cl.at("healthy_endpoints").to_number<std::int64_t>() > 0;
     if (!healthy) co_return false;
   }
@@ -624,17 +616,11 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
     std::vector<std::string> urls = co_await proxy_urls(c);
     window w;
     for (const auto& u : urls) {
-      auto url = parse_http_url(u);
-      if (!url) continue;
-      std::string method = "GET", target = "/stats/latency", body;
-      std::vector<std::pair<std::string, std::string>> headers;
-      if (!options_.proxy_token.empty()) headers.emplace_back("authorization", "Bearer " + options_.proxy_token);
+      std::string target = "/stats/latency";
       duration timeout = std::chrono::seconds(2);
-      http_result r = co_await http_call(ctx_.get_executor(), *url, method, target, body, timeout, headers);
-      boost::system::error_code ec;
-      json::value v = r.status == 200 ? json::parse(r.body, ec) : json::value();
-      if (r.status != 200 || ec || !v.is_object()) continue;
-      auto snap = snapshot_from_stats(v.as_object(), c.spec.route, steady::now());
+      std::optional<json::object> stats = co_await proxy_get(u, target, timeout, nullptr);
+      if (!stats) continue;
+      auto snap = snapshot_from_stats(*stats, c.spec.route, steady::now());
       auto last = c.abort_last.find(u);
       if (last != c.abort_last.end()) w.add(delta(&last->second, snap, series_key(c.spec.canary, "upstream")));
       c.abort_last[u] = std::move(snap);

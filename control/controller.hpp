@@ -69,6 +69,9 @@ class controller {
   boost::asio::awaitable<bool> run_promote(canary& c);
   boost::asio::awaitable<std::optional<double>> prometheus_value(canary& c, const metric_spec& m);
   boost::asio::awaitable<std::vector<std::string>> proxy_urls(const canary& c);
+  // GET of a proxy's admin API (with the proxy token); the JSON object, or nullopt (logged by the caller).
+  boost::asio::awaitable<std::optional<boost::json::object>> proxy_get(std::string url, std::string target,
+                                                                       duration timeout, std::string* error);
   boost::asio::awaitable<void> serve_api();
   boost::asio::awaitable<void> api_session(boost::asio::ip::tcp::socket socket);
   boost::asio::awaitable<void> notify(canary& c, std::string message, std::string severity);

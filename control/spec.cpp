@@ -363,23 +363,19 @@ class doc_parser {
           std::string kind = first->first.as<std::string>();
           const YAML::Node key_node = first->first;
           const YAML::Node value = first->second;
-          static constexpr std::pair<std::string_view, string_match_kind> kinds[] = {
-              {"exact", string_match_kind::exact},   {"prefix", string_match_kind::prefix},
-              {"suffix", string_match_kind::suffix}, {"regex", string_match_kind::regex},
-              {"present", string_match_kind::present}};
-          auto k = std::find_if(std::begin(kinds), std::end(kinds), [&](const auto& x) { return x.first == kind; });
-          if (k == std::end(kinds)) {
+          auto k = match_kind_from_name(kind);
+          if (!k) {
             r_.error(key_node, fmt::format("unknown matcher '{}'", kind));
             continue;
           }
-          if (k->second == string_match_kind::present) {
+          if (*k == string_match_kind::present) {
             conds[name] = json::object{{"present", true}};
             continue;
           }
           auto v = r_.get_string(value, fmt::format("match.{}.{}", key, name));
           if (!v) continue;
           std::string error;
-          if (!string_matcher::make(k->second, *v, error)) {
+          if (!string_matcher::make(*k, *v, error)) {
             r_.error(value, fmt::format("match {} '{}': {}", key, name, error));
             continue;
           }

@@ -346,16 +346,12 @@ std::optional<match_spec> parse_matcher(const YAML::Node& n, yaml_reader& r, mat
   auto it = n.begin();
   std::string key = it->first.as<std::string>();
   match_spec m{source, name, string_match_kind::exact, {}};
-  static constexpr std::pair<std::string_view, string_match_kind> kinds[] = {
-      {"exact", string_match_kind::exact},   {"prefix", string_match_kind::prefix},
-      {"suffix", string_match_kind::suffix}, {"regex", string_match_kind::regex},
-      {"present", string_match_kind::present}};
-  auto kind = std::find_if(std::begin(kinds), std::end(kinds), [&](const auto& k) { return k.first == key; });
-  if (kind == std::end(kinds)) {
+  auto kind = match_kind_from_name(key);
+  if (!kind) {
     r.error(it->first, fmt::format("unknown matcher '{}' (exact, prefix, suffix, regex, present)", key));
     return std::nullopt;
   }
-  m.kind = kind->second;
+  m.kind = *kind;
   if (m.kind == string_match_kind::present) {
     auto b = r.get_bool(it->second, "present");
     if (!b) return std::nullopt;

@@ -59,10 +59,9 @@ std::optional<std::optional<T>> parse_overlay(const json::value& value, std::str
 }
 
 json::value match_value(const match_spec& m) {
-  static constexpr std::string_view names[] = {"exact", "prefix", "suffix", "regex", "present"};
   json::object o;
   if (m.kind == string_match_kind::present) o["present"] = true;
-  else o[names[static_cast<int>(m.kind)]] = m.value;
+  else o[match_kind_name(m.kind)] = m.value;
   return o;
 }
 

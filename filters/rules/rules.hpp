@@ -30,6 +30,9 @@ class request_view {
 };
 
 enum class string_match_kind { exact, prefix, suffix, regex, present };
+// The names of the YAML and JSON (Istio's): exact, prefix, suffix, regex, present.
+std::optional<string_match_kind> match_kind_from_name(std::string_view name);
+std::string_view match_kind_name(string_match_kind kind);
 
 class string_matcher {
  public:

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "common/address.hpp"
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
 
@@ -109,23 +110,6 @@ prometheus_server::~prometheus_server() {
   process_.reset();
   std::filesystem::remove_all(dir_);
 }
-
-namespace {
-std::string percent_encode(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-}  // namespace
 
 json::value prometheus_server::query(const std::string& promql) const {
   std::string target = "/api/v1/query?query=" + percent_encode(promql);

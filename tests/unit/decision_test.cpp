@@ -2,32 +2,18 @@
 // exact shares, and the retry policy: every case on a fake request.
 #include <gtest/gtest.h>
 
+#include "tests/support/fake_request.hpp"
+
 #include <map>
 
 #include "filters/decision/decision.hpp"
 #include "filters/split/split.hpp"
 
 using namespace vane;
+using vane::test::fake_request;
 
 namespace {
 
-struct fake_request : request_view {
-  std::multimap<std::string, std::string> fields;
-  std::string ip = "10.0.0.1";
-  std::optional<std::string_view> header(std::string_view name) const override {
-    auto it = fields.find(std::string(name));
-    if (it == fields.end()) return std::nullopt;
-    return std::string_view(it->second);
-  }
-  std::vector<std::string_view> headers(std::string_view name) const override {
-    std::vector<std::string_view> out;
-    auto [b, e] = fields.equal_range(std::string(name));
-    for (auto it = b; it != e; ++it) out.emplace_back(it->second);
-    return out;
-  }
-  std::string_view target() const override { return "/"; }
-  std::string_view source_ip() const override { return ip; }
-};
 
 route_decision two_way(std::uint32_t primary, std::uint32_t canary) {
   route_decision d;

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The live demo: two versions of vane-demo, vane-proxy in front with the 90/10
 # split of configs/split.yaml, a few hundred requests, the share each version
-# got. Everything runs on 127.0.0.1 on ports the OS picks, and stops cleanly
-# (also on Ctrl-C).
+# got; then vane-control runs two canary analyses under load (1 s ticks): a
+# healthy revision walks the weights and is promoted, a bad one (errors
+# injected) is rolled back. Everything runs on 127.0.0.1 on ports the OS
+# picks, and stops cleanly (also on Ctrl-C). VANE_DEMO_SPLIT_ONLY=1 skips the
+# canary part.
 #   scripts/demo.sh [BUILD_DIR] [REQUESTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,4 +67,79 @@ if [ "$ok" -ne "$requests" ]; then
   echo "demo: FAILED: only $ok of $requests requests succeeded" >&2
   exit 1
 fi
+if [ "${VANE_DEMO_SPLIT_ONLY:-0}" = 1 ]; then
+  echo "demo: done; stopping everything"
+  exit 0
+fi
+
+# --- part 2: canary analysis with vane-control -----------------------------
+admin=$(grep -o 'admin listening on [0-9.]*:[0-9]*' "$work/proxy.log" | head -1 | cut -d' ' -f4)
+curl -s -X PUT "http://$admin/routes/podinfo/traffic" \
+  -d '{"split":[{"cluster":"podinfo-primary","weight":100},{"cluster":"podinfo-canary","weight":0}]}' >/dev/null
+mkdir -p "$work/canaries"
+write_canary() {  # REVISION
+  cat >"$work/canaries/podinfo.yaml" <<EOF
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: demo}
+spec:
+  targetRef: {name: podinfo}
+  revision: "$1"
+  route: podinfo
+  proxies: [http://$admin]
+  promote: {command: ["true"], timeout: 30s}
+  analysis:
+    interval: 1s
+    threshold: 2
+    maxWeight: 60
+    stepWeight: 20
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+      - {name: request-duration, thresholdRange: {max: 500}, interval: 2s}
+EOF
+}
+write_canary 6.1.0
+# Load: requests through the proxy until the demo ends, each answer's status logged.
+( while :; do curl -s -o /dev/null -w '%{http_code}\n' "http://$proxy/" || true; done >"$work/load.log" ) &
+pids+=($!)
+"$build/control/vane-control" --canaries "$work/canaries" --listen 127.0.0.1:0 --state "$work/state.json" \
+  >"$work/control.log" 2>&1 &
+pids+=($!)
+control=$(wait_listening "$work/control.log")
+echo "demo: vane-control on $control; canary podinfo.demo, 1 s ticks, steps of 20% up to 60%"
+
+# Prints the controller's event lines as they come until DONE_LINE (90 s at most), then the status table.
+shown=0
+follow() {  # DONE_LINE
+  local waited=0 lines
+  while [ "$waited" -lt 900 ]; do
+    lines=$(grep -c . "$work/control.log" || true)
+    if [ "$lines" -gt "$shown" ]; then
+      sed -n "$((shown + 1)),${lines}p" "$work/control.log" | grep -v ' info \| warn ' | sed 's/^/  /' || true
+      shown=$lines
+    fi
+    if grep -q "$1" "$work/control.log"; then
+      "$build/control/vane-control" status podinfo --server "http://$control" | sed 's/^/  /'
+      return 0
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  echo "demo: FAILED: no '$1' from vane-control:" >&2
+  cat "$work/control.log" >&2
+  return 1
+}
+echo "demo: rollout of 6.1.0 (healthy)"
+follow "Promotion completed! Scaling down podinfo.demo"
+
+echo "demo: rollout of 6.2.0 (the canary now fails 30% of its requests)"
+curl -s -X PUT "http://$canary/_demo/config" -d '{"error_percent":30,"error_status":503}' >/dev/null
+write_canary 6.2.0
+follow "Canary failed! Scaling down podinfo.demo"
+
+total=$(grep -c . "$work/load.log" || true)
+failed=$(grep -vc '^200$' "$work/load.log" || true)
+echo "demo: summary"
+echo "  6.1.0 promoted, 6.2.0 rolled back"
+echo "  load through the proxy: $total requests, $failed not 200 (the 6.2.0 canary's injected 503s)"
 echo "demo: done; stopping everything"

@@ -453,8 +453,9 @@ class controller::fleet_env final : public run_env {
   void finished(bool succeeded) override { ++(succeeded ? c_.successes : c_.failures); }
   std::int64_t now() override { return unix_now(); }
   std::string new_affinity_value() override {
-    c_.history.clear();  // a new run: windows start again
+    c_.history.clear();  // a new run: windows start again, the last run's values are not shown
     c_.abort_last.clear();
+    c_.metric_values.clear();
     return vane::control::new_affinity_value();
   }
 

@@ -1,16 +1,23 @@
 // vane-control: the canary analysis controller (Flagger's semantics, no
 // mesh), and its command-line client.
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "common/log.hpp"
+#include "common/units.hpp"
 #include "common/yaml_doc.hpp"
+#include "control/cli.hpp"
 #include "control/controller.hpp"
 #include "control/http_client.hpp"
 
@@ -18,8 +25,9 @@ namespace {
 
 constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 127.0.0.1:9902] [--state FILE]
                     [--proxy-token-file FILE] [--log-level LEVEL]
-       vane-control status [NAME] | rollout NAME [--revision R] | promote NAME
-                    | abort NAME | resume NAME   [--server URL] [--json]
+       vane-control status [NAME] [--json] | watch NAME [--timeout D]
+                    | rollout NAME [--revision R] | promote NAME | abort NAME
+                    | resume NAME                 [--server URL]
 
 The controller loads Flagger Canary, MetricTemplate and AlertProvider
 documents (flagger.app/v1beta1) from DIR, follows changes to them, and runs
@@ -38,6 +46,11 @@ Commands (a client of a running controller, --server default
 http://127.0.0.1:9902):
   status [NAME] [--json]   a table: phase, weight, failed checks, iterations,
                            last event (--json: the API's answer)
+  watch NAME [--timeout D] [--interval 500ms]
+                           follow a run: its event lines as they come and a
+                           progress line (weight bar, success rate, p99,
+                           failed checks) until it ends; exit 0 promoted,
+                           3 rolled back, 4 timed out, 1 no controller
   rollout NAME [--revision R]   start a run (a new revision, or the same again)
   promote NAME             confirm the promotion gate, or tell it the primary
                            now runs the new revision (without spec.promote)
@@ -50,27 +63,75 @@ int fail_usage(const std::string& message) {
   return 2;
 }
 
-// `status` as a table: name, phase, weight with a bar, failed checks, iterations, last event.
-void print_table(const boost::json::value& answer) {
+// One call to the controller's API; status 0 and the error when nothing answered.
+vane::control::http_result call(const vane::control::http_url& url, const std::string& method,
+                                const std::string& target, const std::string& body) {
+  boost::asio::io_context ctx;
+  std::vector<std::pair<std::string, std::string>> headers;
+  vane::duration timeout = std::chrono::seconds(10);
+  auto fut = boost::asio::co_spawn(
+      ctx, vane::control::http_call(ctx.get_executor(), url, method, target, body, timeout, headers),
+      boost::asio::use_future);
+  ctx.run();
+  return fut.get();
+}
+
+// `watch NAME`: the run's event lines as they come and a progress line (redrawn
+// in place on a terminal, printed when phase, weight or failed checks change
+// otherwise), until the run ends: 0 promoted, 3 rolled back, 4 --timeout.
+int watch(const vane::control::http_url& url, const std::string& name, vane::duration interval,
+          std::optional<vane::duration> timeout) {
   namespace json = boost::json;
-  std::vector<const json::object*> rows;
-  if (const auto* all = answer.as_object().if_contains("canaries"))
-    for (const auto& c : all->as_array()) rows.push_back(&c.as_object());
-  else
-    rows.push_back(&answer.as_object());
-  std::printf("%-24s %-17s %-29s %-7s %-6s %s\n", "NAME", "PHASE", "WEIGHT", "FAILED", "ITER", "LAST EVENT");
-  for (const auto* c : rows) {
-    auto weight = c->at("canary_weight").to_number<std::int64_t>();
-    std::string bar = "[" + std::string(static_cast<std::size_t>(weight / 5), '#') +
-                      std::string(static_cast<std::size_t>(20 - weight / 5), '-') + "]";
-    std::string name = std::string(c->at("name").as_string()) + "." + std::string(c->at("namespace").as_string());
-    std::string failed = std::to_string(c->at("failed_checks").to_number<std::int64_t>()) + "/" +
-                         std::to_string(c->at("threshold").to_number<std::int64_t>());
-    const auto& events = c->at("events").as_array();
-    std::string last = events.empty() ? "" : std::string(events.back().as_string());
-    std::printf("%-24s %-17s %s %4lld%%  %-7s %-6lld %s\n", name.c_str(), std::string(c->at("phase").as_string()).c_str(),
-                bar.c_str(), static_cast<long long>(weight), failed.c_str(),
-                static_cast<long long>(c->at("iterations").to_number<std::int64_t>()), last.c_str());
+  const bool tty = isatty(STDOUT_FILENO) != 0;
+  const auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
+  vane::control::canary_watch w;
+  std::string shown_key;
+  bool progress_on_screen = false, warned = false, answered_once = false;
+  for (;;) {
+    auto r = call(url, "GET", "/canaries/" + name, "");
+    if (r.status == 0 || r.status >= 300) {
+      std::string why = r.status == 0 ? r.error : r.body;
+      if (!answered_once) {
+        std::fprintf(stderr, "vane-control: %s\n", why.c_str());
+        return 1;
+      }
+      if (!warned) std::fprintf(stderr, "\nvane-control: controller not answering (%s); still trying\n", why.c_str());
+      warned = true;
+    } else {
+      answered_once = true;
+      warned = false;
+      boost::system::error_code ec;
+      auto answer = json::parse(r.body, ec);
+      if (ec || !answer.is_object()) {
+        std::fprintf(stderr, "vane-control: not a status: %s\n", r.body.c_str());
+        return 1;
+      }
+      const auto& status = answer.as_object();
+      auto events = w.new_events(status);
+      std::string line = vane::control::progress_line(status);
+      if (tty) {
+        if (progress_on_screen) std::fputs("\r\033[K", stdout);
+        for (const auto& e : events) std::printf("%s\n", e.c_str());
+        std::printf("%s", line.c_str());
+        progress_on_screen = true;
+      } else {
+        for (const auto& e : events) std::printf("%s\n", e.c_str());
+        auto key = vane::control::progress_key(status);
+        if (key != shown_key || !events.empty()) std::printf("%s\n", line.c_str());
+        shown_key = key;
+      }
+      std::fflush(stdout);
+      if (w.finished(status)) {
+        if (tty) std::fputs("\n", stdout);
+        return status.at("phase").as_string() == "Succeeded" ? 0 : 3;
+      }
+    }
+    if (std::chrono::steady_clock::now() + interval > deadline) {
+      if (progress_on_screen) std::fputs("\n", stdout);
+      std::fprintf(stderr, "vane-control: %s: the run did not end within --timeout\n", name.c_str());
+      return 4;
+    }
+    std::this_thread::sleep_for(interval);
   }
 }
 
@@ -78,28 +139,28 @@ int client(int argc, char** argv) {
   std::string cmd = argv[1];
   std::string name, revision, server = "http://127.0.0.1:9902";
   bool as_json = false;
+  vane::duration interval = std::chrono::milliseconds(500);
+  std::optional<vane::duration> timeout;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json") as_json = true;
     else if (a == "--server" && i + 1 < argc) server = argv[++i];
     else if (a == "--revision" && i + 1 < argc) revision = argv[++i];
-    else if (name.empty() && !a.starts_with("--")) name = a;
+    else if ((a == "--timeout" || a == "--interval") && cmd == "watch" && i + 1 < argc) {
+      auto d = vane::parse_duration(argv[++i]);
+      if (!d || d->count() <= 0) return fail_usage(a + " needs a duration such as 500ms or 10m");
+      (a == "--timeout" ? timeout : interval) = *d;
+    } else if (name.empty() && !a.starts_with("--")) name = a;
     else return fail_usage("unexpected argument '" + a + "'");
   }
   if (cmd != "status" && name.empty()) return fail_usage(cmd + " needs a canary NAME");
   auto url = vane::control::parse_http_url(server);
   if (!url) return fail_usage("--server must be http://HOST:PORT");
+  if (cmd == "watch") return watch(*url, name, interval, timeout);
   std::string method = cmd == "status" ? "GET" : "POST";
   std::string target = cmd == "status" ? (name.empty() ? "/canaries" : "/canaries/" + name) : "/canaries/" + name + "/" + cmd;
   std::string body = revision.empty() ? "" : boost::json::serialize(boost::json::object{{"revision", revision}});
-  boost::asio::io_context ctx;
-  std::vector<std::pair<std::string, std::string>> headers;
-  vane::duration timeout = std::chrono::seconds(10);
-  auto fut = boost::asio::co_spawn(
-      ctx, vane::control::http_call(ctx.get_executor(), *url, method, target, body, timeout, headers),
-      boost::asio::use_future);
-  ctx.run();
-  auto r = fut.get();
+  auto r = call(*url, method, target, body);
   if (r.status == 0) {
     std::fprintf(stderr, "vane-control: %s\n", r.error.c_str());
     return 1;
@@ -111,7 +172,7 @@ int client(int argc, char** argv) {
   boost::system::error_code ec;
   auto answer = boost::json::parse(r.body, ec);
   if (as_json || ec || !answer.is_object()) std::fputs(r.body.c_str(), stdout);
-  else print_table(answer);
+  else std::fputs(vane::control::status_table(answer).c_str(), stdout);
   return 0;
 }
 
@@ -120,7 +181,7 @@ int client(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc > 1) {
     std::string first = argv[1];
-    if (first == "status" || first == "rollout" || first == "promote" || first == "abort" || first == "resume")
+    if (first == "status" || first == "watch" || first == "rollout" || first == "promote" || first == "abort" || first == "resume")
       return client(argc, argv);
   }
   vane::control::controller_options options;

@@ -46,7 +46,7 @@ Endpoints:
   GET  /headers          the request headers as JSON
   GET  /_demo/stats      counters as JSON
   PUT  /_demo/config     {"error_percent":P,"error_status":503,"latency":"50ms",
-                          "reset_percent":P}
+                          "reset_percent":P,"version":V}  (a "deploy" of V)
   any other            {"version":V,...}; with a body: its size and FNV-1a checksum
 Every answer carries the header x-version: V.
 )";
@@ -108,6 +108,9 @@ std::string apply_config(state& st, std::string_view body) {
       if (!value.is_int64() || value.as_int64() < 500 || value.as_int64() > 599)
         return "error_status must be an integer from 500 to 599";
       next.error_status = static_cast<unsigned>(value.as_int64());
+    } else if (key == "version") {
+      if (!value.is_string() || value.as_string().empty()) return "version must be a non-empty string";
+      next.version = value.as_string();
     } else if (key == "latency") {
       auto d = value.is_string() ? vane::parse_duration(value.as_string()) : std::nullopt;
       if (!d) return "latency must be a duration such as \"50ms\"";

@@ -87,7 +87,7 @@ spec:
   revision: "$1"
   route: podinfo
   proxies: [http://$admin]
-  promote: {command: ["true"], timeout: 30s}
+  promote: {command: ["sh", "$work/promote.sh"], timeout: 30s}
   analysis:
     interval: 1s
     threshold: 2
@@ -98,9 +98,14 @@ spec:
       - {name: request-duration, thresholdRange: {max: 500}, interval: 2s}
 EOF
 }
+# What a promote command does for real (kubectl set image, a Flux commit...): make
+# the primary run the canary's revision, here by telling the demo service so.
+cat >"$work/promote.sh" <<EOF
+exec curl -sf -o /dev/null -X PUT "http://$primary/_demo/config" -d "{\"version\":\"\$VANE_REVISION\"}"
+EOF
 write_canary 6.1.0
 # Load: requests through the proxy until the demo ends, each answer's status logged.
-( while :; do curl -s -o /dev/null -w '%{http_code}\n' "http://$proxy/" || true; done >"$work/load.log" ) &
+( while :; do curl -s -o /dev/null -w '%{http_code} %header{x-version}\n' "http://$proxy/" || true; done >"$work/load.log" ) &
 pids+=($!)
 "$build/control/vane-control" --canaries "$work/canaries" --listen 127.0.0.1:0 --state "$work/state.json" \
   >"$work/control.log" 2>&1 &
@@ -108,38 +113,31 @@ pids+=($!)
 control=$(wait_listening "$work/control.log")
 echo "demo: vane-control on $control; canary podinfo.demo, 1 s ticks, steps of 20% up to 60%"
 
-# Prints the controller's event lines as they come until DONE_LINE (90 s at most), then the status table.
-shown=0
-follow() {  # DONE_LINE
-  local waited=0 lines
-  while [ "$waited" -lt 900 ]; do
-    lines=$(grep -c . "$work/control.log" || true)
-    if [ "$lines" -gt "$shown" ]; then
-      sed -n "$((shown + 1)),${lines}p" "$work/control.log" | grep -v ' info \| warn ' | sed 's/^/  /' || true
-      shown=$lines
-    fi
-    if grep -q "$1" "$work/control.log"; then
-      "$build/control/vane-control" status podinfo --server "http://$control" | sed 's/^/  /'
-      return 0
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  echo "demo: FAILED: no '$1' from vane-control:" >&2
-  cat "$work/control.log" >&2
-  return 1
+# Follows a run with `vane-control watch`: the event lines as they come and a
+# progress line (weight bar, success rate, p99, failed checks); then the table.
+follow() {  # EXPECTED_EXIT (0 promoted, 3 rolled back)
+  local code=0
+  "$build/control/vane-control" watch podinfo --server "http://$control" --timeout 120s || code=$?
+  "$build/control/vane-control" status podinfo --server "http://$control" | sed 's/^/  /'
+  if [ "$code" -ne "$1" ]; then
+    echo "demo: FAILED: vane-control watch exited $code, expected $1; the controller's log:" >&2
+    cat "$work/control.log" >&2
+    return 1
+  fi
 }
 echo "demo: rollout of 6.1.0 (healthy)"
-follow "Promotion completed! Scaling down podinfo.demo"
+follow 0
 
-echo "demo: rollout of 6.2.0 (the canary now fails 30% of its requests)"
-curl -s -X PUT "http://$canary/_demo/config" -d '{"error_percent":30,"error_status":503}' >/dev/null
+echo "demo: the primary now runs $(curl -s "http://$primary/" | grep -o '"version":"[^"]*"')"
+echo "demo: rollout of 6.2.0 to the canary (it fails 30% of its requests)"
+curl -sf -X PUT "http://$canary/_demo/config" -d '{"version":"6.2.0","error_percent":30,"error_status":503}' >/dev/null
 write_canary 6.2.0
-follow "Canary failed! Scaling down podinfo.demo"
+follow 3
 
-total=$(grep -c . "$work/load.log" || true)
-failed=$(grep -vc '^200$' "$work/load.log" || true)
 echo "demo: summary"
 echo "  6.1.0 promoted, 6.2.0 rolled back"
-echo "  load through the proxy: $total requests, $failed not 200 (the 6.2.0 canary's injected 503s)"
+echo "  load through the proxy during the rollouts: $(grep -c . "$work/load.log" || true) requests"
+awk '{ by[$2 " " $1]++ } END { for (k in by) { split(k, f, " "); printf "    version %-6s status %s  %6d\n", f[1], f[2], by[k] } }' \
+  "$work/load.log" | sort
+echo "  (every 503 is one of the 6.2.0 canary's injected errors, before the rollback)"
 echo "demo: done; stopping everything"

@@ -5,16 +5,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace vane::test {
 
-child_process::child_process(const std::string& exe, const std::vector<std::string>& args) {
+child_process::child_process(const std::string& exe, const std::vector<std::string>& args, bool own_group)
+    : own_group_(own_group) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    if (own_group) setpgid(0, 0);
     dup2(fds[1], STDOUT_FILENO);
     dup2(fds[1], STDERR_FILENO);
     std::vector<char*> argv;
@@ -24,6 +29,7 @@ child_process::child_process(const std::string& exe, const std::vector<std::stri
     execv(exe.c_str(), argv.data());
     _exit(127);
   }
+  if (own_group) setpgid(pid_, pid_);  // both sides, so no signal can come before the group exists
   close(fds[1]);
   out_fd_ = fds[0];
   reader_ = std::thread([this] {
@@ -43,9 +49,9 @@ child_process::child_process(const std::string& exe, const std::vector<std::stri
 
 child_process::~child_process() {
   if (!exit_code_) {
-    ::kill(pid_, SIGTERM);
+    ::kill(own_group_ ? -pid_ : pid_, SIGTERM);
     if (!wait_exit(std::chrono::seconds(10))) {
-      ::kill(pid_, SIGKILL);
+      ::kill(own_group_ ? -pid_ : pid_, SIGKILL);
       wait_exit(std::chrono::seconds(10));
     }
   }
@@ -83,6 +89,28 @@ std::optional<int> child_process::wait_exit(std::chrono::milliseconds deadline) 
 }
 
 void child_process::signal(int sig) { ::kill(pid_, sig); }
+
+void child_process::signal_group(int sig) { ::kill(-pid_, sig); }
+
+std::vector<pid_t> processes_in_group(pid_t pgid) {
+  std::vector<pid_t> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat;
+    if (!std::getline(in, stat)) continue;  // gone meanwhile
+    // pid (comm) state ppid pgrp ...: comm may hold spaces, so fields are read after its last ')'.
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 1));
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    fields >> state >> ppid >> pgrp;
+    if (state != 'Z' && pgrp == pgid) found.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return found;
+}
 
 std::string child_process::output() const {
   std::lock_guard lock(mu_);

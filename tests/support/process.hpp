@@ -16,7 +16,9 @@ namespace vane::test {
 
 class child_process {
  public:
-  child_process(const std::string& exe, const std::vector<std::string>& args);
+  // own_group: the child leads a new process group (as a shell's foreground job does), so
+  // signal_group() reaches everything it started, as Ctrl-C on a terminal would.
+  child_process(const std::string& exe, const std::vector<std::string>& args, bool own_group = false);
   ~child_process();
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;
@@ -28,10 +30,12 @@ class child_process {
   // Waits for the process to exit; returns its exit code (128+N for signal N).
   std::optional<int> wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(30));
   void signal(int sig);
+  void signal_group(int sig);
   std::string output() const;
 
  private:
   pid_t pid_ = -1;
+  bool own_group_ = false;
   int out_fd_ = -1;
   std::thread reader_;
   mutable std::mutex mu_;
@@ -40,6 +44,9 @@ class child_process {
   bool eof_ = false;
   std::optional<int> exit_code_;
 };
+
+// The live processes whose process group is `pgid` (from /proc).
+std::vector<pid_t> processes_in_group(pid_t pgid);
 
 // Runs a command to completion and returns (exit code, output).
 std::pair<int, std::string> run(const std::string& exe, const std::vector<std::string>& args);

@@ -1,0 +1,122 @@
+#include "control/cli.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cmath>
+
+namespace vane::control {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string text(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+std::int64_t integer(const json::object& o, std::string_view key) {
+  const auto* v = o.if_contains(key);
+  return v && v->is_number() ? v->to_number<std::int64_t>() : 0;
+}
+
+std::string weight_bar(std::int64_t weight) {
+  weight = std::clamp<std::int64_t>(weight, 0, 100);
+  auto full = static_cast<std::size_t>(weight / 5);
+  return "[" + std::string(full, '#') + std::string(20 - full, '-') + "]";
+}
+
+std::string terse(double v) {
+  if (std::fabs(v) >= 100) return fmt::format("{:.0f}", v);
+  if (std::fabs(v) >= 10) return fmt::format("{:.1f}", v);
+  return fmt::format("{:.2f}", v);
+}
+
+bool terminal(const std::string& phase) { return phase == "Succeeded" || phase == "Failed"; }
+
+}  // namespace
+
+std::string status_table(const json::value& answer) {
+  std::vector<const json::object*> rows;
+  if (const auto* all = answer.as_object().if_contains("canaries"))
+    for (const auto& c : all->as_array()) rows.push_back(&c.as_object());
+  else
+    rows.push_back(&answer.as_object());
+  std::string out = fmt::format("{:<24} {:<17} {:<29} {:<7} {:<6} {}\n", "NAME", "PHASE", "WEIGHT", "FAILED", "ITER",
+                                "LAST EVENT");
+  for (const auto* c : rows) {
+    auto weight = integer(*c, "canary_weight");
+    std::string failed = fmt::format("{}/{}", integer(*c, "failed_checks"), integer(*c, "threshold"));
+    const auto* events = c->if_contains("events");
+    std::string last = events && events->is_array() && !events->as_array().empty() &&
+                               events->as_array().back().is_string()
+                           ? std::string(events->as_array().back().as_string())
+                           : std::string();
+    out += fmt::format("{:<24} {:<17} {} {:>4}%  {:<7} {:<6} {}\n", text(*c, "name") + "." + text(*c, "namespace"),
+                       text(*c, "phase"), weight_bar(weight), weight, failed, integer(*c, "iterations"), last);
+  }
+  return out;
+}
+
+std::string progress_line(const json::object& status) {
+  auto weight = integer(status, "canary_weight");
+  std::string line = fmt::format("{}.{}  {:<16} {} {:>3}%", text(status, "name"), text(status, "namespace"),
+                                 text(status, "phase"), weight_bar(weight), weight);
+  if (const auto* metrics = status.if_contains("metrics"); metrics && metrics->is_object()) {
+    const auto& m = metrics->as_object();
+    auto value = [&](std::string_view name) -> const json::value* {
+      const auto* v = m.if_contains(name);
+      return v && v->is_number() ? v : nullptr;
+    };
+    if (const auto* v = value("request-success-rate")) line += fmt::format("  success {:.2f}%", v->to_number<double>());
+    if (const auto* v = value("request-duration")) line += fmt::format("  p99 {}ms", terse(v->to_number<double>()));
+    for (const auto& [name, v] : m)
+      if (v.is_number() && name != "request-success-rate" && name != "request-duration")
+        line += fmt::format("  {} {}", std::string_view(name), terse(v.to_number<double>()));
+  }
+  line += fmt::format("  failed {}/{}", integer(status, "failed_checks"), integer(status, "threshold"));
+  if (const auto* u = status.if_contains("unreachable_proxies"); u && u->is_array() && !u->as_array().empty())
+    line += fmt::format("  unreachable {}", u->as_array().size());
+  return line;
+}
+
+std::string progress_key(const json::object& status) {
+  return fmt::format("{} {} {}", text(status, "phase"), integer(status, "canary_weight"), integer(status, "failed_checks"));
+}
+
+std::vector<std::string> canary_watch::new_events(const json::object& status) {
+  std::vector<std::string> all;
+  if (const auto* events = status.if_contains("events"); events && events->is_array())
+    for (const auto& e : events->as_array())
+      if (e.is_string()) all.emplace_back(e.as_string());
+  std::size_t from = 0;
+  if (!last_event_.empty()) {
+    // Events carry millisecond timestamps; the last one printed is found from the end.
+    for (std::size_t i = all.size(); i-- > 0;)
+      if (all[i] == last_event_) {
+        from = i + 1;
+        break;
+      }
+  }
+  bool first = last_event_.empty() && !shown_any_;
+  shown_any_ = true;
+  if (!all.empty()) last_event_ = all.back();
+  std::string phase = text(status, "phase");
+  if (first && (terminal(phase) || phase == "Initialized")) return {};  // an ended run's history: only what comes next
+  return {all.begin() + static_cast<std::ptrdiff_t>(std::min(from, all.size())), all.end()};
+}
+
+bool canary_watch::finished(const json::object& status) {
+  std::string phase = text(status, "phase");
+  std::string transition = text(status, "last_transition");
+  if (first_) {
+    first_ = false;
+    first_transition_ = transition;
+  }
+  if (!terminal(phase) && phase != "Initialized" && !phase.empty()) seen_active_ = true;
+  return terminal(phase) && (seen_active_ || transition != first_transition_);
+}
+
+}  // namespace vane::control

@@ -134,15 +134,8 @@ int controller::run() {
 // --- documents ---
 
 void controller::load_documents(bool initial) {
-  namespace fs = std::filesystem;
-  std::map<std::string, std::string> texts;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(options_.canaries_dir, ec)) {
-    auto ext = entry.path().extension();
-    if (ext != ".yaml" && ext != ".yml") continue;
-    std::string message;
-    if (auto text = read_file(entry.path().string(), message)) texts[entry.path().string()] = *text;
-  }
+  auto texts = read_document_files(options_.canaries_dir, ec);
   if (ec && initial) throw std::runtime_error("--canaries " + options_.canaries_dir + ": " + ec.message());
   if (!initial && texts == file_texts_) return;
   file_texts_ = texts;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "filters/rules/rules.hpp"
 
@@ -444,6 +445,18 @@ void parse_documents(const std::string& text, const std::string& file, documents
       out.errors.insert(out.errors.end(), r.errors().begin(), r.errors().end());
     }
   }
+}
+
+std::map<std::string, std::string> read_document_files(const std::string& dir, std::error_code& ec) {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::string> texts;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    auto ext = entry.path().extension();
+    if (ext != ".yaml" && ext != ".yml") continue;
+    std::string message;
+    if (auto text = read_file(entry.path().string(), message)) texts[entry.path().string()] = *text;
+  }
+  return texts;
 }
 
 }  // namespace vane::control

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "common/units.hpp"
@@ -105,5 +106,8 @@ struct documents {
 
 // Parses every document of a file into `out` (appending).
 void parse_documents(const std::string& text, const std::string& file, documents& out);
+
+// The text of every *.yaml and *.yml file directly in `dir`, by path; ec set when dir cannot be read.
+std::map<std::string, std::string> read_document_files(const std::string& dir, std::error_code& ec);
 
 }  // namespace vane::control

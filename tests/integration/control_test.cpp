@@ -238,6 +238,17 @@ TEST(Control, ABadDocumentIsRefusedAndTheOthersRun) {
   good = replace_all(good, "  revision: \"\"\n", "");
   std::string bad = replace_all(good, "name: app, namespace: test", "name: broken, namespace: test");
   bad = replace_all(bad, "stepWeight: 50", "stepWeight: 500");
+  // --validate says the same without running anything: exit 1, the error at FILE:LINE:COL.
+  auto dir = make_temp_dir();
+  write_file(dir + "/app.yaml", good + "---\n" + bad);
+  auto [code, out] = run(control_binary(), {"--validate", "--canaries", dir});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find(dir + "/app.yaml:"), std::string::npos) << out;
+  EXPECT_NE(out.find("analysis.stepWeight must be between 0 and 100, got 500"), std::string::npos) << out;
+  write_file(dir + "/app.yaml", good);
+  std::tie(code, out) = run(control_binary(), {"--validate", "--canaries", dir});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("1 Canary, 0 MetricTemplate, 0 AlertProvider documents OK"), std::string::npos) << out;
   auto ctl = start_controller(good + "---\n" + bad);
   ASSERT_TRUE(ctl.process->wait_for("analysis.stepWeight must be between 0 and 100, got 500"))
       << ctl.process->output();

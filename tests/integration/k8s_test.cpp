@@ -1,0 +1,406 @@
+// k8s/ rendered offline by `kubectl kustomize`, every manifest checked for what
+// breaks in production: images pinned by tag, probes, resources, a non-root
+// read-only securityContext, labels and selectors that match, named ports that
+// exist, volumes whose ConfigMaps/Secrets/claims exist, and the proxy config
+// and Canary documents in the ConfigMaps accepted by the real binaries
+// (--validate). And the Dockerfile, checked as far as it can be offline.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "tests/support/fixtures.hpp"
+
+using namespace vane::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string which(const std::string& tool) {
+  auto [code, out] = run("/bin/sh", {"-c", "command -v " + tool});
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return code == 0 ? out : std::string();
+}
+
+struct rendered {
+  std::vector<YAML::Node> all;
+  std::vector<YAML::Node> of(const std::string& kind) const {
+    std::vector<YAML::Node> out;
+    for (const auto& d : all)
+      if (d["kind"].as<std::string>() == kind) out.push_back(d);
+    return out;
+  }
+  YAML::Node named(const std::string& kind, const std::string& name) const {
+    for (const auto& d : of(kind))
+      if (d["metadata"]["name"].as<std::string>() == name) return d;
+    return YAML::Node();
+  }
+};
+
+rendered render(const std::string& overlay) {
+  auto kubectl = which("kubectl");
+  if (kubectl.empty()) return {};
+  auto [code, out] = run(kubectl, {"kustomize", source_dir() + "/k8s/" + overlay});
+  EXPECT_EQ(code, 0) << out;
+  rendered r;
+  for (auto& d : YAML::LoadAll(out))
+    if (d.IsMap()) r.all.push_back(d);
+  return r;
+}
+
+std::string name_of(const YAML::Node& d) { return d["kind"].as<std::string>() + "/" + d["metadata"]["name"].as<std::string>(); }
+
+std::vector<YAML::Node> containers_of(const YAML::Node& pod_spec) {
+  std::vector<YAML::Node> out;
+  for (const char* key : {"initContainers", "containers"})
+    if (pod_spec[key])
+      for (const auto& c : pod_spec[key]) out.push_back(c);
+  return out;
+}
+
+bool selects(const YAML::Node& selector, const YAML::Node& labels) {
+  if (!selector || !selector.IsMap() || selector.size() == 0) return false;
+  for (const auto& kv : selector)
+    if (!labels[kv.first.as<std::string>()] ||
+        labels[kv.first.as<std::string>()].as<std::string>() != kv.second.as<std::string>())
+      return false;
+  return true;
+}
+
+// The Deployments whose pods a selector picks.
+std::vector<YAML::Node> pods_selected(const rendered& r, const YAML::Node& selector) {
+  std::vector<YAML::Node> out;
+  for (const auto& d : r.of("Deployment"))
+    if (selects(selector, d["spec"]["template"]["metadata"]["labels"])) out.push_back(d);
+  return out;
+}
+
+std::set<std::string> port_names(const YAML::Node& deployment) {
+  std::set<std::string> out;
+  for (const auto& c : containers_of(deployment["spec"]["template"]["spec"]))
+    if (c["ports"])
+      for (const auto& p : c["ports"]) out.insert(p["name"].as<std::string>());
+  return out;
+}
+
+std::set<int> port_numbers(const YAML::Node& deployment) {
+  std::set<int> out;
+  for (const auto& c : containers_of(deployment["spec"]["template"]["spec"]))
+    if (c["ports"])
+      for (const auto& p : c["ports"]) out.insert(p["containerPort"].as<int>());
+  return out;
+}
+
+// The value following `flag` in a container's args.
+std::string arg_after(const YAML::Node& container, const std::string& flag) {
+  const auto& args = container["args"];
+  for (std::size_t i = 0; args && i + 1 < args.size(); ++i)
+    if (args[i].as<std::string>() == flag) return args[i + 1].as<std::string>();
+  return {};
+}
+
+// The volume mounted at the directory holding `path` in a container, and the key (file name).
+std::pair<YAML::Node, std::string> volume_for(const YAML::Node& deployment, const YAML::Node& container,
+                                              const std::string& path) {
+  fs::path p(path);
+  for (const auto& m : container["volumeMounts"])
+    if (m["mountPath"].as<std::string>() == p.parent_path().string())
+      for (const auto& v : deployment["spec"]["template"]["spec"]["volumes"])
+        if (v["name"].as<std::string>() == m["name"].as<std::string>()) return {v, p.filename().string()};
+  return {YAML::Node(), {}};
+}
+
+// Everything every overlay must get right.
+void check_common(const rendered& r) {
+  ASSERT_FALSE(r.all.empty());
+  std::set<std::string> user_secrets = {"vane-admin-token"};  // created by hand: the README of each overlay says how
+  for (const auto& d : r.of("Deployment")) {
+    SCOPED_TRACE(name_of(d));
+    const auto& spec = d["spec"];
+    const auto& pod = spec["template"]["spec"];
+    EXPECT_TRUE(selects(spec["selector"]["matchLabels"], spec["template"]["metadata"]["labels"]))
+        << "the selector does not match its own pods";
+    EXPECT_EQ(pod["automountServiceAccountToken"].as<bool>(true), false) << "no Kubernetes API credentials needed";
+    auto containers = containers_of(pod);
+    ASSERT_FALSE(containers.empty());
+    for (const auto& c : containers) {
+      SCOPED_TRACE(c["name"].as<std::string>());
+      auto image = c["image"].as<std::string>("");
+      auto last = image.substr(image.rfind('/') + 1);
+      auto colon = last.find(':');
+      ASSERT_NE(colon, std::string::npos) << image << ": not pinned by tag";
+      EXPECT_NE(last.substr(colon + 1), "latest") << image;
+      EXPECT_TRUE(c["readinessProbe"]) << "no readiness probe";
+      EXPECT_TRUE(c["livenessProbe"]) << "no liveness probe";
+      for (const char* probe : {"readinessProbe", "livenessProbe", "startupProbe"}) {
+        if (!c[probe]) continue;
+        auto port = c[probe]["httpGet"] ? c[probe]["httpGet"]["port"] : c[probe]["tcpSocket"]["port"];
+        ASSERT_TRUE(port) << probe;
+        EXPECT_TRUE(port_names(d).count(port.as<std::string>())) << probe << " names port " << port;
+      }
+      for (const char* what : {"cpu", "memory"}) EXPECT_TRUE(c["resources"]["requests"][what]) << "requests." << what;
+      EXPECT_TRUE(c["resources"]["limits"]["memory"]) << "no memory limit";
+      const auto& sc = c["securityContext"];
+      EXPECT_TRUE(sc["runAsNonRoot"].as<bool>(false));
+      EXPECT_TRUE(sc["readOnlyRootFilesystem"].as<bool>(false));
+      EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>(true));
+      EXPECT_EQ(sc["capabilities"]["drop"][0].as<std::string>(""), "ALL");
+      if (c["volumeMounts"])
+        for (const auto& m : c["volumeMounts"]) {
+          bool found = false;
+          for (const auto& v : pod["volumes"]) found = found || v["name"].as<std::string>() == m["name"].as<std::string>();
+          EXPECT_TRUE(found) << "mount of a missing volume " << m["name"];
+        }
+    }
+    if (pod["volumes"])
+      for (const auto& v : pod["volumes"]) {
+        if (v["configMap"]) EXPECT_TRUE(r.named("ConfigMap", v["configMap"]["name"].as<std::string>())) << v;
+        if (v["secret"]) EXPECT_TRUE(user_secrets.count(v["secret"]["secretName"].as<std::string>())) << v;
+        if (v["persistentVolumeClaim"])
+          EXPECT_TRUE(r.named("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"].as<std::string>())) << v;
+      }
+    if (auto a = spec["template"]["metadata"]["annotations"]; a && a["prometheus.io/port"])
+      EXPECT_TRUE(port_numbers(d).count(std::stoi(a["prometheus.io/port"].as<std::string>()))) << "scrape port";
+  }
+  for (const auto& s : r.of("Service")) {
+    SCOPED_TRACE(name_of(s));
+    auto pods = pods_selected(r, s["spec"]["selector"]);
+    ASSERT_FALSE(pods.empty()) << "selects no pods";
+    for (const auto& p : s["spec"]["ports"])
+      for (const auto& d : pods)
+        EXPECT_TRUE(port_names(d).count(p["targetPort"].as<std::string>()))
+            << name_of(d) << " has no port named " << p["targetPort"];
+  }
+  for (const auto& h : r.of("HorizontalPodAutoscaler"))
+    EXPECT_TRUE(r.named("Deployment", h["spec"]["scaleTargetRef"]["name"].as<std::string>())) << name_of(h);
+  for (const auto& p : r.of("PodDisruptionBudget"))
+    EXPECT_FALSE(pods_selected(r, p["spec"]["selector"]["matchLabels"]).empty()) << name_of(p);
+}
+
+// The Deployment and container that run `binary` (vane-proxy, vane-control); exactly one of each expected.
+std::pair<YAML::Node, YAML::Node> running(const rendered& r, const std::string& binary) {
+  for (const auto& d : r.of("Deployment"))
+    for (const auto& c : containers_of(d["spec"]["template"]["spec"]))
+      if (c["args"] && c["args"][0].as<std::string>() == binary) return {d, c};
+  return {};
+}
+
+// The proxy's config from its ConfigMap, checked against the pods and accepted by `vane-proxy --validate`.
+YAML::Node check_proxy(const rendered& r, const YAML::Node& d, const YAML::Node& c) {
+  auto config_path = arg_after(c, "--config");
+  auto [volume, key] = volume_for(d, c, config_path);
+  EXPECT_TRUE(volume["configMap"]) << config_path << " is not in a mounted ConfigMap";
+  if (!volume["configMap"]) return {};
+  auto cm = r.named("ConfigMap", volume["configMap"]["name"].as<std::string>());
+  EXPECT_TRUE(cm["data"][key]) << "the ConfigMap has no key " << key;
+  if (!cm["data"][key]) return {};
+  std::string text = cm["data"][key].as<std::string>();
+  YAML::Node config = YAML::Load(text);
+  // The admin token file comes from the Secret's mount.
+  auto token_path = config["admin"]["token_file"].as<std::string>();
+  auto [token_volume, token_key] = volume_for(d, c, token_path);
+  EXPECT_TRUE(token_volume["secret"]) << token_path << " is not in a mounted Secret";
+  // Every cluster endpoint is a Service and port of the same rendering.
+  for (const auto& cluster : config["clusters"])
+    for (const auto& e : cluster["endpoints"]) {
+      auto hp = e.as<std::string>();
+      auto svc = r.named("Service", hp.substr(0, hp.find(':')));
+      EXPECT_TRUE(svc) << "no Service for endpoint " << hp;
+      if (!svc) continue;
+      bool port = false;
+      for (const auto& p : svc["spec"]["ports"]) port = port || std::to_string(p["port"].as<int>()) == hp.substr(hp.find(':') + 1);
+      EXPECT_TRUE(port) << hp;
+    }
+  // Termination leaves time to drain.
+  auto grace = d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as<int>(30);
+  EXPECT_GT(grace, 5 + 30) << "drain_delay + drain_timeout";
+  // The real binary accepts it (the token file is a stand-in for the Secret's).
+  auto dir = make_temp_dir();
+  write_file(dir + "/token", "test-token\n");
+  write_file(dir + "/vane.yaml", replace_all(text, token_path, dir + "/token"));
+  auto [code, out] = run(proxy_binary(), {"--validate", "--config", dir + "/vane.yaml"});
+  EXPECT_EQ(code, 0) << out;
+  return config;
+}
+
+// vane-control's Canaries from their ConfigMap: accepted by --validate, naming the proxy's route and a fleet Service.
+void check_control(const rendered& r, const YAML::Node& proxy_config) {
+  auto [d, c] = running(r, "vane-control");
+  ASSERT_TRUE(d) << "no vane-control Deployment";
+  EXPECT_EQ(d["spec"]["replicas"].as<int>(), 1);
+  EXPECT_EQ(d["spec"]["strategy"]["type"].as<std::string>(), "Recreate");
+  auto dir_path = arg_after(c, "--canaries");
+  auto [volume, ignored] = volume_for(d, c, dir_path + "/x");
+  ASSERT_TRUE(volume["configMap"]) << dir_path;
+  auto cm = r.named("ConfigMap", volume["configMap"]["name"].as<std::string>());
+  auto state = arg_after(c, "--state");
+  auto [state_volume, state_key] = volume_for(d, c, state);
+  EXPECT_TRUE(state_volume["persistentVolumeClaim"]) << state << " is not on the claim";
+  auto token = arg_after(c, "--proxy-token-file");
+  auto [token_volume, token_key] = volume_for(d, c, token);
+  EXPECT_TRUE(token_volume["secret"]) << token;
+  auto dir = make_temp_dir();
+  std::set<std::string> routes;
+  for (const auto& l : proxy_config["listeners"])
+    for (const auto& rt : l["routes"]) routes.insert(rt["name"].as<std::string>());
+  for (const auto& kv : cm["data"]) {
+    write_file(dir + "/" + kv.first.as<std::string>(), kv.second.as<std::string>());
+    for (const auto& doc : YAML::LoadAll(kv.second.as<std::string>())) {
+      if (doc["kind"].as<std::string>("") != "Canary") continue;
+      EXPECT_TRUE(routes.count(doc["spec"]["route"].as<std::string>())) << "no proxy route " << doc["spec"]["route"];
+      for (const auto& p : doc["spec"]["proxies"]) {
+        auto fleet = p.as<std::string>();
+        ASSERT_EQ(fleet.rfind("dns:", 0), 0U) << fleet;
+        auto name = fleet.substr(4, fleet.rfind(':') - 4);
+        auto svc = r.named("Service", name);
+        ASSERT_TRUE(svc) << "no fleet Service " << name;
+        EXPECT_EQ(svc["spec"]["clusterIP"].as<std::string>(""), "None") << "the fleet Service must be headless";
+        // It selects exactly the pods that run the proxy, on its admin port.
+        auto [pd, pc] = running(r, "vane-proxy");
+        EXPECT_TRUE(selects(svc["spec"]["selector"], pd["spec"]["template"]["metadata"]["labels"]));
+        EXPECT_EQ(fleet.substr(fleet.rfind(':') + 1),
+                  proxy_config["admin"]["address"].as<std::string>().substr(
+                      proxy_config["admin"]["address"].as<std::string>().rfind(':') + 1));
+      }
+    }
+  }
+  auto [code, out] = run(control_binary(), {"--validate", "--canaries", dir});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("1 Canary"), std::string::npos) << out;
+}
+
+int port_of(const std::string& address) { return std::stoi(address.substr(address.rfind(':') + 1)); }
+
+}  // namespace
+
+TEST(K8s, SidecarOverlayInjectsTheProxyIntoTheCallerAndTheControllerDrivesIt) {
+  if (which("kubectl").empty()) GTEST_SKIP() << "kubectl is not installed";
+  auto r = render("overlays/sidecar");
+  check_common(r);
+  auto [d, c] = running(r, "vane-proxy");
+  ASSERT_TRUE(d) << "no pod runs vane-proxy";
+  EXPECT_EQ(d["metadata"]["name"].as<std::string>(), "frontend") << "the proxy goes into the calling workload";
+  // A native sidecar: an init container that keeps running, started (probe) before the app.
+  ASSERT_TRUE(d["spec"]["template"]["spec"]["initContainers"]);
+  EXPECT_EQ(c["restartPolicy"].as<std::string>(""), "Always");
+  EXPECT_TRUE(c["startupProbe"]);
+  auto config = check_proxy(r, d, c);
+  ASSERT_TRUE(config);
+  // The app calls the outbound listener, which only the pod itself can reach.
+  auto listener = config["listeners"][0]["address"].as<std::string>();
+  EXPECT_EQ(listener, "127.0.0.1:15001");
+  bool calls_it = false;
+  for (const auto& app : d["spec"]["template"]["spec"]["containers"])
+    for (const auto& a : app["command"]) calls_it = calls_it || a.as<std::string>().find("localhost:15001") != std::string::npos;
+  EXPECT_TRUE(calls_it) << "the app does not call its sidecar";
+  // The callee's pods carry no proxy: an inbound sidecar could not split.
+  for (const char* callee : {"podinfo-primary", "podinfo-canary"})
+    EXPECT_FALSE(r.named("Deployment", callee)["spec"]["template"]["spec"]["initContainers"]) << callee;
+  check_control(r, config);
+}
+
+TEST(K8s, IngressOverlayRunsTheProxyAsAnAutoscaledDeployment) {
+  if (which("kubectl").empty()) GTEST_SKIP() << "kubectl is not installed";
+  auto r = render("overlays/ingress");
+  check_common(r);
+  auto [d, c] = running(r, "vane-proxy");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d["metadata"]["name"].as<std::string>(), "vane-ingress");
+  EXPECT_FALSE(d["spec"]["template"]["spec"]["initContainers"]) << "the proxy is the main container here";
+  EXPECT_FALSE(c["restartPolicy"]);
+  auto config = check_proxy(r, d, c);
+  ASSERT_TRUE(config);
+  // The Service's target port is the listener's.
+  int listener = port_of(config["listeners"][0]["address"].as<std::string>());
+  EXPECT_EQ(config["listeners"][0]["address"].as<std::string>().rfind("0.0.0.0:", 0), 0U);
+  auto svc = r.named("Service", "vane-ingress");
+  ASSERT_TRUE(svc);
+  bool found = false;
+  for (const auto& p : c["ports"])
+    if (p["name"].as<std::string>() == svc["spec"]["ports"][0]["targetPort"].as<std::string>())
+      found = p["containerPort"].as<int>() == listener;
+  EXPECT_TRUE(found) << "the Service does not reach the listener on " << listener;
+  EXPECT_TRUE(r.named("HorizontalPodAutoscaler", "vane-ingress"));
+  EXPECT_TRUE(r.named("PodDisruptionBudget", "vane-ingress"));
+  check_control(r, config);
+}
+
+TEST(K8s, DockerfileNamesFilesThatExistAndDebianPackagesThatHoldTheLibraries) {
+  auto text = read_text_file(source_dir() + "/Dockerfile");
+  std::istringstream in(text);
+  std::string line, joined;
+  std::vector<std::string> instructions;
+  while (std::getline(in, line)) {  // instructions, with continuation lines joined
+    if (line.empty() || line[0] == '#') continue;
+    if (!line.empty() && line.back() == '\\') {
+      joined += line.substr(0, line.size() - 1) + " ";
+      continue;
+    }
+    instructions.push_back(joined + line);
+    joined.clear();
+  }
+  int stage = -1;
+  std::vector<std::set<std::string>> packages;
+  std::vector<std::string> from;
+  for (const auto& ins : instructions) {
+    std::istringstream words(ins);
+    std::vector<std::string> w;
+    for (std::string x; words >> x;) w.push_back(x);
+    if (w[0] == "FROM") {
+      ++stage;
+      packages.emplace_back();
+      from.push_back(w[1]);
+      EXPECT_TRUE(w[1] == "debian:12" || w[1] == "debian:12-slim") << "not a Debian 12 base: " << w[1];
+    } else if (w[0] == "COPY" && w[1].rfind("--from=", 0) != 0) {
+      for (std::size_t i = 1; i + 1 < w.size(); ++i)
+        EXPECT_TRUE(fs::exists(source_dir() + "/" + w[i])) << "COPY of a missing " << w[i];
+    } else if (w[0] == "RUN") {
+      auto at = std::find(w.begin(), w.end(), "install");
+      for (auto it = at == w.end() ? w.end() : at + 1; it != w.end() && *it != "&&"; ++it)
+        if ((*it)[0] != '-') packages[static_cast<std::size_t>(stage)].insert(*it);
+    }
+  }
+  ASSERT_EQ(stage, 1) << "a build stage and a runtime stage";
+  EXPECT_EQ(text.find("USER 0"), std::string::npos);
+  EXPECT_NE(text.find("USER 65532"), std::string::npos) << "runs as non-root";
+  EXPECT_NE(text.find("COPY --from=build /src/build-release/proxy/vane-proxy"), std::string::npos);
+  EXPECT_NE(text.find("COPY --from=build /src/build-release/control/vane-control"), std::string::npos);
+  EXPECT_NE(text.find("scripts/build.sh build-release"), std::string::npos) << "the binaries it copies are built";
+  EXPECT_TRUE(packages[1].count("ca-certificates"));
+  // Every package name is Debian's (apt's lists are there after scripts/setup.sh's apt-get update).
+  auto apt_cache = which("apt-cache");
+  if (!apt_cache.empty())
+    for (const auto& stage_packages : packages)
+      for (const auto& p : stage_packages) {
+        auto [code, out] = run(apt_cache, {"show", "--no-all-versions", p});
+        EXPECT_EQ(code, 0) << p << " is not a Debian package here";
+      }
+  // The runtime stage holds the package of every shared library the binaries load
+  // (those of debian:12-slim itself aside).
+  std::set<std::string> in_slim = {"libc6", "libgcc-s1", "libstdc++6"};
+  for (const auto& binary : {proxy_binary(), control_binary()}) {
+    auto [code, out] = run("/usr/bin/ldd", {binary});
+    ASSERT_EQ(code, 0) << out;
+    std::istringstream libs(out);
+    for (std::string l; std::getline(libs, l);) {
+      auto arrow = l.find("=> /");
+      if (arrow == std::string::npos) continue;
+      auto path = l.substr(arrow + 3, l.find(' ', arrow + 3) - arrow - 3);
+      if (path.find("asan") != std::string::npos || path.find("ubsan") != std::string::npos) continue;  // sanitizer builds
+      // dpkg knows a file by the path its package ships it at: /lib or /usr/lib, the link or its target.
+      auto real = fs::canonical(path).string();
+      int dcode = 1;
+      std::string owner;
+      for (const auto& candidate : {path, real, "/usr" + path, real.rfind("/usr/", 0) == 0 ? real.substr(4) : real}) {
+        std::tie(dcode, owner) = run("/usr/bin/dpkg", {"-S", candidate});
+        if (dcode == 0) break;
+      }
+      ASSERT_EQ(dcode, 0) << "no package owns " << real;
+      auto pkg = owner.substr(0, owner.find(':'));
+      EXPECT_TRUE(packages[1].count(pkg) || in_slim.count(pkg)) << binary << " needs " << real << " from " << pkg;
+    }
+  }
+}

@@ -374,3 +374,53 @@ TEST(AccessLog, ToStdout) {
   ASSERT_TRUE(line) << proxy.process->output();
   EXPECT_EQ(json::parse(*line).at("status").as_int64(), 200);
 }
+
+// k8s/grafana's dashboard: every query is valid PromQL over metrics vane
+// exports, and those about traffic answer from a real Prometheus scraping a
+// real proxy (weight, success rate, p99 per version, requests by status).
+TEST(Grafana, DashboardQueriesAnswerFromARealPrometheus) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c", {"--error-percent", "10", "--error-status", "503"});
+  auto proxy = start_proxy(metrics_config(primary, canary, 50, 50), 1);
+  auto dashboard = json::parse(read_text_file(source_dir() + "/k8s/grafana/vane-canary.json")).as_object();
+  std::vector<std::string> exprs;
+  for (const auto& panel : dashboard.at("panels").as_array())
+    for (const auto& t : panel.at("targets").as_array()) exprs.emplace_back(t.at("expr").as_string());
+  ASSERT_GE(exprs.size(), 8u);
+  // The names they read are families that the proxy or vane-control export.
+  std::string families = scrape(proxy);
+  auto control_dir = make_temp_dir();
+  child_process control(control_binary(), {"--canaries", control_dir, "--listen", "127.0.0.1:0"});
+  auto line = control.wait_for("vane-control listening on");
+  ASSERT_TRUE(line) << control.output();
+  families += fetch(port_of_line(*line), "GET", "/metrics").body;
+  for (const auto& e : exprs)
+    for (std::size_t at = e.find("vane_"); at != std::string::npos; at = e.find("vane_", at + 1)) {
+      std::size_t end = e.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", at);
+      std::string name = e.substr(at, end - at);
+      if (name.ends_with("_bucket")) name.resize(name.size() - 7);
+      EXPECT_NE(families.find("# TYPE " + name + " "), std::string::npos) << name << " in " << e;
+    }
+  prometheus_server prom({"127.0.0.1:" + std::to_string(proxy.admin_port)});
+  // Traffic until Prometheus holds two scrapes of it, so rate() has data.
+  const std::string seen = R"(count_over_time(vane_requests_total{route="app",cluster="app-canary",code="200"}[5m]))";
+  ASSERT_TRUE(eventually([&] {
+    send_parallel(proxy.port, "/app", 100, 4);
+    auto n = prom.query_value(seen);
+    return n && *n >= 2;
+  }, 90s)) << json::serialize(prom.query(seen));
+  for (auto e : exprs) {
+    e = replace_all(replace_all(e, "$route", "app"), "$__rate_interval", "5m");
+    auto answer = prom.query(e);  // a PromQL error fails inside query()
+    if (!answer.is_object()) continue;
+    bool traffic = e.find("vane_canary") == std::string::npos && e.find("mirror") == std::string::npos &&
+                   e.find("retries") == std::string::npos && e.find("connect_errors") == std::string::npos;
+    if (traffic) EXPECT_FALSE(answer.at("result").as_array().empty()) << e;
+  }
+  // The weight panel gives each version its share of the split: 50% and 50%.
+  auto shares = prom.query(replace_all(exprs[0], "$route", "app"));
+  ASSERT_TRUE(shares.is_object());
+  ASSERT_EQ(shares.at("result").as_array().size(), 2u) << json::serialize(shares);
+  for (const auto& series : shares.at("result").as_array())
+    EXPECT_EQ(series.at("value").as_array()[1].as_string(), "50") << json::serialize(shares);
+}

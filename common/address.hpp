@@ -17,6 +17,14 @@ struct host_port {
 // Port 0 is allowed (the OS chooses); a missing or out-of-range port is not.
 std::optional<host_port> parse_host_port(std::string_view text);
 
+struct http_url {
+  std::string host;  // without brackets for IPv6
+  std::string port = "80";
+  std::string target = "/";  // path and query
+};
+// Parses http://HOST[:PORT][/PATH]; nullopt for anything else.
+std::optional<http_url> parse_http_url(std::string_view url);
+
 // RFC 3986 percent-encoding of everything but unreserved characters (for a query value).
 std::string percent_encode(std::string_view s);
 

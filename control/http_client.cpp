@@ -14,26 +14,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-std::optional<http_url> parse_http_url(std::string_view url) {
-  constexpr std::string_view scheme = "http://";
-  if (!url.starts_with(scheme)) return std::nullopt;
-  url.remove_prefix(scheme.size());
-  http_url out;
-  std::size_t slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
-  if (slash != std::string_view::npos) out.target = std::string(url.substr(slash));
-  std::size_t colon = authority.rfind(':');
-  if (colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos) {
-    out.port = std::string(authority.substr(colon + 1));
-    authority = authority.substr(0, colon);
-  }
-  if (!authority.empty() && authority.front() == '[' && authority.back() == ']')
-    authority = authority.substr(1, authority.size() - 2);
-  if (authority.empty() || out.port.empty()) return std::nullopt;
-  out.host = std::string(authority);
-  return out;
-}
-
 asio::awaitable<http_result> http_call(asio::any_io_executor ex, const http_url& url, std::string method,
                                        std::string target, std::string body, duration timeout,
                                        std::vector<std::pair<std::string, std::string>> headers) {

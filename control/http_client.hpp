@@ -10,17 +10,13 @@
 #include <utility>
 #include <vector>
 
+#include "common/address.hpp"
 #include "common/units.hpp"
 
 namespace vane::control {
 
-struct http_url {
-  std::string host;
-  std::string port = "80";
-  std::string target = "/";  // path and query
-};
-// Parses http://HOST[:PORT][/PATH]; nullopt for anything else.
-std::optional<http_url> parse_http_url(std::string_view url);
+using vane::http_url;
+using vane::parse_http_url;
 
 struct http_result {
   int status = 0;     // 0: no answer (see error)

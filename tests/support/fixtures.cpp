@@ -17,6 +17,7 @@ namespace vane::test {
 std::string proxy_binary() { return VANE_PROXY_BIN; }
 std::string demo_binary() { return VANE_DEMO_BIN; }
 std::string control_binary() { return VANE_CONTROL_BIN; }
+std::string bench_binary() { return VANE_BENCH_BIN; }
 std::string source_dir() { return VANE_SOURCE_DIR; }
 
 std::uint16_t port_of_line(const std::string& line) {

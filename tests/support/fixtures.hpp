@@ -17,6 +17,7 @@ namespace vane::test {
 std::string proxy_binary();
 std::string demo_binary();
 std::string control_binary();
+std::string bench_binary();
 std::string source_dir();
 
 struct demo_instance {

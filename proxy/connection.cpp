@@ -19,6 +19,7 @@
 #include "filters/decision/decision.hpp"
 #include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
+#include "proxy/head_writer.hpp"
 #include "proxy/worker.hpp"
 
 namespace vane::proxy {
@@ -346,6 +347,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
 
   beast::flat_buffer buffer;
   std::unique_ptr<char[]> relay_buf;  // see relay_body
+  std::string head_buf;               // the heads written by write_head, reused
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
 
@@ -577,7 +579,8 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     for (int attempt = 0;; ++attempt) {
       failure.reset();
       attempt_start = attempt == 0 ? first_attempt_start : clock::now();
-      conn = co_await pool.acquire(deadline, fresh_only);
+      const bool resendable = !has_body && !resent_stale;
+      conn = co_await pool.acquire(deadline, fresh_only, resendable);
       fresh_only = false;
       if (conn.error != acquire_error::none) {
         const bool connect_failure =
@@ -590,10 +593,19 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       }
       const bool may_resend = conn.reused && !has_body && !resent_stale;
       meter.upstream = &table.clusters[route->clusters[pick]].endpoints[conn.conn->endpoint];
-      http::serializer<true, http::buffer_body> sr(req);
-      sr.split(true);
+      // A bodiless request goes out as one buffer written here; one with a
+      // body through Beast's serializer, which frames the body after it.
+      std::optional<http::serializer<true, http::buffer_body>> sr;
+      boost::system::error_code wec;
       conn.conn->stream.expires_after(limits.idle_timeout);
-      auto [wec, wn] = co_await http::async_write_header(conn.conn->stream, sr, nothrow);
+      if (!has_body) {
+        write_head(req, head_buf);
+        std::tie(wec, std::ignore) = co_await asio::async_write(conn.conn->stream, asio::buffer(head_buf), nothrow);
+      } else {
+        sr.emplace(req);
+        sr->split(true);
+        std::tie(wec, std::ignore) = co_await http::async_write_header(conn.conn->stream, *sr, nothrow);
+      }
       if (wec) {
         pool.release(std::move(conn.conn), false);
         failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
@@ -615,9 +627,10 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
           co_return;
         }
       }
-      auto status = co_await relay_body(parser, sr, client, buffer, conn.conn->stream, relay_buf,
-                                        limits.idle_timeout, meter.bytes_received,
-                                        mirror_copy && has_body ? &tee : nullptr);
+      auto status = relay_status::ok;
+      if (has_body)
+        status = co_await relay_body(parser, *sr, client, buffer, conn.conn->stream, relay_buf, limits.idle_timeout,
+                                     meter.bytes_received, mirror_copy ? &tee : nullptr);
       if (status == relay_status::read_failed) {  // the client went away or sent a bad body
         pool.release(std::move(conn.conn), false);
         meter.code = 499;
@@ -737,8 +750,29 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     if (w.draining()) keep_alive = false;
     res.keep_alive(keep_alive);
 
-    http::serializer<false, http::buffer_body> rsr(res);
     bool upstream_reusable = upstream_keep_alive;
+    if (const auto length = response->content_length();
+        !no_body && !chunked_out && length && *length <= conn.conn->buffer.size()) {
+      // The whole body came with the head (small responses): head and body in
+      // one write, the body straight from the upstream connection's buffer.
+      write_head(res, head_buf);
+      const auto body = static_cast<std::size_t>(*length);
+      const std::array<asio::const_buffer, 2> out{asio::buffer(head_buf),
+                                                  asio::buffer(conn.conn->buffer.data().data(), body)};
+      client.expires_after(limits.idle_timeout);
+      auto [wec, wn] = co_await asio::async_write(client, out, nothrow);
+      conn.conn->buffer.consume(body);
+      meter.bytes_sent += body;
+      pool.release(std::move(conn.conn), upstream_reusable);
+      count_attempt(rstats, code, attempt_start);
+      meter.code = wec ? 499 : code;
+      if (wec || !keep_alive) {
+        if (!wec) client.socket().shutdown(tcp::socket::shutdown_send, ec);
+        co_return;
+      }
+      continue;
+    }
+    http::serializer<false, http::buffer_body> rsr(res);
     if (no_body) {
       rsr.split(true);
       client.expires_after(limits.idle_timeout);

@@ -53,7 +53,11 @@ class upstream_pool {
   upstream_pool& operator=(const upstream_pool&) = delete;
 
   // `fresh_only` skips idle connections (used to retry after a stale one failed).
-  boost::asio::awaitable<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false);
+  // resendable: the caller resends the request once on a fresh connection if
+  // a reused one turns out closed (a bodiless request), so a connection idle
+  // for less than stale_check_after is handed out without the liveness peek.
+  boost::asio::awaitable<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false,
+                                        bool resendable = false);
   // Returns a connection; `reusable` only when its last response was read to the end with keep-alive.
   void release(upstream_ptr conn, bool reusable);
   // New health of the endpoints (same order as the cluster's); on the worker's thread.
@@ -81,7 +85,7 @@ class upstream_pool {
  private:
   struct waiter;
   boost::asio::awaitable<lease> connect(std::size_t first_endpoint, std::chrono::steady_clock::time_point deadline);
-  upstream_ptr take_idle(std::size_t endpoint);
+  upstream_ptr take_idle(std::size_t endpoint, bool resendable);
   void release_slot();
   // The next healthy endpoint in round-robin order, or endpoints.size() when none is.
   std::size_t next_healthy();

@@ -7,46 +7,40 @@ namespace http = boost::beast::http;
 namespace {
 
 void version(unsigned v, std::string& out) {
-  out += "HTTP/";
-  out += static_cast<char>('0' + v / 10);
-  out += '.';
-  out += static_cast<char>('0' + v % 10);
+  const char text[8] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + v / 10 % 10), '.', static_cast<char>('0' + v % 10)};
+  out.append(text, sizeof text);
 }
 
 void fields(const http::fields& f, std::string& out) {
   for (const auto& field : f) {
-    out += field.name_string();
-    out += ": ";
-    out += field.value();
-    out += "\r\n";
+    const auto name = field.name_string();
+    const auto value = field.value();
+    out.append(name.data(), name.size()).append(": ", 2).append(value.data(), value.size()).append("\r\n", 2);
   }
-  out += "\r\n";
+  out.append("\r\n", 2);
 }
 
 }  // namespace
 
 void write_head(const http::request_header<>& h, std::string& out) {
   out.clear();
-  out += h.method_string();
-  out += ' ';
-  out += h.target();
-  out += ' ';
+  const auto method = h.method_string();
+  const auto target = h.target();
+  out.append(method.data(), method.size()).append(" ", 1).append(target.data(), target.size()).append(" ", 1);
   version(h.version(), out);
-  out += "\r\n";
+  out.append("\r\n", 2);
   fields(h, out);
 }
 
 void write_head(const http::response_header<>& h, std::string& out) {
   out.clear();
   version(h.version(), out);
-  out += ' ';
-  unsigned code = h.result_int();
-  out += static_cast<char>('0' + code / 100 % 10);
-  out += static_cast<char>('0' + code / 10 % 10);
-  out += static_cast<char>('0' + code % 10);
-  out += ' ';
-  out += h.reason();
-  out += "\r\n";
+  const unsigned code = h.result_int();
+  const char status[5] = {' ', static_cast<char>('0' + code / 100 % 10), static_cast<char>('0' + code / 10 % 10),
+                          static_cast<char>('0' + code % 10), ' '};
+  out.append(status, sizeof status);
+  const auto reason = h.reason();
+  out.append(reason.data(), reason.size()).append("\r\n", 2);
   fields(h, out);
 }
 

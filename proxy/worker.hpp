@@ -104,7 +104,10 @@ class worker {
   };
   std::size_t id_;
   stats_store& stats_;
-  boost::asio::io_context ioc_{1};
+  // One thread runs it, and only that thread touches its sockets (other threads
+  // post to it), so the per-socket locks of the reactor are off; posting and
+  // registration stay locked.
+  boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::shared_ptr<worker_policy> policy_;
   std::list<listener_slot> listeners_;
   std::list<connection_entry> connections_;

@@ -10,6 +10,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <memory>
 #include <thread>
 
@@ -239,6 +242,61 @@ load_result run_load(const load_options& options, const std::function<void(const
   }
   r.seconds = std::chrono::duration<double>(options.rate > 0 ? std::max(last_done, end) - start : last_done - start).count();
   return r;
+}
+
+namespace {
+
+asio::awaitable<void> hold_one(tcp::socket& s, const tcp::endpoint& ep, const std::string& request, bool& answered,
+                               std::uint64_t& pending, asio::steady_timer& all_up) {
+  boost::beast::flat_buffer buffer;
+  auto [ec] = co_await s.async_connect(ep, nothrow);
+  if (!ec) std::tie(ec, std::ignore) = co_await asio::async_write(s, asio::buffer(request), nothrow);
+  if (!ec) {
+    lean_parser<false> parser;
+    std::tie(ec, std::ignore) = co_await http::async_read(s, buffer, parser, nothrow);
+    answered = !ec && parser.status < 400 && parser.keep_alive();
+  }
+  if (--pending == 0) all_up.cancel();
+}
+
+}  // namespace
+
+std::uint64_t hold_connections(const load_options& o, std::chrono::nanoseconds hold,
+                               const std::function<void(std::uint64_t)>& on_held) {
+  asio::io_context ctx{1};
+  const tcp::endpoint ep(asio::ip::make_address(o.host), o.port);
+  const std::string request = build_request(o);
+  std::vector<std::unique_ptr<tcp::socket>> sockets;
+  std::unique_ptr<bool[]> answered(new bool[o.connections]());
+  std::uint64_t pending = o.connections;
+  asio::steady_timer all_up(ctx, clock::time_point::max());
+  for (unsigned i = 0; i < o.connections; ++i) {
+    sockets.push_back(std::make_unique<tcp::socket>(ctx));
+    asio::co_spawn(ctx, hold_one(*sockets.back(), ep, request, answered[i], pending, all_up), asio::detached);
+  }
+  std::uint64_t still_open = 0;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        co_await all_up.async_wait(nothrow);
+        std::uint64_t n = 0;
+        for (unsigned i = 0; i < o.connections; ++i) n += answered[i] ? 1 : 0;
+        if (on_held) on_held(n);
+        asio::steady_timer t(ctx);
+        t.expires_after(hold);
+        co_await t.async_wait(nothrow);
+        // Still open: the peer has not closed it (a read would see EOF at once).
+        for (unsigned i = 0; i < o.connections; ++i) {
+          if (!answered[i]) continue;
+          char byte;
+          ssize_t r = ::recv(sockets[i]->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) ++still_open;
+        }
+        for (auto& s : sockets) s->close();
+      },
+      asio::detached);
+  ctx.run();
+  return still_open;
 }
 
 double quantile_ns(const log_linear_histogram& h, double q) {

@@ -65,6 +65,13 @@ struct load_progress {
 
 load_result run_load(const load_options& options, const std::function<void(const load_progress&)>& on_progress = {});
 
+// Opens `connections` keep-alive connections, sends one request on each and
+// reads its answer, then keeps them all open and idle for `hold` (what an
+// ingress sees from many quiet clients). Calls `on_held` once all are up;
+// returns how many were answered and still open at the end.
+std::uint64_t hold_connections(const load_options& options, std::chrono::nanoseconds hold,
+                               const std::function<void(std::uint64_t answered)>& on_held);
+
 // The q-quantile as the middle of the bucket holding it (exact below 64 ns); 0 when empty.
 double quantile_ns(const log_linear_histogram& h, double q);
 // The largest value recorded, to the bucket's upper edge.

@@ -24,6 +24,7 @@ constexpr const char* usage = R"(usage: vane-bench load --url http://IP:PORT/PAT
        vane-bench overhead --config FILE [--rates R1,R2,...] [--duration D] [--rounds N]
                        [--connections C] [--proxy PATH] [--upstream http://IP:PORT] [--json FILE] [--plot FILE.png]
        vane-bench upstream [--listen IP:PORT] [--body-bytes N] [--threads T] [--version V]
+       vane-bench hold --url http://IP:PORT/PATH --connections N [--duration D]
        vane-bench free-port
 
 load      HTTP/1.1 GET requests over C keep-alive connections, at R requests per
@@ -45,6 +46,10 @@ overhead  Starts vane-proxy (--proxy, default: next to vane-bench, then PATH) on
           (from /proc), as a table; --plot draws the percentiles with gnuplot.
 upstream  The built-in upstream: answers every request with the same 100-byte
           response, keep-alive, one SO_REUSEPORT acceptor per thread.
+hold      Opens N keep-alive connections, one request on each, then keeps them
+          open and idle for D (default 10s): prints "holding A answered
+          connections" once all are up, and at the end how many the server
+          kept open (for memory per idle connection; raise `ulimit -n` first).
 free-port Prints a loopback port the OS picked (bound, then released), for
           scripts that start servers which cannot report their own port.
 )";
@@ -194,6 +199,37 @@ int cmd_load(args a) {
   return r.errors.total() == 0 ? 0 : 1;
 }
 
+int cmd_hold(args a) {
+  vane::bench::load_options o;
+  std::chrono::nanoseconds hold = std::chrono::seconds(10);
+  std::string url, flag;
+  while (a.next(flag)) {
+    const std::string* v = a.value();
+    double d = 0;
+    if (!v) return fail_usage(flag + " needs a value");
+    if (flag == "--url") url = *v;
+    else if (flag == "--connections" && parse_positive(v, d) && d >= 1) o.connections = static_cast<unsigned>(d);
+    else if (flag == "--duration") {
+      auto dur = vane::parse_duration(*v);
+      if (!dur || dur->count() <= 0) return fail_usage("--duration needs a duration such as 10s");
+      hold = *dur;
+    } else return fail_usage("bad argument " + flag + " " + *v);
+  }
+  auto u = vane::parse_http_url(url);
+  boost::system::error_code ec;
+  if (!u || (boost::asio::ip::make_address(u->host, ec), ec)) return fail_usage("--url must be http://IP:PORT/PATH");
+  o.host = u->host;
+  o.port = static_cast<std::uint16_t>(std::stoi(u->port));
+  o.target = u->target;
+  auto open = vane::bench::hold_connections(o, hold, [&](std::uint64_t answered) {
+    std::printf("holding %llu answered connections of %u\n", static_cast<unsigned long long>(answered), o.connections);
+    std::fflush(stdout);
+  });
+  std::printf("%llu of them still open after %s\n", static_cast<unsigned long long>(open),
+              vane::format_duration(std::chrono::duration_cast<vane::duration>(hold)).c_str());
+  return open == o.connections ? 0 : 1;
+}
+
 int cmd_upstream(args a) {
   vane::bench::upstream_options o;
   std::string flag;
@@ -265,6 +301,7 @@ int main(int argc, char** argv) {
     if (cmd == "load") return cmd_load(a);
     if (cmd == "upstream") return cmd_upstream(a);
     if (cmd == "overhead") return cmd_overhead(a);
+    if (cmd == "hold") return cmd_hold(a);
     if (cmd == "free-port") {
       boost::asio::io_context ctx;
       boost::asio::ip::tcp::acceptor acc(ctx, {boost::asio::ip::make_address("127.0.0.1"), 0});

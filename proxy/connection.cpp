@@ -20,6 +20,7 @@
 #include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
 #include "proxy/head_writer.hpp"
+#include "proxy/strict.hpp"
 #include "proxy/worker.hpp"
 
 namespace vane::proxy {
@@ -148,6 +149,36 @@ asio::awaitable<bool> local_reply(beast::tcp_stream& client, request_meter& mete
 }
 
 enum class relay_status { ok, read_failed, write_failed };
+
+// Reads a message head into the parser, as http::async_read_header does,
+// but looks at the raw bytes first: Beast unfolds obs-fold silently, and
+// vane refuses it (RFC 9112 §5.2 allows either; a proxy that rejects leaves
+// no room for two parties to read one head differently). Beast's parser
+// takes the head only once its blank line is here, so the unconsumed bytes
+// always start at the head.
+template <bool isRequest>
+asio::awaitable<boost::system::error_code> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                                      http::parser<isRequest, http::buffer_body>& p) {
+  boost::system::error_code ec;
+  bool received = buffer.size() > 0;
+  for (;;) {
+    if (buffer.size() > 0) {
+      std::string_view raw(static_cast<const char*>(buffer.data().data()), buffer.size());
+      if (has_obs_fold(raw)) co_return http::error::bad_value;
+      std::size_t used = p.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec == http::error::need_more) ec = {};
+      if (ec || p.is_header_done()) co_return ec;
+    }
+    auto [rec, n] = co_await stream.async_read_some(buffer.prepare(4096), nothrow);
+    if (rec) {
+      if (rec == asio::error::eof) co_return received ? http::error::partial_message : http::error::end_of_stream;
+      co_return rec;
+    }
+    buffer.commit(n);
+    received = true;
+  }
+}
 
 // Streams a message body from `in` to `out` through `buf`, as Beast's relay
 // example does: read what the parser gives into the buffer body, let the
@@ -388,7 +419,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     parser.header_limit(static_cast<std::uint32_t>(limits.max_request_headers));
     parser.body_limit(limits.max_body);
     client.expires_after(limits.header_timeout);
-    auto [hec, hn] = co_await http::async_read_header(client, buffer, parser, nothrow);
+    auto hec = co_await read_head(client, buffer, parser);
     if (hec) {
       if (hec == http::error::end_of_stream || hec == http::error::partial_message ||
           hec == asio::error::connection_reset || hec == asio::error::eof)
@@ -430,6 +461,12 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     if (hosts > 1 || (hosts == 0 && client_version >= 11)) {
       co_await local_reply(client, meter, http::status::bad_request, "bad request: exactly one Host header required\n",
                            false, limits.idle_timeout);
+      co_return;
+    }
+
+    if (!acceptable_request_transfer_encoding(req, client_version) || !valid_host(req[http::field::host])) {
+      co_await local_reply(client, meter, http::status::bad_request, "bad request framing or Host\n", false,
+                           limits.idle_timeout);
       co_return;
     }
 
@@ -657,8 +694,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         // As Envoy's route timeout: counted from the end of the request, so
         // that a long upload does not eat the upstream's time to answer.
         conn.conn->stream.expires_after(try_timeout);
-        std::tie(rec, std::ignore) =
-            co_await http::async_read_header(conn.conn->stream, conn.conn->buffer, *response, nothrow);
+        rec = co_await read_head(conn.conn->stream, conn.conn->buffer, *response);
         if (rec) break;
         unsigned code = response->get().result_int();
         if (code < 100 || code >= 200 || code == 101) break;
@@ -789,6 +825,13 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
                             limits.idle_timeout, meter.bytes_sent);
     upstream_reusable = upstream_reusable && status == relay_status::ok && response->is_done();
     pool.release(std::move(conn.conn), upstream_reusable);
+    if (status == relay_status::read_failed && !rsr.is_header_done()) {
+      // The upstream's body was bad (a broken chunk...) before anything went to the client: a 502 instead.
+      count_attempt(rstats, 502, attempt_start);
+      co_await local_reply(client, meter, http::status::bad_gateway, "upstream sent a bad response\n", false,
+                           limits.idle_timeout);
+      co_return;
+    }
     count_attempt(rstats, code, attempt_start);
     // The status was sent once the head went out, even if the body was cut short.
     meter.code = rsr.is_header_done() ? code : 499;

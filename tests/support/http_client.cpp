@@ -104,6 +104,8 @@ std::string raw_connection::read_until(const std::string& needle) {
   return pending_;
 }
 
+void raw_connection::shutdown_send() { ::shutdown(fd(), SHUT_WR); }
+
 std::string raw_connection::read_all() {
   char buf[16384];
   for (;;) {

@@ -54,6 +54,8 @@ class raw_connection {
   std::string read_until(const std::string& needle);
   // Reads until the peer closes (or timeout).
   std::string read_all();
+  // Half-closes: the peer reads EOF after what was sent.
+  void shutdown_send();
   // Reads a response head and then exactly content-length body bytes, feeding them to `sink` (no buffering).
   int fd() const;
 

@@ -1,0 +1,73 @@
+#include "proxy/strict.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+namespace vane::proxy {
+
+namespace http = boost::beast::http;
+
+bool has_obs_fold(std::string_view head) {
+  // Only the head: up to the blank line that ends it, if it is here yet.
+  auto end = head.find("\r\n\r\n");
+  if (end != std::string_view::npos) head = head.substr(0, end + 2);
+  for (std::size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size(); i = head.find('\n', i + 1))
+    if (head[i + 1] == ' ' || head[i + 1] == '\t') return true;
+  return false;
+}
+
+bool acceptable_request_transfer_encoding(const http::fields& f, unsigned version) {
+  std::size_t seen = 0;
+  for (auto it = f.find(http::field::transfer_encoding); it != f.end() && it->name() == http::field::transfer_encoding;
+       ++it) {
+    if (++seen > 1 || version < 11) return false;
+    std::string_view v = it->value();
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    if (!boost::beast::iequals(v, "chunked")) return false;
+  }
+  return true;
+}
+
+namespace {
+
+bool reg_name_char(char c) {
+  // unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2)
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '-': case '.': case '_': case '~': case '%': case '!': case '$': case '&': case '\'':
+    case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool valid_port(std::string_view p) {
+  if (p.empty() || p.size() > 5) return p.empty();  // "host:" is allowed by the grammar (empty port)
+  for (char c : p)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+}  // namespace
+
+bool valid_host(std::string_view host) {
+  if (host.empty()) return true;
+  if (host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string_view::npos || close < 2) return false;
+    for (char c : host.substr(1, close - 1))
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+        return false;
+    auto rest = host.substr(close + 1);
+    return rest.empty() || (rest.front() == ':' && valid_port(rest.substr(1)));
+  }
+  auto colon = host.find(':');
+  auto name = host.substr(0, colon);
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!reg_name_char(c)) return false;
+  return colon == std::string_view::npos || valid_port(host.substr(colon + 1));
+}
+
+}  // namespace vane::proxy

@@ -1,0 +1,25 @@
+#pragma once
+// What vane refuses at the trust boundary beyond what Beast's parser already
+// refuses (RFC 9112 / RFC 9110): folded header lines, which Beast would
+// silently unfold; request Transfer-Encodings other than exactly `chunked`,
+// which Beast would accept and frame differently from some upstreams (the
+// classic smuggling gap); Host values that are not a host and port.
+#include <boost/beast/http/fields.hpp>
+#include <string_view>
+
+namespace vane::proxy {
+
+// The start of a message head as received (possibly more): true when a line
+// of the head (before its blank line) begins with SP or HTAB — obs-fold
+// (RFC 9112 §5.2); also true for whitespace before the first line's end.
+bool has_obs_fold(std::string_view head);
+
+// RFC 9112 §6.1: a request may carry Transfer-Encoding only on HTTP/1.1 and
+// only as exactly one `chunked` (case-insensitive, surrounding OWS allowed).
+bool acceptable_request_transfer_encoding(const boost::beast::http::fields& f, unsigned version);
+
+// RFC 9110 §7.2: uri-host [ ":" port ], uri-host being a reg-name, an IPv4
+// address or an IP-literal in brackets. Empty is accepted (no authority).
+bool valid_host(std::string_view host);
+
+}  // namespace vane::proxy

@@ -1,0 +1,231 @@
+// Strict HTTP/1.1 at the trust boundary (RFC 9112/9110), through raw sockets:
+// every malformed or ambiguous request gets a 400 (or a closed connection)
+// and never reaches the upstream, not even as a second request hidden in the
+// first one's body; a malformed response from an upstream becomes a 502 and
+// its connection is not reused.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <thread>
+
+#include "tests/support/fixtures.hpp"
+#include "tests/support/http_client.hpp"
+
+using namespace vane::test;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+std::string one_route(const std::string& endpoint) {
+  return R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: r
+        split: [{cluster: c, weight: 1}]
+clusters:
+  - name: c
+    endpoints: [)" + endpoint + "]\n";
+}
+
+// Sends `bytes` on a fresh connection, half-closes, returns all that came back.
+std::string exchange(std::uint16_t port, const std::string& bytes) {
+  raw_connection c(port);
+  c.send(bytes);
+  c.shutdown_send();
+  return c.read_all();
+}
+
+struct bad_request {
+  const char* why;
+  std::string bytes;
+};
+
+const std::string H = "Host: x\r\n";
+
+std::vector<bad_request> bad_requests() {
+  using namespace std::string_literals;
+  return {
+      // Framing: request smuggling needs two parties to disagree on where a body ends.
+      {"Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\n" + H + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"Transfer-Encoding then Content-Length", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"},
+      {"two different Content-Lengths", "POST / HTTP/1.1\r\n" + H + "Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"},
+      {"a Content-Length list", "POST / HTTP/1.1\r\n" + H + "Content-Length: 4, 5\r\n\r\nabcde"},
+      {"Content-Length with a sign", "POST / HTTP/1.1\r\n" + H + "Content-Length: +4\r\n\r\nabcd"},
+      {"Content-Length in hex", "POST / HTTP/1.1\r\n" + H + "Content-Length: 0x4\r\n\r\nabcd"},
+      {"negative Content-Length", "POST / HTTP/1.1\r\n" + H + "Content-Length: -1\r\n\r\n"},
+      {"Content-Length with letters", "POST / HTTP/1.1\r\n" + H + "Content-Length: 4a\r\n\r\nabcd"},
+      {"Content-Length overflowing 64 bits", "POST / HTTP/1.1\r\n" + H + "Content-Length: 99999999999999999999999\r\n\r\n"},
+      {"Transfer-Encoding gzip alone", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: gzip\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"},
+      {"chunked not the final coding", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"},
+      {"chunked applied twice", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"an unknown coding", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"},
+      {"Transfer-Encoding on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      // Field syntax.
+      {"obs-fold", "GET / HTTP/1.1\r\n" + H + "X-A: a\r\n b\r\n\r\n"},
+      {"obs-fold with a tab", "GET / HTTP/1.1\r\n" + H + "X-A: a\r\n\tb\r\n\r\n"},
+      {"space before the colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n"},
+      {"tab before the colon", "GET / HTTP/1.1\r\n" + H + "X-A\t: b\r\n\r\n"},
+      {"space before the colon of Transfer-Encoding", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\nabcd"},
+      {"bare LF line endings", "GET / HTTP/1.1\n" "Host: x\n\n"},
+      {"a bare LF ending one field", "GET / HTTP/1.1\r\n" + H + "X-A: a\nX-B: b\r\n\r\n"},
+      {"a bare CR in a value", "GET / HTTP/1.1\r\n" + H + "X-A: a\rb\r\n\r\n"},
+      {"NUL in a value", "GET / HTTP/1.1\r\n" + H + "X-A: a\0b\r\n\r\n"s},
+      {"a control character in a value", "GET / HTTP/1.1\r\n" + H + "X-A: a\x01" "b\r\n\r\n"},
+      {"DEL in a value", "GET / HTTP/1.1\r\n" + H + "X-A: a\x7f" "b\r\n\r\n"},
+      {"NUL in a name", "GET / HTTP/1.1\r\n" + H + "X\0A: b\r\n\r\n"s},
+      {"a space in a name", "GET / HTTP/1.1\r\n" + H + "X A: b\r\n\r\n"},
+      {"a separator in a name", "GET / HTTP/1.1\r\n" + H + "X(A): b\r\n\r\n"},
+      {"an empty name", "GET / HTTP/1.1\r\n" + H + ": b\r\n\r\n"},
+      {"a line without a colon", "GET / HTTP/1.1\r\n" + H + "garbage\r\n\r\n"},
+      // Chunks.
+      {"a chunk size that is not hex", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\nzz\r\nabcd\r\n0\r\n\r\n"},
+      {"a chunk size overflowing 64 bits", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n1FFFFFFFFFFFFFFFF\r\nabcd\r\n0\r\n\r\n"},
+      {"a chunk size with a sign", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n-4\r\nabcd\r\n0\r\n\r\n"},
+      {"a control character in a chunk extension", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4;a=\x01\r\nabcd\r\n0\r\n\r\n"},
+      {"chunk data longer than its size", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4\r\nabcdX\r\n0\r\n\r\n"},
+      {"a chunk size with a bare LF", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4\nabcd\r\n0\r\n\r\n"},
+      // Request line and Host.
+      {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
+      {"no Host on HTTP/1.1", "GET / HTTP/1.1\r\n\r\n"},
+      {"an invalid Host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"},
+      {"a Host with a path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"},
+      {"a method that is not a token", "G(T / HTTP/1.1\r\n" + H + "\r\n"},
+      {"a space in the target", "GET /a b HTTP/1.1\r\n" + H + "\r\n"},
+      {"a control character in the target", "GET /a\x01 HTTP/1.1\r\n" + H + "\r\n"},
+      {"a target that is not origin-form", "GET a/b HTTP/1.1\r\n" + H + "\r\n"},
+      {"an unknown HTTP version", "GET / HTTP/1.x\r\n" + H + "\r\n"},
+      {"two spaces in the request line", "GET  / HTTP/1.1\r\n" + H + "\r\n"},
+      {"a request line without a version", "GET /\r\n" + H + "\r\n"},
+  };
+}
+
+// A scripted upstream: answers every request on a connection with `response`
+// (read until the head's end), counts connections and requests.
+class scripted_upstream {
+ public:
+  explicit scripted_upstream(std::string response) : response_(std::move(response)) {
+    acceptor_.open(tcp::v4());
+    acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~scripted_upstream() {
+    stop_ = true;
+    boost::system::error_code ec;
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  int connections() const { return connections_.load(); }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void run() {
+    std::vector<std::thread> conns;
+    while (!stop_) {
+      boost::system::error_code ec;
+      tcp::socket s(ioc_);
+      acceptor_.accept(s, ec);
+      if (ec) break;
+      ++connections_;
+      conns.emplace_back([this, s = std::move(s)]() mutable {
+        timeval tv{30, 0};
+        setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        std::string in;
+        char buf[4096];
+        for (;;) {
+          auto end = in.find("\r\n\r\n");
+          if (end != std::string::npos) {
+            in.erase(0, end + 4);
+            ++requests_;
+            boost::system::error_code wec;
+            asio::write(s, asio::buffer(response_), wec);
+            if (wec) return;
+            continue;
+          }
+          ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
+          if (n <= 0) return;
+          in.append(buf, static_cast<std::size_t>(n));
+        }
+      });
+    }
+    for (auto& t : conns) t.join();
+  }
+  std::string response_;
+  asio::io_context ioc_;
+  tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0}, requests_{0};
+};
+
+}  // namespace
+
+TEST(StrictHttp, MalformedRequestsGet400AndNeverReachTheUpstream) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto cases = bad_requests();
+  ASSERT_GE(cases.size(), 40u);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.why);
+    auto before = up.stats().at("requests").as_int64();
+    std::string got = exchange(proxy.port, c.bytes);
+    // A 400 and nothing else (no second response for a smuggled request), or a plain close.
+    if (!got.empty()) {
+      EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
+      EXPECT_EQ(got.find("HTTP/1.1", 1), std::string::npos) << got;
+    }
+    EXPECT_EQ(up.stats().at("requests").as_int64(), before) << "the upstream saw it";
+  }
+  // The proxy still serves everyone else.
+  EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
+}
+
+TEST(StrictHttp, WellFormedEdgeCasesStillPass) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(one_route(up.address()), 1);
+  for (const std::string bytes : {
+           std::string("GET / HTTP/1.1\r\nHost: x\r\nX-A:  spaced value \t\r\n\r\n"),  // OWS around a value
+           std::string("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"),  // same value twice
+           std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nabcd\r\n0\r\nX-Trailer: t\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: x:8080\r\n\r\n"),
+           std::string("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"),
+           std::string("GET http://x/abs HTTP/1.1\r\nHost: x\r\n\r\n"),
+       }) {
+    SCOPED_TRACE(bytes);
+    std::string got = exchange(proxy.port, bytes);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
+  }
+}
+
+TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
+  const std::vector<std::pair<const char*, std::string>> responses = {
+      {"Content-Length and Transfer-Encoding", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"two different Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"},
+      {"Content-Length with letters", "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nab"},
+      {"obs-fold", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: a\r\n b\r\n\r\nab"},
+      {"NUL in a value", std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: a\0b\r\n\r\nab", 46)},
+      {"a bad status line", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nab"},
+      {"a bad chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"},
+      {"space before the colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nab"},
+  };
+  for (const auto& [why, response] : responses) {
+    SCOPED_TRACE(why);
+    scripted_upstream up(response);
+    auto proxy = start_proxy(one_route(up.address()), 1);
+    for (int i = 1; i <= 2; ++i) {
+      std::string got = exchange(proxy.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      // Either nothing of it was sent (502), or a bad chunk found after the head went out cuts the response short.
+      if (got.rfind("HTTP/1.1 200 ", 0) == 0) EXPECT_EQ(got.find("\r\n0\r\n\r\n"), std::string::npos) << got;
+      else EXPECT_EQ(got.rfind("HTTP/1.1 502 ", 0), 0u) << got;
+      EXPECT_TRUE(eventually([&] { return up.requests() == i; }));
+    }
+    EXPECT_EQ(up.connections(), 2) << "a connection that sent a bad response was reused";
+  }
+}

@@ -1,0 +1,45 @@
+// The checks vane adds to Beast's parser at the trust boundary.
+#include <gtest/gtest.h>
+
+#include <boost/beast/http/fields.hpp>
+
+#include "proxy/strict.hpp"
+
+namespace http = boost::beast::http;
+using vane::proxy::acceptable_request_transfer_encoding;
+using vane::proxy::has_obs_fold;
+using vane::proxy::valid_host;
+
+TEST(Strict, ObsFoldIsFoundInTheHeadOnly) {
+  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n"));
+  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nX-A: a\r\n\tb\r\n\r\n"));
+  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nX-A: a\r\n b"));  // the head is not complete yet
+  EXPECT_FALSE(has_obs_fold("GET / HTTP/1.1\r\nX-A: a b\r\n\r\n"));
+  EXPECT_FALSE(has_obs_fold("POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\r\n x"));  // in the body: not a fold
+  EXPECT_FALSE(has_obs_fold("GET / HTTP/1.1\r\nHost: x\r\n"));
+}
+
+TEST(Strict, OnlyOneChunkedOnHttp11) {
+  http::fields f;
+  EXPECT_TRUE(acceptable_request_transfer_encoding(f, 11));
+  EXPECT_TRUE(acceptable_request_transfer_encoding(f, 10));
+  f.set(http::field::transfer_encoding, " Chunked\t");
+  EXPECT_TRUE(acceptable_request_transfer_encoding(f, 11));
+  EXPECT_FALSE(acceptable_request_transfer_encoding(f, 10));
+  for (const char* bad : {"gzip", "gzip, chunked", "chunked, gzip", "chunked, chunked", "xchunked", ""}) {
+    f.set(http::field::transfer_encoding, bad);
+    EXPECT_FALSE(acceptable_request_transfer_encoding(f, 11)) << bad;
+  }
+  f.set(http::field::transfer_encoding, "chunked");
+  f.insert(http::field::transfer_encoding, "chunked");
+  EXPECT_FALSE(acceptable_request_transfer_encoding(f, 11));
+}
+
+TEST(Strict, HostIsAHostAndAPort) {
+  for (const char* good : {"", "x", "podinfo.local", "podinfo.local:8080", "10.0.0.1:80", "[::1]", "[::1]:8080",
+                           "[2001:db8::1]:443", "a-b_c~d.e", "xn--bcher-kva.example", "host:"})
+    EXPECT_TRUE(valid_host(good)) << good;
+  for (const char* bad : {"a b", "a/b", "a?b", "a#b", "a@b", ":80", "x:8o", "x:123456", "[::1", "[]", "[zz::1]",
+                          "[::1]x", "a\tb", "a:1:2"})
+    EXPECT_FALSE(valid_host(bad)) << bad;
+}

@@ -83,7 +83,9 @@ class config_parser {
 
   void parse_limits(const YAML::Node& n, limits_config& l) {
     if (!r_.expect_map(n, "limits")) return;
-    r_.check_keys(n, "limits", {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout"});
+    r_.check_keys(n, "limits",
+                  {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout",
+                   "max_request_target", "max_requests_per_connection", "max_connections", "max_in_flight"});
     if (auto v = n["max_request_headers"]) {
       if (auto s = r_.get_size(v, "limits.max_request_headers")) {
         if (*s < 1024 || *s > (1u << 20)) r_.error(v, "limits.max_request_headers must be between 1KiB and 1MiB");
@@ -96,6 +98,19 @@ class config_parser {
       if (auto s = r_.get_size(v, "limits.max_body")) l.max_body = *s;
     if (auto v = n["header_timeout"]) positive_duration(v, "limits.header_timeout", l.header_timeout);
     if (auto v = n["idle_timeout"]) positive_duration(v, "limits.idle_timeout", l.idle_timeout);
+    if (auto v = n["max_request_target"]) {
+      if (auto s = r_.get_size(v, "limits.max_request_target")) {
+        if (*s < 256 || *s > (1u << 20)) r_.error(v, "limits.max_request_target must be between 256 and 1MiB");
+        else l.max_request_target = *s;
+      }
+    }
+    if (auto v = n["max_requests_per_connection"])
+      if (auto i = r_.get_int(v, "limits.max_requests_per_connection", 0, 100'000'000))
+        l.max_requests_per_connection = static_cast<std::uint32_t>(*i);
+    if (auto v = n["max_connections"])
+      if (auto i = r_.get_int(v, "limits.max_connections", 1, 10'000'000)) l.max_connections = static_cast<std::uint32_t>(*i);
+    if (auto v = n["max_in_flight"])
+      if (auto i = r_.get_int(v, "limits.max_in_flight", 1, 10'000'000)) l.max_in_flight = static_cast<std::uint32_t>(*i);
   }
 
   void positive_duration(const YAML::Node& v, std::string_view what, duration& out) {

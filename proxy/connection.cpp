@@ -368,8 +368,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       w.unregister_connection(it);
       if (stats) stats->connections_active.add(-1);
     }
-  } reg{w, w.register_connection(client), lstats};
-  if (lstats) lstats->connections_active.add(1);
+  } reg{w, w.register_connection(client), lstats};  // counted in connections_active by the accept loop
 
   boost::system::error_code ec;
   client.socket().set_option(tcp::no_delay(true), ec);
@@ -381,6 +380,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
   std::string head_buf;               // the heads written by write_head, reused
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
+  std::uint32_t served_on_connection = 0;
 
   for (;;) {
     // The snapshot this request runs on, whatever is swapped in meanwhile.
@@ -449,7 +449,9 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       meter.request_id = req["x-request-id"];
     }
     // While draining, every response asks the client to close (and reconnect elsewhere).
-    bool keep_alive = req.keep_alive() && !w.draining();
+    ++served_on_connection;
+    bool keep_alive = req.keep_alive() && !w.draining() &&
+                      (limits.max_requests_per_connection == 0 || served_on_connection < limits.max_requests_per_connection);
     const bool has_body = !parser.is_done();
 
     if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > limits.max_headers) {
@@ -464,6 +466,11 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       co_return;
     }
 
+    if (req.target().size() > limits.max_request_target) {
+      co_await local_reply(client, meter, http::status::uri_too_long, "request target too long\n", false,
+                           limits.idle_timeout);
+      co_return;
+    }
     if (!acceptable_request_transfer_encoding(req, client_version) || !valid_host(req[http::field::host])) {
       co_await local_reply(client, meter, http::status::bad_request, "bad request framing or Host\n", false,
                            limits.idle_timeout);
@@ -507,6 +514,19 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     meter.slot = &rstats;
     meter.route = route->name;
     meter.cluster = table.clusters[route->clusters[pick]].name;
+
+    // Overload: past limits.max_in_flight requests being proxied by this
+    // worker, a 503 at once rather than a queue that grows (as Envoy's
+    // overload manager answers).
+    if (w.in_flight() >= limits.max_in_flight) {
+      if (has_body) keep_alive = false;
+      if (!co_await local_reply(client, meter, http::status::service_unavailable, "overloaded\n", keep_alive,
+                                limits.idle_timeout) ||
+          !keep_alive)
+        co_return;
+      continue;
+    }
+    worker::in_flight_guard busy(w);
 
     // Rewrite the head for the upstream: HTTP/1.1 keep-alive, no hop-by-hop fields.
     const bool chunked_in = parser.chunked();

@@ -176,6 +176,15 @@ void stats_store::render_prometheus(std::string& out) const {
     label l[] = {{"listener", name}};
     w.sample("vane_downstream_connections_active", l, static_cast<double>(n));
   }
+  w.family("vane_downstream_connections_refused_total", "counter",
+           "Downstream connections closed at accept because limits.max_connections was reached.");
+  for (const auto& [name, slots] : listeners_) {
+    std::uint64_t n = 0;
+    for (const auto& s : slots)
+      if (s) n += s->connections_refused.value();
+    label l[] = {{"listener", name}};
+    w.sample("vane_downstream_connections_refused_total", l, n);
+  }
 }
 
 json::array stats_store::latency_json() const {

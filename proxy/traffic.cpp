@@ -383,7 +383,11 @@ json::object config_json(const proxy_config& c, std::uint64_t generation) {
                                   {"max_headers", c.limits.max_headers},
                                   {"max_body", c.limits.max_body},
                                   {"header_timeout", format_duration(c.limits.header_timeout)},
-                                  {"idle_timeout", format_duration(c.limits.idle_timeout)}}},
+                                  {"idle_timeout", format_duration(c.limits.idle_timeout)},
+                                  {"max_request_target", c.limits.max_request_target},
+                                  {"max_requests_per_connection", c.limits.max_requests_per_connection},
+                                  {"max_connections", c.limits.max_connections},
+                                  {"max_in_flight", c.limits.max_in_flight}}},
           {"listeners", std::move(listeners)},
           {"clusters", std::move(clusters)}};
 }

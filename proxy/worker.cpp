@@ -24,6 +24,14 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acce
       log::warn("worker {}: accept on {} failed: {}", w.id(), listener, ec.message());
       continue;
     }
+    // Past the limit the connection is closed at once: those already open keep being served.
+    if (stats && stats->connections_active.value() >= static_cast<std::int64_t>(w.policy()->table->config.limits.max_connections)) {
+      stats->connections_refused.add();
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    if (stats) stats->connections_active.add(1);  // here, not in the coroutine: the next accept sees it; serve_connection takes it back
     asio::co_spawn(w.context(), serve_connection(w, std::move(socket), listener, stats), asio::detached);
   }
 }
@@ -119,6 +127,7 @@ void worker::close_all_listeners() {
       tcp::socket socket(ioc_);
       l.acceptor->accept(socket, ec);
       if (ec) break;
+      if (l.stats) l.stats->connections_active.add(1);
       asio::co_spawn(ioc_, serve_connection(*this, std::move(socket), l.name, l.stats), asio::detached);
     }
     l.acceptor->close(ec);

@@ -79,6 +79,15 @@ class worker {
   std::vector<pool_stats> stats() const;
 
   // --- on the request path (worker thread) ---
+  // Requests being proxied now (limits.max_in_flight); the guard counts one for its life.
+  std::uint32_t in_flight() const { return in_flight_; }
+  struct in_flight_guard {
+    worker& w;
+    explicit in_flight_guard(worker& wk) : w(wk) { ++w.in_flight_; }
+    ~in_flight_guard() { --w.in_flight_; }
+    in_flight_guard(const in_flight_guard&) = delete;
+    in_flight_guard& operator=(const in_flight_guard&) = delete;
+  };
   const std::shared_ptr<worker_policy>& policy() const { return policy_; }
   stats_store& stats_registry() { return stats_; }
   access_ring* access_log() const { return access_log_; }
@@ -109,6 +118,7 @@ class worker {
   // registration stay locked.
   boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::shared_ptr<worker_policy> policy_;
+  std::uint32_t in_flight_ = 0;  // requests being proxied (this worker's thread only)
   std::list<listener_slot> listeners_;
   std::list<connection_entry> connections_;
   bool draining_ = false;

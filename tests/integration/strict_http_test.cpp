@@ -4,6 +4,7 @@
 // first one's body; a malformed response from an upstream becomes a 502 and
 // its connection is not reused.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -33,7 +34,7 @@ clusters:
 }
 
 // Sends `bytes` on a fresh connection, half-closes, returns all that came back.
-std::string exchange(std::uint16_t port, const std::string& bytes) {
+std::string send_and_read(std::uint16_t port, const std::string& bytes) {
   raw_connection c(port);
   c.send(bytes);
   c.shutdown_send();
@@ -175,7 +176,7 @@ TEST(StrictHttp, MalformedRequestsGet400AndNeverReachTheUpstream) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.why);
     auto before = up.stats().at("requests").as_int64();
-    std::string got = exchange(proxy.port, c.bytes);
+    std::string got = send_and_read(proxy.port, c.bytes);
     // A 400 and nothing else (no second response for a smuggled request), or a plain close.
     if (!got.empty()) {
       EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
@@ -199,7 +200,7 @@ TEST(StrictHttp, WellFormedEdgeCasesStillPass) {
            std::string("GET http://x/abs HTTP/1.1\r\nHost: x\r\n\r\n"),
        }) {
     SCOPED_TRACE(bytes);
-    std::string got = exchange(proxy.port, bytes);
+    std::string got = send_and_read(proxy.port, bytes);
     EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
   }
 }
@@ -220,7 +221,7 @@ TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
     scripted_upstream up(response);
     auto proxy = start_proxy(one_route(up.address()), 1);
     for (int i = 1; i <= 2; ++i) {
-      std::string got = exchange(proxy.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      std::string got = send_and_read(proxy.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
       // Either nothing of it was sent (502), or a bad chunk found after the head went out cuts the response short.
       if (got.rfind("HTTP/1.1 200 ", 0) == 0) EXPECT_EQ(got.find("\r\n0\r\n\r\n"), std::string::npos) << got;
       else EXPECT_EQ(got.rfind("HTTP/1.1 502 ", 0), 0u) << got;
@@ -228,4 +229,113 @@ TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
     }
     EXPECT_EQ(up.connections(), 2) << "a connection that sent a bad response was reused";
   }
+}
+
+namespace {
+
+std::string limits_config(const std::string& endpoint, const std::string& limits) {
+  return "limits: {" + limits + "}\n" + one_route(endpoint);
+}
+
+// Raises this process's open-file limit (children inherit it): the slow-client case holds a thousand sockets.
+void raise_fd_limit() {
+  rlimit r{};
+  getrlimit(RLIMIT_NOFILE, &r);
+  r.rlim_cur = std::min<rlim_t>(r.rlim_max, 65536);
+  setrlimit(RLIMIT_NOFILE, &r);
+}
+
+}  // namespace
+
+TEST(Limits, TooLongTargetIs414) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(limits_config(up.address(), "max_request_target: 512"), 1);
+  std::string got = send_and_read(proxy.port, "GET /" + std::string(600, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 414 ", 0), 0u) << got;
+  got = send_and_read(proxy.port, "GET /" + std::string(500, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
+  EXPECT_EQ(up.stats().at("requests").as_int64(), 1);
+  // The default (8 KiB) applies without the key.
+  auto defaults = start_proxy(one_route(up.address()), 1);
+  got = send_and_read(defaults.port, "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 414 ", 0), 0u) << got.substr(0, 100);
+}
+
+TEST(Limits, RequestsPerConnectionEndWithConnectionClose) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(limits_config(up.address(), "max_requests_per_connection: 3"), 1);
+  raw_connection c(proxy.port);
+  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  c.send(get + get + get + get);  // pipelined: the fourth is never served
+  std::string got = c.read_all();   // the proxy closes after the third
+  std::size_t responses = 0, closes = 0;
+  for (std::size_t p = 0; (p = got.find("HTTP/1.1 200 OK", p)) != std::string::npos; ++p) ++responses;
+  for (std::size_t p = 0; (p = got.find("Connection: close", p)) != std::string::npos; ++p) ++closes;
+  EXPECT_EQ(responses, 3u) << got;
+  EXPECT_EQ(closes, 1u) << got;
+  EXPECT_EQ(up.stats().at("requests").as_int64(), 3);
+}
+
+TEST(Limits, ConnectionsPastTheLimitAreClosedAndCountedOthersServed) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(limits_config(up.address(), "max_connections: 2"), 1);
+  raw_connection a(proxy.port), b(proxy.port);
+  const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  a.send(get);
+  b.send(get);
+  EXPECT_NE(a.read_until("\r\n\r\n").find("200 OK"), std::string::npos);
+  EXPECT_NE(b.read_until("\r\n\r\n").find("200 OK"), std::string::npos);
+  ASSERT_TRUE(eventually([&] {
+    return fetch(proxy.admin_port, "GET", "/metrics").body.find(R"(vane_downstream_connections_active{listener="http"} 2)") !=
+           std::string::npos;
+  }));
+  {
+    raw_connection refused(proxy.port);
+    refused.send(get);
+    EXPECT_EQ(refused.read_all(), "");  // closed at accept
+  }
+  // The two open ones are still served; the refusal is counted.
+  a.send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(a.read_until(R"("path":"/again")").find(R"("path":"/again")"), std::string::npos);
+  auto metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(vane_downstream_connections_refused_total{listener="http"} 1)"), std::string::npos) << metrics;
+}
+
+TEST(Limits, InFlightPastTheLimitIs503) {
+  auto up = start_demo("v1", {"--latency", "3s"});
+  auto proxy = start_proxy(limits_config(up.address(), "max_in_flight: 1"), 1);
+  std::thread slow([&] { EXPECT_EQ(fetch(proxy.port, "GET", "/slow").status, 200); });
+  // The first request is at the upstream (so in flight at the proxy) before the second is sent.
+  ASSERT_TRUE(eventually([&] { return up.stats().at("service_connections").as_int64() == 1; }));
+  auto second = fetch(proxy.port, "GET", "/second");
+  EXPECT_EQ(second.status, 503);
+  EXPECT_EQ(second.body, "overloaded\n");
+  slow.join();
+  EXPECT_EQ(up.stats().at("requests").as_int64(), 1);
+  EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);  // not overloaded any more... but the demo is still slow
+}
+
+TEST(SlowClients, AThousandSlowHeadsDoNotStopANormalClient) {
+  raise_fd_limit();
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(limits_config(up.address(), "header_timeout: 60s"), 1);
+  std::vector<std::unique_ptr<raw_connection>> slow;
+  for (int i = 0; i < 1000; ++i) {
+    slow.push_back(std::make_unique<raw_connection>(proxy.port));
+    slow.back()->send("GET / HTTP/1.1\r\nHo");  // a head that never ends (slowloris)
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
+  EXPECT_EQ(up.stats().at("requests").as_int64(), 3);
+  auto metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(vane_downstream_connections_active{listener="http"} 1000)"), std::string::npos)
+      << metrics.substr(metrics.find("vane_downstream_connections_active"), 120);
+}
+
+TEST(SlowClients, AHeadThatDoesNotCompleteInTimeIsClosed) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(limits_config(up.address(), "header_timeout: 300ms"), 1);
+  raw_connection c(proxy.port);
+  c.send("GET / HTTP/1.1\r\nHo");
+  EXPECT_EQ(c.read_all(), "");  // closed after header_timeout, without a response (as nginx)
+  EXPECT_EQ(up.stats().at("requests").as_int64(), 0);
 }

@@ -5,11 +5,14 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
+#include <filesystem>
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 #include <tuple>
+
+#include "proxy/tls.hpp"
 
 namespace vane::proxy {
 
@@ -150,8 +153,7 @@ class config_parser {
       if (!r_.expect_map(c, "a cluster")) continue;
       r_.check_keys(c, "cluster",
                     {"name", "endpoints", "connect_timeout", "max_connections", "max_pending", "health_check",
-                     "dns_refresh_rate", "fault"},
-                    {"tls"});
+                     "dns_refresh_rate", "fault", "tls"});
       cluster_config cc;
       auto name = name_of(c, "cluster", names);
       if (name) cc.name = *name;
@@ -176,8 +178,119 @@ class config_parser {
       if (auto v = c["max_pending"])
         if (auto i = r_.get_int(v, "cluster.max_pending", 0, 1'000'000)) cc.max_pending = static_cast<std::uint32_t>(*i);
       if (auto f = c["fault"]) cc.fault = parse_fault(f, r_, "cluster.fault");
+      if (auto t = c["tls"]) cc.tls = parse_cluster_tls(t);
       cfg.clusters.push_back(std::move(cc));
     }
+  }
+
+  // A path in the config, relative to the config file's directory (so that a
+  // config and its certificates can move together, as a mounted Secret).
+  std::optional<std::string> path_of(const YAML::Node& n, std::string_view what) {
+    auto text = r_.get_string(n, what);
+    if (!text) return std::nullopt;
+    if (text->empty()) {
+      r_.error(n, fmt::format("{} must name a file", what));
+      return std::nullopt;
+    }
+    std::filesystem::path p(*text);
+    if (p.is_relative()) p = std::filesystem::path(r_.file()).parent_path() / p;
+    return p.lexically_normal().string();
+  }
+
+  std::optional<tls_certificate_config> parse_certificate(const YAML::Node& n, std::string_view what,
+                                                          bool with_names) {
+    tls_certificate_config c;
+    bool ok = r_.require(n, "certificate", what) & r_.require(n, "private_key", what);
+    if (auto v = n["certificate"])
+      if (auto p = path_of(v, fmt::format("{}.certificate", what))) c.certificate = *p;
+    if (auto v = n["private_key"])
+      if (auto p = path_of(v, fmt::format("{}.private_key", what))) c.private_key = *p;
+    if (with_names) {
+      if (auto names = n["server_names"]) {
+        if (r_.expect_sequence(names, "server_names")) {
+          for (const auto& name : names) {
+            auto s = r_.get_string(name, "server_names");
+            if (!s) continue;
+            if (s->empty() || s->find_first_of(" /:") != std::string::npos ||
+                (s->find('*') != std::string::npos && (s->rfind("*.", 0) != 0 || s->find('*', 1) != std::string::npos)))
+              r_.error(name, fmt::format("server_names: '{}' is not a host name or *.suffix", *s));
+            else
+              c.server_names.push_back(*s);
+          }
+        }
+      }
+    }
+    if (!ok || c.certificate.empty() || c.private_key.empty()) return std::nullopt;
+    return c;
+  }
+
+  std::optional<listener_tls_config> parse_listener_tls(const YAML::Node& n) {
+    if (!r_.expect_map(n, "listener.tls")) return std::nullopt;
+    r_.check_keys(n, "listener.tls",
+                  {"certificate", "private_key", "certificates", "client_ca", "require_client_certificate",
+                   "handshake_timeout"});
+    listener_tls_config t;
+    const std::size_t errors_before = r_.errors().size();
+    bool single = n["certificate"] || n["private_key"];
+    if (single && n["certificates"]) {
+      r_.error(n, "listener.tls: give either certificate/private_key or certificates, not both");
+      return std::nullopt;
+    }
+    if (single) {
+      if (auto c = parse_certificate(n, "listener.tls", false)) t.certificates.push_back(*c);
+    } else if (auto list = n["certificates"]) {
+      if (r_.expect_sequence(list, "listener.tls.certificates")) {
+        if (list.size() == 0) r_.error(list, "listener.tls.certificates must list at least one certificate");
+        for (const auto& c : list) {
+          if (!r_.expect_map(c, "a certificate")) continue;
+          r_.check_keys(c, "certificate", {"certificate", "private_key", "server_names"});
+          if (auto cert = parse_certificate(c, "certificate", true)) t.certificates.push_back(*cert);
+        }
+      }
+    } else {
+      r_.error(n, "listener.tls needs certificate and private_key (or certificates)");
+    }
+    if (auto v = n["client_ca"])
+      if (auto p = path_of(v, "listener.tls.client_ca")) t.client_ca = *p;
+    if (auto v = n["require_client_certificate"])
+      if (auto b = r_.get_bool(v, "listener.tls.require_client_certificate")) t.require_client_certificate = *b;
+    if (t.require_client_certificate && t.client_ca.empty())
+      r_.error(n, "listener.tls.require_client_certificate needs client_ca");
+    if (auto v = n["handshake_timeout"]) positive_duration(v, "listener.tls.handshake_timeout", t.handshake_timeout);
+    if (r_.errors().size() != errors_before) return std::nullopt;
+    // Load them now: a certificate that cannot be used refuses the config
+    // (and a reload keeps the old one), pointing at the tls block.
+    std::string error;
+    if (!server_tls::make(t, error)) {
+      r_.error(n, fmt::format("listener.tls: {}", error));
+      return std::nullopt;
+    }
+    return t;
+  }
+
+  std::optional<cluster_tls_config> parse_cluster_tls(const YAML::Node& n) {
+    if (!r_.expect_map(n, "cluster.tls")) return std::nullopt;
+    r_.check_keys(n, "cluster.tls", {"sni", "ca", "verify", "certificate", "private_key"});
+    cluster_tls_config t;
+    const std::size_t errors_before = r_.errors().size();
+    if (auto v = n["sni"])
+      if (auto s = r_.get_string(v, "cluster.tls.sni")) t.sni = *s;
+    if (auto v = n["ca"])
+      if (auto p = path_of(v, "cluster.tls.ca")) t.ca = *p;
+    if (auto v = n["verify"])
+      if (auto b = r_.get_bool(v, "cluster.tls.verify")) t.verify = *b;
+    if (n["certificate"] || n["private_key"])
+      if (auto c = parse_certificate(n, "cluster.tls", false)) {
+        t.certificate = c->certificate;
+        t.private_key = c->private_key;
+      }
+    if (r_.errors().size() != errors_before) return std::nullopt;
+    std::string error;
+    if (!client_tls::make(t, error)) {
+      r_.error(n, fmt::format("cluster.tls: {}", error));
+      return std::nullopt;
+    }
+    return t;
   }
 
   void parse_health_check(const YAML::Node& h, cluster_config& cc) {
@@ -205,7 +318,7 @@ class config_parser {
     std::set<std::string> addresses;
     for (const auto& l : n) {
       if (!r_.expect_map(l, "a listener")) continue;
-      r_.check_keys(l, "listener", {"name", "address", "forwarded", "routes"}, {"tls"});
+      r_.check_keys(l, "listener", {"name", "address", "forwarded", "routes", "tls"});
       listener_config lc;
       if (auto name = name_of(l, "listener", names)) lc.name = *name;
       if (r_.require(l, "address", "listener")) {
@@ -222,6 +335,7 @@ class config_parser {
             if (auto b = r_.get_bool(t, "forwarded.trust_incoming")) lc.trust_forwarded = *b;
         }
       }
+      if (auto t = l["tls"]) lc.tls = parse_listener_tls(t);
       if (r_.require(l, "routes", "listener")) {
         const auto& routes = l["routes"];
         if (r_.expect_sequence(routes, "listener.routes"))

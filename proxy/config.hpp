@@ -12,6 +12,7 @@
 #include "common/yaml_doc.hpp"
 #include "filters/decision/decision.hpp"
 #include "filters/rules/rules.hpp"
+#include "proxy/tls_config.hpp"
 
 namespace vane::proxy {
 
@@ -148,6 +149,7 @@ struct listener_config {
   std::string name;
   host_port address;
   bool trust_forwarded = false;
+  std::optional<listener_tls_config> tls;  // terminates TLS when set
   std::vector<route_config> routes;
 };
 
@@ -168,6 +170,7 @@ struct cluster_config {
   std::uint32_t max_connections = 1024;  // per worker
   std::uint32_t max_pending = 1024;      // per worker
   std::optional<fault_config> fault;     // injected as if the cluster answered
+  std::optional<cluster_tls_config> tls;  // TLS to the endpoints when set
 };
 
 struct admin_config {

@@ -20,7 +20,9 @@
 #include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
 #include "proxy/head_writer.hpp"
+#include "proxy/stream.hpp"
 #include "proxy/strict.hpp"
+#include "proxy/tls.hpp"
 #include "proxy/worker.hpp"
 
 namespace vane::proxy {
@@ -54,7 +56,7 @@ void remove_hop_by_hop(http::fields& f) {
   f.erase(http::field::upgrade);
 }
 
-void set_forwarding_headers(http::fields& f, std::string_view client_ip, bool trust_incoming) {
+void set_forwarding_headers(http::fields& f, std::string_view client_ip, std::string_view proto, bool trust_incoming) {
   auto xff = f.find("x-forwarded-for");
   if (trust_incoming && xff != f.end()) {
     std::string value(xff->value());
@@ -64,7 +66,7 @@ void set_forwarding_headers(http::fields& f, std::string_view client_ip, bool tr
   } else {
     f.set("x-forwarded-for", client_ip);
   }
-  if (!(trust_incoming && f.count("x-forwarded-proto"))) f.set("x-forwarded-proto", "http");
+  if (!(trust_incoming && f.count("x-forwarded-proto"))) f.set("x-forwarded-proto", proto);
   auto via = f.find(http::field::via);
   if (via != f.end()) {
     std::string value(via->value());
@@ -134,7 +136,7 @@ void count_attempt(route_cluster_stats& slot, unsigned code, clock::time_point s
 }
 
 // A reply made by the proxy itself (no route, upstream failure, bad request).
-asio::awaitable<bool> local_reply(beast::tcp_stream& client, request_meter& meter, http::status status,
+asio::awaitable<bool> local_reply(proxy_stream& client, request_meter& meter, http::status status,
                                   std::string_view body, bool keep_alive, duration timeout) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::server, "vane");
@@ -157,7 +159,7 @@ enum class relay_status { ok, read_failed, write_failed };
 // takes the head only once its blank line is here, so the unconsumed bytes
 // always start at the head.
 template <bool isRequest>
-asio::awaitable<boost::system::error_code> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<boost::system::error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer,
                                                       http::parser<isRequest, http::buffer_body>& p) {
   boost::system::error_code ec;
   bool received = buffer.size() > 0;
@@ -203,8 +205,8 @@ struct body_tee {
 // Adds the body bytes read to `bytes`, and copies them into `tee` when given.
 template <bool isRequest>
 asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
-                                         http::serializer<isRequest, http::buffer_body>& sr, beast::tcp_stream& in,
-                                         beast::flat_buffer& in_buffer, beast::tcp_stream& out,
+                                         http::serializer<isRequest, http::buffer_body>& sr, proxy_stream& in,
+                                         beast::flat_buffer& in_buffer, proxy_stream& out,
                                          std::unique_ptr<char[]>& relay_buf, duration io_timeout,
                                          std::uint64_t& bytes, body_tee* tee = nullptr) {
   // Beast sizes each read by the buffer's free capacity (512 bytes at least):
@@ -256,6 +258,7 @@ failure_reply reply_for(acquire_error e) {
     case acquire_error::connect_timeout: return {http::status::gateway_timeout, "upstream connect timeout\n"};
     case acquire_error::pending_timeout: return {http::status::gateway_timeout, "upstream request timeout\n"};
     case acquire_error::no_healthy: return {http::status::service_unavailable, "no healthy upstream\n"};
+    case acquire_error::tls_failed: return {http::status::bad_gateway, "upstream TLS handshake failed\n"};
     case acquire_error::connect_failed:
     case acquire_error::none: break;
   }
@@ -359,7 +362,15 @@ bool is_absolute_form(std::string_view target) {
 
 asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::string listener_name,
                                        listener_stats* lstats) {
-  beast::tcp_stream client(std::move(socket));
+  proxy_stream client(std::move(socket));
+  // The listener's TLS contexts as the current table has them: a certificate
+  // rotation publishes a new table, and this connection keeps what it got.
+  std::shared_ptr<const server_tls> tls;
+  {
+    std::shared_ptr<worker_policy> policy = w.policy();
+    std::size_t i = policy->table->find_listener(listener_name);
+    if (i < policy->table->listeners.size()) tls = policy->table->listeners[i].tls;
+  }
   struct registration {
     worker& w;
     std::list<worker::connection_entry>::iterator it;
@@ -368,12 +379,27 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       w.unregister_connection(it);
       if (stats) stats->connections_active.add(-1);
     }
-  } reg{w, w.register_connection(client), lstats};  // counted in connections_active by the accept loop
+  } reg{w, w.register_connection(client.tcp()), lstats};  // counted in connections_active by the accept loop
 
   boost::system::error_code ec;
   client.socket().set_option(tcp::no_delay(true), ec);
   std::string client_ip;
   if (auto ep = client.socket().remote_endpoint(ec); !ec) client_ip = ep.address().to_string();
+
+  if (tls) {
+    // Plain HTTP, garbage or a client that never finishes (handshake_timeout)
+    // fails here: that connection is closed and counted, nothing else changes.
+    auto& s = client.start_tls(tls->context());
+    reg.it->stream = &client.tcp();
+    client.expires_after(tls->config().handshake_timeout);
+    auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::server, nothrow);
+    if (hec) {
+      if (lstats) lstats->tls_handshake_errors.add();
+      log::debug("listener {}: TLS handshake with {} failed: {}", listener_name, client_ip, hec.message());
+      co_return;
+    }
+  }
+  const std::string_view proto = tls ? "https" : "http";
 
   beast::flat_buffer buffer;
   std::unique_ptr<char[]> relay_buf;  // see relay_body
@@ -538,7 +564,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     if (meter.log) meter.request_id = req["x-request-id"];  // again: the removal may have freed the field
     if (chunked_in) req.chunked(true);
     req.version(11);
-    set_forwarding_headers(req, client_ip, listener.trust_forwarded);
+    set_forwarding_headers(req, client_ip, proto, listener.trust_forwarded);
 
     // Fault injection: the route's (the client sees it; no upstream is asked),
     // then the picked cluster's (as if the cluster had answered: counted as
@@ -642,7 +668,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       if (conn.error != acquire_error::none) {
         const bool connect_failure =
             conn.error == acquire_error::connect_failed || conn.error == acquire_error::connect_timeout;
-        if (connect_failure) cstats.connect_errors.add();
+        if (connect_failure || conn.error == acquire_error::tls_failed) cstats.connect_errors.add();
         failure = reply_for(conn.error);
         count_attempt(rstats, static_cast<unsigned>(failure->status), attempt_start);
         if (connect_failure && should_retry(retry_cause::connect_failure, 0, true)) continue;

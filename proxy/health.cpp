@@ -13,6 +13,8 @@
 
 #include "common/log.hpp"
 #include "proxy/runtime.hpp"
+#include "proxy/stream.hpp"
+#include "proxy/tls.hpp"
 
 namespace vane::proxy {
 
@@ -24,12 +26,20 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-// One check: connect, GET path, a 2xx status within `timeout` passes.
-asio::awaitable<bool> probe(tcp::endpoint endpoint, const std::string& path, duration timeout) {
-  beast::tcp_stream stream(co_await asio::this_coro::executor);
+// One check: connect (and TLS when the cluster speaks it, verified as its
+// requests are), GET path, a 2xx status within `timeout` passes.
+asio::awaitable<bool> probe(tcp::endpoint endpoint, const std::string& path, duration timeout,
+                            std::shared_ptr<const client_tls> tls, std::string tls_host) {
+  proxy_stream stream(co_await asio::this_coro::executor);
   stream.expires_after(timeout);
-  auto [cec] = co_await stream.async_connect(endpoint, nothrow);
+  auto [cec] = co_await stream.tcp().async_connect(endpoint, nothrow);
   if (cec) co_return false;
+  if (tls) {
+    auto& s = stream.start_tls(tls->context());
+    tls->prepare(s.native_handle(), tls_host);
+    auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::client, nothrow);
+    if (hec) co_return false;
+  }
   http::request<http::empty_body> req{http::verb::get, path, 11};
   req.set(http::field::host, endpoint_key(endpoint));
   req.set(http::field::user_agent, "vane-health-check");
@@ -81,7 +91,14 @@ asio::awaitable<void> runtime::check_endpoint(std::string cluster, tcp::endpoint
   std::uint32_t passes = 0, failures = 0;
   asio::steady_timer timer(ctx_);
   while (current()) {
-    bool ok = co_await probe(endpoint, hc.path, hc.interval);
+    std::shared_ptr<const client_tls> tls;
+    std::string tls_host;
+    for (const auto& c : table_->clusters)
+      if (c.name == cluster) {
+        tls = c.tls;
+        tls_host = c.tls_host;
+      }
+    bool ok = co_await probe(endpoint, hc.path, hc.interval, tls, tls_host);
     if (!current()) co_return;
     auto [it, inserted] = health_[cluster].try_emplace(key, true);  // endpoints start healthy
     bool& healthy = it->second;

@@ -6,6 +6,8 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "proxy/tls.hpp"
+
 namespace vane::proxy {
 
 namespace asio = boost::asio;
@@ -56,6 +58,15 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
     t.max_connections = c.max_connections;
     t.max_pending = c.max_pending;
     t.fault = c.fault;
+    if (c.tls) {
+      std::string tls_error;
+      t.tls = inputs.tls ? inputs.tls->client(*c.tls, tls_error) : client_tls::make(*c.tls, tls_error);
+      if (!t.tls) {
+        error = fmt::format("cluster {}: tls: {}", c.name, tls_error);
+        return nullptr;
+      }
+      t.tls_host = c.tls->sni.empty() && !c.endpoints.empty() ? c.endpoints.front().host : c.tls->sni;
+    }
     bool resolved = false;
     const cluster_config* old = previous ? previous->config.find_cluster(c.name) : nullptr;
     if (inputs.resolved && old && old->endpoints == c.endpoints) {
@@ -109,6 +120,14 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
     cl.name = l.name;
     cl.address = l.address;
     cl.trust_forwarded = l.trust_forwarded;
+    if (l.tls) {
+      std::string tls_error;
+      cl.tls = inputs.tls ? inputs.tls->server(*l.tls, tls_error) : server_tls::make(*l.tls, tls_error);
+      if (!cl.tls) {
+        error = fmt::format("listener {}: tls: {}", l.name, tls_error);
+        return nullptr;
+      }
+    }
     for (const auto& r : l.routes) {
       compiled_route cr;
       cr.name = r.name;

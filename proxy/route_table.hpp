@@ -18,6 +18,10 @@
 
 namespace vane::proxy {
 
+class server_tls;
+class client_tls;
+class tls_cache;
+
 struct compiled_mirror {
   std::size_t target = 0;  // position in compiled_route::clusters
   std::uint32_t per_10k = 10000;
@@ -47,6 +51,7 @@ struct compiled_listener {
   std::string name;
   host_port address;
   bool trust_forwarded = false;
+  std::shared_ptr<const server_tls> tls;  // set: the listener terminates TLS
   std::vector<compiled_route> routes;
 };
 
@@ -59,6 +64,8 @@ struct cluster_target {
   std::uint32_t max_connections = 0;
   std::uint32_t max_pending = 0;
   std::optional<fault_config> fault;
+  std::shared_ptr<const client_tls> tls;  // set: connections to the endpoints speak TLS
+  std::string tls_host;                   // the name (or IP) sent as SNI and verified
 };
 
 struct route_table {
@@ -83,6 +90,7 @@ struct table_inputs {
   const route_table* previous = nullptr;  // its resolved addresses are reused for unchanged clusters
   const health_map* health = nullptr;
   const resolved_map* resolved = nullptr;  // takes precedence over `previous`
+  tls_cache* tls = nullptr;                // TLS contexts to share; none: built for this table
 };
 
 // Builds the snapshot. Endpoints given as DNS names are resolved here unless

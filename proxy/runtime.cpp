@@ -1,5 +1,7 @@
 #include "proxy/runtime.hpp"
 
+#include "proxy/tls.hpp"
+
 #include <sys/inotify.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -29,7 +31,10 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
   if (auto text = read_file(config_path_, message)) config_text_ = *text;
   effective_ = file_config_;
   std::string error;
-  table_ = build_route_table(effective_, generation_, table_inputs{}, error);
+  tls_ = std::make_unique<tls_cache>();
+  table_inputs first;
+  first.tls = tls_.get();
+  table_ = build_route_table(effective_, generation_, first, error);
   if (!table_) throw std::runtime_error(error);
   for (const auto& l : effective_.listeners)
     for (const auto& r : l.routes) policy_generation_[r.name] = 1;
@@ -77,6 +82,7 @@ int runtime::run() {
   asio::co_spawn(ctx_, wait_signals(), asio::detached);
   asio::co_spawn(ctx_, watch_file(), asio::detached);
   asio::co_spawn(ctx_, refresh_dns(), asio::detached);
+  asio::co_spawn(ctx_, watch_certificates(), asio::detached);
   start_health_checks();
   ctx_.run();
   server_->stop();
@@ -220,6 +226,7 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
       it = listeners_.erase(it);
     }
   }
+  tls_->retain(effective);
   file_config_ = std::move(next);
   config_text_ = std::move(text);
   overrides_ = std::move(overrides);
@@ -254,7 +261,27 @@ asio::awaitable<void> runtime::publish(proxy_config effective, std::shared_ptr<c
   start_health_checks();
 }
 
-table_inputs runtime::inputs() const { return table_inputs{table_.get(), &health_, nullptr}; }
+table_inputs runtime::inputs() const { return table_inputs{table_.get(), &health_, nullptr, tls_.get()}; }
+
+// Certificates and keys are re-read every second: cert-manager and Secret
+// volumes rotate them in place (or by the `..data` symlink swap), in
+// directories other than the config's. A pair that changed and loads
+// publishes a new table (new connections get it, open ones keep theirs); one
+// that does not load is logged and the old pair stays.
+asio::awaitable<void> runtime::watch_certificates() {
+  asio::steady_timer timer(ctx_);
+  for (;;) {
+    timer.expires_after(std::chrono::seconds(1));
+    auto [ec] = co_await timer.async_wait(nothrow);
+    if (ec || draining_) co_return;
+    auto result = tls_->refresh();
+    tls_reloads_error_ += result.refused;
+    if (result.reloaded == 0) continue;
+    tls_reloads_ok_ += result.reloaded;
+    std::string why = "certificate change";  // named: see server::on_each_worker
+    co_await rebuild(nullptr, why);
+  }
+}
 
 asio::awaitable<void> runtime::rebuild(const resolved_map* resolved, std::string_view why) {
   std::string error;
@@ -303,6 +330,10 @@ std::string runtime::metrics_text() const {
   metrics::label error[] = {{"result", "error"}};
   w.sample("vane_config_reloads_total", ok, reloads_ok_);
   w.sample("vane_config_reloads_total", error, reloads_error_);
+  w.family("vane_tls_certificate_reloads_total", "counter",
+           "Changed certificate files by result: loaded, or refused (the old ones stay).");
+  w.sample("vane_tls_certificate_reloads_total", ok, tls_reloads_ok_);
+  w.sample("vane_tls_certificate_reloads_total", error, tls_reloads_error_);
   if (access_log_) {
     w.family("vane_access_log_dropped_total", "counter", "Access log lines dropped because the queue was full.");
     w.sample("vane_access_log_dropped_total", {}, access_log_->dropped());

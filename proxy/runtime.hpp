@@ -70,6 +70,7 @@ class runtime {
                                               health_check_config hc, std::uint64_t epoch);
   // Re-resolves endpoints given as DNS names every cluster's dns_refresh_rate.
   boost::asio::awaitable<void> refresh_dns();
+  boost::asio::awaitable<void> watch_certificates();
   boost::asio::awaitable<void> reload(std::string why, bool only_if_changed);
   // Makes a validated config the active one, or refuses it (a listener cannot bind, a name does not resolve).
   boost::asio::awaitable<void> apply_config(proxy_config next, std::string text, const std::string& why);
@@ -90,6 +91,9 @@ class runtime {
   std::uint64_t generation_ = 1;  // file loads that took effect
   std::uint64_t reloads_ok_ = 0;
   std::uint64_t reloads_error_ = 0;
+  std::uint64_t tls_reloads_ok_ = 0;
+  std::uint64_t tls_reloads_error_ = 0;
+  std::unique_ptr<tls_cache> tls_;  // TLS contexts shared by the tables; refreshed by watch_certificates
   double start_time_ = 0;  // seconds since the epoch
   std::shared_ptr<const route_table> table_;
   health_map health_;

@@ -185,6 +185,15 @@ void stats_store::render_prometheus(std::string& out) const {
     label l[] = {{"listener", name}};
     w.sample("vane_downstream_connections_refused_total", l, n);
   }
+  w.family("vane_downstream_tls_handshake_errors_total", "counter",
+           "TLS handshakes with clients that failed or timed out (the connection was closed).");
+  for (const auto& [name, slots] : listeners_) {
+    std::uint64_t n = 0;
+    for (const auto& s : slots)
+      if (s) n += s->tls_handshake_errors.value();
+    label l[] = {{"listener", name}};
+    w.sample("vane_downstream_tls_handshake_errors_total", l, n);
+  }
 }
 
 json::array stats_store::latency_json() const {

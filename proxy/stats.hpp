@@ -41,6 +41,7 @@ struct cluster_stats {
 struct listener_stats {
   metrics::gauge connections_active;
   metrics::counter connections_refused;  // closed at accept: limits.max_connections reached
+  metrics::counter tls_handshake_errors;  // TLS listeners: handshakes that failed or timed out
 };
 
 // The route and cluster labels of requests that matched no route (404) or

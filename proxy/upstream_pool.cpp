@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/log.hpp"
+#include "proxy/tls.hpp"
 
 namespace vane::proxy {
 
@@ -126,9 +127,23 @@ asio::awaitable<lease> upstream_pool::connect(std::size_t first_endpoint, clock:
       break;
     }
     conn->stream.expires_after(budget);
-    auto [ec] = co_await conn->stream.async_connect(cluster_.endpoints[index], nothrow);
+    auto [ec] = co_await conn->stream.tcp().async_connect(cluster_.endpoints[index], nothrow);
     if (!ec) {
       conn->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+      if (cluster_.tls) {
+        // The handshake shares the connect budget. A failed verification is
+        // not retried on another endpoint: they all present the same names.
+        auto& tls = conn->stream.start_tls(cluster_.tls->context());
+        cluster_.tls->prepare(tls.native_handle(), cluster_.tls_host);
+        auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, nothrow);
+        if (hec) {
+          last = hec == beast::error::timeout ? acquire_error::connect_timeout : acquire_error::tls_failed;
+          log::warn("cluster {}: TLS handshake with {} failed: {}", cluster_.name,
+                    cluster_.endpoints[index].address().to_string(), hec.message());
+          if (last == acquire_error::tls_failed) break;
+          continue;
+        }
+      }
       ++created_;
       co_return lease{std::move(conn), false, acquire_error::none};
     }

@@ -25,19 +25,20 @@
 #include <vector>
 
 #include "proxy/route_table.hpp"
+#include "proxy/stream.hpp"
 
 namespace vane::proxy {
 
 struct upstream_connection {
   explicit upstream_connection(boost::asio::any_io_executor ex) : stream(ex) {}
-  boost::beast::tcp_stream stream;
+  proxy_stream stream;  // TLS when the cluster has tls (the handshake is done by the pool)
   boost::beast::flat_buffer buffer;  // read buffer; must be empty when the connection is reused
   std::size_t endpoint = 0;
   std::chrono::steady_clock::time_point idle_since{};
 };
 using upstream_ptr = std::unique_ptr<upstream_connection>;
 
-enum class acquire_error { none, overflow, connect_failed, connect_timeout, pending_timeout, no_healthy };
+enum class acquire_error { none, overflow, connect_failed, connect_timeout, pending_timeout, no_healthy, tls_failed };
 
 struct lease {
   upstream_ptr conn;

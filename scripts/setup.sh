@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config
   libboost1.81-all-dev libssl-dev libyaml-cpp-dev libre2-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  curl procps
+  curl procps openssl
   prometheus
 )
 

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/support/fixtures.hpp"
+#include "tests/support/tls.hpp"
 
 using namespace vane::test;
 namespace fs = std::filesystem;
@@ -116,7 +117,8 @@ std::pair<YAML::Node, std::string> volume_for(const YAML::Node& deployment, cons
 // Everything every overlay must get right.
 void check_common(const rendered& r) {
   ASSERT_FALSE(r.all.empty());
-  std::set<std::string> user_secrets = {"vane-admin-token"};  // created by hand: the README of each overlay says how
+  // Created by hand (or by cert-manager): the comment of each overlay says how.
+  std::set<std::string> user_secrets = {"vane-admin-token", "vane-ingress-tls"};
   for (const auto& d : r.of("Deployment")) {
     SCOPED_TRACE(name_of(d));
     const auto& spec = d["spec"];
@@ -217,10 +219,24 @@ YAML::Node check_proxy(const rendered& r, const YAML::Node& d, const YAML::Node&
   // Termination leaves time to drain.
   auto grace = d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as<int>(30);
   EXPECT_GT(grace, 5 + 30) << "drain_delay + drain_timeout";
-  // The real binary accepts it (the token file is a stand-in for the Secret's).
+  // The real binary accepts it (the token file is a stand-in for the Secret's,
+  // and throwaway certificates stand in for the TLS Secret's).
   auto dir = make_temp_dir();
   write_file(dir + "/token", "test-token\n");
-  write_file(dir + "/vane.yaml", replace_all(text, token_path, dir + "/token"));
+  text = replace_all(text, token_path, dir + "/token");
+  test_pki pki;
+  for (const auto& l : config["listeners"]) {
+    if (!l["tls"]) continue;
+    auto cert_path = l["tls"]["certificate"].as<std::string>();
+    auto key_path = l["tls"]["private_key"].as<std::string>();
+    for (const auto& path : {cert_path, key_path}) {
+      auto [tls_volume, tls_key] = volume_for(d, c, path);
+      EXPECT_TRUE(tls_volume["secret"]) << path << " is not in a mounted Secret";
+    }
+    auto cert = pki.issue("ingress", {"podinfo.example.com"});
+    text = replace_all(replace_all(text, cert_path, cert.certificate), key_path, cert.private_key);
+  }
+  write_file(dir + "/vane.yaml", text);
   auto [code, out] = run(proxy_binary(), {"--validate", "--config", dir + "/vane.yaml"});
   EXPECT_EQ(code, 0) << out;
   return config;

@@ -101,25 +101,37 @@ clusters:
   EXPECT_EQ(errors.size(), 6u) << text;
 }
 
-TEST(Config, FeaturesNotBuiltYetAreNamed) {
-  auto errors = errors_of(R"(drain_delay: 1s
-listeners:
-  - name: http
+TEST(Config, TlsKeysAreCheckedWithTheirPlace) {
+  auto errors = errors_of(R"(listeners:
+  - name: a
     address: 127.0.0.1:0
-    tls: {certificate: a.crt, private_key: a.key}
-    routes:
-      - name: r
-        split: [{cluster: c, weight: 1}]
-        mirror: {cluster: c, percent: 100}
+    tls: {certificate: a.crt, private_key: a.key, certificates: []}
+    routes: [{name: r1, split: [{cluster: c, weight: 1}]}]
+  - name: b
+    address: 127.0.0.1:0
+    tls: {certificates: [{certificate: b.crt, private_key: b.key, server_names: ["a b", "*.ok.test", "x.*.test"]}], require_client_certificate: true}
+    routes: [{name: r2, split: [{cluster: c, weight: 1}]}]
+  - name: c
+    address: 127.0.0.1:0
+    tls: {handshake_timeout: 1s}
+    routes: [{name: r3, split: [{cluster: c, weight: 1}]}]
 clusters:
   - name: c
     endpoints: [127.0.0.1:80]
-    tls: {sni: c}
+    tls: {sni: c, verify: maybe, certificate: c.crt, alpn: h2}
 )");
   std::string text = all(errors);
-  EXPECT_NE(text.find("test.yaml:5:5: listener.tls: not supported yet"), std::string::npos) << text;
-  EXPECT_NE(text.find("test.yaml:13:5: cluster.tls: not supported yet"), std::string::npos) << text;
-  EXPECT_EQ(errors.size(), 2u) << text;  // mirror is built: no error
+  EXPECT_NE(text.find("test.yaml:4:10: listener.tls: give either certificate/private_key or certificates, not both"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("server_names: 'a b' is not a host name or *.suffix"), std::string::npos) << text;
+  EXPECT_NE(text.find("server_names: 'x.*.test' is not a host name or *.suffix"), std::string::npos) << text;
+  EXPECT_EQ(text.find("'*.ok.test'"), std::string::npos) << text;
+  EXPECT_NE(text.find("listener.tls.require_client_certificate needs client_ca"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:12:10: listener.tls needs certificate and private_key (or certificates)"),
+            std::string::npos) << text;
+  EXPECT_NE(text.find("cluster.tls: unknown key 'alpn'"), std::string::npos) << text;
+  EXPECT_NE(text.find("cluster.tls.verify"), std::string::npos) << text;
+  EXPECT_NE(text.find("cluster.tls: missing required key 'private_key'"), std::string::npos) << text;
 }
 
 TEST(Config, AdminOffLoopbackNeedsAToken) {

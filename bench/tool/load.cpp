@@ -5,6 +5,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -34,6 +36,7 @@ namespace {
 struct worker {
   asio::io_context ctx{1};
   const load_options* options = nullptr;
+  asio::ssl::context* tls = nullptr;  // shared by the threads (OpenSSL locks what it shares)
   std::string request;  // serialized once, sent as is
   tcp::endpoint endpoint;
   clock::time_point start, end;
@@ -58,21 +61,53 @@ struct connection {
   explicit connection(worker& w) : w(w), socket(w.ctx), timer(w.ctx) {}
   worker& w;
   tcp::socket socket;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;  // HTTPS: over `socket`, made per connect
   asio::steady_timer timer;
   boost::beast::flat_buffer buffer;
   clock::time_point deadline = clock::time_point::max();  // while a request is out
   bool timed_out = false;
 };
 
+// Reads and writes go to the TLS stream when the connection has one: Beast's
+// reader and Asio's writer see one stream type either way.
+struct client_stream {
+  connection& c;
+  using executor_type = tcp::socket::executor_type;
+  executor_type get_executor() { return c.socket.get_executor(); }
+  template <class Buffers, class Token>
+  auto async_read_some(const Buffers& b, Token&& t) {
+    if (c.tls) return c.tls->async_read_some(b, std::forward<Token>(t));
+    return c.socket.async_read_some(b, std::forward<Token>(t));
+  }
+  template <class Buffers, class Token>
+  auto async_write_some(const Buffers& b, Token&& t) {
+    if (c.tls) return c.tls->async_write_some(b, std::forward<Token>(t));
+    return c.socket.async_write_some(b, std::forward<Token>(t));
+  }
+};
+
 asio::awaitable<bool> connect(connection& c) {
   if (c.socket.is_open()) co_return true;
   c.buffer.clear();
+  c.tls.reset();
   auto [ec] = co_await c.socket.async_connect(c.w.endpoint, nothrow);
   if (ec) {
     c.socket.close();
     co_return false;
   }
   c.socket.set_option(tcp::no_delay(true));
+  if (c.w.tls) {
+    c.tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(c.socket, *c.w.tls);
+    if (!c.w.options->sni.empty()) SSL_set_tlsext_host_name(c.tls->native_handle(), c.w.options->sni.c_str());
+    if (!c.w.options->insecure)
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c.tls->native_handle()), c.w.options->host.c_str());
+    auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, nothrow);
+    if (hec) {
+      boost::system::error_code ignored;
+      c.socket.close(ignored);
+      co_return false;
+    }
+  }
   co_return true;
 }
 
@@ -110,11 +145,12 @@ asio::awaitable<void> run_connection(std::shared_ptr<connection> c) {
     }
     c->deadline = clock::now() + w.options->timeout;
     c->timed_out = false;
-    auto [wec, wn] = co_await asio::async_write(c->socket, asio::buffer(w.request), nothrow);
+    client_stream stream{*c};
+    auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(w.request), nothrow);
     lean_parser<false> parser;
     parser.body_limit(boost::none);
     boost::system::error_code rec = wec;
-    if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(c->socket, c->buffer, parser, nothrow);
+    if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(stream, c->buffer, parser, nothrow);
     c->deadline = clock::time_point::max();
     if (rec) {
       if (c->timed_out) w.count(&load_errors::timeout);
@@ -174,9 +210,24 @@ load_result run_load(const load_options& options, const std::function<void(const
   const auto start = clock::now() + std::chrono::milliseconds(100);  // connections are up by then
   const auto end = start + options.duration;
   const auto endpoint = tcp::endpoint(asio::ip::make_address(options.host), options.port);
+  std::unique_ptr<asio::ssl::context> tls;
+  if (options.tls) {
+    tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+    static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(tls->native_handle(), alpn, sizeof alpn);
+    if (options.insecure) {
+      tls->set_verify_mode(asio::ssl::verify_none);
+    } else {
+      if (options.ca_file.empty()) tls->set_default_verify_paths();
+      else tls->load_verify_file(options.ca_file);  // throws with OpenSSL's reason
+      tls->set_verify_mode(asio::ssl::verify_peer);
+    }
+  }
   for (unsigned t = 0; t < threads; ++t) {
     auto w = std::make_unique<worker>();
     w->options = &options;
+    w->tls = tls.get();
     w->request = build_request(options);
     w->endpoint = endpoint;
     w->start = start;

@@ -32,10 +32,15 @@ struct load_options {
   unsigned threads = 1;
   std::chrono::nanoseconds timeout = std::chrono::seconds(10);  // per request
   std::uint64_t max_requests = 0;                               // stop after this many sends (0: no limit)
+  // HTTPS (an https:// URL): each connection handshakes once, then keeps alive.
+  bool tls = false;
+  std::string ca_file;  // verify the server against this CA (chain and the URL's IP); "" with insecure: no verification
+  bool insecure = false;
+  std::string sni;      // server name sent; "" = none (the URL holds an IP)
 };
 
 struct load_errors {
-  std::uint64_t connect = 0;     // could not connect
+  std::uint64_t connect = 0;     // could not connect (or the TLS handshake failed)
   std::uint64_t closed = 0;      // connection reset or closed before a whole response
   std::uint64_t timeout = 0;     // no whole response within --timeout
   std::uint64_t bad_response = 0;// not parseable HTTP/1.1

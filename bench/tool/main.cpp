@@ -19,8 +19,9 @@
 
 namespace {
 
-constexpr const char* usage = R"(usage: vane-bench load --url http://IP:PORT/PATH [--rate R] [--duration D] [--connections C]
+constexpr const char* usage = R"(usage: vane-bench load --url http[s]://IP:PORT/PATH [--rate R] [--duration D] [--connections C]
                        [--threads T] [--header K:V]... [--timeout D] [--requests N] [--json FILE] [--quiet]
+                       [--cacert FILE | --insecure] [--sni NAME]
        vane-bench overhead --config FILE [--rates R1,R2,...] [--duration D] [--rounds N]
                        [--connections C] [--proxy PATH] [--upstream http://IP:PORT] [--json FILE] [--plot FILE.png]
        vane-bench upstream [--listen IP:PORT] [--body-bytes N] [--threads T] [--version V]
@@ -38,6 +39,10 @@ load      HTTP/1.1 GET requests over C keep-alive connections, at R requests per
           1/64 wide), the achieved rate, and errors by kind; --json writes it all
           with the histogram. Defaults: --rate 1000 --duration 10s --connections 16
           --threads 1 --timeout 10s. Exit 1 if any request failed.
+          https://: TLS 1.2/1.3 (ALPN http/1.1), one handshake per connection
+          (kept alive); the server is verified against --cacert (or the system
+          store) for the URL's IP, or not at all with --insecure; --sni sends a
+          server name. A failed handshake counts as a connect error.
 overhead  Starts vane-proxy (--proxy, default: next to vane-bench, then PATH) on
           your config, with the built-in upstream behind every cluster (or
           --upstream), and measures each rate directly and through the proxy,
@@ -89,7 +94,7 @@ boost::json::object to_json(const vane::bench::load_options& o, const vane::benc
     if (auto n = r.latency_ns.bucket(i))
       buckets.push_back(boost::json::array{vane::log_linear_histogram::lower(i), vane::log_linear_histogram::upper(i), n});
   auto us = [&](double q) { return quantile_ns(r.latency_ns, q) / 1e3; };
-  return {{"url", fmt::format("http://{}:{}{}", o.host, o.port, o.target)},
+  return {{"url", fmt::format("{}://{}:{}{}", o.tls ? "https" : "http", o.host, o.port, o.target)},
           {"mode", o.rate > 0 ? "open-loop" : "closed-loop"},
           {"rate", o.rate},
           {"duration_s", std::chrono::duration<double>(o.duration).count()},
@@ -130,13 +135,15 @@ int cmd_load(args a) {
   while (a.next(flag)) {
     const std::string* v = nullptr;
     double d = 0;
-    if (flag == "--quiet") {
-      quiet = true;
+    if (flag == "--quiet" || flag == "--insecure") {
+      (flag == "--quiet" ? quiet : o.insecure) = true;
       continue;
     }
     if (!(v = a.value())) return fail_usage(flag + " needs a value");
     if (flag == "--url") url = *v;
     else if (flag == "--json") json_file = *v;
+    else if (flag == "--cacert") o.ca_file = *v;
+    else if (flag == "--sni") o.sni = *v;
     else if (flag == "--rate" && parse_positive(v, d)) o.rate = d;
     else if (flag == "--connections" && parse_positive(v, d) && d >= 1) o.connections = static_cast<unsigned>(d);
     else if (flag == "--threads" && parse_positive(v, d) && d >= 1) o.threads = static_cast<unsigned>(d);
@@ -154,13 +161,24 @@ int cmd_load(args a) {
       else o.headers.emplace_back(name, value);
     } else return fail_usage("bad argument " + flag + " " + *v);
   }
+  if (url.rfind("https://", 0) == 0) {
+    o.tls = true;
+    url = "http://" + url.substr(8);
+  }
   auto u = vane::parse_http_url(url);
   boost::system::error_code ec;
   if (!u || (boost::asio::ip::make_address(u->host, ec), ec))
-    return fail_usage("--url must be http://IP:PORT/PATH (an IP address: vane-bench does not resolve names)");
+    return fail_usage("--url must be http[s]://IP:PORT/PATH (an IP address: vane-bench does not resolve names)");
+  if (o.tls) {  // no port in the authority: 443
+    std::string authority = url.substr(7, url.find('/', 7) == std::string::npos ? std::string::npos : url.find('/', 7) - 7);
+    if (authority.find(':', authority.rfind(']') == std::string::npos ? 0 : authority.rfind(']')) == std::string::npos)
+      u->port = "443";
+  }
   o.host = u->host;
   o.port = static_cast<std::uint16_t>(std::stoi(u->port));
   o.target = u->target;
+  if (!o.tls && (o.insecure || !o.ca_file.empty() || !o.sni.empty()))
+    return fail_usage("--cacert, --insecure and --sni are for https:// URLs");
   if (!quiet)
     std::fprintf(stderr, "vane-bench: %s %s, %u connections, %u threads, %s\n", url.c_str(),
                  o.rate > 0 ? fmt::format("{:.0f} req/s open loop", o.rate).c_str() : "closed loop", o.connections,

@@ -367,7 +367,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
   // rotation publishes a new table, and this connection keeps what it got.
   std::shared_ptr<const server_tls> tls;
   {
-    std::shared_ptr<worker_policy> policy = w.policy();
+    const auto& policy = w.policy();  // no suspension in this block: a reference is enough
     std::size_t i = policy->table->find_listener(listener_name);
     if (i < policy->table->listeners.size()) tls = policy->table->listeners[i].tls;
   }

@@ -176,24 +176,23 @@ void stats_store::render_prometheus(std::string& out) const {
     label l[] = {{"listener", name}};
     w.sample("vane_downstream_connections_active", l, static_cast<double>(n));
   }
-  w.family("vane_downstream_connections_refused_total", "counter",
-           "Downstream connections closed at accept because limits.max_connections was reached.");
-  for (const auto& [name, slots] : listeners_) {
-    std::uint64_t n = 0;
-    for (const auto& s : slots)
-      if (s) n += s->connections_refused.value();
-    label l[] = {{"listener", name}};
-    w.sample("vane_downstream_connections_refused_total", l, n);
-  }
-  w.family("vane_downstream_tls_handshake_errors_total", "counter",
-           "TLS handshakes with clients that failed or timed out (the connection was closed).");
-  for (const auto& [name, slots] : listeners_) {
-    std::uint64_t n = 0;
-    for (const auto& s : slots)
-      if (s) n += s->tls_handshake_errors.value();
-    label l[] = {{"listener", name}};
-    w.sample("vane_downstream_tls_handshake_errors_total", l, n);
-  }
+  // The listeners' counters, summed over the workers.
+  auto listener_counter = [&](const char* family, const char* help, metrics::counter listener_stats::*member) {
+    w.family(family, "counter", help);
+    for (const auto& [name, slots] : listeners_) {
+      std::uint64_t n = 0;
+      for (const auto& s : slots)
+        if (s) n += ((*s).*member).value();
+      label l[] = {{"listener", name}};
+      w.sample(family, l, n);
+    }
+  };
+  listener_counter("vane_downstream_connections_refused_total",
+                   "Downstream connections closed at accept because limits.max_connections was reached.",
+                   &listener_stats::connections_refused);
+  listener_counter("vane_downstream_tls_handshake_errors_total",
+                   "TLS handshakes with clients that failed or timed out (the connection was closed).",
+                   &listener_stats::tls_handshake_errors);
 }
 
 json::array stats_store::latency_json() const {

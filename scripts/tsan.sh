@@ -2,13 +2,14 @@
 # ThreadSanitizer run: builds build-tsan (g++ -fsanitize=thread) and runs the
 # tests where several threads meet — multi-worker proxying, metrics scraped
 # while four workers count, policy swaps and reloads under traffic, drain,
-# health checks, the controller — against TSan-built binaries. Bounded by
+# health checks, TLS and certificate rotation, faults under load, the
+# controller — against TSan-built binaries. Bounded by
 # ctest's per-test timeout; any data race fails the test (halt_on_error).
 #   scripts/tsan.sh [CTEST_REGEX]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-regex=${1:-'^(Metrics|Admin|Health|Proxy|Routing|Control)\.'}
+regex=${1:-'^(Metrics|Admin|Health|Proxy|Routing|Control|Tls|UpstreamTls|FaultsUnderLoad)\.'}
 start=$(date +%s)
 VANE_BUILD_TYPE=RelWithDebInfo bash scripts/build.sh build-tsan -DVANE_TSAN=ON
 # The unit tests are single-threaded; only the integration tests are run.

@@ -198,8 +198,14 @@ asio::awaitable<void> watchdog(worker& w, std::vector<std::shared_ptr<connection
 std::string build_request(const load_options& o) {
   std::string host = o.host_header.empty() ? o.host + ":" + std::to_string(o.port) : o.host_header;
   std::string r = "GET " + o.target + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: vane-bench\r\n";
-  for (const auto& [k, v] : o.headers) r += k + ": " + v + "\r\n";
-  return r + "\r\n";
+  for (const auto& [k, v] : o.headers) {
+    r += k;
+    r += ": ";
+    r += v;
+    r += "\r\n";
+  }
+  r += "\r\n";
+  return r;
 }
 
 }  // namespace
@@ -248,6 +254,7 @@ load_result run_load(const load_options& options, const std::function<void(const
     workers.push_back(std::move(w));
   }
   std::vector<std::thread> pool;
+  pool.reserve(workers.size());
   std::atomic<unsigned> finished{0};
   for (auto& w : workers)
     pool.emplace_back([&w, &finished] {

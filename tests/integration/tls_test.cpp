@@ -74,7 +74,12 @@ TEST(Tls, TerminatesForCurlWithModernDefaults) {
     ASSERT_EQ(r.status, 200) << i;
     EXPECT_EQ(version_of(r), "v1");
   }
-  EXPECT_EQ(app.stats().at("requests").as_int64(), 6 + (code12 == 0 ? 1 : 0));
+  // Session resumption: a second connection resumes the first one's session (a TLS 1.3 ticket).
+  tls_client again(proxy.port, "localhost", pki.ca_certificate(), c);
+  EXPECT_FALSE(c.session_reused());
+  EXPECT_TRUE(again.session_reused());
+  EXPECT_EQ(again.get("/resumed").status, 200);
+  EXPECT_EQ(app.stats().at("requests").as_int64(), 7 + (code12 == 0 ? 1 : 0));
 }
 
 TEST(Tls, SniPicksTheCertificateAndUnknownNamesGetTheDefault) {

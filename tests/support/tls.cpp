@@ -68,6 +68,16 @@ struct tls_client::impl {
 
 tls_client::tls_client(std::uint16_t port, const std::string& sni, const std::string& ca_file,
                        const std::string& certificate, const std::string& private_key)
+    : tls_client(port, sni, ca_file, certificate, private_key, nullptr) {}
+
+tls_client::tls_client(std::uint16_t port, const std::string& sni, const std::string& ca_file,
+                       const tls_client& previous)
+    : tls_client(port, sni, ca_file, "", "", SSL_get1_session(previous.impl_->stream->native_handle())) {}
+
+bool tls_client::session_reused() const { return SSL_session_reused(impl_->stream->native_handle()) == 1; }
+
+tls_client::tls_client(std::uint16_t port, const std::string& sni, const std::string& ca_file,
+                       const std::string& certificate, const std::string& private_key, void* resume)
     : impl_(std::make_unique<impl>()) {
   auto& s = *impl_;
   s.port = port;
@@ -81,6 +91,11 @@ tls_client::tls_client(std::uint16_t port, const std::string& sni, const std::st
   SSL_CTX_set_alpn_protos(s.ctx.native_handle(), alpn, sizeof alpn);
   s.stream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(s.ioc, s.ctx);
   if (!sni.empty()) SSL_set_tlsext_host_name(s.stream->native_handle(), sni.c_str());
+  if (resume) {
+    auto* session = static_cast<SSL_SESSION*>(resume);
+    SSL_set_session(s.stream->native_handle(), session);
+    SSL_SESSION_free(session);
+  }
   auto& tcp_layer = beast::get_lowest_layer(*s.stream);
   tcp_layer.expires_after(std::chrono::seconds(30));
   tcp_layer.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));

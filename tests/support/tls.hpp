@@ -38,7 +38,11 @@ class tls_client {
   // presenting a client certificate when given. Throws on failure.
   tls_client(std::uint16_t port, const std::string& sni, const std::string& ca_file,
              const std::string& certificate = "", const std::string& private_key = "");
+  // Resumes the session of `previous` (after at least one request on it: TLS
+  // 1.3 tickets arrive after the handshake).
+  tls_client(std::uint16_t port, const std::string& sni, const std::string& ca_file, const tls_client& previous);
   ~tls_client();
+  bool session_reused() const;
   std::string peer_serial() const;       // upper-case hex
   std::string peer_common_name() const;  // CN of the subject
   std::string protocol() const;          // "TLSv1.3"...
@@ -47,6 +51,9 @@ class tls_client {
   http_response get(const std::string& target);
 
  private:
+  // `resume`: an SSL_SESSION* to offer (its reference is taken over), or null.
+  tls_client(std::uint16_t port, const std::string& sni, const std::string& ca_file, const std::string& certificate,
+             const std::string& private_key, void* resume);
   struct impl;
   std::unique_ptr<impl> impl_;
 };

@@ -169,6 +169,12 @@ void upstream_pool::release_slot() {
 
 void upstream_pool::release(upstream_ptr conn, bool reusable) {
   if (reusable && conn->buffer.size() != 0) reusable = false;  // stray bytes: never reuse
+  // Under TLS, stray bytes may sit in OpenSSL's buffers (decrypted or not)
+  // where the idle check's peek at the socket cannot see them.
+  if (reusable && conn->stream.tls()) {
+    SSL* ssl = conn->stream.tls()->native_handle();
+    if (SSL_has_pending(ssl) || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0) reusable = false;
+  }
   if (!waiters_.empty()) {
     waiter* w = waiters_.front();
     waiters_.pop_front();

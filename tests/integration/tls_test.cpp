@@ -5,7 +5,13 @@
 // on a TLS port, and upstream TLS (verification, wrong CA, wrong name, mTLS
 // accepted and refused, pooled connections reused).
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <thread>
 
 #include <boost/json/serialize.hpp>
 #include <filesystem>
@@ -315,4 +321,94 @@ TEST(Examples, TlsYamlTerminatesInFrontOfTheSplit) {
   EXPECT_EQ(on_canary, 2);  // 90/10, smooth weighted round robin: exact over 20
   auto headers = c.get("/headers");
   EXPECT_NE(headers.body.find("\"x-forwarded-proto\":\"https\""), std::string::npos) << headers.body;
+}
+
+namespace {
+
+// A TLS upstream that answers every request with the same bytes: here a
+// response followed by a second, unasked-for one, sent in one TLS record.
+class tls_scripted_upstream {
+ public:
+  tls_scripted_upstream(const issued_cert& cert, std::string response) : response_(std::move(response)) {
+    ctx_.use_certificate_chain_file(cert.certificate);
+    ctx_.use_private_key_file(cert.private_key, boost::asio::ssl::context::pem);
+    acceptor_.open(boost::asio::ip::tcp::v4());
+    acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~tls_scripted_upstream() {
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int connections() const { return connections_.load(); }
+
+ private:
+  void run() {
+    std::vector<std::thread> conns;
+    for (;;) {
+      boost::system::error_code ec;
+      boost::asio::ip::tcp::socket s(ioc_);
+      acceptor_.accept(s, ec);
+      if (ec) break;
+      ++connections_;
+      conns.emplace_back([this, s = std::move(s)]() mutable {
+        timeval tv{30, 0};
+        setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        boost::asio::ssl::stream<boost::asio::ip::tcp::socket&> tls(s, ctx_);
+        boost::system::error_code ec;
+        tls.handshake(boost::asio::ssl::stream_base::server, ec);
+        std::string in;
+        char buf[4096];
+        while (!ec) {
+          if (auto end = in.find("\r\n\r\n"); end != std::string::npos) {
+            in.erase(0, end + 4);
+            boost::asio::write(tls, boost::asio::buffer(response_), ec);
+            continue;
+          }
+          std::size_t n = tls.read_some(boost::asio::buffer(buf), ec);
+          in.append(buf, n);
+        }
+      });
+    }
+    for (auto& t : conns) t.join();
+  }
+  std::string response_;
+  boost::asio::io_context ioc_;
+  boost::asio::ssl::context ctx_{boost::asio::ssl::context::tls_server};
+  boost::asio::ip::tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+  std::atomic<int> connections_{0};
+};
+
+}  // namespace
+
+// Over TLS the stray bytes may end up in the proxy's read buffer or still
+// inside OpenSSL's (where a peek at the socket cannot see them); both are checked at release.
+TEST(UpstreamTlsStrict, StrayBytesAfterAResponseAreNeverTakenAsTheNextOne) {
+  test_pki pki;
+  auto cert = pki.issue("upstream", {"upstream.internal"});
+  tls_scripted_upstream up(cert, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
+  auto proxy = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: r
+        split: [{cluster: c, weight: 1}]
+clusters:
+  - name: c
+    endpoints: [127.0.0.1:)" + std::to_string(up.port()) + R"(]
+    tls: {sni: upstream.internal, ca: )" + pki.ca_certificate() + "}\n");
+  http_client c(proxy.port);
+  for (int i = 1; i <= 3; ++i) {
+    auto r = c.get("/");
+    EXPECT_EQ(r.status, 200) << i;
+    EXPECT_EQ(r.body, "ok") << i;
+  }
+  EXPECT_EQ(up.connections(), 3) << "a connection with unread bytes was reused";
 }

@@ -42,6 +42,13 @@ drain_timeout, exit 0); a second one exits at once. SIGHUP reloads the config;
 so does any change of the file (including a ConfigMap's ..data symlink swap).
 A bad new config is refused with its errors logged; the old one stays.
 
+TLS (docs/tls.md): listeners with tls: {certificate, private_key} (or
+certificates chosen by SNI) terminate TLS 1.2/1.3; clusters with tls: {sni, ca}
+speak verified TLS upstream. Certificate, key and CA files are re-read every
+second: a changed set is used for new connections (open ones keep theirs); a
+set that does not load is refused with a log line and the loaded one stays.
+Relative paths in the config are read from the config file's directory.
+
 Logs: "listener NAME listening on ADDRESS" once each listener accepts, and
 "admin listening on ADDRESS" for the admin API (GET /ready, /metrics,
 /stats/latency, /config, /clusters, /routes/NAME; PUT/DELETE

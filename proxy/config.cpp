@@ -200,7 +200,9 @@ class config_parser {
   std::optional<tls_certificate_config> parse_certificate(const YAML::Node& n, std::string_view what,
                                                           bool with_names) {
     tls_certificate_config c;
-    bool ok = r_.require(n, "certificate", what) & r_.require(n, "private_key", what);
+    const bool has_certificate = r_.require(n, "certificate", what);  // both reported when both are missing
+    const bool has_key = r_.require(n, "private_key", what);
+    const bool ok = has_certificate && has_key;
     if (auto v = n["certificate"])
       if (auto p = path_of(v, fmt::format("{}.certificate", what))) c.certificate = *p;
     if (auto v = n["private_key"])

@@ -19,6 +19,7 @@
 #include "filters/decision/decision.hpp"
 #include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
+#include "proxy/head_rewrite.hpp"
 #include "proxy/head_writer.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/strict.hpp"
@@ -37,45 +38,6 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 namespace {
 
 constexpr std::size_t relay_buffer_size = std::size_t{16} * 1024;
-
-// RFC 9110 §7.6.1: these never cross a proxy, nor does any field that the
-// Connection header names. Keep-Alive and Proxy-Connection are the legacy ones.
-void remove_hop_by_hop(http::fields& f) {
-  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    for (auto token : http::token_list(it->value())) {
-      std::string_view name(token.data(), token.size());
-      if (!beast::iequals(name, "connection")) f.erase(name);
-    }
-  }
-  f.erase(http::field::connection);
-  f.erase(http::field::keep_alive);
-  f.erase(http::field::proxy_connection);
-  f.erase(http::field::te);
-  f.erase(http::field::trailer);
-  f.erase(http::field::transfer_encoding);
-  f.erase(http::field::upgrade);
-}
-
-void set_forwarding_headers(http::fields& f, std::string_view client_ip, std::string_view proto, bool trust_incoming) {
-  auto xff = f.find("x-forwarded-for");
-  if (trust_incoming && xff != f.end()) {
-    std::string value(xff->value());
-    value += ", ";
-    value += client_ip;
-    f.set("x-forwarded-for", value);
-  } else {
-    f.set("x-forwarded-for", client_ip);
-  }
-  if (!(trust_incoming && f.count("x-forwarded-proto"))) f.set("x-forwarded-proto", proto);
-  auto via = f.find(http::field::via);
-  if (via != f.end()) {
-    std::string value(via->value());
-    value += ", 1.1 vane";
-    f.set(http::field::via, value);
-  } else {
-    f.set(http::field::via, "1.1 vane");
-  }
-}
 
 std::uint64_t micros(clock::duration d) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
@@ -247,6 +209,18 @@ asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_bo
   co_return relay_status::ok;
 }
 
+// Marks a serializer's head as written without producing it: the proxy
+// writes its own head (write_head), then the serializer frames the body.
+void skip_head(http::serializer<true, http::buffer_body>& sr) {
+  sr.split(true);
+  boost::system::error_code ec;
+  while (!ec && !sr.is_header_done()) {
+    std::size_t n = 0;
+    sr.next(ec, [&n](boost::system::error_code&, const auto& buffers) { n = asio::buffer_size(buffers); });
+    sr.consume(n);
+  }
+}
+
 struct failure_reply {
   http::status status;
   std::string_view body;
@@ -404,6 +378,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
   beast::flat_buffer buffer;
   std::unique_ptr<char[]> relay_buf;  // see relay_body
   std::string head_buf;               // the heads written by write_head, reused
+  forwarded_fields forwarded;         // the forwarding lines added to each request head, reused
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
   std::uint32_t served_on_connection = 0;
@@ -564,7 +539,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
     if (meter.log) meter.request_id = req["x-request-id"];  // again: the removal may have freed the field
     if (chunked_in) req.chunked(true);
     req.version(11);
-    set_forwarding_headers(req, client_ip, proto, listener.trust_forwarded);
+    forwarded.rewrite(req, client_ip, proto, listener.trust_forwarded);
 
     // Fault injection: the route's (the client sees it; no upstream is asked),
     // then the picked cluster's (as if the cluster had answered: counted as
@@ -612,6 +587,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
         mirror_stats->mirror_shed_overload.add();  // the mirror is slow: copies are shed, never queued
       } else {
         mirror_copy.emplace(http::request_header<>(req.base()));
+        forwarded.set_on(*mirror_copy);
         mirror_copy->set(http::field::host, shadow_host(req[http::field::host]));
         tee.cap = route->mirror->max_body;
       }
@@ -676,19 +652,16 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       }
       const bool may_resend = conn.reused && !has_body && !resent_stale;
       meter.upstream = &table.clusters[route->clusters[pick]].endpoints[conn.conn->endpoint];
-      // A bodiless request goes out as one buffer written here; one with a
-      // body through Beast's serializer, which frames the body after it.
+      // The head goes out as one buffer written here; a body after it through
+      // Beast's serializer, which frames it (its own head is skipped).
       std::optional<http::serializer<true, http::buffer_body>> sr;
-      boost::system::error_code wec;
-      conn.conn->stream.expires_after(limits.idle_timeout);
-      if (!has_body) {
-        write_head(req, head_buf);
-        std::tie(wec, std::ignore) = co_await asio::async_write(conn.conn->stream, asio::buffer(head_buf), nothrow);
-      } else {
+      if (has_body) {
         sr.emplace(req);
-        sr->split(true);
-        std::tie(wec, std::ignore) = co_await http::async_write_header(conn.conn->stream, *sr, nothrow);
+        skip_head(*sr);
       }
+      write_head(req, head_buf, forwarded.lines());
+      conn.conn->stream.expires_after(limits.idle_timeout);
+      auto [wec, wn] = co_await asio::async_write(conn.conn->stream, asio::buffer(head_buf), nothrow);
       if (wec) {
         pool.release(std::move(conn.conn), false);
         failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};

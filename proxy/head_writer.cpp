@@ -11,25 +11,25 @@ void version(unsigned v, std::string& out) {
   out.append(text, sizeof text);
 }
 
-void fields(const http::fields& f, std::string& out) {
+void fields(const http::fields& f, std::string& out, std::string_view extra = {}) {
   for (const auto& field : f) {
     const auto name = field.name_string();
     const auto value = field.value();
     out.append(name.data(), name.size()).append(": ", 2).append(value.data(), value.size()).append("\r\n", 2);
   }
-  out.append("\r\n", 2);
+  out.append(extra.data(), extra.size()).append("\r\n", 2);
 }
 
 }  // namespace
 
-void write_head(const http::request_header<>& h, std::string& out) {
+void write_head(const http::request_header<>& h, std::string& out, std::string_view extra) {
   out.clear();
   const auto method = h.method_string();
   const auto target = h.target();
   out.append(method.data(), method.size()).append(" ", 1).append(target.data(), target.size()).append(" ", 1);
   version(h.version(), out);
   out.append("\r\n", 2);
-  fields(h, out);
+  fields(h, out, extra);
 }
 
 void write_head(const http::response_header<>& h, std::string& out) {

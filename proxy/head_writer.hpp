@@ -9,11 +9,13 @@
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
 #include <string>
+#include <string_view>
 
 namespace vane::proxy {
 
-// "METHOD TARGET HTTP/x.y\r\n" + fields + "\r\n", appended to `out` after clearing it.
-void write_head(const boost::beast::http::request_header<>& h, std::string& out);
+// "METHOD TARGET HTTP/x.y\r\n" + fields + `extra` + "\r\n", appended to `out`
+// after clearing it; `extra` is whole lines ending in CRLF (forwarding fields).
+void write_head(const boost::beast::http::request_header<>& h, std::string& out, std::string_view extra = {});
 // "HTTP/x.y CODE REASON\r\n" + fields + "\r\n" (the reason received, or the standard one).
 void write_head(const boost::beast::http::response_header<>& h, std::string& out);
 

@@ -33,7 +33,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using clock = std::chrono::steady_clock;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto nothrow = task_nothrow;
 
 namespace {
 
@@ -98,7 +98,7 @@ void count_attempt(route_cluster_stats& slot, unsigned code, clock::time_point s
 }
 
 // A reply made by the proxy itself (no route, upstream failure, bad request).
-asio::awaitable<bool> local_reply(proxy_stream& client, request_meter& meter, http::status status,
+task<bool> local_reply(proxy_stream& client, request_meter& meter, http::status status,
                                   std::string_view body, bool keep_alive, duration timeout) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::server, "vane");
@@ -121,7 +121,7 @@ enum class relay_status { ok, read_failed, write_failed };
 // takes the head only once its blank line is here, so the unconsumed bytes
 // always start at the head.
 template <bool isRequest>
-asio::awaitable<boost::system::error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer,
+task<boost::system::error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer,
                                                       http::parser<isRequest, http::buffer_body>& p) {
   boost::system::error_code ec;
   bool received = buffer.size() > 0;
@@ -166,7 +166,7 @@ struct body_tee {
 
 // Adds the body bytes read to `bytes`, and copies them into `tee` when given.
 template <bool isRequest>
-asio::awaitable<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
+task<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
                                          http::serializer<isRequest, http::buffer_body>& sr, proxy_stream& in,
                                          beast::flat_buffer& in_buffer, proxy_stream& out,
                                          std::unique_ptr<char[]>& relay_buf, duration io_timeout,
@@ -282,7 +282,7 @@ std::string shadow_host(std::string_view host) {
 // the status and the duration are kept (vane_mirror_* of the route and the
 // mirror cluster). Runs detached on the worker: nothing waits for it. The
 // caller has counted it in the pool's requests; `policy` pins the pool.
-asio::awaitable<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluster,
+task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluster,
                                   route_cluster_stats* stats, http::request<http::string_body> copy,
                                   duration timeout, duration io_timeout) {
   upstream_pool& pool = *policy->mirror_pools[cluster];
@@ -334,7 +334,7 @@ bool is_absolute_form(std::string_view target) {
 
 }  // namespace
 
-asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::string listener_name,
+task<void> serve_connection(worker& w, worker_socket socket, std::string listener_name,
                                        listener_stats* lstats) {
   proxy_stream client(std::move(socket));
   // The listener's TLS contexts as the current table has them: a certificate
@@ -553,7 +553,7 @@ asio::awaitable<void> serve_connection(worker& w, tcp::socket socket, std::strin
       auto& counts = level == 0 ? policy->route_fault_counts[route->index]
                                 : policy->cluster_fault_counts[route->clusters[pick]];
       if (fault->delay && exact_share_hit(counts[1], fault->delay->per_10k)) {
-        asio::steady_timer timer(client.get_executor(), fault->delay->delay);
+        worker_timer timer(client.get_executor(), fault->delay->delay);
         co_await timer.async_wait(nothrow);
       }
       if (fault->abort && exact_share_hit(counts[0], fault->abort->per_10k)) {

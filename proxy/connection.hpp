@@ -1,7 +1,7 @@
 #pragma once
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <string>
+
+#include "proxy/executor.hpp"
 
 namespace vane::proxy {
 class worker;
@@ -12,6 +12,5 @@ struct listener_stats;
 // current snapshot, relays the request and response bodies as streams, and
 // keeps both sides alive when HTTP allows it. The listener is named, not
 // indexed: a reload may renumber listeners while the connection lives.
-boost::asio::awaitable<void> serve_connection(worker& w, boost::asio::ip::tcp::socket socket,
-                                              std::string listener, listener_stats* stats);
+task<void> serve_connection(worker& w, worker_socket socket, std::string listener, listener_stats* stats);
 }  // namespace vane::proxy

@@ -28,9 +28,9 @@ namespace {
 
 // One check: connect (and TLS when the cluster speaks it, verified as its
 // requests are), GET path, a 2xx status within `timeout` passes.
-asio::awaitable<bool> probe(tcp::endpoint endpoint, const std::string& path, duration timeout,
+asio::awaitable<bool> probe(const worker_executor& ex, tcp::endpoint endpoint, const std::string& path, duration timeout,
                             std::shared_ptr<const client_tls> tls, std::string tls_host) {
-  proxy_stream stream(co_await asio::this_coro::executor);
+  proxy_stream stream(ex);
   stream.expires_after(timeout);
   auto [cec] = co_await stream.tcp().async_connect(endpoint, nothrow);
   if (cec) co_return false;
@@ -98,7 +98,7 @@ asio::awaitable<void> runtime::check_endpoint(std::string cluster, tcp::endpoint
         tls = c.tls;
         tls_host = c.tls_host;
       }
-    bool ok = co_await probe(endpoint, hc.path, hc.interval, tls, tls_host);
+    bool ok = co_await probe(ctx_.get_executor(), endpoint, hc.path, hc.interval, tls, tls_host);
     if (!current()) co_return;
     auto [it, inserted] = health_[cluster].try_emplace(key, true);  // endpoints start healthy
     bool& healthy = it->second;

@@ -15,19 +15,21 @@
 #include <memory>
 #include <utility>
 
+#include "proxy/executor.hpp"
+
 namespace vane::proxy {
 
 class proxy_stream {
  public:
-  using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
-  using executor_type = boost::beast::tcp_stream::executor_type;
+  using tls_stream = boost::beast::ssl_stream<worker_tcp_stream>;
+  using executor_type = worker_executor;
 
-  explicit proxy_stream(boost::asio::ip::tcp::socket socket) : tcp_(std::move(socket)) {}
+  explicit proxy_stream(worker_socket socket) : tcp_(std::move(socket)) {}
   explicit proxy_stream(const executor_type& ex) : tcp_(ex) {}
 
   executor_type get_executor() noexcept { return tcp().get_executor(); }
-  boost::beast::tcp_stream& tcp() noexcept { return tls_ ? boost::beast::get_lowest_layer(*tls_) : tcp_; }
-  boost::asio::ip::tcp::socket& socket() noexcept { return tcp().socket(); }
+  worker_tcp_stream& tcp() noexcept { return tls_ ? boost::beast::get_lowest_layer(*tls_) : tcp_; }
+  worker_socket& socket() noexcept { return tcp().socket(); }
   void expires_after(std::chrono::steady_clock::duration d) { tcp().expires_after(d); }
   void expires_never() { tcp().expires_never(); }
 
@@ -50,7 +52,7 @@ class proxy_stream {
   }
 
  private:
-  boost::beast::tcp_stream tcp_;  // moved into tls_ by start_tls
+  worker_tcp_stream tcp_;  // moved into tls_ by start_tls
   std::unique_ptr<tls_stream> tls_;
 };
 

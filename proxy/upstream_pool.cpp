@@ -14,7 +14,7 @@ namespace vane::proxy {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using clock = std::chrono::steady_clock;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto nothrow = task_nothrow;
 
 // A request waiting for a connection. It lives in the waiting coroutine's frame;
 // release() hands it either a connection or the right to open one, then wakes it.
@@ -26,13 +26,13 @@ struct upstream_pool::waiter {
     if (it != pool.waiters_.end()) pool.waiters_.erase(it);
   }
   upstream_pool& pool;
-  asio::steady_timer timer;
+  worker_timer timer;
   bool granted = false;
   upstream_ptr conn;  // set when granted a reusable connection; empty: open a new one
 };
 
-upstream_pool::upstream_pool(asio::any_io_executor ex, const cluster_target& cluster, duration idle_timeout)
-    : ex_(std::move(ex)), cluster_(cluster), idle_timeout_(idle_timeout), idle_(cluster.endpoints.size()) {}
+upstream_pool::upstream_pool(const worker_executor& ex, const cluster_target& cluster, duration idle_timeout)
+    : ex_(ex), cluster_(cluster), idle_timeout_(idle_timeout), idle_(cluster.endpoints.size()) {}
 
 upstream_pool::~upstream_pool() = default;
 
@@ -76,7 +76,7 @@ std::size_t upstream_pool::next_healthy() {
   return n;
 }
 
-asio::awaitable<lease> upstream_pool::acquire(clock::time_point deadline, bool fresh_only, bool resendable) {
+task<lease> upstream_pool::acquire(clock::time_point deadline, bool fresh_only, bool resendable) {
   std::size_t endpoint = next_healthy();
   if (endpoint == cluster_.endpoints.size()) co_return lease{nullptr, false, acquire_error::no_healthy};
   if (!fresh_only) {
@@ -112,7 +112,7 @@ asio::awaitable<lease> upstream_pool::acquire(clock::time_point deadline, bool f
   co_return co_await connect(endpoint, deadline);
 }
 
-asio::awaitable<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point deadline) {
+task<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point deadline) {
   ++open_;
   acquire_error last = acquire_error::connect_failed;
   // Try each healthy endpoint at most once, starting with the one picked for this request.

@@ -30,7 +30,7 @@
 namespace vane::proxy {
 
 struct upstream_connection {
-  explicit upstream_connection(boost::asio::any_io_executor ex) : stream(ex) {}
+  explicit upstream_connection(const worker_executor& ex) : stream(ex) {}
   proxy_stream stream;  // TLS when the cluster has tls (the handshake is done by the pool)
   boost::beast::flat_buffer buffer;  // read buffer; must be empty when the connection is reused
   std::size_t endpoint = 0;
@@ -48,7 +48,7 @@ struct lease {
 
 class upstream_pool {
  public:
-  upstream_pool(boost::asio::any_io_executor ex, const cluster_target& cluster, duration idle_timeout);
+  upstream_pool(const worker_executor& ex, const cluster_target& cluster, duration idle_timeout);
   ~upstream_pool();
   upstream_pool(const upstream_pool&) = delete;
   upstream_pool& operator=(const upstream_pool&) = delete;
@@ -57,7 +57,7 @@ class upstream_pool {
   // resendable: the caller resends the request once on a fresh connection if
   // a reused one turns out closed (a bodiless request), so a connection idle
   // for less than stale_check_after is handed out without the liveness peek.
-  boost::asio::awaitable<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false,
+  task<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false,
                                         bool resendable = false);
   // Returns a connection; `reusable` only when its last response was read to the end with keep-alive.
   void release(upstream_ptr conn, bool reusable);
@@ -85,14 +85,14 @@ class upstream_pool {
 
  private:
   struct waiter;
-  boost::asio::awaitable<lease> connect(std::size_t first_endpoint, std::chrono::steady_clock::time_point deadline);
+  task<lease> connect(std::size_t first_endpoint, std::chrono::steady_clock::time_point deadline);
   upstream_ptr take_idle(std::size_t endpoint, bool resendable);
   void release_slot();
   // The next healthy endpoint in round-robin order, or endpoints.size() when none is.
   std::size_t next_healthy();
   bool healthy(std::size_t endpoint) const { return !cluster_.healthy || (*cluster_.healthy)[endpoint]; }
 
-  boost::asio::any_io_executor ex_;
+  worker_executor ex_;
   cluster_target cluster_;
   duration idle_timeout_;
   std::vector<std::vector<upstream_ptr>> idle_;  // per endpoint, most recently used last

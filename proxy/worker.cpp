@@ -17,7 +17,7 @@ namespace {
 asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acceptor, std::string listener,
                                   listener_stats* stats) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
+    auto [ec, socket] = co_await acceptor->async_accept(w.context(), asio::as_tuple(asio::use_awaitable));  // a socket on the worker's executor type
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       // EMFILE and friends: log and go on; the connection stays in the backlog.
@@ -125,7 +125,7 @@ void worker::close_all_listeners() {
     boost::system::error_code ec;
     l.acceptor->non_blocking(true, ec);
     for (;;) {
-      tcp::socket socket(ioc_);
+      worker_socket socket(ioc_);
       l.acceptor->accept(socket, ec);
       if (ec) break;
       if (l.stats) l.stats->connections_active.add(1);
@@ -136,7 +136,7 @@ void worker::close_all_listeners() {
   listeners_.clear();
 }
 
-std::list<worker::connection_entry>::iterator worker::register_connection(boost::beast::tcp_stream& s) {
+std::list<worker::connection_entry>::iterator worker::register_connection(worker_tcp_stream& s) {
   active_connections_.fetch_add(1, std::memory_order_relaxed);
   connections_.push_front({&s, true});
   return connections_.begin();

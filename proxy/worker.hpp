@@ -95,10 +95,10 @@ class worker {
   bool draining() const { return draining_; }
   // A connection's entry in the worker's list; `idle` while it waits for a request.
   struct connection_entry {
-    boost::beast::tcp_stream* stream = nullptr;
+    worker_tcp_stream* stream = nullptr;
     bool idle = true;
   };
-  std::list<connection_entry>::iterator register_connection(boost::beast::tcp_stream& s);
+  std::list<connection_entry>::iterator register_connection(worker_tcp_stream& s);
   void unregister_connection(std::list<connection_entry>::iterator it);
 
   // Connections currently open on this worker (read by the control thread to finish a drain).

@@ -7,11 +7,13 @@ namespace vane::proxy {
 namespace http = boost::beast::http;
 
 bool has_obs_fold(std::string_view head) {
-  // Only the head: up to the blank line that ends it, if it is here yet.
-  auto end = head.find("\r\n\r\n");
-  if (end != std::string_view::npos) head = head.substr(0, end + 2);
-  for (std::size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size(); i = head.find('\n', i + 1))
-    if (head[i + 1] == ' ' || head[i + 1] == '\t') return true;
+  // One pass over the line breaks: the byte after each one, up to the first
+  // CRLF CRLF that ends the head (if it is here yet; the body may follow).
+  for (std::size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size(); i = head.find('\n', i + 1)) {
+    const char next = head[i + 1];
+    if (next == ' ' || next == '\t') return true;
+    if (next == '\r' && i > 0 && head[i - 1] == '\r' && i + 2 < head.size() && head[i + 2] == '\n') return false;
+  }
   return false;
 }
 

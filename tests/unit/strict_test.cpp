@@ -17,6 +17,9 @@ TEST(Strict, ObsFoldIsFoundInTheHeadOnly) {
   EXPECT_FALSE(has_obs_fold("GET / HTTP/1.1\r\nX-A: a b\r\n\r\n"));
   EXPECT_FALSE(has_obs_fold("POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\r\n x"));  // in the body: not a fold
   EXPECT_FALSE(has_obs_fold("GET / HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_FALSE(has_obs_fold("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\n x"));  // a body starting with LF SP
+  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nX-A: a\n\r\n b\r\n\r\n"));  // LF CR LF is not the end
+  EXPECT_TRUE(has_obs_fold("GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r"));
 }
 
 TEST(Strict, OnlyOneChunkedOnHttp11) {

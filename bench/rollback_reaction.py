@@ -81,12 +81,13 @@ clusters:
         cdir = os.path.join(tmp, "canaries")
         os.makedirs(cdir)
         proxies = ", ".join(f"http://127.0.0.1:{a}" for _, a in admins)
-        with open(os.path.join(cdir, "app.yaml"), "w") as f:
-            f.write(f"""apiVersion: flagger.app/v1beta1
+        def write(revision):  # whole, then renamed: the controller polls the file
+            with open(os.path.join(cdir, "app.yaml.tmp"), "w") as f:
+                f.write(f"""apiVersion: flagger.app/v1beta1
 kind: Canary
 metadata: {{name: app}}
 spec:
-  revision: "2"
+  revision: "{revision}"
   route: app
   proxies: [{proxies}]
   analysis:
@@ -94,11 +95,16 @@ spec:
     maxWeight: 50
     stepWeight: 50
 {extra}""")
+            os.rename(os.path.join(cdir, "app.yaml.tmp"), os.path.join(cdir, "app.yaml"))
+        write("1")  # Flagger's first sight: revision 1 is the baseline; revision 2 starts the run
         ctl = subprocess.Popen([BIN["control"], "--canaries", cdir, "--listen", "127.0.0.1:0"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         procs.append(ctl)
         seen = []
         threading.Thread(target=lambda: [seen.append(l) for l in ctl.stdout], daemon=True).start()
+        while not any("Initialization done!" in l for l in seen):
+            time.sleep(0.01)
+        write("2")
         while not any("canary weight 50" in l for l in seen):
             time.sleep(0.01)
         time.sleep(1.5)  # let the healthy canary be measured at 50% for a while

@@ -674,7 +674,8 @@ void controller::save_state() {
                            {"primary_promoted", st.primary_promoted},
                            {"promoting_since", st.promoting_since},
                            {"last_transition", st.last_transition},
-                           {"gate_alerted", st.gate_alerted}};
+                           {"gate_alerted", st.gate_alerted},
+                           {"initialized", st.initialized}};
   }
   std::string tmp = options_.state_file + ".tmp";
   {
@@ -721,6 +722,7 @@ void controller::load_state() {
     st.promoting_since = num("promoting_since");
     st.last_transition = str("last_transition");
     st.gate_alerted = str("gate_alerted");
+    st.initialized = !o.contains("initialized") || flag("initialized");  // older files: every canary in them was seen
     saved_[std::string(id)] = st;
   }
   log::info("state: resumed {} canaries from {}", saved_.size(), options_.state_file);

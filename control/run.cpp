@@ -316,6 +316,20 @@ asio::awaitable<void> canary_run::promoting() {
 }
 
 asio::awaitable<void> canary_run::tick() {
+  if (!st_.initialized) {
+    // Flagger's first sight: the revision the canary has now is what the primary runs, the baseline; only a
+    // later change (or `rollout`) starts a run. A rollout asked for before the first tick still starts one.
+    st_.initialized = true;
+    if (st_.phase == "Initialized" && st_.pending_revision.empty()) {
+      st_.revision = s_.revision.value_or("");
+      env_.event(fmt::format("Initialization done! {}", s_.id()));
+      env_.changed();
+      json::object traffic = desired_traffic(s_, st_);
+      co_await env_.push(traffic);
+      co_return;
+    }
+    env_.changed();
+  }
   std::string wanted = !st_.pending_revision.empty() ? st_.pending_revision : s_.revision.value_or("");
   if (!wanted.empty() && wanted != st_.revision) {
     start_run(wanted);

@@ -31,6 +31,8 @@ struct run_state {
   std::int64_t promoting_since = 0;  // unix seconds
   std::string last_transition;
   std::string gate_alerted;  // the gate whose hold was alerted (once per hold)
+  // Flagger's first sight done: the revision seen then is the baseline (no run for it).
+  bool initialized = false;
 };
 
 struct hook_result {

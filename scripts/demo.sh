@@ -77,8 +77,8 @@ admin=$(grep -o 'admin listening on [0-9.]*:[0-9]*' "$work/proxy.log" | head -1 
 curl -s -X PUT "http://$admin/routes/podinfo/traffic" \
   -d '{"split":[{"cluster":"podinfo-primary","weight":100},{"cluster":"podinfo-canary","weight":0}]}' >/dev/null
 mkdir -p "$work/canaries"
-write_canary() {  # REVISION
-  cat >"$work/canaries/podinfo.yaml" <<EOF
+write_canary() {  # REVISION (written whole, then renamed: the controller polls the file)
+  cat >"$work/canaries/podinfo.yaml.tmp" <<EOF
 apiVersion: flagger.app/v1beta1
 kind: Canary
 metadata: {name: podinfo, namespace: demo}
@@ -97,13 +97,16 @@ spec:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
       - {name: request-duration, thresholdRange: {max: 500}, interval: 2s}
 EOF
+  mv "$work/canaries/podinfo.yaml.tmp" "$work/canaries/podinfo.yaml"
 }
 # What a promote command does for real (kubectl set image, a Flux commit...): make
 # the primary run the canary's revision, here by telling the demo service so.
 cat >"$work/promote.sh" <<EOF
 exec curl -sf -o /dev/null -X PUT "http://$primary/_demo/config" -d "{\"version\":\"\$VANE_REVISION\"}"
 EOF
-write_canary 6.1.0
+# Flagger's first sight: the revision the controller first sees is the primary's (the baseline); a later
+# revision starts a run.
+write_canary 6.0.0
 # Load: requests through the proxy until the demo ends, each answer's status logged.
 ( while :; do curl -s -o /dev/null -w '%{http_code} %header{x-version}\n' "http://$proxy/" || true; done >"$work/load.log" ) &
 pids+=($!)
@@ -125,7 +128,11 @@ follow() {  # EXPECTED_EXIT (0 promoted, 3 rolled back)
     return 1
   fi
 }
+for _ in $(seq 300); do grep -q 'Initialization done! podinfo.demo' "$work/control.log" && break; sleep 0.1; done
+grep -q 'Initialization done! podinfo.demo' "$work/control.log" || { echo "demo: FAILED: no initialization" >&2; cat "$work/control.log" >&2; exit 1; }
+echo "demo: podinfo.demo initialized on 6.0.0 (the primary's revision)"
 echo "demo: rollout of 6.1.0 (healthy)"
+write_canary 6.1.0
 follow 0
 
 echo "demo: the primary now runs $(curl -s "http://$primary/" | grep -o '"version":"[^"]*"')"

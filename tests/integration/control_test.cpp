@@ -84,17 +84,28 @@ struct controller_instance {
   std::uint16_t port = 0;
 };
 
+// Starts the controller as Flagger meets a Canary: first with revision "baseline" (the primary's; first
+// sight initializes, no run), then with the document's own revision, which starts the run.
 controller_instance start_controller(const std::string& doc) {
   controller_instance c;
   c.dir = make_temp_dir();
   std::filesystem::create_directories(c.dir + "/canaries");
-  write_file(c.dir + "/canaries/app.yaml", doc);
+  const std::string revision_key = "  revision: \"";
+  std::string baseline = doc;
+  if (auto at = doc.find(revision_key); at != std::string::npos && doc.compare(at + revision_key.size(), 1, "\"") != 0)
+    baseline = doc.substr(0, at) + revision_key + "baseline" + doc.substr(doc.find('"', at + revision_key.size()));
+  write_file(c.dir + "/canaries/app.yaml", baseline);
   c.process = std::make_unique<child_process>(
       control_binary(), std::vector<std::string>{"--canaries", c.dir + "/canaries", "--listen", "127.0.0.1:0",
                                                  "--state", c.dir + "/state.json"});
   auto line = c.process->wait_for("vane-control listening on");
   if (!line) ADD_FAILURE() << c.process->output();
   else c.port = port_of_line(*line);
+  if (!c.process->wait_for("Initialization done! app.test")) ADD_FAILURE() << c.process->output();
+  if (baseline != doc) {  // a new revision: the run starts (written whole: the controller polls the file)
+    write_file(c.dir + "/canaries/app.yaml.tmp", doc);
+    std::filesystem::rename(c.dir + "/canaries/app.yaml.tmp", c.dir + "/canaries/app.yaml");
+  }
   return c;
 }
 

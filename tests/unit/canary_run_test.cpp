@@ -88,6 +88,14 @@ canary_spec base_spec() {
   return s;
 }
 
+// A canary past Flagger's first sight on revision 1: the spec's revision 2 is a change, and starts a run.
+run_state baseline() {
+  run_state st;
+  st.initialized = true;
+  st.revision = "1";
+  return st;
+}
+
 metric_reading value(double v) { return metric_reading{v, false, ""}; }
 
 // One tick, run to its end (the fake world answers at once).
@@ -111,7 +119,7 @@ int ticks_until(const canary_spec& s, run_state& st, fake_env& env, const std::s
 
 TEST(CanaryRun, AHealthyRunWalksEveryPhaseToSucceeded) {
   auto s = base_spec();
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   tick(s, st, env);
@@ -150,7 +158,7 @@ TEST(CanaryRun, AHealthyRunWalksEveryPhaseToSucceeded) {
 TEST(CanaryRun, FailedChecksReachingTheThresholdRollBack) {
   auto s = base_spec();
   s.analysis.webhooks.push_back({"cleanup", "post-rollout", "http://x/", std::chrono::seconds(10), {}});
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100), value(97.5)};
   env.hooks["post-rollout"] = {{"cleanup", true, ""}};
@@ -170,7 +178,7 @@ TEST(CanaryRun, FailedChecksReachingTheThresholdRollBack) {
 
 TEST(CanaryRun, InconclusiveWindowsHaltWithoutAFailedCheck) {
   auto s = base_spec();
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {metric_reading{std::nullopt, true, "first window"}};
   for (int i = 0; i < 10; ++i) tick(s, st, env);
@@ -189,7 +197,7 @@ TEST(CanaryRun, GatesHoldAndPromoteConfirms) {
   s.promote.reset();  // manual promotion
   for (const char* type : {"confirm-rollout", "confirm-traffic-increase", "confirm-promotion"})
     s.analysis.webhooks.push_back({std::string("gate-") + type, type, "http://x/", std::chrono::seconds(10), {}});
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   env.hooks["confirm-rollout"] = {{"gate-confirm-rollout", false, "status 403"}};
@@ -221,7 +229,7 @@ TEST(CanaryRun, GatesHoldAndPromoteConfirms) {
 TEST(CanaryRun, ManualPromotionWaitsForPromote) {
   auto s = base_spec();
   s.promote.reset();
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   ASSERT_GT(ticks_until(s, st, env, "WaitingPromotion"), 0);
@@ -236,7 +244,7 @@ TEST(CanaryRun, ManualPromotionWaitsForPromote) {
 
 TEST(CanaryRun, WebhooksOfEveryType) {
   auto s = base_spec();
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   // pre-rollout failing counts a failed check and is retried; passing once is enough.
@@ -267,7 +275,7 @@ TEST(CanaryRun, WebhooksOfEveryType) {
 
 TEST(CanaryRun, ANewRevisionMidRunRestarts) {
   auto s = base_spec();
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   tick(s, st, env);
@@ -289,7 +297,7 @@ TEST(CanaryRun, StepWeightsWithTheirOwnIntervalsAndStepWeightPromotion) {
   s.analysis.step_weights = {{5, std::nullopt}, {20, std::chrono::seconds(30)}, {60, std::nullopt}};
   s.analysis.interval = std::chrono::seconds(10);
   s.analysis.step_weight_promotion = 25;
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   tick(s, st, env);
@@ -315,7 +323,7 @@ TEST(CanaryRun, StepWeightsWithTheirOwnIntervalsAndStepWeightPromotion) {
 
 TEST(CanaryRun, PromotionWaitsForAHealthyPrimaryThenGivesUp) {
   auto s = base_spec();
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   env.healthy = false;
@@ -331,7 +339,7 @@ TEST(CanaryRun, PromotionWaitsForAHealthyPrimaryThenGivesUp) {
 TEST(CanaryRun, MirrorPreStepThenWeights) {
   auto s = base_spec();
   s.analysis.mirror = true;
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   tick(s, st, env);  // Progressing, weight 0: the mirrored tick
@@ -349,7 +357,7 @@ TEST(CanaryRun, BlueGreenWithMirrorAndAB) {
   s.analysis.iterations = 2;
   s.analysis.mirror = true;
   s.analysis.mirror_weight = 50;
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   tick(s, st, env);
@@ -366,7 +374,7 @@ TEST(CanaryRun, BlueGreenWithMirrorAndAB) {
   ab.analysis.step_weight = 0;
   ab.analysis.iterations = 1;
   ab.analysis.match = json::array{json::object{{"headers", json::object{{"x-canary", json::object{{"exact", "1"}}}}}}};
-  run_state st2;
+  run_state st2 = baseline();
   fake_env env2;
   env2.readings["request-success-rate"] = {value(100)};
   tick(ab, st2, env2);
@@ -380,7 +388,7 @@ TEST(CanaryRun, RelativeChecksAndAbort) {
   auto s = base_spec();
   s.analysis.metrics[0].relative_to_primary = true;
   s.analysis.metrics[0].min = -1;
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(-2)};
   tick(s, st, env);
@@ -397,11 +405,55 @@ TEST(CanaryRun, RelativeChecksAndAbort) {
 TEST(CanaryRun, SkipAnalysisPromotesWithoutTraffic) {
   auto s = base_spec();
   s.skip_analysis = true;
-  run_state st;
+  run_state st = baseline();
   fake_env env;
   EXPECT_GT(ticks_until(s, st, env, "Succeeded"), 0);
   EXPECT_TRUE(env.saw("Skipping analysis for podinfo.test"));
   EXPECT_EQ(env.promotions, 1);
   EXPECT_TRUE(env.mirror_reads.empty());  // no metric was read
   EXPECT_FALSE(env.saw("Advance podinfo.test canary weight 25"));
+}
+
+TEST(CanaryRun, FirstSightInitializesWithoutARunAndALaterRevisionStartsOne) {
+  auto s = base_spec();
+  run_state st;  // no saved state
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  for (int i = 0; i < 3; ++i) tick(s, st, env);
+  EXPECT_EQ(st.phase, "Initialized");
+  EXPECT_TRUE(st.initialized);
+  EXPECT_EQ(st.revision, "2");  // the baseline: what the primary runs
+  EXPECT_TRUE(env.saw("Initialization done! podinfo.test"));
+  EXPECT_EQ(std::count(env.events.begin(), env.events.end(), "Initialization done! podinfo.test"), 1);
+  EXPECT_FALSE(env.saw("New revision detected! Scaling up podinfo.test"));
+  EXPECT_EQ(env.canary_weight(), 0);  // everything to the primary
+  EXPECT_TRUE(env.alerts.empty());
+  s.revision = "3";  // a later change: a run
+  tick(s, st, env);
+  EXPECT_TRUE(env.saw("New revision detected! Scaling up podinfo.test"));
+  EXPECT_EQ(st.phase, "Progressing");
+  EXPECT_EQ(st.revision, "3");
+
+  // Without spec.revision: Initialized with no baseline, until `rollout --revision`.
+  auto manual = base_spec();
+  manual.revision.reset();
+  run_state st2;
+  fake_env env2;
+  tick(manual, st2, env2);
+  tick(manual, st2, env2);
+  EXPECT_EQ(st2.phase, "Initialized");
+  EXPECT_EQ(st2.revision, "");
+  st2.pending_revision = "7";
+  tick(manual, st2, env2);
+  EXPECT_EQ(st2.phase, "Progressing");
+  EXPECT_EQ(st2.revision, "7");
+
+  // A rollout asked for before the first tick is not swallowed by the first sight.
+  run_state st3;
+  st3.pending_revision = "9";
+  fake_env env3;
+  tick(s, st3, env3);
+  EXPECT_EQ(st3.revision, "9");
+  EXPECT_EQ(st3.phase, "Progressing");
+  EXPECT_FALSE(env3.saw("Initialization done! podinfo.test"));
 }

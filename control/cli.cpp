@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 #include <cmath>
 
+#include "control/phase.hpp"
+
 namespace vane::control {
 
 namespace json = boost::json;
@@ -34,7 +36,12 @@ std::string terse(double v) {
   return fmt::format("{:.2f}", v);
 }
 
-bool terminal(const std::string& phase) { return phase == "Succeeded" || phase == "Failed"; }
+bool terminal(const std::string& phase) {
+  auto p = phase_from_name(phase);
+  return p == canary_phase::succeeded || p == canary_phase::failed;
+}
+
+bool initialized(const std::string& phase) { return phase_from_name(phase) == canary_phase::initialized; }
 
 }  // namespace
 
@@ -104,7 +111,7 @@ std::vector<std::string> canary_watch::new_events(const json::object& status) {
   shown_any_ = true;
   if (!all.empty()) last_event_ = all.back();
   std::string phase = text(status, "phase");
-  if (first && (terminal(phase) || phase == "Initialized")) return {};  // an ended run's history: only what comes next
+  if (first && (terminal(phase) || initialized(phase))) return {};  // an ended run's history: only what comes next
   return {all.begin() + static_cast<std::ptrdiff_t>(std::min(from, all.size())), all.end()};
 }
 
@@ -115,7 +122,7 @@ bool canary_watch::finished(const json::object& status) {
     first_ = false;
     first_transition_ = transition;
   }
-  if (!terminal(phase) && phase != "Initialized" && !phase.empty()) seen_active_ = true;
+  if (!terminal(phase) && !initialized(phase) && !phase.empty()) seen_active_ = true;
   return terminal(phase) && (seen_active_ || transition != first_transition_);
 }
 

@@ -158,7 +158,7 @@ void controller::load_documents(bool initial) {
       if (auto s = saved_.find(id); s != saved_.end()) c->state = s->second;
       c->wake = std::make_unique<asio::steady_timer>(ctx_);
       c->epoch = next_epoch_++;
-      log::info("canary {} loaded from {} ({}{})", id, spec.file, c->state.phase,
+      log::info("canary {} loaded from {} ({}{})", id, spec.file, phase_name(c->state.phase),
                 c->state.revision.empty() ? "" : ", revision " + c->state.revision);
       auto& ref = *c;
       canaries_[id] = std::move(c);
@@ -210,7 +210,7 @@ void controller::event(canary& c, const std::string& message) {
   if (hooks.empty()) return;
   json::object payload{{"name", c.spec.name},
                        {"namespace", c.spec.ns},
-                       {"phase", c.state.phase},
+                       {"phase", phase_name(c.state.phase)},
                        {"checksum", c.state.revision},
                        {"metadata", json::object{{"eventMessage", message}, {"eventType", "Normal"}}}};
   std::string body = json::serialize(payload);
@@ -365,7 +365,7 @@ asio::awaitable<std::vector<hook_result>> controller::call_hooks(canary& c, std:
     for (const auto& [k, v] : h.metadata) md[k] = v;
     json::object payload{{"name", c.spec.name},
                          {"namespace", c.spec.ns},
-                         {"phase", c.state.phase},
+                         {"phase", phase_name(c.state.phase)},
                          {"checksum", c.state.revision},
                          {"metadata", std::move(md)}};
     std::string method = "POST", target = url ? url->target : "/", body = json::serialize(payload);
@@ -478,7 +478,7 @@ asio::awaitable<void> controller::notify(canary& c, std::string message, std::st
       } else if (p.type == "discord") {
         payload = {{"username", user}, {"content", text}};
       } else if (p.type == "generic") {
-        payload = {{"name", c.spec.name}, {"namespace", c.spec.ns}, {"phase", c.state.phase},
+        payload = {{"name", c.spec.name}, {"namespace", c.spec.ns}, {"phase", phase_name(c.state.phase)},
                    {"revision", c.state.revision}, {"severity", severity}, {"message", message}};
       } else {  // slack, rocket and gchat take Slack's shape
         payload = {{"text", text}, {"username", user}};
@@ -603,7 +603,7 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
     if (it == canaries_.end() || it->second->epoch != epoch) co_return;
     canary& c = *it->second;
     if (!c.spec.analysis.abort_max_error_rate) continue;
-    if (c.state.phase != "Progressing" && c.state.phase != "WaitingPromotion") {
+    if (c.state.phase != canary_phase::progressing && c.state.phase != canary_phase::waiting_promotion) {
       c.abort_last.clear();
       continue;
     }
@@ -619,7 +619,7 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
       if (last != c.abort_last.end()) w.add(delta(&last->second, snap, series_key(c.spec.canary, "upstream")));
       c.abort_last[u] = std::move(snap);
     }
-    if (c.epoch != epoch || (c.state.phase != "Progressing" && c.state.phase != "WaitingPromotion")) continue;
+    if (c.epoch != epoch || (c.state.phase != canary_phase::progressing && c.state.phase != canary_phase::waiting_promotion)) continue;
     if (abort_due(c.spec, w.total, w.errors)) {
       double rate = 100.0 * static_cast<double>(w.errors) / static_cast<double>(w.total);
       std::string reason = fmt::format("error rate {:.2f}% >= {}%", rate, number(*c.spec.analysis.abort_max_error_rate));
@@ -643,7 +643,7 @@ json::object controller::status_json(const canary& c) const {
   return {{"name", c.spec.name},
           {"namespace", c.spec.ns},
           {"route", c.spec.route},
-          {"phase", st.phase},
+          {"phase", phase_name(st.phase)},
           {"revision", st.revision},
           {"canary_weight", st.weight},
           {"failed_checks", st.failed_checks},
@@ -658,10 +658,10 @@ json::object controller::status_json(const canary& c) const {
 void controller::save_state() {
   if (options_.state_file.empty()) return;
   json::object all;
-  for (const auto& [id, st] : saved_) all[id] = json::object{{"phase", st.phase}, {"revision", st.revision}};
+  for (const auto& [id, st] : saved_) all[id] = json::object{{"phase", phase_name(st.phase)}, {"revision", st.revision}};
   for (const auto& [id, c] : canaries_) {
     const auto& st = c->state;
-    all[id] = json::object{{"phase", st.phase},
+    all[id] = json::object{{"phase", phase_name(st.phase)},
                            {"revision", st.revision},
                            {"pending_revision", st.pending_revision},
                            {"weight", st.weight},
@@ -708,7 +708,7 @@ void controller::load_state() {
     auto str = [&](const char* k) { return o.contains(k) ? std::string(o.at(k).as_string()) : std::string(); };
     auto num = [&](const char* k) { return o.contains(k) ? o.at(k).to_number<std::int64_t>() : 0; };
     auto flag = [&](const char* k) { return o.contains(k) && o.at(k).as_bool(); };
-    st.phase = str("phase");
+    st.phase = phase_from_name(str("phase")).value_or(canary_phase::initialized);
     st.revision = str("revision");
     st.pending_revision = str("pending_revision");
     st.weight = static_cast<std::uint32_t>(num("weight"));
@@ -735,7 +735,7 @@ std::string controller::metrics_text() const {
   for (const auto& [id, c] : canaries_) {
     if (c->removed) continue;
     metrics::label l[] = {{"name", c->spec.name}, {"namespace", c->spec.ns}};
-    double v = c->state.phase == "Progressing" ? 0 : c->state.phase == "Failed" ? 2 : 1;
+    double v = c->state.phase == canary_phase::progressing ? 0 : c->state.phase == canary_phase::failed ? 2 : 1;
     w.sample("vane_canary_status", l, v);
   }
   w.family("vane_canary_weight", "gauge", "Traffic weight of the primary and canary workloads.");
@@ -794,15 +794,15 @@ std::optional<std::string> controller::command(canary& c, std::string_view actio
     st.pending_revision = revision;
     if (revision == st.revision) st.revision.clear();  // the same revision again: a new run
   } else if (action == "promote") {
-    if (st.phase != "WaitingPromotion" && st.phase != "Progressing")
-      return "nothing to promote: " + c.spec.id() + " is " + st.phase;
+    if (st.phase != canary_phase::waiting_promotion && st.phase != canary_phase::progressing)
+      return "nothing to promote: " + c.spec.id() + " is " + std::string(phase_name(st.phase));
     st.promote_confirmed = true;
   } else if (action == "abort") {
-    if (!run_active(st)) return "nothing to abort: " + c.spec.id() + " is " + st.phase;
+    if (!run_active(st)) return "nothing to abort: " + c.spec.id() + " is " + std::string(phase_name(st.phase));
     st.failed_checks = std::max(st.failed_checks, c.spec.analysis.threshold);
-    if (st.phase != "Progressing") st.phase = "Progressing";  // rolls back at its next tick, now
+    if (st.phase != canary_phase::progressing) st.phase = canary_phase::progressing;  // rolls back at its next tick, now
   } else if (action == "resume") {
-    if (st.phase != "Failed") return "nothing to resume: " + c.spec.id() + " is " + st.phase;
+    if (st.phase != canary_phase::failed) return "nothing to resume: " + c.spec.id() + " is " + std::string(phase_name(st.phase));
     st.pending_revision = st.revision;
     st.revision.clear();
   } else {

@@ -21,6 +21,7 @@
 #include "control/cli.hpp"
 #include "control/controller.hpp"
 #include "control/http_client.hpp"
+#include "control/phase.hpp"
 
 namespace {
 
@@ -126,7 +127,10 @@ int watch(const vane::control::http_url& url, const std::string& name, vane::dur
       std::fflush(stdout);
       if (w.finished(status)) {
         if (tty) std::fputs("\n", stdout);
-        return status.at("phase").as_string() == "Succeeded" ? 0 : 3;
+        const auto* phase = status.if_contains("phase");
+        bool promoted = phase && phase->is_string() &&
+                        vane::control::phase_from_name(phase->get_string()) == vane::control::canary_phase::succeeded;
+        return promoted ? 0 : 3;
       }
     }
     if (std::chrono::steady_clock::now() + interval > deadline) {

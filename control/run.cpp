@@ -39,19 +39,28 @@ std::string timestamp_now() {
 }  // namespace
 
 bool run_active(const run_state& st) {
-  return st.phase == "Waiting" || st.phase == "Progressing" || st.phase == "WaitingPromotion" ||
-         st.phase == "Promoting" || st.phase == "Finalising";
+  switch (st.phase) {
+    case canary_phase::waiting:
+    case canary_phase::progressing:
+    case canary_phase::waiting_promotion:
+    case canary_phase::promoting:
+    case canary_phase::finalising: return true;
+    case canary_phase::initialized:
+    case canary_phase::succeeded:
+    case canary_phase::failed: return false;
+  }
+  return false;
 }
 
 bool mirroring(const canary_spec& s, const run_state& st) {
-  return s.analysis.mirror && st.phase == "Progressing" && (iterations_strategy(s) || st.weight == 0);
+  return s.analysis.mirror && st.phase == canary_phase::progressing && (iterations_strategy(s) || st.weight == 0);
 }
 
 json::object desired_traffic(const canary_spec& s, const run_state& st) {
   json::object t;
   t["split"] = json::array{json::object{{"cluster", s.primary}, {"weight", 100 - st.weight}},
                            json::object{{"cluster", s.canary}, {"weight", st.weight}}};
-  bool analysing = st.phase == "Progressing" || st.phase == "WaitingPromotion";
+  bool analysing = st.phase == canary_phase::progressing || st.phase == canary_phase::waiting_promotion;
   if (analysing && iterations_strategy(s) && !s.analysis.match.empty()) {
     t["rules"] = json::array{json::object{{"match", s.analysis.match}, {"cluster", s.canary}}};
   } else if (analysing && iterations_strategy(s) && !s.analysis.mirror) {
@@ -80,7 +89,7 @@ json::object desired_traffic(const canary_spec& s, const run_state& st) {
 }
 
 duration next_interval(const canary_spec& s, const run_state& st) {
-  if (st.phase == "Progressing" && s.analysis.step_weight == 0 && st.steps > 0 &&
+  if (st.phase == canary_phase::progressing && s.analysis.step_weight == 0 && st.steps > 0 &&
       st.steps <= s.analysis.step_weights.size())
     if (auto own = s.analysis.step_weights[st.steps - 1].interval) return *own;
   return s.analysis.interval;
@@ -91,7 +100,7 @@ bool abort_due(const canary_spec& s, std::uint64_t total, std::uint64_t errors) 
   return 100.0 * static_cast<double>(errors) / static_cast<double>(total) >= *s.analysis.abort_max_error_rate;
 }
 
-void canary_run::set_phase(const std::string& phase) {
+void canary_run::set_phase(canary_phase phase) {
   if (st_.phase == phase) return;
   st_.phase = phase;
   st_.last_transition = timestamp_now();
@@ -112,7 +121,7 @@ void canary_run::start_run(const std::string& revision) {
   st_.gate_alerted.clear();
   st_.affinity_value = env_.new_affinity_value();
   env_.event(fmt::format("New revision detected! {} {}", restart ? "Restarting analysis for" : "Scaling up", s_.id()));
-  set_phase("Waiting");
+  set_phase(canary_phase::waiting);
 }
 
 asio::awaitable<bool> canary_run::hooks_pass(std::string type) {
@@ -187,7 +196,7 @@ asio::awaitable<bool> canary_run::analysis_passes() {
 asio::awaitable<void> canary_run::rollback(std::string reason) {
   env_.event(fmt::format("Rolling back {} {}", s_.id(), reason));
   st_.weight = 0;
-  set_phase("Failed");
+  set_phase(canary_phase::failed);
   json::object traffic = desired_traffic(s_, st_);
   co_await env_.push(traffic);
   env_.event(fmt::format("Canary failed! Scaling down {}", s_.id()));
@@ -244,7 +253,7 @@ asio::awaitable<void> canary_run::progressing() {
       st_.weight = 100;
       env_.event(an.mirror ? "Stop traffic mirroring and route all traffic to canary" : "Routing all traffic to canary");
     }
-    set_phase("WaitingPromotion");
+    set_phase(canary_phase::waiting_promotion);
     co_return;
   }
   std::uint32_t top = max_weight(s_);
@@ -257,7 +266,7 @@ asio::awaitable<void> canary_run::progressing() {
     env_.changed();
     co_return;
   }
-  set_phase("WaitingPromotion");
+  set_phase(canary_phase::waiting_promotion);
 }
 
 asio::awaitable<void> canary_run::waiting_promotion() {
@@ -291,7 +300,7 @@ asio::awaitable<void> canary_run::waiting_promotion() {
     st_.gate_alerted.clear();
     env_.event(fmt::format("Copying {} template spec to {}.{}", s_.id(), s_.primary, s_.ns));
     st_.promoting_since = env_.now();
-    set_phase("Promoting");
+    set_phase(canary_phase::promoting);
   }
 }
 
@@ -312,7 +321,7 @@ asio::awaitable<void> canary_run::promoting() {
   }
   st_.weight = 0;
   env_.event("Routing all traffic to primary");
-  set_phase("Finalising");
+  set_phase(canary_phase::finalising);
 }
 
 asio::awaitable<void> canary_run::tick() {
@@ -320,7 +329,7 @@ asio::awaitable<void> canary_run::tick() {
     // Flagger's first sight: the revision the canary has now is what the primary runs, the baseline; only a
     // later change (or `rollout`) starts a run. A rollout asked for before the first tick still starts one.
     st_.initialized = true;
-    if (st_.phase == "Initialized" && st_.pending_revision.empty()) {
+    if (st_.phase == canary_phase::initialized && st_.pending_revision.empty()) {
       st_.revision = s_.revision.value_or("");
       env_.event(fmt::format("Initialization done! {}", s_.id()));
       env_.changed();
@@ -336,26 +345,26 @@ asio::awaitable<void> canary_run::tick() {
     std::string message = "New revision detected, starting canary analysis", severity = "info";
     co_await env_.alert(message, severity);
   }
-  if (st_.phase == "Waiting") {
+  if (st_.phase == canary_phase::waiting) {
     std::string type = "confirm-rollout";
     if (co_await hooks_pass(type)) {
       if (s_.skip_analysis) {
         env_.event(fmt::format("Skipping analysis for {}", s_.id()));
         st_.promote_confirmed = true;
-        set_phase("WaitingPromotion");
+        set_phase(canary_phase::waiting_promotion);
       } else {
         env_.event(fmt::format("Starting canary analysis for {}", s_.id()));
-        set_phase("Progressing");
+        set_phase(canary_phase::progressing);
       }
     }
-  } else if (st_.phase == "Progressing") {
+  } else if (st_.phase == canary_phase::progressing) {
     co_await progressing();
-  } else if (st_.phase == "WaitingPromotion") {
+  } else if (st_.phase == canary_phase::waiting_promotion) {
     co_await waiting_promotion();
-  } else if (st_.phase == "Promoting") {
+  } else if (st_.phase == canary_phase::promoting) {
     co_await promoting();
-  } else if (st_.phase == "Finalising") {
-    set_phase("Succeeded");
+  } else if (st_.phase == canary_phase::finalising) {
+    set_phase(canary_phase::succeeded);
     env_.event(fmt::format("Promotion completed! Scaling down {}", s_.id()));
     env_.finished(true);
     json::object traffic = desired_traffic(s_, st_);

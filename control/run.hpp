@@ -11,13 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "control/phase.hpp"
 #include "control/spec.hpp"
 
 namespace vane::control {
 
 // Where a canary's run is, saved in the state file.
 struct run_state {
-  std::string phase = "Initialized";
+  canary_phase phase = canary_phase::initialized;
   std::string revision;          // of the current (or last) run
   std::string pending_revision;  // from `rollout --revision`, over the spec's
   std::uint32_t weight = 0;      // canary weight now
@@ -88,7 +89,7 @@ class canary_run {
 
  private:
   void start_run(const std::string& revision);
-  void set_phase(const std::string& phase);
+  void set_phase(canary_phase phase);
   boost::asio::awaitable<void> progressing();
   boost::asio::awaitable<void> waiting_promotion();
   boost::asio::awaitable<void> promoting();

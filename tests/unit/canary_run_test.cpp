@@ -107,7 +107,7 @@ void tick(const canary_spec& s, run_state& st, fake_env& env) {
 }
 
 // Ticks until the phase is reached (or 50 ticks).
-int ticks_until(const canary_spec& s, run_state& st, fake_env& env, const std::string& phase) {
+int ticks_until(const canary_spec& s, run_state& st, fake_env& env, canary_phase phase) {
   for (int i = 1; i <= 50; ++i) {
     tick(s, st, env);
     if (st.phase == phase) return i;
@@ -123,7 +123,7 @@ TEST(CanaryRun, AHealthyRunWalksEveryPhaseToSucceeded) {
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Progressing");  // no confirm-rollout hooks: straight through Waiting
+  EXPECT_EQ(st.phase, canary_phase::progressing);  // no confirm-rollout hooks: straight through Waiting
   EXPECT_TRUE(env.saw("New revision detected! Scaling up podinfo.test"));
   EXPECT_TRUE(env.saw("Starting canary analysis for podinfo.test"));
   EXPECT_EQ(env.canary_weight(), 0);
@@ -134,16 +134,16 @@ TEST(CanaryRun, AHealthyRunWalksEveryPhaseToSucceeded) {
   EXPECT_EQ(st.weight, 50u);
   EXPECT_TRUE(env.saw("Advance podinfo.test canary weight 50"));
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "WaitingPromotion");
+  EXPECT_EQ(st.phase, canary_phase::waiting_promotion);
   tick(s, st, env);
   EXPECT_EQ(env.promotions, 1);
-  EXPECT_EQ(st.phase, "Promoting");
+  EXPECT_EQ(st.phase, canary_phase::promoting);
   EXPECT_TRUE(env.saw("Copying podinfo.test template spec to podinfo-primary.test"));
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Finalising");
+  EXPECT_EQ(st.phase, canary_phase::finalising);
   EXPECT_TRUE(env.saw("Routing all traffic to primary"));
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Succeeded");
+  EXPECT_EQ(st.phase, canary_phase::succeeded);
   EXPECT_TRUE(env.saw("Promotion completed! Scaling down podinfo.test"));
   EXPECT_EQ(env.canary_weight(), 0);
   EXPECT_EQ(env.result, true);
@@ -152,7 +152,7 @@ TEST(CanaryRun, AHealthyRunWalksEveryPhaseToSucceeded) {
   int before = env.pushes;
   tick(s, st, env);
   EXPECT_EQ(env.pushes, before + 1);
-  EXPECT_EQ(st.phase, "Succeeded");
+  EXPECT_EQ(st.phase, canary_phase::succeeded);
 }
 
 TEST(CanaryRun, FailedChecksReachingTheThresholdRollBack) {
@@ -164,7 +164,7 @@ TEST(CanaryRun, FailedChecksReachingTheThresholdRollBack) {
   env.hooks["post-rollout"] = {{"cleanup", true, ""}};
   // 1 start, 2 weight 25, 3 a passing check and weight 50, 4 and 5 failed checks, 6 the rollback at the
   // start of the tick after the threshold was reached (Flagger's order).
-  ASSERT_EQ(ticks_until(s, st, env, "Failed"), 6);
+  ASSERT_EQ(ticks_until(s, st, env, canary_phase::failed), 6);
   EXPECT_TRUE(env.saw("Halt podinfo.test advancement success rate 97.50% < 99%"));
   EXPECT_TRUE(env.saw("Rolling back podinfo.test failed checks threshold reached 2"));
   EXPECT_TRUE(env.saw("Canary failed! Scaling down podinfo.test"));
@@ -173,7 +173,7 @@ TEST(CanaryRun, FailedChecksReachingTheThresholdRollBack) {
   EXPECT_EQ(env.result, false);
   EXPECT_EQ(env.alerts.back(), "error: Canary analysis failed: failed checks threshold reached 2");
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Failed");  // stays failed for the same revision
+  EXPECT_EQ(st.phase, canary_phase::failed);  // stays failed for the same revision
 }
 
 TEST(CanaryRun, InconclusiveWindowsHaltWithoutAFailedCheck) {
@@ -182,7 +182,7 @@ TEST(CanaryRun, InconclusiveWindowsHaltWithoutAFailedCheck) {
   fake_env env;
   env.readings["request-success-rate"] = {metric_reading{std::nullopt, true, "first window"}};
   for (int i = 0; i < 10; ++i) tick(s, st, env);
-  EXPECT_EQ(st.phase, "Progressing");
+  EXPECT_EQ(st.phase, canary_phase::progressing);
   EXPECT_EQ(st.weight, 25u);
   EXPECT_EQ(st.failed_checks, 0u);
   EXPECT_TRUE(env.saw("Halt podinfo.test advancement request-success-rate inconclusive: first window"));
@@ -203,7 +203,7 @@ TEST(CanaryRun, GatesHoldAndPromoteConfirms) {
   env.hooks["confirm-rollout"] = {{"gate-confirm-rollout", false, "status 403"}};
   tick(s, st, env);
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Waiting");
+  EXPECT_EQ(st.phase, canary_phase::waiting);
   EXPECT_TRUE(env.saw("Halt podinfo.test advancement waiting for approval gate-confirm-rollout"));
   EXPECT_EQ(std::count(env.alerts.begin(), env.alerts.end(),
                        "warn: Halt podinfo.test advancement waiting for approval gate-confirm-rollout"),
@@ -211,18 +211,18 @@ TEST(CanaryRun, GatesHoldAndPromoteConfirms) {
   env.hooks["confirm-rollout"] = {{"gate-confirm-rollout", true, ""}};
   env.hooks["confirm-traffic-increase"] = {{"gate-confirm-traffic-increase", false, "status 500"}};
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Progressing");
+  EXPECT_EQ(st.phase, canary_phase::progressing);
   tick(s, st, env);
   EXPECT_EQ(st.weight, 0u);  // held
   env.hooks["confirm-traffic-increase"] = {{"gate-confirm-traffic-increase", true, ""}};
   env.hooks["confirm-promotion"] = {{"gate-confirm-promotion", false, "status 500"}};
-  ASSERT_GT(ticks_until(s, st, env, "WaitingPromotion"), 0);
+  ASSERT_GT(ticks_until(s, st, env, canary_phase::waiting_promotion), 0);
   tick(s, st, env);
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "WaitingPromotion");  // the gate holds
+  EXPECT_EQ(st.phase, canary_phase::waiting_promotion);  // the gate holds
   st.promote_confirmed = true;              // POST /canaries/NAME/promote
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Promoting");
+  EXPECT_EQ(st.phase, canary_phase::promoting);
   EXPECT_EQ(env.promotions, 0);  // manual: the promote call said the primary runs it
 }
 
@@ -232,14 +232,14 @@ TEST(CanaryRun, ManualPromotionWaitsForPromote) {
   run_state st = baseline();
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
-  ASSERT_GT(ticks_until(s, st, env, "WaitingPromotion"), 0);
+  ASSERT_GT(ticks_until(s, st, env, canary_phase::waiting_promotion), 0);
   for (int i = 0; i < 3; ++i) tick(s, st, env);
-  EXPECT_EQ(st.phase, "WaitingPromotion");
+  EXPECT_EQ(st.phase, canary_phase::waiting_promotion);
   EXPECT_EQ(std::count(env.events.begin(), env.events.end(),
                        "Waiting for vane-control promote podinfo (no promote command or url)"),
             1);
   st.promote_confirmed = true;
-  EXPECT_GT(ticks_until(s, st, env, "Succeeded"), 0);
+  EXPECT_GT(ticks_until(s, st, env, canary_phase::succeeded), 0);
 }
 
 TEST(CanaryRun, WebhooksOfEveryType) {
@@ -268,7 +268,7 @@ TEST(CanaryRun, WebhooksOfEveryType) {
   env.hooks["rollout"] = {};
   env.hooks["rollback"] = {{"big-red-button", true, ""}};
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Failed");
+  EXPECT_EQ(st.phase, canary_phase::failed);
   EXPECT_TRUE(env.saw("Rolling back podinfo.test rollback webhook big-red-button triggered"));
   EXPECT_NE(std::find(env.hooks_called.begin(), env.hooks_called.end(), "post-rollout"), env.hooks_called.end());
 }
@@ -311,13 +311,13 @@ TEST(CanaryRun, StepWeightsWithTheirOwnIntervalsAndStepWeightPromotion) {
   EXPECT_EQ(weights, (std::vector<std::uint32_t>{5, 20, 60}));
   EXPECT_EQ(intervals[0], std::chrono::seconds(10));
   EXPECT_EQ(intervals[1], std::chrono::seconds(30));  // the 20% step's own interval
-  ASSERT_GT(ticks_until(s, st, env, "Promoting"), 0);
+  ASSERT_GT(ticks_until(s, st, env, canary_phase::promoting), 0);
   tick(s, st, env);
   EXPECT_TRUE(env.saw("Advance podinfo.test primary weight 65"));
   tick(s, st, env);
   EXPECT_TRUE(env.saw("Advance podinfo.test primary weight 90"));
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Finalising");
+  EXPECT_EQ(st.phase, canary_phase::finalising);
   EXPECT_EQ(st.weight, 0u);
 }
 
@@ -327,12 +327,12 @@ TEST(CanaryRun, PromotionWaitsForAHealthyPrimaryThenGivesUp) {
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   env.healthy = false;
-  ASSERT_GT(ticks_until(s, st, env, "Promoting"), 0);
+  ASSERT_GT(ticks_until(s, st, env, canary_phase::promoting), 0);
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Promoting");  // waits
+  EXPECT_EQ(st.phase, canary_phase::promoting);  // waits
   env.clock += 61;                   // promote.timeout is 60s
   tick(s, st, env);
-  EXPECT_EQ(st.phase, "Failed");
+  EXPECT_EQ(st.phase, canary_phase::failed);
   EXPECT_TRUE(env.saw("Rolling back podinfo.test primary not healthy on every proxy after promotion"));
 }
 
@@ -365,7 +365,7 @@ TEST(CanaryRun, BlueGreenWithMirrorAndAB) {
   EXPECT_TRUE(env.saw("Advance podinfo.test canary iteration 1/2"));
   EXPECT_EQ(json::serialize(env.last_push.at("mirror")), R"({"cluster":"podinfo-canary","percent":50})");
   EXPECT_TRUE(env.last_push.at("rules").is_null());
-  ASSERT_GT(ticks_until(s, st, env, "WaitingPromotion"), 0);
+  ASSERT_GT(ticks_until(s, st, env, canary_phase::waiting_promotion), 0);
   EXPECT_TRUE(env.saw("Stop traffic mirroring and route all traffic to canary"));
   EXPECT_EQ(env.canary_weight(), 100);
 
@@ -379,7 +379,7 @@ TEST(CanaryRun, BlueGreenWithMirrorAndAB) {
   env2.readings["request-success-rate"] = {value(100)};
   tick(ab, st2, env2);
   EXPECT_EQ(env2.last_push.at("rules").as_array().size(), 1u);
-  EXPECT_GT(ticks_until(ab, st2, env2, "Succeeded"), 0);
+  EXPECT_GT(ticks_until(ab, st2, env2, canary_phase::succeeded), 0);
   EXPECT_TRUE(env2.last_push.at("rules").is_null());
   EXPECT_EQ(env2.canary_weight(), 0);
 }
@@ -407,7 +407,7 @@ TEST(CanaryRun, SkipAnalysisPromotesWithoutTraffic) {
   s.skip_analysis = true;
   run_state st = baseline();
   fake_env env;
-  EXPECT_GT(ticks_until(s, st, env, "Succeeded"), 0);
+  EXPECT_GT(ticks_until(s, st, env, canary_phase::succeeded), 0);
   EXPECT_TRUE(env.saw("Skipping analysis for podinfo.test"));
   EXPECT_EQ(env.promotions, 1);
   EXPECT_TRUE(env.mirror_reads.empty());  // no metric was read
@@ -420,7 +420,7 @@ TEST(CanaryRun, FirstSightInitializesWithoutARunAndALaterRevisionStartsOne) {
   fake_env env;
   env.readings["request-success-rate"] = {value(100)};
   for (int i = 0; i < 3; ++i) tick(s, st, env);
-  EXPECT_EQ(st.phase, "Initialized");
+  EXPECT_EQ(st.phase, canary_phase::initialized);
   EXPECT_TRUE(st.initialized);
   EXPECT_EQ(st.revision, "2");  // the baseline: what the primary runs
   EXPECT_TRUE(env.saw("Initialization done! podinfo.test"));
@@ -431,7 +431,7 @@ TEST(CanaryRun, FirstSightInitializesWithoutARunAndALaterRevisionStartsOne) {
   s.revision = "3";  // a later change: a run
   tick(s, st, env);
   EXPECT_TRUE(env.saw("New revision detected! Scaling up podinfo.test"));
-  EXPECT_EQ(st.phase, "Progressing");
+  EXPECT_EQ(st.phase, canary_phase::progressing);
   EXPECT_EQ(st.revision, "3");
 
   // Without spec.revision: Initialized with no baseline, until `rollout --revision`.
@@ -441,11 +441,11 @@ TEST(CanaryRun, FirstSightInitializesWithoutARunAndALaterRevisionStartsOne) {
   fake_env env2;
   tick(manual, st2, env2);
   tick(manual, st2, env2);
-  EXPECT_EQ(st2.phase, "Initialized");
+  EXPECT_EQ(st2.phase, canary_phase::initialized);
   EXPECT_EQ(st2.revision, "");
   st2.pending_revision = "7";
   tick(manual, st2, env2);
-  EXPECT_EQ(st2.phase, "Progressing");
+  EXPECT_EQ(st2.phase, canary_phase::progressing);
   EXPECT_EQ(st2.revision, "7");
 
   // A rollout asked for before the first tick is not swallowed by the first sight.
@@ -454,6 +454,6 @@ TEST(CanaryRun, FirstSightInitializesWithoutARunAndALaterRevisionStartsOne) {
   fake_env env3;
   tick(s, st3, env3);
   EXPECT_EQ(st3.revision, "9");
-  EXPECT_EQ(st3.phase, "Progressing");
+  EXPECT_EQ(st3.phase, canary_phase::progressing);
   EXPECT_FALSE(env3.saw("Initialization done! podinfo.test"));
 }

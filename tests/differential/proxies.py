@@ -1,0 +1,255 @@
+"""The three proxies under comparison, each started from a generated config in
+a scratch directory, in front of its own recording upstream, on 127.0.0.1.
+
+vane-proxy listens on port 0 and logs the port it got. nginx and HAProxy need
+a port in their config: one is picked by binding port 0 and releasing it; a
+start that fails (the port was taken meanwhile) is retried with a new one.
+A start counts only once a probe request has gone through the proxy to its
+own upstream, so a foreign listener on a reused port cannot pass for it.
+Every child gets SIGTERM when the harness dies (PR_SET_PDEATHSIG).
+"""
+
+import ctypes
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+NGINX = "/usr/sbin/nginx"
+HAPROXY = "/usr/sbin/haproxy"
+START_DEADLINE = 20.0  # seconds for a proxy to start and pass its probe
+START_ATTEMPTS = 4
+POLL = 0.02            # readiness polling interval (always under a deadline)
+
+PROBE = b"GET /__probe HTTP/1.1\r\nHost: probe.test\r\n\r\n"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    _libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _probe(port, timeout):
+    """True when a request through `port` comes back answered by a recorder."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(PROBE)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            return data.startswith(b"HTTP/1.1 200") and b"x-upstream: recorder" in data.lower()
+    except OSError:
+        return False
+
+
+class Proxy:
+    """A proxy process; subclasses write the config and find the port."""
+
+    name = "?"
+
+    def __init__(self, workdir, upstream):
+        self.workdir = os.path.join(workdir, self.name)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.upstream = upstream
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(self.workdir, "output.log")
+        self.starts = 0
+
+    def command(self, port):
+        raise NotImplementedError
+
+    def discover_port(self, chosen, deadline):
+        """The port to probe: `chosen` unless the proxy reports its own."""
+        return chosen
+
+    def start(self):
+        last_error = ""
+        for _ in range(START_ATTEMPTS):
+            chosen = free_port()
+            self._spawn(self.command(chosen))
+            deadline = time.monotonic() + START_DEADLINE
+            port = self.discover_port(chosen, deadline)
+            while port and time.monotonic() < deadline and self.alive():
+                if _probe(port, timeout=2.0):
+                    self.port = port
+                    self.starts += 1
+                    return
+                time.sleep(POLL)
+            last_error = self.log_tail()
+            self.stop()
+        raise RuntimeError(f"{self.name} did not start:\n{last_error}")
+
+    def _spawn(self, argv):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         cwd=self.workdir, preexec_fn=_die_with_parent)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_status(self):
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+    def log_tail(self, limit=3000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-limit:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def version(self):
+        return ""
+
+
+class Vane(Proxy):
+    name = "vane"
+
+    def __init__(self, workdir, upstream, binary, extra_args=()):
+        super().__init__(workdir, upstream)
+        self.binary = binary
+        self.extra_args = list(extra_args)  # e.g. --log-level debug
+
+    def command(self, port):
+        self._log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        # The config gets a directory of its own: vane-proxy watches the config's
+        # directory, and its own log is written next to it.
+        os.makedirs(os.path.join(self.workdir, "config"), exist_ok=True)
+        config = os.path.join(self.workdir, "config", "vane.yaml")
+        with open(config, "w") as f:
+            f.write(f"""# generated by tests/differential: one route to the recording upstream, default limits
+admin: {{address: 127.0.0.1:0}}
+drain_delay: 0s
+drain_timeout: 1s
+limits: {{header_timeout: 5s, idle_timeout: 10s}}
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: all
+        split: [{{cluster: recorder, weight: 1}}]
+        timeout: 5s
+clusters:
+  - name: recorder
+    endpoints: [127.0.0.1:{self.upstream.port}]
+    connect_timeout: 1s
+""")
+        return [self.binary, "--config", config, "--workers", "1"] + self.extra_args
+
+    def discover_port(self, chosen, deadline):
+        # The listener binds port 0 and logs "listener http listening on 127.0.0.1:PORT".
+        # Only this start's lines count: the log is appended to across restarts.
+        pattern = re.compile(r"listener http listening on 127\.0\.0\.1:(\d+)")
+        while time.monotonic() < deadline and self.alive():
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_start)
+                text = f.read().decode("utf-8", "replace")
+            m = pattern.search(text)
+            if m:
+                return int(m.group(1))
+            time.sleep(POLL)
+        return None
+
+    def version(self):
+        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True, timeout=10)
+        return (out.stdout + out.stderr).strip()
+
+
+class Nginx(Proxy):
+    name = "nginx"
+
+    def command(self, port):
+        conf = os.path.join(self.workdir, "nginx.conf")
+        d = self.workdir
+        user = "user root;\n" if os.geteuid() == 0 else ""  # otherwise root nginx would switch to nobody
+        with open(conf, "w") as f:
+            f.write(f"""# generated by tests/differential: defaults, keep-alive to the recording upstream
+{user}daemon off;
+master_process off;
+worker_processes 1;
+error_log {d}/error.log info;
+pid {d}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  upstream recorder {{
+    server 127.0.0.1:{self.upstream.port};
+    keepalive 8;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://recorder;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+    }}
+  }}
+}}
+""")
+        return [NGINX, "-p", d + "/", "-c", conf, "-e", f"{d}/error.log"]
+
+    def version(self):
+        out = subprocess.run([NGINX, "-v"], capture_output=True, text=True, timeout=10)
+        return (out.stdout + out.stderr).strip().replace("nginx version: ", "")
+
+
+class HAProxy(Proxy):
+    name = "haproxy"
+
+    def command(self, port):
+        conf = os.path.join(self.workdir, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(f"""# generated by tests/differential: defaults, keep-alive to the recording upstream
+global
+  nbthread 1
+  maxconn 256
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+  timeout http-request 5s
+frontend f
+  bind 127.0.0.1:{port}
+  default_backend b
+backend b
+  server recorder 127.0.0.1:{self.upstream.port}
+""")
+        return [HAPROXY, "-f", conf, "-db"]
+
+    def version(self):
+        out = subprocess.run([HAPROXY, "-v"], capture_output=True, text=True, timeout=10)
+        words = (out.stdout + out.stderr).split()  # "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - ..."
+        return f"HAProxy {words[2]}" if len(words) > 2 else " ".join(words)

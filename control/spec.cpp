@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "filters/rules/rules.hpp"
+#include <re2/re2.h>
+
+#include "common/match_vocabulary.hpp"
 
 namespace vane::control {
 
@@ -375,10 +377,14 @@ class doc_parser {
           }
           auto v = r_.get_string(value, fmt::format("match.{}.{}", key, name));
           if (!v) continue;
-          std::string error;
-          if (!string_matcher::make(*k, *v, error)) {
-            r_.error(value, fmt::format("match {} '{}': {}", key, name, error));
-            continue;
+          if (*k == string_match_kind::regex) {  // checked as the proxy will compile it (RE2)
+            RE2::Options options;
+            options.set_log_errors(false);
+            RE2 re(*v, options);
+            if (!re.ok()) {
+              r_.error(value, fmt::format("match {} '{}': invalid RE2 regex: {}", key, name, re.error()));
+              continue;
+            }
           }
           conds[name] = json::object{{kind, *v}};
         }

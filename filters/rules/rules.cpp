@@ -4,25 +4,6 @@
 
 namespace vane {
 
-namespace {
-constexpr std::pair<std::string_view, string_match_kind> kind_names[] = {
-    {"exact", string_match_kind::exact},   {"prefix", string_match_kind::prefix},
-    {"suffix", string_match_kind::suffix}, {"regex", string_match_kind::regex},
-    {"present", string_match_kind::present}};
-}  // namespace
-
-std::optional<string_match_kind> match_kind_from_name(std::string_view name) {
-  for (const auto& [n, k] : kind_names)
-    if (n == name) return k;
-  return std::nullopt;
-}
-
-std::string_view match_kind_name(string_match_kind kind) {
-  for (const auto& [n, k] : kind_names)
-    if (k == kind) return n;
-  return "exact";
-}
-
 std::optional<string_matcher> string_matcher::make(string_match_kind kind, std::string value, std::string& error) {
   string_matcher m;
   m.kind_ = kind;

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/match_vocabulary.hpp"
+
 namespace vane {
 
 // What a filter may read of a request.
@@ -29,10 +31,7 @@ class request_view {
   virtual std::string_view source_ip() const = 0;
 };
 
-enum class string_match_kind { exact, prefix, suffix, regex, present };
-// The names of the YAML and JSON (Istio's): exact, prefix, suffix, regex, present.
-std::optional<string_match_kind> match_kind_from_name(std::string_view name);
-std::string_view match_kind_name(string_match_kind kind);
+// string_match_kind and its names (match_kind_from_name, match_kind_name): common/match_vocabulary.hpp.
 
 class string_matcher {
  public:

@@ -97,14 +97,26 @@ void count_attempt(route_cluster_stats& slot, unsigned code, clock::time_point s
   slot.upstream_time.get().record(micros(clock::now() - start));
 }
 
+// The Connection field of a response to a client of `client_version`: an
+// HTTP/1.1 client keeps the connection unless told `close`; an HTTP/1.0
+// client closes unless told `keep-alive` (RFC 9112 §9.3), and must never wait
+// for a close that does not come.
+template <class Body>
+void set_keep_alive(http::response<Body>& res, bool keep_alive, unsigned client_version) {
+  res.keep_alive(keep_alive);  // on the HTTP/1.1 message: "close", or nothing
+  if (keep_alive && client_version < 11) res.set(http::field::connection, "keep-alive");
+}
+
 // A reply made by the proxy itself (no route, upstream failure, bad request).
+// An HTTP/1.0 client (`client_version` 10) kept open is told so.
 task<bool> local_reply(proxy_stream& client, request_meter& meter, http::status status,
-                                  std::string_view body, bool keep_alive, duration timeout) {
+                                  std::string_view body, bool keep_alive, duration timeout,
+                                  unsigned client_version = 11) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::server, "vane");
   res.set(http::field::content_type, "text/plain");
   res.body() = body;
-  res.keep_alive(keep_alive);
+  set_keep_alive(res, keep_alive, client_version);
   res.prepare_payload();
   client.expires_after(timeout);
   auto [ec, n] = co_await http::async_write(client, res, nothrow);
@@ -500,7 +512,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     if (!route) {
       // A body we will not read would be taken for the next request: close instead.
       if (has_body) keep_alive = false;
-      if (!co_await local_reply(client, meter, http::status::not_found, "no route\n", keep_alive, limits.idle_timeout) ||
+      if (!co_await local_reply(client, meter, http::status::not_found, "no route\n", keep_alive, limits.idle_timeout, client_version) ||
           !keep_alive)
         co_return;
       continue;
@@ -515,6 +527,9 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     meter.slot = &rstats;
     meter.route = route->name;
     meter.cluster = table.clusters[route->clusters[pick]].name;
+    // HTTP/1.0 allows a request without Host; the HTTP/1.1 request sent
+    // upstream must have one: the cluster's authority (docs/reliability.md).
+    if (hosts == 0) req.set(http::field::host, table.clusters[route->clusters[pick]].authority);
 
     // Overload: past limits.max_in_flight requests being proxied by this
     // worker, a 503 at once rather than a queue that grows (as Envoy's
@@ -522,7 +537,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     if (w.in_flight() >= limits.max_in_flight) {
       if (has_body) keep_alive = false;
       if (!co_await local_reply(client, meter, http::status::service_unavailable, "overloaded\n", keep_alive,
-                                limits.idle_timeout) ||
+                                limits.idle_timeout, client_version) ||
           !keep_alive)
         co_return;
       continue;
@@ -564,7 +579,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     if (fault_status) {
       if (has_body) keep_alive = false;  // its body is not read
       if (!co_await local_reply(client, meter, static_cast<http::status>(*fault_status), "fault filter abort\n",
-                                keep_alive, limits.idle_timeout) ||
+                                keep_alive, limits.idle_timeout, client_version) ||
           !keep_alive)
         co_return;
       continue;
@@ -766,7 +781,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
 
     if (failure) {
       if (has_body && !parser.is_done()) keep_alive = false;  // unread body bytes: cannot stay in sync
-      if (!co_await local_reply(client, meter, failure->status, failure->body, keep_alive, limits.idle_timeout) ||
+      if (!co_await local_reply(client, meter, failure->status, failure->body, keep_alive, limits.idle_timeout, client_version) ||
           !keep_alive)
         co_return;
       continue;
@@ -803,7 +818,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     if (chunked_out) res.chunked(true);
     res.version(11);
     if (w.draining()) keep_alive = false;
-    res.keep_alive(keep_alive);
+    set_keep_alive(res, keep_alive, client_version);
 
     bool upstream_reusable = upstream_keep_alive;
     if (const auto length = response->content_length();

@@ -23,6 +23,16 @@ bool hop_by_hop(http::field name) {
   }
 }
 
+// Fields that decide how a message is framed or where it goes. A Connection
+// token naming one of them is ignored, as nginx and HAProxy do: the message
+// was framed and routed by these fields as sent, and erasing them on the way
+// out would make the next hop frame it differently (a body becoming a second
+// request). Transfer-Encoding is hop-by-hop anyway and re-made by the proxy.
+bool framing_or_routing(std::string_view name) {
+  return beast::iequals(name, "content-length") || beast::iequals(name, "host") ||
+         beast::iequals(name, "transfer-encoding");
+}
+
 }  // namespace
 
 void remove_hop_by_hop(http::fields& f) {
@@ -46,7 +56,7 @@ void remove_hop_by_hop(http::fields& f) {
     for (auto token : http::token_list(it->value())) {
       const std::string_view name(token.data(), token.size());
       if (!beast::iequals(name, "close") && !beast::iequals(name, "keep-alive") &&
-          !beast::iequals(name, "connection"))
+          !beast::iequals(name, "connection") && !framing_or_routing(name))
         f.erase(name);
     }
   }

@@ -15,7 +15,9 @@ namespace vane::proxy {
 
 // RFC 9110 §7.6.1: Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
 // Transfer-Encoding, Upgrade and any field that Connection names never cross
-// a proxy; they are erased from `f`.
+// a proxy; they are erased from `f`. A Connection token that names
+// Content-Length, Host or Transfer-Encoding is ignored (those fields framed and
+// routed the message; see docs/reliability.md).
 void remove_hop_by_hop(boost::beast::http::fields& f);
 
 // The forwarding fields of a request sent upstream: X-Forwarded-For (the

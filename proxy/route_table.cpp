@@ -58,6 +58,7 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
     t.max_connections = c.max_connections;
     t.max_pending = c.max_pending;
     t.fault = c.fault;
+    if (!c.endpoints.empty()) t.authority = c.endpoints.front().to_string();
     if (c.tls) {
       std::string tls_error;
       t.tls = inputs.tls ? inputs.tls->client(*c.tls, tls_error) : client_tls::make(*c.tls, tls_error);

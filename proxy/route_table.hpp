@@ -66,6 +66,9 @@ struct cluster_target {
   std::optional<fault_config> fault;
   std::shared_ptr<const client_tls> tls;  // set: connections to the endpoints speak TLS
   std::string tls_host;                   // the name (or IP) sent as SNI and verified
+  // The Host sent upstream for an HTTP/1.0 request that had none: the first
+  // endpoint as written in the config, "host:port" (as nginx's $proxy_host).
+  std::string authority;
 };
 
 struct route_table {

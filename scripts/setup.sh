@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   curl procps openssl
   prometheus
+  nginx haproxy apache2-utils
 )
 
 missing=()

@@ -52,6 +52,19 @@ TEST(HeadRewrite, WithoutConnectionOnlyTheFixedOnesGo) {
   EXPECT_EQ(names(g), "close;");
 }
 
+TEST(HeadRewrite, ConnectionNeverErasesTheFieldsThatFrameOrRouteAMessage) {
+  // Erasing Content-Length would turn the body into the next request upstream.
+  http::fields f;
+  f.insert(http::field::host, "a");
+  f.insert(http::field::connection, "Content-Length, HOST, transfer-encoding, x-gone");
+  f.insert(http::field::content_length, "4");
+  f.insert("x-gone", "1");
+  vane::proxy::remove_hop_by_hop(f);
+  EXPECT_EQ(names(f), "Host;Content-Length;");
+  EXPECT_EQ(f[http::field::content_length], "4");
+  EXPECT_EQ(f[http::field::host], "a");
+}
+
 TEST(HeadRewrite, UntrustedForwardingFieldsAreReplaced) {
   http::request_header<> req;
   req.method(http::verb::get);

@@ -1,5 +1,7 @@
 #include "control/builtin.hpp"
 
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 
 namespace vane::control {
@@ -14,40 +16,69 @@ std::string series_key(std::string_view cluster, std::string_view part) {
   return k;
 }
 
-proxy_snapshot snapshot_from_stats(const json::object& stats, std::string_view route, clock::time_point at) {
+parsed<proxy_snapshot> read_snapshot(const json::object& stats, std::string_view route, clock::time_point at) {
+  using result = parsed<proxy_snapshot>;
   proxy_snapshot s;
   s.at = at;
-  if (const auto* t = stats.if_contains("process_start_time")) s.process_start_time = t->to_number<double>();
+  if (const auto* t = stats.if_contains("process_start_time")) {
+    auto v = as_number(*t);
+    if (!v) return result::fail(fmt::format("process_start_time is {}, not a number", kind_of(*t)));
+    s.process_start_time = *v;
+  }
   const auto* routes = stats.if_contains("routes");
-  if (!routes || !routes->is_array()) return s;
-  for (const auto& r : routes->as_array()) {
+  if (!routes) return result::fail("no \"routes\" in the answer");
+  if (!routes->is_array()) return result::fail(fmt::format("\"routes\" is {}, not an array", kind_of(*routes)));
+  for (const auto& r : routes->get_array()) {
     const auto* o = r.if_object();
-    if (!o || !o->contains("route") || !o->at("route").is_string() || o->at("route").as_string() != route) continue;
-    std::string cluster(o->at("cluster").as_string());
+    if (!o) return result::fail(fmt::format("a route entry is {}, not an object", kind_of(r)));
+    auto name = member_string(*o, "route");
+    if (!name) return result::fail("a route entry without a \"route\" string");
+    if (*name != route) continue;
+    auto cluster = member_string(*o, "cluster");
+    if (!cluster) return result::fail(fmt::format("route {}: an entry without a \"cluster\" string", route));
     for (const char* part : {"upstream", "mirror"}) {
       const auto* p = o->if_contains(part);
-      if (!p || !p->is_object()) continue;
+      if (!p || p->is_null()) continue;
+      const auto* po = p->if_object();
+      if (!po) return result::fail(fmt::format("route {} cluster {}: {} is {}, not an object", route, *cluster, part, kind_of(*p)));
       series se;
       auto h = std::make_shared<log_linear_histogram>();
-      if (const auto* buckets = p->as_object().if_contains("buckets"); buckets && buckets->is_array()) {
-        for (const auto& b : buckets->as_array()) {
-          const auto& a = b.as_array();
-          h->add_bucket(log_linear_histogram::index_of(a.at(0).to_number<std::uint64_t>()),
-                        a.at(2).to_number<std::uint64_t>());
+      if (const auto* buckets = po->if_contains("buckets"); buckets && !buckets->is_null()) {
+        if (!buckets->is_array()) return result::fail(fmt::format("{} buckets are {}, not an array", part, kind_of(*buckets)));
+        for (const auto& b : buckets->get_array()) {
+          const auto* a = b.if_array();
+          std::optional<std::uint64_t> lower, count;
+          if (a && a->size() == 3) {
+            lower = as_count((*a)[0]);
+            count = as_count((*a)[2]);
+          }
+          if (!lower || !count) return result::fail(fmt::format("{} bucket {} is not [lower, upper, count]", part, excerpt(json::serialize(b))));
+          h->add_bucket(log_linear_histogram::index_of(*lower), *count);
         }
       }
-      if (const auto* codes = p->as_object().if_contains("codes"); codes && codes->is_object()) {
-        for (const auto& [code, n] : codes->as_object()) {
-          std::uint64_t count = n.to_number<std::uint64_t>();
-          se.total += count;
-          if (!code.empty() && code.front() == '5') se.errors += count;
+      if (const auto* codes = po->if_contains("codes"); codes && !codes->is_null()) {
+        if (!codes->is_object()) return result::fail(fmt::format("{} codes are {}, not an object", part, kind_of(*codes)));
+        for (const auto& [code, n] : codes->get_object()) {
+          auto count = as_count(n);
+          if (!count) return result::fail(fmt::format("{} code {} counts {}, not a count", part, std::string_view(code), excerpt(json::serialize(n))));
+          if (se.total + *count < se.total) return result::fail(fmt::format("{} counts overflow", part));
+          se.total += *count;
+          if (!code.empty() && code.front() == '5') se.errors += *count;
         }
       }
       se.latency = std::move(h);
-      s.by_key[series_key(cluster, part)] = std::move(se);
+      s.by_key[series_key(*cluster, part)] = std::move(se);
     }
   }
-  return s;
+  return result{std::move(s), {}};
+}
+
+proxy_snapshot snapshot_from_stats(const json::object& stats, std::string_view route, clock::time_point at) {
+  auto s = read_snapshot(stats, route, at);
+  if (s) return std::move(*s.value);
+  proxy_snapshot empty;
+  empty.at = at;
+  return empty;
 }
 
 void window::add(const window& w) {
@@ -115,6 +146,41 @@ std::optional<double> success_rate(const window& w) {
 std::optional<double> p99_ms(const window& w) {
   if (w.latency.count() == 0) return std::nullopt;
   return w.latency.quantile(0.99) / 1000.0;
+}
+
+metric_reading builtin_reading(const metric_spec& m, const std::map<std::string, proxy_history>& histories,
+                               std::size_t unreachable, std::string_view canary, std::string_view primary, bool mirror) {
+  metric_reading out;
+  window canary_w, primary_w;
+  const std::string canary_key = series_key(canary, mirror ? "mirror" : "upstream");
+  const std::string primary_key = series_key(primary, "upstream");
+  for (const auto& [url, h] : histories) {
+    if (auto w = h.over(m.interval, canary_key)) canary_w.add(*w);
+    if (auto w = h.over(m.interval, primary_key)) primary_w.add(*w);
+  }
+  if (unreachable > 0) {
+    out.inconclusive = true;  // its missing numbers must not count as zero errors
+    out.why = fmt::format("{} proxies unreachable", unreachable);
+  } else if (histories.empty() || canary_w.inconclusive) {
+    out.inconclusive = true;
+    out.why = "first window";
+  } else if (m.min_requests && canary_w.total < *m.min_requests) {
+    out.inconclusive = true;
+    out.why = fmt::format("{} requests < minRequests {}", canary_w.total, *m.min_requests);
+  } else if (m.name == "request-success-rate") {
+    out.value = success_rate(canary_w);
+    if (out.value && m.relative_to_primary) {
+      auto p = success_rate(primary_w);
+      out.value = p ? std::optional<double>(*out.value - *p) : std::nullopt;
+    }
+  } else {
+    out.value = p99_ms(canary_w);
+    if (out.value && m.relative_to_primary) {
+      auto p = p99_ms(primary_w);
+      out.value = p && *p > 0 ? std::optional<double>(*out.value / *p) : std::nullopt;
+    }
+  }
+  return out;
 }
 
 }  // namespace vane::control

@@ -16,6 +16,8 @@
 #include <string>
 
 #include "common/histogram.hpp"
+#include "control/parse.hpp"
+#include "control/run.hpp"
 
 namespace vane::control {
 
@@ -34,7 +36,11 @@ struct proxy_snapshot {
 
 std::string series_key(std::string_view cluster, std::string_view part);  // part: "upstream" or "mirror"
 
-// The route's series out of a /stats/latency answer.
+// The route's series out of a /stats/latency answer, read without throwing: an answer of another shape
+// (a count that is not a non-negative integer, a bucket that is not [lower, upper, count], ...) is why.
+parsed<proxy_snapshot> read_snapshot(const boost::json::object& stats, std::string_view route,
+                                     std::chrono::steady_clock::time_point at);
+// read_snapshot, or an empty snapshot when the answer cannot be read.
 proxy_snapshot snapshot_from_stats(const boost::json::object& stats, std::string_view route,
                                    std::chrono::steady_clock::time_point at);
 
@@ -65,6 +71,13 @@ class proxy_history {
  private:
   std::deque<proxy_snapshot> snaps_;
 };
+
+// A builtin metric (request-success-rate, request-duration) over the fleet's histories: the canary's
+// window (its mirror series when `mirror`), relative to the primary's when the metric says so.
+// Inconclusive: `unreachable` proxies (their numbers must not count as zero errors), a first window,
+// fewer than minRequests.
+metric_reading builtin_reading(const metric_spec& m, const std::map<std::string, proxy_history>& histories,
+                               std::size_t unreachable, std::string_view canary, std::string_view primary, bool mirror);
 
 // % of the window's attempts that are not 5xx; nullopt without attempts.
 std::optional<double> success_rate(const window& w);

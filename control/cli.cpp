@@ -47,12 +47,17 @@ bool initialized(const std::string& phase) { return phase_from_name(phase) == ca
 
 std::string status_table(const json::value& answer) {
   std::vector<const json::object*> rows;
-  if (const auto* all = answer.as_object().if_contains("canaries"))
-    for (const auto& c : all->as_array()) rows.push_back(&c.as_object());
-  else
-    rows.push_back(&answer.as_object());
-  std::string out = fmt::format("{:<24} {:<17} {:<29} {:<7} {:<6} {}\n", "NAME", "PHASE", "WEIGHT", "FAILED", "ITER",
-                                "LAST EVENT");
+  if (const auto* o = answer.if_object()) {
+    if (const auto* all = o->if_contains("canaries")) {
+      if (const auto* a = all->if_array())
+        for (const auto& c : *a)
+          if (const auto* row = c.if_object()) rows.push_back(row);
+    } else {
+      rows.push_back(o);
+    }
+  }
+  std::string out = fmt::format("{:<24} {:<17} {:<29} {:<7} {:<6} {:<13} {}\n", "NAME", "PHASE", "WEIGHT", "FAILED",
+                                "ITER", "TICK", "LAST EVENT");
   for (const auto* c : rows) {
     auto weight = integer(*c, "canary_weight");
     std::string failed = fmt::format("{}/{}", integer(*c, "failed_checks"), integer(*c, "threshold"));
@@ -61,8 +66,16 @@ std::string status_table(const json::value& answer) {
                                events->as_array().back().is_string()
                            ? std::string(events->as_array().back().as_string())
                            : std::string();
-    out += fmt::format("{:<24} {:<17} {} {:>4}%  {:<7} {:<6} {}\n", text(*c, "name") + "." + text(*c, "namespace"),
-                       text(*c, "phase"), weight_bar(weight), weight, failed, integer(*c, "iterations"), last);
+    // The watchdog: how long ago the analysis loop last ended a tick; "stalled" past 3 intervals in a run.
+    std::string tick = "-";
+    if (const auto* ago = c->if_contains("last_tick_seconds_ago"); ago && ago->is_number()) {
+      const auto* stalled = c->if_contains("stalled");
+      bool late = stalled && stalled->is_bool() && stalled->get_bool();
+      tick = fmt::format("{}{:.0f}s{}", late ? "stalled " : "", ago->to_number<double>(), late ? "" : " ago");
+    }
+    out += fmt::format("{:<24} {:<17} {} {:>4}%  {:<7} {:<6} {:<13} {}\n", text(*c, "name") + "." + text(*c, "namespace"),
+                       text(*c, "phase"), weight_bar(weight), weight, failed, integer(*c, "iterations"), tick, last);
+    if (std::string why = text(*c, "reason"); !why.empty()) out += "    readings missing: " + why + "\n";
   }
   return out;
 }

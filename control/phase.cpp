@@ -7,14 +7,10 @@ namespace vane::control {
 namespace {
 
 constexpr std::pair<canary_phase, std::string_view> names[] = {
-    {canary_phase::initialized, "Initialized"},
-    {canary_phase::waiting, "Waiting"},
-    {canary_phase::progressing, "Progressing"},
-    {canary_phase::waiting_promotion, "WaitingPromotion"},
-    {canary_phase::promoting, "Promoting"},
-    {canary_phase::finalising, "Finalising"},
-    {canary_phase::succeeded, "Succeeded"},
-    {canary_phase::failed, "Failed"},
+    {canary_phase::initialized, "Initialized"}, {canary_phase::waiting, "Waiting"},
+    {canary_phase::progressing, "Progressing"}, {canary_phase::waiting_promotion, "WaitingPromotion"},
+    {canary_phase::promoting, "Promoting"},     {canary_phase::finalising, "Finalising"},
+    {canary_phase::succeeded, "Succeeded"},     {canary_phase::failed, "Failed"},
 };
 
 }  // namespace

@@ -8,7 +8,16 @@
 
 namespace vane::control {
 
-enum class canary_phase { initialized, waiting, progressing, waiting_promotion, promoting, finalising, succeeded, failed };
+enum class canary_phase {
+  initialized,
+  waiting,
+  progressing,
+  waiting_promotion,
+  promoting,
+  finalising,
+  succeeded,
+  failed
+};
 
 // "Initialized", "Waiting", "Progressing", "WaitingPromotion", "Promoting", "Finalising", "Succeeded", "Failed".
 std::string_view phase_name(canary_phase p);

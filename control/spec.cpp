@@ -403,19 +403,43 @@ class doc_parser {
 
 }  // namespace
 
+namespace {
+void parse_document(const YAML::Node& doc, const std::string& file, int line, documents& out);
+}  // namespace
+
 void parse_documents(const std::string& text, const std::string& file, documents& out) {
   yaml_reader file_reader(file);
   auto docs = file_reader.parse_all(text);
   for (const auto& e : file_reader.errors()) out.errors.push_back(e);
   for (const auto& doc : docs) {
     if (!doc || doc.IsNull()) continue;
+    const int line = doc.Mark().line + 1, column = doc.Mark().column + 1;
+    const std::size_t ignored_before = out.ignored.size(), canaries_before = out.canaries.size(),
+                      templates_before = out.templates.size(), providers_before = out.providers.size();
+    try {
+      parse_document(doc, file, line, out);
+    } catch (const std::exception& e) {
+      // A shape no check foresaw (yaml-cpp throws on, e.g., a map used as a key): this document is refused,
+      // the others load.
+      out.ignored.resize(ignored_before);
+      out.canaries.resize(canaries_before);
+      out.templates.resize(templates_before);
+      out.providers.resize(providers_before);
+      out.errors.push_back(config_error{file, line, column, fmt::format("document not readable: {}", e.what())});
+    }
+  }
+}
+
+namespace {
+
+void parse_document(const YAML::Node& doc, const std::string& file, int line, documents& out) {
+  {
     yaml_reader r(file);
-    int line = doc.Mark().line + 1;
     doc_parser p(r, out, line);
     std::size_t ignored_before = out.ignored.size();
     if (!r.expect_map(doc, "a document")) {
       out.errors.insert(out.errors.end(), r.errors().begin(), r.errors().end());
-      continue;
+      return;
     }
     r.check_keys(doc, "document", {"apiVersion", "kind", "metadata", "spec", "status"});
     if (r.require(doc, "apiVersion", "document"))
@@ -452,6 +476,8 @@ void parse_documents(const std::string& text, const std::string& file, documents
     }
   }
 }
+
+}  // namespace
 
 std::map<std::string, std::string> read_document_files(const std::string& dir, std::error_code& ec) {
   namespace fs = std::filesystem;

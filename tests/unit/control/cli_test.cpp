@@ -47,6 +47,31 @@ TEST(ControlCli, StatusTableHasOneRowPerCanary) {
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 3);
 }
 
+TEST(ControlCli, StatusTableShowsTheWatchdogAndWhyReadingsAreMissing) {
+  auto running = status("Progressing", 20, {"a"});
+  running["last_tick_seconds_ago"] = 0.4;
+  running["stalled"] = false;
+  auto stuck = status("Progressing", 20, {"b"});
+  stuck["name"] = "stuck";
+  stuck["last_tick_seconds_ago"] = 42.7;
+  stuck["stalled"] = true;
+  stuck["reason"] = "errors: prometheus: not JSON (syntax error): <html>";
+  std::string table = vane::control::status_table(json::object{{"canaries", json::array{running, stuck}}});
+  EXPECT_NE(table.find("TICK"), std::string::npos) << table;
+  EXPECT_NE(table.find("0s ago"), std::string::npos) << table;
+  EXPECT_NE(table.find("stalled 43s"), std::string::npos) << table;
+  EXPECT_NE(table.find("    readings missing: errors: prometheus: not JSON (syntax error): <html>\n"), std::string::npos)
+      << table;
+  // Answers of another shape are shown as far as they go, never thrown on.
+  EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 4);
+  for (const auto& odd : {json::value(nullptr), json::value(json::array{1, 2}),
+                          json::value(json::object{{"canaries", "x"}}),
+                          json::value(json::object{{"canaries", json::array{1, nullptr}}})}) {
+    std::string only_header = vane::control::status_table(odd);
+    EXPECT_EQ(std::count(only_header.begin(), only_header.end(), '\n'), 1) << only_header;
+  }
+}
+
 TEST(ControlCli, WatchPrintsEachEventOnceAndEndsAfterARun) {
   canary_watch w;
   // The previous run's Succeeded does not end the watch, and its events are not shown.

@@ -88,7 +88,8 @@ class config_parser {
     if (!r_.expect_map(n, "limits")) return;
     r_.check_keys(n, "limits",
                   {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout",
-                   "max_request_target", "max_requests_per_connection", "max_connections", "max_in_flight"});
+                   "max_request_target", "max_header_field", "max_requests_per_connection", "max_connections",
+                   "max_in_flight"});
     if (auto v = n["max_request_headers"]) {
       if (auto s = r_.get_size(v, "limits.max_request_headers")) {
         if (*s < 1024 || *s > (1u << 20)) r_.error(v, "limits.max_request_headers must be between 1KiB and 1MiB");
@@ -105,6 +106,12 @@ class config_parser {
       if (auto s = r_.get_size(v, "limits.max_request_target")) {
         if (*s < 256 || *s > (1u << 20)) r_.error(v, "limits.max_request_target must be between 256 and 1MiB");
         else l.max_request_target = *s;
+      }
+    }
+    if (auto v = n["max_header_field"]) {
+      if (auto s = r_.get_size(v, "limits.max_header_field")) {
+        if (*s < 256 || *s > (1u << 20)) r_.error(v, "limits.max_header_field must be between 256 and 1MiB");
+        else l.max_header_field = *s;
       }
     }
     if (auto v = n["max_requests_per_connection"])

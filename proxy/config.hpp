@@ -23,6 +23,7 @@ struct limits_config {
   duration header_timeout = std::chrono::seconds(10);  // to read a whole request head
   duration idle_timeout = std::chrono::seconds(60);    // keep-alive idle, and per read/write of a body
   std::uint64_t max_request_target = 8 * 1024;        // longer -> 414 (nginx: 8k)
+  std::uint64_t max_header_field = 8 * 1024;          // one field's name + value; longer -> 431 (nginx: 8k a line)
   std::uint32_t max_requests_per_connection = 1000;   // then Connection: close (nginx's keepalive_requests); 0: none
   std::uint32_t max_connections = 20000;              // per listener per worker; more are closed at accept
   std::uint32_t max_in_flight = 10000;                // requests being proxied per worker; more -> 503

@@ -124,7 +124,9 @@ task<bool> local_reply(proxy_stream& client, request_meter& meter, http::status 
   co_return !ec;
 }
 
-enum class relay_status { ok, read_failed, write_failed };
+// read_failed: the sender went away or stalled; bad_input: what it sent is
+// not a valid body (a broken chunk...); too_large: past the body limit.
+enum class relay_status { ok, read_failed, bad_input, too_large, write_failed };
 
 // Reads a message head into the parser, as http::async_read_header does,
 // but looks at the raw bytes first: Beast unfolds obs-fold silently, and
@@ -138,9 +140,16 @@ task<boost::system::error_code> read_head(proxy_stream& stream, beast::flat_buff
   boost::system::error_code ec;
   bool received = buffer.size() > 0;
   for (;;) {
+    if constexpr (isRequest) {
+      // Empty lines before a request line are ignored (RFC 9112 §2.2), as
+      // some clients send a CRLF after a body; the parser has taken nothing yet.
+      while (buffer.size() >= 2 && static_cast<const char*>(buffer.data().data())[0] == '\r' &&
+             static_cast<const char*>(buffer.data().data())[1] == '\n')
+        buffer.consume(2);
+    }
     if (buffer.size() > 0) {
       std::string_view raw(static_cast<const char*>(buffer.data().data()), buffer.size());
-      if (has_obs_fold(raw)) co_return http::error::bad_value;
+      if (has_bad_line_break(raw)) co_return http::error::bad_value;
       std::size_t used = p.put(buffer.data(), ec);
       buffer.consume(used);
       if (ec == http::error::need_more) ec = {};
@@ -176,49 +185,96 @@ struct body_tee {
   }
 };
 
-// Adds the body bytes read to `bytes`, and copies them into `tee` when given.
+// Reads the next piece of a body through the parser into the connection's
+// relay buffer (made on its first body and kept for its life): on ok, the
+// parser's buffer body points at the piece (data, size), never empty unless
+// the body has ended.
+template <bool isRequest>
+task<relay_status> read_body_piece(http::parser<isRequest, http::buffer_body>& p, proxy_stream& in,
+                                   beast::flat_buffer& in_buffer, std::unique_ptr<char[]>& relay_buf,
+                                   duration io_timeout) {
+  // Beast sizes each read by the buffer's free capacity (512 bytes at least):
+  // give it room for a whole relay buffer while the body streams (the caller
+  // hands the memory back afterwards, so that idle connections stay small).
+  in_buffer.reserve(relay_buffer_size);
+  if (!relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
+  auto& body = p.get().body();
+  do {
+    body.data = relay_buf.get();
+    body.size = relay_buffer_size;
+    in.expires_after(io_timeout);
+    auto [ec, n] = co_await http::async_read(in, in_buffer, p, nothrow);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec == http::error::body_limit) co_return relay_status::too_large;
+    if (ec) {
+      const bool bad = ec.category() == http::make_error_code(http::error::bad_chunk).category() &&
+                       ec != http::error::partial_message && ec != http::error::end_of_stream;
+      co_return bad ? relay_status::bad_input : relay_status::read_failed;
+    }
+    body.size = relay_buffer_size - body.size;
+    body.data = relay_buf.get();
+  } while (body.size == 0 && !p.is_done());
+  co_return relay_status::ok;
+}
+
+// Streams a message body from `in` to `out`, as Beast's relay example does:
+// read a piece through the parser, let the serializer frame it for the other
+// side (Content-Length passes through, chunked is re-chunked), repeat. Memory
+// stays at one buffer whatever the size. `piece_ready`: the first piece was
+// read already (read_body_piece) and is sent first; cleared once it is.
+// Adds the body bytes sent to `bytes`, and copies them into `tee` when given.
 template <bool isRequest>
 task<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
-                                         http::serializer<isRequest, http::buffer_body>& sr, proxy_stream& in,
-                                         beast::flat_buffer& in_buffer, proxy_stream& out,
-                                         std::unique_ptr<char[]>& relay_buf, duration io_timeout,
-                                         std::uint64_t& bytes, body_tee* tee = nullptr) {
-  // Beast sizes each read by the buffer's free capacity (512 bytes at least):
-  // give it room for a whole relay buffer while the body streams, and hand the
-  // memory back afterwards so that idle keep-alive connections stay small.
-  in_buffer.reserve(relay_buffer_size);
+                              http::serializer<isRequest, http::buffer_body>& sr, proxy_stream& in,
+                              beast::flat_buffer& in_buffer, proxy_stream& out, std::unique_ptr<char[]>& relay_buf,
+                              duration io_timeout, std::uint64_t& bytes, body_tee* tee = nullptr,
+                              bool* piece_ready = nullptr) {
   struct shrink_after {
     beast::flat_buffer& b;
     ~shrink_after() { b.shrink_to_fit(); }
   } shrink{in_buffer};
   do {
     auto& body = p.get().body();
-    if (!p.is_done()) {
-      // One buffer per connection, made on its first body and kept for its life.
-      if (!relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
-      char* buf = relay_buf.get();
-      body.data = buf;
-      body.size = relay_buffer_size;
-      in.expires_after(io_timeout);
-      auto [ec, n] = co_await http::async_read(in, in_buffer, p, nothrow);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) co_return relay_status::read_failed;
-      body.size = relay_buffer_size - body.size;
-      body.data = buf;
-      bytes += body.size;
-      if (tee) tee->add(buf, body.size);
-      body.more = !p.is_done();
+    if (piece_ready && *piece_ready) {
+      *piece_ready = false;
+    } else if (!p.is_done()) {
+      if (auto status = co_await read_body_piece(p, in, in_buffer, relay_buf, io_timeout); status != relay_status::ok)
+        co_return status;
     } else {
       body.data = nullptr;
       body.size = 0;
-      body.more = false;
     }
+    bytes += body.size;
+    if (tee && body.size) tee->add(static_cast<const char*>(body.data), body.size);
+    // Beast's chunked serializer frames an empty buffer as a zero-size chunk,
+    // which is the last-chunk: only "no buffer" says "nothing more to frame".
+    if (body.size == 0) body.data = nullptr;
+    body.more = !p.is_done();
     out.expires_after(io_timeout);
     auto [ec, n] = co_await http::async_write(out, sr, nothrow);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return relay_status::write_failed;
   } while (!p.is_done() && !sr.is_done());
   co_return relay_status::ok;
+}
+
+// Past max_headers fields or a field past max_header_field bytes (name and
+// value): the reason for the 431, else nullptr. One walk over the fields.
+const char* header_limit_exceeded(const http::fields& f, const limits_config& limits) {
+  std::size_t count = 0;
+  for (const auto& field : f) {
+    if (++count > limits.max_headers) return "too many request headers\n";
+    if (field.name_string().size() + field.value().size() > limits.max_header_field)
+      return "request header field too large\n";
+  }
+  return nullptr;
+}
+
+// The reply to a request whose body turned out bad (bad_input or too_large).
+task<bool> bad_body_reply(proxy_stream& client, request_meter& meter, relay_status status, duration timeout) {
+  const bool too_large = status == relay_status::too_large;
+  return local_reply(client, meter, too_large ? http::status::payload_too_large : http::status::bad_request,
+                     too_large ? "request body too large\n" : "bad request body\n", false, timeout);
 }
 
 // Marks a serializer's head as written without producing it: the proxy
@@ -467,8 +523,8 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
                       (limits.max_requests_per_connection == 0 || served_on_connection < limits.max_requests_per_connection);
     const bool has_body = !parser.is_done();
 
-    if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) > limits.max_headers) {
-      co_await local_reply(client, meter, http::status::request_header_fields_too_large, "too many request headers\n", false,
+    if (const char* why = header_limit_exceeded(req, limits)) {
+      co_await local_reply(client, meter, http::status::request_header_fields_too_large, why, false,
                            limits.idle_timeout);
       co_return;
     }
@@ -608,6 +664,36 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       }
     }
 
+    // The first piece of a request body is read (and checked) before
+    // anything goes upstream: a broken chunk there is a 400 that no upstream
+    // ever sees part of, as with nginx and HAProxy. An Expect: 100-continue
+    // client is told to send it now.
+    bool piece_ready = false;
+    struct shrink_when_done {  // a body's relay buffer room is handed back whatever way the request ends
+      beast::flat_buffer* b;
+      ~shrink_when_done() {
+        if (b) b->shrink_to_fit();
+      }
+    } shrink{has_body ? &buffer : nullptr};
+    if (has_body) {
+      if (expects_continue) {
+        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+        client.expires_after(limits.idle_timeout);
+        auto [cec, cn] = co_await asio::async_write(client, asio::buffer(continue_line), nothrow);
+        if (cec) {
+          meter.code = 499;
+          co_return;
+        }
+      }
+      const auto status = co_await read_body_piece(parser, client, buffer, relay_buf, limits.idle_timeout);
+      if (status != relay_status::ok) {
+        if (status == relay_status::read_failed) meter.code = 499;
+        else co_await bad_body_reply(client, meter, status, limits.idle_timeout);
+        co_return;
+      }
+      piece_ready = true;
+    }
+
     lease conn;
     std::optional<http::response_parser<http::buffer_body>> response;
     std::optional<failure_reply> failure;  // set when no response head arrived
@@ -688,23 +774,14 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
         if (should_retry(retry_cause::reset, 502, true)) continue;
         break;
       }
-      if (expects_continue) {
-        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-        client.expires_after(limits.idle_timeout);
-        auto [cec, cn] = co_await asio::async_write(client, asio::buffer(continue_line), nothrow);
-        if (cec) {
-          pool.release(std::move(conn.conn), false);
-          meter.code = 499;
-          co_return;
-        }
-      }
       auto status = relay_status::ok;
       if (has_body)
         status = co_await relay_body(parser, *sr, client, buffer, conn.conn->stream, relay_buf, limits.idle_timeout,
-                                     meter.bytes_received, mirror_copy ? &tee : nullptr);
-      if (status == relay_status::read_failed) {  // the client went away or sent a bad body
-        pool.release(std::move(conn.conn), false);
-        meter.code = 499;
+                                     meter.bytes_received, mirror_copy ? &tee : nullptr, &piece_ready);
+      if (status != relay_status::ok && status != relay_status::write_failed) {
+        pool.release(std::move(conn.conn), false);  // it has part of a request: never reused
+        if (status == relay_status::read_failed) meter.code = 499;  // the client went away
+        else co_await bad_body_reply(client, meter, status, limits.idle_timeout);
         co_return;
       }
       if (status == relay_status::write_failed) {
@@ -859,7 +936,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
                             limits.idle_timeout, meter.bytes_sent);
     upstream_reusable = upstream_reusable && status == relay_status::ok && response->is_done();
     pool.release(std::move(conn.conn), upstream_reusable);
-    if (status == relay_status::read_failed && !rsr.is_header_done()) {
+    if (status != relay_status::ok && status != relay_status::write_failed && !rsr.is_header_done()) {
       // The upstream's body was bad (a broken chunk...) before anything went to the client: a 502 instead.
       count_attempt(rstats, 502, attempt_start);
       co_await local_reply(client, meter, http::status::bad_gateway, "upstream sent a bad response\n", false,

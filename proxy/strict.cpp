@@ -6,10 +6,14 @@ namespace vane::proxy {
 
 namespace http = boost::beast::http;
 
-bool has_obs_fold(std::string_view head) {
-  // One pass over the line breaks: the byte after each one, up to the first
-  // CRLF CRLF that ends the head (if it is here yet; the body may follow).
-  for (std::size_t i = head.find('\n'); i != std::string_view::npos && i + 1 < head.size(); i = head.find('\n', i + 1)) {
+bool has_bad_line_break(std::string_view head) {
+  // One pass over the line breaks: the byte before and after each one, up to
+  // the first CRLF CRLF that ends the head (if it is here yet; the body may
+  // follow). Beast's parser would refuse a bare LF too, but only once the
+  // head's end is here, and "\r\n\n" never ends it: the client would wait.
+  for (std::size_t i = head.find('\n'); i != std::string_view::npos; i = head.find('\n', i + 1)) {
+    if (i == 0 || head[i - 1] != '\r') return true;  // a bare LF
+    if (i + 1 == head.size()) break;
     const char next = head[i + 1];
     if (next == ' ' || next == '\t') return true;
     if (next == '\r' && i > 0 && head[i - 1] == '\r' && i + 2 < head.size() && head[i + 2] == '\n') return false;

@@ -11,8 +11,9 @@ namespace vane::proxy {
 
 // The start of a message head as received (possibly more): true when a line
 // of the head (before its blank line) begins with SP or HTAB — obs-fold
-// (RFC 9112 §5.2); also true for whitespace before the first line's end.
-bool has_obs_fold(std::string_view head);
+// (RFC 9112 §5.2), also for whitespace before the first line's end — or when
+// a line ends in a bare LF (RFC 9112 §2.2 lets a recipient refuse it).
+bool has_bad_line_break(std::string_view head);
 
 // RFC 9112 §6.1: a request may carry Transfer-Encoding only on HTTP/1.1 and
 // only as exactly one `chunked` (case-insensitive, surrounding OWS allowed).

@@ -35,7 +35,7 @@ struct beast_view : vane::request_view {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view raw(reinterpret_cast<const char*>(data), size);
-  if (vane::proxy::has_obs_fold(raw)) return 0;
+  if (vane::proxy::has_bad_line_break(raw)) return 0;
   http::request_parser<http::buffer_body> p;
   p.header_limit(64 * 1024);
   p.body_limit(16 * 1024 * 1024);

@@ -82,6 +82,8 @@ class recording_upstream {
     std::lock_guard lock(mu_);
     return requests_.size();
   }
+  // Every byte received, complete requests or not.
+  std::size_t bytes() const { return bytes_.load(); }
 
  private:
   // Where the request starting at `in` ends, or npos while incomplete.
@@ -127,6 +129,7 @@ class recording_upstream {
           }
           ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
           if (n <= 0) return;
+          bytes_ += static_cast<std::size_t>(n);
           in.append(buf, static_cast<std::size_t>(n));
         }
       });
@@ -141,6 +144,7 @@ class recording_upstream {
   std::thread thread_;
   mutable std::mutex mu_;
   std::vector<std::string> requests_;
+  std::atomic<std::size_t> bytes_{0};
 };
 
 const std::string ok_response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -330,4 +334,109 @@ TEST(Semantics, OnlyHttp10And11AreServed) {
     EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
   }
   EXPECT_EQ(up.count(), 0u);
+}
+
+// Cases the differential harness (tests/differential) found, kept here as
+// regression tests: each failed against vane-proxy and passed against nginx
+// and HAProxy before it was fixed.
+
+TEST(Semantics, AnEmptyChunkedBodyReachesTheUpstreamAsOneRequest) {
+  // An empty buffer given to Beast's chunked serializer became a zero-size
+  // chunk: the upstream got "0\r\n\r\n" twice and read the second as a request.
+  recording_upstream up(ok_response);
+  auto proxy = start_proxy(one_route(up.address()), 1);
+  raw_connection c(proxy.port);
+  c.send(
+      "POST /empty HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+      "GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto got = responses(c.read_all());
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& r : got) EXPECT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
+  ASSERT_TRUE(eventually([&] { return up.count() >= 2; }));
+  auto seen = up.requests();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].substr(seen[0].size() - 9), "\r\n\r\n0\r\n\r\n") << seen[0];
+  EXPECT_EQ(seen[0].find("0\r\n\r\n0\r\n\r\n"), std::string::npos) << seen[0];
+  EXPECT_EQ(seen[1].rfind("GET /next HTTP/1.1\r\n", 0), 0u) << seen[1];
+}
+
+TEST(Semantics, ABrokenChunkIs400AndNoUpstreamGetsAByteOfIt) {
+  // The first piece of a body is read and checked before the head goes
+  // upstream: before, the upstream got the head, then a close.
+  recording_upstream up(ok_response);
+  auto proxy = start_proxy(one_route(up.address()), 1);
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  using namespace std::string_literals;
+  for (const std::string body :
+       {"4\r\nabcdX\r\n0\r\n\r\n"s, "4\r\nabcd0\r\n\r\n"s, "4\rabcd\r\n0\r\n\r\n"s, " 4\r\nabcd\r\n0\r\n\r\n"s,
+        "+4\r\nabcd\r\n0\r\n\r\n"s, "-4\r\nabcd\r\n0\r\n\r\n"s, "0x4\r\nabcd\r\n0\r\n\r\n"s, "4.0\r\nabcd\r\n0\r\n\r\n"s,
+        "g\r\nabcd\r\n0\r\n\r\n"s, "\r\nabcd\r\n0\r\n\r\n"s, "4\0\r\nabcd\r\n0\r\n\r\n"s,
+        "1FFFFFFFFFFFFFFFF\r\nabcd\r\n0\r\n\r\n"s, "FFFFFFFFFFFFFFFF4\r\nabcd\r\n0\r\n\r\n"s,
+        "4;a=b\rc\r\nabcd\r\n0\r\n\r\n"s}) {
+    SCOPED_TRACE(body);
+    raw_connection c(proxy.port);
+    c.send(head + body);
+    c.shutdown_send();
+    std::string got = c.read_all();
+    EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
+  }
+  EXPECT_EQ(up.bytes(), 0u);
+  // A bad chunk after the first 16 KiB piece: the upstream has part of the
+  // request (its connection is closed, never reused) and the client a 400.
+  raw_connection c(proxy.port);
+  c.send(head + "8000\r\n" + std::string(0x8000, 'a') + "X\r\n0\r\n\r\n");
+  c.shutdown_send();
+  std::string got = c.read_all();
+  EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
+  EXPECT_EQ(up.count(), 0u);
+}
+
+TEST(Semantics, AHeadEndingInABareLineFeedIs400AtOnce) {
+  // "\r\n\n" never ends a head for Beast: the client waited for header_timeout.
+  recording_upstream up(ok_response);
+  auto proxy = start_proxy("limits: {header_timeout: 60s}\n" + one_route(up.address()), 1);
+  for (const char* bytes : {"GET / HTTP/1.1\r\nHost: x\r\n\n", "GET / HTTP/1.1\r\nHost: x\n\r\n"}) {
+    SCOPED_TRACE(bytes);
+    raw_connection c(proxy.port);
+    c.send(bytes);  // no half-close: the proxy must answer on its own
+    std::string got = c.read_all();
+    EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
+  }
+  EXPECT_EQ(up.bytes(), 0u);
+}
+
+TEST(Semantics, EmptyLinesBeforeARequestLineAreIgnored) {
+  recording_upstream up(ok_response);
+  auto proxy = start_proxy(one_route(up.address()), 1);
+  raw_connection c(proxy.port);
+  c.send(
+      "\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok\r\n"  // a CRLF after a body, as old clients send
+      "\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto got = responses(c.read_all());
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto& r : got) EXPECT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
+  auto seen = up.requests();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].rfind("GET /a ", 0), 0u);
+  EXPECT_EQ(seen[1].rfind("POST /b ", 0), 0u);
+  EXPECT_EQ(seen[2].rfind("GET /c ", 0), 0u);
+}
+
+TEST(Semantics, AHeaderFieldLongerThanMaxHeaderFieldIs431) {
+  recording_upstream up(ok_response);
+  auto proxy = start_proxy(one_route(up.address()), 1);
+  for (const std::string field : {"X-" + std::string(10 * 1024, 'n') + ": v", "X-A: " + std::string(9 * 1024, 'v')}) {
+    raw_connection c(proxy.port);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n" + field + "\r\n\r\n");
+    c.shutdown_send();
+    std::string got = c.read_all();
+    EXPECT_EQ(got.rfind("HTTP/1.1 431 ", 0), 0u) << got.substr(0, 200);
+  }
+  EXPECT_EQ(up.bytes(), 0u);
+  // Up to the limit (8 KiB by default) it passes.
+  raw_connection c(proxy.port);
+  c.send("GET / HTTP/1.1\r\nHost: x\r\nX-A: " + std::string(8 * 1024 - 4, 'v') + "\r\nConnection: close\r\n\r\n");
+  std::string got = c.read_all();
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got.substr(0, 200);
 }

@@ -245,7 +245,7 @@ asio::awaitable<void> controller::push_traffic(canary_record& c, json::object tr
     log::warn("{}: {}", c.spec.id(), p);
     note(c, std::move(p));
   }
-  std::vector<std::string> failures = co_await fleet_.push(urls, c.spec.route, std::move(traffic));
+  std::vector<std::string> failures = co_await fleet_.push(urls, c.spec.route, traffic);
   for (std::size_t i = 0; i < failures.size(); ++i) {
     if (failures[i].empty()) continue;
     log::warn("{}: proxy {}: {}", c.spec.id(), urls[i], failures[i]);
@@ -257,7 +257,9 @@ asio::awaitable<void> controller::read_stats(canary_record& c) {
   std::vector<std::string> problems;
   std::vector<std::string> urls = co_await fleet_.urls(c.spec.proxies, problems);
   for (auto& p : problems) note(c, std::move(p));
-  std::vector<parsed<json::object>> answers = co_await fleet_.get_all(urls, "/stats/latency", std::chrono::seconds(5));
+  std::string target = "/stats/latency";  // (GCC 12: named, never a temporary, in a co_await's arguments)
+  duration timeout = std::chrono::seconds(5);
+  std::vector<parsed<json::object>> answers = co_await fleet_.get_all(urls, target, timeout);
   c.unreachable.clear();
   steady::duration keep = std::chrono::minutes(1);
   for (const auto& m : c.spec.analysis.metrics) keep = std::max<steady::duration>(keep, m.interval);
@@ -296,7 +298,8 @@ asio::awaitable<metric_reading> controller::read_metric(canary_record& c, const 
     }
     std::string rendered = render_template(query, query_variables(c.spec, m));
     duration timeout = std::chrono::seconds(10);
-    out = co_await query_prometheus(ctx_.get_executor(), address, rendered, timeout);
+    auto ex = ctx_.get_executor();
+    out = co_await query_prometheus(ex, address, rendered, timeout);
     if (out.inconclusive) note(c, fmt::format("{}: {}", m.name, out.why));
   }
   if (out.value && std::isfinite(*out.value)) c.metric_values[m.name] = *out.value;
@@ -308,7 +311,8 @@ class controller::fleet_env final : public run_env {
  public:
   fleet_env(controller& ctl, canary_record& c) : ctl_(ctl), c_(c) {}
   asio::awaitable<std::vector<hook_result>> call_hooks(std::string type) override {
-    std::vector<hook_result> r = co_await vane::control::call_hooks(ctl_.ctx_.get_executor(), c_.spec, c_.state, type);
+    auto ex = ctl_.ctx_.get_executor();
+    std::vector<hook_result> r = co_await vane::control::call_hooks(ex, c_.spec, c_.state, type);
     co_return r;
   }
   asio::awaitable<void> refresh() override { co_await ctl_.read_stats(c_); }
@@ -316,7 +320,7 @@ class controller::fleet_env final : public run_env {
     metric_reading r = co_await ctl_.read_metric(c_, m, mirror);
     co_return r;
   }
-  asio::awaitable<void> push(json::object traffic) override { co_await ctl_.push_traffic(c_, std::move(traffic)); }
+  asio::awaitable<void> push(json::object traffic) override { co_await ctl_.push_traffic(c_, traffic); }
   asio::awaitable<bool> primary_healthy() override {
     bool ok = co_await ctl_.primary_healthy(c_);
     co_return ok;
@@ -345,8 +349,8 @@ class controller::fleet_env final : public run_env {
 };
 
 asio::awaitable<void> controller::notify(canary_record& c, std::string message, std::string severity) {
-  std::vector<std::string> failures =
-      co_await send_alerts(ctx_.get_executor(), c.spec, c.state, docs_.providers, message, severity);
+  auto ex = ctx_.get_executor();
+  std::vector<std::string> failures = co_await send_alerts(ex, c.spec, c.state, docs_.providers, message, severity);
   for (const auto& f : failures) log::warn("{}: {}", c.spec.id(), f);
 }
 
@@ -355,7 +359,9 @@ asio::awaitable<bool> controller::primary_healthy(canary_record& c) {
   std::vector<std::string> urls = co_await fleet_.urls(c.spec.proxies, problems);
   for (auto& p : problems) note(c, std::move(p));
   if (urls.empty()) co_return false;
-  std::vector<parsed<json::object>> answers = co_await fleet_.get_all(urls, "/clusters", std::chrono::seconds(5));
+  std::string target = "/clusters";
+  duration timeout = std::chrono::seconds(5);
+  std::vector<parsed<json::object>> answers = co_await fleet_.get_all(urls, target, timeout);
   bool all = true;
   for (std::size_t i = 0; i < urls.size(); ++i) {
     parsed<bool> healthy =
@@ -367,7 +373,8 @@ asio::awaitable<bool> controller::primary_healthy(canary_record& c) {
 }
 
 asio::awaitable<bool> controller::promote(canary_record& c) {
-  promotion_result r = co_await promote_primary(ctx_.get_executor(), c.spec, c.state.revision);
+  auto ex = ctx_.get_executor();
+  promotion_result r = co_await promote_primary(ex, c.spec, c.state.revision);
   if (!r.ok && !r.failure.empty()) event(c, r.failure);
   co_return r.ok;
 }
@@ -406,8 +413,9 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
     }
     std::vector<std::string> problems;
     std::vector<std::string> urls = co_await fleet_.urls(c->spec.proxies, problems);
-    std::vector<parsed<json::object>> answers =
-        co_await fleet_.get_all(urls, "/stats/latency", std::chrono::seconds(2));
+    std::string target = "/stats/latency";
+    duration timeout = std::chrono::seconds(2);
+    std::vector<parsed<json::object>> answers = co_await fleet_.get_all(urls, target, timeout);
     window w;
     for (std::size_t i = 0; i < urls.size(); ++i) {
       parsed<proxy_snapshot> snap = answers[i] ? read_snapshot(*answers[i].value, c->spec.route, steady::now())

@@ -159,13 +159,19 @@ void check_common(const rendered& r) {
     }
     if (pod["volumes"])
       for (const auto& v : pod["volumes"]) {
-        if (v["configMap"]) EXPECT_TRUE(r.named("ConfigMap", v["configMap"]["name"].as<std::string>())) << v;
-        if (v["secret"]) EXPECT_TRUE(user_secrets.count(v["secret"]["secretName"].as<std::string>())) << v;
-        if (v["persistentVolumeClaim"])
+        if (v["configMap"]) {
+          EXPECT_TRUE(r.named("ConfigMap", v["configMap"]["name"].as<std::string>())) << v;
+        }
+        if (v["secret"]) {
+          EXPECT_TRUE(user_secrets.count(v["secret"]["secretName"].as<std::string>())) << v;
+        }
+        if (v["persistentVolumeClaim"]) {
           EXPECT_TRUE(r.named("PersistentVolumeClaim", v["persistentVolumeClaim"]["claimName"].as<std::string>())) << v;
+        }
       }
-    if (auto a = spec["template"]["metadata"]["annotations"]; a && a["prometheus.io/port"])
+    if (auto a = spec["template"]["metadata"]["annotations"]; a && a["prometheus.io/port"]) {
       EXPECT_TRUE(port_numbers(d).count(std::stoi(a["prometheus.io/port"].as<std::string>()))) << "scrape port";
+    }
   }
   for (const auto& s : r.of("Service")) {
     SCOPED_TRACE(name_of(s));

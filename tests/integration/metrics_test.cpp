@@ -415,7 +415,9 @@ TEST(Grafana, DashboardQueriesAnswerFromARealPrometheus) {
     if (!answer.is_object()) continue;
     bool traffic = e.find("vane_canary") == std::string::npos && e.find("mirror") == std::string::npos &&
                    e.find("retries") == std::string::npos && e.find("connect_errors") == std::string::npos;
-    if (traffic) EXPECT_FALSE(answer.at("result").as_array().empty()) << e;
+    if (traffic) {
+      EXPECT_FALSE(answer.at("result").as_array().empty()) << e;
+    }
   }
   // The weight panel gives each version its share of the split: 50% and 50%.
   auto shares = prom.query(replace_all(exprs[0], "$route", "app"));

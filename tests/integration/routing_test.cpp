@@ -270,7 +270,9 @@ TEST(SessionAffinity, ClientsStayOnTheCanaryOfThisRunAndCookiesExpire) {
   for (int i = 0; i < 2; ++i) {
     auto r = set_cookies(proxy, "vane-canary=run1");
     for (std::size_t k = 1; k < r.size(); ++k) expired_seen |= r[k] == "vane-canary=; Max-Age=0; Path=/";
-    if (r[0] == "canary") EXPECT_EQ(r[1], "vane-canary=run2; Max-Age=86400; Path=/");
+    if (r[0] == "canary") {
+      EXPECT_EQ(r[1], "vane-canary=run2; Max-Age=86400; Path=/");
+    }
   }
   EXPECT_TRUE(expired_seen);
   // The canary out (weight 0): every affinity cookie is expired, everyone goes to the primary.
@@ -489,7 +491,9 @@ TEST(Examples, StickyYamlKeepsUsersAndOnlyMovesThemToTheCanary) {
   int moved = 0;
   for (const auto& [user, was] : before) {
     std::string now = version_of(proxy.port, {{"x-user-id", user}});
-    if (was == "canary") EXPECT_EQ(now, "canary") << user << " left the canary";
+    if (was == "canary") {
+      EXPECT_EQ(now, "canary") << user << " left the canary";
+    }
     moved += was != now;
   }
   EXPECT_GT(moved, 0);

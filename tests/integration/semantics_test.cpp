@@ -6,146 +6,17 @@
 // `Connection: keep-alive` when the connection stays open, else closed.
 // ApacheBench (`ab -k`, an HTTP/1.0 keep-alive client) runs through it.
 #include <gtest/gtest.h>
-#include <sys/socket.h>
 
-#include <atomic>
-#include <boost/asio.hpp>
-#include <mutex>
 #include <regex>
-#include <thread>
 
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/recording_upstream.hpp"
 
 using namespace vane::test;
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 
 namespace {
-
-std::string one_route(const std::string& endpoint) {
-  return R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: r
-        split: [{cluster: c, weight: 1}]
-clusters:
-  - name: c
-    endpoints: [)" + endpoint + "]\n";
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-// The value of field `name` in a head (first occurrence), or nullopt.
-std::optional<std::string> field(const std::string& head, const std::string& name) {
-  const std::string h = lower(head), key = "\r\n" + lower(name) + ":";
-  auto at = h.find(key);
-  if (at == std::string::npos) return std::nullopt;
-  auto begin = at + key.size();
-  auto end = h.find("\r\n", begin);
-  std::string v = head.substr(begin, end - begin);
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
-  return v;
-}
-
-// An upstream that records every request it receives, whole (head and body,
-// framed by Content-Length or chunked as an HTTP/1.1 server reads them), and
-// answers each with `response`.
-class recording_upstream {
- public:
-  explicit recording_upstream(std::string response)
-      : response_(std::move(response)), closes_(field(response_, "connection") == "close") {
-    acceptor_.open(tcp::v4());
-    acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
-    acceptor_.listen();
-    thread_ = std::thread([this] { run(); });
-  }
-  ~recording_upstream() {
-    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    boost::system::error_code ec;
-    acceptor_.close(ec);
-    thread_.join();
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
-  std::vector<std::string> requests() const {
-    std::lock_guard lock(mu_);
-    return requests_;
-  }
-  std::size_t count() const {
-    std::lock_guard lock(mu_);
-    return requests_.size();
-  }
-  // Every byte received, complete requests or not.
-  std::size_t bytes() const { return bytes_.load(); }
-
- private:
-  // Where the request starting at `in` ends, or npos while incomplete.
-  static std::size_t request_end(const std::string& in) {
-    auto head_end = in.find("\r\n\r\n");
-    if (head_end == std::string::npos) return std::string::npos;
-    const std::string head = in.substr(0, head_end + 2);
-    std::size_t body = head_end + 4;
-    if (auto te = field(head, "transfer-encoding"); te && lower(*te).find("chunked") != std::string::npos) {
-      auto last = in.find("\r\n0\r\n\r\n", body - 2);
-      return last == std::string::npos ? std::string::npos : last + 7;
-    }
-    if (auto cl = field(head, "content-length")) {
-      std::size_t n = std::stoul(*cl);
-      return in.size() >= body + n ? body + n : std::string::npos;
-    }
-    return body;
-  }
-
-  void run() {
-    std::vector<std::thread> conns;
-    for (;;) {
-      boost::system::error_code ec;
-      tcp::socket s(ioc_);
-      acceptor_.accept(s, ec);
-      if (ec) break;
-      conns.emplace_back([this, s = std::move(s)]() mutable {
-        timeval tv{30, 0};
-        setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        std::string in;
-        char buf[4096];
-        for (;;) {
-          if (auto end = request_end(in); end != std::string::npos) {
-            {
-              std::lock_guard lock(mu_);
-              requests_.push_back(in.substr(0, end));
-            }
-            in.erase(0, end);
-            boost::system::error_code wec;
-            asio::write(s, asio::buffer(response_), wec);
-            if (wec || closes_) return;  // a close-delimited answer ends with the close
-            continue;
-          }
-          ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
-          if (n <= 0) return;
-          bytes_ += static_cast<std::size_t>(n);
-          in.append(buf, static_cast<std::size_t>(n));
-        }
-      });
-    }
-    for (auto& t : conns) t.join();
-  }
-
-  std::string response_;
-  bool closes_;
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_{ioc_};
-  std::thread thread_;
-  mutable std::mutex mu_;
-  std::vector<std::string> requests_;
-  std::atomic<std::size_t> bytes_{0};
-};
 
 const std::string ok_response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
@@ -155,7 +26,7 @@ std::vector<std::string> responses(std::string got) {
   while (!got.empty()) {
     auto head_end = got.find("\r\n\r\n");
     if (head_end == std::string::npos) break;
-    auto cl = field(got.substr(0, head_end + 2), "content-length");
+    auto cl = head_field(got.substr(0, head_end + 2), "content-length");
     std::size_t end = head_end + 4 + (cl ? std::stoul(*cl) : 0);
     out.push_back(got.substr(0, end));
     got.erase(0, std::min(end, got.size()));
@@ -167,7 +38,7 @@ std::vector<std::string> responses(std::string got) {
 
 TEST(Semantics, ConnectionNamingContentLengthDoesNotUnframeTheBody) {
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   // Were Content-Length erased, the body would reach the upstream as a second request.
   const std::string hidden = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
   raw_connection c(proxy.port);
@@ -180,15 +51,15 @@ TEST(Semantics, ConnectionNamingContentLengthDoesNotUnframeTheBody) {
   auto seen = up.requests();
   ASSERT_EQ(seen.size(), 2u) << "the upstream saw a request the client never sent";
   EXPECT_EQ(seen[0].rfind("POST /a HTTP/1.1\r\n", 0), 0u) << seen[0];
-  EXPECT_EQ(field(seen[0], "content-length"), std::to_string(hidden.size())) << seen[0];
+  EXPECT_EQ(head_field(seen[0], "content-length"), std::to_string(hidden.size())) << seen[0];
   EXPECT_EQ(seen[0].substr(seen[0].size() - hidden.size()), hidden);
-  EXPECT_FALSE(field(seen[0], "connection"));
+  EXPECT_FALSE(head_field(seen[0], "connection"));
   EXPECT_EQ(seen[1].rfind("GET /b HTTP/1.1\r\n", 0), 0u) << seen[1];
 }
 
 TEST(Semantics, ConnectionNamingHostOrTransferEncodingIsIgnoredOthersStillGo) {
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   raw_connection c(proxy.port);
   c.send(
       "POST / HTTP/1.1\r\nHost: a.example\r\nConnection: host, transfer-encoding, x-secret\r\n"
@@ -199,23 +70,23 @@ TEST(Semantics, ConnectionNamingHostOrTransferEncodingIsIgnoredOthersStillGo) {
   EXPECT_EQ(got[0].rfind("HTTP/1.1 200 ", 0), 0u) << got[0];
   auto seen = up.requests();
   ASSERT_EQ(seen.size(), 1u);
-  EXPECT_EQ(field(seen[0], "host"), "a.example") << seen[0];
-  EXPECT_EQ(field(seen[0], "transfer-encoding"), "chunked") << seen[0];
-  EXPECT_FALSE(field(seen[0], "x-secret")) << "a field Connection names must not reach the upstream";
+  EXPECT_EQ(head_field(seen[0], "host"), "a.example") << seen[0];
+  EXPECT_EQ(head_field(seen[0], "transfer-encoding"), "chunked") << seen[0];
+  EXPECT_FALSE(head_field(seen[0], "x-secret")) << "a field Connection names must not reach the upstream";
   EXPECT_NE(seen[0].find("\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), std::string::npos) << seen[0];
 }
 
 TEST(Semantics, AResponseConnectionNamingContentLengthKeepsItsFraming) {
   recording_upstream up("HTTP/1.1 200 OK\r\nConnection: content-length, x-up\r\nX-Up: 1\r\nContent-Length: 5\r\n\r\nhello");
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   raw_connection c(proxy.port);
   c.send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
   c.shutdown_send();
   auto got = responses(c.read_all());
   ASSERT_EQ(got.size(), 2u);
   for (const auto& r : got) {
-    EXPECT_EQ(field(r, "content-length"), "5") << r;
-    EXPECT_FALSE(field(r, "x-up")) << r;
+    EXPECT_EQ(head_field(r, "content-length"), "5") << r;
+    EXPECT_FALSE(head_field(r, "x-up")) << r;
     EXPECT_EQ(r.substr(r.size() - 5), "hello") << r;
   }
   EXPECT_EQ(up.count(), 2u);
@@ -223,16 +94,16 @@ TEST(Semantics, AResponseConnectionNamingContentLengthKeepsItsFraming) {
 
 TEST(Semantics, Http10WithoutHostReachesTheUpstreamAsHttp11WithTheClustersAuthority) {
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   raw_connection c(proxy.port);
   c.send("GET /ten HTTP/1.0\r\nUser-Agent: t\r\n\r\n");
   std::string got = c.read_all();  // no keep-alive asked: the proxy closes after the response
   EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
-  EXPECT_EQ(field(got, "connection"), "close") << got;
+  EXPECT_EQ(head_field(got, "connection"), "close") << got;
   auto seen = up.requests();
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].rfind("GET /ten HTTP/1.1\r\n", 0), 0u) << seen[0];
-  EXPECT_EQ(field(seen[0], "host"), up.address()) << seen[0];
+  EXPECT_EQ(head_field(seen[0], "host"), up.address()) << seen[0];
   // One Host only, and the client's own Host wins when it sent one.
   raw_connection d(proxy.port);
   d.send("GET /own HTTP/1.0\r\nHost: mine.example\r\n\r\n");
@@ -240,25 +111,25 @@ TEST(Semantics, Http10WithoutHostReachesTheUpstreamAsHttp11WithTheClustersAuthor
   EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
   seen = up.requests();
   ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(field(seen[1], "host"), "mine.example") << seen[1];
+  EXPECT_EQ(head_field(seen[1], "host"), "mine.example") << seen[1];
   EXPECT_EQ(lower(seen[1]).find("host:"), lower(seen[1]).rfind("host:")) << seen[1];
 }
 
 TEST(Semantics, Http10KeepAliveIsAnsweredWithKeepAliveAndTheConnectionStaysOpen) {
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   raw_connection c(proxy.port);
   for (int i = 0; i < 3; ++i) {
     c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     std::string got = c.read_until("\r\n\r\nok");
     EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
-    EXPECT_EQ(lower(field(got, "connection").value_or("")), "keep-alive") << got;
+    EXPECT_EQ(lower(head_field(got, "connection").value_or("")), "keep-alive") << got;
   }
   // The last one asks nothing: answered with close, and the connection closes.
   c.send("GET / HTTP/1.0\r\n\r\n");
   std::string got = c.read_all();
   got.erase(0, got.rfind("HTTP/1.1 "));  // what came before: the answers above
-  EXPECT_EQ(field(got, "connection"), "close") << got;
+  EXPECT_EQ(head_field(got, "connection"), "close") << got;
   EXPECT_EQ(up.count(), 4u);
 }
 
@@ -280,7 +151,7 @@ clusters:
   c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
   std::string got = c.read_until("no route\n");
   EXPECT_EQ(got.rfind("HTTP/1.1 404 ", 0), 0u) << got;
-  EXPECT_EQ(lower(field(got, "connection").value_or("")), "keep-alive") << got;
+  EXPECT_EQ(lower(head_field(got, "connection").value_or("")), "keep-alive") << got;
   c.send("GET / HTTP/1.0\r\nHost: only.example\r\n\r\n");
   got = c.read_all();
   got.erase(0, got.rfind("HTTP/1.1 "));
@@ -291,18 +162,18 @@ clusters:
 TEST(Semantics, Http10ClientGetsACloseDelimitedBodyAndTheClose) {
   // An upstream body ended by its close cannot be re-chunked for HTTP/1.0: the client gets it and a close.
   recording_upstream up("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close");
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   raw_connection c(proxy.port);
   c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
   std::string got = c.read_all();
   EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
-  EXPECT_EQ(field(got, "connection"), "close") << got;
+  EXPECT_EQ(head_field(got, "connection"), "close") << got;
   EXPECT_EQ(got.substr(got.size() - 11), "until-close") << got;
 }
 
 TEST(Semantics, ApacheBenchKeepAliveCompletesEveryRequestOnReusedConnections) {
   auto up = start_demo("v1");
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   const std::string url = "http://127.0.0.1:" + std::to_string(proxy.port) + "/";
   auto [code, out] = run("/usr/bin/ab", {"-k", "-n", "20000", "-c", "16", "-s", "30", "-q", url});
   ASSERT_EQ(code, 0) << "ab (Debian apache2-utils, installed by scripts/setup.sh) failed:\n" << out;
@@ -324,7 +195,7 @@ TEST(Semantics, OnlyHttp10And11AreServed) {
   // request line is a 400 (nginx answers 505 for 2.0 and up, and serves
   // HTTP/1.2 as 1.1; vane is stricter) and never reaches the upstream.
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   for (const char* version : {"HTTP/2.0", "HTTP/0.9", "HTTP/1.2", "HTTP/3.0", "HTTP/9.9"}) {
     SCOPED_TRACE(version);
     raw_connection c(proxy.port);
@@ -344,7 +215,7 @@ TEST(Semantics, AnEmptyChunkedBodyReachesTheUpstreamAsOneRequest) {
   // An empty buffer given to Beast's chunked serializer became a zero-size
   // chunk: the upstream got "0\r\n\r\n" twice and read the second as a request.
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   raw_connection c(proxy.port);
   c.send(
       "POST /empty HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
@@ -364,10 +235,10 @@ TEST(Semantics, ABrokenChunkIs400AndNoUpstreamGetsAByteOfIt) {
   // The first piece of a body is read and checked before the head goes
   // upstream: before, the upstream got the head, then a close.
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   using namespace std::string_literals;
-  for (const std::string body :
+  for (const std::string& body :
        {"4\r\nabcdX\r\n0\r\n\r\n"s, "4\r\nabcd0\r\n\r\n"s, "4\rabcd\r\n0\r\n\r\n"s, " 4\r\nabcd\r\n0\r\n\r\n"s,
         "+4\r\nabcd\r\n0\r\n\r\n"s, "-4\r\nabcd\r\n0\r\n\r\n"s, "0x4\r\nabcd\r\n0\r\n\r\n"s, "4.0\r\nabcd\r\n0\r\n\r\n"s,
         "g\r\nabcd\r\n0\r\n\r\n"s, "\r\nabcd\r\n0\r\n\r\n"s, "4\0\r\nabcd\r\n0\r\n\r\n"s,
@@ -394,7 +265,7 @@ TEST(Semantics, ABrokenChunkIs400AndNoUpstreamGetsAByteOfIt) {
 TEST(Semantics, AHeadEndingInABareLineFeedIs400AtOnce) {
   // "\r\n\n" never ends a head for Beast: the client waited for header_timeout.
   recording_upstream up(ok_response);
-  auto proxy = start_proxy("limits: {header_timeout: 60s}\n" + one_route(up.address()), 1);
+  auto proxy = start_proxy("limits: {header_timeout: 60s}\n" + one_route_config(up.address()), 1);
   for (const char* bytes : {"GET / HTTP/1.1\r\nHost: x\r\n\n", "GET / HTTP/1.1\r\nHost: x\n\r\n"}) {
     SCOPED_TRACE(bytes);
     raw_connection c(proxy.port);
@@ -407,7 +278,7 @@ TEST(Semantics, AHeadEndingInABareLineFeedIs400AtOnce) {
 
 TEST(Semantics, EmptyLinesBeforeARequestLineAreIgnored) {
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   raw_connection c(proxy.port);
   c.send(
       "\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -425,8 +296,8 @@ TEST(Semantics, EmptyLinesBeforeARequestLineAreIgnored) {
 
 TEST(Semantics, AHeaderFieldLongerThanMaxHeaderFieldIs431) {
   recording_upstream up(ok_response);
-  auto proxy = start_proxy(one_route(up.address()), 1);
-  for (const std::string field : {"X-" + std::string(10 * 1024, 'n') + ": v", "X-A: " + std::string(9 * 1024, 'v')}) {
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
+  for (const std::string& field : {"X-" + std::string(10 * 1024, 'n') + ": v", "X-A: " + std::string(9 * 1024, 'v')}) {
     raw_connection c(proxy.port);
     c.send("GET / HTTP/1.1\r\nHost: x\r\n" + field + "\r\n\r\n");
     c.shutdown_send();

@@ -5,33 +5,16 @@
 // its connection is not reused.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 
-#include <atomic>
-#include <boost/asio.hpp>
 #include <thread>
 
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/recording_upstream.hpp"
 
 using namespace vane::test;
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 
 namespace {
-
-std::string one_route(const std::string& endpoint) {
-  return R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: r
-        split: [{cluster: c, weight: 1}]
-clusters:
-  - name: c
-    endpoints: [)" + endpoint + "]\n";
-}
 
 // Sends `bytes` on a fresh connection, half-closes, returns all that came back.
 std::string send_and_read(std::uint16_t port, const std::string& bytes) {
@@ -105,72 +88,11 @@ std::vector<bad_request> bad_requests() {
   };
 }
 
-// A scripted upstream: answers every request on a connection with `response`
-// (read until the head's end), counts connections and requests.
-class scripted_upstream {
- public:
-  explicit scripted_upstream(std::string response) : response_(std::move(response)) {
-    acceptor_.open(tcp::v4());
-    acceptor_.bind({asio::ip::make_address("127.0.0.1"), 0});
-    acceptor_.listen();
-    thread_ = std::thread([this] { run(); });
-  }
-  ~scripted_upstream() {
-    stop_ = true;
-    boost::system::error_code ec;
-    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    acceptor_.close(ec);
-    thread_.join();
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
-  int connections() const { return connections_.load(); }
-  int requests() const { return requests_.load(); }
-
- private:
-  void run() {
-    std::vector<std::thread> conns;
-    while (!stop_) {
-      boost::system::error_code ec;
-      tcp::socket s(ioc_);
-      acceptor_.accept(s, ec);
-      if (ec) break;
-      ++connections_;
-      conns.emplace_back([this, s = std::move(s)]() mutable {
-        timeval tv{30, 0};
-        setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        std::string in;
-        char buf[4096];
-        for (;;) {
-          auto end = in.find("\r\n\r\n");
-          if (end != std::string::npos) {
-            in.erase(0, end + 4);
-            ++requests_;
-            boost::system::error_code wec;
-            asio::write(s, asio::buffer(response_), wec);
-            if (wec) return;
-            continue;
-          }
-          ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
-          if (n <= 0) return;
-          in.append(buf, static_cast<std::size_t>(n));
-        }
-      });
-    }
-    for (auto& t : conns) t.join();
-  }
-  std::string response_;
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_{ioc_};
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0}, requests_{0};
-};
-
 }  // namespace
 
 TEST(StrictHttp, MalformedRequestsGet400AndNeverReachTheUpstream) {
   auto up = start_demo("v1");
-  auto proxy = start_proxy(one_route(up.address()), 1);
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
   auto cases = bad_requests();
   ASSERT_GE(cases.size(), 40u);
   for (const auto& c : cases) {
@@ -190,8 +112,8 @@ TEST(StrictHttp, MalformedRequestsGet400AndNeverReachTheUpstream) {
 
 TEST(StrictHttp, WellFormedEdgeCasesStillPass) {
   auto up = start_demo("v1");
-  auto proxy = start_proxy(one_route(up.address()), 1);
-  for (const std::string bytes : {
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
+  for (const std::string& bytes : {
            std::string("GET / HTTP/1.1\r\nHost: x\r\nX-A:  spaced value \t\r\n\r\n"),  // OWS around a value
            std::string("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"),  // same value twice
            std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nabcd\r\n0\r\nX-Trailer: t\r\n\r\n"),
@@ -218,14 +140,14 @@ TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
   };
   for (const auto& [why, response] : responses) {
     SCOPED_TRACE(why);
-    scripted_upstream up(response);
-    auto proxy = start_proxy(one_route(up.address()), 1);
+    recording_upstream up(response);
+    auto proxy = start_proxy(one_route_config(up.address()), 1);
     for (int i = 1; i <= 2; ++i) {
       std::string got = send_and_read(proxy.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
       // Either nothing of it was sent (502), or a bad chunk found after the head went out cuts the response short.
       if (got.rfind("HTTP/1.1 200 ", 0) == 0) EXPECT_EQ(got.find("\r\n0\r\n\r\n"), std::string::npos) << got;
       else EXPECT_EQ(got.rfind("HTTP/1.1 502 ", 0), 0u) << got;
-      EXPECT_TRUE(eventually([&] { return up.requests() == i; }));
+      EXPECT_TRUE(eventually([&] { return static_cast<int>(up.count()) == i; }));
     }
     EXPECT_EQ(up.connections(), 2) << "a connection that sent a bad response was reused";
   }
@@ -234,7 +156,7 @@ TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
 namespace {
 
 std::string limits_config(const std::string& endpoint, const std::string& limits) {
-  return "limits: {" + limits + "}\n" + one_route(endpoint);
+  return "limits: {" + limits + "}\n" + one_route_config(endpoint);
 }
 
 // Raises this process's open-file limit (children inherit it): the slow-client case holds a thousand sockets.
@@ -256,7 +178,7 @@ TEST(Limits, TooLongTargetIs414) {
   EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
   EXPECT_EQ(up.stats().at("requests").as_int64(), 1);
   // The default (8 KiB) applies without the key.
-  auto defaults = start_proxy(one_route(up.address()), 1);
+  auto defaults = start_proxy(one_route_config(up.address()), 1);
   got = send_and_read(defaults.port, "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(got.rfind("HTTP/1.1 414 ", 0), 0u) << got.substr(0, 100);
 }

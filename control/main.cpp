@@ -49,7 +49,8 @@ per line, in Flagger's words. See docs/control.md.
 Commands (a client of a running controller, --server default
 http://127.0.0.1:9902):
   status [NAME] [--json]   a table: phase, weight, failed checks, iterations,
-                           last event (--json: the API's answer)
+                           last tick ("stalled" past 3 intervals), last event,
+                           and why readings are missing (--json: the API's answer)
   watch NAME [--timeout D] [--interval 500ms]
                            follow a run: its event lines as they come and a
                            progress line (weight bar, success rate, p99,
@@ -87,7 +88,8 @@ int watch(const vane::control::http_url& url, const std::string& name, vane::dur
           std::optional<vane::duration> timeout) {
   namespace json = boost::json;
   const bool tty = isatty(STDOUT_FILENO) != 0;
-  const auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
+  const auto deadline =
+      timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
   vane::control::canary_watch w;
   std::string shown_key;
   bool progress_on_screen = false, warned = false, answered_once = false;
@@ -176,22 +178,28 @@ int client(int argc, char** argv) {
   std::optional<vane::duration> timeout;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--json") as_json = true;
-    else if (a == "--server" && i + 1 < argc) server = argv[++i];
-    else if (a == "--revision" && i + 1 < argc) revision = argv[++i];
+    if (a == "--json")
+      as_json = true;
+    else if (a == "--server" && i + 1 < argc)
+      server = argv[++i];
+    else if (a == "--revision" && i + 1 < argc)
+      revision = argv[++i];
     else if ((a == "--timeout" || a == "--interval") && cmd == "watch" && i + 1 < argc) {
       auto d = vane::parse_duration(argv[++i]);
       if (!d || d->count() <= 0) return fail_usage(a + " needs a duration such as 500ms or 10m");
       (a == "--timeout" ? timeout : interval) = *d;
-    } else if (name.empty() && !a.starts_with("--")) name = a;
-    else return fail_usage("unexpected argument '" + a + "'");
+    } else if (name.empty() && !a.starts_with("--"))
+      name = a;
+    else
+      return fail_usage("unexpected argument '" + a + "'");
   }
   if (cmd != "status" && name.empty()) return fail_usage(cmd + " needs a canary NAME");
   auto url = vane::control::parse_http_url(server);
   if (!url) return fail_usage("--server must be http://HOST:PORT");
   if (cmd == "watch") return watch(*url, name, interval, timeout);
   std::string method = cmd == "status" ? "GET" : "POST";
-  std::string target = cmd == "status" ? (name.empty() ? "/canaries" : "/canaries/" + name) : "/canaries/" + name + "/" + cmd;
+  std::string target =
+      cmd == "status" ? (name.empty() ? "/canaries" : "/canaries/" + name) : "/canaries/" + name + "/" + cmd;
   std::string body = revision.empty() ? "" : boost::json::serialize(boost::json::object{{"revision", revision}});
   auto r = call(*url, method, target, body);
   if (r.status == 0) {
@@ -204,8 +212,10 @@ int client(int argc, char** argv) {
   }
   boost::system::error_code ec;
   auto answer = boost::json::parse(r.body, ec);
-  if (as_json || ec || !answer.is_object()) std::fputs(r.body.c_str(), stdout);
-  else std::fputs(vane::control::status_table(answer).c_str(), stdout);
+  if (as_json || ec || !answer.is_object())
+    std::fputs(r.body.c_str(), stdout);
+  else
+    std::fputs(vane::control::status_table(answer).c_str(), stdout);
   return 0;
 }
 
@@ -214,7 +224,8 @@ int client(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc > 1) {
     std::string first = argv[1];
-    if (first == "status" || first == "watch" || first == "rollout" || first == "promote" || first == "abort" || first == "resume")
+    if (first == "status" || first == "watch" || first == "rollout" || first == "promote" || first == "abort" ||
+        first == "resume")
       return client(argc, argv);
   }
   vane::control::controller_options options;

@@ -300,7 +300,13 @@ asio::awaitable<metric_reading> controller::read_metric(canary_record& c, const 
     duration timeout = std::chrono::seconds(10);
     auto ex = ctx_.get_executor();
     out = co_await query_prometheus(ex, address, rendered, timeout);
-    if (out.inconclusive) note(c, fmt::format("{}: {}", m.name, out.why));
+    if (out.inconclusive) {
+      // As Flagger: a query that gives no number is a failed check, so that a
+      // backend that keeps answering badly ends the run (rolled back at the
+      // threshold) instead of holding it; the reason is logged and shown.
+      note(c, fmt::format("{}: {}", m.name, out.why));
+      out.inconclusive = false;
+    }
   }
   if (out.value && std::isfinite(*out.value)) c.metric_values[m.name] = *out.value;
   co_return out;

@@ -32,8 +32,8 @@ std::string timestamp_now() {
   std::time_t t = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
 }
 
 }  // namespace
@@ -44,10 +44,12 @@ bool run_active(const run_state& st) {
     case canary_phase::progressing:
     case canary_phase::waiting_promotion:
     case canary_phase::promoting:
-    case canary_phase::finalising: return true;
+    case canary_phase::finalising:
+      return true;
     case canary_phase::initialized:
     case canary_phase::succeeded:
-    case canary_phase::failed: return false;
+    case canary_phase::failed:
+      return false;
   }
   return false;
 }
@@ -161,8 +163,11 @@ asio::awaitable<bool> canary_run::analysis_passes() {
     }
     if (!r.value) {
       ++st_.failed_checks;
-      env_.event(fmt::format("Halt advancement no values found for {} metric {} probably {} is not receiving traffic",
-                             m.name, s_.id(), s_.id()));
+      if (!r.why.empty())
+        env_.event(fmt::format("Halt {} advancement {} unreadable: {}", s_.id(), m.name, r.why));
+      else
+        env_.event(fmt::format("Halt advancement no values found for {} metric {} probably {} is not receiving traffic",
+                               m.name, s_.id(), s_.id()));
       env_.changed();
       co_return false;
     }
@@ -251,7 +256,8 @@ asio::awaitable<void> canary_run::progressing() {
     }
     if (an.match.empty()) {
       st_.weight = 100;
-      env_.event(an.mirror ? "Stop traffic mirroring and route all traffic to canary" : "Routing all traffic to canary");
+      env_.event(an.mirror ? "Stop traffic mirroring and route all traffic to canary"
+                           : "Routing all traffic to canary");
     }
     set_phase(canary_phase::waiting_promotion);
     co_return;
@@ -260,8 +266,10 @@ asio::awaitable<void> canary_run::progressing() {
   if (st_.weight < top) {
     std::string type = "confirm-traffic-increase";
     if (!co_await hooks_pass(type)) co_return;
-    if (an.step_weight > 0) st_.weight = std::min(st_.weight + an.step_weight, top);
-    else st_.weight = an.step_weights[std::min<std::size_t>(st_.steps++, an.step_weights.size() - 1)].weight;
+    if (an.step_weight > 0)
+      st_.weight = std::min(st_.weight + an.step_weight, top);
+    else
+      st_.weight = an.step_weights[std::min<std::size_t>(st_.steps++, an.step_weights.size() - 1)].weight;
     env_.event(fmt::format("Advance {} canary weight {}", s_.id(), st_.weight));
     env_.changed();
     co_return;

@@ -1,8 +1,8 @@
+#include "common/histogram.hpp"
+
 #include <gtest/gtest.h>
 
 #include <random>
-
-#include "common/histogram.hpp"
 
 using vane::log_linear_histogram;
 using H = log_linear_histogram;
@@ -35,7 +35,7 @@ TEST(Histogram, CountsSumsAndMerge) {
   EXPECT_EQ(a.count(), 5u);
   EXPECT_EQ(a.sum(), 2111u);
   EXPECT_EQ(a.bucket(H::index_of(1000)), 2u);
-  EXPECT_EQ(a.count_below(64), 2u);    // 1 and 10
+  EXPECT_EQ(a.count_below(64), 2u);  // 1 and 10
   EXPECT_EQ(a.count_below(2000), 5u);
 }
 

@@ -1,12 +1,13 @@
 // The metrics building blocks and the proxy's stats store: Prometheus text
 // rendering, escaping, the coarse buckets derived from the fine histogram,
 // merging over workers.
+#include "common/metrics.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 #include <thread>
 
-#include "common/metrics.hpp"
 #include "proxy/stats.hpp"
 
 using namespace vane;
@@ -114,11 +115,9 @@ TEST(StatsStore, MergesWorkersAndKeepsPointersStable) {
   t2.join();
   std::string out;
   store.render_prometheus(out);
-  EXPECT_NE(out.find("vane_requests_total{route=\"app\",cluster=\"primary\",code=\"200\"} 1400\n"),
-            std::string::npos)
+  EXPECT_NE(out.find("vane_requests_total{route=\"app\",cluster=\"primary\",code=\"200\"} 1400\n"), std::string::npos)
       << out;
-  EXPECT_NE(out.find("vane_requests_total{route=\"app\",cluster=\"primary\",code=\"503\"} 100\n"),
-            std::string::npos);
+  EXPECT_NE(out.find("vane_requests_total{route=\"app\",cluster=\"primary\",code=\"503\"} 100\n"), std::string::npos);
   EXPECT_NE(out.find("vane_requests_total{route=\"app\",cluster=\"canary\",code=\"500\"} 1\n"), std::string::npos);
   EXPECT_NE(out.find("vane_upstream_duration_seconds_count{route=\"app\",cluster=\"primary\"} 1000\n"),
             std::string::npos);

@@ -1,7 +1,8 @@
+#include "common/units.hpp"
+
 #include <gtest/gtest.h>
 
 #include "common/address.hpp"
-#include "common/units.hpp"
 
 using namespace vane;
 using namespace std::chrono_literals;

@@ -1,10 +1,10 @@
 // vane-control's builtin metrics from /stats/latency snapshots: windows,
 // counter resets, first sight, success rate and p99.
+#include "control/builtin.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
-#include "control/builtin.hpp"
 
 using namespace vane::control;
 namespace json = boost::json;
@@ -20,7 +20,8 @@ json::object stats(double start, std::uint64_t ok, std::uint64_t errors, std::ui
   if (ok) codes["200"] = ok;
   if (errors) codes["503"] = errors;
   auto i = vane::log_linear_histogram::index_of(us);
-  json::array buckets{json::array{vane::log_linear_histogram::lower(i), vane::log_linear_histogram::upper(i), ok + errors}};
+  json::array buckets{
+      json::array{vane::log_linear_histogram::lower(i), vane::log_linear_histogram::upper(i), ok + errors}};
   return {{"process_start_time", start},
           {"routes", json::array{json::object{{"route", "app"},
                                               {"cluster", "canary"},
@@ -78,8 +79,8 @@ TEST(BuiltinMetrics, FirstSightIsInconclusiveAndWindowsSpanTheirInterval) {
 
 TEST(BuiltinMetrics, P99IsInterpolatedInItsBucket) {
   window w;
-  for (int i = 0; i < 98; ++i) w.latency.record(10'000);   // 10 ms
-  for (int i = 0; i < 2; ++i) w.latency.record(500'000);   // 500 ms
+  for (int i = 0; i < 98; ++i) w.latency.record(10'000);  // 10 ms
+  for (int i = 0; i < 2; ++i) w.latency.record(500'000);  // 500 ms
   w.total = 100;
   auto p99 = p99_ms(w);
   ASSERT_TRUE(p99);

@@ -1,10 +1,10 @@
 // vane-control's client views: the status table, watch's progress line and
 // its event follower, fed with the controller's JSON answers.
+#include "control/cli.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
-#include "control/cli.hpp"
 
 namespace json = boost::json;
 using vane::control::canary_watch;
@@ -34,12 +34,13 @@ TEST(ControlCli, ProgressLineShowsWeightBarSuccessRateAndP99) {
   auto s = status("Failed", 0, {});
   s["metrics"] = json::object{};
   s["unreachable_proxies"] = json::array{"http://10.0.0.1:9901"};
-  EXPECT_EQ(vane::control::progress_line(s), "podinfo.test  Failed           [--------------------]   0%  failed 1/5  unreachable 1");
+  EXPECT_EQ(vane::control::progress_line(s),
+            "podinfo.test  Failed           [--------------------]   0%  failed 1/5  unreachable 1");
 }
 
 TEST(ControlCli, StatusTableHasOneRowPerCanary) {
-  json::value all = json::object{{"canaries", json::array{status("Progressing", 100, {"a", "last one"}),
-                                                          status("Succeeded", 0, {})}}};
+  json::value all = json::object{
+      {"canaries", json::array{status("Progressing", 100, {"a", "last one"}), status("Succeeded", 0, {})}}};
   std::string table = vane::control::status_table(all);
   EXPECT_EQ(table.substr(0, table.find('\n')).find("NAME"), 0U);
   EXPECT_NE(table.find("[####################]  100%  1/5"), std::string::npos) << table;
@@ -60,13 +61,14 @@ TEST(ControlCli, StatusTableShowsTheWatchdogAndWhyReadingsAreMissing) {
   EXPECT_NE(table.find("TICK"), std::string::npos) << table;
   EXPECT_NE(table.find("0s ago"), std::string::npos) << table;
   EXPECT_NE(table.find("stalled 43s"), std::string::npos) << table;
-  EXPECT_NE(table.find("    readings missing: errors: prometheus: not JSON (syntax error): <html>\n"), std::string::npos)
+  EXPECT_NE(table.find("    readings missing: errors: prometheus: not JSON (syntax error): <html>\n"),
+            std::string::npos)
       << table;
   // Answers of another shape are shown as far as they go, never thrown on.
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 4);
-  for (const auto& odd : {json::value(nullptr), json::value(json::array{1, 2}),
-                          json::value(json::object{{"canaries", "x"}}),
-                          json::value(json::object{{"canaries", json::array{1, nullptr}}})}) {
+  for (const auto& odd :
+       {json::value(nullptr), json::value(json::array{1, 2}), json::value(json::object{{"canaries", "x"}}),
+        json::value(json::object{{"canaries", json::array{1, nullptr}}})}) {
     std::string only_header = vane::control::status_table(odd);
     EXPECT_EQ(std::count(only_header.begin(), only_header.end(), '\n'), 1) << only_header;
   }

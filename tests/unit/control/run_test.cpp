@@ -2,6 +2,8 @@
 // fake clock: every phase transition, each webhook type, gates, threshold,
 // inconclusive windows, new revision mid-run, stepWeights with intervals,
 // stepWeightPromotion, the mirror pre-step, blue/green with mirror, abort.
+#include "control/run.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -10,8 +12,6 @@
 #include <boost/json.hpp>
 #include <deque>
 #include <map>
-
-#include "control/run.hpp"
 
 using namespace vane::control;
 namespace asio = boost::asio;
@@ -65,7 +65,9 @@ struct fake_env : run_env {
   std::string new_affinity_value() override { return "run" + std::to_string(events.size()); }
 
   bool saw(const std::string& e) const { return std::find(events.begin(), events.end(), e) != events.end(); }
-  std::int64_t canary_weight() const { return last_push.at("split").as_array()[1].at("weight").to_number<std::int64_t>(); }
+  std::int64_t canary_weight() const {
+    return last_push.at("split").as_array()[1].at("weight").to_number<std::int64_t>();
+  }
 };
 
 canary_spec base_spec() {
@@ -220,7 +222,7 @@ TEST(CanaryRun, GatesHoldAndPromoteConfirms) {
   tick(s, st, env);
   tick(s, st, env);
   EXPECT_EQ(st.phase, canary_phase::waiting_promotion);  // the gate holds
-  st.promote_confirmed = true;              // POST /canaries/NAME/promote
+  st.promote_confirmed = true;                           // POST /canaries/NAME/promote
   tick(s, st, env);
   EXPECT_EQ(st.phase, canary_phase::promoting);
   EXPECT_EQ(env.promotions, 0);  // manual: the promote call said the primary runs it
@@ -330,7 +332,7 @@ TEST(CanaryRun, PromotionWaitsForAHealthyPrimaryThenGivesUp) {
   ASSERT_GT(ticks_until(s, st, env, canary_phase::promoting), 0);
   tick(s, st, env);
   EXPECT_EQ(st.phase, canary_phase::promoting);  // waits
-  env.clock += 61;                   // promote.timeout is 60s
+  env.clock += 61;                               // promote.timeout is 60s
   tick(s, st, env);
   EXPECT_EQ(st.phase, canary_phase::failed);
   EXPECT_TRUE(env.saw("Rolling back podinfo.test primary not healthy on every proxy after promotion"));
@@ -397,7 +399,7 @@ TEST(CanaryRun, RelativeChecksAndAbort) {
   EXPECT_TRUE(env.saw("Halt podinfo.test advancement success rate -2.00 points < -1")) << env.events.back();
   s.analysis.abort_max_error_rate = 50;
   s.analysis.abort_min_requests = 10;
-  EXPECT_FALSE(abort_due(s, 9, 9));    // too few
+  EXPECT_FALSE(abort_due(s, 9, 9));  // too few
   EXPECT_FALSE(abort_due(s, 100, 49));
   EXPECT_TRUE(abort_due(s, 100, 50));
 }

@@ -1,11 +1,11 @@
 // vane-control's documents: a Flagger Canary loads after adding route and
 // proxies; Flagger-only fields are reported as ignored; a bad document is
 // refused with FILE:LINE:COL and the others of the file still load.
+#include "control/spec.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
-#include "control/spec.hpp"
 
 using namespace vane::control;
 namespace json = boost::json;
@@ -73,8 +73,9 @@ spec:
   EXPECT_EQ(c.analysis.interval, std::chrono::seconds(30));
   EXPECT_EQ(c.analysis.step_weights.size(), 4u);
   EXPECT_EQ(c.analysis.step_weights[2].interval, std::chrono::minutes(5));
-  EXPECT_EQ(json::serialize(c.analysis.match),
-            R"([{"headers":{"x-canary":{"exact":"insider"}}},{"headers":{"cookie":{"regex":"^(.*?;)?(canary=always)(;.*)?$"}}}])");
+  EXPECT_EQ(
+      json::serialize(c.analysis.match),
+      R"([{"headers":{"x-canary":{"exact":"insider"}}},{"headers":{"cookie":{"regex":"^(.*?;)?(canary=always)(;.*)?$"}}}])");
   EXPECT_EQ(c.analysis.affinity_cookie, "vane-canary");
   EXPECT_EQ(c.analysis.affinity_max_age, std::chrono::hours(1));
   ASSERT_EQ(c.analysis.metrics.size(), 3u);

@@ -1,19 +1,18 @@
 // A route's traffic decision composed (rules, affinity, sticky hash, split),
 // exact shares, and the retry policy: every case on a fake request.
-#include <gtest/gtest.h>
+#include "filters/decision/decision.hpp"
 
-#include "tests/support/fake_request.hpp"
+#include <gtest/gtest.h>
 
 #include <map>
 
-#include "filters/decision/decision.hpp"
 #include "filters/split/split.hpp"
+#include "tests/support/fake_request.hpp"
 
 using namespace vane;
 using vane::test::fake_request;
 
 namespace {
-
 
 route_decision two_way(std::uint32_t primary, std::uint32_t canary) {
   route_decision d;
@@ -99,8 +98,10 @@ TEST(Decision, SessionAffinityPinsSetsAndExpires) {
   stale.fields.insert({"cookie", "c=run0; p=run0"});
   cookies = {};
   std::size_t t = d.pick(stale, swrr, cookies);
-  if (t == 1) EXPECT_EQ(set(cookies), (std::vector<std::string>{"c=run1; Max-Age=60; Path=/", "p=; Max-Age=0; Path=/"}));
-  else EXPECT_EQ(set(cookies), (std::vector<std::string>{"p=run1; Max-Age=60; Path=/", "c=; Max-Age=0; Path=/"}));
+  if (t == 1)
+    EXPECT_EQ(set(cookies), (std::vector<std::string>{"c=run1; Max-Age=60; Path=/", "p=; Max-Age=0; Path=/"}));
+  else
+    EXPECT_EQ(set(cookies), (std::vector<std::string>{"p=run1; Max-Age=60; Path=/", "c=; Max-Age=0; Path=/"}));
   // The canary out: both expired, primary for everyone, nothing set.
   d.weights = {1, 0};
   fake_request both;

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "filters/route_match/route_match.hpp"
+
+#include <gtest/gtest.h>
 
 using namespace vane;
 

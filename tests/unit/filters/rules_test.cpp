@@ -1,19 +1,18 @@
 // A/B rule matchers and the sticky hash, on a fake request view.
-#include <gtest/gtest.h>
+#include "filters/rules/rules.hpp"
 
-#include "tests/support/fake_request.hpp"
+#include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 
-#include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
+#include "tests/support/fake_request.hpp"
 
 using namespace vane;
 using vane::test::fake_request;
 
 namespace {
-
 
 string_matcher make(string_match_kind k, std::string v) {
   std::string error;
@@ -46,8 +45,8 @@ TEST(Rules, EveryMatcherKind) {
 
 TEST(Rules, FlaggersCookieRegexWorksUnchanged) {
   fake_request req;
-  std::vector<match_alternative> rule{{{cond(match_source::header, "cookie", string_match_kind::regex,
-                                             "^(.*?;)?(canary=always)(;.*)?$")}}};
+  std::vector<match_alternative> rule{
+      {{cond(match_source::header, "cookie", string_match_kind::regex, "^(.*?;)?(canary=always)(;.*)?$")}}};
   EXPECT_FALSE(rule_holds(rule, req));
   req.fields.insert({"cookie", "canary=always; theme=dark"});
   EXPECT_TRUE(rule_holds(rule, req));

@@ -1,8 +1,8 @@
+#include "filters/split/split.hpp"
+
 #include <gtest/gtest.h>
 
 #include <vector>
-
-#include "filters/split/split.hpp"
 
 using namespace vane;
 

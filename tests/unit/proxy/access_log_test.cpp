@@ -1,9 +1,9 @@
 // The access log's ring (full -> drop and count) and its JSON lines.
+#include "proxy/access_log.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
-#include "proxy/access_log.hpp"
 
 using namespace vane::proxy;
 namespace json = boost::json;
@@ -47,5 +47,5 @@ TEST(AccessLog, LinesAreValidJsonWhateverTheClientSent) {
   // Cut at the record's 256 bytes; the byte 0xff is written as \u00ff, which reads back as 2 UTF-8 bytes.
   EXPECT_EQ(v.at("path").as_string().size(), 257u);
   EXPECT_EQ(v.at("path_truncated").as_bool(), true);
-  EXPECT_EQ(std::string(v.at("path").as_string()).substr(0, 9), "/a\"b\\c\x01\xc3\xbf" ) << line;
+  EXPECT_EQ(std::string(v.at("path").as_string()).substr(0, 9), "/a\"b\\c\x01\xc3\xbf") << line;
 }

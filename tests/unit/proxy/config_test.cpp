@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "proxy/config.hpp"
+
+#include <gtest/gtest.h>
 
 using namespace vane;
 using namespace vane::proxy;
@@ -93,8 +93,7 @@ clusters:
   std::string text = all(errors);
   EXPECT_NE(text.find("test.yaml:3:14: listener.address: 'nowhere' is not HOST:PORT"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:4:5: listener: unknown key 'colour'"), std::string::npos) << text;
-  EXPECT_NE(text.find("test.yaml:8:38: split.weight must be between 0 and 1000000, got -1"), std::string::npos)
-      << text;
+  EXPECT_NE(text.find("test.yaml:8:38: split.weight must be between 0 and 1000000, got -1"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:9:18: route.timeout: 'soon' is not a duration"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:13:22: cluster.max_connections must be an integer"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:8:23: split names unknown cluster 'ghost'"), std::string::npos) << text;
@@ -122,13 +121,15 @@ clusters:
 )");
   std::string text = all(errors);
   EXPECT_NE(text.find("test.yaml:4:10: listener.tls: give either certificate/private_key or certificates, not both"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("server_names: 'a b' is not a host name or *.suffix"), std::string::npos) << text;
   EXPECT_NE(text.find("server_names: 'x.*.test' is not a host name or *.suffix"), std::string::npos) << text;
   EXPECT_EQ(text.find("'*.ok.test'"), std::string::npos) << text;
   EXPECT_NE(text.find("listener.tls.require_client_certificate needs client_ca"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:12:10: listener.tls needs certificate and private_key (or certificates)"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("cluster.tls: unknown key 'alpn'"), std::string::npos) << text;
   EXPECT_NE(text.find("cluster.tls.verify"), std::string::npos) << text;
   EXPECT_NE(text.find("cluster.tls: missing required key 'private_key'"), std::string::npos) << text;
@@ -158,13 +159,15 @@ clusters: []
 
 TEST(Config, HealthChecks) {
   std::vector<config_error> errors;
-  auto cfg = parse_proxy_config(R"(listeners: [{name: l, address: 127.0.0.1:0, routes: [{name: r, split: [{cluster: c, weight: 1}]}]}]
+  auto cfg = parse_proxy_config(
+      R"(listeners: [{name: l, address: 127.0.0.1:0, routes: [{name: r, split: [{cluster: c, weight: 1}]}]}]
 clusters:
   - name: c
     endpoints: [127.0.0.1:80]
     health_check: {path: /healthz, interval: 250ms, unhealthy: 3}
     dns_refresh_rate: 1s
-)", "test.yaml", errors);
+)",
+      "test.yaml", errors);
   ASSERT_TRUE(cfg) << all(errors);
   ASSERT_TRUE(cfg->clusters[0].health_check);
   EXPECT_EQ(cfg->clusters[0].health_check->path, "/healthz");
@@ -172,7 +175,8 @@ clusters:
   EXPECT_EQ(cfg->clusters[0].health_check->unhealthy, 3u);
   EXPECT_EQ(cfg->clusters[0].health_check->healthy, 2u);
   EXPECT_EQ(cfg->clusters[0].dns_refresh_rate, std::chrono::seconds(1));
-  errors = errors_of(R"(listeners: [{name: l, address: 127.0.0.1:0, routes: [{name: r, split: [{cluster: c, weight: 1}]}]}]
+  errors =
+      errors_of(R"(listeners: [{name: l, address: 127.0.0.1:0, routes: [{name: r, split: [{cluster: c, weight: 1}]}]}]
 clusters:
   - name: c
     endpoints: [127.0.0.1:80]
@@ -224,9 +228,9 @@ clusters:
        {"test.yaml:6:29: match.path_regex: invalid RE2 regex: missing ): (unclosed",
         "test.yaml:6:48: match.host 'a.*.com': a wildcard is only allowed as a leading '*.'",
         "test.yaml:7:52: split names cluster 'a' twice", "test.yaml:8:11: listener name 'http' is used twice",
-        "test.yaml:9:14: listener address 127.0.0.1:8080 is used twice", "test.yaml:11:15: route name 'r' is used twice",
-        "test.yaml:12:30: match.path_prefix must start with '/'", "test.yaml:16:12: cluster name 'a' is used twice",
-        "test.yaml:16:27: endpoint port must not be 0"})
+        "test.yaml:9:14: listener address 127.0.0.1:8080 is used twice",
+        "test.yaml:11:15: route name 'r' is used twice", "test.yaml:12:30: match.path_prefix must start with '/'",
+        "test.yaml:16:12: cluster name 'a' is used twice", "test.yaml:16:27: endpoint port must not be 0"})
     EXPECT_NE(text.find(expected), std::string::npos) << "missing: " << expected << "\nin:\n" << text;
 }
 

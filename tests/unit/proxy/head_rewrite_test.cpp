@@ -1,10 +1,11 @@
 // The head rewrite done for every proxied request: hop-by-hop fields out, the
 // forwarding fields replaced or appended to, in the order the client sent.
+#include "proxy/head_rewrite.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/beast/http.hpp>
 
-#include "proxy/head_rewrite.hpp"
 #include "proxy/head_writer.hpp"
 
 namespace http = boost::beast::http;

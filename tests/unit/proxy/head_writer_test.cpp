@@ -1,10 +1,10 @@
 // write_head gives byte for byte what Beast's serializer writes for the same head.
+#include "proxy/head_writer.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/beast/http.hpp>
 #include <sstream>
-
-#include "proxy/head_writer.hpp"
 
 namespace http = boost::beast::http;
 

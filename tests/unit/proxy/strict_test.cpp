@@ -1,9 +1,9 @@
 // The checks vane adds to Beast's parser at the trust boundary.
+#include "proxy/strict.hpp"
+
 #include <gtest/gtest.h>
 
 #include <boost/beast/http/fields.hpp>
-
-#include "proxy/strict.hpp"
 
 namespace http = boost::beast::http;
 using vane::proxy::acceptable_request_transfer_encoding;
@@ -18,7 +18,7 @@ TEST(Strict, ObsFoldIsFoundInTheHeadOnly) {
   EXPECT_FALSE(has_bad_line_break("POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\r\n x"));  // in the body: not a fold
   EXPECT_FALSE(has_bad_line_break("GET / HTTP/1.1\r\nHost: x\r\n"));
   EXPECT_FALSE(has_bad_line_break("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\n x"));  // a body starting with LF SP
-  EXPECT_TRUE(has_bad_line_break("GET / HTTP/1.1\r\nX-A: a\n\r\n b\r\n\r\n"));  // LF CR LF is not the end
+  EXPECT_TRUE(has_bad_line_break("GET / HTTP/1.1\r\nX-A: a\n\r\n b\r\n\r\n"));           // LF CR LF is not the end
   EXPECT_TRUE(has_bad_line_break("GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r"));
 }
 
@@ -27,7 +27,7 @@ TEST(Strict, ABareLineFeedIsFoundBeforeTheHeadEnds) {
   EXPECT_TRUE(has_bad_line_break("GET / HTTP/1.1\nHost: x"));
   EXPECT_TRUE(has_bad_line_break("\nGET / HTTP/1.1\r\n"));
   EXPECT_FALSE(has_bad_line_break("GET / HTTP/1.1\r\nHost: x\r\n\r\nbody\nwith LF"));  // the body is not the head
-  EXPECT_FALSE(has_bad_line_break("GET / HTTP/1.1\r\nHost: x\r"));  // its LF is still to come
+  EXPECT_FALSE(has_bad_line_break("GET / HTTP/1.1\r\nHost: x\r"));                     // its LF is still to come
 }
 
 TEST(Strict, OnlyOneChunkedOnHttp11) {

@@ -1,7 +1,6 @@
 #include "common/address.hpp"
 
 #include <cctype>
-
 #include <charconv>
 
 namespace vane {

@@ -21,7 +21,7 @@ class log_linear_histogram {
  public:
   static constexpr unsigned sub_bits = 6;
   static constexpr std::uint64_t sub_count = 1u << sub_bits;  // 64
-  static constexpr unsigned max_bits = 36;                     // values up to 2^36 - 1 (19 h in µs); larger are clamped
+  static constexpr unsigned max_bits = 36;                    // values up to 2^36 - 1 (19 h in µs); larger are clamped
   static constexpr std::size_t bucket_count = sub_count + (max_bits - sub_bits) * sub_count;
 
   static constexpr std::size_t index_of(std::uint64_t v) {

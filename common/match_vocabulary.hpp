@@ -13,8 +13,10 @@ enum class string_match_kind { exact, prefix, suffix, regex, present };
 
 // The names of the YAML and JSON (Istio's): exact, prefix, suffix, regex, present.
 inline constexpr std::pair<std::string_view, string_match_kind> match_kind_names[] = {
-    {"exact", string_match_kind::exact},   {"prefix", string_match_kind::prefix},
-    {"suffix", string_match_kind::suffix}, {"regex", string_match_kind::regex},
+    {"exact", string_match_kind::exact},
+    {"prefix", string_match_kind::prefix},
+    {"suffix", string_match_kind::suffix},
+    {"regex", string_match_kind::regex},
     {"present", string_match_kind::present}};
 
 std::optional<string_match_kind> match_kind_from_name(std::string_view name);

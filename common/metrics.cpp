@@ -18,10 +18,17 @@ void concurrent_histogram::add_to(log_linear_histogram& out) const {
 void append_label_value(std::string& out, std::string_view v) {
   for (char c : v) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        out += c;
     }
   }
 }
@@ -43,9 +50,12 @@ void prometheus_writer::family(std::string_view name, std::string_view type, std
   out_ += name;
   out_ += ' ';
   for (char c : help) {
-    if (c == '\\') out_ += "\\\\";
-    else if (c == '\n') out_ += "\\n";
-    else out_ += c;
+    if (c == '\\')
+      out_ += "\\\\";
+    else if (c == '\n')
+      out_ += "\\n";
+    else
+      out_ += c;
   }
   out_ += "\n# TYPE ";
   out_ += name;

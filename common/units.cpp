@@ -16,11 +16,16 @@ std::optional<duration> parse_duration(std::string_view text) {
   auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
   if (ec != std::errc{} || end != number.data() + number.size()) return std::nullopt;
   double millis_per_unit;
-  if (unit == "ms") millis_per_unit = 1;
-  else if (unit == "s") millis_per_unit = 1000;
-  else if (unit == "m") millis_per_unit = 60'000;
-  else if (unit == "h") millis_per_unit = 3'600'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    millis_per_unit = 1;
+  else if (unit == "s")
+    millis_per_unit = 1000;
+  else if (unit == "m")
+    millis_per_unit = 60'000;
+  else if (unit == "h")
+    millis_per_unit = 3'600'000;
+  else
+    return std::nullopt;
   double millis = value * millis_per_unit;
   if (!std::isfinite(millis) || millis > 1e15) return std::nullopt;
   return duration{static_cast<std::int64_t>(std::llround(millis))};
@@ -35,11 +40,16 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   if (ec != std::errc{}) return std::nullopt;
   std::string_view unit = text.substr(i);
   std::uint64_t factor;
-  if (unit.empty()) factor = 1;
-  else if (unit == "KiB") factor = 1ULL << 10;
-  else if (unit == "MiB") factor = 1ULL << 20;
-  else if (unit == "GiB") factor = 1ULL << 30;
-  else return std::nullopt;
+  if (unit.empty())
+    factor = 1;
+  else if (unit == "KiB")
+    factor = 1ULL << 10;
+  else if (unit == "MiB")
+    factor = 1ULL << 20;
+  else if (unit == "GiB")
+    factor = 1ULL << 30;
+  else
+    return std::nullopt;
   if (value > std::numeric_limits<std::uint64_t>::max() / factor) return std::nullopt;
   return value * factor;
 }

@@ -42,7 +42,8 @@ bool yaml_reader::expect_sequence(const YAML::Node& n, std::string_view what) {
   return false;
 }
 
-void yaml_reader::check_keys(const YAML::Node& n, std::string_view what, std::initializer_list<std::string_view> supported,
+void yaml_reader::check_keys(const YAML::Node& n, std::string_view what,
+                             std::initializer_list<std::string_view> supported,
                              std::initializer_list<std::string_view> not_yet) {
   check_keys_impl(n, what, supported, not_yet, {}, nullptr);
 }

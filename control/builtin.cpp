@@ -40,11 +40,14 @@ parsed<proxy_snapshot> read_snapshot(const json::object& stats, std::string_view
       const auto* p = o->if_contains(part);
       if (!p || p->is_null()) continue;
       const auto* po = p->if_object();
-      if (!po) return result::fail(fmt::format("route {} cluster {}: {} is {}, not an object", route, *cluster, part, kind_of(*p)));
+      if (!po)
+        return result::fail(
+            fmt::format("route {} cluster {}: {} is {}, not an object", route, *cluster, part, kind_of(*p)));
       series se;
       auto h = std::make_shared<log_linear_histogram>();
       if (const auto* buckets = po->if_contains("buckets"); buckets && !buckets->is_null()) {
-        if (!buckets->is_array()) return result::fail(fmt::format("{} buckets are {}, not an array", part, kind_of(*buckets)));
+        if (!buckets->is_array())
+          return result::fail(fmt::format("{} buckets are {}, not an array", part, kind_of(*buckets)));
         for (const auto& b : buckets->get_array()) {
           const auto* a = b.if_array();
           std::optional<std::uint64_t> lower, count;
@@ -52,15 +55,20 @@ parsed<proxy_snapshot> read_snapshot(const json::object& stats, std::string_view
             lower = as_count((*a)[0]);
             count = as_count((*a)[2]);
           }
-          if (!lower || !count) return result::fail(fmt::format("{} bucket {} is not [lower, upper, count]", part, excerpt(json::serialize(b))));
+          if (!lower || !count)
+            return result::fail(
+                fmt::format("{} bucket {} is not [lower, upper, count]", part, excerpt(json::serialize(b))));
           h->add_bucket(log_linear_histogram::index_of(*lower), *count);
         }
       }
       if (const auto* codes = po->if_contains("codes"); codes && !codes->is_null()) {
-        if (!codes->is_object()) return result::fail(fmt::format("{} codes are {}, not an object", part, kind_of(*codes)));
+        if (!codes->is_object())
+          return result::fail(fmt::format("{} codes are {}, not an object", part, kind_of(*codes)));
         for (const auto& [code, n] : codes->get_object()) {
           auto count = as_count(n);
-          if (!count) return result::fail(fmt::format("{} code {} counts {}, not a count", part, std::string_view(code), excerpt(json::serialize(n))));
+          if (!count)
+            return result::fail(fmt::format("{} code {} counts {}, not a count", part, std::string_view(code),
+                                            excerpt(json::serialize(n))));
           if (se.total + *count < se.total) return result::fail(fmt::format("{} counts overflow", part));
           se.total += *count;
           if (!code.empty() && code.front() == '5') se.errors += *count;
@@ -149,7 +157,8 @@ std::optional<double> p99_ms(const window& w) {
 }
 
 metric_reading builtin_reading(const metric_spec& m, const std::map<std::string, proxy_history>& histories,
-                               std::size_t unreachable, std::string_view canary, std::string_view primary, bool mirror) {
+                               std::size_t unreachable, std::string_view canary, std::string_view primary,
+                               bool mirror) {
   metric_reading out;
   window canary_w, primary_w;
   const std::string canary_key = series_key(canary, mirror ? "mirror" : "upstream");

@@ -6,7 +6,6 @@
 // success rate (% not 5xx) and the p99 (ms, interpolated in its bucket as
 // histogram_quantile does). Pure: snapshots in, numbers out.
 #include <boost/json/object.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -23,8 +22,8 @@ namespace vane::control {
 
 // One (cluster, part) of one route as a proxy reported it at one time.
 struct series {
-  std::uint64_t total = 0;   // attempts
-  std::uint64_t errors = 0;  // of them 5xx
+  std::uint64_t total = 0;                              // attempts
+  std::uint64_t errors = 0;                             // of them 5xx
   std::shared_ptr<const log_linear_histogram> latency;  // µs; shared: snapshots are kept a while
 };
 

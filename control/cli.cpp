@@ -62,10 +62,10 @@ std::string status_table(const json::value& answer) {
     auto weight = integer(*c, "canary_weight");
     std::string failed = fmt::format("{}/{}", integer(*c, "failed_checks"), integer(*c, "threshold"));
     const auto* events = c->if_contains("events");
-    std::string last = events && events->is_array() && !events->as_array().empty() &&
-                               events->as_array().back().is_string()
-                           ? std::string(events->as_array().back().as_string())
-                           : std::string();
+    std::string last =
+        events && events->is_array() && !events->as_array().empty() && events->as_array().back().is_string()
+            ? std::string(events->as_array().back().as_string())
+            : std::string();
     // The watchdog: how long ago the analysis loop last ended a tick; "stalled" past 3 intervals in a run.
     std::string tick = "-";
     if (const auto* ago = c->if_contains("last_tick_seconds_ago"); ago && ago->is_number()) {
@@ -73,8 +73,9 @@ std::string status_table(const json::value& answer) {
       bool late = stalled && stalled->is_bool() && stalled->get_bool();
       tick = fmt::format("{}{:.0f}s{}", late ? "stalled " : "", ago->to_number<double>(), late ? "" : " ago");
     }
-    out += fmt::format("{:<24} {:<17} {} {:>4}%  {:<7} {:<6} {:<13} {}\n", text(*c, "name") + "." + text(*c, "namespace"),
-                       text(*c, "phase"), weight_bar(weight), weight, failed, integer(*c, "iterations"), tick, last);
+    out +=
+        fmt::format("{:<24} {:<17} {} {:>4}%  {:<7} {:<6} {:<13} {}\n", text(*c, "name") + "." + text(*c, "namespace"),
+                    text(*c, "phase"), weight_bar(weight), weight, failed, integer(*c, "iterations"), tick, last);
     if (std::string why = text(*c, "reason"); !why.empty()) out += "    readings missing: " + why + "\n";
   }
   return out;
@@ -103,7 +104,8 @@ std::string progress_line(const json::object& status) {
 }
 
 std::string progress_key(const json::object& status) {
-  return fmt::format("{} {} {}", text(status, "phase"), integer(status, "canary_weight"), integer(status, "failed_checks"));
+  return fmt::format("{} {} {}", text(status, "phase"), integer(status, "canary_weight"),
+                     integer(status, "failed_checks"));
 }
 
 std::vector<std::string> canary_watch::new_events(const json::object& status) {

@@ -3,7 +3,6 @@
 // status: the `status` table, and `watch`'s event lines and progress line.
 // Pure functions of the answer, so they are unit-tested without a server.
 #include <boost/json/fwd.hpp>
-
 #include <string>
 #include <vector>
 

@@ -5,7 +5,6 @@
 // tests' is scripted, with a fake clock.
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,8 +26,8 @@ struct run_state {
   std::uint32_t steps = 0;  // stepWeights entries done
   std::string affinity_value;
   bool pre_rollout_done = false;
-  bool promote_confirmed = false;  // `promote` received
-  bool primary_promoted = false;   // the primary runs the new revision
+  bool promote_confirmed = false;    // `promote` received
+  bool primary_promoted = false;     // the primary runs the new revision
   std::int64_t promoting_since = 0;  // unix seconds
   std::string last_transition;
   std::string gate_alerted;  // the gate whose hold was alerted (once per hold)
@@ -38,7 +37,7 @@ struct run_state {
 
 struct hook_result {
   std::string name;
-  bool pass = false;  // 200-202
+  bool pass = false;   // 200-202
   std::string detail;  // "status 500", "timeout ...", for the event line
 };
 

@@ -1,11 +1,10 @@
 #include "control/spec.hpp"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <filesystem>
-
-#include <re2/re2.h>
 
 #include "common/match_vocabulary.hpp"
 
@@ -24,10 +23,10 @@ class doc_parser {
 
   void metadata(const YAML::Node& m, std::string& name, std::string& ns, std::string_view kind) {
     if (!r_.expect_map(m, "metadata")) return;
-    ignored(r_.check_keys_ignoring(m, "metadata", {"name", "namespace"}, {"labels", "annotations", "uid",
-                                                                           "resourceVersion", "generation",
-                                                                           "creationTimestamp"}),
-            kind, "metadata");
+    ignored(
+        r_.check_keys_ignoring(m, "metadata", {"name", "namespace"},
+                               {"labels", "annotations", "uid", "resourceVersion", "generation", "creationTimestamp"}),
+        kind, "metadata");
     if (r_.require(m, "name", "metadata"))
       if (auto v = r_.get_string(m["name"], "metadata.name")) name = *v;
     if (auto v = m["namespace"])
@@ -53,8 +52,10 @@ class doc_parser {
     }
     if (c.target.empty()) c.target = c.name;
     if (auto v = spec["revision"]) {
-      if (!v.IsScalar()) r_.error(v, "spec.revision must be a string");
-      else c.revision = v.Scalar();
+      if (!v.IsScalar())
+        r_.error(v, "spec.revision must be a string");
+      else
+        c.revision = v.Scalar();
     }
     if (r_.require(spec, "route", "spec"))
       if (auto s = r_.get_string(spec["route"], "spec.route")) c.route = *s;
@@ -70,16 +71,20 @@ class doc_parser {
         if (!s) continue;
         if (!s->starts_with("http://") && !s->starts_with("dns:"))
           r_.error(p, fmt::format("spec.proxies: '{}' is neither http://HOST:PORT nor dns:NAME:PORT", *s));
-        else c.proxies.push_back(*s);
+        else
+          c.proxies.push_back(*s);
       }
-      if (spec["proxies"].IsSequence() && spec["proxies"].size() == 0) r_.error(spec["proxies"], "spec.proxies is empty");
+      if (spec["proxies"].IsSequence() && spec["proxies"].size() == 0)
+        r_.error(spec["proxies"], "spec.proxies is empty");
     }
     if (auto p = spec["promote"]) promote(p, c);
     if (auto v = spec["skipAnalysis"])
       if (auto b = r_.get_bool(v, "spec.skipAnalysis")) c.skip_analysis = *b;
     YAML::Node a = spec["analysis"] ? spec["analysis"] : spec["canaryAnalysis"];
-    if (a) analysis(a, c.analysis);
-    else if (!c.skip_analysis) r_.error(spec, "spec: missing required key 'analysis' (or skipAnalysis: true)");
+    if (a)
+      analysis(a, c.analysis);
+    else if (!c.skip_analysis)
+      r_.error(spec, "spec: missing required key 'analysis' (or skipAnalysis: true)");
   }
 
   void metric_template_spec(const YAML::Node& spec, metric_template& t) {
@@ -98,12 +103,13 @@ class doc_parser {
       if (auto s = r_.get_string(spec["type"], "spec.type")) {
         static constexpr std::string_view types[] = {"slack", "msteams", "discord", "rocket", "gchat", "generic"};
         if (std::find(std::begin(types), std::end(types), *s) == std::end(types))
-          r_.error(spec["type"], fmt::format("AlertProvider type '{}': slack, msteams, discord, rocket, gchat or generic", *s));
+          r_.error(spec["type"],
+                   fmt::format("AlertProvider type '{}': slack, msteams, discord, rocket, gchat or generic", *s));
         p.type = *s;
       }
     }
-    for (auto [key, target] : {std::pair{"address", &p.address}, std::pair{"channel", &p.channel},
-                               std::pair{"username", &p.username}}) {
+    for (auto [key, target] :
+         {std::pair{"address", &p.address}, std::pair{"channel", &p.channel}, std::pair{"username", &p.username}}) {
       if (auto v = spec[key])
         if (auto s = r_.get_string(v, fmt::format("spec.{}", key))) *target = *s;
     }
@@ -155,10 +161,10 @@ class doc_parser {
 
   void analysis(const YAML::Node& a, analysis_spec& an) {
     if (!r_.expect_map(a, "analysis")) return;
-    r_.check_keys(a, "analysis",
-                  {"interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "stepWeightPromotion",
-                   "iterations", "match", "mirror", "mirrorWeight", "sessionAffinity", "abort", "metrics", "webhooks",
-                   "alerts"});
+    r_.check_keys(
+        a, "analysis",
+        {"interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "stepWeightPromotion", "iterations",
+         "match", "mirror", "mirrorWeight", "sessionAffinity", "abort", "metrics", "webhooks", "alerts"});
     if (auto v = a["interval"])
       if (auto d = r_.get_duration(v, "analysis.interval")) an.interval = *d;
     if (auto v = a["threshold"])
@@ -210,8 +216,10 @@ class doc_parser {
       if (auto m = v["maxErrorRate"]) {
         try {
           double rate = m.as<double>();
-          if (rate <= 0 || rate > 100) r_.error(m, "abort.maxErrorRate must be in (0, 100]");
-          else an.abort_max_error_rate = rate;
+          if (rate <= 0 || rate > 100)
+            r_.error(m, "abort.maxErrorRate must be in (0, 100]");
+          else
+            an.abort_max_error_rate = rate;
         } catch (const YAML::Exception&) {
           r_.error(m, "abort.maxErrorRate must be a number");
         }
@@ -219,7 +227,8 @@ class doc_parser {
         r_.error(v, "abort: missing required key 'maxErrorRate'");
       }
       if (auto m = v["minRequests"])
-        if (auto n = r_.get_int(m, "abort.minRequests", 0, 1'000'000'000)) an.abort_min_requests = static_cast<std::uint64_t>(*n);
+        if (auto n = r_.get_int(m, "abort.minRequests", 0, 1'000'000'000))
+          an.abort_min_requests = static_cast<std::uint64_t>(*n);
     }
     if (auto v = a["metrics"]; v && r_.expect_sequence(v, "analysis.metrics"))
       for (const auto& m : v) metric(m, an);
@@ -258,7 +267,8 @@ class doc_parser {
     if (auto v = m["interval"])
       if (auto d = r_.get_duration(v, "metric.interval")) ms.interval = *d;
     if (auto v = m["minRequests"])
-      if (auto n = r_.get_int(v, "metric.minRequests", 0, 1'000'000'000)) ms.min_requests = static_cast<std::uint64_t>(*n);
+      if (auto n = r_.get_int(v, "metric.minRequests", 0, 1'000'000'000))
+        ms.min_requests = static_cast<std::uint64_t>(*n);
     if (auto v = m["relativeTo"]) {
       auto s = r_.get_string(v, "metric.relativeTo");
       if (s && *s != "primary") r_.error(v, "metric.relativeTo: only 'primary'");
@@ -277,7 +287,8 @@ class doc_parser {
       if (auto s = r_.get_string(q, "metric.query")) ms.query = *s;
     if (auto tv = m["templateVariables"]; tv && r_.expect_map(tv, "metric.templateVariables"))
       for (const auto& kv : tv)
-        if (auto s = r_.get_string(kv.second, "templateVariables")) ms.template_variables[kv.first.as<std::string>()] = *s;
+        if (auto s = r_.get_string(kv.second, "templateVariables"))
+          ms.template_variables[kv.first.as<std::string>()] = *s;
     bool builtin = ms.name == "request-success-rate" || ms.name == "request-duration";
     if (ms.template_name.empty() && ms.query.empty() && !builtin)
       r_.error(m, fmt::format("metric '{}': not a builtin (request-success-rate, request-duration); give templateRef, "
@@ -297,13 +308,14 @@ class doc_parser {
       if (auto s = r_.get_string(w["name"], "webhook.name")) ws.name = *s;
     ws.type = "rollout";
     if (auto t = w["type"]) {
-      static constexpr std::string_view types[] = {"confirm-rollout", "pre-rollout", "rollout",
-                                                   "confirm-traffic-increase", "confirm-promotion", "post-rollout",
-                                                   "rollback", "event"};
+      static constexpr std::string_view types[] = {
+          "confirm-rollout",   "pre-rollout",  "rollout",  "confirm-traffic-increase",
+          "confirm-promotion", "post-rollout", "rollback", "event"};
       auto s = r_.get_string(t, "webhook.type");
       if (s && std::find(std::begin(types), std::end(types), *s) == std::end(types))
         r_.error(t, fmt::format("webhook.type '{}' is not one of Flagger's", *s));
-      else if (s) ws.type = *s;
+      else if (s)
+        ws.type = *s;
     }
     if (r_.require(w, "url", "webhook"))
       if (auto s = r_.get_string(w["url"], "webhook.url")) {
@@ -358,7 +370,8 @@ class doc_parser {
           std::string name = kv.first.as<std::string>();
           const auto& matcher = kv.second;
           if (!matcher.IsMap() || matcher.size() != 1) {
-            r_.error(matcher, fmt::format("match {} '{}': give one of exact, prefix, suffix, regex, present", key, name));
+            r_.error(matcher,
+                     fmt::format("match {} '{}': give one of exact, prefix, suffix, regex, present", key, name));
             continue;
           }
           // (copies: a yaml-cpp iterator holds the pair it points to, so no reference may outlive it)

@@ -5,7 +5,6 @@
 // and the others of the same file still load.
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
-
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -100,8 +99,8 @@ struct documents {
   std::vector<canary_spec> canaries;
   std::vector<metric_template> templates;
   std::vector<alert_provider> providers;
-  std::vector<config_error> errors;   // of refused documents
-  std::vector<std::string> ignored;   // "FILE:LINE: Canary NAME: Flagger field 'service' ignored"
+  std::vector<config_error> errors;  // of refused documents
+  std::vector<std::string> ignored;  // "FILE:LINE: Canary NAME: Flagger field 'service' ignored"
 };
 
 // Parses every document of a file into `out` (appending).

@@ -138,8 +138,10 @@ asio::awaitable<void> send_bytes(beast::tcp_stream& stream, std::uint64_t n, boo
   res.set("x-version", st.s.version);
   res.set(http::field::content_type, "application/octet-stream");
   res.keep_alive(keep_alive);
-  if (chunked) res.chunked(true);
-  else res.content_length(n);
+  if (chunked)
+    res.chunked(true);
+  else
+    res.content_length(n);
   http::response_serializer<http::buffer_body> sr(res);
   std::vector<char> buf(64 * 1024);
   std::uint64_t sent = 0;
@@ -204,7 +206,8 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
       std::size_t got = body_buf.size() - req.body().size;
       sum.update(body_buf.data(), got);
       received += got;
-      if (small_body.size() < 4096) small_body.append(body_buf.data(), std::min<std::size_t>(got, 4096 - small_body.size()));
+      if (small_body.size() < 4096)
+        small_body.append(body_buf.data(), std::min<std::size_t>(got, 4096 - small_body.size()));
     }
     st.bytes_received += received;
     if (service && received > 0) st.last_body = small_body;
@@ -225,7 +228,8 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
       res.set(http::field::content_type, "application/json");
       if (req.method() != http::verb::put && req.method() != http::verb::post) {
         res.result(http::status::method_not_allowed);
-        res.body() = R"({"error":"use PUT with a JSON body"})" "\n";
+        res.body() = R"({"error":"use PUT with a JSON body"})"
+                     "\n";
       } else if (auto err = apply_config(st, small_body); !err.empty()) {
         res.result(http::status::bad_request);
         res.body() = json::serialize(json::object{{"error", err}}) + "\n";
@@ -260,7 +264,9 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
       } else {
         http::response<http::string_body> res{http::status::ok, 11};
         res.set(http::field::content_type, "application/json");
-        json::object o{{"version", st.s.version}, {"hostname", st.hostname}, {"method", std::string(req.method_string())},
+        json::object o{{"version", st.s.version},
+                       {"hostname", st.hostname},
+                       {"method", std::string(req.method_string())},
                        {"path", path}};
         if (path == "/headers") {
           json::object headers;
@@ -268,8 +274,10 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
             std::string name(f.name_string());
             for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
             auto it = headers.find(name);
-            if (it != headers.end()) it->value() = std::string(it->value().as_string()) + "," + std::string(f.value());
-            else headers[name] = std::string(f.value());
+            if (it != headers.end())
+              it->value() = std::string(it->value().as_string()) + "," + std::string(f.value());
+            else
+              headers[name] = std::string(f.value());
           }
           o["headers"] = std::move(headers);
         }
@@ -315,8 +323,10 @@ int main(int argc, char** argv) {
     }
     if (i + 1 >= argc) return bad("unknown or incomplete argument '" + arg + "'");
     std::string value = argv[++i];
-    if (arg == "--listen") listen_at = value;
-    else if (arg == "--version") st.s.version = value;
+    if (arg == "--listen")
+      listen_at = value;
+    else if (arg == "--version")
+      st.s.version = value;
     else if (arg == "--error-percent" || arg == "--reset-percent") {
       char* end = nullptr;
       long p = std::strtol(value.c_str(), &end, 10);

@@ -1,9 +1,8 @@
 #include "proxy/access_log.hpp"
 
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -65,14 +64,18 @@ void format_access_line(const access_record& r, std::string& out) {
   out += R"(,"upstream":)";
   if (r.has_upstream) {
     auto addr = r.upstream.address();
-    if (addr.is_v6()) fmt::format_to(std::back_inserter(out), R"("[{}]:{}")", addr.to_string(), r.upstream.port());
-    else fmt::format_to(std::back_inserter(out), R"("{}:{}")", addr.to_string(), r.upstream.port());
+    if (addr.is_v6())
+      fmt::format_to(std::back_inserter(out), R"("[{}]:{}")", addr.to_string(), r.upstream.port());
+    else
+      fmt::format_to(std::back_inserter(out), R"("{}:{}")", addr.to_string(), r.upstream.port());
   } else {
     out += "null";
   }
   out += R"(,"request_id":)";
-  if (r.request_id.size) append_json_string(out, r.request_id.view());
-  else out += "null";
+  if (r.request_id.size)
+    append_json_string(out, r.request_id.view());
+  else
+    out += "null";
   out += R"(,"method":)";
   append_json_string(out, r.method.view());
   out += R"(,"path":)";

@@ -7,10 +7,9 @@
 // thread drains every ring a few times a second, formats the JSON and writes
 // it in one write(2) per batch. A full ring drops the record and counts it
 // (vane_access_log_dropped_total): a slow disk must never slow requests.
-#include <boost/asio/ip/tcp.hpp>
-
 #include <array>
 #include <atomic>
+#include <boost/asio/ip/tcp.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>

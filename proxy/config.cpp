@@ -3,12 +3,11 @@
 #include <fmt/format.h>
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
-#include <filesystem>
-
-#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <set>
 #include <tuple>
 
@@ -59,8 +58,10 @@ class config_parser {
       if (auto hp = address_of(v, "admin.address")) {
         boost::system::error_code ec;
         boost::asio::ip::make_address(hp->host, ec);
-        if (ec) r_.error(v, fmt::format("admin.address: '{}' is not an IP address", hp->host));
-        else a.address = *hp;
+        if (ec)
+          r_.error(v, fmt::format("admin.address: '{}' is not an IP address", hp->host));
+        else
+          a.address = *hp;
       }
     }
     if (auto v = n["token_file"]) {
@@ -86,14 +87,16 @@ class config_parser {
 
   void parse_limits(const YAML::Node& n, limits_config& l) {
     if (!r_.expect_map(n, "limits")) return;
-    r_.check_keys(n, "limits",
-                  {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout",
-                   "max_request_target", "max_header_field", "max_requests_per_connection", "max_connections",
-                   "max_in_flight"});
+    r_.check_keys(
+        n, "limits",
+        {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout", "max_request_target",
+         "max_header_field", "max_requests_per_connection", "max_connections", "max_in_flight"});
     if (auto v = n["max_request_headers"]) {
       if (auto s = r_.get_size(v, "limits.max_request_headers")) {
-        if (*s < 1024 || *s > (1u << 20)) r_.error(v, "limits.max_request_headers must be between 1KiB and 1MiB");
-        else l.max_request_headers = *s;
+        if (*s < 1024 || *s > (1u << 20))
+          r_.error(v, "limits.max_request_headers must be between 1KiB and 1MiB");
+        else
+          l.max_request_headers = *s;
       }
     }
     if (auto v = n["max_headers"])
@@ -104,29 +107,37 @@ class config_parser {
     if (auto v = n["idle_timeout"]) positive_duration(v, "limits.idle_timeout", l.idle_timeout);
     if (auto v = n["max_request_target"]) {
       if (auto s = r_.get_size(v, "limits.max_request_target")) {
-        if (*s < 256 || *s > (1u << 20)) r_.error(v, "limits.max_request_target must be between 256 and 1MiB");
-        else l.max_request_target = *s;
+        if (*s < 256 || *s > (1u << 20))
+          r_.error(v, "limits.max_request_target must be between 256 and 1MiB");
+        else
+          l.max_request_target = *s;
       }
     }
     if (auto v = n["max_header_field"]) {
       if (auto s = r_.get_size(v, "limits.max_header_field")) {
-        if (*s < 256 || *s > (1u << 20)) r_.error(v, "limits.max_header_field must be between 256 and 1MiB");
-        else l.max_header_field = *s;
+        if (*s < 256 || *s > (1u << 20))
+          r_.error(v, "limits.max_header_field must be between 256 and 1MiB");
+        else
+          l.max_header_field = *s;
       }
     }
     if (auto v = n["max_requests_per_connection"])
       if (auto i = r_.get_int(v, "limits.max_requests_per_connection", 0, 100'000'000))
         l.max_requests_per_connection = static_cast<std::uint32_t>(*i);
     if (auto v = n["max_connections"])
-      if (auto i = r_.get_int(v, "limits.max_connections", 1, 10'000'000)) l.max_connections = static_cast<std::uint32_t>(*i);
+      if (auto i = r_.get_int(v, "limits.max_connections", 1, 10'000'000))
+        l.max_connections = static_cast<std::uint32_t>(*i);
     if (auto v = n["max_in_flight"])
-      if (auto i = r_.get_int(v, "limits.max_in_flight", 1, 10'000'000)) l.max_in_flight = static_cast<std::uint32_t>(*i);
+      if (auto i = r_.get_int(v, "limits.max_in_flight", 1, 10'000'000))
+        l.max_in_flight = static_cast<std::uint32_t>(*i);
   }
 
   void positive_duration(const YAML::Node& v, std::string_view what, duration& out) {
     if (auto d = r_.get_duration(v, what)) {
-      if (d->count() <= 0) r_.error(v, fmt::format("{} must be greater than 0", what));
-      else out = *d;
+      if (d->count() <= 0)
+        r_.error(v, fmt::format("{} must be greater than 0", what));
+      else
+        out = *d;
     }
   }
 
@@ -170,8 +181,10 @@ class config_parser {
           if (eps.size() == 0) r_.error(eps, "cluster.endpoints must name at least one HOST:PORT");
           for (const auto& e : eps) {
             if (auto hp = address_of(e, "endpoint")) {
-              if (hp->port == 0) r_.error(e, "endpoint port must not be 0");
-              else cc.endpoints.push_back(*hp);
+              if (hp->port == 0)
+                r_.error(e, "endpoint port must not be 0");
+              else
+                cc.endpoints.push_back(*hp);
             }
           }
         }
@@ -183,7 +196,8 @@ class config_parser {
         if (auto i = r_.get_int(v, "cluster.max_connections", 1, 1'000'000))
           cc.max_connections = static_cast<std::uint32_t>(*i);
       if (auto v = c["max_pending"])
-        if (auto i = r_.get_int(v, "cluster.max_pending", 0, 1'000'000)) cc.max_pending = static_cast<std::uint32_t>(*i);
+        if (auto i = r_.get_int(v, "cluster.max_pending", 0, 1'000'000))
+          cc.max_pending = static_cast<std::uint32_t>(*i);
       if (auto f = c["fault"]) cc.fault = parse_fault(f, r_, "cluster.fault");
       if (auto t = c["tls"]) cc.tls = parse_cluster_tls(t);
       cfg.clusters.push_back(std::move(cc));
@@ -204,8 +218,7 @@ class config_parser {
     return p.lexically_normal().string();
   }
 
-  std::optional<tls_certificate_config> parse_certificate(const YAML::Node& n, std::string_view what,
-                                                          bool with_names) {
+  std::optional<tls_certificate_config> parse_certificate(const YAML::Node& n, std::string_view what, bool with_names) {
     tls_certificate_config c;
     const bool has_certificate = r_.require(n, "certificate", what);  // both reported when both are missing
     const bool has_key = r_.require(n, "private_key", what);
@@ -235,9 +248,9 @@ class config_parser {
 
   std::optional<listener_tls_config> parse_listener_tls(const YAML::Node& n) {
     if (!r_.expect_map(n, "listener.tls")) return std::nullopt;
-    r_.check_keys(n, "listener.tls",
-                  {"certificate", "private_key", "certificates", "client_ca", "require_client_certificate",
-                   "handshake_timeout"});
+    r_.check_keys(
+        n, "listener.tls",
+        {"certificate", "private_key", "certificates", "client_ca", "require_client_certificate", "handshake_timeout"});
     listener_tls_config t;
     const std::size_t errors_before = r_.errors().size();
     bool single = n["certificate"] || n["private_key"];
@@ -387,13 +400,14 @@ class config_parser {
         if (s->find('*') != std::string::npos && !(s->starts_with("*.") && s->find('*', 1) == std::string::npos) &&
             *s != "*")
           r_.error(h, fmt::format("match.host '{}': a wildcard is only allowed as a leading '*.'", *s));
-        else rc.host = *s;
+        else
+          rc.host = *s;
       }
     }
     int path_keys = 0;
-    for (auto [key, kind] : {std::pair{"path_prefix", path_match_kind::prefix},
-                             std::pair{"path_exact", path_match_kind::exact},
-                             std::pair{"path_regex", path_match_kind::regex}}) {
+    for (auto [key, kind] :
+         {std::pair{"path_prefix", path_match_kind::prefix}, std::pair{"path_exact", path_match_kind::exact},
+          std::pair{"path_regex", path_match_kind::regex}}) {
       auto v = m[key];
       if (!v) continue;
       if (++path_keys > 1) {
@@ -533,8 +547,9 @@ std::vector<rule_config> parse_rules(const YAML::Node& n, yaml_reader& r,
         r.check_keys(alt, "match alternative", {"headers", "cookies", "query"});
         std::vector<match_spec> all;
         std::size_t named = 0;  // conditions written, valid or not
-        for (auto [key, source] : {std::pair{"headers", match_source::header},
-                                   std::pair{"cookies", match_source::cookie}, std::pair{"query", match_source::query}}) {
+        for (auto [key, source] :
+             {std::pair{"headers", match_source::header}, std::pair{"cookies", match_source::cookie},
+              std::pair{"query", match_source::query}}) {
           auto group = alt[key];
           if (!group || !r.expect_map(group, key)) continue;
           for (const auto& entry : group) {
@@ -641,14 +656,18 @@ std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std
       r.check_keys(a, "fault.abort", {"status", "percent"});
       abort_fault af;
       if (r.require(a, "status", "fault.abort")) {
-        if (auto st = r.get_int(a["status"], "fault.abort.status", 200, 599)) af.status = static_cast<unsigned>(*st);
-        else ok = false;
+        if (auto st = r.get_int(a["status"], "fault.abort.status", 200, 599))
+          af.status = static_cast<unsigned>(*st);
+        else
+          ok = false;
       } else {
         ok = false;
       }
       if (r.require(a, "percent", "fault.abort")) {
-        if (auto p = percent_of(a["percent"], r, "fault.abort.percent")) af.per_10k = *p;
-        else ok = false;
+        if (auto p = percent_of(a["percent"], r, "fault.abort.percent"))
+          af.per_10k = *p;
+        else
+          ok = false;
       } else {
         ok = false;
       }
@@ -662,14 +681,18 @@ std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std
       r.check_keys(d, "fault.delay", {"duration", "percent"});
       delay_fault df;
       if (r.require(d, "duration", "fault.delay")) {
-        if (auto v = r.get_duration(d["duration"], "fault.delay.duration")) df.delay = *v;
-        else ok = false;
+        if (auto v = r.get_duration(d["duration"], "fault.delay.duration"))
+          df.delay = *v;
+        else
+          ok = false;
       } else {
         ok = false;
       }
       if (r.require(d, "percent", "fault.delay")) {
-        if (auto p = percent_of(d["percent"], r, "fault.delay.percent")) df.per_10k = *p;
-        else ok = false;
+        if (auto p = percent_of(d["percent"], r, "fault.delay.percent"))
+          df.per_10k = *p;
+        else
+          ok = false;
       } else {
         ok = false;
       }
@@ -697,12 +720,16 @@ std::optional<mirror_config> parse_mirror(const YAML::Node& n, yaml_reader& r,
     }
   }
   if (auto v = n["percent"]) {
-    if (auto p = percent_of(v, r, "mirror.percent")) m.per_10k = *p;
-    else ok = false;
+    if (auto p = percent_of(v, r, "mirror.percent"))
+      m.per_10k = *p;
+    else
+      ok = false;
   }
   if (auto v = n["max_body"]) {
-    if (auto b = r.get_size(v, "mirror.max_body")) m.max_body = *b;
-    else ok = false;
+    if (auto b = r.get_size(v, "mirror.max_body"))
+      m.max_body = *b;
+    else
+      ok = false;
   }
   if (!ok) return std::nullopt;
   return m;
@@ -714,11 +741,14 @@ std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r)
   retries_config rc;
   bool ok = true;
   if (auto v = n["attempts"]) {
-    if (auto a = r.get_int(v, "retries.attempts", 0, 10)) rc.attempts = static_cast<std::uint32_t>(*a);
-    else ok = false;
+    if (auto a = r.get_int(v, "retries.attempts", 0, 10))
+      rc.attempts = static_cast<std::uint32_t>(*a);
+    else
+      ok = false;
   }
   if (auto v = n["per_try_timeout"]) {
-    if (auto d = r.get_duration(v, "retries.per_try_timeout"); d && d->count() > 0) rc.per_try_timeout = *d;
+    if (auto d = r.get_duration(v, "retries.per_try_timeout"); d && d->count() > 0)
+      rc.per_try_timeout = *d;
     else {
       if (d) r.error(v, "retries.per_try_timeout must be positive");
       ok = false;
@@ -740,8 +770,8 @@ std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r)
         } else if (*cond == "gateway-error") {
           rc.on.gateway_error = true;
         } else {
-          r.error(e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error)",
-                                 *cond));
+          r.error(
+              e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error)", *cond));
           ok = false;
         }
       }
@@ -753,12 +783,16 @@ std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r)
     if (r.expect_map(b, "retries.budget")) {
       r.check_keys(b, "retries.budget", {"percent", "min"});
       if (auto v = b["percent"]) {
-        if (auto p = percent_of(v, r, "retries.budget.percent")) rc.budget_per_10k = *p;
-        else ok = false;
+        if (auto p = percent_of(v, r, "retries.budget.percent"))
+          rc.budget_per_10k = *p;
+        else
+          ok = false;
       }
       if (auto v = b["min"]) {
-        if (auto m = r.get_int(v, "retries.budget.min", 0, 1'000'000)) rc.budget_min = static_cast<std::uint32_t>(*m);
-        else ok = false;
+        if (auto m = r.get_int(v, "retries.budget.min", 0, 1'000'000))
+          rc.budget_min = static_cast<std::uint32_t>(*m);
+        else
+          ok = false;
       }
     } else {
       ok = false;
@@ -796,7 +830,8 @@ std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& 
     ok = false;
   }
   if (auto v = n["max_age"]) {
-    if (auto d = r.get_duration(v, "session_affinity.max_age"); d && d->count() > 0) a.max_age = *d;
+    if (auto d = r.get_duration(v, "session_affinity.max_age"); d && d->count() > 0)
+      a.max_age = *d;
     else {
       if (d) r.error(v, "session_affinity.max_age must be positive");
       ok = false;
@@ -832,8 +867,8 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
       if (!header_name_ok(name)) {
         r.error(e.first, fmt::format("{}.{}: '{}' is not a valid header name", what, key, name));
       } else if (value && !header_value_ok(*value)) {
-        r.error(e.second, fmt::format("{}.{}.{}: control characters are not allowed in a header value", what, key,
-                                      name));
+        r.error(e.second,
+                fmt::format("{}.{}.{}: control characters are not allowed in a header value", what, key, name));
       } else if (value) {
         target->emplace_back(lower(name), *value);
       }
@@ -843,8 +878,10 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
     for (const auto& e : rm) {
       auto name = r.get_string(e, fmt::format("{}.remove", what));
       if (!name) continue;
-      if (!header_name_ok(*name)) r.error(e, fmt::format("{}.remove: '{}' is not a valid header name", what, *name));
-      else ops.remove.push_back(lower(*name));
+      if (!header_name_ok(*name))
+        r.error(e, fmt::format("{}.remove: '{}' is not a valid header name", what, *name));
+      else
+        ops.remove.push_back(lower(*name));
     }
   }
   return ops;

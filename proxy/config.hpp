@@ -22,11 +22,11 @@ struct limits_config {
   std::uint64_t max_body = 16 * 1024 * 1024;
   duration header_timeout = std::chrono::seconds(10);  // to read a whole request head
   duration idle_timeout = std::chrono::seconds(60);    // keep-alive idle, and per read/write of a body
-  std::uint64_t max_request_target = 8 * 1024;        // longer -> 414 (nginx: 8k)
-  std::uint64_t max_header_field = 8 * 1024;          // one field's name + value; longer -> 431 (nginx: 8k a line)
-  std::uint32_t max_requests_per_connection = 1000;   // then Connection: close (nginx's keepalive_requests); 0: none
-  std::uint32_t max_connections = 20000;              // per listener per worker; more are closed at accept
-  std::uint32_t max_in_flight = 10000;                // requests being proxied per worker; more -> 503
+  std::uint64_t max_request_target = 8 * 1024;         // longer -> 414 (nginx: 8k)
+  std::uint64_t max_header_field = 8 * 1024;           // one field's name + value; longer -> 431 (nginx: 8k a line)
+  std::uint32_t max_requests_per_connection = 1000;    // then Connection: close (nginx's keepalive_requests); 0: none
+  std::uint32_t max_connections = 20000;               // per listener per worker; more are closed at accept
+  std::uint32_t max_in_flight = 10000;                 // requests being proxied per worker; more -> 503
 };
 
 struct split_entry {
@@ -95,8 +95,8 @@ struct session_affinity_config {
 struct retries_config {
   std::uint32_t attempts = 1;
   std::optional<duration> per_try_timeout;  // for the response head of each try; default: the route's timeout
-  retry_on on;  // default: connect-failure, reset
-  std::uint32_t budget_per_10k = 2000;  // 20%
+  retry_on on;                              // default: connect-failure, reset
+  std::uint32_t budget_per_10k = 2000;      // 20%
   std::uint32_t budget_min = 3;
   bool operator==(const retries_config&) const = default;
 };
@@ -155,10 +155,10 @@ struct listener_config {
 };
 
 struct health_check_config {
-  std::string path;                            // GET PATH; a 2xx answer passes
+  std::string path;                             // GET PATH; a 2xx answer passes
   duration interval = std::chrono::seconds(5);  // also the timeout of one check
-  std::uint32_t unhealthy = 2;                 // consecutive failures that mark an endpoint down
-  std::uint32_t healthy = 2;                   // consecutive passes that mark it up again
+  std::uint32_t unhealthy = 2;                  // consecutive failures that mark an endpoint down
+  std::uint32_t healthy = 2;                    // consecutive passes that mark it up again
   bool operator==(const health_check_config&) const = default;
 };
 
@@ -168,9 +168,9 @@ struct cluster_config {
   std::optional<health_check_config> health_check;
   duration dns_refresh_rate = std::chrono::seconds(5);  // for endpoints given as DNS names
   duration connect_timeout = std::chrono::seconds(1);
-  std::uint32_t max_connections = 1024;  // per worker
-  std::uint32_t max_pending = 1024;      // per worker
-  std::optional<fault_config> fault;     // injected as if the cluster answered
+  std::uint32_t max_connections = 1024;   // per worker
+  std::uint32_t max_pending = 1024;       // per worker
+  std::optional<fault_config> fault;      // injected as if the cluster answered
   std::optional<cluster_tls_config> tls;  // TLS to the endpoints when set
 };
 

@@ -3,10 +3,9 @@
 #include <sys/socket.h>
 
 #include <array>
-
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -15,8 +14,8 @@
 #include <boost/beast/http.hpp>
 
 #include "common/log.hpp"
-#include "filters/route_match/route_match.hpp"
 #include "filters/decision/decision.hpp"
+#include "filters/route_match/route_match.hpp"
 #include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
 #include "proxy/head_rewrite.hpp"
@@ -73,8 +72,7 @@ struct request_meter {
     access_record* r = log->reserve();
     if (!r) return;
     auto started = std::chrono::system_clock::now() - elapsed;
-    r->start_unix_us =
-        std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch()).count();
+    r->start_unix_us = std::chrono::duration_cast<std::chrono::microseconds>(started.time_since_epoch()).count();
     r->duration_us = micros(elapsed);
     r->bytes_received = bytes_received;
     r->bytes_sent = bytes_sent;
@@ -109,9 +107,8 @@ void set_keep_alive(http::response<Body>& res, bool keep_alive, unsigned client_
 
 // A reply made by the proxy itself (no route, upstream failure, bad request).
 // An HTTP/1.0 client (`client_version` 10) kept open is told so.
-task<bool> local_reply(proxy_stream& client, request_meter& meter, http::status status,
-                                  std::string_view body, bool keep_alive, duration timeout,
-                                  unsigned client_version = 11) {
+task<bool> local_reply(proxy_stream& client, request_meter& meter, http::status status, std::string_view body,
+                       bool keep_alive, duration timeout, unsigned client_version = 11) {
   http::response<http::string_body> res{status, 11};
   res.set(http::field::server, "vane");
   res.set(http::field::content_type, "text/plain");
@@ -136,7 +133,7 @@ enum class relay_status { ok, read_failed, bad_input, too_large, write_failed };
 // always start at the head.
 template <bool isRequest>
 task<boost::system::error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer,
-                                                      http::parser<isRequest, http::buffer_body>& p) {
+                                          http::parser<isRequest, http::buffer_body>& p) {
   boost::system::error_code ec;
   bool received = buffer.size() > 0;
   for (;;) {
@@ -296,13 +293,19 @@ struct failure_reply {
 
 failure_reply reply_for(acquire_error e) {
   switch (e) {
-    case acquire_error::overflow: return {http::status::service_unavailable, "upstream overflow\n"};
-    case acquire_error::connect_timeout: return {http::status::gateway_timeout, "upstream connect timeout\n"};
-    case acquire_error::pending_timeout: return {http::status::gateway_timeout, "upstream request timeout\n"};
-    case acquire_error::no_healthy: return {http::status::service_unavailable, "no healthy upstream\n"};
-    case acquire_error::tls_failed: return {http::status::bad_gateway, "upstream TLS handshake failed\n"};
+    case acquire_error::overflow:
+      return {http::status::service_unavailable, "upstream overflow\n"};
+    case acquire_error::connect_timeout:
+      return {http::status::gateway_timeout, "upstream connect timeout\n"};
+    case acquire_error::pending_timeout:
+      return {http::status::gateway_timeout, "upstream request timeout\n"};
+    case acquire_error::no_healthy:
+      return {http::status::service_unavailable, "no healthy upstream\n"};
+    case acquire_error::tls_failed:
+      return {http::status::bad_gateway, "upstream TLS handshake failed\n"};
     case acquire_error::connect_failed:
-    case acquire_error::none: break;
+    case acquire_error::none:
+      break;
   }
   return {http::status::bad_gateway, "upstream connect error\n"};
 }
@@ -310,8 +313,7 @@ failure_reply reply_for(acquire_error e) {
 // What rules and sticky hashing read of a request: views into its head.
 class head_view final : public request_view {
  public:
-  head_view(const http::fields& f, std::string_view target, std::string_view ip)
-      : f_(f), target_(target), ip_(ip) {}
+  head_view(const http::fields& f, std::string_view target, std::string_view ip) : f_(f), target_(target), ip_(ip) {}
   std::optional<std::string_view> header(std::string_view name) const override {
     auto it = f_.find(name);
     if (it == f_.end()) return std::nullopt;
@@ -350,9 +352,8 @@ std::string shadow_host(std::string_view host) {
 // the status and the duration are kept (vane_mirror_* of the route and the
 // mirror cluster). Runs detached on the worker: nothing waits for it. The
 // caller has counted it in the pool's requests; `policy` pins the pool.
-task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluster,
-                                  route_cluster_stats* stats, http::request<http::string_body> copy,
-                                  duration timeout, duration io_timeout) {
+task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluster, route_cluster_stats* stats,
+                       http::request<http::string_body> copy, duration timeout, duration io_timeout) {
   upstream_pool& pool = *policy->mirror_pools[cluster];
   struct done {
     upstream_pool& pool;
@@ -402,8 +403,7 @@ bool is_absolute_form(std::string_view target) {
 
 }  // namespace
 
-task<void> serve_connection(worker& w, worker_socket socket, std::string listener_name,
-                                       listener_stats* lstats) {
+task<void> serve_connection(worker& w, worker_socket socket, std::string listener_name, listener_stats* lstats) {
   proxy_stream client(std::move(socket));
   // The listener's TLS contexts as the current table has them: a certificate
   // rotation publishes a new table, and this connection keeps what it got.
@@ -444,9 +444,9 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   const std::string_view proto = tls ? "https" : "http";
 
   beast::flat_buffer buffer;
-  std::unique_ptr<char[]> relay_buf;  // see relay_body
-  std::string head_buf;               // the heads written by write_head, reused
-  forwarded_fields forwarded;         // the forwarding lines added to each request head, reused
+  std::unique_ptr<char[]> relay_buf;                 // see relay_body
+  std::string head_buf;                              // the heads written by write_head, reused
+  forwarded_fields forwarded;                        // the forwarding lines added to each request head, reused
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
   std::uint32_t served_on_connection = 0;
@@ -519,8 +519,9 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     }
     // While draining, every response asks the client to close (and reconnect elsewhere).
     ++served_on_connection;
-    bool keep_alive = req.keep_alive() && !w.draining() &&
-                      (limits.max_requests_per_connection == 0 || served_on_connection < limits.max_requests_per_connection);
+    bool keep_alive =
+        req.keep_alive() && !w.draining() &&
+        (limits.max_requests_per_connection == 0 || served_on_connection < limits.max_requests_per_connection);
     const bool has_body = !parser.is_done();
 
     if (const char* why = header_limit_exceeded(req, limits)) {
@@ -559,7 +560,8 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       req.set(http::field::host, absolute_host);
       target = req.target();
     } else if (target.empty() || (target.front() != '/' && target != "*")) {
-      co_await local_reply(client, meter, http::status::bad_request, "bad request target\n", false, limits.idle_timeout);
+      co_await local_reply(client, meter, http::status::bad_request, "bad request target\n", false,
+                           limits.idle_timeout);
       co_return;
     }
 
@@ -568,7 +570,8 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     if (!route) {
       // A body we will not read would be taken for the next request: close instead.
       if (has_body) keep_alive = false;
-      if (!co_await local_reply(client, meter, http::status::not_found, "no route\n", keep_alive, limits.idle_timeout, client_version) ||
+      if (!co_await local_reply(client, meter, http::status::not_found, "no route\n", keep_alive, limits.idle_timeout,
+                                client_version) ||
           !keep_alive)
         co_return;
       continue;
@@ -621,8 +624,8 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     for (int level = 0; level < 2 && !fault_status; ++level) {
       const std::optional<fault_config>& fault = level == 0 ? route->fault : picked.fault;
       if (!fault) continue;
-      auto& counts = level == 0 ? policy->route_fault_counts[route->index]
-                                : policy->cluster_fault_counts[route->clusters[pick]];
+      auto& counts =
+          level == 0 ? policy->route_fault_counts[route->index] : policy->cluster_fault_counts[route->clusters[pick]];
       if (fault->delay && exact_share_hit(counts[1], fault->delay->per_10k)) {
         worker_timer timer(client.get_executor(), fault->delay->delay);
         co_await timer.async_wait(nothrow);
@@ -687,8 +690,10 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       }
       const auto status = co_await read_body_piece(parser, client, buffer, relay_buf, limits.idle_timeout);
       if (status != relay_status::ok) {
-        if (status == relay_status::read_failed) meter.code = 499;
-        else co_await bad_body_reply(client, meter, status, limits.idle_timeout);
+        if (status == relay_status::read_failed)
+          meter.code = 499;
+        else
+          co_await bad_body_reply(client, meter, status, limits.idle_timeout);
         co_return;
       }
       piece_ready = true;
@@ -780,8 +785,10 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
                                      meter.bytes_received, mirror_copy ? &tee : nullptr, &piece_ready);
       if (status != relay_status::ok && status != relay_status::write_failed) {
         pool.release(std::move(conn.conn), false);  // it has part of a request: never reused
-        if (status == relay_status::read_failed) meter.code = 499;  // the client went away
-        else co_await bad_body_reply(client, meter, status, limits.idle_timeout);
+        if (status == relay_status::read_failed)
+          meter.code = 499;  // the client went away
+        else
+          co_await bad_body_reply(client, meter, status, limits.idle_timeout);
         co_return;
       }
       if (status == relay_status::write_failed) {
@@ -858,7 +865,8 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
 
     if (failure) {
       if (has_body && !parser.is_done()) keep_alive = false;  // unread body bytes: cannot stay in sync
-      if (!co_await local_reply(client, meter, failure->status, failure->body, keep_alive, limits.idle_timeout, client_version) ||
+      if (!co_await local_reply(client, meter, failure->status, failure->body, keep_alive, limits.idle_timeout,
+                                client_version) ||
           !keep_alive)
         co_return;
       continue;
@@ -885,8 +893,10 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     if (close_delimited) {
       // The upstream ends its body by closing: re-frame it as chunked for an
       // HTTP/1.1 client; an HTTP/1.0 client gets it the same way, then close.
-      if (client_version >= 11) chunked_out = true;
-      else keep_alive = false;
+      if (client_version >= 11)
+        chunked_out = true;
+      else
+        keep_alive = false;
     }
     if (chunked_out && client_version < 11) {
       chunked_out = false;
@@ -931,9 +941,8 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       if (wec || !keep_alive) co_return;
       continue;
     }
-    auto status =
-        co_await relay_body(*response, rsr, conn.conn->stream, conn.conn->buffer, client, relay_buf,
-                            limits.idle_timeout, meter.bytes_sent);
+    auto status = co_await relay_body(*response, rsr, conn.conn->stream, conn.conn->buffer, client, relay_buf,
+                                      limits.idle_timeout, meter.bytes_sent);
     upstream_reusable = upstream_reusable && status == relay_status::ok && response->is_done();
     pool.release(std::move(conn.conn), upstream_reusable);
     if (status != relay_status::ok && status != relay_status::write_failed && !rsr.is_header_done()) {

@@ -14,7 +14,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-
 #include <chrono>
 
 namespace vane::proxy {
@@ -24,8 +23,9 @@ template <class T = void>
 using task = boost::asio::awaitable<T, worker_executor>;
 using worker_socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, worker_executor>;
 using worker_tcp_stream = boost::beast::basic_stream<boost::asio::ip::tcp, worker_executor>;
-using worker_timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
-                                                       boost::asio::wait_traits<std::chrono::steady_clock>, worker_executor>;
+using worker_timer =
+    boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>,
+                                      worker_executor>;
 // A completion token for a task: the error code comes back in a tuple, no exception.
 inline constexpr auto task_nothrow = boost::asio::as_tuple(boost::asio::use_awaitable_t<worker_executor>{});
 

@@ -18,8 +18,10 @@ bool hop_by_hop(http::field name) {
     case http::field::te:
     case http::field::trailer:
     case http::field::transfer_encoding:
-    case http::field::upgrade: return true;
-    default: return false;
+    case http::field::upgrade:
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -7,7 +7,6 @@
 // proxy's user-space instructions per request when done field by field
 // (docs/benchmarks.md).
 #include <boost/beast/http/fields.hpp>
-
 #include <string>
 #include <string_view>
 
@@ -30,15 +29,14 @@ void remove_hop_by_hop(boost::beast::http::fields& f);
 // fields object (for a copy of the request made afterwards: a mirror).
 class forwarded_fields {
  public:
-  void rewrite(boost::beast::http::fields& f, std::string_view client_ip, std::string_view proto,
-               bool trust_incoming);
+  void rewrite(boost::beast::http::fields& f, std::string_view client_ip, std::string_view proto, bool trust_incoming);
   // "x-forwarded-for: ...\r\n[x-forwarded-proto: ...\r\n]Via: ...\r\n"
   std::string_view lines() const noexcept { return lines_; }
   void set_on(boost::beast::http::fields& f) const;
 
  private:
   std::string lines_;
-  std::string via_;  // the client's Via values, while the walk collects them
+  std::string via_;                        // the client's Via values, while the walk collects them
   std::size_t xff_end_ = 0, xfp_end_ = 0;  // where each line ends in lines_
 };
 

@@ -7,7 +7,8 @@ namespace http = boost::beast::http;
 namespace {
 
 void version(unsigned v, std::string& out) {
-  const char text[8] = {'H', 'T', 'T', 'P', '/', static_cast<char>('0' + v / 10 % 10), '.', static_cast<char>('0' + v % 10)};
+  const char text[8] = {
+      'H', 'T', 'T', 'P', '/', static_cast<char>('0' + v / 10 % 10), '.', static_cast<char>('0' + v % 10)};
   out.append(text, sizeof text);
 }
 

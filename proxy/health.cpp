@@ -2,14 +2,14 @@
 // the control thread. A change of health or of resolved addresses builds a
 // new route table (same policy) and posts it to the workers, as Envoy's main
 // thread pushes new host sets to its workers.
+#include <fmt/format.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <fmt/format.h>
 
 #include "common/log.hpp"
 #include "proxy/runtime.hpp"
@@ -28,8 +28,8 @@ namespace {
 
 // One check: connect (and TLS when the cluster speaks it, verified as its
 // requests are), GET path, a 2xx status within `timeout` passes.
-asio::awaitable<bool> probe(const worker_executor& ex, tcp::endpoint endpoint, const std::string& path, duration timeout,
-                            std::shared_ptr<const client_tls> tls, std::string tls_host) {
+asio::awaitable<bool> probe(const worker_executor& ex, tcp::endpoint endpoint, const std::string& path,
+                            duration timeout, std::shared_ptr<const client_tls> tls, std::string tls_host) {
   proxy_stream stream(ex);
   stream.expires_after(timeout);
   auto [cec] = co_await stream.tcp().async_connect(endpoint, nothrow);

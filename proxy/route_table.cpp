@@ -1,9 +1,8 @@
 #include "proxy/route_table.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 
 #include "proxy/tls.hpp"
@@ -38,9 +37,7 @@ std::string default_affinity_value(std::string_view route, std::string_view cana
   return fmt::format("{:016x}", h);
 }
 
-std::string endpoint_key(const tcp::endpoint& ep) {
-  return host_port{ep.address().to_string(), ep.port()}.to_string();
-}
+std::string endpoint_key(const tcp::endpoint& ep) { return host_port{ep.address().to_string(), ep.port()}.to_string(); }
 
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
                                                      const table_inputs& inputs, std::string& error) {
@@ -135,10 +132,17 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       cr.index = table->route_count++;
       cr.host = host_matcher(r.host);
       switch (r.path_kind) {
-        case path_match_kind::any: break;
-        case path_match_kind::prefix: cr.path = path_matcher::prefix(r.path); break;
-        case path_match_kind::exact: cr.path = path_matcher::exact(r.path); break;
-        case path_match_kind::regex: cr.path = path_matcher::regex(r.path); break;
+        case path_match_kind::any:
+          break;
+        case path_match_kind::prefix:
+          cr.path = path_matcher::prefix(r.path);
+          break;
+        case path_match_kind::exact:
+          cr.path = path_matcher::exact(r.path);
+          break;
+        case path_match_kind::regex:
+          cr.path = path_matcher::regex(r.path);
+          break;
       }
       for (const auto& s : r.split) {
         cr.decision.weights.push_back(s.weight);
@@ -176,9 +180,10 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       }
       if (r.session_affinity && r.split.size() >= 2) {
         const auto& a = *r.session_affinity;
-        cr.decision.affinity = affinity_policy::make(
-            a.cookie, a.primary_cookie, a.value.empty() ? default_affinity_value(r.name, r.split.back().cluster) : a.value,
-            std::chrono::duration_cast<std::chrono::seconds>(a.max_age).count());
+        cr.decision.affinity =
+            affinity_policy::make(a.cookie, a.primary_cookie,
+                                  a.value.empty() ? default_affinity_value(r.name, r.split.back().cluster) : a.value,
+                                  std::chrono::duration_cast<std::chrono::seconds>(a.max_age).count());
       }
       cr.request_headers = r.request_headers;
       cr.response_headers = r.response_headers;

@@ -3,7 +3,6 @@
 // read-only by every worker (std::shared_ptr<const route_table>). Everything a
 // request needs to pick a route and a cluster is precompiled here.
 #include <boost/asio/ip/tcp.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -11,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "filters/route_match/route_match.hpp"
 #include "filters/decision/decision.hpp"
+#include "filters/route_match/route_match.hpp"
 #include "filters/rules/rules.hpp"
 #include "proxy/config.hpp"
 

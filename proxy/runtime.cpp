@@ -1,7 +1,5 @@
 #include "proxy/runtime.hpp"
 
-#include "proxy/tls.hpp"
-
 #include <sys/inotify.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -16,6 +14,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "proxy/stats.hpp"
+#include "proxy/tls.hpp"
 
 namespace vane::proxy {
 
@@ -73,7 +72,8 @@ void runtime::start() {
             admin.token.empty() ? "" : " (bearer token required)");
   if (access_log_) access_log_->start();
   server_->start();
-  for (const auto& l : effective_.listeners) listeners_[l.name] = {l.address, server_->initial_listener_ids().at(l.name)};
+  for (const auto& l : effective_.listeners)
+    listeners_[l.name] = {l.address, server_->initial_listener_ids().at(l.name)};
   ready_ = true;
 }
 
@@ -187,8 +187,7 @@ asio::awaitable<void> runtime::reload(std::string why, bool only_if_changed) {
 
 asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text, const std::string& why) {
   if (next.admin.address != file_config_.admin.address)
-    log::warn("reload: admin.address changed to {}; it takes effect at the next start",
-              next.admin.address.to_string());
+    log::warn("reload: admin.address changed to {}; it takes effect at the next start", next.admin.address.to_string());
   next.admin.address = file_config_.admin.address;
   // Bind what is new before changing anything: a port in use refuses the reload.
   std::vector<server::prepared_listener> opened;
@@ -396,7 +395,8 @@ std::optional<json::object> runtime::route_json(std::string_view name) const {
 }
 
 asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::string_view body) {
-  if (!find_route(effective_, name)) co_return admin_reply{404, {{"error", "no route named '" + std::string(name) + "'"}}};
+  if (!find_route(effective_, name))
+    co_return admin_reply{404, {{"error", "no route named '" + std::string(name) + "'"}}};
   auto it = overrides_.find(name);
   route_overrides current = it == overrides_.end() ? route_overrides{} : it->second;
   auto update = parse_traffic_update(body, file_config_, current);
@@ -407,8 +407,10 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
     bool affinity = o.session_affinity ? o.session_affinity->has_value() : file_route.session_affinity.has_value();
     std::size_t split = o.split ? o.split->size() : file_route.split.size();
     if (affinity && split < 2)
-      co_return admin_reply{400, {{"error", "session_affinity needs a split of at least two clusters (primary first, "
-                                            "canary last)"}}};
+      co_return admin_reply{400,
+                            {{"error",
+                              "session_affinity needs a split of at least two clusters (primary first, "
+                              "canary last)"}}};
   }
   overrides_map next = overrides_;
   next[std::string(name)] = *update.overrides;
@@ -432,7 +434,8 @@ asio::awaitable<admin_reply> runtime::commit_overrides(overrides_map next, std::
 }
 
 asio::awaitable<admin_reply> runtime::delete_traffic(std::string_view name) {
-  if (!find_route(effective_, name)) co_return admin_reply{404, {{"error", "no route named '" + std::string(name) + "'"}}};
+  if (!find_route(effective_, name))
+    co_return admin_reply{404, {{"error", "no route named '" + std::string(name) + "'"}}};
   overrides_map next = overrides_;
   if (auto it = next.find(name); it != next.end()) next.erase(it);
   admin_reply reply = co_await commit_overrides(std::move(next), name);
@@ -467,8 +470,10 @@ asio::awaitable<void> runtime::drain() {
     co_await timer.async_wait(nothrow);
   }
   auto left = server_->active_connections();
-  if (left > 0) log::warn("draining: drain_timeout reached with {} connections open; closing them", left);
-  else log::info("draining: all connections closed");
+  if (left > 0)
+    log::warn("draining: drain_timeout reached with {} connections open; closing them", left);
+  else
+    log::info("draining: all connections closed");
   ctx_.stop();
 }
 

@@ -13,7 +13,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
-
 #include <map>
 #include <memory>
 #include <optional>
@@ -94,10 +93,11 @@ class runtime {
   std::uint64_t tls_reloads_ok_ = 0;
   std::uint64_t tls_reloads_error_ = 0;
   std::unique_ptr<tls_cache> tls_;  // TLS contexts shared by the tables; refreshed by watch_certificates
-  double start_time_ = 0;  // seconds since the epoch
+  double start_time_ = 0;           // seconds since the epoch
   std::shared_ptr<const route_table> table_;
   health_map health_;
-  std::map<std::string, std::pair<std::string, std::uint64_t>, std::less<>> health_checks_;  // cluster -> (signature, epoch)
+  std::map<std::string, std::pair<std::string, std::uint64_t>, std::less<>>
+      health_checks_;  // cluster -> (signature, epoch)
   std::uint64_t health_epoch_ = 0;
   std::unique_ptr<access_logger> access_log_;  // before server_: workers write into its rings
   std::unique_ptr<server> server_;

@@ -4,7 +4,6 @@
 // route tables, drains and stops them. All methods are called on the control
 // thread; work on a worker always runs on that worker's thread.
 #include <boost/asio/awaitable.hpp>
-
 #include <functional>
 #include <map>
 #include <memory>

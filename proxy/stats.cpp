@@ -20,8 +20,7 @@ T* stats_store::get(per_worker<T>& slots, std::size_t worker) {
   return p.get();
 }
 
-route_cluster_stats* stats_store::route_cluster(std::size_t worker, std::string_view route,
-                                                std::string_view cluster) {
+route_cluster_stats* stats_store::route_cluster(std::size_t worker, std::string_view route, std::string_view cluster) {
   std::lock_guard lock(mu_);
   return get(route_clusters_[{std::string(route), std::string(cluster)}], worker);
 }
@@ -139,7 +138,8 @@ void stats_store::render_prometheus(std::string& out) const {
   render_histogram_family(w, route_clusters_, "vane_mirror_duration_seconds", "Mirror attempt duration.",
                           &route_cluster_stats::mirror_time, *scratch);
 
-  auto sum = [](const std::vector<std::unique_ptr<route_cluster_stats>>& slots, metrics::counter route_cluster_stats::*m) {
+  auto sum = [](const std::vector<std::unique_ptr<route_cluster_stats>>& slots,
+                metrics::counter route_cluster_stats::*m) {
     std::uint64_t n = 0;
     for (const auto& s : slots)
       if (s) n += ((*s).*m).value();

@@ -9,7 +9,6 @@
 // merges the workers' values. Stats outlive the tables that named them, so a
 // counter never goes back when a reload renumbers or drops a route.
 #include <boost/json/object.hpp>
-
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,7 +39,7 @@ struct cluster_stats {
 
 struct listener_stats {
   metrics::gauge connections_active;
-  metrics::counter connections_refused;  // closed at accept: limits.max_connections reached
+  metrics::counter connections_refused;   // closed at accept: limits.max_connections reached
   metrics::counter tls_handshake_errors;  // TLS listeners: handshakes that failed or timed out
 };
 

@@ -5,9 +5,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <boost/asio/ssl/error.hpp>
-
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <cstring>
 
 #include "common/log.hpp"
@@ -280,12 +279,13 @@ tls_cache::refresh_result tls_cache::refresh() {
   for (auto& e : servers_) {
     const auto& first = e.tls->config().certificates.front().certificate;
     if (refresh_entry(e, fmt::format("tls ({})", first), &server_tls::make, result))
-      log::info("tls: certificates reloaded ({} and {} more file{})", first, e.tls->config().certificates.size() * 2 - 1,
+      log::info("tls: certificates reloaded ({} and {} more file{})", first,
+                e.tls->config().certificates.size() * 2 - 1,
                 e.tls->config().certificates.size() * 2 - 1 == 1 ? "" : "s");
   }
   for (auto& e : clients_) {
-    std::string what = fmt::format("upstream tls ({})", e.tls->config().ca.empty() ? e.tls->config().certificate
-                                                                                   : e.tls->config().ca);
+    std::string what =
+        fmt::format("upstream tls ({})", e.tls->config().ca.empty() ? e.tls->config().certificate : e.tls->config().ca);
     if (refresh_entry(e, what, &client_tls::make, result)) log::info("{}: reloaded", what);
   }
   return result;

@@ -14,7 +14,6 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/ssl/context.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>

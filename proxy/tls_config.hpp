@@ -10,8 +10,8 @@
 namespace vane::proxy {
 
 struct tls_certificate_config {
-  std::string certificate;  // PEM chain, leaf first
-  std::string private_key;  // PEM
+  std::string certificate;                // PEM chain, leaf first
+  std::string private_key;                // PEM
   std::vector<std::string> server_names;  // SNI names ("*.example.com" allowed); none: only the default
   bool operator==(const tls_certificate_config&) const = default;
 };

@@ -11,7 +11,6 @@ namespace json = boost::json;
 
 namespace {
 
-
 // The traffic API takes the YAML's shapes in JSON: convert, then parse with
 // the config's own functions, so both accept and refuse exactly the same.
 YAML::Node to_yaml(const json::value& v) {
@@ -26,10 +25,14 @@ YAML::Node to_yaml(const json::value& v) {
       for (const auto& x : v.as_array()) n.push_back(to_yaml(x));
       return n;
     }
-    case json::kind::string: return YAML::Node(std::string(v.as_string()));
-    case json::kind::bool_: return YAML::Node(v.as_bool() ? "true" : "false");
-    case json::kind::null: return YAML::Node(YAML::NodeType::Null);
-    default: return YAML::Node(json::serialize(v));
+    case json::kind::string:
+      return YAML::Node(std::string(v.as_string()));
+    case json::kind::bool_:
+      return YAML::Node(v.as_bool() ? "true" : "false");
+    case json::kind::null:
+      return YAML::Node(YAML::NodeType::Null);
+    default:
+      return YAML::Node(json::serialize(v));
   }
 }
 
@@ -60,8 +63,10 @@ std::optional<std::optional<T>> parse_overlay(const json::value& value, std::str
 
 json::value match_value(const match_spec& m) {
   json::object o;
-  if (m.kind == string_match_kind::present) o["present"] = true;
-  else o[match_kind_name(m.kind)] = m.value;
+  if (m.kind == string_match_kind::present)
+    o["present"] = true;
+  else
+    o[match_kind_name(m.kind)] = m.value;
   return o;
 }
 
@@ -72,7 +77,7 @@ json::value rules_json(const std::vector<rule_config>& rules) {
     for (const auto& alt : r.any) {
       json::object a;
       for (const auto& m : alt) {
-        const char* group = m.source == match_source::header ? "headers"
+        const char* group = m.source == match_source::header   ? "headers"
                             : m.source == match_source::cookie ? "cookies"
                                                                : "query";
         if (!a.contains(group)) a[group] = json::object{};
@@ -125,9 +130,12 @@ json::value mirror_json(const std::optional<mirror_config>& m) {
 json::value hash_on_json(const std::optional<hash_on_config>& h) {
   if (!h) return nullptr;
   switch (h->kind) {
-    case hash_kind::header: return json::object{{"header", h->name}};
-    case hash_kind::cookie: return json::object{{"cookie", h->name}};
-    case hash_kind::source_ip: return json::object{{"source_ip", true}};
+    case hash_kind::header:
+      return json::object{{"header", h->name}};
+    case hash_kind::cookie:
+      return json::object{{"cookie", h->name}};
+    case hash_kind::source_ip:
+      return json::object{{"source_ip", true}};
   }
   return nullptr;
 }
@@ -192,10 +200,14 @@ json::array split_json(const std::vector<split_entry>& split) {
 
 std::string_view path_kind_key(path_match_kind k) {
   switch (k) {
-    case path_match_kind::prefix: return "path_prefix";
-    case path_match_kind::exact: return "path_exact";
-    case path_match_kind::regex: return "path_regex";
-    case path_match_kind::any: break;
+    case path_match_kind::prefix:
+      return "path_prefix";
+    case path_match_kind::exact:
+      return "path_exact";
+    case path_match_kind::regex:
+      return "path_regex";
+    case path_match_kind::any:
+      break;
   }
   return "";
 }
@@ -210,8 +222,8 @@ const route_config* find_route(const proxy_config& config, std::string_view name
 }
 
 bool same_policy(const route_config& a, const route_config& b) {
-  if (a.rules != b.rules || a.hash_on != b.hash_on || a.fault != b.fault ||
-      a.session_affinity != b.session_affinity || a.mirror != b.mirror)
+  if (a.rules != b.rules || a.hash_on != b.hash_on || a.fault != b.fault || a.session_affinity != b.session_affinity ||
+      a.mirror != b.mirror)
     return false;
   if (a.split.size() != b.split.size()) return false;
   for (std::size_t i = 0; i < a.split.size(); ++i)
@@ -251,31 +263,27 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
       if (!rules) return out;
       next.rules = std::move(*rules).value_or(std::vector<rule_config>{});  // null: no rules
     } else if (key == "hash_on") {
-      auto h = parse_overlay<hash_on_config>(value, "hash_on", config, out.error,
-                                             [](const YAML::Node& n, yaml_reader& r, cluster_refs&) {
-                                               return parse_hash_on(n, r);
-                                             });
+      auto h = parse_overlay<hash_on_config>(
+          value, "hash_on", config, out.error,
+          [](const YAML::Node& n, yaml_reader& r, cluster_refs&) { return parse_hash_on(n, r); });
       if (!h) return out;
       next.hash_on = std::move(h);
     } else if (key == "fault") {
-      auto f = parse_overlay<fault_config>(value, "fault", config, out.error,
-                                           [](const YAML::Node& n, yaml_reader& r, cluster_refs&) {
-                                             return parse_fault(n, r, "fault");
-                                           });
+      auto f = parse_overlay<fault_config>(
+          value, "fault", config, out.error,
+          [](const YAML::Node& n, yaml_reader& r, cluster_refs&) { return parse_fault(n, r, "fault"); });
       if (!f) return out;
       next.fault = std::move(f);
     } else if (key == "session_affinity") {
-      auto a = parse_overlay<session_affinity_config>(value, "session_affinity", config, out.error,
-                                                      [](const YAML::Node& n, yaml_reader& r, cluster_refs&) {
-                                                        return parse_session_affinity(n, r);
-                                                      });
+      auto a = parse_overlay<session_affinity_config>(
+          value, "session_affinity", config, out.error,
+          [](const YAML::Node& n, yaml_reader& r, cluster_refs&) { return parse_session_affinity(n, r); });
       if (!a) return out;
       next.session_affinity = std::move(a);
     } else if (key == "mirror") {
-      auto m = parse_overlay<mirror_config>(value, "mirror", config, out.error,
-                                            [](const YAML::Node& n, yaml_reader& r, cluster_refs& refs) {
-                                              return parse_mirror(n, r, refs);
-                                            });
+      auto m = parse_overlay<mirror_config>(
+          value, "mirror", config, out.error,
+          [](const YAML::Node& n, yaml_reader& r, cluster_refs& refs) { return parse_mirror(n, r, refs); });
       if (!m) return out;
       next.mirror = std::move(m);
     } else {

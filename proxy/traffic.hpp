@@ -7,7 +7,6 @@
 // named keep their current value; validation is all-or-nothing. Overrides
 // survive reloads while their route and clusters exist.
 #include <boost/json/object.hpp>
-
 #include <cstdint>
 #include <map>
 #include <optional>

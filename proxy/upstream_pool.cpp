@@ -148,8 +148,8 @@ task<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point
       co_return lease{std::move(conn), false, acquire_error::none};
     }
     last = ec == beast::error::timeout ? acquire_error::connect_timeout : acquire_error::connect_failed;
-    log::debug("cluster {}: connect to {} failed: {}", cluster_.name,
-               cluster_.endpoints[index].address().to_string(), ec.message());
+    log::debug("cluster {}: connect to {} failed: {}", cluster_.name, cluster_.endpoints[index].address().to_string(),
+               ec.message());
   }
   --open_;
   release_slot();

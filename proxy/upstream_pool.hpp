@@ -17,7 +17,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -31,7 +30,7 @@ namespace vane::proxy {
 
 struct upstream_connection {
   explicit upstream_connection(const worker_executor& ex) : stream(ex) {}
-  proxy_stream stream;  // TLS when the cluster has tls (the handshake is done by the pool)
+  proxy_stream stream;               // TLS when the cluster has tls (the handshake is done by the pool)
   boost::beast::flat_buffer buffer;  // read buffer; must be empty when the connection is reused
   std::size_t endpoint = 0;
   std::chrono::steady_clock::time_point idle_since{};
@@ -57,8 +56,7 @@ class upstream_pool {
   // resendable: the caller resends the request once on a fresh connection if
   // a reused one turns out closed (a bodiless request), so a connection idle
   // for less than stale_check_after is handed out without the liveness peek.
-  task<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false,
-                                        bool resendable = false);
+  task<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false, bool resendable = false);
   // Returns a connection; `reusable` only when its last response was read to the end with keep-alive.
   void release(upstream_ptr conn, bool reusable);
   // New health of the endpoints (same order as the cluster's); on the worker's thread.

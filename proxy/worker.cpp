@@ -17,7 +17,8 @@ namespace {
 asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acceptor, std::string listener,
                                   listener_stats* stats) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor->async_accept(w.context(), asio::as_tuple(asio::use_awaitable));  // a socket on the worker's executor type
+    auto [ec, socket] = co_await acceptor->async_accept(
+        w.context(), asio::as_tuple(asio::use_awaitable));  // a socket on the worker's executor type
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       // EMFILE and friends: log and go on; the connection stays in the backlog.
@@ -25,13 +26,16 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acce
       continue;
     }
     // Past the limit the connection is closed at once: those already open keep being served.
-    if (stats && stats->connections_active.value() >= static_cast<std::int64_t>(w.policy()->table->config.limits.max_connections)) {
+    if (stats && stats->connections_active.value() >=
+                     static_cast<std::int64_t>(w.policy()->table->config.limits.max_connections)) {
       stats->connections_refused.add();
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;
     }
-    if (stats) stats->connections_active.add(1);  // here, not in the coroutine: the next accept sees it; serve_connection takes it back
+    if (stats)
+      stats->connections_active.add(
+          1);  // here, not in the coroutine: the next accept sees it; serve_connection takes it back
     asio::co_spawn(w.context(), serve_connection(w, std::move(socket), listener, stats), asio::detached);
   }
 }
@@ -43,8 +47,7 @@ bool same_cluster(const cluster_target& a, const cluster_target& b) {
 }
 }  // namespace
 
-worker::worker(std::size_t id, std::shared_ptr<const route_table> table, stats_store& stats)
-    : id_(id), stats_(stats) {
+worker::worker(std::size_t id, std::shared_ptr<const route_table> table, stats_store& stats) : id_(id), stats_(stats) {
   install(std::move(table));
 }
 
@@ -78,10 +81,12 @@ void worker::install(std::shared_ptr<const route_table> table) {
       if (policy_) {
         const auto& old = *policy_->table;
         for (std::size_t i = 0; i < old.clusters.size(); ++i)
-          if (policy_->mirror_pools[i] && same_cluster(old.clusters[i], target)) next->mirror_pools[c] = policy_->mirror_pools[i];
+          if (policy_->mirror_pools[i] && same_cluster(old.clusters[i], target))
+            next->mirror_pools[c] = policy_->mirror_pools[i];
       }
       if (!next->mirror_pools[c])
-        next->mirror_pools[c] = std::make_shared<upstream_pool>(ioc_.get_executor(), target, table->config.limits.idle_timeout);
+        next->mirror_pools[c] =
+            std::make_shared<upstream_pool>(ioc_.get_executor(), target, table->config.limits.idle_timeout);
       else
         next->mirror_pools[c]->set_health(target.healthy);
     }

@@ -4,12 +4,11 @@
 // by another thread while the worker runs: the control thread hands over new
 // route tables, acceptors and drain orders with asio::post onto the worker's
 // own context (see server::on_each_worker).
+#include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-
-#include <array>
-#include <atomic>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -30,7 +29,7 @@ namespace vane::proxy {
 // pools outlive a swap); the reference count is touched by this worker only.
 struct worker_policy {
   std::shared_ptr<const route_table> table;
-  std::vector<std::vector<std::int64_t>> swrr;         // smooth round-robin state per route index
+  std::vector<std::vector<std::int64_t>> swrr;        // smooth round-robin state per route index
   std::vector<std::shared_ptr<upstream_pool>> pools;  // per cluster index of `table`
   // This worker's stats: per route index, per split position; per cluster index; for unrouted requests.
   std::vector<std::vector<route_cluster_stats*>> route_stats;

@@ -10,6 +10,7 @@ packages=(
   curl procps openssl
   prometheus
   nginx haproxy apache2-utils
+  clang-format
 )
 
 missing=()

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "filters/route_match/route_match.hpp"
 #include "common/histogram.hpp"
+#include "filters/route_match/route_match.hpp"
 #include "filters/split/split.hpp"
 
 namespace {

@@ -16,7 +16,8 @@ namespace {
 struct bench_request final : vane::request_view {
   std::vector<std::pair<std::string, std::string>> fields{
       {"host", "shop.example.com"},
-      {"user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"},
+      {"user-agent",
+       "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"},
       {"accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"},
       {"accept-language", "en-GB,en;q=0.9"},
       {"accept-encoding", "gzip, deflate, br"},
@@ -45,8 +46,8 @@ std::vector<vane::match_alternative> header_rules(int n, vane::string_match_kind
   for (int i = 0; i < n; ++i) {
     std::string error;
     auto m = vane::string_matcher::make(kind, value + std::to_string(i), error);
-    rules.push_back({{vane::match_condition{vane::match_source::header, "x-canary-" + std::to_string(i % 3 == 0 ? 0 : i),
-                                            *m}}});
+    rules.push_back(
+        {{vane::match_condition{vane::match_source::header, "x-canary-" + std::to_string(i % 3 == 0 ? 0 : i), *m}}});
   }
   return rules;
 }
@@ -79,8 +80,9 @@ BENCHMARK(BM_Rules3Regex);
 void BM_CookieRule(benchmark::State& state) {
   bench_request req;
   std::string error;
-  std::vector<vane::match_alternative> rules{{{vane::match_condition{
-      vane::match_source::cookie, "canary", *vane::string_matcher::make(vane::string_match_kind::exact, "always", error)}}}};
+  std::vector<vane::match_alternative> rules{
+      {{vane::match_condition{vane::match_source::cookie, "canary",
+                              *vane::string_matcher::make(vane::string_match_kind::exact, "always", error)}}}};
   for (auto _ : state) benchmark::DoNotOptimize(vane::rule_holds(rules, req));
 }
 BENCHMARK(BM_CookieRule);

@@ -1,5 +1,7 @@
 #include "bench/tool/load.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -12,8 +14,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
-#include <sys/socket.h>
-
 #include <cerrno>
 #include <memory>
 #include <thread>
@@ -37,7 +37,7 @@ struct worker {
   asio::io_context ctx{1};
   const load_options* options = nullptr;
   asio::ssl::context* tls = nullptr;  // shared by the threads (OpenSSL locks what it shares)
-  std::string request;  // serialized once, sent as is
+  std::string request;                // serialized once, sent as is
   tcp::endpoint endpoint;
   clock::time_point start, end;
   double period_ns = 0;  // open loop: between two due times of this thread
@@ -119,7 +119,8 @@ asio::awaitable<void> run_connection(std::shared_ptr<connection> c) {
     clock::time_point due;
     if (open_loop) {
       std::uint64_t i = w.next++;
-      due = w.start + std::chrono::nanoseconds(static_cast<std::int64_t>(w.offset_ns + static_cast<double>(i) * w.period_ns));
+      due = w.start +
+            std::chrono::nanoseconds(static_cast<std::int64_t>(w.offset_ns + static_cast<double>(i) * w.period_ns));
       if (due >= w.end) break;
     } else {
       due = clock::now();
@@ -153,21 +154,26 @@ asio::awaitable<void> run_connection(std::shared_ptr<connection> c) {
     if (!rec) std::tie(rec, std::ignore) = co_await http::async_read(stream, c->buffer, parser, nothrow);
     c->deadline = clock::time_point::max();
     if (rec) {
-      if (c->timed_out) w.count(&load_errors::timeout);
+      if (c->timed_out)
+        w.count(&load_errors::timeout);
       else if (&rec.category() == &http::make_error_code(http::error::bad_version).category() &&
                rec != http::error::end_of_stream && rec != http::error::partial_message)
         w.count(&load_errors::bad_response);
-      else w.count(&load_errors::closed);
+      else
+        w.count(&load_errors::closed);
       boost::system::error_code ignored;
       c->socket.close(ignored);
       continue;
     }
     auto done = clock::now();
     w.last_done = std::max(w.last_done, done);
-    w.latency.record(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(done - due).count()));
+    w.latency.record(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(done - due).count()));
     w.completed.add();
-    if (parser.status >= 500) w.count(&load_errors::status_5xx);
-    else if (parser.status >= 400) w.count(&load_errors::status_4xx);
+    if (parser.status >= 500)
+      w.count(&load_errors::status_5xx);
+    else if (parser.status >= 400)
+      w.count(&load_errors::status_4xx);
     if (!parser.keep_alive()) {
       boost::system::error_code ignored;
       c->socket.close(ignored);
@@ -225,8 +231,10 @@ load_result run_load(const load_options& options, const std::function<void(const
     if (options.insecure) {
       tls->set_verify_mode(asio::ssl::verify_none);
     } else {
-      if (options.ca_file.empty()) tls->set_default_verify_paths();
-      else tls->load_verify_file(options.ca_file);  // throws with OpenSSL's reason
+      if (options.ca_file.empty())
+        tls->set_default_verify_paths();
+      else
+        tls->load_verify_file(options.ca_file);  // throws with OpenSSL's reason
       tls->set_verify_mode(asio::ssl::verify_peer);
     }
   }
@@ -244,7 +252,8 @@ load_result run_load(const load_options& options, const std::function<void(const
       w->period_ns = 1e9 / rate;
       w->offset_ns = 1e9 / options.rate * t;
     }
-    if (options.max_requests) w->max_sends = options.max_requests / threads + (t < options.max_requests % threads ? 1 : 0);
+    if (options.max_requests)
+      w->max_sends = options.max_requests / threads + (t < options.max_requests % threads ? 1 : 0);
     unsigned conns = options.connections / threads + (t < options.connections % threads ? 1 : 0);
     std::vector<std::shared_ptr<connection>> cs;
     for (unsigned i = 0; i < conns; ++i) cs.push_back(std::make_shared<connection>(*w));
@@ -276,7 +285,8 @@ load_result run_load(const load_options& options, const std::function<void(const
       w->latency.add_to(h);
     }
     p.elapsed = std::chrono::duration<double>(now - start).count();
-    p.rate_last_second = static_cast<double>(p.completed - last_completed) / std::chrono::duration<double>(now - last).count();
+    p.rate_last_second =
+        static_cast<double>(p.completed - last_completed) / std::chrono::duration<double>(now - last).count();
     p.p99_ms = quantile_ns(h, 0.99) / 1e6;
     last_completed = p.completed;
     last = now;
@@ -298,7 +308,8 @@ load_result run_load(const load_options& options, const std::function<void(const
     w->latency.add_to(r.latency_ns);
     last_done = std::max(last_done, w->last_done);
   }
-  r.seconds = std::chrono::duration<double>(options.rate > 0 ? std::max(last_done, end) - start : last_done - start).count();
+  r.seconds =
+      std::chrono::duration<double>(options.rate > 0 ? std::max(last_done, end) - start : last_done - start).count();
   return r;
 }
 
@@ -366,7 +377,9 @@ double quantile_ns(const log_linear_histogram& h, double q) {
     seen += h.bucket(i);
     if (seen >= rank) {
       if (i < log_linear_histogram::sub_count) return static_cast<double>(i);
-      return (static_cast<double>(log_linear_histogram::lower(i)) + static_cast<double>(log_linear_histogram::upper(i))) / 2;
+      return (static_cast<double>(log_linear_histogram::lower(i)) +
+              static_cast<double>(log_linear_histogram::upper(i))) /
+             2;
     }
   }
   return 0;

@@ -36,24 +36,24 @@ struct load_options {
   bool tls = false;
   std::string ca_file;  // verify the server against this CA (chain and the URL's IP); "" with insecure: no verification
   bool insecure = false;
-  std::string sni;      // server name sent; "" = none (the URL holds an IP)
+  std::string sni;  // server name sent; "" = none (the URL holds an IP)
 };
 
 struct load_errors {
-  std::uint64_t connect = 0;     // could not connect (or the TLS handshake failed)
-  std::uint64_t closed = 0;      // connection reset or closed before a whole response
-  std::uint64_t timeout = 0;     // no whole response within --timeout
-  std::uint64_t bad_response = 0;// not parseable HTTP/1.1
-  std::uint64_t status_4xx = 0;  // answered, but 4xx
-  std::uint64_t status_5xx = 0;  // answered, but 5xx
+  std::uint64_t connect = 0;       // could not connect (or the TLS handshake failed)
+  std::uint64_t closed = 0;        // connection reset or closed before a whole response
+  std::uint64_t timeout = 0;       // no whole response within --timeout
+  std::uint64_t bad_response = 0;  // not parseable HTTP/1.1
+  std::uint64_t status_4xx = 0;    // answered, but 4xx
+  std::uint64_t status_5xx = 0;    // answered, but 5xx
   std::uint64_t total() const { return connect + closed + timeout + bad_response + status_4xx + status_5xx; }
 };
 
 struct load_result {
-  double seconds = 0;            // from the first due time to the last response
+  double seconds = 0;  // from the first due time to the last response
   std::uint64_t sent = 0;
-  std::uint64_t completed = 0;   // whole responses (any status)
-  std::uint64_t late = 0;        // open loop: sent more than 1 ms after their due time (no free connection)
+  std::uint64_t completed = 0;  // whole responses (any status)
+  std::uint64_t late = 0;       // open loop: sent more than 1 ms after their due time (no free connection)
   load_errors errors;
   log_linear_histogram latency_ns;  // completed requests (any status)
   double achieved_rate() const { return seconds > 0 ? static_cast<double>(completed) / seconds : 0; }

@@ -19,7 +19,8 @@
 
 namespace {
 
-constexpr const char* usage = R"(usage: vane-bench load --url http[s]://IP:PORT/PATH [--rate R] [--duration D] [--connections C]
+constexpr const char* usage =
+    R"(usage: vane-bench load --url http[s]://IP:PORT/PATH [--rate R] [--duration D] [--connections C]
                        [--threads T] [--header K:V]... [--timeout D] [--requests N] [--json FILE] [--quiet]
                        [--cacert FILE | --insecure] [--sni NAME]
        vane-bench overhead --config FILE [--rates R1,R2,...] [--duration D] [--rounds N]
@@ -92,7 +93,8 @@ boost::json::object to_json(const vane::bench::load_options& o, const vane::benc
   boost::json::array buckets;
   for (std::size_t i = 0; i < vane::log_linear_histogram::bucket_count; ++i)
     if (auto n = r.latency_ns.bucket(i))
-      buckets.push_back(boost::json::array{vane::log_linear_histogram::lower(i), vane::log_linear_histogram::upper(i), n});
+      buckets.push_back(
+          boost::json::array{vane::log_linear_histogram::lower(i), vane::log_linear_histogram::upper(i), n});
   auto us = [&](double q) { return quantile_ns(r.latency_ns, q) / 1e3; };
   return {{"url", fmt::format("{}://{}:{}{}", o.tls ? "https" : "http", o.host, o.port, o.target)},
           {"mode", o.rate > 0 ? "open-loop" : "closed-loop"},
@@ -118,7 +120,9 @@ boost::json::object to_json(const vane::bench::load_options& o, const vane::benc
             {"p99", us(0.99)},
             {"p99.9", us(0.999)},
             {"max", vane::bench::max_ns(r.latency_ns) / 1e3},
-            {"mean", r.latency_ns.count() ? static_cast<double>(r.latency_ns.sum()) / static_cast<double>(r.latency_ns.count()) / 1e3 : 0.0}}},
+            {"mean", r.latency_ns.count()
+                         ? static_cast<double>(r.latency_ns.sum()) / static_cast<double>(r.latency_ns.count()) / 1e3
+                         : 0.0}}},
           {"histogram_ns", std::move(buckets)}};
 }
 
@@ -140,14 +144,22 @@ int cmd_load(args a) {
       continue;
     }
     if (!(v = a.value())) return fail_usage(flag + " needs a value");
-    if (flag == "--url") url = *v;
-    else if (flag == "--json") json_file = *v;
-    else if (flag == "--cacert") o.ca_file = *v;
-    else if (flag == "--sni") o.sni = *v;
-    else if (flag == "--rate" && parse_positive(v, d)) o.rate = d;
-    else if (flag == "--connections" && parse_positive(v, d) && d >= 1) o.connections = static_cast<unsigned>(d);
-    else if (flag == "--threads" && parse_positive(v, d) && d >= 1) o.threads = static_cast<unsigned>(d);
-    else if (flag == "--requests" && parse_positive(v, d)) o.max_requests = static_cast<std::uint64_t>(d);
+    if (flag == "--url")
+      url = *v;
+    else if (flag == "--json")
+      json_file = *v;
+    else if (flag == "--cacert")
+      o.ca_file = *v;
+    else if (flag == "--sni")
+      o.sni = *v;
+    else if (flag == "--rate" && parse_positive(v, d))
+      o.rate = d;
+    else if (flag == "--connections" && parse_positive(v, d) && d >= 1)
+      o.connections = static_cast<unsigned>(d);
+    else if (flag == "--threads" && parse_positive(v, d) && d >= 1)
+      o.threads = static_cast<unsigned>(d);
+    else if (flag == "--requests" && parse_positive(v, d))
+      o.max_requests = static_cast<std::uint64_t>(d);
     else if (flag == "--duration" || flag == "--timeout") {
       auto dur = vane::parse_duration(*v);
       if (!dur || dur->count() <= 0) return fail_usage(flag + " needs a duration such as 20s");
@@ -157,9 +169,12 @@ int cmd_load(args a) {
       if (colon == std::string::npos || colon == 0) return fail_usage("--header needs NAME:VALUE");
       std::string name = v->substr(0, colon), value = v->substr(colon + 1);
       while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-      if (name == "Host" || name == "host") o.host_header = value;
-      else o.headers.emplace_back(name, value);
-    } else return fail_usage("bad argument " + flag + " " + *v);
+      if (name == "Host" || name == "host")
+        o.host_header = value;
+      else
+        o.headers.emplace_back(name, value);
+    } else
+      return fail_usage("bad argument " + flag + " " + *v);
   }
   if (url.rfind("https://", 0) == 0) {
     o.tls = true;
@@ -170,7 +185,8 @@ int cmd_load(args a) {
   if (!u || (boost::asio::ip::make_address(u->host, ec), ec))
     return fail_usage("--url must be http[s]://IP:PORT/PATH (an IP address: vane-bench does not resolve names)");
   if (o.tls) {  // no port in the authority: 443
-    std::string authority = url.substr(7, url.find('/', 7) == std::string::npos ? std::string::npos : url.find('/', 7) - 7);
+    std::string authority =
+        url.substr(7, url.find('/', 7) == std::string::npos ? std::string::npos : url.find('/', 7) - 7);
     if (authority.find(':', authority.rfind(']') == std::string::npos ? 0 : authority.rfind(']')) == std::string::npos)
       u->port = "443";
   }
@@ -194,17 +210,19 @@ int cmd_load(args a) {
   std::printf("requests   %llu sent, %llu answered in %.2fs: %.0f req/s%s\n", static_cast<unsigned long long>(r.sent),
               static_cast<unsigned long long>(r.completed), r.seconds, r.achieved_rate(),
               o.rate > 0 ? fmt::format(" (asked {:.0f})", o.rate).c_str() : "");
-  std::printf("latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s%s\n", format_latency(quantile_ns(r.latency_ns, 0.5)).c_str(),
-              format_latency(quantile_ns(r.latency_ns, 0.9)).c_str(), format_latency(quantile_ns(r.latency_ns, 0.99)).c_str(),
-              format_latency(quantile_ns(r.latency_ns, 0.999)).c_str(), format_latency(vane::bench::max_ns(r.latency_ns)).c_str(),
-              o.rate > 0 ? "  (from each request's due time)" : "");
+  std::printf(
+      "latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s%s\n", format_latency(quantile_ns(r.latency_ns, 0.5)).c_str(),
+      format_latency(quantile_ns(r.latency_ns, 0.9)).c_str(), format_latency(quantile_ns(r.latency_ns, 0.99)).c_str(),
+      format_latency(quantile_ns(r.latency_ns, 0.999)).c_str(),
+      format_latency(vane::bench::max_ns(r.latency_ns)).c_str(), o.rate > 0 ? "  (from each request's due time)" : "");
   if (o.rate > 0 && r.late)
     std::printf("late       %llu requests were sent over 1ms after their due time (every connection busy)\n",
                 static_cast<unsigned long long>(r.late));
   std::printf("errors     %llu: connect %llu, closed %llu, timeout %llu, bad response %llu, 4xx %llu, 5xx %llu\n",
               static_cast<unsigned long long>(r.errors.total()), static_cast<unsigned long long>(r.errors.connect),
               static_cast<unsigned long long>(r.errors.closed), static_cast<unsigned long long>(r.errors.timeout),
-              static_cast<unsigned long long>(r.errors.bad_response), static_cast<unsigned long long>(r.errors.status_4xx),
+              static_cast<unsigned long long>(r.errors.bad_response),
+              static_cast<unsigned long long>(r.errors.status_4xx),
               static_cast<unsigned long long>(r.errors.status_5xx));
   if (!json_file.empty()) {
     std::ofstream out(json_file);
@@ -225,13 +243,16 @@ int cmd_hold(args a) {
     const std::string* v = a.value();
     double d = 0;
     if (!v) return fail_usage(flag + " needs a value");
-    if (flag == "--url") url = *v;
-    else if (flag == "--connections" && parse_positive(v, d) && d >= 1) o.connections = static_cast<unsigned>(d);
+    if (flag == "--url")
+      url = *v;
+    else if (flag == "--connections" && parse_positive(v, d) && d >= 1)
+      o.connections = static_cast<unsigned>(d);
     else if (flag == "--duration") {
       auto dur = vane::parse_duration(*v);
       if (!dur || dur->count() <= 0) return fail_usage("--duration needs a duration such as 10s");
       hold = *dur;
-    } else return fail_usage("bad argument " + flag + " " + *v);
+    } else
+      return fail_usage("bad argument " + flag + " " + *v);
   }
   auto u = vane::parse_http_url(url);
   boost::system::error_code ec;
@@ -255,11 +276,16 @@ int cmd_upstream(args a) {
     const std::string* v = a.value();
     double d = 0;
     if (!v) return fail_usage(flag + " needs a value");
-    if (flag == "--listen") o.listen = *v;
-    else if (flag == "--body-bytes" && parse_positive(v, d)) o.body_bytes = static_cast<std::size_t>(d);
-    else if (flag == "--threads" && parse_positive(v, d) && d >= 1) o.threads = static_cast<unsigned>(d);
-    else if (flag == "--version") o.version = *v;
-    else return fail_usage("bad argument " + flag + " " + *v);
+    if (flag == "--listen")
+      o.listen = *v;
+    else if (flag == "--body-bytes" && parse_positive(v, d))
+      o.body_bytes = static_cast<std::size_t>(d);
+    else if (flag == "--threads" && parse_positive(v, d) && d >= 1)
+      o.threads = static_cast<unsigned>(d);
+    else if (flag == "--version")
+      o.version = *v;
+    else
+      return fail_usage("bad argument " + flag + " " + *v);
   }
   return vane::bench::run_upstream(o);
 }
@@ -271,13 +297,20 @@ int cmd_overhead(args a) {
     const std::string* v = a.value();
     double d = 0;
     if (!v) return fail_usage(flag + " needs a value");
-    if (flag == "--config") o.config = *v;
-    else if (flag == "--proxy") o.proxy = *v;
-    else if (flag == "--upstream") o.upstream = *v;
-    else if (flag == "--json") o.json_file = *v;
-    else if (flag == "--plot") o.plot_file = *v;
-    else if (flag == "--rounds" && parse_positive(v, d) && d >= 1) o.rounds = static_cast<unsigned>(d);
-    else if (flag == "--connections" && parse_positive(v, d) && d >= 1) o.connections = static_cast<unsigned>(d);
+    if (flag == "--config")
+      o.config = *v;
+    else if (flag == "--proxy")
+      o.proxy = *v;
+    else if (flag == "--upstream")
+      o.upstream = *v;
+    else if (flag == "--json")
+      o.json_file = *v;
+    else if (flag == "--plot")
+      o.plot_file = *v;
+    else if (flag == "--rounds" && parse_positive(v, d) && d >= 1)
+      o.rounds = static_cast<unsigned>(d);
+    else if (flag == "--connections" && parse_positive(v, d) && d >= 1)
+      o.connections = static_cast<unsigned>(d);
     else if (flag == "--duration") {
       auto dur = vane::parse_duration(*v);
       if (!dur || dur->count() <= 0) return fail_usage("--duration needs a duration such as 5s");
@@ -293,7 +326,8 @@ int cmd_overhead(args a) {
         if (comma == std::string::npos) break;
         at = comma + 1;
       }
-    } else return fail_usage("bad argument " + flag + " " + *v);
+    } else
+      return fail_usage("bad argument " + flag + " " + *v);
   }
   if (o.config.empty()) return fail_usage("overhead needs --config");
   return vane::bench::run_overhead(o);

@@ -1,12 +1,11 @@
 #include "bench/tool/overhead.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -109,7 +108,8 @@ std::string find_proxy(const std::string& given) {
   if (!given.empty()) return given;
   std::error_code ec;
   auto self = fs::read_symlink("/proc/self/exe", ec);
-  for (const auto& candidate : {self.parent_path().parent_path() / "proxy" / "vane-proxy", self.parent_path() / "vane-proxy"})
+  for (const auto& candidate :
+       {self.parent_path().parent_path() / "proxy" / "vane-proxy", self.parent_path() / "vane-proxy"})
     if (!ec && fs::exists(candidate)) return candidate.string();
   if (const char* path = std::getenv("PATH")) {
     std::stringstream dirs(path);
@@ -151,8 +151,10 @@ target_request rewrite_config(const std::string& in, const std::string& out, con
       auto h = m["host"].as<std::string>();
       t.host_header = h.starts_with("*.") ? "bench" + h.substr(1) : h;
     }
-    if (m["path_exact"]) t.path = m["path_exact"].as<std::string>();
-    else if (m["path_prefix"]) t.path = m["path_prefix"].as<std::string>();
+    if (m["path_exact"])
+      t.path = m["path_exact"].as<std::string>();
+    else if (m["path_prefix"])
+      t.path = m["path_prefix"].as<std::string>();
   }
   std::ofstream o(out);
   o << root << "\n";
@@ -226,7 +228,9 @@ int run_overhead(const overhead_options& o) {
       c.cpu_us.push_back(proxied.completed ? cpu / static_cast<double>(proxied.completed) * 1e6 : 0);
       c.achieved.push_back(proxied.achieved_rate());
       c.errors += direct.errors.total() + proxied.errors.total();
-      std::fprintf(stderr, "  round %u/%u  %8.0f req/s  direct p50 %7.1fus p99 %8.1fus | proxied p50 %7.1fus p99 %8.1fus  cpu %.1fus/req\n",
+      std::fprintf(stderr,
+                   "  round %u/%u  %8.0f req/s  direct p50 %7.1fus p99 %8.1fus | proxied p50 %7.1fus p99 %8.1fus  cpu "
+                   "%.1fus/req\n",
                    round, o.rounds, o.rates[i], c.direct_p50.back(), c.direct_p99.back(), c.proxied_p50.back(),
                    c.proxied_p99.back(), c.cpu_us.back());
     }
@@ -238,8 +242,8 @@ int run_overhead(const overhead_options& o) {
     const auto& c = cells[i];
     double dp50 = median(c.direct_p50), dp99 = median(c.direct_p99), pp50 = median(c.proxied_p50),
            pp99 = median(c.proxied_p99), cpu = median(c.cpu_us);
-    std::printf("%10.0f  %10.1fus %10.1fus  %10.1fus %10.1fus  %10.1fus %10.1fus  %12.1fus  %llu\n", o.rates[i], dp50, dp99,
-                pp50, pp99, pp50 - dp50, pp99 - dp99, cpu, static_cast<unsigned long long>(c.errors));
+    std::printf("%10.0f  %10.1fus %10.1fus  %10.1fus %10.1fus  %10.1fus %10.1fus  %12.1fus  %llu\n", o.rates[i], dp50,
+                dp99, pp50, pp99, pp50 - dp50, pp99 - dp99, cpu, static_cast<unsigned long long>(c.errors));
     rows.push_back({{"rate", o.rates[i]},
                     {"achieved_rate", median(c.achieved)},
                     {"direct_p50_us", dp50},
@@ -251,12 +255,13 @@ int run_overhead(const overhead_options& o) {
                     {"proxy_cpu_us_per_request", cpu},
                     {"errors", c.errors}});
   }
-  std::printf("(medians over %u rounds of %.0fs each, direct and proxied interleaved; latency from each request's due time)\n",
-              o.rounds, std::chrono::duration<double>(o.duration).count());
+  std::printf(
+      "(medians over %u rounds of %.0fs each, direct and proxied interleaved; latency from each request's due time)\n",
+      o.rounds, std::chrono::duration<double>(o.duration).count());
   if (!o.json_file.empty()) {
     std::ofstream out(o.json_file);
-    out << json::serialize(json::object{{"config", o.config}, {"rounds", o.rounds}, {"connections", o.connections},
-                                        {"rates", std::move(rows)}})
+    out << json::serialize(json::object{
+               {"config", o.config}, {"rounds", o.rounds}, {"connections", o.connections}, {"rates", std::move(rows)}})
         << "\n";
   }
   if (!o.plot_file.empty()) {
@@ -278,8 +283,10 @@ int run_overhead(const overhead_options& o) {
         << "'vane-proxy p99'\n";
     }
     int rc = std::system(("gnuplot " + script + " 2>&1").c_str());
-    if (rc != 0) std::fprintf(stderr, "vane-bench: gnuplot failed (is gnuplot-nox installed?); data in %s\n", data.c_str());
-    else std::fprintf(stderr, "vane-bench: plot written to %s\n", o.plot_file.c_str());
+    if (rc != 0)
+      std::fprintf(stderr, "vane-bench: gnuplot failed (is gnuplot-nox installed?); data in %s\n", data.c_str());
+    else
+      std::fprintf(stderr, "vane-bench: plot written to %s\n", o.plot_file.c_str());
   }
   std::error_code ec;
   if (o.plot_file.empty()) fs::remove_all(work, ec);

@@ -63,8 +63,9 @@ int run_upstream(const upstream_options& o) {
   }
   std::string body(o.body_bytes, 'x');
   for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
-  const std::string response = "HTTP/1.1 200 OK\r\nServer: vane-bench\r\nContent-Type: text/plain\r\nx-version: " +
-                               o.version + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string response =
+      "HTTP/1.1 200 OK\r\nServer: vane-bench\r\nContent-Type: text/plain\r\nx-version: " + o.version +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   // One acceptor per thread on the same port (SO_REUSEPORT), each with its own io_context.
   unsigned threads = std::max(1u, o.threads);
   std::vector<std::unique_ptr<asio::io_context>> contexts;

@@ -31,9 +31,15 @@ std::size_t route_decision::split_pick(const request_view& req, std::span<std::i
   if (hash) {
     std::optional<std::string_view> key;
     switch (*hash) {
-      case hash_kind::header: key = req.header(hash_name); break;
-      case hash_kind::cookie: key = find_cookie(req, hash_name); break;
-      case hash_kind::source_ip: key = req.source_ip(); break;
+      case hash_kind::header:
+        key = req.header(hash_name);
+        break;
+      case hash_kind::cookie:
+        key = find_cookie(req, hash_name);
+        break;
+      case hash_kind::source_ip:
+        key = req.source_ip();
+        break;
     }
     if (key) return pick_by_point(weights, sticky_point(*key));
   }
@@ -75,9 +81,12 @@ std::size_t route_decision::pick(const request_view& req, std::span<std::int64_t
 
 bool retry_wanted(const retry_on& on, retry_cause cause, unsigned status) {
   switch (cause) {
-    case retry_cause::connect_failure: return on.connect_failure || on.status_5xx || on.gateway_error;
-    case retry_cause::reset: return on.reset || on.status_5xx || on.gateway_error;
-    case retry_cause::timeout: return on.status_5xx || on.gateway_error;
+    case retry_cause::connect_failure:
+      return on.connect_failure || on.status_5xx || on.gateway_error;
+    case retry_cause::reset:
+      return on.reset || on.status_5xx || on.gateway_error;
+    case retry_cause::timeout:
+      return on.status_5xx || on.gateway_error;
     case retry_cause::status:
       return (on.status_5xx && status >= 500 && status <= 599) || (on.gateway_error && status >= 502 && status <= 504);
   }

@@ -64,8 +64,8 @@ enum class retry_cause { connect_failure, reset, timeout, status };
 struct retry_on {
   bool connect_failure = true;
   bool reset = true;
-  bool status_5xx = false;      // any 5xx, and connect failures, resets, timeouts
-  bool gateway_error = false;   // 502/503/504, and connect failures, resets, timeouts
+  bool status_5xx = false;     // any 5xx, and connect failures, resets, timeouts
+  bool gateway_error = false;  // 502/503/504, and connect failures, resets, timeouts
   bool operator==(const retry_on&) const = default;
 };
 bool retry_wanted(const retry_on& on, retry_cause cause, unsigned status);

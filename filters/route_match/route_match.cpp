@@ -39,8 +39,10 @@ host_matcher::host_matcher(std::string pattern) : pattern_(std::move(pattern)) {
 
 bool host_matcher::matches(std::string_view host_header) const {
   switch (kind_) {
-    case kind::any: return true;
-    case kind::exact: return iequals(host_without_port(host_header), pattern_);
+    case kind::any:
+      return true;
+    case kind::exact:
+      return iequals(host_without_port(host_header), pattern_);
     case kind::suffix: {
       auto host = host_without_port(host_header);
       return host.size() > suffix_.size() && iequals(host.substr(host.size() - suffix_.size()), suffix_);
@@ -80,10 +82,14 @@ path_matcher path_matcher::regex(const std::string& pattern) {
 
 bool path_matcher::matches(std::string_view path) const {
   switch (kind_) {
-    case kind::any: return true;
-    case kind::prefix: return path.starts_with(value_);
-    case kind::exact: return path == value_;
-    case kind::regex: return re_ && re2::RE2::FullMatch(re2::StringPiece(path.data(), path.size()), *re_);
+    case kind::any:
+      return true;
+    case kind::prefix:
+      return path.starts_with(value_);
+    case kind::exact:
+      return path == value_;
+    case kind::regex:
+      return re_ && re2::RE2::FullMatch(re2::StringPiece(path.data(), path.size()), *re_);
   }
   return false;
 }

@@ -25,11 +25,16 @@ bool string_matcher::matches(std::optional<std::string_view> value) const {
   if (kind_ == string_match_kind::present) return value.has_value();
   if (!value) return false;
   switch (kind_) {
-    case string_match_kind::exact: return *value == value_;
-    case string_match_kind::prefix: return value->starts_with(value_);
-    case string_match_kind::suffix: return value->ends_with(value_);
-    case string_match_kind::regex: return RE2::FullMatch(re2::StringPiece(value->data(), value->size()), *re_);
-    case string_match_kind::present: break;
+    case string_match_kind::exact:
+      return *value == value_;
+    case string_match_kind::prefix:
+      return value->starts_with(value_);
+    case string_match_kind::suffix:
+      return value->ends_with(value_);
+    case string_match_kind::regex:
+      return RE2::FullMatch(re2::StringPiece(value->data(), value->size()), *re_);
+    case string_match_kind::present:
+      break;
   }
   return false;
 }
@@ -44,9 +49,12 @@ std::string_view trim(std::string_view s) {
 
 bool holds(const match_condition& c, const request_view& req) {
   switch (c.source) {
-    case match_source::header: return c.matcher.matches(req.header(c.name));
-    case match_source::cookie: return c.matcher.matches(find_cookie(req, c.name));
-    case match_source::query: return c.matcher.matches(find_query_param(req.target(), c.name));
+    case match_source::header:
+      return c.matcher.matches(req.header(c.name));
+    case match_source::cookie:
+      return c.matcher.matches(find_cookie(req, c.name));
+    case match_source::query:
+      return c.matcher.matches(find_query_param(req.target(), c.name));
   }
   return false;
 }

@@ -237,9 +237,10 @@ TEST(Admin, BearerTokenGuardsEveryCallButReadyAndMetrics) {
 TEST(Admin, NonLoopbackAdminWithoutTokenRefusesToStart) {
   auto a = start_demo("a");
   std::string path = make_temp_dir() + "/vane.yaml";
-  write_file(path, "admin: {address: 0.0.0.0:0}\nlisteners: [{name: l, address: 127.0.0.1:0, routes: [{name: r, "
-                   "split: [{cluster: c, weight: 1}]}]}]\nclusters: [{name: c, endpoints: [" +
-                       a.address() + "]}]\n");
+  write_file(path,
+             "admin: {address: 0.0.0.0:0}\nlisteners: [{name: l, address: 127.0.0.1:0, routes: [{name: r, "
+             "split: [{cluster: c, weight: 1}]}]}]\nclusters: [{name: c, endpoints: [" +
+                 a.address() + "]}]\n");
   auto [code, output] = run(proxy_binary(), {"--config", path});
   EXPECT_EQ(code, 1);
   EXPECT_NE(output.find("admin.token_file is required when admin.address (0.0.0.0:0) is not loopback"),

@@ -30,7 +30,8 @@ std::int64_t num(const json::object& o, std::string_view k) { return o.at(k).to_
 TEST(Bench, OpenLoopSendsExactlyTheScheduleAndMeasuresEveryAnswer) {
   auto up = start_demo("v1");
   // 300 req/s for 1 s: due times start + i/300 for i < 300, whatever the connections do.
-  auto r = run_load({"--url", "http://" + up.address() + "/", "--rate", "300", "--duration", "1s", "--connections", "4"}, 0);
+  auto r =
+      run_load({"--url", "http://" + up.address() + "/", "--rate", "300", "--duration", "1s", "--connections", "4"}, 0);
   EXPECT_EQ(num(r, "sent"), 300);
   EXPECT_EQ(num(r, "completed"), 300);
   EXPECT_EQ(r.at("mode").as_string(), "open-loop");
@@ -75,9 +76,9 @@ TEST(Bench, BadArgumentsAreRefusedWithUsage) {
 
 TEST(Bench, OverheadRunsAShippedConfigAgainstTheBuiltInUpstream) {
   auto dir = make_temp_dir();
-  auto [code, out] = run(bench_binary(), {"overhead", "--config", source_dir() + "/configs/split.yaml", "--proxy",
-                                          proxy_binary(), "--rates", "200,400", "--rounds", "2", "--duration",
-                                          "500ms", "--json", dir + "/overhead.json"});
+  auto [code, out] = run(
+      bench_binary(), {"overhead", "--config", source_dir() + "/configs/split.yaml", "--proxy", proxy_binary(),
+                       "--rates", "200,400", "--rounds", "2", "--duration", "500ms", "--json", dir + "/overhead.json"});
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("added p99"), std::string::npos) << out;
   auto r = json::parse(read_text_file(dir + "/overhead.json")).as_object();

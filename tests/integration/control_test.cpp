@@ -2,7 +2,6 @@
 // controller with a Canary of 1-second ticks, and steady load through the
 // proxy. Tests wait for the controller's event lines, never for time.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <atomic>
@@ -31,8 +30,10 @@ listeners:
           - {cluster: app-primary, weight: 100}
           - {cluster: app-canary, weight: 0}
 clusters:
-  - {name: app-primary, endpoints: [)" + p.address() + R"(]}
-  - {name: app-canary, endpoints: [)" + c.address() + "]}\n";
+  - {name: app-primary, endpoints: [)" +
+         p.address() + R"(]}
+  - {name: app-canary, endpoints: [)" +
+         c.address() + "]}\n";
 }
 
 std::string canary_doc(const proxy_instance& proxy, const std::string& revision, const std::string& analysis_extra) {
@@ -41,9 +42,11 @@ kind: Canary
 metadata: {name: app, namespace: test}
 spec:
   targetRef: {apiVersion: apps/v1, kind: Deployment, name: app}
-  revision: ")" + revision + R"("
+  revision: ")" +
+         revision + R"("
   route: app
-  proxies: [http://127.0.0.1:)" + std::to_string(proxy.admin_port) + R"(]
+  proxies: [http://127.0.0.1:)" +
+         std::to_string(proxy.admin_port) + R"(]
   promote: {command: ["true"], timeout: 30s}
   analysis:
     interval: 1s
@@ -99,8 +102,10 @@ controller_instance start_controller(const std::string& doc) {
       control_binary(), std::vector<std::string>{"--canaries", c.dir + "/canaries", "--listen", "127.0.0.1:0",
                                                  "--state", c.dir + "/state.json"});
   auto line = c.process->wait_for("vane-control listening on");
-  if (!line) ADD_FAILURE() << c.process->output();
-  else c.port = port_of_line(*line);
+  if (!line)
+    ADD_FAILURE() << c.process->output();
+  else
+    c.port = port_of_line(*line);
   if (!c.process->wait_for("Initialization done! app.test")) ADD_FAILURE() << c.process->output();
   if (baseline != doc) {  // a new revision: the run starts (written whole: the controller polls the file)
     write_file(c.dir + "/canaries/app.yaml.tmp", doc);
@@ -128,8 +133,8 @@ TEST(Control, AHealthyRevisionWalksTheWeightsOnTwoProxiesAndIsPromoted) {
       - {name: request-duration, thresholdRange: {max: 5000}, interval: 2s}
 )");
   doc = replace_all(doc, "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) + "]",
-                    "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) + ", http://127.0.0.1:" +
-                        std::to_string(b.admin_port) + "]");
+                    "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) +
+                        ", http://127.0.0.1:" + std::to_string(b.admin_port) + "]");
   auto ctl = start_controller(doc);
   auto done = ctl.process->wait_for("Promotion completed! Scaling down app.test", 120s);
   ASSERT_TRUE(done) << ctl.process->output();
@@ -181,8 +186,9 @@ TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
       - {name: log, severity: info, providerRef: {name: generic, namespace: test}}
       - {name: chat, severity: warn, providerRef: {name: discord, namespace: test}}
 )");
-  for (auto [name, type, demo] : {std::tuple{"slack", "slack", &slack}, std::tuple{"teams", "msteams", &teams},
-                                  std::tuple{"generic", "generic", &generic}, std::tuple{"discord", "discord", &discord}})
+  for (auto [name, type, demo] :
+       {std::tuple{"slack", "slack", &slack}, std::tuple{"teams", "msteams", &teams},
+        std::tuple{"generic", "generic", &generic}, std::tuple{"discord", "discord", &discord}})
     doc += std::string("---\napiVersion: flagger.app/v1beta1\nkind: AlertProvider\nmetadata: {name: ") + name +
            ", namespace: test}\nspec: {type: " + type + ", channel: ops, address: http://" + demo->address() +
            "/alert}\n";
@@ -261,16 +267,15 @@ TEST(Control, ABadDocumentIsRefusedAndTheOthersRun) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("1 Canary, 0 MetricTemplate, 0 AlertProvider documents OK"), std::string::npos) << out;
   auto ctl = start_controller(good + "---\n" + bad);
-  ASSERT_TRUE(ctl.process->wait_for("analysis.stepWeight must be between 0 and 100, got 500"))
-      << ctl.process->output();
+  ASSERT_TRUE(ctl.process->wait_for("analysis.stepWeight must be between 0 and 100, got 500")) << ctl.process->output();
   EXPECT_NE(ctl.process->output().find("/canaries/app.yaml:"), std::string::npos);  // FILE:LINE:COL
   auto all = fetch_json(ctl.port, "/canaries").at("canaries").as_array();
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].at("name").as_string(), "app");
   EXPECT_EQ(all[0].at("phase").as_string(), "Initialized");  // no revision: it waits for `rollout`
   // The CLI starts a run: a manual rollout of revision 7 begins the analysis.
-  child_process cli(control_binary(), {"rollout", "app", "--revision", "7", "--server",
-                                       "http://127.0.0.1:" + std::to_string(ctl.port)});
+  child_process cli(control_binary(),
+                    {"rollout", "app", "--revision", "7", "--server", "http://127.0.0.1:" + std::to_string(ctl.port)});
   EXPECT_EQ(cli.wait_exit(), 0);
   EXPECT_TRUE(ctl.process->wait_for("New revision detected! Scaling up app.test"));
   EXPECT_EQ(fetch(ctl.port, "POST", "/canaries/ghost/promote").status, 404);
@@ -336,11 +341,14 @@ TEST(Control, BlueGreenTestsTheCanaryThroughTheProxyThenSwitches) {
   auto proxy = start_proxy(proxy_config(p, c), 1);
   tagged_load traffic(proxy.port, "x-vane-canary", "always");
   auto loadtester = start_demo("loadtester");  // the load-test webhook's receiver
-  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+  auto ctl = start_controller(canary_doc(proxy, "2.0",
+                                         R"(    threshold: 2
     iterations: 2
     stepWeightPromotion: 50
     webhooks:
-      - {name: load-test, type: rollout, url: http://)" + loadtester.address() + R"(/, metadata: {cmd: "hey -H 'x-vane-canary: always' http://app/"}}
+      - {name: load-test, type: rollout, url: http://)" +
+                                             loadtester.address() +
+                                             R"(/, metadata: {cmd: "hey -H 'x-vane-canary: always' http://app/"}}
     metrics:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
 )"));
@@ -386,18 +394,23 @@ TEST(Control, MirroringAnalysesTheCopiesBeforeAnyLiveTraffic) {
 TEST(Control, WebhooksGateTheRunAndManualPromotionFinishesIt) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
-  auto hooks = start_demo("hooks");                                      // answers 200
-  auto gate = start_demo("gate", {"--error-percent", "100"});           // answers 500
+  auto hooks = start_demo("hooks");                            // answers 200
+  auto gate = start_demo("gate", {"--error-percent", "100"});  // answers 500
   auto proxy = start_proxy(proxy_config(p, c), 1);
   load traffic(proxy.port);
-  std::string doc = canary_doc(proxy, "2.0", R"(    threshold: 5
+  std::string doc = canary_doc(proxy, "2.0",
+                               R"(    threshold: 5
     maxWeight: 20
     stepWeight: 20
     webhooks:
-      - {name: acceptance, type: pre-rollout, url: http://)" + hooks.address() + R"(/pre}
-      - {name: load, type: rollout, url: http://)" + hooks.address() + R"(/rollout}
-      - {name: events, type: event, url: http://)" + hooks.address() + R"(/events}
-      - {name: approval, type: confirm-promotion, url: http://)" + gate.address() + R"(/gate}
+      - {name: acceptance, type: pre-rollout, url: http://)" +
+                                   hooks.address() + R"(/pre}
+      - {name: load, type: rollout, url: http://)" +
+                                   hooks.address() + R"(/rollout}
+      - {name: events, type: event, url: http://)" +
+                                   hooks.address() + R"(/events}
+      - {name: approval, type: confirm-promotion, url: http://)" +
+                                   gate.address() + R"(/gate}
 )");
   doc = replace_all(doc, "  promote: {command: [\"true\"], timeout: 30s}\n", "");  // manual promotion
   auto ctl = start_controller(doc);
@@ -433,7 +446,7 @@ TEST(Control, ARestartedControllerResumesTheRun) {
   ASSERT_TRUE(saw(ctl, "resumed 1 canaries")) << ctl.process->output();
   ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
   EXPECT_EQ(ctl.process->output().find("New revision detected"), std::string::npos);  // the same run went on
-  EXPECT_EQ(ctl.process->output().find("canary weight 20"), std::string::npos);      // from where it was
+  EXPECT_EQ(ctl.process->output().find("canary weight 20"), std::string::npos);       // from where it was
 }
 
 // A MetricTemplate queried from a real Prometheus (Debian package) scraping the proxy.
@@ -441,8 +454,8 @@ TEST(Control, PrometheusMetricTemplatesAreQueriedWithFlaggersVariables) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0", {"--error-percent", "50", "--error-status", "503"});
   // The canary takes 30% before the run, so Prometheus has its errors when the analysis asks.
-  std::string config = replace_all(replace_all(proxy_config(p, c), "weight: 100}", "weight: 70}"), "weight: 0}",
-                                   "weight: 30}");
+  std::string config =
+      replace_all(replace_all(proxy_config(p, c), "weight: 100}", "weight: 70}"), "weight: 0}", "weight: 30}");
   auto proxy = start_proxy(config, 1);
   prometheus_server prom({"127.0.0.1:" + std::to_string(proxy.admin_port)});
   load traffic(proxy.port);
@@ -493,8 +506,8 @@ TEST(Control, AProxyRestartedMidRunConvergesWithinATick) {
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
 )");
   doc = replace_all(doc, "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) + "]",
-                    "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) + ", http://127.0.0.1:" +
-                        std::to_string(b_admin) + "]");
+                    "proxies: [http://127.0.0.1:" + std::to_string(a.admin_port) +
+                        ", http://127.0.0.1:" + std::to_string(b_admin) + "]");
   auto ctl = start_controller(doc);
   ASSERT_TRUE(saw(ctl, "Advance app.test canary weight 20")) << ctl.process->output();
   // The second proxy goes away and comes back with its file's weights (canary 0).

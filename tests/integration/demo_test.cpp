@@ -16,9 +16,9 @@ namespace {
 std::string build_dir() { return std::filesystem::path(proxy_binary()).parent_path().parent_path().string(); }
 
 std::unique_ptr<child_process> start_demo_script(const std::string& requests) {
-  return std::make_unique<child_process>("/bin/bash",
-                                         std::vector<std::string>{source_dir() + "/scripts/demo.sh", build_dir(), requests},
-                                         /*own_group=*/true);
+  return std::make_unique<child_process>(
+      "/bin/bash", std::vector<std::string>{source_dir() + "/scripts/demo.sh", build_dir(), requests},
+      /*own_group=*/true);
 }
 
 }  // namespace
@@ -43,7 +43,8 @@ TEST(Demo, SplitsThenPromotesAHealthyRevisionAndRollsBackAFailingOne) {
   EXPECT_NE(at("podinfo.demo  Progressing      [####----------------]  20%"), std::string::npos) << out;
   EXPECT_NE(at("success 100.00%"), std::string::npos) << out;
   EXPECT_NE(out.find("Halt podinfo.demo advancement success rate", promoted), std::string::npos) << out;
-  EXPECT_NE(at(R"(demo: the primary now runs "version":"6.1.0")"), std::string::npos) << out;  // the promote command ran
+  EXPECT_NE(at(R"(demo: the primary now runs "version":"6.1.0")"), std::string::npos)
+      << out;  // the promote command ran
   EXPECT_NE(at("6.1.0 promoted, 6.2.0 rolled back"), std::string::npos) << out;
   // The load during the rollouts: only the failing canary's injected 503s, no other error.
   EXPECT_NE(at("version 6.2.0  status 503"), std::string::npos) << out;
@@ -58,7 +59,7 @@ TEST(Demo, CtrlCStopsEverythingItStarted) {
   auto demo = start_demo_script("50");
   ASSERT_TRUE(demo->wait_for("demo: rollout of 6.1.0", 120s)) << demo->output();
   ASSERT_GE(processes_in_group(demo->pid()).size(), 5U);  // two demos, the proxy, the controller, the load, watch
-  demo->signal_group(SIGINT);  // what a terminal's Ctrl-C does: the whole foreground group
+  demo->signal_group(SIGINT);                             // what a terminal's Ctrl-C does: the whole foreground group
   auto code = demo->wait_exit(60s);
   ASSERT_TRUE(code) << demo->output();
   EXPECT_EQ(*code, 130) << demo->output();

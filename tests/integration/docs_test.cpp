@@ -37,8 +37,7 @@ TEST(Docs, EveryProxyConfigKeyIsDocumented) {
   const std::string dir = source_dir();
   const auto keys = accepted_keys(read_text_file(dir + "/proxy/config.cpp"));
   ASSERT_GT(keys.size(), 50u) << "the check_keys lists were not found: did the loader change shape?";
-  const std::string docs =
-      read_text_file(dir + "/docs/configuration.md") + read_text_file(dir + "/docs/tls.md");
+  const std::string docs = read_text_file(dir + "/docs/configuration.md") + read_text_file(dir + "/docs/tls.md");
   for (const auto& key : keys) EXPECT_TRUE(documented(docs, key)) << "config key '" << key << "' is not in docs/";
 }
 

@@ -12,10 +12,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -42,8 +42,8 @@ class background_load {
     process_ = std::make_unique<child_process>(
         bench_binary(), std::vector<std::string>{"load", "--url", "http://127.0.0.1:" + std::to_string(port) + "/",
                                                  "--rate", std::to_string(rate), "--connections", "16", "--duration",
-                                                 std::to_string(seconds) + "s", "--timeout", "10s", "--quiet",
-                                                 "--json", dir_ + "/load.json"});
+                                                 std::to_string(seconds) + "s", "--timeout", "10s", "--quiet", "--json",
+                                                 dir_ + "/load.json"});
   }
   bool running() { return !process_->wait_exit(std::chrono::milliseconds(0)); }
   json::object finish() {
@@ -69,9 +69,13 @@ json::object load_during(std::uint16_t port, int rate, int min_seconds, const st
     fault();
     done = true;
   });
-  json::object total{{"sent", 0}, {"completed", 0}, {"phases", 0},
-                     {"errors", json::object{{"connect", 0}, {"closed", 0}, {"timeout", 0}, {"bad_response", 0},
-                                             {"status_4xx", 0}, {"status_5xx", 0}}}};
+  json::object total{
+      {"sent", 0},
+      {"completed", 0},
+      {"phases", 0},
+      {"errors",
+       json::object{
+           {"connect", 0}, {"closed", 0}, {"timeout", 0}, {"bad_response", 0}, {"status_4xx", 0}, {"status_5xx", 0}}}};
   const auto started = std::chrono::steady_clock::now();
   while (!done || std::chrono::steady_clock::now() - started < std::chrono::seconds(min_seconds)) {
     background_load phase(port, rate, 2);
@@ -80,7 +84,8 @@ json::object load_during(std::uint16_t port, int rate, int min_seconds, const st
     total["completed"] = num(total, "completed") + num(r, "completed");
     total["phases"] = num(total, "phases") + 1;
     auto& e = total["errors"].as_object();
-    for (const auto& [k, v] : r.at("errors").as_object()) e[k] = e[k].to_number<std::int64_t>() + v.to_number<std::int64_t>();
+    for (const auto& [k, v] : r.at("errors").as_object())
+      e[k] = e[k].to_number<std::int64_t>() + v.to_number<std::int64_t>();
   }
   injector.join();
   return total;
@@ -93,12 +98,13 @@ std::int64_t errors_total(const json::object& o) {
 }
 
 void report(const std::string& scenario, const json::object& r, const std::string& extra = "") {
-  std::printf("faults: %-34s sent %lld, answered %lld, errors %lld (connect %lld, closed %lld, timeout %lld, "
-              "5xx %lld)%s%s\n",
-              scenario.c_str(), static_cast<long long>(num(r, "sent")), static_cast<long long>(num(r, "completed")),
-              static_cast<long long>(errors_total(r)), static_cast<long long>(err(r, "connect")),
-              static_cast<long long>(err(r, "closed")), static_cast<long long>(err(r, "timeout")),
-              static_cast<long long>(err(r, "status_5xx")), extra.empty() ? "" : "; ", extra.c_str());
+  std::printf(
+      "faults: %-34s sent %lld, answered %lld, errors %lld (connect %lld, closed %lld, timeout %lld, "
+      "5xx %lld)%s%s\n",
+      scenario.c_str(), static_cast<long long>(num(r, "sent")), static_cast<long long>(num(r, "completed")),
+      static_cast<long long>(errors_total(r)), static_cast<long long>(err(r, "connect")),
+      static_cast<long long>(err(r, "closed")), static_cast<long long>(err(r, "timeout")),
+      static_cast<long long>(err(r, "status_5xx")), extra.empty() ? "" : "; ", extra.c_str());
   std::fflush(stdout);
 }
 
@@ -203,8 +209,8 @@ TEST(FaultsUnderLoad, AnUpstreamThatDiesUnderLoadIsRetriedAround) {
   const int seconds = fault_seconds();
   background_load load(proxy.port, 400, seconds);
   // A third of the way in, one of the primary's two endpoints dies (SIGKILL: no FIN for what it was doing).
-  ASSERT_TRUE(eventually([&] { return b.stats().at("requests").as_int64() > 400 * seconds / 6; },
-                         std::chrono::seconds(60)));
+  ASSERT_TRUE(
+      eventually([&] { return b.stats().at("requests").as_int64() > 400 * seconds / 6; }, std::chrono::seconds(60)));
   const auto b_before = b.stats().at("requests").as_int64();
   a.process->signal(SIGKILL);
   auto r = load.finish();
@@ -226,9 +232,11 @@ TEST(FaultsUnderLoad, AnUpstreamThatResetsOrHangsCostsOnlyCounted5xx) {
   auto hangs = start_demo("hangs", {"--latency", "60s"});
   auto good = start_demo("good");
   auto canary = start_demo("canary");
-  std::string yaml = split_config(resets.address() + ", " + hangs.address() + ", " + good.address(), canary.address(), 100);
-  yaml = replace_all(yaml, "retries: {attempts: 2, on: [connect-failure, reset]}",
-                     "retries: {attempts: 3, per_try_timeout: 300ms, on: [gateway-error], budget: {percent: 100, min: 16}}");
+  std::string yaml =
+      split_config(resets.address() + ", " + hangs.address() + ", " + good.address(), canary.address(), 100);
+  yaml = replace_all(
+      yaml, "retries: {attempts: 2, on: [connect-failure, reset]}",
+      "retries: {attempts: 3, per_try_timeout: 300ms, on: [gateway-error], budget: {percent: 100, min: 16}}");
   auto proxy = start_proxy(yaml, 1);
   background_load load(proxy.port, 200, fault_seconds());
   auto r = load.finish();
@@ -251,9 +259,10 @@ TEST(FaultsUnderLoad, AnUpstreamThatResetsOrHangsCostsOnlyCounted5xx) {
 TEST(FaultsUnderLoad, ACanaryThatVanishesMidRolloutCostsOnlyItsShareUntilRolledBack) {
   auto primary = start_demo("primary");
   auto canary = start_demo("canary");
-  auto proxy = start_proxy(split_config(primary.address(), canary.address(), 80,
-                                        "    health_check: {path: /healthz, interval: 200ms, unhealthy: 1, healthy: 1}\n"),
-                           2);
+  auto proxy =
+      start_proxy(split_config(primary.address(), canary.address(), 80,
+                               "    health_check: {path: /healthz, interval: 200ms, unhealthy: 1, healthy: 1}\n"),
+                  2);
   const int seconds = fault_seconds();
   background_load load(proxy.port, 300, seconds);
   ASSERT_TRUE(eventually([&] { return canary.stats().at("requests").as_int64() > 300 * seconds / 5 / 4; },

@@ -43,7 +43,9 @@ TEST(Health, DeadEndpointIsMarkedDownGetsNoTrafficAndComesBack) {
   auto b = start_demo("b");
   std::string a_address = a->address();
   auto proxy = start_proxy(checked_config(a_address + ", " + b.address()), 2);
-  ASSERT_TRUE(eventually([&] { return health(proxy) == std::map<std::string, bool>{{a_address, true}, {b.address(), true}}; }));
+  ASSERT_TRUE(eventually([&] {
+    return health(proxy) == std::map<std::string, bool>{{a_address, true}, {b.address(), true}};
+  }));
 
   a.reset();  // endpoint a dies
   ASSERT_TRUE(proxy.process->wait_for("endpoint " + a_address + " is now unhealthy"));
@@ -55,12 +57,13 @@ TEST(Health, DeadEndpointIsMarkedDownGetsNoTrafficAndComesBack) {
     ASSERT_EQ(r.status, 200);
     EXPECT_EQ(r.header("x-version"), "b");
   }
-  EXPECT_EQ(fetch_json(proxy.admin_port, "/clusters").at("clusters").as_array()[0].at("healthy_endpoints").as_int64(), 1);
+  EXPECT_EQ(fetch_json(proxy.admin_port, "/clusters").at("clusters").as_array()[0].at("healthy_endpoints").as_int64(),
+            1);
 
   // a comes back on its address: after `healthy` passes it takes traffic again.
   demo_instance back;
-  back.process = std::make_unique<child_process>(demo_binary(),
-                                                 std::vector<std::string>{"--listen", a_address, "--version", "a"});
+  back.process =
+      std::make_unique<child_process>(demo_binary(), std::vector<std::string>{"--listen", a_address, "--version", "a"});
   ASSERT_TRUE(back.process->wait_for(" listening on "));
   ASSERT_TRUE(proxy.process->wait_for("endpoint " + a_address + " is now healthy"));
   int from_a = 0;
@@ -104,7 +107,8 @@ TEST(Dns, NamesAreReResolved) {
     routes: [{name: app, split: [{cluster: app, weight: 1}]}]
 clusters:
   - name: app
-    endpoints: [app.vane-test.internal:)" + std::to_string(a.port) + R"(]
+    endpoints: [app.vane-test.internal:)" +
+                                        std::to_string(a.port) + R"(]
     dns_refresh_rate: 100ms
 )"));
   // b on 127.0.0.2 with a's port number: the DNS change moves the cluster from a to b.
@@ -115,10 +119,9 @@ clusters:
   if (!line) GTEST_SKIP() << "cannot listen on 127.0.0.2: " << b2.process->output();
   proxy_instance proxy;
   proxy.process = std::make_unique<child_process>(
-      "/usr/bin/unshare",
-      std::vector<std::string>{"-m", "sh", "-c",
-                               "mount --bind " + hosts + " /etc/hosts && exec " + proxy_binary() + " --config " +
-                                   config + " --workers 1"});
+      "/usr/bin/unshare", std::vector<std::string>{"-m", "sh", "-c",
+                                                   "mount --bind " + hosts + " /etc/hosts && exec " + proxy_binary() +
+                                                       " --config " + config + " --workers 1"});
   auto listening = proxy.process->wait_for("http listening on ");
   ASSERT_TRUE(listening) << proxy.process->output();
   proxy.port = port_of_line(listening->substr(0, listening->find(" (")));

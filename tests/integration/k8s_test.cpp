@@ -52,7 +52,9 @@ rendered render(const std::string& overlay) {
   return r;
 }
 
-std::string name_of(const YAML::Node& d) { return d["kind"].as<std::string>() + "/" + d["metadata"]["name"].as<std::string>(); }
+std::string name_of(const YAML::Node& d) {
+  return d["kind"].as<std::string>() + "/" + d["metadata"]["name"].as<std::string>();
+}
 
 std::vector<YAML::Node> containers_of(const YAML::Node& pod_spec) {
   std::vector<YAML::Node> out;
@@ -153,7 +155,8 @@ void check_common(const rendered& r) {
       if (c["volumeMounts"])
         for (const auto& m : c["volumeMounts"]) {
           bool found = false;
-          for (const auto& v : pod["volumes"]) found = found || v["name"].as<std::string>() == m["name"].as<std::string>();
+          for (const auto& v : pod["volumes"])
+            found = found || v["name"].as<std::string>() == m["name"].as<std::string>();
           EXPECT_TRUE(found) << "mount of a missing volume " << m["name"];
         }
     }
@@ -219,7 +222,8 @@ YAML::Node check_proxy(const rendered& r, const YAML::Node& d, const YAML::Node&
       EXPECT_TRUE(svc) << "no Service for endpoint " << hp;
       if (!svc) continue;
       bool port = false;
-      for (const auto& p : svc["spec"]["ports"]) port = port || std::to_string(p["port"].as<int>()) == hp.substr(hp.find(':') + 1);
+      for (const auto& p : svc["spec"]["ports"])
+        port = port || std::to_string(p["port"].as<int>()) == hp.substr(hp.find(':') + 1);
       EXPECT_TRUE(port) << hp;
     }
   // Termination leaves time to drain.
@@ -316,7 +320,8 @@ TEST(K8s, SidecarOverlayInjectsTheProxyIntoTheCallerAndTheControllerDrivesIt) {
   EXPECT_EQ(listener, "127.0.0.1:15001");
   bool calls_it = false;
   for (const auto& app : d["spec"]["template"]["spec"]["containers"])
-    for (const auto& a : app["command"]) calls_it = calls_it || a.as<std::string>().find("localhost:15001") != std::string::npos;
+    for (const auto& a : app["command"])
+      calls_it = calls_it || a.as<std::string>().find("localhost:15001") != std::string::npos;
   EXPECT_TRUE(calls_it) << "the app does not call its sidecar";
   // The callee's pods carry no proxy: an inbound sidecar could not split.
   for (const char* callee : {"podinfo-primary", "podinfo-canary"})
@@ -411,7 +416,8 @@ TEST(K8s, DockerfileNamesFilesThatExistAndDebianPackagesThatHoldTheLibraries) {
       auto arrow = l.find("=> /");
       if (arrow == std::string::npos) continue;
       auto path = l.substr(arrow + 3, l.find(' ', arrow + 3) - arrow - 3);
-      if (path.find("asan") != std::string::npos || path.find("ubsan") != std::string::npos) continue;  // sanitizer builds
+      if (path.find("asan") != std::string::npos || path.find("ubsan") != std::string::npos)
+        continue;  // sanitizer builds
       // dpkg knows a file by the path its package ships it at: /lib or /usr/lib, the link or its target.
       auto real = fs::canonical(path).string();
       int dcode = 1;

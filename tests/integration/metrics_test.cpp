@@ -95,7 +95,7 @@ TEST(Metrics, EveryRequestIsCountedOnceWithTheStatusSent) {
   auto proxy = start_proxy(metrics_config(primary, canary, 50, 50), 1);
   {
     http_client c(proxy.port);
-    for (int i = 0; i < 200; ++i) c.get("/app/x");                 // 100 + 100, exactly (one worker)
+    for (int i = 0; i < 200; ++i) c.get("/app/x");  // 100 + 100, exactly (one worker)
     for (int i = 0; i < 3; ++i) EXPECT_EQ(c.get("/nothing").status, 404);
     for (int i = 0; i < 2; ++i) EXPECT_EQ(c.get("/down").status, 502);
   }
@@ -132,8 +132,7 @@ TEST(Metrics, EveryRequestIsCountedOnceWithTheStatusSent) {
   EXPECT_EQ(metric_sum(s, "vane_upstream_connect_errors_total", {{"cluster", "dead"}}), 2);
   EXPECT_EQ(metric_sum(s, "vane_upstream_connect_errors_total", {{"cluster", "app-canary"}}), 0);
   // Histograms hold the same requests.
-  EXPECT_EQ(metric_sum(s, "vane_upstream_duration_seconds_count", {{"route", "app"}, {"cluster", "app-canary"}}),
-            100);
+  EXPECT_EQ(metric_sum(s, "vane_upstream_duration_seconds_count", {{"route", "app"}, {"cluster", "app-canary"}}), 100);
   EXPECT_EQ(metric_sum(s, "vane_request_duration_seconds_count"), 207);
   EXPECT_EQ(metric_sum(s, "vane_request_duration_seconds_bucket", {{"le", "+Inf"}}), 207);
   EXPECT_GE(metric_sum(s, "process_start_time_seconds"), 1.7e9);
@@ -267,7 +266,8 @@ TEST(Metrics, CountsAddUpExactlyWithFourWorkersUnderScrapes) {
   auto served = primary.stats().at("requests").as_int64() + canary.stats().at("requests").as_int64();
   EXPECT_EQ(served, total);
   EXPECT_EQ(metric_sum(s, "vane_upstream_responses_total", {{"code", "503"}}), canary.stats().at("errors").as_int64());
-  EXPECT_EQ(metric_sum(s, "vane_requests_total", {{"cluster", "app-canary"}}), canary.stats().at("requests").as_int64());
+  EXPECT_EQ(metric_sum(s, "vane_requests_total", {{"cluster", "app-canary"}}),
+            canary.stats().at("requests").as_int64());
 }
 
 // A real Prometheus (Debian package) scrapes a real vane-proxy; Flagger's
@@ -304,7 +304,8 @@ TEST(Prometheus, ScrapesVaneAndAnswersFlaggerStyleQueries) {
   for (const auto& r : latency.at("routes").as_array()) {
     if (r.at("route") != "app" || r.at("cluster") != "app-canary") continue;
     for (const auto& b : r.at("upstream").at("buckets").as_array())
-      fine.add_bucket(vane::log_linear_histogram::index_of(b.as_array()[0].to_number<std::uint64_t>()), b.as_array()[2].to_number<std::uint64_t>());
+      fine.add_bucket(vane::log_linear_histogram::index_of(b.as_array()[0].to_number<std::uint64_t>()),
+                      b.as_array()[2].to_number<std::uint64_t>());
   }
   ASSERT_EQ(fine.count(), 200u);
   double fine_p99_ms = fine.quantile(0.99) / 1000;
@@ -404,11 +405,14 @@ TEST(Grafana, DashboardQueriesAnswerFromARealPrometheus) {
   prometheus_server prom({"127.0.0.1:" + std::to_string(proxy.admin_port)});
   // Traffic until Prometheus holds two scrapes of it, so rate() has data.
   const std::string seen = R"(count_over_time(vane_requests_total{route="app",cluster="app-canary",code="200"}[5m]))";
-  ASSERT_TRUE(eventually([&] {
-    send_parallel(proxy.port, "/app", 100, 4);
-    auto n = prom.query_value(seen);
-    return n && *n >= 2;
-  }, 90s)) << json::serialize(prom.query(seen));
+  ASSERT_TRUE(eventually(
+      [&] {
+        send_parallel(proxy.port, "/app", 100, 4);
+        auto n = prom.query_value(seen);
+        return n && *n >= 2;
+      },
+      90s))
+      << json::serialize(prom.query(seen));
   for (auto e : exprs) {
     e = replace_all(replace_all(e, "$route", "app"), "$__rate_interval", "5m");
     auto answer = prom.query(e);  // a PromQL error fails inside query()

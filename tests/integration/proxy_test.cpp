@@ -38,10 +38,12 @@ listeners:
     routes:
       - name: r
         split: [{cluster: c, weight: 1}]
-)" + route_extra + R"(
+)" + route_extra +
+         R"(
 clusters:
   - name: c
-    endpoints: [)" + endpoints + "]\n" + cluster_extra;
+    endpoints: [)" +
+         endpoints + "]\n" + cluster_extra;
 }
 
 std::int64_t stat(const demo_instance& d, const char* key) { return d.stats().at(key).as_int64(); }
@@ -114,7 +116,7 @@ TEST(Proxy, RoutesMatchHostAndPathFirstMatchWins) {
     auto r = fetch(proxy.port, "GET", target, {{"host", host}});
     return r.status == 200 ? r.header("x-version") : std::to_string(r.status);
   };
-  EXPECT_EQ(version_for("api.example.com", "/v2/users/42"), "canary");      // regex route
+  EXPECT_EQ(version_for("api.example.com", "/v2/users/42"), "canary");  // regex route
   EXPECT_EQ(version_for("API.example.com:8080", "/v2/users/42?x=1"), "canary");
   EXPECT_EQ(version_for("api.example.com", "/v2/users/42/extra"), "primary");  // not a full match: next route
   EXPECT_EQ(version_for("a.tenants.example.com", "/anything"), "primary");
@@ -220,7 +222,7 @@ TEST(Proxy, Http10AndConnectionCloseAreHonoured) {
   {
     raw_connection c(proxy.port);
     c.send("GET / HTTP/1.0\r\n\r\n");  // HTTP/1.0 needs no Host
-    std::string got = c.read_all();     // the proxy closes after the response
+    std::string got = c.read_all();    // the proxy closes after the response
     EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
     EXPECT_NE(got.find("\"version\":\"v1\""), std::string::npos);
   }
@@ -268,10 +270,12 @@ TEST(Proxy, PipelinedRequestsAreAnsweredInOrder) {
   auto up = start_demo("v1");
   auto proxy = start_proxy(one_cluster_config(up.address()), 1);
   raw_connection c(proxy.port);
-  c.send("GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n"
-         "Connection: close\r\n\r\n");
+  c.send(
+      "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n"
+      "Connection: close\r\n\r\n");
   std::string got = c.read_all();
-  auto one = got.find("\"path\":\"/one\""), two = got.find("\"path\":\"/two\""), three = got.find("\"path\":\"/three\"");
+  auto one = got.find("\"path\":\"/one\""), two = got.find("\"path\":\"/two\""),
+       three = got.find("\"path\":\"/three\"");
   ASSERT_NE(three, std::string::npos) << got;
   EXPECT_LT(one, two);
   EXPECT_LT(two, three);
@@ -279,17 +283,17 @@ TEST(Proxy, PipelinedRequestsAreAnsweredInOrder) {
 
 TEST(Proxy, BadRequestsGetA4xxAndTheProxyKeepsServing) {
   auto up = start_demo("v1");
-  auto proxy = start_proxy(one_cluster_config(up.address(), "", "",
-                                              "limits: {max_request_headers: 1KiB, max_headers: 10, max_body: 10}\n"),
-                           1);
+  auto proxy = start_proxy(
+      one_cluster_config(up.address(), "", "", "limits: {max_request_headers: 1KiB, max_headers: 10, max_body: 10}\n"),
+      1);
   struct bad_case {
     std::string request;
     std::string status;
   };
   std::vector<bad_case> cases{
       {"GARBAGE\r\n\r\n", "400"},
-      {"GET / HTTP/1.1\r\n\r\n", "400"},                                    // no Host
-      {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"},             // two Hosts
+      {"GET / HTTP/1.1\r\n\r\n", "400"},                        // no Host
+      {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"},  // two Hosts
       {"GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(2000, 'a') + "\r\n\r\n", "431"},
       {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", "413"},
   };
@@ -354,8 +358,7 @@ TEST(Proxy, LargeBodiesStreamBothWaysWithBoundedMemory) {
     std::uint64_t received = 0;
     bool bytes_ok = true;
     auto check = [&](const char* data, std::size_t n) {
-      for (std::size_t i = 0; i < n && bytes_ok; ++i)
-        bytes_ok = data[i] == vane::demo::pattern_byte(received + i);
+      for (std::size_t i = 0; i < n && bytes_ok; ++i) bytes_ok = data[i] == vane::demo::pattern_byte(received + i);
       received += n;
     };
     check(head.data() + end + 4, head.size() - end - 4);
@@ -393,8 +396,8 @@ TEST(Proxy, SlowHeaderIsClosed) {
   auto proxy = start_proxy(one_cluster_config(up.address(), "", "", "limits: {header_timeout: 200ms}\n"), 1);
   raw_connection c(proxy.port);
   c.send("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ");  // and never the end of the head
-  std::string got = c.read_all();  // returns when the proxy closes the connection
-  EXPECT_EQ(got, "");               // closed without a reply, as nginx does
+  std::string got = c.read_all();                   // returns when the proxy closes the connection
+  EXPECT_EQ(got, "");                               // closed without a reply, as nginx does
   EXPECT_EQ(up.stats().at("requests").as_int64(), 0);
   EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);  // and everyone else is served
 }

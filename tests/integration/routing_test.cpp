@@ -22,7 +22,8 @@ listeners:
         split:
           - {cluster: app-primary, weight: 50}
           - {cluster: app-canary, weight: 50}
-)" + route_extra + R"(
+)" + route_extra +
+         R"(
 clusters:
   - {name: app-primary, endpoints: [)" +
          p.address() + R"(]}
@@ -142,16 +143,17 @@ clusters:
 TEST(Headers, RequestAndResponseHeadersAreRewrittenPerRoute) {
   auto p = start_demo("primary");
   auto c = start_demo("canary");
-  auto proxy = start_proxy(ab_config(p, c, R"(        request_headers: {set: {x-env: prod}, add: {x-added: "1"}, remove: [x-debug]}
+  auto proxy = start_proxy(
+      ab_config(p, c, R"(        request_headers: {set: {x-env: prod}, add: {x-added: "1"}, remove: [x-debug]}
         response_headers: {set: {x-served-by: vane}, add: {x-extra: a}, remove: [server]}
 )"),
-                           1);
+      1);
   auto r = fetch(proxy.port, "GET", "/headers", {{"x-debug", "secret"}, {"x-env", "dev"}, {"x-added", "0"}});
   ASSERT_EQ(r.status, 200);
   auto seen = json::parse(r.body).at("headers").as_object();
   EXPECT_FALSE(seen.contains("x-debug"));
-  EXPECT_EQ(seen.at("x-env").as_string(), "prod");     // set replaces
-  EXPECT_EQ(seen.at("x-added").as_string(), "0,1");    // add appends
+  EXPECT_EQ(seen.at("x-env").as_string(), "prod");   // set replaces
+  EXPECT_EQ(seen.at("x-added").as_string(), "0,1");  // add appends
   EXPECT_EQ(r.header("server"), "");
   EXPECT_EQ(r.header("x-served-by"), "vane");
   EXPECT_EQ(r.header("x-extra"), "a");
@@ -247,9 +249,12 @@ std::vector<std::string> set_cookies(const proxy_instance& proxy, const std::str
 TEST(SessionAffinity, ClientsStayOnTheCanaryOfThisRunAndCookiesExpire) {
   auto p = start_demo("primary");
   auto c = start_demo("canary");
-  auto proxy = start_proxy(ab_config(p, c, R"(        session_affinity: {cookie: vane-canary, primary_cookie: vane-primary, max_age: 1h, value: run1}
+  auto proxy = start_proxy(
+      ab_config(
+          p, c,
+          R"(        session_affinity: {cookie: vane-canary, primary_cookie: vane-primary, max_age: 1h, value: run1}
 )"),
-                           1);
+      1);
   // The 50/50 split alternates: a new client is sent somewhere and pinned there.
   std::vector<std::string> first = set_cookies(proxy, ""), second = set_cookies(proxy, "");
   std::vector<std::string> to_canary = first[0] == "canary" ? first : second;
@@ -279,11 +284,12 @@ TEST(SessionAffinity, ClientsStayOnTheCanaryOfThisRunAndCookiesExpire) {
   put = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {},
               R"({"split":[{"cluster":"app-primary","weight":1},{"cluster":"app-canary","weight":0}]})");
   ASSERT_EQ(put.status, 200);
-  EXPECT_EQ(set_cookies(proxy, "vane-canary=run2; vane-primary=run2"),
-            (std::vector<std::string>{"primary", "vane-canary=; Max-Age=0; Path=/", "vane-primary=; Max-Age=0; Path=/"}));
+  EXPECT_EQ(
+      set_cookies(proxy, "vane-canary=run2; vane-primary=run2"),
+      (std::vector<std::string>{"primary", "vane-canary=; Max-Age=0; Path=/", "vane-primary=; Max-Age=0; Path=/"}));
   // A route with one cluster cannot have affinity.
-  auto bad = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {},
-                   R"({"split":[{"cluster":"app-primary","weight":1}]})");
+  auto bad =
+      fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {}, R"({"split":[{"cluster":"app-primary","weight":1}]})");
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("at least two clusters"), std::string::npos);
 }
@@ -297,9 +303,11 @@ listeners:
     routes:
       - name: app
         split: [{cluster: app, weight: 1}]
-        retries: )" + retries + R"(
+        retries: )" +
+         retries + R"(
 clusters:
-  - {name: app, endpoints: [)" + endpoints + "]}\n";
+  - {name: app, endpoints: [)" +
+         endpoints + "]}\n";
 }
 double metric_now(const proxy_instance& p, const std::string& line_prefix) {
   std::string text = fetch(p.admin_port, "GET", "/metrics").body;
@@ -344,7 +352,8 @@ TEST(Retries, TheBudgetCapsRetries) {
   }
   // One retry in flight allowed: a lone request is tried 1 + 3 times.
   {
-    auto proxy = start_proxy(retry_config(bad.address(), "{attempts: 3, on: [gateway-error], budget: {percent: 0, min: 1}}"), 1);
+    auto proxy =
+        start_proxy(retry_config(bad.address(), "{attempts: 3, on: [gateway-error], budget: {percent: 0, min: 1}}"), 1);
     EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 503);
     EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="503"})", 4), 4);
     EXPECT_EQ(metric(proxy, R"(vane_retries_total{route="app",cluster="app"})", 3), 3);
@@ -377,10 +386,13 @@ listeners:
       - name: app
         split: [{cluster: app-primary, weight: 1}]
         timeout: 60s
-        mirror: )" + mirror + R"(
+        mirror: )" +
+         mirror + R"(
 clusters:
-  - {name: app-primary, endpoints: [)" + p.address() + R"(]}
-  - {name: app-shadow, endpoints: [)" + mirror_endpoints + "]" + mirror_cluster_extra + "}\n";
+  - {name: app-primary, endpoints: [)" +
+         p.address() + R"(]}
+  - {name: app-shadow, endpoints: [)" +
+         mirror_endpoints + "]" + mirror_cluster_extra + "}\n";
 }
 }  // namespace
 
@@ -425,11 +437,13 @@ TEST(Mirror, AHangingOrRefusingMirrorNeverDelaysOrFailsThePrimary) {
   }
   {
     // Copies to a mirror that refuses connections: each one counted as 502, the primary untouched.
-    auto proxy = start_proxy(mirror_config(p, "127.0.0.1:" + std::to_string(unused_port()), "{cluster: app-shadow}"), 1);
+    auto proxy =
+        start_proxy(mirror_config(p, "127.0.0.1:" + std::to_string(unused_port()), "{cluster: app-shadow}"), 1);
     http_client c(proxy.port);
     for (int i = 0; i < 20; ++i) ASSERT_EQ(c.get("/").status, 200) << i;
     EXPECT_EQ(metric(proxy, R"(vane_mirror_responses_total{route="app",cluster="app-shadow",code="502"})", 20), 20);
-    EXPECT_EQ(metric_now(proxy, R"(vane_upstream_connect_errors_total{cluster="app-shadow"})"), 0);  // not the primary's
+    EXPECT_EQ(metric_now(proxy, R"(vane_upstream_connect_errors_total{cluster="app-shadow"})"),
+              0);  // not the primary's
   }
 }
 
@@ -438,9 +452,11 @@ TEST(Mirror, TrafficApiTurnsMirroringOnAndOff) {
   auto m = start_demo("mirror");
   auto proxy = start_proxy(mirror_config(p, m.address(), "{cluster: app-shadow, percent: 0}"), 1);
   ASSERT_EQ(fetch(proxy.port, "GET", "/").status, 200);
-  auto r = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {}, R"({"mirror":{"cluster":"app-shadow","percent":100}})");
+  auto r =
+      fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {}, R"({"mirror":{"cluster":"app-shadow","percent":100}})");
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(json::serialize(json::parse(r.body).at("mirror")), R"({"cluster":"app-shadow","percent":100,"max_body":65536})");
+  EXPECT_EQ(json::serialize(json::parse(r.body).at("mirror")),
+            R"({"cluster":"app-shadow","percent":100,"max_body":65536})");
   ASSERT_EQ(fetch(proxy.port, "GET", "/").status, 200);
   ASSERT_TRUE(eventually([&] { return m.stats().at("requests").as_int64() == 1; }));
   ASSERT_EQ(fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {}, R"({"mirror":null})").status, 200);
@@ -469,7 +485,8 @@ TEST(Examples, AbTestingYamlSendsInsidersToTheCanary) {
   EXPECT_EQ(version_of(proxy.port, {}, "/?variant=b"), "canary");
   // Everyone else by user, 90/10.
   int on_canary = 0;
-  for (int u = 0; u < 200; ++u) on_canary += version_of(proxy.port, {{"x-user-id", "u" + std::to_string(u)}}) == "canary";
+  for (int u = 0; u < 200; ++u)
+    on_canary += version_of(proxy.port, {{"x-user-id", "u" + std::to_string(u)}}) == "canary";
   EXPECT_GT(on_canary, 5);
   EXPECT_LT(on_canary, 40);
 }
@@ -506,7 +523,8 @@ TEST(Examples, MirroringYamlServesFromThePrimaryAndCopiesToTheCanary) {
   http_client client(proxy.port);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(client.get("/").header("x-version"), "primary");
   ASSERT_TRUE(eventually([&] { return c.stats().at("requests").as_int64() == 20; }));
-  EXPECT_EQ(metric(proxy, R"(vane_mirror_responses_total{route="podinfo",cluster="podinfo-canary",code="200"})", 20), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_mirror_responses_total{route="podinfo",cluster="podinfo-canary",code="200"})", 20),
+            20);
 }
 
 TEST(Retries, ACanaryThatResetsConnectionsIsRetriedAndCounted) {
@@ -523,7 +541,8 @@ TEST(Retries, ACanaryThatResetsConnectionsIsRetriedAndCounted) {
   }
   // With retries on reset: every request succeeds, the resets are still counted.
   {
-    auto proxy = start_proxy(retry_config(resetting.address() + ", " + good.address(), "{attempts: 1, on: [reset]}"), 1);
+    auto proxy =
+        start_proxy(retry_config(resetting.address() + ", " + good.address(), "{attempts: 1, on: [reset]}"), 1);
     http_client c(proxy.port);
     for (int i = 0; i < 10; ++i) EXPECT_EQ(c.get("/").status, 200) << i;
     EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="502"})", 10), 10);

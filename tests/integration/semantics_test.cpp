@@ -77,7 +77,8 @@ TEST(Semantics, ConnectionNamingHostOrTransferEncodingIsIgnoredOthersStillGo) {
 }
 
 TEST(Semantics, AResponseConnectionNamingContentLengthKeepsItsFraming) {
-  recording_upstream up("HTTP/1.1 200 OK\r\nConnection: content-length, x-up\r\nX-Up: 1\r\nContent-Length: 5\r\n\r\nhello");
+  recording_upstream up(
+      "HTTP/1.1 200 OK\r\nConnection: content-length, x-up\r\nX-Up: 1\r\nContent-Length: 5\r\n\r\nhello");
   auto proxy = start_proxy(one_route_config(up.address()), 1);
   raw_connection c(proxy.port);
   c.send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -145,7 +146,8 @@ listeners:
         split: [{cluster: c, weight: 1}]
 clusters:
   - name: c
-    endpoints: [)" + up.address() + "]\n",
+    endpoints: [)" + up.address() +
+                               "]\n",
                            1);
   raw_connection c(proxy.port);
   c.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
@@ -240,8 +242,8 @@ TEST(Semantics, ABrokenChunkIs400AndNoUpstreamGetsAByteOfIt) {
   using namespace std::string_literals;
   for (const std::string& body :
        {"4\r\nabcdX\r\n0\r\n\r\n"s, "4\r\nabcd0\r\n\r\n"s, "4\rabcd\r\n0\r\n\r\n"s, " 4\r\nabcd\r\n0\r\n\r\n"s,
-        "+4\r\nabcd\r\n0\r\n\r\n"s, "-4\r\nabcd\r\n0\r\n\r\n"s, "0x4\r\nabcd\r\n0\r\n\r\n"s, "4.0\r\nabcd\r\n0\r\n\r\n"s,
-        "g\r\nabcd\r\n0\r\n\r\n"s, "\r\nabcd\r\n0\r\n\r\n"s, "4\0\r\nabcd\r\n0\r\n\r\n"s,
+        "+4\r\nabcd\r\n0\r\n\r\n"s, "-4\r\nabcd\r\n0\r\n\r\n"s, "0x4\r\nabcd\r\n0\r\n\r\n"s,
+        "4.0\r\nabcd\r\n0\r\n\r\n"s, "g\r\nabcd\r\n0\r\n\r\n"s, "\r\nabcd\r\n0\r\n\r\n"s, "4\0\r\nabcd\r\n0\r\n\r\n"s,
         "1FFFFFFFFFFFFFFFF\r\nabcd\r\n0\r\n\r\n"s, "FFFFFFFFFFFFFFFF4\r\nabcd\r\n0\r\n\r\n"s,
         "4;a=b\rc\r\nabcd\r\n0\r\n\r\n"s}) {
     SCOPED_TRACE(body);

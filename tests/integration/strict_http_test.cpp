@@ -35,18 +35,24 @@ std::vector<bad_request> bad_requests() {
   using namespace std::string_literals;
   return {
       // Framing: request smuggling needs two parties to disagree on where a body ends.
-      {"Content-Length and Transfer-Encoding", "POST / HTTP/1.1\r\n" + H + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
-      {"Transfer-Encoding then Content-Length", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"},
-      {"two different Content-Lengths", "POST / HTTP/1.1\r\n" + H + "Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"},
+      {"Content-Length and Transfer-Encoding",
+       "POST / HTTP/1.1\r\n" + H + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"Transfer-Encoding then Content-Length",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"},
+      {"two different Content-Lengths",
+       "POST / HTTP/1.1\r\n" + H + "Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"},
       {"a Content-Length list", "POST / HTTP/1.1\r\n" + H + "Content-Length: 4, 5\r\n\r\nabcde"},
       {"Content-Length with a sign", "POST / HTTP/1.1\r\n" + H + "Content-Length: +4\r\n\r\nabcd"},
       {"Content-Length in hex", "POST / HTTP/1.1\r\n" + H + "Content-Length: 0x4\r\n\r\nabcd"},
       {"negative Content-Length", "POST / HTTP/1.1\r\n" + H + "Content-Length: -1\r\n\r\n"},
       {"Content-Length with letters", "POST / HTTP/1.1\r\n" + H + "Content-Length: 4a\r\n\r\nabcd"},
-      {"Content-Length overflowing 64 bits", "POST / HTTP/1.1\r\n" + H + "Content-Length: 99999999999999999999999\r\n\r\n"},
-      {"Transfer-Encoding gzip alone", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: gzip\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"},
+      {"Content-Length overflowing 64 bits",
+       "POST / HTTP/1.1\r\n" + H + "Content-Length: 99999999999999999999999\r\n\r\n"},
+      {"Transfer-Encoding gzip alone",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: gzip\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"},
       {"chunked not the final coding", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"},
-      {"chunked applied twice", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"chunked applied twice",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
       {"an unknown coding", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"},
       {"Transfer-Encoding on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
       // Field syntax.
@@ -54,25 +60,38 @@ std::vector<bad_request> bad_requests() {
       {"obs-fold with a tab", "GET / HTTP/1.1\r\n" + H + "X-A: a\r\n\tb\r\n\r\n"},
       {"space before the colon", "GET / HTTP/1.1\r\nHost : x\r\n\r\n"},
       {"tab before the colon", "GET / HTTP/1.1\r\n" + H + "X-A\t: b\r\n\r\n"},
-      {"space before the colon of Transfer-Encoding", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\nabcd"},
-      {"bare LF line endings", "GET / HTTP/1.1\n" "Host: x\n\n"},
+      {"space before the colon of Transfer-Encoding",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\nabcd"},
+      {"bare LF line endings",
+       "GET / HTTP/1.1\n"
+       "Host: x\n\n"},
       {"a bare LF ending one field", "GET / HTTP/1.1\r\n" + H + "X-A: a\nX-B: b\r\n\r\n"},
       {"a bare CR in a value", "GET / HTTP/1.1\r\n" + H + "X-A: a\rb\r\n\r\n"},
       {"NUL in a value", "GET / HTTP/1.1\r\n" + H + "X-A: a\0b\r\n\r\n"s},
-      {"a control character in a value", "GET / HTTP/1.1\r\n" + H + "X-A: a\x01" "b\r\n\r\n"},
-      {"DEL in a value", "GET / HTTP/1.1\r\n" + H + "X-A: a\x7f" "b\r\n\r\n"},
+      {"a control character in a value", "GET / HTTP/1.1\r\n" + H +
+                                             "X-A: a\x01"
+                                             "b\r\n\r\n"},
+      {"DEL in a value", "GET / HTTP/1.1\r\n" + H +
+                             "X-A: a\x7f"
+                             "b\r\n\r\n"},
       {"NUL in a name", "GET / HTTP/1.1\r\n" + H + "X\0A: b\r\n\r\n"s},
       {"a space in a name", "GET / HTTP/1.1\r\n" + H + "X A: b\r\n\r\n"},
       {"a separator in a name", "GET / HTTP/1.1\r\n" + H + "X(A): b\r\n\r\n"},
       {"an empty name", "GET / HTTP/1.1\r\n" + H + ": b\r\n\r\n"},
       {"a line without a colon", "GET / HTTP/1.1\r\n" + H + "garbage\r\n\r\n"},
       // Chunks.
-      {"a chunk size that is not hex", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\nzz\r\nabcd\r\n0\r\n\r\n"},
-      {"a chunk size overflowing 64 bits", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n1FFFFFFFFFFFFFFFF\r\nabcd\r\n0\r\n\r\n"},
-      {"a chunk size with a sign", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n-4\r\nabcd\r\n0\r\n\r\n"},
-      {"a control character in a chunk extension", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4;a=\x01\r\nabcd\r\n0\r\n\r\n"},
-      {"chunk data longer than its size", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4\r\nabcdX\r\n0\r\n\r\n"},
-      {"a chunk size with a bare LF", "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4\nabcd\r\n0\r\n\r\n"},
+      {"a chunk size that is not hex",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\nzz\r\nabcd\r\n0\r\n\r\n"},
+      {"a chunk size overflowing 64 bits",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n1FFFFFFFFFFFFFFFF\r\nabcd\r\n0\r\n\r\n"},
+      {"a chunk size with a sign",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n-4\r\nabcd\r\n0\r\n\r\n"},
+      {"a control character in a chunk extension",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4;a=\x01\r\nabcd\r\n0\r\n\r\n"},
+      {"chunk data longer than its size",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4\r\nabcdX\r\n0\r\n\r\n"},
+      {"a chunk size with a bare LF",
+       "POST / HTTP/1.1\r\n" + H + "Transfer-Encoding: chunked\r\n\r\n4\nabcd\r\n0\r\n\r\n"},
       // Request line and Host.
       {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
       {"no Host on HTTP/1.1", "GET / HTTP/1.1\r\n\r\n"},
@@ -115,8 +134,10 @@ TEST(StrictHttp, WellFormedEdgeCasesStillPass) {
   auto proxy = start_proxy(one_route_config(up.address()), 1);
   for (const std::string& bytes : {
            std::string("GET / HTTP/1.1\r\nHost: x\r\nX-A:  spaced value \t\r\n\r\n"),  // OWS around a value
-           std::string("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"),  // same value twice
-           std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nabcd\r\n0\r\nX-Trailer: t\r\n\r\n"),
+           std::string(
+               "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd"),  // same value twice
+           std::string("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                       "chunked\r\n\r\n4;ext=1\r\nabcd\r\n0\r\nX-Trailer: t\r\n\r\n"),
            std::string("GET / HTTP/1.1\r\nHost: x:8080\r\n\r\n"),
            std::string("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"),
            std::string("GET http://x/abs HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -129,7 +150,8 @@ TEST(StrictHttp, WellFormedEdgeCasesStillPass) {
 
 TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
   const std::vector<std::pair<const char*, std::string>> responses = {
-      {"Content-Length and Transfer-Encoding", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"Content-Length and Transfer-Encoding",
+       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
       {"two different Content-Lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc"},
       {"Content-Length with letters", "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nab"},
       {"obs-fold", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: a\r\n b\r\n\r\nab"},
@@ -145,8 +167,10 @@ TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
     for (int i = 1; i <= 2; ++i) {
       std::string got = send_and_read(proxy.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
       // Either nothing of it was sent (502), or a bad chunk found after the head went out cuts the response short.
-      if (got.rfind("HTTP/1.1 200 ", 0) == 0) EXPECT_EQ(got.find("\r\n0\r\n\r\n"), std::string::npos) << got;
-      else EXPECT_EQ(got.rfind("HTTP/1.1 502 ", 0), 0u) << got;
+      if (got.rfind("HTTP/1.1 200 ", 0) == 0)
+        EXPECT_EQ(got.find("\r\n0\r\n\r\n"), std::string::npos) << got;
+      else
+        EXPECT_EQ(got.rfind("HTTP/1.1 502 ", 0), 0u) << got;
       EXPECT_TRUE(eventually([&] { return static_cast<int>(up.count()) == i; }));
     }
     EXPECT_EQ(up.connections(), 2) << "a connection that sent a bad response was reused";
@@ -188,8 +212,8 @@ TEST(Limits, RequestsPerConnectionEndWithConnectionClose) {
   auto proxy = start_proxy(limits_config(up.address(), "max_requests_per_connection: 3"), 1);
   raw_connection c(proxy.port);
   const std::string get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-  c.send(get + get + get + get);  // pipelined: the fourth is never served
-  std::string got = c.read_all();   // the proxy closes after the third
+  c.send(get + get + get + get);   // pipelined: the fourth is never served
+  std::string got = c.read_all();  // the proxy closes after the third
   std::size_t responses = 0, closes = 0;
   for (std::size_t p = 0; (p = got.find("HTTP/1.1 200 OK", p)) != std::string::npos; ++p) ++responses;
   for (std::size_t p = 0; (p = got.find("Connection: close", p)) != std::string::npos; ++p) ++closes;
@@ -208,8 +232,8 @@ TEST(Limits, ConnectionsPastTheLimitAreClosedAndCountedOthersServed) {
   EXPECT_NE(a.read_until("\r\n\r\n").find("200 OK"), std::string::npos);
   EXPECT_NE(b.read_until("\r\n\r\n").find("200 OK"), std::string::npos);
   ASSERT_TRUE(eventually([&] {
-    return fetch(proxy.admin_port, "GET", "/metrics").body.find(R"(vane_downstream_connections_active{listener="http"} 2)") !=
-           std::string::npos;
+    return fetch(proxy.admin_port, "GET", "/metrics")
+               .body.find(R"(vane_downstream_connections_active{listener="http"} 2)") != std::string::npos;
   }));
   {
     raw_connection refused(proxy.port);
@@ -220,7 +244,8 @@ TEST(Limits, ConnectionsPastTheLimitAreClosedAndCountedOthersServed) {
   a.send("GET /again HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_NE(a.read_until(R"("path":"/again")").find(R"("path":"/again")"), std::string::npos);
   auto metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
-  EXPECT_NE(metrics.find(R"(vane_downstream_connections_refused_total{listener="http"} 1)"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find(R"(vane_downstream_connections_refused_total{listener="http"} 1)"), std::string::npos)
+      << metrics;
 }
 
 TEST(Limits, InFlightPastTheLimitIs503) {

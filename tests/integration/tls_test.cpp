@@ -4,6 +4,8 @@
 // new serial, open ones are still served), a bad new pair refused, bad input
 // on a TLS port, and upstream TLS (verification, wrong CA, wrong name, mTLS
 // accepted and refused, pooled connections reused).
+#include "tests/support/tls.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,15 +13,13 @@
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
-#include <thread>
-
 #include <boost/json/serialize.hpp>
 #include <filesystem>
+#include <thread>
 
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/prometheus.hpp"
-#include "tests/support/tls.hpp"
 
 using namespace vane::test;
 
@@ -34,12 +34,14 @@ std::string tls_listener_config(const std::string& tls_block, const std::string&
 listeners:
   - name: https
     address: 127.0.0.1:0
-    tls: )" + tls_block + R"(
+    tls: )" +
+         tls_block + R"(
     routes:
       - name: app
         split: [{cluster: app, weight: 1}]
 clusters:
-  - {name: app, endpoints: [)" + upstream + "]}\n";
+  - {name: app, endpoints: [)" +
+         upstream + "]}\n";
 }
 
 std::string version_of(const http_response& r) {
@@ -55,9 +57,8 @@ TEST(Tls, TerminatesForCurlWithModernDefaults) {
   test_pki pki;
   auto cert = pki.issue("server", {"localhost"});
   auto app = start_demo("v1");
-  auto proxy = start_proxy(
-      tls_listener_config("{certificate: " + cert.certificate + ", private_key: " + cert.private_key + "}",
-                          app.address()));
+  auto proxy = start_proxy(tls_listener_config(
+      "{certificate: " + cert.certificate + ", private_key: " + cert.private_key + "}", app.address()));
   std::string url = "https://localhost:" + std::to_string(proxy.port) + "/hello";
   auto [code, out] = run("/usr/bin/curl", {"-sS", "--cacert", pki.ca_certificate(), "-v", url});
   EXPECT_EQ(code, 0) << out;
@@ -95,20 +96,23 @@ TEST(Tls, SniPicksTheCertificateAndUnknownNamesGetTheDefault) {
   auto wild = pki.issue("wild", {"*.apps.test"});
   auto app = start_demo("v1");
   auto proxy = start_proxy(tls_listener_config(R"({certificates: [
-        {certificate: )" + fallback.certificate + ", private_key: " + fallback.private_key + R"(},
-        {certificate: )" + a.certificate + ", private_key: " + a.private_key + R"(, server_names: [a.example.test]},
-        {certificate: )" + wild.certificate + ", private_key: " + wild.private_key + R"(, server_names: ["*.apps.test"]}]})",
+        {certificate: )" + fallback.certificate +
+                                                   ", private_key: " + fallback.private_key + R"(},
+        {certificate: )" + a.certificate + ", private_key: " +
+                                                   a.private_key + R"(, server_names: [a.example.test]},
+        {certificate: )" + wild.certificate + ", private_key: " +
+                                                   wild.private_key + R"(, server_names: ["*.apps.test"]}]})",
                                                app.address()));
   struct expectation {
     std::string sni, serial;
   };
   for (const auto& [sni, serial] : std::vector<expectation>{{"a.example.test", a.serial},
-                                                             {"A.Example.Test", a.serial},
-                                                             {"shop.apps.test", wild.serial},
-                                                             {"apps.test", fallback.serial},
-                                                             {"x.shop.apps.test", fallback.serial},
-                                                             {"other.test", fallback.serial},
-                                                             {"", fallback.serial}}) {
+                                                            {"A.Example.Test", a.serial},
+                                                            {"shop.apps.test", wild.serial},
+                                                            {"apps.test", fallback.serial},
+                                                            {"x.shop.apps.test", fallback.serial},
+                                                            {"other.test", fallback.serial},
+                                                            {"", fallback.serial}}) {
     tls_client c(proxy.port, sni, pki.ca_certificate());
     EXPECT_EQ(c.peer_serial(), serial) << "SNI '" << sni << "'";
     EXPECT_EQ(c.get("/").status, 200) << "SNI '" << sni << "'";
@@ -132,8 +136,8 @@ TEST(Tls, RotatedFilesAreServedToNewConnectionsWhileOpenOnesStay) {
   fs::create_symlink("..data/tls.key", secret + "/tls.key");
 
   auto app = start_demo("v1");
-  auto proxy = start_proxy(tls_listener_config(
-      "{certificate: " + secret + "/tls.crt, private_key: " + secret + "/tls.key}", app.address()));
+  auto proxy = start_proxy(
+      tls_listener_config("{certificate: " + secret + "/tls.crt, private_key: " + secret + "/tls.key}", app.address()));
   tls_client old_connection(proxy.port, "localhost", pki.ca_certificate());
   ASSERT_EQ(old_connection.peer_serial(), first.serial);
   ASSERT_EQ(old_connection.get("/").status, 200);
@@ -144,7 +148,8 @@ TEST(Tls, RotatedFilesAreServedToNewConnectionsWhileOpenOnesStay) {
   fs::copy_file(second.private_key, secret + "/ts2/tls.key");
   fs::create_directory_symlink("ts2", secret + "/..data_tmp");
   fs::rename(secret + "/..data_tmp", secret + "/..data");
-  EXPECT_TRUE(eventually([&] { return tls_client(proxy.port, "localhost", pki.ca_certificate()).peer_serial() == second.serial; }));
+  EXPECT_TRUE(eventually(
+      [&] { return tls_client(proxy.port, "localhost", pki.ca_certificate()).peer_serial() == second.serial; }));
   EXPECT_EQ(old_connection.get("/after-rotation").status, 200);
   EXPECT_EQ(old_connection.peer_serial(), first.serial);
   EXPECT_GE(metric(proxy, "vane_tls_certificate_reloads_total", {{"result", "ok"}}), 1);
@@ -164,7 +169,8 @@ TEST(Tls, RotatedFilesAreServedToNewConnectionsWhileOpenOnesStay) {
 
   // Fixed in place (files rewritten, no symlink swap): taken.
   fs::copy_file(third.certificate, secret + "/ts3/tls.crt", fs::copy_options::overwrite_existing);
-  EXPECT_TRUE(eventually([&] { return tls_client(proxy.port, "localhost", pki.ca_certificate()).peer_serial() == third.serial; }));
+  EXPECT_TRUE(eventually(
+      [&] { return tls_client(proxy.port, "localhost", pki.ca_certificate()).peer_serial() == third.serial; }));
   EXPECT_EQ(old_connection.get("/still").status, 200);
 }
 
@@ -172,9 +178,9 @@ TEST(Tls, BadInputClosesOnlyThatConnectionAndIsCounted) {
   test_pki pki;
   auto cert = pki.issue("server", {"localhost"});
   auto app = start_demo("v1");
-  auto proxy = start_proxy(tls_listener_config("{certificate: " + cert.certificate + ", private_key: " +
-                                                   cert.private_key + ", handshake_timeout: 1s}",
-                                               app.address()));
+  auto proxy = start_proxy(tls_listener_config(
+      "{certificate: " + cert.certificate + ", private_key: " + cert.private_key + ", handshake_timeout: 1s}",
+      app.address()));
   tls_client good(proxy.port, "localhost", pki.ca_certificate());
   ASSERT_EQ(good.get("/").status, 200);
   {
@@ -192,7 +198,9 @@ TEST(Tls, BadInputClosesOnlyThatConnectionAndIsCounted) {
     raw_connection silent(proxy.port);  // never sends a ClientHello: closed after handshake_timeout
     EXPECT_EQ(silent.read_all(), "");
   }
-  EXPECT_TRUE(eventually([&] { return metric(proxy, "vane_downstream_tls_handshake_errors_total", {{"listener", "https"}}) == 3; }));
+  EXPECT_TRUE(eventually([&] {
+    return metric(proxy, "vane_downstream_tls_handshake_errors_total", {{"listener", "https"}}) == 3;
+  }));
   // The established client was not disturbed, and nothing reached the upstream but its requests.
   EXPECT_EQ(good.get("/again").status, 200);
   EXPECT_EQ(app.stats().at("requests").as_int64(), 2);
@@ -232,10 +240,10 @@ class UpstreamTls : public ::testing::Test {
     client = pki.issue("client", {"front.internal"});
     stranger = other.issue("stranger", {"front.internal"});
     app = start_demo("v1");
-    back = start_proxy(tls_listener_config("{certificate: " + server.certificate + ", private_key: " +
-                                               server.private_key + ", client_ca: " + pki.ca_certificate() +
-                                               ", require_client_certificate: true}",
-                                           app.address()));
+    back = start_proxy(
+        tls_listener_config("{certificate: " + server.certificate + ", private_key: " + server.private_key +
+                                ", client_ca: " + pki.ca_certificate() + ", require_client_certificate: true}",
+                            app.address()));
   }
   proxy_instance front(const std::string& cluster_tls) {
     return start_proxy(R"(
@@ -247,8 +255,10 @@ listeners:
         split: [{cluster: backend, weight: 1}]
 clusters:
   - name: backend
-    endpoints: [127.0.0.1:)" + std::to_string(back.port) + R"(]
-    tls: )" + cluster_tls + "\n");
+    endpoints: [127.0.0.1:)" +
+                       std::to_string(back.port) + R"(]
+    tls: )" + cluster_tls +
+                       "\n");
   }
   test_pki pki;
   test_pki other{"another CA"};
@@ -283,7 +293,8 @@ TEST_F(UpstreamTls, WrongCaWrongNameOrNoClientCertificateIs502) {
   };
   const std::string cert = ", certificate: " + client.certificate + ", private_key: " + client.private_key;
   for (const auto& [why, tls] : std::vector<failing>{
-           {"a CA that did not sign the server's certificate", "{sni: backend.internal, ca: " + other.ca_certificate() + cert + "}"},
+           {"a CA that did not sign the server's certificate",
+            "{sni: backend.internal, ca: " + other.ca_certificate() + cert + "}"},
            {"a name the certificate does not carry", "{sni: wrong.internal, ca: " + pki.ca_certificate() + cert + "}"},
            {"no client certificate", "{sni: backend.internal, ca: " + pki.ca_certificate() + "}"},
            {"a client certificate from another CA", "{sni: backend.internal, ca: " + pki.ca_certificate() +
@@ -391,8 +402,9 @@ class tls_scripted_upstream {
 TEST(UpstreamTlsStrict, StrayBytesAfterAResponseAreNeverTakenAsTheNextOne) {
   test_pki pki;
   auto cert = pki.issue("upstream", {"upstream.internal"});
-  tls_scripted_upstream up(cert, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-                                 "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
+  tls_scripted_upstream up(cert,
+                           "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                           "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
   auto proxy = start_proxy(R"(
 listeners:
   - name: http
@@ -402,8 +414,10 @@ listeners:
         split: [{cluster: c, weight: 1}]
 clusters:
   - name: c
-    endpoints: [127.0.0.1:)" + std::to_string(up.port()) + R"(]
-    tls: {sni: upstream.internal, ca: )" + pki.ca_certificate() + "}\n");
+    endpoints: [127.0.0.1:)" +
+                           std::to_string(up.port()) + R"(]
+    tls: {sni: upstream.internal, ca: )" +
+                           pki.ca_certificate() + "}\n");
   http_client c(proxy.port);
   for (int i = 1; i <= 3; ++i) {
     auto r = c.get("/");

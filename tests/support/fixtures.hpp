@@ -1,13 +1,11 @@
 #pragma once
 // Starting the real binaries for integration and end-to-end tests.
 #include <boost/json/value.hpp>
-
 #include <chrono>
-#include <thread>
-
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/process.hpp"

@@ -2,7 +2,6 @@
 // Blocking HTTP/1.1 client for tests (Beast, sync), one keep-alive connection
 // per object, every operation bounded by a generous timeout.
 #include <boost/json/value.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -39,8 +38,7 @@ class http_client {
 
 // One request on a fresh connection.
 http_response fetch(std::uint16_t port, const std::string& method, const std::string& target,
-                    const std::vector<std::pair<std::string, std::string>>& headers = {},
-                    const std::string& body = {});
+                    const std::vector<std::pair<std::string, std::string>>& headers = {}, const std::string& body = {});
 boost::json::value fetch_json(std::uint16_t port, const std::string& target);
 
 // A raw TCP connection for byte-exact cases (Expect, HTTP/1.0, big streams).

@@ -86,9 +86,11 @@ prometheus_server::prometheus_server(const std::vector<std::string>& targets, co
   dir_ = make_temp_dir();
   std::string list;
   for (const auto& t : targets) list += (list.empty() ? "'" : ", '") + t + "'";
-  write_file(dir_ + "/prometheus.yml", "global:\n  scrape_interval: " + interval + "\n  evaluation_interval: " +
-                                           interval + "\nscrape_configs:\n  - job_name: vane\n    static_configs:\n"
-                                           "      - targets: [" + list + "]\n");
+  write_file(dir_ + "/prometheus.yml", "global:\n  scrape_interval: " + interval +
+                                           "\n  evaluation_interval: " + interval +
+                                           "\nscrape_configs:\n  - job_name: vane\n    static_configs:\n"
+                                           "      - targets: [" +
+                                           list + "]\n");
   port_ = unused_port();
   process_ = std::make_unique<child_process>(
       "/usr/bin/prometheus",
@@ -96,13 +98,15 @@ prometheus_server::prometheus_server(const std::vector<std::string>& targets, co
                                "--web.listen-address=127.0.0.1:" + std::to_string(port_),
                                "--storage.tsdb.retention.time=1h", "--log.level=warn"});
   // Ready when its API answers (no fixed sleep; the log level hides the ready line).
-  bool up = eventually([&] {
-    try {
-      return fetch(port_, "GET", "/-/ready").status == 200;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }, std::chrono::seconds(60));
+  bool up = eventually(
+      [&] {
+        try {
+          return fetch(port_, "GET", "/-/ready").status == 200;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      std::chrono::seconds(60));
   if (!up) ADD_FAILURE() << "prometheus did not start: " << process_->output();
 }
 

@@ -123,7 +123,8 @@ listeners:
         split: [{cluster: c, weight: 1}]
 clusters:
   - name: c
-    endpoints: [)" + endpoint + "]\n";
+    endpoints: [)" +
+         endpoint + "]\n";
 }
 
 }  // namespace vane::test

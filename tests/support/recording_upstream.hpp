@@ -4,10 +4,9 @@
 // HTTP/1.1 server reads them), answers each with one scripted response and
 // counts connections, requests and bytes. A response saying
 // `Connection: close` is followed by the close (a close-delimited body).
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-
-#include <atomic>
 #include <mutex>
 #include <optional>
 #include <string>

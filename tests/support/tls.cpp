@@ -2,13 +2,12 @@
 
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-
-#include <algorithm>
 #include <stdexcept>
 
 #include "tests/support/fixtures.hpp"

@@ -2,24 +2,19 @@
 
 #include <sys/socket.h>
 
-#include <array>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
 
 #include "common/log.hpp"
 #include "filters/decision/decision.hpp"
 #include "filters/route_match/route_match.hpp"
 #include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
-#include "proxy/head_rewrite.hpp"
-#include "proxy/head_writer.hpp"
+#include "proxy/http1/head_out.hpp"
+#include "proxy/http1/io.hpp"
+#include "proxy/http1/request_view.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/strict.hpp"
 #include "proxy/tls.hpp"
@@ -32,11 +27,10 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using clock = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
 constexpr auto nothrow = task_nothrow;
 
 namespace {
-
-constexpr std::size_t relay_buffer_size = std::size_t{16} * 1024;
 
 std::uint64_t micros(clock::duration d) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
@@ -95,248 +89,57 @@ void count_attempt(route_cluster_stats& slot, unsigned code, clock::time_point s
   slot.upstream_time.get().record(micros(clock::now() - start));
 }
 
-// The Connection field of a response to a client of `client_version`: an
-// HTTP/1.1 client keeps the connection unless told `close`; an HTTP/1.0
-// client closes unless told `keep-alive` (RFC 9112 §9.3), and must never wait
-// for a close that does not come.
-template <class Body>
-void set_keep_alive(http::response<Body>& res, bool keep_alive, unsigned client_version) {
-  res.keep_alive(keep_alive);  // on the HTTP/1.1 message: "close", or nothing
-  if (keep_alive && client_version < 11) res.set(http::field::connection, "keep-alive");
-}
-
-// A reply made by the proxy itself (no route, upstream failure, bad request).
-// An HTTP/1.0 client (`client_version` 10) kept open is told so.
-task<bool> local_reply(proxy_stream& client, request_meter& meter, http::status status, std::string_view body,
-                       bool keep_alive, duration timeout, unsigned client_version = 11) {
-  http::response<http::string_body> res{status, 11};
-  res.set(http::field::server, "vane");
-  res.set(http::field::content_type, "text/plain");
-  res.body() = body;
-  set_keep_alive(res, keep_alive, client_version);
-  res.prepare_payload();
+// A reply made by the proxy itself (no route, upstream failure, bad request),
+// written from `buf` (the connection's). An HTTP/1.0 client (`client_version`
+// 10) kept open is told so.
+task<bool> local_reply(proxy_stream& client, std::string& buf, request_meter& meter, unsigned status,
+                       std::string_view body, bool keep_alive, duration timeout, unsigned client_version = 11) {
+  write_local_reply(status, body, connection_for(keep_alive, client_version), buf);
   client.expires_after(timeout);
-  auto [ec, n] = co_await http::async_write(client, res, nothrow);
-  meter.code = ec ? 499 : static_cast<unsigned>(status);
+  const error_code ec = co_await write_all(client, buf);
+  meter.code = ec ? 499 : status;
   co_return !ec;
-}
-
-// read_failed: the sender went away or stalled; bad_input: what it sent is
-// not a valid body (a broken chunk...); too_large: past the body limit.
-enum class relay_status { ok, read_failed, bad_input, too_large, write_failed };
-
-// Reads a message head into the parser, as http::async_read_header does,
-// but looks at the raw bytes first: Beast unfolds obs-fold silently, and
-// vane refuses it (RFC 9112 §5.2 allows either; a proxy that rejects leaves
-// no room for two parties to read one head differently). Beast's parser
-// takes the head only once its blank line is here, so the unconsumed bytes
-// always start at the head.
-template <bool isRequest>
-task<boost::system::error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer,
-                                          http::parser<isRequest, http::buffer_body>& p) {
-  boost::system::error_code ec;
-  bool received = buffer.size() > 0;
-  for (;;) {
-    if constexpr (isRequest) {
-      // Empty lines before a request line are ignored (RFC 9112 §2.2), as
-      // some clients send a CRLF after a body; the parser has taken nothing yet.
-      while (buffer.size() >= 2 && static_cast<const char*>(buffer.data().data())[0] == '\r' &&
-             static_cast<const char*>(buffer.data().data())[1] == '\n')
-        buffer.consume(2);
-    }
-    if (buffer.size() > 0) {
-      std::string_view raw(static_cast<const char*>(buffer.data().data()), buffer.size());
-      if (has_bad_line_break(raw)) co_return http::error::bad_value;
-      std::size_t used = p.put(buffer.data(), ec);
-      buffer.consume(used);
-      if (ec == http::error::need_more) ec = {};
-      if (ec || p.is_header_done()) co_return ec;
-    }
-    auto [rec, n] = co_await stream.async_read_some(buffer.prepare(4096), nothrow);
-    if (rec) {
-      if (rec == asio::error::eof) co_return received ? http::error::partial_message : http::error::end_of_stream;
-      co_return rec;
-    }
-    buffer.commit(n);
-    received = true;
-  }
-}
-
-// Streams a message body from `in` to `out` through `buf`, as Beast's relay
-// example does: read what the parser gives into the buffer body, let the
-// serializer frame it for the other side (Content-Length passes through,
-// chunked is re-chunked), repeat. Memory stays at one buffer whatever the size.
-// A copy of a body being relayed, kept up to a cap (for mirroring).
-struct body_tee {
-  std::string data;
-  std::uint64_t cap = 0;
-  bool over = false;  // the body was larger than cap: no copy
-  void add(const char* p, std::size_t n) {
-    if (over) return;
-    if (data.size() + n > cap) {
-      over = true;
-      std::string().swap(data);
-      return;
-    }
-    data.append(p, n);
-  }
-};
-
-// Reads the next piece of a body through the parser into the connection's
-// relay buffer (made on its first body and kept for its life): on ok, the
-// parser's buffer body points at the piece (data, size), never empty unless
-// the body has ended.
-template <bool isRequest>
-task<relay_status> read_body_piece(http::parser<isRequest, http::buffer_body>& p, proxy_stream& in,
-                                   beast::flat_buffer& in_buffer, std::unique_ptr<char[]>& relay_buf,
-                                   duration io_timeout) {
-  // Beast sizes each read by the buffer's free capacity (512 bytes at least):
-  // give it room for a whole relay buffer while the body streams (the caller
-  // hands the memory back afterwards, so that idle connections stay small).
-  in_buffer.reserve(relay_buffer_size);
-  if (!relay_buf) relay_buf = std::make_unique<char[]>(relay_buffer_size);
-  auto& body = p.get().body();
-  do {
-    body.data = relay_buf.get();
-    body.size = relay_buffer_size;
-    in.expires_after(io_timeout);
-    auto [ec, n] = co_await http::async_read(in, in_buffer, p, nothrow);
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec == http::error::body_limit) co_return relay_status::too_large;
-    if (ec) {
-      const bool bad = ec.category() == http::make_error_code(http::error::bad_chunk).category() &&
-                       ec != http::error::partial_message && ec != http::error::end_of_stream;
-      co_return bad ? relay_status::bad_input : relay_status::read_failed;
-    }
-    body.size = relay_buffer_size - body.size;
-    body.data = relay_buf.get();
-  } while (body.size == 0 && !p.is_done());
-  co_return relay_status::ok;
-}
-
-// Streams a message body from `in` to `out`, as Beast's relay example does:
-// read a piece through the parser, let the serializer frame it for the other
-// side (Content-Length passes through, chunked is re-chunked), repeat. Memory
-// stays at one buffer whatever the size. `piece_ready`: the first piece was
-// read already (read_body_piece) and is sent first; cleared once it is.
-// Adds the body bytes sent to `bytes`, and copies them into `tee` when given.
-template <bool isRequest>
-task<relay_status> relay_body(http::parser<isRequest, http::buffer_body>& p,
-                              http::serializer<isRequest, http::buffer_body>& sr, proxy_stream& in,
-                              beast::flat_buffer& in_buffer, proxy_stream& out, std::unique_ptr<char[]>& relay_buf,
-                              duration io_timeout, std::uint64_t& bytes, body_tee* tee = nullptr,
-                              bool* piece_ready = nullptr) {
-  struct shrink_after {
-    beast::flat_buffer& b;
-    ~shrink_after() { b.shrink_to_fit(); }
-  } shrink{in_buffer};
-  do {
-    auto& body = p.get().body();
-    if (piece_ready && *piece_ready) {
-      *piece_ready = false;
-    } else if (!p.is_done()) {
-      if (auto status = co_await read_body_piece(p, in, in_buffer, relay_buf, io_timeout); status != relay_status::ok)
-        co_return status;
-    } else {
-      body.data = nullptr;
-      body.size = 0;
-    }
-    bytes += body.size;
-    if (tee && body.size) tee->add(static_cast<const char*>(body.data), body.size);
-    // Beast's chunked serializer frames an empty buffer as a zero-size chunk,
-    // which is the last-chunk: only "no buffer" says "nothing more to frame".
-    if (body.size == 0) body.data = nullptr;
-    body.more = !p.is_done();
-    out.expires_after(io_timeout);
-    auto [ec, n] = co_await http::async_write(out, sr, nothrow);
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return relay_status::write_failed;
-  } while (!p.is_done() && !sr.is_done());
-  co_return relay_status::ok;
 }
 
 // Past max_headers fields or a field past max_header_field bytes (name and
 // value): the reason for the 431, else nullptr. One walk over the fields.
-const char* header_limit_exceeded(const http::fields& f, const limits_config& limits) {
-  std::size_t count = 0;
-  for (const auto& field : f) {
-    if (++count > limits.max_headers) return "too many request headers\n";
-    if (field.name_string().size() + field.value().size() > limits.max_header_field)
-      return "request header field too large\n";
-  }
+const char* header_limit_exceeded(const message_head& h, const limits_config& limits) {
+  if (h.fields.size() > limits.max_headers) return "too many request headers\n";
+  for (const auto& f : h.fields)
+    if (f.name.size() + f.value.size() > limits.max_header_field) return "request header field too large\n";
   return nullptr;
 }
 
 // The reply to a request whose body turned out bad (bad_input or too_large).
-task<bool> bad_body_reply(proxy_stream& client, request_meter& meter, relay_status status, duration timeout) {
+task<bool> bad_body_reply(proxy_stream& client, std::string& buf, request_meter& meter, relay_status status,
+                          duration timeout) {
   const bool too_large = status == relay_status::too_large;
-  return local_reply(client, meter, too_large ? http::status::payload_too_large : http::status::bad_request,
+  return local_reply(client, buf, meter, too_large ? 413 : 400,
                      too_large ? "request body too large\n" : "bad request body\n", false, timeout);
 }
 
-// Marks a serializer's head as written without producing it: the proxy
-// writes its own head (write_head), then the serializer frames the body.
-void skip_head(http::serializer<true, http::buffer_body>& sr) {
-  sr.split(true);
-  boost::system::error_code ec;
-  while (!ec && !sr.is_header_done()) {
-    std::size_t n = 0;
-    sr.next(ec, [&n](boost::system::error_code&, const auto& buffers) { n = asio::buffer_size(buffers); });
-    sr.consume(n);
-  }
-}
-
 struct failure_reply {
-  http::status status;
+  unsigned status;
   std::string_view body;
 };
 
 failure_reply reply_for(acquire_error e) {
   switch (e) {
     case acquire_error::overflow:
-      return {http::status::service_unavailable, "upstream overflow\n"};
+      return {503, "upstream overflow\n"};
     case acquire_error::connect_timeout:
-      return {http::status::gateway_timeout, "upstream connect timeout\n"};
+      return {504, "upstream connect timeout\n"};
     case acquire_error::pending_timeout:
-      return {http::status::gateway_timeout, "upstream request timeout\n"};
+      return {504, "upstream request timeout\n"};
     case acquire_error::no_healthy:
-      return {http::status::service_unavailable, "no healthy upstream\n"};
+      return {503, "no healthy upstream\n"};
     case acquire_error::tls_failed:
-      return {http::status::bad_gateway, "upstream TLS handshake failed\n"};
+      return {502, "upstream TLS handshake failed\n"};
     case acquire_error::connect_failed:
     case acquire_error::none:
       break;
   }
-  return {http::status::bad_gateway, "upstream connect error\n"};
-}
-
-// What rules and sticky hashing read of a request: views into its head.
-class head_view final : public request_view {
- public:
-  head_view(const http::fields& f, std::string_view target, std::string_view ip) : f_(f), target_(target), ip_(ip) {}
-  std::optional<std::string_view> header(std::string_view name) const override {
-    auto it = f_.find(name);
-    if (it == f_.end()) return std::nullopt;
-    return std::string_view(it->value());
-  }
-  std::vector<std::string_view> headers(std::string_view name) const override {
-    std::vector<std::string_view> out;
-    auto [b, e] = f_.equal_range(name);
-    for (auto it = b; it != e; ++it) out.emplace_back(it->value());
-    return out;
-  }
-  std::string_view target() const override { return target_; }
-  std::string_view source_ip() const override { return ip_; }
-
- private:
-  const http::fields& f_;
-  std::string_view target_, ip_;
-};
-
-void apply_header_ops(http::fields& f, const header_ops& ops) {
-  for (const auto& name : ops.remove) f.erase(name);
-  for (const auto& [name, value] : ops.set) f.set(name, value);
-  for (const auto& [name, value] : ops.add) f.insert(name, value);
+  return {502, "upstream connect error\n"};
 }
 
 // Envoy's shadow host: "-shadow" appended to the host, before any port.
@@ -348,12 +151,13 @@ std::string shadow_host(std::string_view host) {
   return std::string(host) + "-shadow";
 }
 
-// Sends one mirror copy and reads its answer to the end, discarding it; only
-// the status and the duration are kept (vane_mirror_* of the route and the
-// mirror cluster). Runs detached on the worker: nothing waits for it. The
-// caller has counted it in the pool's requests; `policy` pins the pool.
+// Sends one mirror copy (`message`: head and body) and reads its answer to
+// the end, discarding it; only the status and the duration are kept
+// (vane_mirror_* of the route and the mirror cluster). Runs detached on the
+// worker: nothing waits for it. The caller has counted it in the pool's
+// requests; `policy` pins the pool.
 task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluster, route_cluster_stats* stats,
-                       http::request<http::string_body> copy, duration timeout, duration io_timeout) {
+                       std::string message, bool head_request, duration timeout, duration io_timeout) {
   upstream_pool& pool = *policy->mirror_pools[cluster];
   struct done {
     upstream_pool& pool;
@@ -363,31 +167,32 @@ task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluste
   unsigned code = 502;
   lease conn = co_await pool.acquire(start + timeout);
   if (conn.error != acquire_error::none) {
-    code = static_cast<unsigned>(reply_for(conn.error).status);
+    code = reply_for(conn.error).status;
   } else {
     bool reusable = false;
     conn.conn->stream.expires_after(io_timeout);
-    auto [wec, wn] = co_await http::async_write(conn.conn->stream, copy, nothrow);
+    const error_code wec = co_await write_all(conn.conn->stream, message);
     if (!wec) {
-      http::response_parser<http::buffer_body> res;
+      message_head head;
+      std::string store;
+      std::vector<std::string_view> pieces;
+      h1_parser<false> res(head, pieces);
       res.body_limit(boost::none);
-      if (copy.method() == http::verb::head) res.skip(true);
+      if (head_request) res.skip(true);
       conn.conn->stream.expires_after(timeout);
-      auto [rec, rn] = co_await http::async_read_header(conn.conn->stream, conn.conn->buffer, res, nothrow);
+      const error_code rec = co_await read_head(conn.conn->stream, conn.conn->buffer, res, store);
       if (rec == beast::error::timeout) {
         code = 504;
       } else if (!rec) {
-        code = res.get().result_int();
-        char scratch[8192];
-        boost::system::error_code bec;
-        while (!res.is_done() && !bec) {
-          res.get().body().data = scratch;
-          res.get().body().size = sizeof scratch;
-          conn.conn->stream.expires_after(io_timeout);
-          std::tie(bec, std::ignore) = co_await http::async_read(conn.conn->stream, conn.conn->buffer, res, nothrow);
-          if (bec == http::error::need_buffer) bec = {};
+        code = head.status;
+        body_batch batch;
+        auto status = relay_status::ok;
+        while (!res.is_done() && status == relay_status::ok) {
+          status = co_await next_batch(res, conn.conn->stream, conn.conn->buffer, batch, io_timeout);
+          if (status == relay_status::ok) conn.conn->buffer.consume(batch.used);
         }
-        reusable = !bec && res.is_done() && res.keep_alive();
+        shrink_after_body(conn.conn->buffer);
+        reusable = status == relay_status::ok && res.is_done() && res.keep_alive();
       }
     }
     pool.release(std::move(conn.conn), reusable);
@@ -397,8 +202,8 @@ task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluste
 }
 
 bool is_absolute_form(std::string_view target) {
-  return target.size() > 7 && (beast::iequals(target.substr(0, 7), "http://") ||
-                               (target.size() > 8 && beast::iequals(target.substr(0, 8), "https://")));
+  return target.size() > 7 && (iequals_ascii(target.substr(0, 7), "http://") ||
+                               (target.size() > 8 && iequals_ascii(target.substr(0, 8), "https://")));
 }
 
 }  // namespace
@@ -423,7 +228,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     }
   } reg{w, w.register_connection(client.tcp()), lstats};  // counted in connections_active by the accept loop
 
-  boost::system::error_code ec;
+  error_code ec;
   client.socket().set_option(tcp::no_delay(true), ec);
   std::string client_ip;
   if (auto ep = client.socket().remote_endpoint(ec); !ec) client_ip = ep.address().to_string();
@@ -443,10 +248,15 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   }
   const std::string_view proto = tls ? "https" : "http";
 
+  // Per connection, reused by each request: the read buffer, the received
+  // heads (bytes and views), the body pieces, the heads written.
   beast::flat_buffer buffer;
-  std::unique_ptr<char[]> relay_buf;                 // see relay_body
-  std::string head_buf;                              // the heads written by write_head, reused
-  forwarded_fields forwarded;                        // the forwarding lines added to each request head, reused
+  std::string request_store, response_store;
+  message_head request, response_head;
+  std::vector<std::string_view> request_pieces, response_pieces;
+  std::string upstream_head;                         // the request head sent upstream
+  std::string out_head;                              // the response head (or local reply) sent to the client
+  forwarded_fields forwarded;                        // the forwarding lines added to each request head
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
   std::uint32_t served_on_connection = 0;
@@ -469,26 +279,25 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     if (buffer.size() == 0) {
       client.expires_after(limits.idle_timeout);
       reg.it->idle = true;  // the end of a drain may cancel this read
-      auto [rec, n] = co_await client.async_read_some(buffer.prepare(4096), nothrow);
+      error_code rec = co_await read_some(client, buffer, 4096);
       reg.it->idle = false;
       if (rec == asio::error::operation_aborted && w.draining()) {
         // Cancelled by the drain: serve a request whose bytes are already here, else close.
         char byte;
         if (::recv(client.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) co_return;
         client.expires_after(limits.header_timeout);
-        std::tie(rec, n) = co_await client.async_read_some(buffer.prepare(4096), nothrow);
+        rec = co_await read_some(client, buffer, 4096);
       }
       if (rec) co_return;
-      buffer.commit(n);
     }
     reg.it->idle = false;
-    http::request_parser<http::buffer_body> parser;
+    h1_parser<true> parser(request, request_pieces);
     request_meter meter(w.access_log());  // from the request's first byte here; ends before the parser
     meter.slot = policy->unrouted;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_request_headers));
     parser.body_limit(limits.max_body);
     client.expires_after(limits.header_timeout);
-    auto hec = co_await read_head(client, buffer, parser);
+    const error_code hec = co_await read_head(client, buffer, parser, request_store);
     if (hec) {
       if (hec == http::error::end_of_stream || hec == http::error::partial_message ||
           hec == asio::error::connection_reset || hec == asio::error::eof)
@@ -498,70 +307,60 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
         co_return;
       }
       if (hec == http::error::header_limit) {
-        co_await local_reply(client, meter, http::status::request_header_fields_too_large, "request header too large\n",
-                             false, limits.idle_timeout);
+        co_await local_reply(client, out_head, meter, 431, "request header too large\n", false, limits.idle_timeout);
       } else if (hec == http::error::body_limit) {
-        co_await local_reply(client, meter, http::status::payload_too_large, "request body too large\n", false,
-                             limits.idle_timeout);
+        co_await local_reply(client, out_head, meter, 413, "request body too large\n", false, limits.idle_timeout);
       } else {
         log::debug("bad request from {}: {}", client_ip, hec.message());
-        co_await local_reply(client, meter, http::status::bad_request, "bad request\n", false, limits.idle_timeout);
+        co_await local_reply(client, out_head, meter, 400, "bad request\n", false, limits.idle_timeout);
       }
       client.socket().shutdown(tcp::socket::shutdown_both, ec);
       co_return;
     }
 
-    auto& req = parser.get();
-    const unsigned client_version = req.version();
+    const unsigned client_version = request.version;
     if (meter.log) {
-      meter.method = req.method_string();
-      meter.request_id = req["x-request-id"];
+      meter.method = request.method;
+      meter.request_id = request.find("x-request-id").value_or(std::string_view{});
     }
     // While draining, every response asks the client to close (and reconnect elsewhere).
     ++served_on_connection;
     bool keep_alive =
-        req.keep_alive() && !w.draining() &&
+        parser.keep_alive() && !w.draining() &&
         (limits.max_requests_per_connection == 0 || served_on_connection < limits.max_requests_per_connection);
     const bool has_body = !parser.is_done();
 
-    if (const char* why = header_limit_exceeded(req, limits)) {
-      co_await local_reply(client, meter, http::status::request_header_fields_too_large, why, false,
-                           limits.idle_timeout);
+    if (const char* why = header_limit_exceeded(request, limits)) {
+      co_await local_reply(client, out_head, meter, 431, why, false, limits.idle_timeout);
       co_return;
     }
-    std::size_t hosts = req.count(http::field::host);
+    const std::size_t hosts = request.count(http::field::host);
     if (hosts > 1 || (hosts == 0 && client_version >= 11)) {
-      co_await local_reply(client, meter, http::status::bad_request, "bad request: exactly one Host header required\n",
-                           false, limits.idle_timeout);
-      co_return;
-    }
-
-    if (req.target().size() > limits.max_request_target) {
-      co_await local_reply(client, meter, http::status::uri_too_long, "request target too long\n", false,
+      co_await local_reply(client, out_head, meter, 400, "bad request: exactly one Host header required\n", false,
                            limits.idle_timeout);
       co_return;
     }
-    if (!acceptable_request_transfer_encoding(req, client_version) || !valid_host(req[http::field::host])) {
-      co_await local_reply(client, meter, http::status::bad_request, "bad request framing or Host\n", false,
-                           limits.idle_timeout);
+    if (request.target.size() > limits.max_request_target) {
+      co_await local_reply(client, out_head, meter, 414, "request target too long\n", false, limits.idle_timeout);
+      co_return;
+    }
+    std::string_view host = request.find(http::field::host).value_or(std::string_view{});
+    if (!acceptable_request_transfer_encoding(request) || !valid_host(host)) {
+      co_await local_reply(client, out_head, meter, 400, "bad request framing or Host\n", false, limits.idle_timeout);
       co_return;
     }
 
-    std::string_view target = req.target();
-    std::string_view host = req[http::field::host];
-    std::string absolute_host;  // only for absolute-form targets (RFC 9112 §3.2.2): rare
+    // The target and Host sent upstream: an absolute-form target (RFC 9112
+    // §3.2.2) becomes origin-form, its authority the Host.
+    std::string_view target = request.target;
+    std::string_view host_override;
     if (is_absolute_form(target)) {
       auto rest = target.substr(target.find("//") + 2);
       auto slash = rest.find('/');
-      absolute_host = std::string(rest.substr(0, slash));
-      host = absolute_host;
-      std::string origin(slash == std::string_view::npos ? "/" : rest.substr(slash));
-      req.target(origin);
-      req.set(http::field::host, absolute_host);
-      target = req.target();
+      host = host_override = rest.substr(0, slash);
+      target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
     } else if (target.empty() || (target.front() != '/' && target != "*")) {
-      co_await local_reply(client, meter, http::status::bad_request, "bad request target\n", false,
-                           limits.idle_timeout);
+      co_await local_reply(client, out_head, meter, 400, "bad request target\n", false, limits.idle_timeout);
       co_return;
     }
 
@@ -570,7 +369,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     if (!route) {
       // A body we will not read would be taken for the next request: close instead.
       if (has_body) keep_alive = false;
-      if (!co_await local_reply(client, meter, http::status::not_found, "no route\n", keep_alive, limits.idle_timeout,
+      if (!co_await local_reply(client, out_head, meter, 404, "no route\n", keep_alive, limits.idle_timeout,
                                 client_version) ||
           !keep_alive)
         co_return;
@@ -579,46 +378,47 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
 
     affinity_cookies set_cookies{};
     const std::size_t pick =
-        route->decision.pick(head_view(req, target, client_ip), policy->swrr[route->index], set_cookies);
+        route->decision.pick(head_request_view(request, target, client_ip), policy->swrr[route->index], set_cookies);
     upstream_pool& pool = *policy->pools[route->clusters[pick]];
     route_cluster_stats& rstats = *policy->route_stats[route->index][pick];
     cluster_stats& cstats = *policy->cluster_counters[route->clusters[pick]];
+    const cluster_target& picked = table.clusters[route->clusters[pick]];
     meter.slot = &rstats;
     meter.route = route->name;
-    meter.cluster = table.clusters[route->clusters[pick]].name;
+    meter.cluster = picked.name;
     // HTTP/1.0 allows a request without Host; the HTTP/1.1 request sent
     // upstream must have one: the cluster's authority (docs/reliability.md).
-    if (hosts == 0) req.set(http::field::host, table.clusters[route->clusters[pick]].authority);
+    if (hosts == 0) host_override = picked.authority;
 
     // Overload: past limits.max_in_flight requests being proxied by this
     // worker, a 503 at once rather than a queue that grows (as Envoy's
     // overload manager answers).
     if (w.in_flight() >= limits.max_in_flight) {
       if (has_body) keep_alive = false;
-      if (!co_await local_reply(client, meter, http::status::service_unavailable, "overloaded\n", keep_alive,
-                                limits.idle_timeout, client_version) ||
+      if (!co_await local_reply(client, out_head, meter, 503, "overloaded\n", keep_alive, limits.idle_timeout,
+                                client_version) ||
           !keep_alive)
         co_return;
       continue;
     }
     worker::in_flight_guard busy(w);
 
-    // Rewrite the head for the upstream: HTTP/1.1 keep-alive, no hop-by-hop fields.
+    // The head for the upstream: HTTP/1.1 keep-alive, no hop-by-hop fields,
+    // the route's header operations, the forwarding fields.
     const bool chunked_in = parser.chunked();
     const bool expects_continue =
-        client_version >= 11 && beast::iequals(req[http::field::expect], "100-continue") && has_body;
-    remove_hop_by_hop(req);
-    if (expects_continue) req.erase(http::field::expect);  // we answer 100 Continue ourselves, as nginx does
-    apply_header_ops(req, route->request_headers);
-    if (meter.log) meter.request_id = req["x-request-id"];  // again: the removal may have freed the field
-    if (chunked_in) req.chunked(true);
-    req.version(11);
-    forwarded.rewrite(req, client_ip, proto, listener.trust_forwarded);
+        client_version >= 11 && has_body &&
+        iequals_ascii(request.find(http::field::expect).value_or(std::string_view{}), "100-continue");
+    forwarded.collect(request, client_ip, proto, listener.trust_forwarded);
+    request_out how_upstream{target,     host_override,   &route->request_headers, &forwarded,
+                             chunked_in, expects_continue};  // vane answers 100 Continue itself, as nginx does
+    write_request_head(request, how_upstream, upstream_head);
+    if (meter.log)
+      meter.request_id = value_sent(request, &route->request_headers, "x-request-id").value_or(std::string_view{});
 
     // Fault injection: the route's (the client sees it; no upstream is asked),
     // then the picked cluster's (as if the cluster had answered: counted as
     // its upstream response, so a canary analysis sees it).
-    const cluster_target& picked = table.clusters[route->clusters[pick]];
     const clock::time_point first_attempt_start = clock::now();
     std::optional<unsigned> fault_status;
     for (int level = 0; level < 2 && !fault_status; ++level) {
@@ -626,10 +426,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       if (!fault) continue;
       auto& counts =
           level == 0 ? policy->route_fault_counts[route->index] : policy->cluster_fault_counts[route->clusters[pick]];
-      if (fault->delay && exact_share_hit(counts[1], fault->delay->per_10k)) {
-        worker_timer timer(client.get_executor(), fault->delay->delay);
-        co_await timer.async_wait(nothrow);
-      }
+      if (fault->delay && exact_share_hit(counts[1], fault->delay->per_10k)) co_await sleep_for(fault->delay->delay);
       if (fault->abort && exact_share_hit(counts[0], fault->abort->per_10k)) {
         fault_status = fault->abort->status;
         if (level == 1) count_attempt(rstats, *fault_status, first_attempt_start);
@@ -637,18 +434,18 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     }
     if (fault_status) {
       if (has_body) keep_alive = false;  // its body is not read
-      if (!co_await local_reply(client, meter, static_cast<http::status>(*fault_status), "fault filter abort\n",
-                                keep_alive, limits.idle_timeout, client_version) ||
+      if (!co_await local_reply(client, out_head, meter, *fault_status, "fault filter abort\n", keep_alive,
+                                limits.idle_timeout, client_version) ||
           !keep_alive)
         co_return;
       continue;
     }
 
     const auto deadline = clock::now() + route->timeout;  // for getting a connection
-    const bool head_request = req.method() == http::verb::head;
+    const bool head_request = request.method == "HEAD";
 
     // Mirroring: decided now, sent once the request body has been read.
-    std::optional<http::request<http::string_body>> mirror_copy;
+    bool mirroring = false;
     body_tee tee;
     route_cluster_stats* mirror_stats = nullptr;
     if (route->mirror && exact_share_hit(policy->mirror_counts[route->index], route->mirror->per_10k)) {
@@ -660,9 +457,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       } else if (mpool.active_requests() >= mpool.max_connections()) {
         mirror_stats->mirror_shed_overload.add();  // the mirror is slow: copies are shed, never queued
       } else {
-        mirror_copy.emplace(http::request_header<>(req.base()));
-        forwarded.set_on(*mirror_copy);
-        mirror_copy->set(http::field::host, shadow_host(req[http::field::host]));
+        mirroring = true;
         tee.cap = route->mirror->max_body;
       }
     }
@@ -671,47 +466,45 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     // anything goes upstream: a broken chunk there is a 400 that no upstream
     // ever sees part of, as with nginx and HAProxy. An Expect: 100-continue
     // client is told to send it now.
-    bool piece_ready = false;
-    struct shrink_when_done {  // a body's relay buffer room is handed back whatever way the request ends
+    body_batch request_batch;
+    struct shrink_when_done {  // a body's read room is handed back whatever way the request ends
       beast::flat_buffer* b;
       ~shrink_when_done() {
-        if (b) b->shrink_to_fit();
+        if (b) shrink_after_body(*b);
       }
     } shrink{has_body ? &buffer : nullptr};
     if (has_body) {
       if (expects_continue) {
         static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
         client.expires_after(limits.idle_timeout);
-        auto [cec, cn] = co_await asio::async_write(client, asio::buffer(continue_line), nothrow);
-        if (cec) {
+        if (co_await write_all(client, continue_line)) {
           meter.code = 499;
           co_return;
         }
       }
-      const auto status = co_await read_body_piece(parser, client, buffer, relay_buf, limits.idle_timeout);
+      const auto status = co_await next_batch(parser, client, buffer, request_batch, limits.idle_timeout);
       if (status != relay_status::ok) {
         if (status == relay_status::read_failed)
           meter.code = 499;
         else
-          co_await bad_body_reply(client, meter, status, limits.idle_timeout);
+          co_await bad_body_reply(client, out_head, meter, status, limits.idle_timeout);
         co_return;
       }
-      piece_ready = true;
     }
 
     lease conn;
-    std::optional<http::response_parser<http::buffer_body>> response;
+    std::optional<h1_parser<false>> upstream_response;
     std::optional<failure_reply> failure;  // set when no response head arrived
 
     // Retries (route.retries): only when sending again is safe — nothing of
-    // the client's body was read yet (or it has none), and an idempotent
+    // the client's body was consumed yet (or it has none), and an idempotent
     // method unless the upstream never got the request (connect failure) —
     // and within the cluster's retry budget on this worker.
     const retries_config* retries = route->retries ? &*route->retries : nullptr;
     const duration try_timeout =
         retries && retries->per_try_timeout ? std::min(*retries->per_try_timeout, route->timeout) : route->timeout;
     std::uint32_t retries_left = retries ? retries->attempts : 0;
-    const bool idempotent = is_idempotent(req.method_string());
+    const bool idempotent = is_idempotent(request.method);
     struct in_flight {
       upstream_pool& pool;
       bool retrying = false;
@@ -723,9 +516,9 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
         pool.end_request();
       }
     } flight(pool);
-    auto should_retry = [&](retry_cause cause, unsigned code, bool body_untouched) {
+    auto should_retry = [&](retry_cause cause, unsigned code) {
       if (!retries || retries_left == 0 || !retry_wanted(retries->on, cause, code)) return false;
-      if (has_body && !body_untouched) return false;
+      if (has_body && request_batch.touched) return false;
       if (cause != retry_cause::connect_failure && !idempotent) return false;
       if (flight.retrying) pool.end_retry();
       flight.retrying = pool.try_begin_retry(retries->budget_per_10k, retries->budget_min);
@@ -737,7 +530,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
 
     // Besides retries, one resend: when the first try went to an idle pooled
     // connection that the upstream had closed before reading anything of ours
-    // and the client's body is untouched. It is not counted as an attempt.
+    // and the request has no body. It is not counted as an attempt.
     bool resent_stale = false;
     bool fresh_only = false;
     clock::time_point attempt_start;
@@ -752,144 +545,129 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
             conn.error == acquire_error::connect_failed || conn.error == acquire_error::connect_timeout;
         if (connect_failure || conn.error == acquire_error::tls_failed) cstats.connect_errors.add();
         failure = reply_for(conn.error);
-        count_attempt(rstats, static_cast<unsigned>(failure->status), attempt_start);
-        if (connect_failure && should_retry(retry_cause::connect_failure, 0, true)) continue;
+        count_attempt(rstats, failure->status, attempt_start);
+        if (connect_failure && should_retry(retry_cause::connect_failure, 0)) continue;
         break;
       }
       const bool may_resend = conn.reused && !has_body && !resent_stale;
-      meter.upstream = &table.clusters[route->clusters[pick]].endpoints[conn.conn->endpoint];
-      // The head goes out as one buffer written here; a body after it through
-      // Beast's serializer, which frames it (its own head is skipped).
-      std::optional<http::serializer<true, http::buffer_body>> sr;
-      if (has_body) {
-        sr.emplace(req);
-        skip_head(*sr);
-      }
-      write_head(req, head_buf, forwarded.lines());
-      conn.conn->stream.expires_after(limits.idle_timeout);
-      auto [wec, wn] = co_await asio::async_write(conn.conn->stream, asio::buffer(head_buf), nothrow);
-      if (wec) {
-        pool.release(std::move(conn.conn), false);
-        failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
-        if (may_resend) {
-          resent_stale = fresh_only = true;
-          continue;
-        }
-        count_attempt(rstats, 502, attempt_start);
-        if (should_retry(retry_cause::reset, 502, true)) continue;
-        break;
-      }
-      auto status = relay_status::ok;
-      if (has_body)
-        status = co_await relay_body(parser, *sr, client, buffer, conn.conn->stream, relay_buf, limits.idle_timeout,
-                                     meter.bytes_received, mirror_copy ? &tee : nullptr, &piece_ready);
+      meter.upstream = &picked.endpoints[conn.conn->endpoint];
+      // The head goes out with the body's first batch in one write, then the
+      // rest of the body batch by batch.
+      relay_out up{&conn.conn->stream,  upstream_head,         chunked_in,
+                   limits.idle_timeout, &meter.bytes_received, mirroring ? &tee : nullptr};
+      const auto status = co_await relay_body(parser, client, buffer, request_batch, up);
       if (status != relay_status::ok && status != relay_status::write_failed) {
         pool.release(std::move(conn.conn), false);  // it has part of a request: never reused
         if (status == relay_status::read_failed)
           meter.code = 499;  // the client went away
         else
-          co_await bad_body_reply(client, meter, status, limits.idle_timeout);
+          co_await bad_body_reply(client, out_head, meter, status, limits.idle_timeout);
         co_return;
       }
       if (status == relay_status::write_failed) {
         pool.release(std::move(conn.conn), false);
-        failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
+        failure = failure_reply{502, "upstream reset before response\n"};
         if (may_resend) {
           resent_stale = fresh_only = true;
           continue;
         }
         count_attempt(rstats, 502, attempt_start);
-        if (should_retry(retry_cause::reset, 502, false)) continue;
+        if (should_retry(retry_cause::reset, 502)) continue;
         break;
       }
       // Read the response head; 1xx interim responses (other than 101) are dropped.
-      boost::system::error_code rec;
+      error_code rec;
       for (;;) {
-        response.emplace();
-        response->header_limit(static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536)));
-        response->body_limit(boost::none);
-        if (head_request) response->skip(true);
+        upstream_response.emplace(response_head, response_pieces);
+        upstream_response->header_limit(
+            static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536)));
+        upstream_response->body_limit(boost::none);
+        if (head_request) upstream_response->skip(true);
         // As Envoy's route timeout: counted from the end of the request, so
         // that a long upload does not eat the upstream's time to answer.
         conn.conn->stream.expires_after(try_timeout);
-        rec = co_await read_head(conn.conn->stream, conn.conn->buffer, *response);
+        rec = co_await read_head(conn.conn->stream, conn.conn->buffer, *upstream_response, response_store);
         if (rec) break;
-        unsigned code = response->get().result_int();
+        const unsigned code = response_head.status;
         if (code < 100 || code >= 200 || code == 101) break;
       }
       if (!rec) {
-        const unsigned code = response->get().result_int();
-        if (code >= 500 && code <= 599 && should_retry(retry_cause::status, code, false)) {
+        const unsigned code = response_head.status;
+        if (code >= 500 && code <= 599 && should_retry(retry_cause::status, code)) {
           // Nothing of it went to the client: drop it (and its connection) and try again.
           count_attempt(rstats, code, attempt_start);
           pool.release(std::move(conn.conn), false);
-          response.reset();
+          upstream_response.reset();
           continue;
         }
         break;  // a response head: relay it below
       }
       pool.release(std::move(conn.conn), false);
-      response.reset();
+      upstream_response.reset();
       if (rec == beast::error::timeout) {
-        failure = failure_reply{http::status::gateway_timeout, "upstream request timeout\n"};
+        failure = failure_reply{504, "upstream request timeout\n"};
         count_attempt(rstats, 504, attempt_start);
-        if (should_retry(retry_cause::timeout, 504, false)) continue;
+        if (should_retry(retry_cause::timeout, 504)) continue;
         break;
       }
-      failure = failure_reply{http::status::bad_gateway, "upstream reset before response\n"};
+      failure = failure_reply{502, "upstream reset before response\n"};
       if (may_resend && (rec == http::error::end_of_stream || rec == asio::error::connection_reset)) {
         resent_stale = fresh_only = true;
         continue;
       }
       count_attempt(rstats, 502, attempt_start);
-      if (should_retry(retry_cause::reset, 502, false)) continue;
+      if (should_retry(retry_cause::reset, 502)) continue;
       break;
     }
 
-    if (mirror_copy) {
+    if (mirroring) {
       if (has_body && !parser.is_done()) {
         // The request body was not read to its end: nothing whole to copy.
       } else if (tee.over) {
         mirror_stats->mirror_shed_body.add();
       } else {
-        mirror_copy->body() = std::move(tee.data);
-        mirror_copy->prepare_payload();
+        // The copy is the request as sent upstream, to the shadow host, with
+        // its body whole (Content-Length).
+        const std::string shadow = shadow_host(host_override.empty() ? host : host_override);
+        request_out how_mirror = how_upstream;
+        how_mirror.host = shadow;
+        how_mirror.chunked = false;
+        how_mirror.drop_expect = true;
+        if (has_body || request.find(http::field::content_length)) how_mirror.content_length = tee.data.size();
+        std::string message;
+        write_request_head(request, how_mirror, message);
+        message.append(tee.data);
         std::size_t mirror_cluster = route->clusters[route->mirror->target];
         policy->mirror_pools[mirror_cluster]->begin_request();
         asio::co_spawn(client.get_executor(),
-                       send_mirror(policy, mirror_cluster, mirror_stats, std::move(*mirror_copy), route->timeout,
-                                   limits.idle_timeout),
+                       send_mirror(policy, mirror_cluster, mirror_stats, std::move(message), head_request,
+                                   route->timeout, limits.idle_timeout),
                        asio::detached);
       }
     }
 
     if (failure) {
       if (has_body && !parser.is_done()) keep_alive = false;  // unread body bytes: cannot stay in sync
-      if (!co_await local_reply(client, meter, failure->status, failure->body, keep_alive, limits.idle_timeout,
-                                client_version) ||
+      if (!co_await local_reply(client, out_head, meter, failure->status, failure->body, keep_alive,
+                                limits.idle_timeout, client_version) ||
           !keep_alive)
         co_return;
       continue;
     }
 
-    auto& res = response->get();
-    if (res.result_int() == 101 || res.result_int() > 599) {
+    h1_parser<false>& res = *upstream_response;
+    const unsigned code = response_head.status;
+    if (code == 101 || code > 599) {
       // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range.
       pool.release(std::move(conn.conn), false);
       count_attempt(rstats, 502, attempt_start);
-      co_await local_reply(client, meter, http::status::bad_gateway, "unexpected protocol switch\n", false,
-                           limits.idle_timeout);
+      co_await local_reply(client, out_head, meter, 502, "unexpected protocol switch\n", false, limits.idle_timeout);
       co_return;
     }
     const bool upstream_keep_alive = res.keep_alive();
-    const unsigned code = res.result_int();
     const bool no_body = head_request || code == 204 || code == 304;
-    bool chunked_out = response->chunked();
-    const bool close_delimited = !no_body && !chunked_out && !response->content_length() && !response->is_done();
-    remove_hop_by_hop(res);
-    apply_header_ops(res, route->response_headers);
-    for (const std::string* cookie : set_cookies)
-      if (cookie) res.insert(http::field::set_cookie, *cookie);
+    bool chunked_out = res.chunked();
+    const bool close_delimited = !no_body && !chunked_out && !res.content_length() && !res.is_done();
     if (close_delimited) {
       // The upstream ends its body by closing: re-frame it as chunked for an
       // HTTP/1.1 client; an HTTP/1.0 client gets it the same way, then close.
@@ -902,59 +680,29 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       chunked_out = false;
       keep_alive = false;
     }
-    if (chunked_out) res.chunked(true);
-    res.version(11);
     if (w.draining()) keep_alive = false;
-    set_keep_alive(res, keep_alive, client_version);
+    write_response_head(
+        response_head,
+        {&route->response_headers, set_cookies, chunked_out && !no_body, connection_for(keep_alive, client_version)},
+        out_head);
 
-    bool upstream_reusable = upstream_keep_alive;
-    if (const auto length = response->content_length();
-        !no_body && !chunked_out && length && *length <= conn.conn->buffer.size()) {
-      // The whole body came with the head (small responses): head and body in
-      // one write, the body straight from the upstream connection's buffer.
-      write_head(res, head_buf);
-      const auto body = static_cast<std::size_t>(*length);
-      const std::array<asio::const_buffer, 2> out{asio::buffer(head_buf),
-                                                  asio::buffer(conn.conn->buffer.data().data(), body)};
-      client.expires_after(limits.idle_timeout);
-      auto [wec, wn] = co_await asio::async_write(client, out, nothrow);
-      conn.conn->buffer.consume(body);
-      meter.bytes_sent += body;
-      pool.release(std::move(conn.conn), upstream_reusable);
-      count_attempt(rstats, code, attempt_start);
-      meter.code = wec ? 499 : code;
-      if (wec || !keep_alive) {
-        if (!wec) client.socket().shutdown(tcp::socket::shutdown_send, ec);
-        co_return;
-      }
-      continue;
-    }
-    http::serializer<false, http::buffer_body> rsr(res);
-    if (no_body) {
-      rsr.split(true);
-      client.expires_after(limits.idle_timeout);
-      auto [wec, wn] = co_await http::async_write_header(client, rsr, nothrow);
-      upstream_reusable = upstream_reusable && response->is_done();
-      pool.release(std::move(conn.conn), upstream_reusable);
-      count_attempt(rstats, code, attempt_start);
-      meter.code = wec ? 499 : code;
-      if (wec || !keep_alive) co_return;
-      continue;
-    }
-    auto status = co_await relay_body(*response, rsr, conn.conn->stream, conn.conn->buffer, client, relay_buf,
-                                      limits.idle_timeout, meter.bytes_sent);
-    upstream_reusable = upstream_reusable && status == relay_status::ok && response->is_done();
+    // The head goes out with the first batch of the body (all of a small
+    // body that came with the head: one write), then batch by batch.
+    body_batch response_batch;
+    relay_out down{&client, out_head, chunked_out && !no_body, limits.idle_timeout, &meter.bytes_sent};
+    const auto status = co_await relay_body(res, conn.conn->stream, conn.conn->buffer, response_batch, down);
+    shrink_after_body(conn.conn->buffer);
+    const bool upstream_reusable = upstream_keep_alive && status == relay_status::ok && res.is_done();
     pool.release(std::move(conn.conn), upstream_reusable);
-    if (status != relay_status::ok && status != relay_status::write_failed && !rsr.is_header_done()) {
+    if (status != relay_status::ok && status != relay_status::write_failed && !down.head_sent) {
       // The upstream's body was bad (a broken chunk...) before anything went to the client: a 502 instead.
       count_attempt(rstats, 502, attempt_start);
-      co_await local_reply(client, meter, http::status::bad_gateway, "upstream sent a bad response\n", false,
-                           limits.idle_timeout);
+      co_await local_reply(client, out_head, meter, 502, "upstream sent a bad response\n", false, limits.idle_timeout);
       co_return;
     }
     count_attempt(rstats, code, attempt_start);
     // The status was sent once the head went out, even if the body was cut short.
-    meter.code = rsr.is_header_done() ? code : 499;
+    meter.code = down.head_sent ? code : 499;
     if (status != relay_status::ok || !keep_alive) {
       if (status == relay_status::ok) client.socket().shutdown(tcp::socket::shutdown_send, ec);
       co_return;

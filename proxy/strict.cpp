@@ -1,6 +1,6 @@
 #include "proxy/strict.hpp"
 
-#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/field.hpp>
 
 namespace vane::proxy {
 
@@ -21,15 +21,15 @@ bool has_bad_line_break(std::string_view head) {
   return false;
 }
 
-bool acceptable_request_transfer_encoding(const http::fields& f, unsigned version) {
+bool acceptable_request_transfer_encoding(const message_head& h) {
   std::size_t seen = 0;
-  for (auto it = f.find(http::field::transfer_encoding); it != f.end() && it->name() == http::field::transfer_encoding;
-       ++it) {
-    if (++seen > 1 || version < 11) return false;
-    std::string_view v = it->value();
+  for (const auto& f : h.fields) {
+    if (f.id != http::field::transfer_encoding) continue;
+    if (++seen > 1 || h.version < 11) return false;
+    std::string_view v = f.value;
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    if (!boost::beast::iequals(v, "chunked")) return false;
+    if (!iequals_ascii(v, "chunked")) return false;
   }
   return true;
 }

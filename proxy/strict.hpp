@@ -4,8 +4,9 @@
 // silently unfold; request Transfer-Encodings other than exactly `chunked`,
 // which Beast would accept and frame differently from some upstreams (the
 // classic smuggling gap); Host values that are not a host and port.
-#include <boost/beast/http/fields.hpp>
 #include <string_view>
+
+#include "proxy/http1/message.hpp"
 
 namespace vane::proxy {
 
@@ -17,7 +18,7 @@ bool has_bad_line_break(std::string_view head);
 
 // RFC 9112 §6.1: a request may carry Transfer-Encoding only on HTTP/1.1 and
 // only as exactly one `chunked` (case-insensitive, surrounding OWS allowed).
-bool acceptable_request_transfer_encoding(const boost::beast::http::fields& f, unsigned version);
+bool acceptable_request_transfer_encoding(const message_head& h);
 
 // RFC 9110 §7.2: uri-host [ ":" port ], uri-host being a reg-name, an IPv4
 // address or an IP-literal in brackets. Empty is accepted (no authority).

@@ -3,10 +3,6 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/beast/http/fields.hpp>
-
-namespace http = boost::beast::http;
-using vane::proxy::acceptable_request_transfer_encoding;
 using vane::proxy::has_bad_line_break;
 using vane::proxy::valid_host;
 
@@ -28,22 +24,6 @@ TEST(Strict, ABareLineFeedIsFoundBeforeTheHeadEnds) {
   EXPECT_TRUE(has_bad_line_break("\nGET / HTTP/1.1\r\n"));
   EXPECT_FALSE(has_bad_line_break("GET / HTTP/1.1\r\nHost: x\r\n\r\nbody\nwith LF"));  // the body is not the head
   EXPECT_FALSE(has_bad_line_break("GET / HTTP/1.1\r\nHost: x\r"));                     // its LF is still to come
-}
-
-TEST(Strict, OnlyOneChunkedOnHttp11) {
-  http::fields f;
-  EXPECT_TRUE(acceptable_request_transfer_encoding(f, 11));
-  EXPECT_TRUE(acceptable_request_transfer_encoding(f, 10));
-  f.set(http::field::transfer_encoding, " Chunked\t");
-  EXPECT_TRUE(acceptable_request_transfer_encoding(f, 11));
-  EXPECT_FALSE(acceptable_request_transfer_encoding(f, 10));
-  for (const char* bad : {"gzip", "gzip, chunked", "chunked, gzip", "chunked, chunked", "xchunked", ""}) {
-    f.set(http::field::transfer_encoding, bad);
-    EXPECT_FALSE(acceptable_request_transfer_encoding(f, 11)) << bad;
-  }
-  f.set(http::field::transfer_encoding, "chunked");
-  f.insert(http::field::transfer_encoding, "chunked");
-  EXPECT_FALSE(acceptable_request_transfer_encoding(f, 11));
 }
 
 TEST(Strict, HostIsAHostAndAPort) {

@@ -1,0 +1,226 @@
+#include "proxy/http1/head_out.hpp"
+
+#include <boost/beast/http/status.hpp>
+
+namespace vane::proxy {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+bool always_hop_by_hop(http::field id) {
+  switch (id) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Calls fn(token) for each element of a comma-separated list (RFC 9110 §5.6.1),
+// whitespace around elements removed, empty elements skipped; stops when fn returns true.
+template <class Fn>
+bool any_token(std::string_view list, Fn fn) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    std::string_view token = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+    if (!token.empty() && fn(token)) return true;
+  }
+  return false;
+}
+
+bool names_a_field(std::string_view token) {
+  return !iequals_ascii(token, "close") && !iequals_ascii(token, "keep-alive") &&
+         !iequals_ascii(token, "connection") && !iequals_ascii(token, "content-length") &&
+         !iequals_ascii(token, "host") && !iequals_ascii(token, "transfer-encoding");
+}
+
+bool named_by_connection(const message_head& h, std::string_view name) {
+  for (const auto& c : h.fields) {
+    if (c.id != http::field::connection) continue;
+    if (any_token(c.value, [&](std::string_view t) { return names_a_field(t) && iequals_ascii(t, name); }))
+      return true;
+  }
+  return false;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ", 2).append(value).append("\r\n", 2);
+}
+
+bool in_ops(const header_ops* ops, std::string_view name) {
+  if (!ops) return false;
+  for (const auto& r : ops->remove)
+    if (iequals_ascii(r, name)) return true;
+  for (const auto& [n, v] : ops->set)
+    if (iequals_ascii(n, name)) return true;
+  return false;
+}
+
+void append_ops(std::string& out, const header_ops* ops) {
+  if (!ops) return;
+  for (const auto& [name, value] : ops->set) append_field(out, name, value);
+  for (const auto& [name, value] : ops->add) append_field(out, name, value);
+}
+
+void append_decimal(std::string& out, std::uint64_t v) {
+  char text[20];
+  std::size_t i = sizeof text;
+  do {
+    text[--i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  out.append(text + i, sizeof text - i);
+}
+
+void append_status_line(std::string& out, unsigned code, std::string_view reason) {
+  const char line[13] = {'H',
+                         'T',
+                         'T',
+                         'P',
+                         '/',
+                         '1',
+                         '.',
+                         '1',
+                         ' ',
+                         static_cast<char>('0' + code / 100 % 10),
+                         static_cast<char>('0' + code / 10 % 10),
+                         static_cast<char>('0' + code % 10),
+                         ' '};
+  out.append(line, sizeof line);
+  if (reason.empty()) {
+    const auto standard = http::obsolete_reason(static_cast<http::status>(code));
+    reason = std::string_view(standard.data(), standard.size());
+  }
+  out.append(reason).append("\r\n", 2);
+}
+
+void append_connection(std::string& out, connection_header c) {
+  if (c == connection_header::close) out.append("Connection: close\r\n");
+  if (c == connection_header::keep_alive) out.append("Connection: keep-alive\r\n");
+}
+
+// True when a Connection field of `h` names some field (rare: clients send
+// close or keep-alive, which name none), so that each field must be checked.
+bool connection_names_fields(const message_head& h) {
+  for (const auto& c : h.fields)
+    if (c.id == http::field::connection && any_token(c.value, names_a_field)) return true;
+  return false;
+}
+
+bool skipped(const message_head& h, const field_view& f, bool named) {
+  return always_hop_by_hop(f.id) || (named && named_by_connection(h, f.name));
+}
+
+}  // namespace
+
+bool hop_by_hop(const message_head& h, const field_view& f) { return skipped(h, f, connection_names_fields(h)); }
+
+void forwarded_fields::collect(const message_head& h, std::string_view client_ip, std::string_view proto,
+                               bool trust_incoming) {
+  static constexpr std::string_view xff_name = "x-forwarded-for: ";
+  trust_ = trust_incoming;
+  lines_.assign(xff_name);
+  via_.clear();
+  bool proto_kept = false;
+  for (const auto& f : h.fields) {
+    if (f.id == http::field::via) {
+      via_.append(f.value).append(", ");
+    } else if (f.id == http::field::unknown) {
+      if (iequals_ascii(f.name, "x-forwarded-for")) {
+        // Several fields are one comma-separated list (RFC 9110 §5.3), in order.
+        if (trust_incoming) lines_.append(f.value).append(", ");
+      } else if (trust_incoming && iequals_ascii(f.name, "x-forwarded-proto")) {
+        proto_kept = true;
+      }
+    }
+  }
+  lines_.append(client_ip).append("\r\n");
+  if (!proto_kept) lines_.append("x-forwarded-proto: ").append(proto).append("\r\n");
+  lines_.append("Via: ").append(via_).append("1.1 vane\r\n");
+}
+
+bool forwarded_fields::replaces(const field_view& f) const noexcept {
+  if (f.id == http::field::via) return true;
+  if (f.id != http::field::unknown) return false;
+  return iequals_ascii(f.name, "x-forwarded-for") || (!trust_ && iequals_ascii(f.name, "x-forwarded-proto"));
+}
+
+void write_request_head(const message_head& in, const request_out& how, std::string& out) {
+  out.clear();
+  out.append(in.method).append(" ", 1).append(how.target).append(" HTTP/1.1\r\n");
+  const bool named = connection_names_fields(in);
+  for (const auto& f : in.fields) {
+    if (skipped(in, f, named)) continue;
+    if (f.id == http::field::host && !how.host.empty()) continue;
+    if (f.id == http::field::expect && how.drop_expect) continue;
+    if (f.id == http::field::content_length && how.content_length) continue;
+    if (how.forwarded && how.forwarded->replaces(f)) continue;
+    if (in_ops(how.ops, f.name)) continue;
+    append_field(out, f.name, f.value);
+  }
+  append_ops(out, how.ops);
+  if (!how.host.empty()) append_field(out, "Host", how.host);
+  if (how.content_length) {
+    out.append("Content-Length: ");
+    append_decimal(out, *how.content_length);
+    out.append("\r\n", 2);
+  }
+  if (how.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (how.forwarded) out.append(how.forwarded->lines());
+  out.append("\r\n", 2);
+}
+
+void write_response_head(const message_head& in, const response_out& how, std::string& out) {
+  out.clear();
+  append_status_line(out, in.status, in.reason);
+  const bool named = connection_names_fields(in);
+  for (const auto& f : in.fields) {
+    if (skipped(in, f, named) || in_ops(how.ops, f.name)) continue;
+    append_field(out, f.name, f.value);
+  }
+  append_ops(out, how.ops);
+  for (const std::string* cookie : how.cookies)
+    if (cookie) append_field(out, "Set-Cookie", *cookie);
+  if (how.chunked) out.append("Transfer-Encoding: chunked\r\n");
+  append_connection(out, how.connection);
+  out.append("\r\n", 2);
+}
+
+void write_local_reply(unsigned status, std::string_view body, connection_header connection, std::string& out) {
+  out.clear();
+  append_status_line(out, status, {});
+  out.append("Server: vane\r\nContent-Type: text/plain\r\n");
+  append_connection(out, connection);
+  out.append("Content-Length: ");
+  append_decimal(out, body.size());
+  out.append("\r\n\r\n", 4).append(body);
+}
+
+std::optional<std::string_view> value_sent(const message_head& in, const header_ops* ops, std::string_view name) {
+  if (ops) {
+    for (const auto& [n, v] : ops->set)
+      if (iequals_ascii(n, name)) return std::string_view(v);
+  }
+  if (!in_ops(ops, name)) {
+    const bool named = connection_names_fields(in);
+    for (const auto& f : in.fields)
+      if (iequals_ascii(f.name, name) && !skipped(in, f, named)) return f.value;
+  }
+  if (ops) {
+    for (const auto& [n, v] : ops->add)
+      if (iequals_ascii(n, name)) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+}  // namespace vane::proxy

@@ -11,6 +11,7 @@
 #include "common/units.hpp"
 #include "common/yaml_doc.hpp"
 #include "filters/decision/decision.hpp"
+#include "filters/fault/fault.hpp"
 #include "filters/rules/rules.hpp"
 #include "proxy/tls_config.hpp"
 
@@ -60,24 +61,6 @@ struct header_ops {
   std::vector<std::string> remove;
   bool empty() const { return set.empty() && add.empty() && remove.empty(); }
   bool operator==(const header_ops&) const = default;
-};
-
-// Fault injection. Shares are in hundredths of a percent (0..10000) and are
-// exact, not random: with 5%, exactly 5 of every 100 requests of a worker.
-struct abort_fault {
-  unsigned status = 503;
-  std::uint32_t per_10k = 0;
-  bool operator==(const abort_fault&) const = default;
-};
-struct delay_fault {
-  duration delay{};
-  std::uint32_t per_10k = 0;
-  bool operator==(const delay_fault&) const = default;
-};
-struct fault_config {
-  std::optional<abort_fault> abort;
-  std::optional<delay_fault> delay;
-  bool operator==(const fault_config&) const = default;
 };
 
 // Flagger's sessionAffinity: the canary is the split's last cluster, the

@@ -9,14 +9,15 @@
 
 #include "common/log.hpp"
 #include "filters/decision/decision.hpp"
+#include "filters/fault/fault.hpp"
 #include "filters/route_match/route_match.hpp"
 #include "filters/rules/rules.hpp"
 #include "filters/split/split.hpp"
 #include "proxy/http1/head_out.hpp"
 #include "proxy/http1/io.hpp"
 #include "proxy/http1/request_view.hpp"
+#include "proxy/request_checks.hpp"
 #include "proxy/stream.hpp"
-#include "proxy/strict.hpp"
 #include "proxy/tls.hpp"
 #include "proxy/worker.hpp"
 
@@ -99,15 +100,6 @@ task<bool> local_reply(proxy_stream& client, std::string& buf, request_meter& me
   const error_code ec = co_await write_all(client, buf);
   meter.code = ec ? 499 : status;
   co_return !ec;
-}
-
-// Past max_headers fields or a field past max_header_field bytes (name and
-// value): the reason for the 431, else nullptr. One walk over the fields.
-const char* header_limit_exceeded(const message_head& h, const limits_config& limits) {
-  if (h.fields.size() > limits.max_headers) return "too many request headers\n";
-  for (const auto& f : h.fields)
-    if (f.name.size() + f.value.size() > limits.max_header_field) return "request header field too large\n";
-  return nullptr;
 }
 
 // The reply to a request whose body turned out bad (bad_input or too_large).
@@ -201,11 +193,6 @@ task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluste
   stats->mirror_time.get().record(micros(clock::now() - start));
 }
 
-bool is_absolute_form(std::string_view target) {
-  return target.size() > 7 && (iequals_ascii(target.substr(0, 7), "http://") ||
-                               (target.size() > 8 && iequals_ascii(target.substr(0, 8), "https://")));
-}
-
 }  // namespace
 
 task<void> serve_connection(worker& w, worker_socket socket, std::string listener_name, listener_stats* lstats) {
@@ -240,6 +227,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     reg.it->stream = &client.tcp();
     client.expires_after(tls->config().handshake_timeout);
     auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::server, nothrow);
+    client.expires_never();
     if (hec) {
       if (lstats) lstats->tls_handshake_errors.add();
       log::debug("listener {}: TLS handshake with {} failed: {}", listener_name, client_ip, hec.message());
@@ -303,7 +291,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
           hec == asio::error::connection_reset || hec == asio::error::eof)
         co_return;
       if (hec == beast::error::timeout) {
-        // beast::tcp_stream has closed the socket already: as nginx, no 408 is sent.
+        // The deadline closed the socket already: as nginx, no 408 is sent.
         co_return;
       }
       if (hec == http::error::header_limit) {
@@ -330,39 +318,13 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
         (limits.max_requests_per_connection == 0 || served_on_connection < limits.max_requests_per_connection);
     const bool has_body = !parser.is_done();
 
-    if (const char* why = header_limit_exceeded(request, limits)) {
-      co_await local_reply(client, out_head, meter, 431, why, false, limits.idle_timeout);
+    request_target where;
+    if (const auto refused = check_request(request, limits, where)) {
+      co_await local_reply(client, out_head, meter, refused->status, refused->body, false, limits.idle_timeout);
       co_return;
     }
-    const std::size_t hosts = request.count(http::field::host);
-    if (hosts > 1 || (hosts == 0 && client_version >= 11)) {
-      co_await local_reply(client, out_head, meter, 400, "bad request: exactly one Host header required\n", false,
-                           limits.idle_timeout);
-      co_return;
-    }
-    if (request.target.size() > limits.max_request_target) {
-      co_await local_reply(client, out_head, meter, 414, "request target too long\n", false, limits.idle_timeout);
-      co_return;
-    }
-    std::string_view host = request.find(http::field::host).value_or(std::string_view{});
-    if (!acceptable_request_transfer_encoding(request) || !valid_host(host)) {
-      co_await local_reply(client, out_head, meter, 400, "bad request framing or Host\n", false, limits.idle_timeout);
-      co_return;
-    }
-
-    // The target and Host sent upstream: an absolute-form target (RFC 9112
-    // §3.2.2) becomes origin-form, its authority the Host.
-    std::string_view target = request.target;
-    std::string_view host_override;
-    if (is_absolute_form(target)) {
-      auto rest = target.substr(target.find("//") + 2);
-      auto slash = rest.find('/');
-      host = host_override = rest.substr(0, slash);
-      target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-    } else if (target.empty() || (target.front() != '/' && target != "*")) {
-      co_await local_reply(client, out_head, meter, 400, "bad request target\n", false, limits.idle_timeout);
-      co_return;
-    }
+    const std::string_view target = where.target, host = where.host;
+    std::string_view host_override = where.host_override;
 
     if (meter.log) meter.path = target;
     const compiled_route* route = table.match(listener_index, host, path_of_target(target));
@@ -388,7 +350,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     meter.cluster = picked.name;
     // HTTP/1.0 allows a request without Host; the HTTP/1.1 request sent
     // upstream must have one: the cluster's authority (docs/reliability.md).
-    if (hosts == 0) host_override = picked.authority;
+    if (!where.has_host) host_override = picked.authority;
 
     // Overload: past limits.max_in_flight requests being proxied by this
     // worker, a 503 at once rather than a queue that grows (as Envoy's
@@ -426,9 +388,10 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       if (!fault) continue;
       auto& counts =
           level == 0 ? policy->route_fault_counts[route->index] : policy->cluster_fault_counts[route->clusters[pick]];
-      if (fault->delay && exact_share_hit(counts[1], fault->delay->per_10k)) co_await sleep_for(fault->delay->delay);
-      if (fault->abort && exact_share_hit(counts[0], fault->abort->per_10k)) {
-        fault_status = fault->abort->status;
+      const fault_outcome outcome = decide_fault(*fault, counts);
+      if (outcome.delay) co_await sleep_for(*outcome.delay);
+      if (outcome.abort) {
+        fault_status = outcome.abort;
         if (level == 1) count_attempt(rstats, *fault_status, first_attempt_start);
       }
     }

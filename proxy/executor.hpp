@@ -13,7 +13,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
 
 namespace vane::proxy {
@@ -22,7 +21,6 @@ using worker_executor = boost::asio::io_context::executor_type;
 template <class T = void>
 using task = boost::asio::awaitable<T, worker_executor>;
 using worker_socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, worker_executor>;
-using worker_tcp_stream = boost::beast::basic_stream<boost::asio::ip::tcp, worker_executor>;
 using worker_timer =
     boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>,
                                       worker_executor>;

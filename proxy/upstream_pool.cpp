@@ -137,17 +137,20 @@ task<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point
         cluster_.tls->prepare(tls.native_handle(), cluster_.tls_host);
         auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, nothrow);
         if (hec) {
-          last = hec == beast::error::timeout ? acquire_error::connect_timeout : acquire_error::tls_failed;
+          last = conn->stream.timed_out(hec) == beast::error::timeout ? acquire_error::connect_timeout
+                                                                      : acquire_error::tls_failed;
           log::warn("cluster {}: TLS handshake with {} failed: {}", cluster_.name,
                     cluster_.endpoints[index].address().to_string(), hec.message());
           if (last == acquire_error::tls_failed) break;
           continue;
         }
       }
+      conn->stream.expires_never();
       ++created_;
       co_return lease{std::move(conn), false, acquire_error::none};
     }
-    last = ec == beast::error::timeout ? acquire_error::connect_timeout : acquire_error::connect_failed;
+    last = conn->stream.timed_out(ec) == beast::error::timeout ? acquire_error::connect_timeout
+                                                               : acquire_error::connect_failed;
     log::debug("cluster {}: connect to {} failed: {}", cluster_.name, cluster_.endpoints[index].address().to_string(),
                ec.message());
   }

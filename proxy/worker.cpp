@@ -141,7 +141,7 @@ void worker::close_all_listeners() {
   listeners_.clear();
 }
 
-std::list<worker::connection_entry>::iterator worker::register_connection(worker_tcp_stream& s) {
+std::list<worker::connection_entry>::iterator worker::register_connection(worker_socket& s) {
   active_connections_.fetch_add(1, std::memory_order_relaxed);
   connections_.push_front({&s, true});
   return connections_.begin();

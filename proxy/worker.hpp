@@ -8,7 +8,6 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -94,10 +93,10 @@ class worker {
   bool draining() const { return draining_; }
   // A connection's entry in the worker's list; `idle` while it waits for a request.
   struct connection_entry {
-    worker_tcp_stream* stream = nullptr;
+    worker_socket* stream = nullptr;
     bool idle = true;
   };
-  std::list<connection_entry>::iterator register_connection(worker_tcp_stream& s);
+  std::list<connection_entry>::iterator register_connection(worker_socket& s);
   void unregister_connection(std::list<connection_entry>::iterator it);
 
   // Connections currently open on this worker (read by the control thread to finish a drain).

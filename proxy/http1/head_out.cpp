@@ -39,16 +39,15 @@ bool any_token(std::string_view list, Fn fn) {
 }
 
 bool names_a_field(std::string_view token) {
-  return !iequals_ascii(token, "close") && !iequals_ascii(token, "keep-alive") &&
-         !iequals_ascii(token, "connection") && !iequals_ascii(token, "content-length") &&
-         !iequals_ascii(token, "host") && !iequals_ascii(token, "transfer-encoding");
+  return !iequals_ascii(token, "close") && !iequals_ascii(token, "keep-alive") && !iequals_ascii(token, "connection") &&
+         !iequals_ascii(token, "content-length") && !iequals_ascii(token, "host") &&
+         !iequals_ascii(token, "transfer-encoding");
 }
 
 bool named_by_connection(const message_head& h, std::string_view name) {
   for (const auto& c : h.fields) {
     if (c.id != http::field::connection) continue;
-    if (any_token(c.value, [&](std::string_view t) { return names_a_field(t) && iequals_ascii(t, name); }))
-      return true;
+    if (any_token(c.value, [&](std::string_view t) { return names_a_field(t) && iequals_ascii(t, name); })) return true;
   }
   return false;
 }
@@ -56,6 +55,45 @@ bool named_by_connection(const message_head& h, std::string_view name) {
 void append_field(std::string& out, std::string_view name, std::string_view value) {
   out.append(name).append(": ", 2).append(value).append("\r\n", 2);
 }
+
+// Copies fields into a head. A field received as exactly "Name: value\r\n"
+// is copied as its line, and consecutive such lines (most of a head) in one
+// append: the received head holds them back to back.
+class field_copier {
+ public:
+  explicit field_copier(std::string& out) : out_(out) {}
+  field_copier(const field_copier&) = delete;
+  field_copier& operator=(const field_copier&) = delete;
+  ~field_copier() { flush(); }
+  void add(const field_view& f) {
+    const char* name = f.name.data();
+    const char* value = f.value.data();
+    const std::size_t n = f.name.size();
+    // (Views from h1_parser: a non-empty value lies inside the head, so the
+    // two bytes after it are there — the line's end or more of the head.)
+    if (!f.value.empty() && value == name + n + 2 && name[n] == ':' && name[n + 1] == ' ' &&
+        value[f.value.size()] == '\r' && value[f.value.size() + 1] == '\n') {
+      const char* line_end = value + f.value.size() + 2;
+      if (name != end_) {
+        flush();
+        begin_ = name;
+      }
+      end_ = line_end;
+      return;
+    }
+    flush();
+    append_field(out_, f.name, f.value);
+  }
+  void flush() {
+    if (begin_) out_.append(begin_, static_cast<std::size_t>(end_ - begin_));
+    begin_ = end_ = nullptr;
+  }
+
+ private:
+  std::string& out_;
+  const char* begin_ = nullptr;
+  const char* end_ = nullptr;
+};
 
 bool in_ops(const header_ops* ops, std::string_view name) {
   if (!ops) return false;
@@ -159,14 +197,17 @@ void write_request_head(const message_head& in, const request_out& how, std::str
   out.clear();
   out.append(in.method).append(" ", 1).append(how.target).append(" HTTP/1.1\r\n");
   const bool named = connection_names_fields(in);
-  for (const auto& f : in.fields) {
-    if (skipped(in, f, named)) continue;
-    if (f.id == http::field::host && !how.host.empty()) continue;
-    if (f.id == http::field::expect && how.drop_expect) continue;
-    if (f.id == http::field::content_length && how.content_length) continue;
-    if (how.forwarded && how.forwarded->replaces(f)) continue;
-    if (in_ops(how.ops, f.name)) continue;
-    append_field(out, f.name, f.value);
+  {
+    field_copier copy(out);
+    for (const auto& f : in.fields) {
+      if (skipped(in, f, named)) continue;
+      if (f.id == http::field::host && !how.host.empty()) continue;
+      if (f.id == http::field::expect && how.drop_expect) continue;
+      if (f.id == http::field::content_length && how.content_length) continue;
+      if (how.forwarded && how.forwarded->replaces(f)) continue;
+      if (in_ops(how.ops, f.name)) continue;
+      copy.add(f);
+    }
   }
   append_ops(out, how.ops);
   if (!how.host.empty()) append_field(out, "Host", how.host);
@@ -184,9 +225,10 @@ void write_response_head(const message_head& in, const response_out& how, std::s
   out.clear();
   append_status_line(out, in.status, in.reason);
   const bool named = connection_names_fields(in);
-  for (const auto& f : in.fields) {
-    if (skipped(in, f, named) || in_ops(how.ops, f.name)) continue;
-    append_field(out, f.name, f.value);
+  {
+    field_copier copy(out);
+    for (const auto& f : in.fields)
+      if (!skipped(in, f, named) && !in_ops(how.ops, f.name)) copy.add(f);
   }
   append_ops(out, how.ops);
   for (const std::string* cookie : how.cookies)

@@ -50,8 +50,8 @@ struct request_out {
   std::string_view host;    // when not empty, replaces every received Host (absolute form, HTTP/1.0 without one)
   const header_ops* ops = nullptr;
   const forwarded_fields* forwarded = nullptr;
-  bool chunked = false;      // the body goes chunked: "Transfer-Encoding: chunked" is added
-  bool drop_expect = false;  // vane answered 100-continue itself
+  bool chunked = false;                         // the body goes chunked: "Transfer-Encoding: chunked" is added
+  bool drop_expect = false;                     // vane answered 100-continue itself
   std::optional<std::uint64_t> content_length;  // replaces a received Content-Length (a mirror's copy)
 };
 // Clears `out` and writes the head, ending with its blank line.
@@ -71,7 +71,7 @@ constexpr connection_header connection_for(bool keep_alive, unsigned client_vers
 struct response_out {
   const header_ops* ops = nullptr;
   std::span<const std::string* const> cookies;  // Set-Cookie values added (null entries skipped)
-  bool chunked = false;                          // "Transfer-Encoding: chunked" is added
+  bool chunked = false;                         // "Transfer-Encoding: chunked" is added
   connection_header connection = connection_header::none;
 };
 // Clears `out` and writes "HTTP/1.1 CODE REASON" (the reason received, or

@@ -28,6 +28,18 @@ class gather {
   }
   void clear() { list_.clear(); }
   std::span<const asio::const_buffer> buffers() const { return list_; }
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (const auto& b : list_) n += b.size();
+    return n;
+  }
+  // Drops the first `n` bytes (written already).
+  void consume(std::size_t n) {
+    std::size_t drop = 0;
+    while (drop < list_.size() && n >= list_[drop].size()) n -= list_[drop++].size();
+    list_.erase(list_.begin(), list_.begin() + static_cast<std::ptrdiff_t>(drop));
+    if (n > 0 && !list_.empty()) list_.front() += n;
+  }
 
  private:
   std::vector<asio::const_buffer> list_;
@@ -66,9 +78,26 @@ void shrink_after_body(beast::flat_buffer& buffer) {
   if (buffer.capacity() > 2 * head_read_size) buffer.shrink_to_fit();
 }
 
+// Writes what a plain socket takes now, without waiting: most writes fit its
+// send buffer, and then no operation is started and the coroutine does not
+// suspend (a writev, as nginx does). Under TLS nothing is written here (the
+// engine owns the socket). Returns the bytes written; `ec` is set on an
+// error other than would_block.
+std::size_t write_now(proxy_stream& stream, std::span<const asio::const_buffer> buffers, error_code& ec) {
+  ec = {};
+  if (stream.tls()) return 0;
+  worker_socket& s = stream.socket();
+  if (!s.non_blocking()) s.non_blocking(true, ec);  // a write that cannot finish returns would_block
+  if (ec) return 0;
+  const std::size_t n = s.write_some(buffers, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+  return n;
+}
+
 task<error_code> write_all(proxy_stream& stream, std::span<const asio::const_buffer> buffers) {
   auto [ec, n] = co_await asio::async_write(stream, buffers, nothrow);
-  co_return ec;
+  stream.expires_never();
+  co_return stream.timed_out(ec);
 }
 
 task<error_code> write_all(proxy_stream& stream, std::string_view bytes) {
@@ -83,8 +112,9 @@ task<void> sleep_for(duration d) {
 
 task<error_code> read_some(proxy_stream& stream, beast::flat_buffer& buffer, std::size_t max) {
   auto [ec, n] = co_await stream.async_read_some(buffer.prepare(max), nothrow);
+  stream.expires_never();
   if (!ec) buffer.commit(n);
-  co_return ec;
+  co_return stream.timed_out(ec);
 }
 
 template <bool isRequest>
@@ -112,13 +142,15 @@ task<error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer, h1_
         store.assign(bytes, parsed);
         p.rebase(bytes, parsed, store.data());
         buffer.consume(parsed);
+        stream.expires_never();
         co_return ec;
       }
     }
     auto [rec, n] = co_await stream.async_read_some(buffer.prepare(head_read_size), nothrow);
     if (rec) {
+      stream.expires_never();
       if (rec == asio::error::eof) co_return received ? http::error::partial_message : http::error::end_of_stream;
-      co_return rec;
+      co_return stream.timed_out(rec);
     }
     buffer.commit(n);
     received = true;
@@ -129,8 +161,8 @@ task<error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer, h1_
 }
 
 template <bool isRequest>
-task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer,
-                              body_batch& batch, duration io_timeout) {
+task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer, body_batch& batch,
+                              duration io_timeout) {
   p.eager(true);
   p.pieces().clear();
   batch.ready = false;
@@ -152,6 +184,7 @@ task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::
     }
     in.expires_after(io_timeout);
     auto [rec, n] = co_await in.async_read_some(buffer.prepare(body_read_size), nothrow);
+    in.expires_never();
     if (rec == asio::error::eof && p.need_eof()) {
       error_code ec;
       p.put_eof(ec);  // the body ends with the connection
@@ -166,8 +199,8 @@ task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::
 }
 
 template <bool isRequest>
-task<relay_status> relay_body(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer,
-                              body_batch& batch, relay_out& out) {
+task<relay_status> relay_body(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer, body_batch& batch,
+                              relay_out& out) {
   gather list;
   char size_line[24];
   static constexpr std::string_view crlf = "\r\n", last_chunk = "0\r\n\r\n";
@@ -186,8 +219,14 @@ task<relay_status> relay_body(h1_parser<isRequest>& p, proxy_stream& in, beast::
     if (out.chunked && size > 0) list.add(crlf);
     if (out.chunked && p.is_done()) list.add(last_chunk);
     if (!list.buffers().empty()) {
-      out.stream->expires_after(out.io_timeout);
-      if (co_await write_all(*out.stream, list.buffers())) co_return relay_status::write_failed;
+      error_code ec;
+      const std::size_t total = list.size(), done = write_now(*out.stream, list.buffers(), ec);
+      if (ec) co_return relay_status::write_failed;
+      if (done < total) {  // the rest when the socket takes it
+        list.consume(done);
+        out.stream->expires_after(out.io_timeout);
+        if (co_await write_all(*out.stream, list.buffers())) co_return relay_status::write_failed;
+      }
     }
     out.head_sent = true;
     if (out.bytes) *out.bytes += size;
@@ -207,7 +246,6 @@ template task<error_code> read_head(proxy_stream&, beast::flat_buffer&, h1_parse
 template task<relay_status> next_batch(h1_parser<true>&, proxy_stream&, beast::flat_buffer&, body_batch&, duration);
 template task<relay_status> next_batch(h1_parser<false>&, proxy_stream&, beast::flat_buffer&, body_batch&, duration);
 template task<relay_status> relay_body(h1_parser<true>&, proxy_stream&, beast::flat_buffer&, body_batch&, relay_out&);
-template task<relay_status> relay_body(h1_parser<false>&, proxy_stream&, beast::flat_buffer&, body_batch&,
-                                       relay_out&);
+template task<relay_status> relay_body(h1_parser<false>&, proxy_stream&, beast::flat_buffer&, body_batch&, relay_out&);
 
 }  // namespace vane::proxy

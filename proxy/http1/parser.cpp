@@ -67,7 +67,8 @@ void h1_parser<isRequest>::on_response_impl(int code, string_view reason, int ve
 template <bool isRequest>
 void h1_parser<isRequest>::on_field_impl(http::field id, string_view name, string_view value, error_code&) {
   if (this->is_header_done()) return;  // a trailer field: dropped
-  head_.fields.push_back({id, std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size())});
+  head_.fields.push_back(
+      {id, std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size())});
 }
 
 template <bool isRequest>

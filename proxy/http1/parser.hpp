@@ -21,9 +21,7 @@ template <bool isRequest>
 class h1_parser final : public boost::beast::http::basic_parser<isRequest> {
  public:
   // `head` and `pieces` belong to the connection (reused across requests).
-  h1_parser(message_head& head, std::vector<std::string_view>& pieces) : head_(head), pieces_(pieces) {
-    head_.clear();
-  }
+  h1_parser(message_head& head, std::vector<std::string_view>& pieces) : head_(head), pieces_(pieces) { head_.clear(); }
   message_head& head() noexcept { return head_; }
   // The body bytes found by the latest put() calls since pieces().clear().
   std::vector<std::string_view>& pieces() noexcept { return pieces_; }

@@ -1,0 +1,45 @@
+#include "proxy/request_checks.hpp"
+
+#include "proxy/strict.hpp"
+
+namespace vane::proxy {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+bool is_absolute_form(std::string_view target) {
+  return target.size() > 7 && (iequals_ascii(target.substr(0, 7), "http://") ||
+                               (target.size() > 8 && iequals_ascii(target.substr(0, 8), "https://")));
+}
+
+}  // namespace
+
+std::optional<refusal> check_request(const message_head& h, const limits_config& limits, request_target& out) {
+  // Past max_headers fields or a field past max_header_field bytes (name and value).
+  if (h.fields.size() > limits.max_headers) return refusal{431, "too many request headers\n"};
+  std::size_t hosts = 0;
+  std::string_view host;
+  for (const auto& f : h.fields) {
+    if (f.name.size() + f.value.size() > limits.max_header_field) return refusal{431, "request header field too large\n"};
+    if (f.id == http::field::host && hosts++ == 0) host = f.value;
+  }
+  if (hosts > 1 || (hosts == 0 && h.version >= 11))
+    return refusal{400, "bad request: exactly one Host header required\n"};
+  if (h.target.size() > limits.max_request_target) return refusal{414, "request target too long\n"};
+  if (!acceptable_request_transfer_encoding(h) || !valid_host(host)) return refusal{400, "bad request framing or Host\n"};
+
+  out = request_target{h.target, host, {}, hosts == 1};
+  // An absolute-form target (RFC 9112 §3.2.2) becomes origin-form, its authority the Host.
+  if (is_absolute_form(h.target)) {
+    const std::string_view rest = h.target.substr(h.target.find("//") + 2);
+    const std::size_t slash = rest.find('/');
+    out.host = out.host_override = rest.substr(0, slash);
+    out.target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  } else if (h.target.empty() || (h.target.front() != '/' && h.target != "*")) {
+    return refusal{400, "bad request target\n"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace vane::proxy

@@ -21,13 +21,15 @@ std::optional<refusal> check_request(const message_head& h, const limits_config&
   std::size_t hosts = 0;
   std::string_view host;
   for (const auto& f : h.fields) {
-    if (f.name.size() + f.value.size() > limits.max_header_field) return refusal{431, "request header field too large\n"};
+    if (f.name.size() + f.value.size() > limits.max_header_field)
+      return refusal{431, "request header field too large\n"};
     if (f.id == http::field::host && hosts++ == 0) host = f.value;
   }
   if (hosts > 1 || (hosts == 0 && h.version >= 11))
     return refusal{400, "bad request: exactly one Host header required\n"};
   if (h.target.size() > limits.max_request_target) return refusal{414, "request target too long\n"};
-  if (!acceptable_request_transfer_encoding(h) || !valid_host(host)) return refusal{400, "bad request framing or Host\n"};
+  if (!acceptable_request_transfer_encoding(h) || !valid_host(host))
+    return refusal{400, "bad request framing or Host\n"};
 
   out = request_target{h.target, host, {}, hosts == 1};
   // An absolute-form target (RFC 9112 §3.2.2) becomes origin-form, its authority the Host.

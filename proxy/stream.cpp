@@ -10,7 +10,7 @@ using clock = std::chrono::steady_clock;
 struct proxy_stream::deadline {
   explicit deadline(const worker_executor& ex) : timer(ex) {}
   worker_timer timer;
-  worker_socket* socket = nullptr;     // null once the stream is gone
+  worker_socket* socket = nullptr;                     // null once the stream is gone
   clock::time_point at = clock::time_point::max();     // when the pending operation must have ended
   clock::time_point armed = clock::time_point::max();  // what the timer waits for (max: not waiting)
   bool expired = false;

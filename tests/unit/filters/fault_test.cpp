@@ -7,7 +7,7 @@ using namespace std::chrono_literals;
 
 TEST(Fault, SharesAreExactAndCountedApart) {
   vane::fault_config f;
-  f.abort = vane::abort_fault{503, 500};  // 5%
+  f.abort = vane::abort_fault{503, 500};     // 5%
   f.delay = vane::delay_fault{100ms, 2500};  // 25%
   vane::fault_counts counts{};
   int aborts = 0, delays = 0, both = 0;

@@ -43,7 +43,7 @@ struct socket_pair {
       if (e) std::rethrow_exception(e);
       out = std::move(v);
     });
-    ioc.restart();  // (stopped when it last ran out of work)
+    ioc.restart();               // (stopped when it last ran out of work)
     while (!out) ioc.run_one();  // (not run(): a stream's deadline timer may still be armed)
     return std::move(*out);
   }
@@ -55,7 +55,8 @@ TEST(Http1Io, AHeadAcrossReadsKeepsItsBytes) {
   socket_pair s;
   // Longer than one read (4 KiB): the buffer grows, and moves what Beast took already.
   std::string head = "GET /long HTTP/1.1\r\nHost: h\r\n";
-  for (int i = 0; i < 40; ++i) head += "X-Field-" + std::to_string(i) + ": " + std::string(200, char('a' + i % 26)) + "\r\n";
+  for (int i = 0; i < 40; ++i)
+    head += "X-Field-" + std::to_string(i) + ": " + std::string(200, char('a' + i % 26)) + "\r\n";
   head += "\r\n";
   s.send(head + "rest");
   message_head h;
@@ -148,7 +149,9 @@ TEST(Http1Io, EachStepOfABodyFailsInTurn) {
       std::uint64_t bytes = 0;
       relay_out to{&upstream, {}, false, std::chrono::milliseconds(10000), &bytes};
       const auto status = s.run(relay_body(p, *s.near, buffer, batch, to));
-      std::string expect_bytes = std::string("abcdef").substr(0, fail_at == 0 ? 0 : fail_at == 1 ? 3 : 5 + (fail_at > 2));
+      std::string expect_bytes = std::string("abcdef").substr(0, fail_at == 0   ? 0
+                                                                 : fail_at == 1 ? 3
+                                                                                : 5 + (fail_at > 2));
       if (whole) {
         EXPECT_EQ(status, relay_status::ok);
       } else if (std::string_view(how) == "close") {

@@ -94,7 +94,7 @@ TEST(Http1Parser, BodiesComeOutAsPiecesOfTheInput) {
   EXPECT_TRUE(p.is_done());
   EXPECT_EQ(rest.substr(used), "GET /next HTTP/1.1\r\n");  // the next request is left alone
   EXPECT_EQ(r.pieces, (std::vector<std::string_view>{"hello", ", w"}));
-  EXPECT_EQ(r.pieces[0].data(), rest.data() + 3);  // not copied
+  EXPECT_EQ(r.pieces[0].data(), rest.data() + 3);       // not copied
   EXPECT_EQ(names(r.head), "Host;Transfer-Encoding;");  // the trailer is not a head field
 }
 
@@ -224,8 +224,8 @@ TEST(Http1Head, ResponseHeads) {
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nx-served-by: vane\r\n"
             "Set-Cookie: vane-canary=1; Path=/\r\nConnection: keep-alive\r\n\r\n");
   write_response_head(r.head, {.chunked = true, .connection = connection_for(false, 11)}, out);
-  EXPECT_EQ(out,
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(
+      out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(connection_for(true, 11), connection_header::none);
 
   parsed e;

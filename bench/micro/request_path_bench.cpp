@@ -102,7 +102,8 @@ void BM_RequestThroughAllSteps(benchmark::State& state) {
     vane::affinity_cookies cookies{};
     const std::size_t pick = route->decision.pick(head_request_view(request, where.target, "10.0.0.1"), swrr, cookies);
     forwarded.collect(request, "10.0.0.1", "http", false);
-    write_request_head(request, {where.target, where.host_override, &route->request_headers, &forwarded}, upstream_head);
+    write_request_head(request, {where.target, where.host_override, &route->request_headers, &forwarded},
+                       upstream_head);
     parse<false>(response_bytes, response, pieces);
     write_response_head(response, {&route->response_headers, cookies, false, connection_for(true, 11)}, client_head);
     benchmark::DoNotOptimize(pick);

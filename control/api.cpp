@@ -1,24 +1,15 @@
 #include "control/api.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
-#include "common/log.hpp"
+#include "common/http_server.hpp"
 #include "control/parse.hpp"
 
 namespace vane::control {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 std::optional<std::string> apply_command(const canary_spec& spec, run_state& st, std::string_view action,
                                          const json::object& body) {
@@ -125,47 +116,26 @@ api_answer answer_api(const api_handlers& h, std::string_view method, std::strin
 
 namespace {
 
-asio::awaitable<void> api_session(tcp::socket socket, const api_handlers& h) {
-  beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
-  http::request_parser<http::string_body> parser;
-  parser.body_limit(1 << 20);
-  stream.expires_after(std::chrono::seconds(30));
-  auto [ec, n] = co_await http::async_read(stream, buffer, parser, nothrow);
-  if (ec) co_return;
-  const auto& req = parser.get();
-  api_answer a = answer_api(h, req.method_string(), req.target(), req.body());
-  http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
-  res.set(http::field::server, "vane-control");
-  res.set(http::field::content_type, a.content_type);
-  res.body() = std::move(a.body);
-  res.keep_alive(false);
-  res.prepare_payload();
-  co_await http::async_write(stream, res, nothrow);
-  boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+asio::awaitable<http_server_reply> api_call(const api_handlers& h, http_server_request req) {
+  api_answer a = answer_api(h, req.method, req.target, req.body);
+  http_server_reply out;
+  out.status = a.status;
+  out.content_type = std::move(a.content_type);
+  out.body = std::move(a.body);
+  co_return out;
 }
 
 }  // namespace
 
 asio::awaitable<void> serve_api(tcp::acceptor& acceptor, const api_handlers& h) {
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(nothrow);
-    if (ec) {
-      if (ec == asio::error::operation_aborted) co_return;
-      continue;
-    }
-    asio::co_spawn(acceptor.get_executor(), api_session(std::move(socket), h), [](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        log::error("API: a request ended by an exception: {}", x.what());
-      } catch (...) {
-        log::error("API: a request ended by an exception");
-      }
-    });
-  }
+  http_server_options options;
+  options.server = "vane-control";
+  options.log_name = "API";
+  options.header_limit = 8 * 1024;
+  options.body_limit = 1 << 20;
+  options.timeout = std::chrono::seconds(30);
+  options.keep_alive = true;
+  return serve_http(acceptor, std::move(options), [&h](http_server_request req) { return api_call(h, req); });
 }
 
 }  // namespace vane::control

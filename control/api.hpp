@@ -2,8 +2,8 @@
 // vane-control's HTTP API: GET /ready, /metrics, /canaries, /canaries/NAME;
 // POST /canaries/NAME/rollout|promote|abort|resume. The answer to a request
 // is a function of the request and the controller's handlers (no socket), so
-// it is tested alone; serve_api runs it on an acceptor, one connection per
-// request.
+// it is tested alone; serve_api serves it on an acceptor with the HTTP server
+// helper every vane API shares (common/http_server.hpp).
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/json/object.hpp>
@@ -41,7 +41,8 @@ struct api_answer {
 
 api_answer answer_api(const api_handlers& h, std::string_view method, std::string_view target, std::string_view body);
 
-// Accepts until the acceptor is closed; each connection gets one answer.
+// Accepts until the acceptor is closed; connections are kept alive when the
+// client asks; a body over 1MiB is a 413, a request that does not parse a 400.
 boost::asio::awaitable<void> serve_api(boost::asio::ip::tcp::acceptor& acceptor, const api_handlers& h);
 
 }  // namespace vane::control

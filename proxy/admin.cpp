@@ -3,25 +3,18 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
+#include "common/http_server.hpp"
 #include "common/log.hpp"
 #include "proxy/runtime.hpp"
 
 namespace vane::proxy {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace http = boost::beast::http;
 namespace json = boost::json;
-using tcp = asio::ip::tcp;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -101,78 +94,48 @@ asio::awaitable<admin_reply> handle_admin(runtime& rt, http::verb method, std::s
 
 namespace {
 
-asio::awaitable<void> admin_session(runtime& rt, tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
-  for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(16 * 1024);
-    parser.body_limit(max_admin_body);
-    stream.expires_after(std::chrono::seconds(30));
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser, nothrow);
-    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
-        ec == asio::error::connection_reset)
-      co_return;
-    admin_reply reply;
-    bool keep_alive = false;
-    http::verb method = http::verb::unknown;
-    std::string target;
-    if (ec == http::error::body_limit) {
-      reply = error_reply(413, "request body over 1MiB");
-    } else if (ec) {
-      reply = error_reply(400, "bad request: " + ec.message());
-    } else {
-      auto& req = parser.get();
-      keep_alive = req.keep_alive();
-      method = req.method();
-      target = std::string(req.target());
-      std::string_view path = std::string_view(target).substr(0, target.find('?'));
-      bool open_path = method == http::verb::get && (path == "/ready" || path == "/metrics");
-      const std::string& token = rt.admin_token();
-      std::string_view auth = req[http::field::authorization];
-      constexpr std::string_view bearer = "Bearer ";
-      if (!token.empty() && !open_path &&
-          !(auth.starts_with(bearer) && token_matches(auth.substr(bearer.size()), token))) {
-        reply = error_reply(401, "missing or wrong bearer token");
-      } else {
-        reply = co_await handle_admin(rt, method, target, req.body());
-      }
-    }
-    if (reply.status >= 400 && method != http::verb::unknown && reply.body.contains("error"))
-      log::info("admin: {} {} -> {}: {}", std::string(http::to_string(method)), target, reply.status,
-                std::string(reply.body.at("error").as_string()));
-    http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
-    res.set(http::field::server, "vane");
-    if (reply.status == 401) res.set(http::field::www_authenticate, "Bearer");
-    if (!reply.text.empty()) {
-      res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      res.body() = std::move(reply.text);
-    } else {
-      res.set(http::field::content_type, "application/json");
-      res.body() = json::serialize(reply.body) + "\n";
-    }
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    auto [wec, wn] = co_await http::async_write(stream, res, nothrow);
-    if (wec || !keep_alive) {
-      boost::system::error_code ignored;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      co_return;
-    }
+// One admin call: the bearer token (when the config has one), then handle_admin; refusals are logged.
+asio::awaitable<http_server_reply> admin_call(runtime& rt, http_server_request req) {
+  http::verb method = http::string_to_verb(req.method);
+  std::string target(req.target);
+  std::string_view path = std::string_view(target).substr(0, target.find('?'));
+  bool open_path = method == http::verb::get && (path == "/ready" || path == "/metrics");
+  const std::string& token = rt.admin_token();
+  constexpr std::string_view bearer = "Bearer ";
+  admin_reply reply;
+  if (!token.empty() && !open_path &&
+      !(req.authorization.starts_with(bearer) && token_matches(req.authorization.substr(bearer.size()), token))) {
+    reply = error_reply(401, "missing or wrong bearer token");
+  } else {
+    reply = co_await handle_admin(rt, method, target, req.body);
   }
+  if (reply.status >= 400 && method != http::verb::unknown && reply.body.contains("error"))
+    log::info("admin: {} {} -> {}: {}", std::string(http::to_string(method)), target, reply.status,
+              std::string(reply.body.at("error").as_string()));
+  http_server_reply out;
+  out.status = reply.status;
+  if (reply.status == 401) out.headers.emplace_back("WWW-Authenticate", "Bearer");
+  if (!reply.text.empty()) {
+    out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    out.body = std::move(reply.text);
+  } else {
+    out.body = json::serialize(reply.body) + "\n";
+  }
+  co_return out;
 }
 
 }  // namespace
 
 asio::awaitable<void> runtime::serve_admin() {
-  for (;;) {
-    auto [ec, socket] = co_await admin_acceptor_->async_accept(nothrow);
-    if (ec) {
-      if (ec == asio::error::operation_aborted) co_return;
-      continue;
-    }
-    asio::co_spawn(ctx_, admin_session(*this, std::move(socket)), asio::detached);
-  }
+  http_server_options options;
+  options.server = "vane";
+  options.log_name = "admin";
+  options.header_limit = 16 * 1024;
+  options.body_limit = max_admin_body;  // 413 {"error":"request body over 1MiB"}
+  options.timeout = std::chrono::seconds(30);
+  options.keep_alive = true;
+  return serve_http(*admin_acceptor_, std::move(options),
+                    [this](http_server_request req) { return admin_call(*this, req); });
 }
 
 }  // namespace vane::proxy

@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "control/http_client.hpp"
+#include "common/http_client.hpp"
 #include "control/parse.hpp"
 
 namespace vane::control {

@@ -11,8 +11,8 @@
 #include <boost/json.hpp>
 #include <memory>
 
+#include "common/http_client.hpp"
 #include "common/log.hpp"
-#include "control/http_client.hpp"
 
 namespace vane::control {
 

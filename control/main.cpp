@@ -15,12 +15,12 @@
 #include <string>
 #include <thread>
 
+#include "common/http_client.hpp"
 #include "common/log.hpp"
 #include "common/units.hpp"
 #include "common/yaml_doc.hpp"
 #include "control/cli.hpp"
 #include "control/controller.hpp"
-#include "control/http_client.hpp"
 #include "control/phase.hpp"
 
 namespace {
@@ -69,14 +69,13 @@ int fail_usage(const std::string& message) {
 }
 
 // One call to the controller's API; status 0 and the error when nothing answered.
-vane::control::http_result call(const vane::control::http_url& url, const std::string& method,
-                                const std::string& target, const std::string& body) {
+vane::http_result call(const vane::http_url& url, const std::string& method, const std::string& target,
+                       const std::string& body) {
   boost::asio::io_context ctx;
   std::vector<std::pair<std::string, std::string>> headers;
   vane::duration timeout = std::chrono::seconds(10);
   auto fut = boost::asio::co_spawn(
-      ctx, vane::control::http_call(ctx.get_executor(), url, method, target, body, timeout, headers),
-      boost::asio::use_future);
+      ctx, vane::http_call(ctx.get_executor(), url, method, target, body, timeout, headers), boost::asio::use_future);
   ctx.run();
   return fut.get();
 }
@@ -84,7 +83,7 @@ vane::control::http_result call(const vane::control::http_url& url, const std::s
 // `watch NAME`: the run's event lines as they come and a progress line (redrawn
 // in place on a terminal, printed when phase, weight or failed checks change
 // otherwise), until the run ends: 0 promoted, 3 rolled back, 4 --timeout.
-int watch(const vane::control::http_url& url, const std::string& name, vane::duration interval,
+int watch(const vane::http_url& url, const std::string& name, vane::duration interval,
           std::optional<vane::duration> timeout) {
   namespace json = boost::json;
   const bool tty = isatty(STDOUT_FILENO) != 0;
@@ -194,7 +193,7 @@ int client(int argc, char** argv) {
       return fail_usage("unexpected argument '" + a + "'");
   }
   if (cmd != "status" && name.empty()) return fail_usage(cmd + " needs a canary NAME");
-  auto url = vane::control::parse_http_url(server);
+  auto url = vane::parse_http_url(server);
   if (!url) return fail_usage("--server must be http://HOST:PORT");
   if (cmd == "watch") return watch(*url, name, interval, timeout);
   std::string method = cmd == "status" ? "GET" : "POST";

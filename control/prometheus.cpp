@@ -5,7 +5,7 @@
 #include <boost/json.hpp>
 #include <cmath>
 
-#include "control/http_client.hpp"
+#include "common/http_client.hpp"
 #include "control/parse.hpp"
 
 namespace vane::control {

@@ -10,7 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
-#include "control/http_client.hpp"
+#include "common/http_client.hpp"
 
 namespace vane::control {
 

@@ -6,7 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/json.hpp>
 
-#include "control/http_client.hpp"
+#include "common/http_client.hpp"
 
 namespace vane::control {
 

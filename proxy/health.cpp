@@ -7,20 +7,18 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
+#include "common/http_client.hpp"
+#include "common/https_client.hpp"
 #include "common/log.hpp"
 #include "proxy/runtime.hpp"
-#include "proxy/stream.hpp"
 #include "proxy/tls.hpp"
 
 namespace vane::proxy {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
@@ -28,30 +26,22 @@ namespace {
 
 // One check: connect (and TLS when the cluster speaks it, verified as its
 // requests are), GET path, a 2xx status within `timeout` passes.
-asio::awaitable<bool> probe(const worker_executor& ex, tcp::endpoint endpoint, const std::string& path,
-                            duration timeout, std::shared_ptr<const client_tls> tls, std::string tls_host) {
-  proxy_stream stream(ex);
-  stream.expires_after(timeout);
-  auto [cec] = co_await stream.tcp().async_connect(endpoint, nothrow);
-  if (cec) co_return false;
+asio::awaitable<bool> probe(asio::any_io_executor ex, tcp::endpoint endpoint, std::string path, duration timeout,
+                            std::shared_ptr<const client_tls> tls, std::string tls_host) {
+  http_request_spec request;
+  request.target = std::move(path);
+  request.host = endpoint_key(endpoint);
+  request.user_agent = "vane-health-check";
+  request.timeout = timeout;
+  request.body_limit = 64 * 1024;
+  http_result r;
   if (tls) {
-    auto& s = stream.start_tls(tls->context());
-    tls->prepare(s.native_handle(), tls_host);
-    auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::client, nothrow);
-    if (hec) co_return false;
+    tls_prepare prepare = [tls, tls_host](SSL* ssl) { tls->prepare(ssl, tls_host); };
+    r = co_await https_fetch(ex, endpoint, tls->context(), prepare, request);
+  } else {
+    r = co_await http_fetch(ex, endpoint, request);
   }
-  http::request<http::empty_body> req{http::verb::get, path, 11};
-  req.set(http::field::host, endpoint_key(endpoint));
-  req.set(http::field::user_agent, "vane-health-check");
-  req.set(http::field::connection, "close");
-  auto [wec, wn] = co_await http::async_write(stream, req, nothrow);
-  if (wec) co_return false;
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(std::uint64_t{64} * 1024);
-  auto [rec, rn] = co_await http::async_read(stream, buffer, parser, nothrow);
-  if (rec) co_return false;
-  co_return parser.get().result_int() / 100 == 2;
+  co_return r.status / 100 == 2;
 }
 
 std::string signature(const cluster_target& c, const health_check_config& hc) {
@@ -98,7 +88,8 @@ asio::awaitable<void> runtime::check_endpoint(std::string cluster, tcp::endpoint
         tls = c.tls;
         tls_host = c.tls_host;
       }
-    bool ok = co_await probe(ctx_.get_executor(), endpoint, hc.path, hc.interval, tls, tls_host);
+    asio::any_io_executor ex = ctx_.get_executor();
+    bool ok = co_await probe(ex, endpoint, hc.path, hc.interval, tls, tls_host);
     if (!current()) co_return;
     auto [it, inserted] = health_[cluster].try_emplace(key, true);  // endpoints start healthy
     bool& healthy = it->second;

@@ -1,3 +1,4 @@
 // Asio's SSL layer, compiled once (separate compilation, as
-// common/asio_beast_impl.cpp does for Asio and Beast); only vane-proxy links OpenSSL.
+// common/asio_beast_impl.cpp does for Asio and Beast); vane-control does
+// not link OpenSSL.
 #include <boost/asio/ssl/impl/src.hpp>

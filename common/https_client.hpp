@@ -1,0 +1,31 @@
+#pragma once
+// The shared HTTP client (common/http_client.hpp) over TLS, for an address:
+// vane-proxy's health checks of clusters that speak TLS. Apart from
+// http_client.cpp because it needs OpenSSL, which only what links
+// vane_asio_ssl does (vane-proxy, the tests); vane-control does not.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <functional>
+
+#include "common/http_client.hpp"
+
+struct ssl_st;  // OpenSSL's SSL
+namespace boost::asio::ssl {
+class context;
+}
+
+namespace vane {
+
+// Sets up a new connection's SSL object before its handshake (SNI, the name the peer's certificate must carry).
+using tls_prepare = std::function<void(ssl_st*)>;
+
+// As http_fetch to an address, with a TLS handshake (client side, on
+// `context`) after the connection, under the same timeout. `context` must
+// outlive the call. A failed handshake is "TLS handshake with ADDRESS failed: ...".
+boost::asio::awaitable<http_result> https_fetch(boost::asio::any_io_executor ex,
+                                                boost::asio::ip::tcp::endpoint endpoint,
+                                                boost::asio::ssl::context& context, tls_prepare prepare,
+                                                http_request_spec request);
+
+}  // namespace vane

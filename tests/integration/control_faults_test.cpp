@@ -377,6 +377,8 @@ TEST(ControlFaults, APrometheusAnsweringOddShapesStillDecidesEveryRun) {
   EXPECT_EQ(outcome(ctl, "good"), "Succeeded") << ctl.process->output();
   EXPECT_EQ(good_prom.shapes.served(), good_prom.shapes.size());  // every shape was tried during the good run
   EXPECT_GE(bad_prom.shapes.served(), 1u);
+  // The API shows the phase before its event's log line is written and read from the pipe.
+  ctl.process->wait_for("Promotion completed! Scaling down good.test");
   std::string out = ctl.process->output();
   EXPECT_NE(out.find("Rolling back bad.test failed checks threshold reached 3"), std::string::npos) << out;
   EXPECT_NE(out.find("Promotion completed! Scaling down good.test"), std::string::npos) << out;
@@ -406,6 +408,8 @@ TEST(ControlFaults, ProxiesAnsweringOddShapesStillDecideEveryRun) {
   EXPECT_EQ(good_proxy.stats.served(), good_proxy.stats.size());
   EXPECT_EQ(good_proxy.clusters.served(), good_proxy.clusters.size());  // the promotion waited through all of them
   EXPECT_EQ(good_proxy.traffic.served(), good_proxy.traffic.size());
+  // The API shows the phase before its event's log line is written and read from the pipe.
+  ctl.process->wait_for("Promotion completed! Scaling down good.test");
   std::string out = ctl.process->output();
   EXPECT_NE(out.find("Halt bad.test advancement success rate 50.00% < 99%"), std::string::npos) << out;
   EXPECT_NE(out.find("Promotion completed! Scaling down good.test"), std::string::npos) << out;

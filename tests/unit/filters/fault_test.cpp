@@ -16,8 +16,8 @@ TEST(Fault, SharesAreExactAndCountedApart) {
     aborts += out.abort.has_value();
     delays += out.delay.has_value();
     both += out.abort && out.delay;
-    if (out.abort) EXPECT_EQ(*out.abort, 503U);
-    if (out.delay) EXPECT_EQ(*out.delay, 100ms);
+    EXPECT_EQ(out.abort.value_or(503), 503U);
+    EXPECT_EQ(out.delay.value_or(100ms), 100ms);
   }
   EXPECT_EQ(aborts, 10);
   EXPECT_EQ(delays, 50);

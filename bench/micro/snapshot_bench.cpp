@@ -1,9 +1,8 @@
-// Google Benchmark cases for the request head parse and the traffic-policy
-// snapshots: what a request pays to pick up the current snapshot, and what
-// the control thread pays to build the next one from a PUT.
+// Google Benchmark cases for the traffic-policy snapshots: what a request
+// pays to pick up the current snapshot, and what the control thread pays to
+// build the next one from a PUT. (The head parse: request_path_bench.cpp.)
 #include <benchmark/benchmark.h>
 
-#include <boost/beast/http.hpp>
 #include <memory>
 #include <string>
 
@@ -12,39 +11,6 @@
 #include "proxy/traffic.hpp"
 
 namespace {
-
-namespace http = boost::beast::http;
-
-// A browser's GET as it reaches an ingress: 600 bytes of head, 13 fields.
-const std::string typical_head =
-    "GET /api/v1/catalog/items?page=2&sort=price HTTP/1.1\r\n"
-    "Host: shop.example.com\r\n"
-    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n"
-    "Accept: application/json, text/plain, */*\r\n"
-    "Accept-Language: en-US,en;q=0.5\r\n"
-    "Accept-Encoding: gzip, deflate, br\r\n"
-    "Referer: https://shop.example.com/catalog?page=1\r\n"
-    "X-Request-Id: 7f3c9a2e-41b8-4c55-9d1e-2b6f0a8e4c11\r\n"
-    "X-User-Id: user-48213\r\n"
-    "Cookie: session=9c1f0e4b7a2d4e8f; canary=never; theme=dark\r\n"
-    "Connection: keep-alive\r\n"
-    "Sec-Fetch-Dest: empty\r\n"
-    "Sec-Fetch-Mode: cors\r\n"
-    "Sec-Fetch-Site: same-origin\r\n"
-    "\r\n";
-
-void BM_ParseRequestHead600(benchmark::State& state) {
-  for (auto _ : state) {
-    http::request_parser<http::buffer_body> p;  // as the proxy reads a head: a new parser per request
-    p.header_limit(64 * 1024);
-    boost::system::error_code ec;
-    p.eager(false);
-    p.put(boost::asio::buffer(typical_head), ec);
-    benchmark::DoNotOptimize(p.is_header_done());
-  }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * typical_head.size()));
-}
-BENCHMARK(BM_ParseRequestHead600);
 
 vane::proxy::proxy_config config_with_routes(int routes) {
   std::string text = "listeners:\n  - name: http\n    address: 127.0.0.1:8080\n    routes:\n";

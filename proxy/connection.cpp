@@ -236,15 +236,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   }
   const std::string_view proto = tls ? "https" : "http";
 
-  // Per connection, reused by each request: the read buffer, the received
-  // heads (bytes and views), the body pieces, the heads written.
-  beast::flat_buffer buffer;
-  std::string request_store, response_store;
-  message_head request, response_head;
-  std::vector<std::string_view> request_pieces, response_pieces;
-  std::string upstream_head;                         // the request head sent upstream
-  std::string out_head;                              // the response head (or local reply) sent to the client
-  forwarded_fields forwarded;                        // the forwarding lines added to each request head
+  beast::flat_buffer buffer;                         // the connection's read buffer
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
   std::uint32_t served_on_connection = 0;
@@ -279,7 +271,21 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       if (rec) co_return;
     }
     reg.it->idle = false;
-    h1_parser<true> parser(request, request_pieces);
+    // The request's scratch, from the worker, until the end of this iteration
+    // (declared before all that points into it: the parser, the meter's views).
+    struct scratch_lease {
+      worker& w;
+      std::unique_ptr<request_scratch> s;
+      ~scratch_lease() { w.give_back(std::move(s)); }
+    } scratch{w, w.take_scratch()};
+    std::string& request_store = scratch.s->request_store;
+    std::string& response_store = scratch.s->response_store;
+    message_head& request = scratch.s->request;
+    message_head& response_head = scratch.s->response;
+    std::string& upstream_head = scratch.s->upstream_head;
+    std::string& out_head = scratch.s->out_head;
+    forwarded_fields& forwarded = scratch.s->forwarded;
+    h1_parser<true> parser(request, scratch.s->request_pieces);
     request_meter meter(w.access_log());  // from the request's first byte here; ends before the parser
     meter.slot = policy->unrouted;
     parser.header_limit(static_cast<std::uint32_t>(limits.max_request_headers));
@@ -541,7 +547,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       // Read the response head; 1xx interim responses (other than 101) are dropped.
       error_code rec;
       for (;;) {
-        upstream_response.emplace(response_head, response_pieces);
+        upstream_response.emplace(response_head, scratch.s->response_pieces);
         upstream_response->header_limit(
             static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536)));
         upstream_response->body_limit(boost::none);

@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "proxy/access_log.hpp"
+#include "proxy/http1/head_out.hpp"
+#include "proxy/http1/message.hpp"
 #include "proxy/route_table.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -42,6 +44,20 @@ struct worker_policy {
   // requests seen by each route's mirror, for exact shares.
   std::vector<std::shared_ptr<upstream_pool>> mirror_pools;
   std::vector<std::uint64_t> mirror_counts;
+};
+
+// What one request being served needs beyond its connection: the received
+// heads (bytes and views), the body pieces, the heads written. Taken from the
+// worker when a request starts and given back when it ends, so that an idle
+// keep-alive connection holds none of it and a busy worker reuses the same
+// few (no allocation per request once they have grown).
+struct request_scratch {
+  std::string request_store, response_store;
+  message_head request, response;
+  std::vector<std::string_view> request_pieces, response_pieces;
+  std::string upstream_head;  // the request head sent upstream
+  std::string out_head;       // the response head (or local reply) sent to the client
+  forwarded_fields forwarded;
 };
 
 struct pool_stats {
@@ -99,6 +115,17 @@ class worker {
   std::list<connection_entry>::iterator register_connection(worker_socket& s);
   void unregister_connection(std::list<connection_entry>::iterator it);
 
+  // Scratch for a request starting; give_back() when it ends.
+  std::unique_ptr<request_scratch> take_scratch() {
+    if (scratch_.empty()) return std::make_unique<request_scratch>();
+    auto s = std::move(scratch_.back());
+    scratch_.pop_back();
+    return s;
+  }
+  void give_back(std::unique_ptr<request_scratch> s) {
+    if (s && scratch_.size() < max_free_scratch) scratch_.push_back(std::move(s));
+  }
+
   // Connections currently open on this worker (read by the control thread to finish a drain).
   std::uint64_t active_connections() const { return active_connections_.load(std::memory_order_relaxed); }
 
@@ -111,6 +138,9 @@ class worker {
   };
   std::size_t id_;
   stats_store& stats_;
+  // (Before ioc_: destroying the io_context ends the connections' coroutines, which give their scratch back.)
+  static constexpr std::size_t max_free_scratch = 256;  // kept after a burst; more are freed
+  std::vector<std::unique_ptr<request_scratch>> scratch_;
   // One thread runs it, and only that thread touches its sockets (other threads
   // post to it), so the per-socket locks of the reactor are off; posting and
   // registration stay locked.

@@ -16,11 +16,12 @@ parsed<json::object> stats(std::uint64_t ok, std::uint64_t errors) {
   json::object codes;
   if (ok) codes["200"] = ok;
   if (errors) codes["503"] = errors;
-  json::object answer{{"process_start_time", 1.0},
-                      {"routes", json::array{json::object{
-                                     {"route", "app"},
-                                     {"cluster", "canary"},
-                                     {"upstream", json::object{{"count", ok + errors}, {"sum", 0}, {"codes", codes}}}}}}};
+  json::object answer{
+      {"process_start_time", 1.0},
+      {"routes",
+       json::array{json::object{{"route", "app"},
+                                {"cluster", "canary"},
+                                {"upstream", json::object{{"count", ok + errors}, {"sum", 0}, {"codes", codes}}}}}}};
   return parsed<json::object>{std::move(answer), {}};
 }
 

@@ -376,7 +376,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     const bool chunked_in = parser.chunked();
     const bool expects_continue =
         client_version >= 11 && has_body &&
-        iequals_ascii(request.find(http::field::expect).value_or(std::string_view{}), "100-continue");
+        boost::beast::iequals(request.find(http::field::expect).value_or(std::string_view{}), "100-continue");
     forwarded.collect(request, client_ip, proto, listener.trust_forwarded);
     request_out how_upstream{target,     host_override,   &route->request_headers, &forwarded,
                              chunked_in, expects_continue};  // vane answers 100 Continue itself, as nginx does

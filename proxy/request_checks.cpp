@@ -9,8 +9,8 @@ namespace http = boost::beast::http;
 namespace {
 
 bool is_absolute_form(std::string_view target) {
-  return target.size() > 7 && (iequals_ascii(target.substr(0, 7), "http://") ||
-                               (target.size() > 8 && iequals_ascii(target.substr(0, 8), "https://")));
+  return target.size() > 7 && (boost::beast::iequals(target.substr(0, 7), "http://") ||
+                               (target.size() > 8 && boost::beast::iequals(target.substr(0, 8), "https://")));
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ bool acceptable_request_transfer_encoding(const message_head& h) {
     std::string_view v = f.value;
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    if (!iequals_ascii(v, "chunked")) return false;
+    if (!boost::beast::iequals(v, "chunked")) return false;
   }
   return true;
 }

@@ -39,15 +39,16 @@ bool any_token(std::string_view list, Fn fn) {
 }
 
 bool names_a_field(std::string_view token) {
-  return !iequals_ascii(token, "close") && !iequals_ascii(token, "keep-alive") && !iequals_ascii(token, "connection") &&
-         !iequals_ascii(token, "content-length") && !iequals_ascii(token, "host") &&
-         !iequals_ascii(token, "transfer-encoding");
+  return !boost::beast::iequals(token, "close") && !boost::beast::iequals(token, "keep-alive") &&
+         !boost::beast::iequals(token, "connection") && !boost::beast::iequals(token, "content-length") &&
+         !boost::beast::iequals(token, "host") && !boost::beast::iequals(token, "transfer-encoding");
 }
 
 bool named_by_connection(const message_head& h, std::string_view name) {
   for (const auto& c : h.fields) {
     if (c.id != http::field::connection) continue;
-    if (any_token(c.value, [&](std::string_view t) { return names_a_field(t) && iequals_ascii(t, name); })) return true;
+    if (any_token(c.value, [&](std::string_view t) { return names_a_field(t) && boost::beast::iequals(t, name); }))
+      return true;
   }
   return false;
 }
@@ -98,9 +99,9 @@ class field_copier {
 bool in_ops(const header_ops* ops, std::string_view name) {
   if (!ops) return false;
   for (const auto& r : ops->remove)
-    if (iequals_ascii(r, name)) return true;
+    if (boost::beast::iequals(r, name)) return true;
   for (const auto& [n, v] : ops->set)
-    if (iequals_ascii(n, name)) return true;
+    if (boost::beast::iequals(n, name)) return true;
   return false;
 }
 
@@ -161,8 +162,6 @@ bool skipped(const message_head& h, const field_view& f, bool named) {
 
 }  // namespace
 
-bool hop_by_hop(const message_head& h, const field_view& f) { return skipped(h, f, connection_names_fields(h)); }
-
 void forwarded_fields::collect(const message_head& h, std::string_view client_ip, std::string_view proto,
                                bool trust_incoming) {
   static constexpr std::string_view xff_name = "x-forwarded-for: ";
@@ -174,10 +173,10 @@ void forwarded_fields::collect(const message_head& h, std::string_view client_ip
     if (f.id == http::field::via) {
       via_.append(f.value).append(", ");
     } else if (f.id == http::field::unknown) {
-      if (iequals_ascii(f.name, "x-forwarded-for")) {
+      if (boost::beast::iequals(f.name, "x-forwarded-for")) {
         // Several fields are one comma-separated list (RFC 9110 §5.3), in order.
         if (trust_incoming) lines_.append(f.value).append(", ");
-      } else if (trust_incoming && iequals_ascii(f.name, "x-forwarded-proto")) {
+      } else if (trust_incoming && boost::beast::iequals(f.name, "x-forwarded-proto")) {
         proto_kept = true;
       }
     }
@@ -190,7 +189,8 @@ void forwarded_fields::collect(const message_head& h, std::string_view client_ip
 bool forwarded_fields::replaces(const field_view& f) const noexcept {
   if (f.id == http::field::via) return true;
   if (f.id != http::field::unknown) return false;
-  return iequals_ascii(f.name, "x-forwarded-for") || (!trust_ && iequals_ascii(f.name, "x-forwarded-proto"));
+  return boost::beast::iequals(f.name, "x-forwarded-for") ||
+         (!trust_ && boost::beast::iequals(f.name, "x-forwarded-proto"));
 }
 
 void write_request_head(const message_head& in, const request_out& how, std::string& out) {
@@ -251,16 +251,16 @@ void write_local_reply(unsigned status, std::string_view body, connection_header
 std::optional<std::string_view> value_sent(const message_head& in, const header_ops* ops, std::string_view name) {
   if (ops) {
     for (const auto& [n, v] : ops->set)
-      if (iequals_ascii(n, name)) return std::string_view(v);
+      if (boost::beast::iequals(n, name)) return std::string_view(v);
   }
   if (!in_ops(ops, name)) {
     const bool named = connection_names_fields(in);
     for (const auto& f : in.fields)
-      if (iequals_ascii(f.name, name) && !skipped(in, f, named)) return f.value;
+      if (boost::beast::iequals(f.name, name) && !skipped(in, f, named)) return f.value;
   }
   if (ops) {
     for (const auto& [n, v] : ops->add)
-      if (iequals_ascii(n, name)) return std::string_view(v);
+      if (boost::beast::iequals(n, name)) return std::string_view(v);
   }
   return std::nullopt;
 }

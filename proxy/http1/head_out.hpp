@@ -21,11 +21,6 @@
 
 namespace vane::proxy {
 
-// True when `f` must not be passed on: a hop-by-hop field, or one that a
-// Connection field of `h` names. (Expect is not hop-by-hop; the caller drops it
-// when it answers 100-continue itself.)
-bool hop_by_hop(const message_head& h, const field_view& f);
-
 // The forwarding fields of a request sent upstream: X-Forwarded-For (the
 // client address; appended to the client's when `trust_incoming`),
 // X-Forwarded-Proto (the client's kept when `trust_incoming`, else ours) and

@@ -4,6 +4,7 @@
 // the connection until the exchange ends). Nothing is copied per field and
 // nothing is allocated once the vector has grown to a connection's usual
 // head. An HTTP/2 stream fills the same struct from its decoded header block.
+#include <boost/beast/core/string.hpp>  // beast::iequals: field names and tokens compare case-insensitively
 #include <boost/beast/http/field.hpp>
 #include <cstdint>
 #include <optional>
@@ -11,9 +12,6 @@
 #include <vector>
 
 namespace vane::proxy {
-
-// ASCII case-insensitive equality (field names, tokens).
-bool iequals_ascii(std::string_view a, std::string_view b) noexcept;
 
 struct field_view {
   boost::beast::http::field id = boost::beast::http::field::unknown;  // the known name, or unknown

@@ -4,19 +4,9 @@ namespace vane::proxy {
 
 namespace http = boost::beast::http;
 
-bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x == y) continue;
-    if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
-  }
-  return true;
-}
-
 std::optional<std::string_view> message_head::find(std::string_view name) const noexcept {
   for (const auto& f : fields)
-    if (iequals_ascii(f.name, name)) return f.value;
+    if (boost::beast::iequals(f.name, name)) return f.value;
   return std::nullopt;
 }
 

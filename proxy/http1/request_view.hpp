@@ -13,7 +13,7 @@ class head_request_view final : public request_view {
   std::vector<std::string_view> headers(std::string_view name) const override {
     std::vector<std::string_view> out;
     for (const auto& f : h_.fields)
-      if (iequals_ascii(f.name, name)) out.push_back(f.value);
+      if (boost::beast::iequals(f.name, name)) out.push_back(f.value);
     return out;
   }
   std::string_view target() const override { return target_; }

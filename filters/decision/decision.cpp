@@ -79,24 +79,4 @@ std::size_t route_decision::pick(const request_view& req, std::span<std::int64_t
   return pick;
 }
 
-bool retry_wanted(const retry_on& on, retry_cause cause, unsigned status) {
-  switch (cause) {
-    case retry_cause::connect_failure:
-      return on.connect_failure || on.status_5xx || on.gateway_error;
-    case retry_cause::reset:
-      return on.reset || on.status_5xx || on.gateway_error;
-    case retry_cause::timeout:
-      return on.status_5xx || on.gateway_error;
-    case retry_cause::status:
-      return (on.status_5xx && status >= 500 && status <= 599) || (on.gateway_error && status >= 502 && status <= 504);
-  }
-  return false;
-}
-
-bool is_idempotent(std::string_view method) {
-  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-    if (method == m) return true;
-  return false;
-}
-
 }  // namespace vane

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/retry/retry.hpp"  // retry_on, for the config schema
 #include "filters/rules/rules.hpp"
 
 namespace vane {
@@ -58,18 +59,5 @@ struct route_decision {
  private:
   std::size_t split_pick(const request_view& req, std::span<std::int64_t> swrr) const;
 };
-
-// Which failures a route retries (Envoy's retry_on, named as DESIGN.md does).
-enum class retry_cause { connect_failure, reset, timeout, status };
-struct retry_on {
-  bool connect_failure = true;
-  bool reset = true;
-  bool status_5xx = false;     // any 5xx, and connect failures, resets, timeouts
-  bool gateway_error = false;  // 502/503/504, and connect failures, resets, timeouts
-  bool operator==(const retry_on&) const = default;
-};
-bool retry_wanted(const retry_on& on, retry_cause cause, unsigned status);
-// RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
-bool is_idempotent(std::string_view method);
 
 }  // namespace vane

@@ -20,31 +20,6 @@ namespace {
 constexpr std::size_t head_read_size = 4096;
 constexpr std::size_t body_read_size = std::size_t{16} * 1024;
 
-// The gather list of one write: the head, then each piece (framed when chunked).
-class gather {
- public:
-  void add(std::string_view bytes) {
-    if (!bytes.empty()) list_.emplace_back(bytes.data(), bytes.size());
-  }
-  void clear() { list_.clear(); }
-  std::span<const asio::const_buffer> buffers() const { return list_; }
-  std::size_t size() const {
-    std::size_t n = 0;
-    for (const auto& b : list_) n += b.size();
-    return n;
-  }
-  // Drops the first `n` bytes (written already).
-  void consume(std::size_t n) {
-    std::size_t drop = 0;
-    while (drop < list_.size() && n >= list_[drop].size()) n -= list_[drop++].size();
-    list_.erase(list_.begin(), list_.begin() + static_cast<std::ptrdiff_t>(drop));
-    if (n > 0 && !list_.empty()) list_.front() += n;
-  }
-
- private:
-  std::vector<asio::const_buffer> list_;
-};
-
 // "HEX\r\n" for a chunk of `size` bytes, into `line` (at least 18 bytes).
 std::string_view chunk_size_line(std::uint64_t size, char* line) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -161,25 +136,25 @@ task<error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer, h1_
 }
 
 template <bool isRequest>
-task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer, body_batch& batch,
-                              duration io_timeout) {
+task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer, bool& ready,
+                              std::size_t& used, duration io_timeout) {
   p.eager(true);
   p.pieces().clear();
-  batch.ready = false;
-  batch.used = 0;
+  ready = false;
+  used = 0;
   for (;;) {
     if (p.is_done()) break;
     if (buffer.size() > 0) {
       error_code ec;
-      const std::size_t used = p.put(buffer.data(), ec);
+      const std::size_t n = p.put(buffer.data(), ec);
       if (ec == http::error::need_more) ec = {};
       if (ec == http::error::body_limit) co_return relay_status::too_large;
       if (ec) co_return relay_status::bad_input;
       if (!p.pieces().empty()) {
-        batch.used = used;
+        used = n;
         break;
       }
-      buffer.consume(used);  // framing only (chunk sizes): nothing to write
+      buffer.consume(n);  // framing only (chunk sizes): nothing to write
       if (p.is_done()) break;
     }
     in.expires_after(io_timeout);
@@ -194,58 +169,76 @@ task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::
     if (rec) co_return relay_status::read_failed;
     buffer.commit(n);
   }
-  batch.ready = true;
+  ready = true;
   co_return relay_status::ok;
 }
 
 template <bool isRequest>
-task<relay_status> relay_body(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer, body_batch& batch,
-                              relay_out& out) {
-  gather list;
-  char size_line[24];
+void h1_source<isRequest>::consume() {
+  buffer_.consume(used_);
+  touched_ = touched_ || used_ > 0;
+  ready_ = false;
+  used_ = 0;
+  p_.pieces().clear();
+}
+
+body_sink::put_result h1_sink::put(std::span<const std::string_view> pieces, bool last) {
   static constexpr std::string_view crlf = "\r\n", last_chunk = "0\r\n\r\n";
-  for (;;) {
-    if (!batch.ready) {
-      if (const auto status = co_await next_batch(p, in, buffer, batch, out.io_timeout); status != relay_status::ok)
-        co_return status;
+  list_.clear();
+  auto add = [this](std::string_view bytes) {
+    if (!bytes.empty()) list_.emplace_back(bytes.data(), bytes.size());
+  };
+  if (!head_sent_) add(head_);
+  std::uint64_t size = 0;
+  for (auto piece : pieces) size += piece.size();
+  if (chunked_ && size > 0) add(chunk_size_line(size, size_line_));
+  for (auto piece : pieces) add(piece);
+  if (chunked_ && size > 0) add(crlf);
+  if (chunked_ && last) add(last_chunk);
+  batch_ = pieces;
+  batch_size_ = size;
+  if (!list_.empty()) {
+    std::size_t total = 0;
+    for (const auto& b : list_) total += b.size();
+    error_code ec;
+    std::size_t done = write_now(*stream_, list_, ec);
+    if (ec) return put_result::failed;
+    if (done < total) {  // the rest when the socket takes it (flush)
+      std::size_t drop = 0;
+      while (drop < list_.size() && done >= list_[drop].size()) done -= list_[drop++].size();
+      list_.erase(list_.begin(), list_.begin() + static_cast<std::ptrdiff_t>(drop));
+      if (done > 0 && !list_.empty()) list_.front() += done;
+      return put_result::pending;
     }
-    list.clear();
-    const bool head_pending = !out.head_sent && !out.head.empty();
-    if (head_pending) list.add(out.head);
-    std::uint64_t size = 0;
-    for (auto piece : p.pieces()) size += piece.size();
-    if (out.chunked && size > 0) list.add(chunk_size_line(size, size_line));
-    for (auto piece : p.pieces()) list.add(piece);
-    if (out.chunked && size > 0) list.add(crlf);
-    if (out.chunked && p.is_done()) list.add(last_chunk);
-    if (!list.buffers().empty()) {
-      error_code ec;
-      const std::size_t total = list.size(), done = write_now(*out.stream, list.buffers(), ec);
-      if (ec) co_return relay_status::write_failed;
-      if (done < total) {  // the rest when the socket takes it
-        list.consume(done);
-        out.stream->expires_after(out.io_timeout);
-        if (co_await write_all(*out.stream, list.buffers())) co_return relay_status::write_failed;
-      }
-    }
-    out.head_sent = true;
-    if (out.bytes) *out.bytes += size;
-    if (out.tee)
-      for (auto piece : p.pieces()) out.tee->add(piece);
-    buffer.consume(batch.used);
-    batch.touched = batch.touched || batch.used > 0;
-    batch.ready = false;
-    batch.used = 0;
-    p.pieces().clear();
-    if (p.is_done()) co_return relay_status::ok;
   }
+  written();
+  return put_result::written;
+}
+
+task<bool> h1_sink::flush() {
+  stream_->expires_after(io_timeout_);
+  const std::span<const asio::const_buffer> rest(list_.data(), list_.size());
+  const error_code ec = co_await write_all(*stream_, rest);
+  if (ec) co_return false;
+  written();
+  co_return true;
+}
+
+void h1_sink::written() {
+  head_sent_ = true;
+  if (bytes_) *bytes_ += batch_size_;
+  if (tee_)
+    for (auto piece : batch_) tee_->add(piece);
+  list_.clear();
 }
 
 template task<error_code> read_head(proxy_stream&, beast::flat_buffer&, h1_parser<true>&, std::string&);
 template task<error_code> read_head(proxy_stream&, beast::flat_buffer&, h1_parser<false>&, std::string&);
-template task<relay_status> next_batch(h1_parser<true>&, proxy_stream&, beast::flat_buffer&, body_batch&, duration);
-template task<relay_status> next_batch(h1_parser<false>&, proxy_stream&, beast::flat_buffer&, body_batch&, duration);
-template task<relay_status> relay_body(h1_parser<true>&, proxy_stream&, beast::flat_buffer&, body_batch&, relay_out&);
-template task<relay_status> relay_body(h1_parser<false>&, proxy_stream&, beast::flat_buffer&, body_batch&, relay_out&);
+template task<relay_status> next_batch(h1_parser<true>&, proxy_stream&, beast::flat_buffer&, bool&, std::size_t&,
+                                       duration);
+template task<relay_status> next_batch(h1_parser<false>&, proxy_stream&, beast::flat_buffer&, bool&, std::size_t&,
+                                       duration);
+template class h1_source<true>;
+template class h1_source<false>;
 
 }  // namespace vane::proxy

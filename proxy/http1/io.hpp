@@ -10,6 +10,7 @@
 // composed-operation template of its own (compile time and code size).
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/system/error_code.hpp>
 #include <cstdint>
 #include <span>
@@ -17,15 +18,12 @@
 #include <vector>
 
 #include "common/units.hpp"
+#include "proxy/exchange.hpp"
 #include "proxy/executor.hpp"
 #include "proxy/http1/parser.hpp"
 #include "proxy/stream.hpp"
 
 namespace vane::proxy {
-
-// read_failed: the sender went away or stalled; bad_input: what it sent is
-// not a valid body (a broken chunk...); too_large: past the body limit.
-enum class relay_status { ok, read_failed, bad_input, too_large, write_failed };
 
 // Reads a message head into `p`, as Beast's async_read_header would, but
 // looks at the raw bytes first: Beast unfolds obs-fold silently and takes a
@@ -45,40 +43,68 @@ struct body_tee {
   void add(std::string_view piece);
 };
 
-// Where a body relay stands between calls. A batch is a run of pieces the
-// parser found in the input buffer (views into it); `used` bytes of that
-// buffer are consumed once the batch is written, not before, so that a batch
-// can be written again to another upstream (a retry) while `touched` is false.
-struct body_batch {
-  bool ready = false;    // the parser's pieces hold a batch not yet written
-  std::size_t used = 0;  // input bytes behind the ready batch
-  bool touched = false;  // some of the body was written and consumed
-};
-
 // Fills the parser's pieces with the next batch of the body: what `buffer`
-// holds, or what one read brings when it holds no body byte. On ok, the
-// batch is ready: at least one piece, or the body's end.
+// holds, or what one read brings when it holds no body byte. On ok the batch
+// is ready: at least one piece, or the body's end; `used` is the input bytes
+// behind it, consumed from `buffer` once it is written.
 template <bool isRequest>
-task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, boost::beast::flat_buffer& buffer,
-                              body_batch& batch, duration io_timeout);
+task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, boost::beast::flat_buffer& buffer, bool& ready,
+                              std::size_t& used, duration io_timeout);
 
-// How the body goes out.
-struct relay_out {
-  proxy_stream* stream = nullptr;
-  std::string_view head;  // written with the first batch (empty: already written)
-  bool chunked = false;   // re-framed as chunked (last chunk added at its end)
-  duration io_timeout{};
-  std::uint64_t* bytes = nullptr;  // body bytes written are added here
-  body_tee* tee = nullptr;         // body bytes written are copied here
-  bool head_sent = false;          // set once the head went out whole
+// An HTTP/1.x body being received on `in` (a request's from the client, a
+// response's from the upstream), parsed by `p` out of `buffer`.
+template <bool isRequest>
+class h1_source final : public body_source {
+ public:
+  h1_source(h1_parser<isRequest>& p, proxy_stream& in, boost::beast::flat_buffer& buffer, duration io_timeout)
+      : p_(p), in_(in), buffer_(buffer), io_timeout_(io_timeout) {}
+  task<relay_status> next() override { return next_batch(p_, in_, buffer_, ready_, used_, io_timeout_); }
+  std::span<const std::string_view> pieces() const noexcept override { return p_.pieces(); }
+  bool done() const noexcept override { return p_.is_done(); }
+  void consume() override;
+
+ private:
+  h1_parser<isRequest>& p_;
+  proxy_stream& in_;
+  boost::beast::flat_buffer& buffer_;
+  duration io_timeout_;
+  std::size_t used_ = 0;
 };
+extern template class h1_source<true>;
+extern template class h1_source<false>;
 
-// Writes the head (if any) and the body of `p` from `in` to out.stream,
-// batch by batch, until the body ends (a ready batch is written first). A
-// message without a body (p.is_done()) gets its head, and for chunked its last chunk.
-template <bool isRequest>
-task<relay_status> relay_body(h1_parser<isRequest>& p, proxy_stream& in, boost::beast::flat_buffer& buffer,
-                              body_batch& batch, relay_out& out);
+// An HTTP/1.x body going out on a stream: Content-Length and
+// close-delimited bodies as they are, or re-framed as chunked (the last chunk
+// after the last piece). The head set by set_head() goes out with the first
+// pieces, in one gather write.
+class h1_sink final : public body_sink {
+ public:
+  // `bytes`: body bytes written are added there; `tee`: and copied there.
+  h1_sink(proxy_stream& stream, duration io_timeout, std::uint64_t* bytes = nullptr, body_tee* tee = nullptr)
+      : stream_(&stream), io_timeout_(io_timeout), bytes_(bytes), tee_(tee) {}
+  void set_head(std::string_view head, bool chunked) {
+    head_ = head;
+    chunked_ = chunked;
+  }
+  put_result put(std::span<const std::string_view> pieces, bool last) override;
+  task<bool> flush() override;
+  bool head_sent() const noexcept override { return head_sent_; }
+
+ private:
+  void written();  // the batch went out whole
+
+  proxy_stream* stream_;
+  duration io_timeout_;
+  std::uint64_t* bytes_;
+  body_tee* tee_;
+  std::string_view head_;
+  bool chunked_ = false;
+  bool head_sent_ = false;
+  std::span<const std::string_view> batch_;
+  std::uint64_t batch_size_ = 0;
+  boost::container::small_vector<boost::asio::const_buffer, 8> list_;  // the gather write being done
+  char size_line_[24] = {};
+};
 
 // Writes all of `buffers`; the caller set the timeout. Returns the error, if any.
 task<boost::system::error_code> write_all(proxy_stream& stream, std::span<const boost::asio::const_buffer> buffers);

@@ -110,21 +110,3 @@ TEST(Decision, SessionAffinityPinsSetsAndExpires) {
   EXPECT_EQ(d.pick(both, swrr, cookies), 0u);
   EXPECT_EQ(set(cookies), (std::vector<std::string>{"c=; Max-Age=0; Path=/", "p=; Max-Age=0; Path=/"}));
 }
-
-TEST(Decision, RetryPolicy) {
-  retry_on defaults;
-  EXPECT_TRUE(retry_wanted(defaults, retry_cause::connect_failure, 0));
-  EXPECT_TRUE(retry_wanted(defaults, retry_cause::reset, 0));
-  EXPECT_FALSE(retry_wanted(defaults, retry_cause::timeout, 0));
-  EXPECT_FALSE(retry_wanted(defaults, retry_cause::status, 503));
-  retry_on five{false, false, true, false};
-  EXPECT_TRUE(retry_wanted(five, retry_cause::status, 500));
-  EXPECT_TRUE(retry_wanted(five, retry_cause::timeout, 0));
-  EXPECT_TRUE(retry_wanted(five, retry_cause::connect_failure, 0));
-  retry_on gateway{false, false, false, true};
-  EXPECT_FALSE(retry_wanted(gateway, retry_cause::status, 500));
-  EXPECT_TRUE(retry_wanted(gateway, retry_cause::status, 503));
-  EXPECT_TRUE(is_idempotent("PUT"));
-  EXPECT_FALSE(is_idempotent("POST"));
-  EXPECT_FALSE(is_idempotent("PATCH"));
-}

@@ -103,14 +103,15 @@ TEST(Http1Io, ABodyIsRelayedAndReframed) {
   s.near->expires_after(10s);
   ASSERT_FALSE(s.run(read_head(*s.near, buffer, p, store)));
   upstream_pair up(s);
-  body_batch batch;
+  h1_source<true> body(p, *s.near, buffer, std::chrono::milliseconds(10000));
   std::uint64_t bytes = 0;
   body_tee tee;
   tee.cap = 100;
-  relay_out to{&up.near, "HEAD\r\n", true, std::chrono::milliseconds(10000), &bytes, &tee};
-  EXPECT_EQ(s.run(relay_body(p, *s.near, buffer, batch, to)), relay_status::ok);
-  EXPECT_TRUE(to.head_sent);
-  EXPECT_TRUE(batch.touched);
+  h1_sink to(up.near, std::chrono::milliseconds(10000), &bytes, &tee);
+  to.set_head("HEAD\r\n", true);
+  EXPECT_EQ(s.run(relay(body, to)), relay_status::ok);
+  EXPECT_TRUE(to.head_sent());
+  EXPECT_TRUE(body.touched());
   EXPECT_EQ(bytes, 11U);
   EXPECT_EQ(tee.data, "hello world");
   const std::string_view expected = "HEAD\r\nb\r\nhello world\r\n0\r\n\r\n";
@@ -145,10 +146,10 @@ TEST(Http1Io, EachStepOfABodyFailsInTurn) {
       upstream_pair up(s);
       proxy_stream& upstream = up.near;
       worker_socket& up_far = up.far;
-      body_batch batch;
+      h1_source<true> body(p, *s.near, buffer, std::chrono::milliseconds(10000));
       std::uint64_t bytes = 0;
-      relay_out to{&upstream, {}, false, std::chrono::milliseconds(10000), &bytes};
-      const auto status = s.run(relay_body(p, *s.near, buffer, batch, to));
+      h1_sink to(upstream, std::chrono::milliseconds(10000), &bytes);
+      const auto status = s.run(relay(body, to));
       std::string expect_bytes = std::string("abcdef").substr(0, fail_at == 0   ? 0
                                                                  : fail_at == 1 ? 3
                                                                                 : 5 + (fail_at > 2));

@@ -1,0 +1,25 @@
+#include "proxy/exchange.hpp"
+
+namespace vane::proxy {
+
+task<relay_status> relay(body_source& in, body_sink& out) {
+  for (;;) {
+    if (!in.ready()) {
+      if (const auto status = co_await in.next(); status != relay_status::ok) co_return status;
+    }
+    const bool last = in.done();
+    switch (out.put(in.pieces(), last)) {
+      case body_sink::put_result::failed:
+        co_return relay_status::write_failed;
+      case body_sink::put_result::pending:
+        if (!co_await out.flush()) co_return relay_status::write_failed;
+        break;
+      case body_sink::put_result::written:
+        break;
+    }
+    in.consume();
+    if (last) co_return relay_status::ok;
+  }
+}
+
+}  // namespace vane::proxy

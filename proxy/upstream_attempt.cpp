@@ -1,0 +1,89 @@
+#include "proxy/upstream_attempt.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+
+namespace vane::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+failure_reply reply_for(acquire_error e) {
+  switch (e) {
+    case acquire_error::overflow:
+      return {503, "upstream overflow\n"};
+    case acquire_error::connect_timeout:
+      return {504, "upstream connect timeout\n"};
+    case acquire_error::pending_timeout:
+      return {504, "upstream request timeout\n"};
+    case acquire_error::no_healthy:
+      return {503, "no healthy upstream\n"};
+    case acquire_error::tls_failed:
+      return {502, "upstream TLS handshake failed\n"};
+    case acquire_error::connect_failed:
+    case acquire_error::none:
+      break;
+  }
+  return {502, "upstream connect error\n"};
+}
+
+task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request& request,
+                                      std::optional<h1_parser<false>>& response, message_head& head,
+                                      std::vector<std::string_view>& pieces, std::string& store) {
+  attempt_result result;
+  lease conn = co_await pool.acquire(request.deadline, request.fresh_only, request.resendable);
+  if (conn.error != acquire_error::none) {
+    result.acquire = conn.error;
+    co_return result;
+  }
+  result.endpoint = conn.conn->endpoint;
+  // The head goes out with the body's first batch in one write, then the
+  // rest of the body batch by batch.
+  h1_sink up(conn.conn->stream, request.io_timeout, request.bytes, request.tee);
+  up.set_head(request.head, request.chunked);
+  const relay_status sent = co_await relay(*request.body, up);
+  if (sent != relay_status::ok) {
+    pool.release(std::move(conn.conn), false);  // it has part of a request: never reused
+    if (sent == relay_status::write_failed) {
+      result.end = attempt_end::write_failed;
+      result.stale = conn.reused;
+    } else {
+      result.end = attempt_end::client_failed;
+      result.body = sent;
+    }
+    co_return result;
+  }
+  // Read the response head; 1xx interim responses (other than 101) are dropped.
+  boost::system::error_code rec;
+  for (;;) {
+    response.emplace(head, pieces);
+    response->header_limit(request.header_limit);
+    response->body_limit(boost::none);
+    if (request.head_request) response->skip(true);
+    // As Envoy's route timeout: counted from the end of the request, so
+    // that a long upload does not eat the upstream's time to answer.
+    conn.conn->stream.expires_after(request.try_timeout);
+    rec = co_await read_head(conn.conn->stream, conn.conn->buffer, *response, store);
+    if (rec) break;
+    const unsigned code = head.status;
+    if (code < 100 || code >= 200 || code == 101) break;
+  }
+  if (!rec) {
+    result.end = attempt_end::response;
+    result.conn = std::move(conn);
+    co_return result;
+  }
+  pool.release(std::move(conn.conn), false);
+  response.reset();
+  if (rec == beast::error::timeout) {
+    result.end = attempt_end::timeout;
+  } else {
+    result.end = attempt_end::read_failed;
+    result.stale = conn.reused && (rec == http::error::end_of_stream || rec == asio::error::connection_reset);
+  }
+  co_return result;
+}
+
+}  // namespace vane::proxy

@@ -1,0 +1,68 @@
+#pragma once
+// One upstream attempt of a request, as a value: get a connection from the
+// cluster's pool, write the request head and body, read the response head
+// (interim 1xx dropped). The stream's retry step decides on the result
+// (filters/retry); nothing here retries, counts or answers the client.
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/exchange.hpp"
+#include "proxy/http1/io.hpp"
+#include "proxy/upstream_pool.hpp"
+
+namespace vane::proxy {
+
+enum class attempt_end {
+  response,       // a final response head was read: `conn` holds the connection, the parser its head
+  no_connection,  // the pool gave none: `acquire` says why
+  write_failed,   // the upstream went away while the request was written to it
+  read_failed,    // the upstream closed or reset before a response head
+  timeout,        // no response head within the try's timeout
+  client_failed,  // the client's body could not be read: `body` says how (read_failed, bad_input, too_large)
+};
+
+struct attempt_result {
+  attempt_end end = attempt_end::no_connection;
+  acquire_error acquire = acquire_error::none;
+  relay_status body = relay_status::ok;
+  // A reused idle connection that the upstream had closed before reading
+  // anything of ours (the write failed, or the read met its end or a reset).
+  bool stale = false;
+  std::size_t endpoint = std::numeric_limits<std::size_t>::max();  // of the connection used, if one was
+  lease conn;                                                      // when end == response
+};
+
+struct attempt_request {
+  std::string_view head;  // the request head for the upstream
+  bool chunked = false;   // the body goes chunked
+  body_source* body = nullptr;
+  std::chrono::steady_clock::time_point deadline;  // for getting a connection
+  duration try_timeout{};                          // for the response head, from the end of the request
+  duration io_timeout{};                           // for each write of the request
+  bool fresh_only = false;                         // skip idle connections (after a stale one)
+  bool resendable = false;                         // the caller resends once if a reused connection is stale
+  bool head_request = false;                       // the response has no body whatever it says
+  std::uint32_t header_limit = 65536;
+  std::uint64_t* bytes = nullptr;  // request body bytes written are added here
+  body_tee* tee = nullptr;         // and copied here (mirroring)
+};
+
+// The response's parser is emplaced in `response` (over `head`, `pieces`;
+// the head's bytes kept in `store`).
+task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request& request,
+                                      std::optional<h1_parser<false>>& response, message_head& head,
+                                      std::vector<std::string_view>& pieces, std::string& store);
+
+// The local reply for a failure to get a connection.
+struct failure_reply {
+  unsigned status;
+  std::string_view body;
+};
+failure_reply reply_for(acquire_error e);
+
+}  // namespace vane::proxy

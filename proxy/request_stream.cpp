@@ -12,6 +12,7 @@
 #include "proxy/http1/head_out.hpp"
 #include "proxy/http1/request_view.hpp"
 #include "proxy/request_checks.hpp"
+#include "proxy/stream_state.hpp"
 #include "proxy/upstream_attempt.hpp"
 #include "proxy/worker.hpp"
 
@@ -22,52 +23,31 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-// What the steps decided so far: each step reads it and fills its part.
-struct stream_state {
-  const stream_context& cx;
-  const stream_request& req;
-  const message_head& head;
-  worker_policy& policy;
-  const route_table& table;
-  request_target where;
-  const compiled_route* route = nullptr;
-  std::size_t pick = 0;  // the target in route->clusters
-  const cluster_target* picked = nullptr;
-  upstream_pool* pool = nullptr;
-  route_cluster_stats* rstats = nullptr;
-  affinity_cookies cookies{};
-  std::optional<worker::in_flight_guard> busy;
-  request_out how_upstream;
-  clock::time_point first_attempt_start;
-  route_cluster_stats* mirror_stats = nullptr;  // set: a copy goes to the mirror
-  body_tee tee;
-};
-
 // Host, target and framing (proxy/request_checks): a refusal closes the connection.
 step_result check_step(stream_state& s) {
-  if (const auto refused = check_request(s.head, s.table.config.limits, s.where))
+  if (const auto refused = check_request(*s.head, s.table->config.limits, s.where))
     return step_result::stop(refused->status, refused->body, true);
-  if (s.cx.meter.log) s.cx.meter.path = s.where.target;
+  if (s.cx->meter.log) s.cx->meter.path = s.where.target;
   return step_result::next();
 }
 
 step_result route_step(stream_state& s) {
-  s.route = s.table.match(s.cx.listener, s.where.host, path_of_target(s.where.target));
+  s.route = s.table->match(s.cx->listener, s.where.host, path_of_target(s.where.target));
   return s.route ? step_result::next() : step_result::stop(404, "no route\n");
 }
 
 // Rules, session affinity, sticky hashing and the weighted split (filters/decision).
 step_result split_step(stream_state& s) {
   const compiled_route& route = *s.route;
-  s.pick = route.decision.pick(head_request_view(s.head, s.where.target, s.req.client_ip), s.policy.swrr[route.index],
+  s.pick = route.decision.pick(head_request_view(*s.head, s.where.target, s.req->client_ip), s.policy->swrr[route.index],
                                s.cookies);
   const std::size_t cluster = route.clusters[s.pick];
-  s.pool = s.policy.pools[cluster].get();
-  s.rstats = s.policy.route_stats[route.index][s.pick];
-  s.picked = &s.table.clusters[cluster];
-  s.cx.meter.slot = s.rstats;
-  s.cx.meter.route = route.name;
-  s.cx.meter.cluster = s.picked->name;
+  s.pool = s.policy->pools[cluster].get();
+  s.rstats = s.policy->route_stats[route.index][s.pick];
+  s.picked = &s.table->clusters[cluster];
+  s.cx->meter.slot = s.rstats;
+  s.cx->meter.route = route.name;
+  s.cx->meter.cluster = s.picked->name;
   // HTTP/1.0 allows a request without Host; the HTTP/1.1 request sent
   // upstream must have one: the cluster's authority (docs/reliability.md).
   if (!s.where.has_host) s.where.host_override = s.picked->authority;
@@ -77,8 +57,9 @@ step_result split_step(stream_state& s) {
 // Overload: past limits.max_in_flight requests being proxied by this worker,
 // a 503 at once rather than a queue that grows (as Envoy's overload manager answers).
 step_result limits_step(stream_state& s) {
-  if (s.cx.w.in_flight() >= s.table.config.limits.max_in_flight) return step_result::stop(503, "overloaded\n");
-  s.busy.emplace(s.cx.w);
+  if (s.cx->w.in_flight() >= s.table->config.limits.max_in_flight) return step_result::stop(503, "overloaded\n");
+  s.in_flight = &s.cx->w;
+  s.in_flight->begin_in_flight();
   return step_result::next();
 }
 
@@ -86,13 +67,13 @@ step_result limits_step(stream_state& s) {
 // route's header operations, the forwarding fields. vane answers
 // 100-continue itself, as nginx does.
 step_result headers_step(stream_state& s) {
-  forwarded_fields& forwarded = s.cx.scratch.forwarded;
-  forwarded.collect(s.head, s.req.client_ip, s.req.scheme, s.table.listeners[s.cx.listener].trust_forwarded);
+  forwarded_fields& forwarded = s.cx->scratch.forwarded;
+  forwarded.collect(*s.head, s.req->client_ip, s.req->scheme, s.table->listeners[s.cx->listener].trust_forwarded);
   s.how_upstream = request_out{s.where.target, s.where.host_override,     &s.route->request_headers,
-                               &forwarded,     s.req.body_length_unknown, s.req.expects_continue};
-  write_request_head(s.head, s.how_upstream, s.cx.scratch.upstream_head);
-  if (s.cx.meter.log)
-    s.cx.meter.request_id = value_sent(s.head, &s.route->request_headers, "x-request-id").value_or(std::string_view{});
+                               &forwarded,     s.req->body_length_unknown, s.req->expects_continue};
+  write_request_head(*s.head, s.how_upstream, s.cx->scratch.upstream_head);
+  if (s.cx->meter.log)
+    s.cx->meter.request_id = value_sent(*s.head, &s.route->request_headers, "x-request-id").value_or(std::string_view{});
   return step_result::next();
 }
 
@@ -107,26 +88,26 @@ step_result fault_result(const fault_outcome& outcome) {
 step_result route_fault_step(stream_state& s) {
   s.first_attempt_start = clock::now();
   if (!s.route->fault) return step_result::next();
-  return fault_result(decide_fault(*s.route->fault, s.policy.route_fault_counts[s.route->index]));
+  return fault_result(decide_fault(*s.route->fault, s.policy->route_fault_counts[s.route->index]));
 }
 
 // The picked cluster's fault: as if the cluster had answered (counted as its
 // upstream response by the runner, so a canary analysis sees it).
 step_result cluster_fault_step(stream_state& s) {
   if (!s.picked->fault) return step_result::next();
-  return fault_result(decide_fault(*s.picked->fault, s.policy.cluster_fault_counts[s.route->clusters[s.pick]]));
+  return fault_result(decide_fault(*s.picked->fault, s.policy->cluster_fault_counts[s.route->clusters[s.pick]]));
 }
 
 // Mirroring: decided now, the copy sent once the request body has been read.
 step_result mirror_step(stream_state& s) {
   const auto& mirror = s.route->mirror;
   if (!mirror) return step_result::next();
-  const upstream_pool& mpool = *s.policy.mirror_pools[s.route->clusters[mirror->target]];
+  const upstream_pool& mpool = *s.policy->mirror_pools[s.route->clusters[mirror->target]];
   const mirror_verdict verdict =
-      decide_mirror({mirror->per_10k, mirror->max_body}, s.policy.mirror_counts[s.route->index], s.req.content_length,
+      decide_mirror({mirror->per_10k, mirror->max_body}, s.policy->mirror_counts[s.route->index], s.req->content_length,
                     mpool.active_requests() >= mpool.max_connections());
   if (verdict == mirror_verdict::skip) return step_result::next();
-  route_cluster_stats* stats = s.policy.route_stats[s.route->index][mirror->target];
+  route_cluster_stats* stats = s.policy->route_stats[s.route->index][mirror->target];
   if (verdict == mirror_verdict::shed_body) {
     stats->mirror_shed_body.add();
   } else if (verdict == mirror_verdict::shed_overload) {
@@ -206,16 +187,16 @@ void start_mirror(stream_state& s, const worker_executor& ex) {
   how_mirror.host = shadow;
   how_mirror.chunked = false;
   how_mirror.drop_expect = true;
-  if (s.req.has_body || s.head.find(boost::beast::http::field::content_length))
+  if (s.req->has_body || s.head->find(boost::beast::http::field::content_length))
     how_mirror.content_length = s.tee.data.size();
   std::string message;
-  write_request_head(s.head, how_mirror, message);
+  write_request_head(*s.head, how_mirror, message);
   message.append(s.tee.data);
   const std::size_t mirror_cluster = s.route->clusters[s.route->mirror->target];
-  s.policy.mirror_pools[mirror_cluster]->begin_request();
+  s.policy->mirror_pools[mirror_cluster]->begin_request();
   asio::co_spawn(ex,
-                 send_mirror(s.cx.policy, mirror_cluster, s.mirror_stats, std::move(message), s.head.method == "HEAD",
-                             s.route->timeout, s.table.config.limits.idle_timeout),
+                 send_mirror(s.cx->policy, mirror_cluster, s.mirror_stats, std::move(message), s.head->method == "HEAD",
+                             s.route->timeout, s.table->config.limits.idle_timeout),
                  asio::detached);
 }
 
@@ -227,10 +208,126 @@ task<bool> bad_body_reply(downstream& ds, relay_status status) {
 
 }  // namespace
 
+void stream_state::begin(const stream_context& c, const stream_request& r, worker_policy& p, const route_table& t) {
+  cx = &c;
+  req = &r;
+  head = r.head;
+  policy = &p;
+  table = &t;
+  where = {};
+  route = nullptr;
+  pick = 0;
+  picked = nullptr;
+  pool = nullptr;
+  rstats = nullptr;
+  cookies = {};
+  how_upstream = {};
+  mirror_stats = nullptr;
+  if (!tee.data.empty() || tee.over) tee = {};
+  retry = {};
+  attempt = {};
+  failure.reset();
+}
+
+void stream_state::end() {
+  response_body.reset();
+  upstream_sink.reset();
+  response.reset();
+  if (result.conn.conn) pool->release(std::move(result.conn.conn), false);
+  result = {};
+  if (in_pool) {
+    if (retrying) in_pool->end_retry();
+    in_pool->end_request();
+    in_pool = nullptr;
+    retrying = false;
+  }
+  if (in_flight) {
+    in_flight->end_in_flight();
+    in_flight = nullptr;
+  }
+}
+
+namespace {
+
+// Within the cluster's retry budget on this worker: counts the retry.
+bool budget_allows(stream_state& s) {
+  if (s.retrying) s.in_pool->end_retry();
+  s.retrying = s.in_pool->try_begin_retry(s.route->retries->budget_per_10k, s.route->retries->budget_min);
+  if (!s.retrying) return false;
+  --s.retry.retries_left;
+  s.rstats->retries.add();
+  return true;
+}
+
+// After an attempt that brought no response the client may see: what the
+// client would get, and whether to try again (filters/retry). True: try again.
+bool after_failed_attempt(stream_state& s, clock::time_point attempt_start) {
+  const attempt_result& result = s.result;
+  attempt_failure f;
+  bool retryable = true;  // a failure the retry step may act on
+  switch (result.end) {
+    case attempt_end::no_connection: {
+      const bool connect_failure =
+          result.acquire == acquire_error::connect_failed || result.acquire == acquire_error::connect_timeout;
+      if (connect_failure || result.acquire == acquire_error::tls_failed)
+        s.policy->cluster_counters[s.route->clusters[s.pick]]->connect_errors.add();
+      s.failure = reply_for(result.acquire);
+      f = {retry_cause::connect_failure, s.failure->status};
+      retryable = connect_failure;  // overflow, no healthy endpoint, pending timeout: answered at once
+      break;
+    }
+    case attempt_end::timeout:
+      s.failure = failure_reply{504, "upstream request timeout\n"};
+      f = {retry_cause::timeout, 504};
+      break;
+    default:  // write_failed, read_failed
+      s.failure = failure_reply{502, "upstream reset before response\n"};
+      f = {retry_cause::reset, 502, result.stale};
+      break;
+  }
+  const retry_verdict verdict = retryable ? decide_retry(f, s.retry) : retry_verdict::give_up;
+  if (verdict == retry_verdict::resend_stale) {
+    s.retry.resent_stale = s.attempt.fresh_only = true;
+    return true;
+  }
+  count_attempt(*s.rstats, f.status, attempt_start);
+  return verdict == retry_verdict::retry && budget_allows(s);
+}
+
+// The attempt's settings, once the steps have run.
+void plan_attempts(stream_state& s, body_source& body) {
+  const compiled_route& route = *s.route;
+  const limits_config& limits = s.table->config.limits;
+  const retries_config* retries = route.retries ? &*route.retries : nullptr;
+  s.retry.on = retries ? &retries->on : nullptr;
+  s.retry.retries_left = retries ? retries->attempts : 0;
+  s.retry.idempotent = is_idempotent(s.head->method);
+  s.retry.has_body = s.req->has_body;
+  attempt_request& a = s.attempt;
+  a.head = s.cx->scratch.upstream_head;
+  a.chunked = s.how_upstream.chunked;
+  a.body = &body;
+  a.deadline = clock::now() + route.timeout;
+  a.try_timeout =
+      retries && retries->per_try_timeout ? std::min(*retries->per_try_timeout, route.timeout) : route.timeout;
+  a.io_timeout = limits.idle_timeout;
+  a.head_request = s.head->method == "HEAD";
+  a.header_limit = static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536));
+  a.bytes = &s.cx->meter.bytes_received;
+  a.tee = s.mirror_stats ? &s.tee : nullptr;
+  s.in_pool = s.pool;
+  s.in_pool->begin_request();
+}
+
+}  // namespace
+
 task<bool> run_stream(const stream_context& cx, const stream_request& req, downstream& ds) {
-  worker_policy& policy = *cx.policy;
-  stream_state s{cx, req, *req.head, policy, *policy.table};
-  const limits_config& limits = s.table.config.limits;
+  stream_state& s = cx.scratch.stream;
+  s.begin(cx, req, *cx.policy, *cx.policy->table);
+  struct ender {
+    stream_state& s;
+    ~ender() { s.end(); }
+  } end_when_done{s};
   for (const step run : steps) {
     const step_result r = run(s);
     if (r.delay) co_await sleep_for(*r.delay);
@@ -239,10 +336,6 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     // A body we will not read would be taken for the next request: close instead.
     co_return co_await ds.reply(r.status, r.body, r.close || req.has_body);
   }
-  const compiled_route& route = *s.route;
-  upstream_pool& pool = *s.pool;
-  route_cluster_stats& rstats = *s.rstats;
-  request_meter& meter = cx.meter;
 
   // The first piece of a request body is read (and checked) before anything
   // goes upstream: a broken chunk there is a 400 that no upstream ever sees
@@ -253,118 +346,46 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     if (req.expects_continue && !co_await ds.send_continue()) co_return false;
     const auto status = co_await body.next();
     if (status == relay_status::read_failed) {
-      meter.code = 499;
+      cx.meter.code = 499;
       co_return false;
     }
     if (status != relay_status::ok) co_return co_await bad_body_reply(ds, status);
   }
 
-  // Retries (route.retries, filters/retry) within the cluster's retry budget
-  // on this worker; besides them, one resend of a bodiless request whose
-  // pooled connection turned out stale (not counted as an attempt).
-  const retries_config* retries = route.retries ? &*route.retries : nullptr;
-  retry_state rs;
-  rs.on = retries ? &retries->on : nullptr;
-  rs.retries_left = retries ? retries->attempts : 0;
-  rs.idempotent = is_idempotent(s.head.method);
-  rs.has_body = req.has_body;
-  struct in_flight {
-    upstream_pool& pool;
-    bool retrying = false;
-    explicit in_flight(upstream_pool& p) : pool(p) { pool.begin_request(); }
-    in_flight(const in_flight&) = delete;
-    in_flight& operator=(const in_flight&) = delete;
-    ~in_flight() {
-      if (retrying) pool.end_retry();
-      pool.end_request();
-    }
-  } flight(pool);
-  auto budget_allows = [&] {
-    if (flight.retrying) pool.end_retry();
-    flight.retrying = pool.try_begin_retry(retries->budget_per_10k, retries->budget_min);
-    if (!flight.retrying) return false;
-    --rs.retries_left;
-    rstats.retries.add();
-    return true;
-  };
-
-  const bool head_request = s.head.method == "HEAD";
-  attempt_request ar;
-  ar.head = cx.scratch.upstream_head;
-  ar.chunked = s.how_upstream.chunked;
-  ar.body = &body;
-  ar.deadline = clock::now() + route.timeout;
-  ar.try_timeout =
-      retries && retries->per_try_timeout ? std::min(*retries->per_try_timeout, route.timeout) : route.timeout;
-  ar.io_timeout = limits.idle_timeout;
-  ar.head_request = head_request;
-  ar.header_limit = static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536));
-  ar.bytes = &meter.bytes_received;
-  ar.tee = s.mirror_stats ? &s.tee : nullptr;
-
-  std::optional<h1_parser<false>> response;
+  // The attempts: retries (route.retries, filters/retry) within the
+  // cluster's retry budget; besides them, one resend of a bodiless request
+  // whose pooled connection turned out stale (not counted as an attempt).
+  plan_attempts(s, body);
   message_head& response_head = cx.scratch.response;
-  attempt_result result;
-  std::optional<failure_reply> failure;  // set when no response head arrived
   clock::time_point attempt_start = s.first_attempt_start;
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) attempt_start = clock::now();
-    rs.body_touched = body.touched();
-    ar.resendable = !req.has_body && !rs.resent_stale;
-    result = co_await attempt_upstream(pool, ar, response, response_head, cx.scratch.response_pieces,
-                                       cx.scratch.response_store);
-    ar.fresh_only = false;
-    if (result.endpoint < s.picked->endpoints.size()) meter.upstream = &s.picked->endpoints[result.endpoint];
-    failure.reset();
-    attempt_failure f;
-    bool retryable = true;  // a failure the retry step may act on
-    switch (result.end) {
-      case attempt_end::response: {
-        const unsigned code = response_head.status;
-        if (code < 500 || code > 599 || decide_retry({retry_cause::status, code}, rs) != retry_verdict::retry ||
-            !budget_allows())
-          break;
-        // Nothing of it went to the client: drop it (and its connection) and try again.
-        count_attempt(rstats, code, attempt_start);
-        pool.release(std::move(result.conn.conn), false);
-        response.reset();
-        continue;
+    s.retry.body_touched = body.touched();
+    s.attempt.resendable = !req.has_body && !s.retry.resent_stale;
+    s.failure.reset();
+    s.result = co_await attempt_upstream(*s.pool, s.attempt, s.upstream_sink, s.response, response_head,
+                                         cx.scratch.response_pieces, cx.scratch.response_store);
+    s.attempt.fresh_only = false;
+    if (s.result.endpoint < s.picked->endpoints.size()) cx.meter.upstream = &s.picked->endpoints[s.result.endpoint];
+    if (s.result.end == attempt_end::client_failed) {
+      if (s.result.body == relay_status::read_failed) {
+        cx.meter.code = 499;  // the client went away
+        co_return false;
       }
-      case attempt_end::client_failed:
-        if (result.body == relay_status::read_failed) {
-          meter.code = 499;  // the client went away
-          co_return false;
-        }
-        co_return co_await bad_body_reply(ds, result.body);
-      case attempt_end::no_connection: {
-        const bool connect_failure =
-            result.acquire == acquire_error::connect_failed || result.acquire == acquire_error::connect_timeout;
-        if (connect_failure || result.acquire == acquire_error::tls_failed)
-          policy.cluster_counters[route.clusters[s.pick]]->connect_errors.add();
-        failure = reply_for(result.acquire);
-        f = {retry_cause::connect_failure, failure->status};
-        retryable = connect_failure;  // overflow, no healthy endpoint, pending timeout: answered at once
-        break;
-      }
-      case attempt_end::write_failed:
-      case attempt_end::read_failed:
-        failure = failure_reply{502, "upstream reset before response\n"};
-        f = {retry_cause::reset, 502, result.stale};
-        break;
-      case attempt_end::timeout:
-        failure = failure_reply{504, "upstream request timeout\n"};
-        f = {retry_cause::timeout, 504};
-        break;
+      co_return co_await bad_body_reply(ds, s.result.body);
     }
-    if (!failure) break;  // a response head: relayed below
-    const retry_verdict verdict = retryable ? decide_retry(f, rs) : retry_verdict::give_up;
-    if (verdict == retry_verdict::resend_stale) {
-      rs.resent_stale = ar.fresh_only = true;
+    if (s.result.end == attempt_end::response) {
+      const unsigned code = response_head.status;
+      if (code < 500 || code > 599 || decide_retry({retry_cause::status, code}, s.retry) != retry_verdict::retry ||
+          !budget_allows(s))
+        break;  // a response head: relayed below
+      // Nothing of it went to the client: drop it (and its connection) and try again.
+      count_attempt(*s.rstats, code, attempt_start);
+      s.pool->release(std::move(s.result.conn.conn), false);
+      s.response.reset();
       continue;
     }
-    count_attempt(rstats, f.status, attempt_start);
-    if (verdict == retry_verdict::retry && budget_allows()) continue;
-    break;
+    if (!after_failed_attempt(s, attempt_start)) break;
   }
 
   if (s.mirror_stats) {
@@ -378,25 +399,22 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     }
   }
 
-  if (failure) {
+  if (s.failure) {
     // Unread body bytes: the connection cannot stay in sync.
-    co_return co_await ds.reply(failure->status, failure->body, req.has_body && !body.done());
+    co_return co_await ds.reply(s.failure->status, s.failure->body, req.has_body && !body.done());
   }
 
-  h1_parser<false>& res = *response;
-  upstream_connection& up = *result.conn.conn;
+  h1_parser<false>& res = *s.response;
   const unsigned code = response_head.status;
   if (code == 101 || code > 599) {
     // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range.
-    pool.release(std::move(result.conn.conn), false);
-    count_attempt(rstats, 502, attempt_start);
-    co_return co_await ds.reply(502, "unexpected protocol switch\n", true);
+    count_attempt(*s.rstats, 502, attempt_start);
+    co_return co_await ds.reply(502, "unexpected protocol switch\n", true);  // end() drops the connection
   }
-  const bool upstream_keep_alive = res.keep_alive();
   response_shape shape;
-  shape.ops = &route.response_headers;
+  shape.ops = &s.route->response_headers;
   shape.cookies = s.cookies;
-  shape.no_body = head_request || code == 204 || code == 304;
+  shape.no_body = s.attempt.head_request || code == 204 || code == 304;
   shape.chunked = res.chunked();
   shape.close_delimited = !shape.no_body && !shape.chunked && !res.content_length() && !res.is_done();
   if (cx.w.draining()) ds.close_after();
@@ -404,19 +422,20 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
 
   // The head goes out with the first batch of the body (all of a small
   // body that came with the head: one write), then batch by batch.
-  h1_source<false> response_body(res, up.stream, up.buffer, limits.idle_timeout);
+  upstream_connection& up = *s.result.conn.conn;
+  auto& response_body = s.response_body.emplace(res, up.stream, up.buffer, s.attempt.io_timeout);
   const auto status = co_await relay(response_body, sink);
   shrink_after_body(up.buffer);
-  const bool upstream_reusable = upstream_keep_alive && status == relay_status::ok && res.is_done();
-  pool.release(std::move(result.conn.conn), upstream_reusable);
+  const bool reusable = res.keep_alive() && status == relay_status::ok && res.is_done();
+  s.pool->release(std::move(s.result.conn.conn), reusable);
   if (status != relay_status::ok && status != relay_status::write_failed && !sink.head_sent()) {
     // The upstream's body was bad (a broken chunk...) before anything went to the client: a 502 instead.
-    count_attempt(rstats, 502, attempt_start);
+    count_attempt(*s.rstats, 502, attempt_start);
     co_return co_await ds.reply(502, "upstream sent a bad response\n", true);
   }
-  count_attempt(rstats, code, attempt_start);
+  count_attempt(*s.rstats, code, attempt_start);
   // The status was sent once the head went out, even if the body was cut short.
-  meter.code = sink.head_sent() ? code : 499;
+  cx.meter.code = sink.head_sent() ? code : 499;
   co_return ds.end_response(status);
 }
 

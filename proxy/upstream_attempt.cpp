@@ -30,7 +30,8 @@ failure_reply reply_for(acquire_error e) {
 }
 
 task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request& request,
-                                      std::optional<h1_parser<false>>& response, message_head& head,
+                                      std::optional<h1_sink>& sink, std::optional<h1_parser<false>>& response,
+                                      message_head& head,
                                       std::vector<std::string_view>& pieces, std::string& store) {
   attempt_result result;
   lease conn = co_await pool.acquire(request.deadline, request.fresh_only, request.resendable);
@@ -41,7 +42,7 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
   result.endpoint = conn.conn->endpoint;
   // The head goes out with the body's first batch in one write, then the
   // rest of the body batch by batch.
-  h1_sink up(conn.conn->stream, request.io_timeout, request.bytes, request.tee);
+  h1_sink& up = sink.emplace(conn.conn->stream, request.io_timeout, request.bytes, request.tee);
   up.set_head(request.head, request.chunked);
   const relay_status sent = co_await relay(*request.body, up);
   if (sent != relay_status::ok) {

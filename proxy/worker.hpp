@@ -20,6 +20,7 @@
 #include "proxy/http1/message.hpp"
 #include "proxy/route_table.hpp"
 #include "proxy/stats.hpp"
+#include "proxy/stream_state.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace vane::proxy {
@@ -58,6 +59,7 @@ struct request_scratch {
   std::string upstream_head;  // the request head sent upstream
   std::string out_head;       // the response head (or local reply) sent to the client
   forwarded_fields forwarded;
+  stream_state stream;  // the request's stream (proxy/stream_state.hpp)
 };
 
 struct pool_stats {
@@ -93,15 +95,10 @@ class worker {
   std::vector<pool_stats> stats() const;
 
   // --- on the request path (worker thread) ---
-  // Requests being proxied now (limits.max_in_flight); the guard counts one for its life.
+  // Requests being proxied now (limits.max_in_flight), counted by their streams.
   std::uint32_t in_flight() const { return in_flight_; }
-  struct in_flight_guard {
-    worker& w;
-    explicit in_flight_guard(worker& wk) : w(wk) { ++w.in_flight_; }
-    ~in_flight_guard() { --w.in_flight_; }
-    in_flight_guard(const in_flight_guard&) = delete;
-    in_flight_guard& operator=(const in_flight_guard&) = delete;
-  };
+  void begin_in_flight() { ++in_flight_; }
+  void end_in_flight() { --in_flight_; }
   const std::shared_ptr<worker_policy>& policy() const { return policy_; }
   stats_store& stats_registry() { return stats_; }
   access_ring* access_log() const { return access_log_; }

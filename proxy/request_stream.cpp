@@ -39,8 +39,8 @@ step_result route_step(stream_state& s) {
 // Rules, session affinity, sticky hashing and the weighted split (filters/decision).
 step_result split_step(stream_state& s) {
   const compiled_route& route = *s.route;
-  s.pick = route.decision.pick(head_request_view(*s.head, s.where.target, s.req->client_ip), s.policy->swrr[route.index],
-                               s.cookies);
+  s.pick = route.decision.pick(head_request_view(*s.head, s.where.target, s.req->client_ip),
+                               s.policy->swrr[route.index], s.cookies);
   const std::size_t cluster = route.clusters[s.pick];
   s.pool = s.policy->pools[cluster].get();
   s.rstats = s.policy->route_stats[route.index][s.pick];
@@ -69,11 +69,12 @@ step_result limits_step(stream_state& s) {
 step_result headers_step(stream_state& s) {
   forwarded_fields& forwarded = s.cx->scratch.forwarded;
   forwarded.collect(*s.head, s.req->client_ip, s.req->scheme, s.table->listeners[s.cx->listener].trust_forwarded);
-  s.how_upstream = request_out{s.where.target, s.where.host_override,     &s.route->request_headers,
+  s.how_upstream = request_out{s.where.target, s.where.host_override,      &s.route->request_headers,
                                &forwarded,     s.req->body_length_unknown, s.req->expects_continue};
   write_request_head(*s.head, s.how_upstream, s.cx->scratch.upstream_head);
   if (s.cx->meter.log)
-    s.cx->meter.request_id = value_sent(*s.head, &s.route->request_headers, "x-request-id").value_or(std::string_view{});
+    s.cx->meter.request_id =
+        value_sent(*s.head, &s.route->request_headers, "x-request-id").value_or(std::string_view{});
   return step_result::next();
 }
 
@@ -119,9 +120,14 @@ step_result mirror_step(stream_state& s) {
   return step_result::next();
 }
 
+}  // namespace
+
 using step = step_result (*)(stream_state&);
 constexpr step steps[] = {check_step,   route_step,       split_step,         limits_step,
                           headers_step, route_fault_step, cluster_fault_step, mirror_step};
+static_assert(std::size(steps) == step_count);
+
+namespace {
 
 std::uint64_t micros(clock::duration d) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
@@ -207,6 +213,14 @@ task<bool> bad_body_reply(downstream& ds, relay_status status) {
 }
 
 }  // namespace
+
+step_result run_steps(stream_state& s, std::size_t& next) {
+  while (next < step_count) {
+    step_result r = steps[next++](s);
+    if (r.stops() || r.delay) return r;
+  }
+  return step_result::next();
+}
 
 void stream_state::begin(const stream_context& c, const stream_request& r, worker_policy& p, const route_table& t) {
   cx = &c;
@@ -328,11 +342,11 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     stream_state& s;
     ~ender() { s.end(); }
   } end_when_done{s};
-  for (const step run : steps) {
-    const step_result r = run(s);
+  for (std::size_t next = 0; next < step_count;) {
+    const step_result r = run_steps(s, next);
     if (r.delay) co_await sleep_for(*r.delay);
     if (!r.stops()) continue;
-    if (run == cluster_fault_step) count_attempt(*s.rstats, r.status, s.first_attempt_start);
+    if (steps[next - 1] == cluster_fault_step) count_attempt(*s.rstats, r.status, s.first_attempt_start);
     // A body we will not read would be taken for the next request: close instead.
     co_return co_await ds.reply(r.status, r.body, r.close || req.has_body);
   }

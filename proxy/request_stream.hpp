@@ -34,6 +34,14 @@ struct stream_context {
   request_meter& meter;
 };
 
+struct stream_state;
+
+// The steps before any I/O, in the order above: run from step `next` on,
+// until one stops the request or asks for a wait (its delay), or all ran
+// (next == step_count, an empty result). `s` was begun (stream_state::begin).
+inline constexpr std::size_t step_count = 8;
+step_result run_steps(stream_state& s, std::size_t& next);
+
 // Serves one request to its end. True: the connection may serve another.
 task<bool> run_stream(const stream_context& cx, const stream_request& req, downstream& ds);
 

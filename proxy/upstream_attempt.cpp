@@ -29,9 +29,8 @@ failure_reply reply_for(acquire_error e) {
   return {502, "upstream connect error\n"};
 }
 
-task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request& request,
-                                      std::optional<h1_sink>& sink, std::optional<h1_parser<false>>& response,
-                                      message_head& head,
+task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request& request, std::optional<h1_sink>& sink,
+                                      std::optional<h1_parser<false>>& response, message_head& head,
                                       std::vector<std::string_view>& pieces, std::string& store) {
   attempt_result result;
   lease conn = co_await pool.acquire(request.deadline, request.fresh_only, request.resendable);

@@ -55,9 +55,8 @@ struct attempt_request {
 // The request goes out through `sink` (emplaced here); the response's parser
 // is emplaced in `response` (over `head`, `pieces`; the head's bytes kept in
 // `store`). Both belong to the caller, out of this coroutine's frame (kept small).
-task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request& request,
-                                      std::optional<h1_sink>& sink, std::optional<h1_parser<false>>& response,
-                                      message_head& head,
+task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request& request, std::optional<h1_sink>& sink,
+                                      std::optional<h1_parser<false>>& response, message_head& head,
                                       std::vector<std::string_view>& pieces, std::string& store);
 
 // The local reply for a failure to get a connection.

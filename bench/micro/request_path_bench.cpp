@@ -17,7 +17,11 @@
 #include "proxy/http1/parser.hpp"
 #include "proxy/http1/request_view.hpp"
 #include "proxy/request_checks.hpp"
+#include "proxy/request_stream.hpp"
 #include "proxy/route_table.hpp"
+#include "proxy/stats.hpp"
+#include "proxy/stream_state.hpp"
+#include "proxy/worker.hpp"
 
 namespace {
 
@@ -102,26 +106,31 @@ BENCHMARK(BM_ParseRequestHeadViews600);
 
 void BM_RequestThroughAllSteps(benchmark::State& state) {
   const auto table = canary_table();
-  const compiled_route* any_route = table->match(0, "shop.example.com", "/api");
-  if (!any_route) std::abort();
-  std::vector<std::int64_t> swrr(any_route->decision.weights.size(), 0);
-  message_head request, response;
-  std::vector<std::string_view> pieces;
-  forwarded_fields forwarded;
-  std::string upstream_head, client_head;
+  stats_store stats(1);
+  worker w(0, table, stats);  // never started: its policy, pools and counters only
+  request_scratch scratch;
+  message_head response;
+  std::vector<std::string_view> pieces, response_pieces;
+  std::string client_head;
+  stream_request req;
+  req.head = &scratch.request;
+  req.client_ip = "10.0.0.1";
+  req.scheme = "http";
   for (auto _ : state) {
-    parse<true>(request_bytes, request, pieces);
-    request_target where;
-    if (check_request(request, table->config.limits, where)) std::abort();
-    const compiled_route* route = table->match(0, where.host, vane::path_of_target(where.target));
-    vane::affinity_cookies cookies{};
-    const std::size_t pick = route->decision.pick(head_request_view(request, where.target, "10.0.0.1"), swrr, cookies);
-    forwarded.collect(request, "10.0.0.1", "http", false);
-    write_request_head(request, {where.target, where.host_override, &route->request_headers, &forwarded},
-                       upstream_head);
-    parse<false>(response_bytes, response, pieces);
-    write_response_head(response, {&route->response_headers, cookies, false, connection_for(true, 11)}, client_head);
-    benchmark::DoNotOptimize(pick);
+    // The codec's part (the head parsed into views), then the stream's steps
+    // as run_stream runs them, then the response head both ways.
+    parse<true>(request_bytes, scratch.request, pieces);
+    request_meter meter(nullptr);
+    const stream_context cx{w, w.policy(), 0, scratch, meter};
+    stream_state& s = scratch.stream;
+    s.begin(cx, req, *w.policy(), *table);
+    std::size_t next = 0;
+    while (next < step_count)
+      if (run_steps(s, next).stops()) std::abort();
+    parse<false>(response_bytes, response, response_pieces);
+    write_response_head(response, {&s.route->response_headers, s.cookies, false, connection_for(true, 11)},
+                        client_head);
+    s.end();
     benchmark::DoNotOptimize(client_head.data());
   }
 }

@@ -1,7 +1,6 @@
 #include "proxy/config.hpp"
 
 #include <fmt/format.h>
-#include <re2/re2.h>
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
@@ -11,6 +10,7 @@
 #include <set>
 #include <tuple>
 
+#include "filters/route_match/route_match.hpp"
 #include "proxy/tls.hpp"
 
 namespace vane::proxy {
@@ -417,11 +417,8 @@ class config_parser {
       auto s = r_.get_string(v, fmt::format("match.{}", key));
       if (!s) continue;
       if (kind == path_match_kind::regex) {
-        RE2::Options options;
-        options.set_log_errors(false);
-        RE2 re(*s, options);
-        if (!re.ok()) {
-          r_.error(v, fmt::format("match.path_regex: invalid RE2 regex: {}", re.error()));
+        if (auto m = path_matcher::regex(*s); !m.valid()) {  // as the route table compiles it
+          r_.error(v, fmt::format("match.path_regex: {}", m.error()));
           continue;
         }
       } else if (s->empty() || s->front() != '/') {

@@ -45,7 +45,7 @@ struct stream_state {
 
 // Host, target and framing (proxy/request_checks): a refusal closes the connection.
 step_result check_step(stream_state& s) {
-  if (const auto refused = check_request(s.head, s.table.config.limits, s.where))
+  if (const auto refused = check_request(s.head, s.table.limits, s.where))
     return step_result::stop(refused->status, refused->body, true);
   if (s.cx.meter.log) s.cx.meter.path = s.where.target;
   return step_result::next();
@@ -77,7 +77,7 @@ step_result split_step(stream_state& s) {
 // Overload: past limits.max_in_flight requests being proxied by this worker,
 // a 503 at once rather than a queue that grows (as Envoy's overload manager answers).
 step_result limits_step(stream_state& s) {
-  if (s.cx.w.in_flight() >= s.table.config.limits.max_in_flight) return step_result::stop(503, "overloaded\n");
+  if (s.cx.w.in_flight() >= s.table.limits.max_in_flight) return step_result::stop(503, "overloaded\n");
   s.busy.emplace(s.cx.w);
   return step_result::next();
 }
@@ -215,7 +215,7 @@ void start_mirror(stream_state& s, const worker_executor& ex) {
   s.policy.mirror_pools[mirror_cluster]->begin_request();
   asio::co_spawn(ex,
                  send_mirror(s.cx.policy, mirror_cluster, s.mirror_stats, std::move(message), s.head.method == "HEAD",
-                             s.route->timeout, s.table.config.limits.idle_timeout),
+                             s.route->timeout, s.table.limits.idle_timeout),
                  asio::detached);
 }
 
@@ -230,7 +230,7 @@ task<bool> bad_body_reply(downstream& ds, relay_status status) {
 task<bool> run_stream(const stream_context& cx, const stream_request& req, downstream& ds) {
   worker_policy& policy = *cx.policy;
   stream_state s{cx, req, *req.head, policy, *policy.table};
-  const limits_config& limits = s.table.config.limits;
+  const limits_config& limits = s.table.limits;
   for (const step run : steps) {
     const step_result r = run(s);
     if (r.delay) co_await sleep_for(*r.delay);

@@ -44,13 +44,14 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
   const route_table* previous = inputs.previous;
   auto table = std::make_shared<route_table>();
   table->generation = generation;
-  table->config = config;
+  table->limits = config.limits;
 
   asio::io_context resolve_ctx;
   tcp::resolver resolver(resolve_ctx);
   for (const auto& c : config.clusters) {
     cluster_target t;
     t.name = c.name;
+    t.configured = c.endpoints;
     t.connect_timeout = c.connect_timeout;
     t.max_connections = c.max_connections;
     t.max_pending = c.max_pending;
@@ -66,16 +67,18 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       t.tls_host = c.tls->sni.empty() && !c.endpoints.empty() ? c.endpoints.front().host : c.tls->sni;
     }
     bool resolved = false;
-    const cluster_config* old = previous ? previous->config.find_cluster(c.name) : nullptr;
-    if (inputs.resolved && old && old->endpoints == c.endpoints) {
+    const cluster_target* old = nullptr;
+    if (previous)
+      for (const auto& pt : previous->clusters)
+        if (pt.name == c.name) old = &pt;
+    if (inputs.resolved && old && old->configured == c.endpoints) {
       if (auto it = inputs.resolved->find(c.name); it != inputs.resolved->end()) {
         t.endpoints = it->second;
         resolved = true;
       }
     }
-    if (!resolved && old && old->endpoints == c.endpoints) {
-      for (const auto& pt : previous->clusters)
-        if (pt.name == c.name) t.endpoints = pt.endpoints;
+    if (!resolved && old && old->configured == c.endpoints) {
+      t.endpoints = old->endpoints;
       resolved = true;
     }
     if (!resolved) {

@@ -1,7 +1,8 @@
 #pragma once
 // The route table: an immutable snapshot built from a validated config, shared
-// read-only by every worker (std::shared_ptr<const route_table>). Everything a
-// request needs to pick a route and a cluster is precompiled here.
+// read-only by every worker (std::shared_ptr<const route_table>). It holds what
+// the request path needs — compiled routes, listeners, clusters, limits — and
+// not the parsed config (the runtime keeps that beside it).
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <map>
@@ -56,6 +57,7 @@ struct compiled_listener {
 
 struct cluster_target {
   std::string name;
+  std::vector<host_port> configured;  // the endpoints as written, to reuse `endpoints` while they stay the same
   std::vector<boost::asio::ip::tcp::endpoint> endpoints;
   // Per endpoint, 1 when it may take traffic (health checks); shared, immutable.
   std::shared_ptr<const std::vector<char>> healthy;
@@ -72,7 +74,7 @@ struct cluster_target {
 
 struct route_table {
   std::uint64_t generation = 0;
-  proxy_config config;
+  limits_config limits;
   std::vector<compiled_listener> listeners;
   std::vector<cluster_target> clusters;
   std::size_t route_count = 0;

@@ -112,7 +112,7 @@ void BM_RequestThroughAllSteps(benchmark::State& state) {
   for (auto _ : state) {
     parse<true>(request_bytes, request, pieces);
     request_target where;
-    if (check_request(request, table->config.limits, where)) std::abort();
+    if (check_request(request, table->limits, where)) std::abort();
     const compiled_route* route = table->match(0, where.host, vane::path_of_target(where.target));
     vane::affinity_cookies cookies{};
     const std::size_t pick = route->decision.pick(head_request_view(request, where.target, "10.0.0.1"), swrr, cookies);

@@ -1,4 +1,4 @@
-#include "proxy/config.hpp"
+#include "proxy/config_load.hpp"
 
 #include <fmt/format.h>
 

@@ -14,6 +14,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "proxy/stats.hpp"
+#include "proxy/config_load.hpp"
 #include "proxy/tls.hpp"
 
 namespace vane::proxy {

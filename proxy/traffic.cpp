@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <set>
 
+#include "proxy/config_load.hpp"
+
 namespace vane::proxy {
 
 namespace json = boost::json;

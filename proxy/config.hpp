@@ -2,7 +2,7 @@
 // vane-proxy's configuration: the schema of DESIGN.md as plain structs, with
 // no YAML in sight, so that the request path (the route table, the codec, the
 // workers) can include it. Reading it from YAML is proxy/config_load.hpp's;
-// the checks of a route's policy are proxy/config.cpp's.
+// the checks of a route's policy are proxy/route_policy.hpp's.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -160,6 +160,8 @@ struct proxy_config {
   std::vector<cluster_config> clusters;
 
   const cluster_config* find_cluster(std::string_view name) const;
+  // Position of the named cluster in `clusters`, or nullopt.
+  std::optional<std::size_t> cluster_index(std::string_view name) const;
 };
 
 }  // namespace vane::proxy

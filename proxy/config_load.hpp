@@ -2,7 +2,9 @@
 // Reading vane-proxy's config (proxy/config.hpp) from YAML, validated as a
 // whole: every error carries FILE:LINE:COL; a config with any error is refused
 // entirely. Only the code that loads includes this (it brings yaml-cpp); the
-// request path sees the schema alone.
+// request path sees the schema alone. The semantic checks of a route's policy
+// (split, matchers, session affinity) are proxy/route_policy.hpp's, shared with
+// the traffic PUT and the route table.
 #include <optional>
 #include <string>
 #include <string_view>

@@ -2,7 +2,9 @@
 // The route table: an immutable snapshot built from a validated config, shared
 // read-only by every worker (std::shared_ptr<const route_table>). It holds what
 // the request path needs — compiled routes, listeners, clusters, limits — and
-// not the parsed config (the runtime keeps that beside it).
+// not the parsed config (the runtime keeps that beside it). A route's policy is
+// compiled by proxy/route_policy.hpp's functions, the loader's and the traffic
+// PUT's checks.
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <map>
@@ -99,12 +101,10 @@ struct table_inputs {
 
 // Builds the snapshot. Endpoints given as DNS names are resolved here unless
 // `inputs` already has their addresses; returns nullptr with `error` set when
-// a name does not resolve.
+// a name does not resolve (or a route's policy does not hold: not for a
+// config the loader and the traffic PUT have checked).
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
                                                      const table_inputs& inputs, std::string& error);
-// A session affinity value when the config gives none: derived from the route
-// and its canary, so that every replica agrees.
-std::string default_affinity_value(std::string_view route, std::string_view canary);
 std::string endpoint_key(const boost::asio::ip::tcp::endpoint& ep);
 
 }  // namespace vane::proxy

@@ -1,12 +1,12 @@
 #include "control/spec.hpp"
 
 #include <fmt/format.h>
-#include <re2/re2.h>
 
 #include <algorithm>
 #include <filesystem>
 
 #include "common/match_vocabulary.hpp"
+#include "common/regex.hpp"
 
 namespace vane::control {
 
@@ -390,12 +390,9 @@ class doc_parser {
           }
           auto v = r_.get_string(value, fmt::format("match.{}.{}", key, name));
           if (!v) continue;
-          if (*k == string_match_kind::regex) {  // checked as the proxy will compile it (RE2)
-            RE2::Options options;
-            options.set_log_errors(false);
-            RE2 re(*v, options);
-            if (!re.ok()) {
-              r_.error(value, fmt::format("match {} '{}': invalid RE2 regex: {}", key, name, re.error()));
+          if (*k == string_match_kind::regex) {  // checked as the proxy will compile it
+            if (auto re = compile_regex(*v); !re) {
+              r_.error(value, fmt::format("match {} '{}': {}", key, name, re.error));
               continue;
             }
           }

@@ -1,7 +1,4 @@
-#include "proxy/config.hpp"
-
 #include <fmt/format.h>
-#include <re2/re2.h>
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
@@ -11,17 +8,33 @@
 #include <set>
 #include <tuple>
 
+#include "filters/route_match/route_match.hpp"
+#include "proxy/config_load.hpp"
+#include "proxy/route_policy.hpp"
 #include "proxy/tls.hpp"
 
 namespace vane::proxy {
 
 const cluster_config* proxy_config::find_cluster(std::string_view name) const {
-  for (const auto& c : clusters)
-    if (c.name == name) return &c;
-  return nullptr;
+  auto at = cluster_index(name);
+  return at ? &clusters[*at] : nullptr;
+}
+
+std::optional<std::size_t> proxy_config::cluster_index(std::string_view name) const {
+  for (std::size_t i = 0; i < clusters.size(); ++i)
+    if (clusters[i].name == name) return i;
+  return std::nullopt;
 }
 
 namespace {
+
+// Where a policy check's error belongs: the key `field` of `node`, or the
+// node itself when the key is absent (or the error is about the whole).
+YAML::Node node_of(const YAML::Node& node, std::string_view field) {
+  if (!field.empty())
+    if (auto v = node[std::string(field)]) return v;
+  return node;
+}
 
 // Reads one document; keeps the YAML nodes it needs for cross-reference errors.
 class config_parser {
@@ -361,13 +374,13 @@ class config_parser {
       if (r_.require(l, "routes", "listener")) {
         const auto& routes = l["routes"];
         if (r_.expect_sequence(routes, "listener.routes"))
-          for (const auto& rt : routes) parse_route(rt, lc);
+          for (const auto& rt : routes) parse_route(rt, lc, cfg);
       }
       cfg.listeners.push_back(std::move(lc));
     }
   }
 
-  void parse_route(const YAML::Node& n, listener_config& lc) {
+  void parse_route(const YAML::Node& n, listener_config& lc, const proxy_config& cfg) {
     if (!r_.expect_map(n, "a route")) return;
     r_.check_keys(n, "route",
                   {"name", "match", "split", "timeout", "rules", "hash_on", "fault", "request_headers",
@@ -375,7 +388,7 @@ class config_parser {
     route_config rc;
     if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
     if (auto m = n["match"]) parse_route_match(m, rc);
-    if (r_.require(n, "split", "route")) parse_split(n["split"], rc);
+    if (r_.require(n, "split", "route")) parse_split(n["split"], rc, cfg);
     if (auto rules = n["rules"]) rc.rules = parse_rules(rules, r_, rule_refs_);
     if (auto h = n["hash_on"]) rc.hash_on = parse_hash_on(h, r_);
     if (auto f = n["fault"]) rc.fault = parse_fault(f, r_, "route.fault");
@@ -383,8 +396,9 @@ class config_parser {
     if (auto m = n["mirror"]) rc.mirror = parse_mirror(m, r_, mirror_refs_);
     if (auto a = n["session_affinity"]) {
       rc.session_affinity = parse_session_affinity(a, r_);
-      if (rc.session_affinity && rc.split.size() < 2)
-        r_.error(a, "session_affinity needs a split of at least two clusters (primary first, canary last)");
+      std::string error;
+      if (rc.session_affinity && !compile_session_affinity(rc.name, *rc.session_affinity, rc.split, error))
+        r_.error(a, error);
     }
     if (auto h = n["request_headers"]) rc.request_headers = parse_header_ops(h, r_, "request_headers");
     if (auto h = n["response_headers"]) rc.response_headers = parse_header_ops(h, r_, "response_headers");
@@ -417,11 +431,8 @@ class config_parser {
       auto s = r_.get_string(v, fmt::format("match.{}", key));
       if (!s) continue;
       if (kind == path_match_kind::regex) {
-        RE2::Options options;
-        options.set_log_errors(false);
-        RE2 re(*s, options);
-        if (!re.ok()) {
-          r_.error(v, fmt::format("match.path_regex: invalid RE2 regex: {}", re.error()));
+        if (auto m = path_matcher::regex(*s); !m.valid()) {  // as the route table compiles it
+          r_.error(v, fmt::format("match.path_regex: {}", m.error()));
           continue;
         }
       } else if (s->empty() || s->front() != '/') {
@@ -433,44 +444,29 @@ class config_parser {
     }
   }
 
-  void parse_split(const YAML::Node& n, route_config& rc) {
+  // The YAML's shapes here; the split's own rules are compile_split's.
+  void parse_split(const YAML::Node& n, route_config& rc, const proxy_config& cfg) {
     if (!r_.expect_sequence(n, "route.split")) return;
-    if (n.size() == 0) {
-      r_.error(n, "route.split must name at least one cluster");
-      return;
-    }
-    std::uint64_t total = 0;
-    bool weights_ok = true;
-    std::set<std::string> seen;
+    std::vector<split_item> items;
+    std::vector<YAML::Node> nodes;  // of each item, for the errors
     for (const auto& e : n) {
       if (!r_.expect_map(e, "a split entry")) continue;
       r_.check_keys(e, "split entry", {"cluster", "weight"});
-      split_entry se;
-      if (r_.require(e, "cluster", "split entry")) {
-        if (auto c = r_.get_string(e["cluster"], "split.cluster")) {
-          se.cluster = *c;
-          if (!seen.insert(*c).second) r_.error(e["cluster"], fmt::format("split names cluster '{}' twice", *c));
-          split_refs_.push_back({*c, e["cluster"].Mark()});
-        }
-      }
-      if (r_.require(e, "weight", "split entry")) {
-        if (auto w = r_.get_int(e["weight"], "split.weight", 0, 1'000'000)) {
-          se.weight = static_cast<std::uint32_t>(*w);
-          total += se.weight;
-        } else {
-          weights_ok = false;
-        }
-      } else {
-        weights_ok = false;
-      }
-      rc.split.push_back(std::move(se));
+      split_item item;
+      if (r_.require(e, "cluster", "split entry")) item.cluster = r_.get_string(e["cluster"], "split.cluster");
+      if (r_.require(e, "weight", "split entry"))  // not an integer: the reader's error; the range is the split's
+        item.weight = r_.get_int(e["weight"], "split.weight", INT64_MIN, INT64_MAX);
+      items.push_back(std::move(item));
+      nodes.push_back(e);
     }
-    if (total == 0 && weights_ok) r_.error(n, "route.split: the weights add up to 0; at least one must be positive");
+    if (items.empty() && n.size() != 0) return;  // no entry was a map: each said so
+    compiled_split split = compile_split(items, cfg);
+    for (const auto& e : split.errors)
+      r_.error(e.entry == policy_error::whole ? n : node_of(nodes[e.entry], e.field), e.message);
+    rc.split = std::move(split.entries);
   }
 
   void check_references(const proxy_config& cfg) {
-    for (const auto& [name, mark] : split_refs_)
-      if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("split names unknown cluster '{}'", name));
     for (const auto& [name, mark] : rule_refs_)
       if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("rule names unknown cluster '{}'", name));
     for (const auto& [name, mark] : mirror_refs_)
@@ -479,7 +475,6 @@ class config_parser {
 
   yaml_reader& r_;
   std::set<std::string> route_names_;  // unique across listeners: the admin API names routes alone
-  std::vector<std::pair<std::string, YAML::Mark>> split_refs_;
   std::vector<std::pair<std::string, YAML::Mark>> rule_refs_;
   std::vector<std::pair<std::string, YAML::Mark>> mirror_refs_;
 };
@@ -621,15 +616,6 @@ std::optional<std::uint32_t> percent_of(const YAML::Node& n, yaml_reader& r, std
     return std::nullopt;
   }
   return static_cast<std::uint32_t>(std::lround(v * 100));
-}
-
-bool header_name_ok(std::string_view name) {
-  // RFC 9110 token characters.
-  static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
-  if (name.empty()) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || extra.find(c) != std::string_view::npos;
-  });
 }
 
 bool header_value_ok(std::string_view value) {
@@ -806,48 +792,31 @@ std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& 
   if (!r.expect_map(n, "route.session_affinity")) return std::nullopt;
   r.check_keys(n, "session_affinity", {"cookie", "primary_cookie", "max_age", "value"});
   session_affinity_config a;
-  bool ok = true;
-  // RFC 6265 cookie-name is a token; a cookie-value excludes controls, space, '"', ',', ';' and '\\'.
-  auto cookie_value_ok = [](std::string_view v) {
-    return std::all_of(v.begin(), v.end(), [](char c) {
-      auto u = static_cast<unsigned char>(c);
-      return u > 0x20 && u < 0x7f && c != '"' && c != ',' && c != ';' && c != '\\';
-    });
-  };
-  for (auto [key, target] : {std::pair{"cookie", &a.cookie}, std::pair{"primary_cookie", &a.primary_cookie}}) {
-    auto v = n[key];
-    if (!v) continue;
-    auto name = r.get_string(v, fmt::format("session_affinity.{}", key));
-    if (!name || !header_name_ok(*name)) {
-      if (name) r.error(v, fmt::format("session_affinity.{}: '{}' is not a valid cookie name", key, *name));
-      ok = false;
-      continue;
-    }
-    *target = *name;
-  }
+  std::set<std::string_view> unread;  // keys the reader refused (and said so): not checked again
   if (!n["cookie"]) {
     r.require(n, "cookie", "session_affinity");
-    ok = false;
+    unread.insert("cookie");
+  }
+  for (auto [key, target] : {std::pair{std::string_view("cookie"), &a.cookie},
+                             std::pair{std::string_view("primary_cookie"), &a.primary_cookie},
+                             std::pair{std::string_view("value"), &a.value}}) {
+    if (auto v = n[std::string(key)]) {
+      if (auto s = r.get_string(v, fmt::format("session_affinity.{}", key)))
+        *target = *s;
+      else
+        unread.insert(key);
+    }
   }
   if (auto v = n["max_age"]) {
-    if (auto d = r.get_duration(v, "session_affinity.max_age"); d && d->count() > 0)
+    if (auto d = r.get_duration(v, "session_affinity.max_age"))
       a.max_age = *d;
-    else {
-      if (d) r.error(v, "session_affinity.max_age must be positive");
-      ok = false;
-    }
+    else
+      unread.insert("max_age");
   }
-  if (auto v = n["value"]) {
-    auto value = r.get_string(v, "session_affinity.value");
-    if (!value || !cookie_value_ok(*value)) {
-      if (value) r.error(v, "session_affinity.value: only printable characters without space, '\"', ',', ';', '\\'");
-      ok = false;
-    } else {
-      a.value = *value;
-    }
-  }
-  if (ok && a.cookie == a.primary_cookie) {
-    r.error(n, "session_affinity: cookie and primary_cookie must differ");
+  bool ok = unread.empty();
+  for (const auto& e : check_session_affinity(a)) {
+    if (unread.count(e.field)) continue;
+    r.error(node_of(n, e.field), e.message);
     ok = false;
   }
   if (!ok) return std::nullopt;
@@ -864,7 +833,7 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
     for (const auto& e : m) {
       std::string name = e.first.as<std::string>();
       auto value = r.get_string(e.second, fmt::format("{}.{}.{}", what, key, name));
-      if (!header_name_ok(name)) {
+      if (!is_token(name)) {
         r.error(e.first, fmt::format("{}.{}: '{}' is not a valid header name", what, key, name));
       } else if (value && !header_value_ok(*value)) {
         r.error(e.second,
@@ -878,7 +847,7 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
     for (const auto& e : rm) {
       auto name = r.get_string(e, fmt::format("{}.remove", what));
       if (!name) continue;
-      if (!header_name_ok(*name))
+      if (!is_token(*name))
         r.error(e, fmt::format("{}.remove: '{}' is not a valid header name", what, *name));
       else
         ops.remove.push_back(lower(*name));

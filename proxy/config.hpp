@@ -1,7 +1,8 @@
 #pragma once
-// vane-proxy's configuration: the YAML schema of DESIGN.md, parsed and
-// validated as a whole. Every error carries FILE:LINE:COL; a config with any
-// error is refused entirely.
+// vane-proxy's configuration: the schema of DESIGN.md as plain structs, with
+// no YAML in sight, so that the request path (the route table, the codec, the
+// workers) can include it. Reading it from YAML is proxy/config_load.hpp's;
+// the checks of a route's policy are proxy/route_policy.hpp's.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -9,7 +10,6 @@
 
 #include "common/address.hpp"
 #include "common/units.hpp"
-#include "common/yaml_doc.hpp"
 #include "filters/decision/decision.hpp"
 #include "filters/fault/fault.hpp"
 #include "filters/rules/rules.hpp"
@@ -116,19 +116,6 @@ struct route_config {
   duration timeout = std::chrono::seconds(15);  // for the upstream to start its response
 };
 
-// The `rules` and `hash_on` of a route, parsed from YAML (or from the JSON of
-// a traffic PUT converted to YAML): errors go to the reader; cluster names are
-// returned in `cluster_refs` for the caller to check.
-std::vector<rule_config> parse_rules(const YAML::Node& n, yaml_reader& r,
-                                     std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
-std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r);
-std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& n, yaml_reader& r);
-std::optional<mirror_config> parse_mirror(const YAML::Node& n, yaml_reader& r,
-                                          std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
-std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r);
-std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std::string_view what);
-header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what);
-
 struct listener_config {
   std::string name;
   host_port address;
@@ -173,13 +160,8 @@ struct proxy_config {
   std::vector<cluster_config> clusters;
 
   const cluster_config* find_cluster(std::string_view name) const;
+  // Position of the named cluster in `clusters`, or nullopt.
+  std::optional<std::size_t> cluster_index(std::string_view name) const;
 };
-
-// Parses and validates `text` read from `file_name`. Returns nullopt and fills
-// `errors` when anything is wrong.
-std::optional<proxy_config> parse_proxy_config(const std::string& text, const std::string& file_name,
-                                               std::vector<config_error>& errors);
-// Same, reading the file first (an unreadable file is one error at 1:1).
-std::optional<proxy_config> load_proxy_config(const std::string& path, std::vector<config_error>& errors);
 
 }  // namespace vane::proxy

@@ -76,7 +76,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       indexed_table = policy->table;
       if (listener_index == table.listeners.size()) co_return;  // the listener was removed by a reload
     }
-    const limits_config& limits = table.config.limits;
+    const limits_config& limits = table.limits;
 
     // Between requests the connection may idle for idle_timeout; once the
     // first byte arrived, the whole head must come within header_timeout.

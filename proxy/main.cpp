@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "common/log.hpp"
-#include "proxy/config.hpp"
+#include "proxy/config_load.hpp"
 #include "proxy/runtime.hpp"
 
 namespace {

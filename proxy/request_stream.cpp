@@ -25,7 +25,7 @@ namespace {
 
 // Host, target and framing (proxy/request_checks): a refusal closes the connection.
 step_result check_step(stream_state& s) {
-  if (const auto refused = check_request(*s.head, s.table->config.limits, s.where))
+  if (const auto refused = check_request(*s.head, s.table->limits, s.where))
     return step_result::stop(refused->status, refused->body, true);
   if (s.cx->meter.log) s.cx->meter.path = s.where.target;
   return step_result::next();
@@ -57,7 +57,7 @@ step_result split_step(stream_state& s) {
 // Overload: past limits.max_in_flight requests being proxied by this worker,
 // a 503 at once rather than a queue that grows (as Envoy's overload manager answers).
 step_result limits_step(stream_state& s) {
-  if (s.cx->w.in_flight() >= s.table->config.limits.max_in_flight) return step_result::stop(503, "overloaded\n");
+  if (s.cx->w.in_flight() >= s.table->limits.max_in_flight) return step_result::stop(503, "overloaded\n");
   s.in_flight = &s.cx->w;
   s.in_flight->begin_in_flight();
   return step_result::next();
@@ -202,7 +202,7 @@ void start_mirror(stream_state& s, const worker_executor& ex) {
   s.policy->mirror_pools[mirror_cluster]->begin_request();
   asio::co_spawn(ex,
                  send_mirror(s.cx->policy, mirror_cluster, s.mirror_stats, std::move(message), s.head->method == "HEAD",
-                             s.route->timeout, s.table->config.limits.idle_timeout),
+                             s.route->timeout, s.table->limits.idle_timeout),
                  asio::detached);
 }
 
@@ -311,7 +311,7 @@ bool after_failed_attempt(stream_state& s, clock::time_point attempt_start) {
 // The attempt's settings, once the steps have run.
 void plan_attempts(stream_state& s, body_source& body) {
   const compiled_route& route = *s.route;
-  const limits_config& limits = s.table->config.limits;
+  const limits_config& limits = s.table->limits;
   const retries_config* retries = route.retries ? &*route.retries : nullptr;
   s.retry.on = retries ? &retries->on : nullptr;
   s.retry.retries_left = retries ? retries->attempts : 0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 
+#include "proxy/route_policy.hpp"
 #include "proxy/tls.hpp"
 
 namespace vane::proxy {
@@ -25,18 +26,6 @@ const compiled_route* route_table::match(std::size_t listener, std::string_view 
   return nullptr;
 }
 
-std::string default_affinity_value(std::string_view route, std::string_view canary) {
-  // The same on every replica: FNV-1a 64 of "route/canary", in hex.
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (std::string_view part : {route, std::string_view("/"), canary}) {
-    for (unsigned char c : part) {
-      h ^= c;
-      h *= 0x100000001b3ull;
-    }
-  }
-  return fmt::format("{:016x}", h);
-}
-
 std::string endpoint_key(const tcp::endpoint& ep) { return host_port{ep.address().to_string(), ep.port()}.to_string(); }
 
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
@@ -44,13 +33,14 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
   const route_table* previous = inputs.previous;
   auto table = std::make_shared<route_table>();
   table->generation = generation;
-  table->config = config;
+  table->limits = config.limits;
 
   asio::io_context resolve_ctx;
   tcp::resolver resolver(resolve_ctx);
   for (const auto& c : config.clusters) {
     cluster_target t;
     t.name = c.name;
+    t.configured = c.endpoints;
     t.connect_timeout = c.connect_timeout;
     t.max_connections = c.max_connections;
     t.max_pending = c.max_pending;
@@ -66,16 +56,18 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       t.tls_host = c.tls->sni.empty() && !c.endpoints.empty() ? c.endpoints.front().host : c.tls->sni;
     }
     bool resolved = false;
-    const cluster_config* old = previous ? previous->config.find_cluster(c.name) : nullptr;
-    if (inputs.resolved && old && old->endpoints == c.endpoints) {
+    const cluster_target* old = nullptr;
+    if (previous)
+      for (const auto& pt : previous->clusters)
+        if (pt.name == c.name) old = &pt;
+    if (inputs.resolved && old && old->configured == c.endpoints) {
       if (auto it = inputs.resolved->find(c.name); it != inputs.resolved->end()) {
         t.endpoints = it->second;
         resolved = true;
       }
     }
-    if (!resolved && old && old->endpoints == c.endpoints) {
-      for (const auto& pt : previous->clusters)
-        if (pt.name == c.name) t.endpoints = pt.endpoints;
+    if (!resolved && old && old->configured == c.endpoints) {
+      t.endpoints = old->endpoints;
       resolved = true;
     }
     if (!resolved) {
@@ -107,10 +99,11 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
     table->clusters.push_back(std::move(t));
   }
 
-  auto cluster_index = [&](const std::string& name) {
-    for (std::size_t i = 0; i < config.clusters.size(); ++i)
-      if (config.clusters[i].name == name) return i;
-    return config.clusters.size();  // unreachable: validated
+  // A cluster named by a rule or the mirror (the split's: compile_split's).
+  auto cluster_index = [&](std::string_view route, const std::string& name) -> std::optional<std::size_t> {
+    auto at = config.cluster_index(name);
+    if (!at) error = fmt::format("route {}: unknown cluster '{}'", route, name);
+    return at;
   };
 
   for (const auto& l : config.listeners) {
@@ -144,22 +137,30 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
           cr.path = path_matcher::regex(r.path);
           break;
       }
-      for (const auto& s : r.split) {
-        cr.decision.weights.push_back(s.weight);
-        cr.clusters.push_back(cluster_index(s.cluster));
+      compiled_split split = compile_split(r.split, config);
+      if (!split.errors.empty()) {
+        error = fmt::format("route {}: {}", r.name, split.errors.front().message);
+        return nullptr;
       }
+      for (const auto& s : split.entries) cr.decision.weights.push_back(s.weight);
+      cr.clusters = std::move(split.clusters);
       for (const auto& rule : r.rules) {
         ab_rule compiled;
-        std::size_t c = cluster_index(rule.cluster);
-        auto at = std::find(cr.clusters.begin(), cr.clusters.end(), c);
+        auto c = cluster_index(r.name, rule.cluster);
+        if (!c) return nullptr;
+        auto at = std::find(cr.clusters.begin(), cr.clusters.end(), *c);
         compiled.target = static_cast<std::size_t>(at - cr.clusters.begin());
-        if (at == cr.clusters.end()) cr.clusters.push_back(c);  // a cluster only rules send to
+        if (at == cr.clusters.end()) cr.clusters.push_back(*c);  // a cluster only rules send to
         for (const auto& alt : rule.any) {
           match_alternative a;
           for (const auto& m : alt) {
-            std::string ignored;  // validated when parsed
-            auto matcher = string_matcher::make(m.kind, m.value, ignored);
-            if (matcher) a.all.push_back(match_condition{m.source, m.name, std::move(*matcher)});
+            std::string matcher_error;
+            auto matcher = string_matcher::make(m.kind, m.value, matcher_error);  // as the loader checked it
+            if (!matcher) {
+              error = fmt::format("route {}: matcher of '{}': {}", r.name, m.name, matcher_error);
+              return nullptr;
+            }
+            a.all.push_back(match_condition{m.source, m.name, std::move(*matcher)});
           }
           compiled.any.push_back(std::move(a));
         }
@@ -172,18 +173,20 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       cr.fault = r.fault;
       cr.retries = r.retries;
       if (r.mirror) {
-        std::size_t c = cluster_index(r.mirror->cluster);
-        auto at = std::find(cr.clusters.begin(), cr.clusters.end(), c);
+        auto c = cluster_index(r.name, r.mirror->cluster);
+        if (!c) return nullptr;
+        auto at = std::find(cr.clusters.begin(), cr.clusters.end(), *c);
         compiled_mirror m{static_cast<std::size_t>(at - cr.clusters.begin()), r.mirror->per_10k, r.mirror->max_body};
-        if (at == cr.clusters.end()) cr.clusters.push_back(c);  // stats slot for the mirror series
+        if (at == cr.clusters.end()) cr.clusters.push_back(*c);  // stats slot for the mirror series
         cr.mirror = m;
       }
-      if (r.session_affinity && r.split.size() >= 2) {
-        const auto& a = *r.session_affinity;
-        cr.decision.affinity =
-            affinity_policy::make(a.cookie, a.primary_cookie,
-                                  a.value.empty() ? default_affinity_value(r.name, r.split.back().cluster) : a.value,
-                                  std::chrono::duration_cast<std::chrono::seconds>(a.max_age).count());
+      if (r.session_affinity) {
+        std::string affinity_error;
+        cr.decision.affinity = compile_session_affinity(r.name, *r.session_affinity, r.split, affinity_error);
+        if (!cr.decision.affinity) {
+          error = fmt::format("route {}: {}", r.name, affinity_error);
+          return nullptr;
+        }
       }
       cr.request_headers = r.request_headers;
       cr.response_headers = r.response_headers;

@@ -1,7 +1,10 @@
 #pragma once
 // The route table: an immutable snapshot built from a validated config, shared
-// read-only by every worker (std::shared_ptr<const route_table>). Everything a
-// request needs to pick a route and a cluster is precompiled here.
+// read-only by every worker (std::shared_ptr<const route_table>). It holds what
+// the request path needs — compiled routes, listeners, clusters, limits — and
+// not the parsed config (the runtime keeps that beside it). A route's policy is
+// compiled by proxy/route_policy.hpp's functions, the loader's and the traffic
+// PUT's checks.
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <map>
@@ -56,6 +59,7 @@ struct compiled_listener {
 
 struct cluster_target {
   std::string name;
+  std::vector<host_port> configured;  // the endpoints as written, to reuse `endpoints` while they stay the same
   std::vector<boost::asio::ip::tcp::endpoint> endpoints;
   // Per endpoint, 1 when it may take traffic (health checks); shared, immutable.
   std::shared_ptr<const std::vector<char>> healthy;
@@ -72,7 +76,7 @@ struct cluster_target {
 
 struct route_table {
   std::uint64_t generation = 0;
-  proxy_config config;
+  limits_config limits;
   std::vector<compiled_listener> listeners;
   std::vector<cluster_target> clusters;
   std::size_t route_count = 0;
@@ -97,12 +101,10 @@ struct table_inputs {
 
 // Builds the snapshot. Endpoints given as DNS names are resolved here unless
 // `inputs` already has their addresses; returns nullptr with `error` set when
-// a name does not resolve.
+// a name does not resolve (or a route's policy does not hold: not for a
+// config the loader and the traffic PUT have checked).
 std::shared_ptr<const route_table> build_route_table(const proxy_config& config, std::uint64_t generation,
                                                      const table_inputs& inputs, std::string& error);
-// A session affinity value when the config gives none: derived from the route
-// and its canary, so that every replica agrees.
-std::string default_affinity_value(std::string_view route, std::string_view canary);
 std::string endpoint_key(const boost::asio::ip::tcp::endpoint& ep);
 
 }  // namespace vane::proxy

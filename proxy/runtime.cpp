@@ -13,6 +13,8 @@
 #include "common/listen.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
+#include "proxy/config_load.hpp"
+#include "proxy/route_policy.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/tls.hpp"
 
@@ -402,15 +404,15 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
   auto update = parse_traffic_update(body, file_config_, current);
   if (!update.overrides) co_return admin_reply{400, {{"error", update.error}}};
   {
+    // The affinity the route would have, on the split it would have (apply_overrides
+    // would silently turn it off; a PUT is refused instead).
     const route_config& file_route = *find_route(effective_, name);
     const auto& o = *update.overrides;
-    bool affinity = o.session_affinity ? o.session_affinity->has_value() : file_route.session_affinity.has_value();
-    std::size_t split = o.split ? o.split->size() : file_route.split.size();
-    if (affinity && split < 2)
-      co_return admin_reply{400,
-                            {{"error",
-                              "session_affinity needs a split of at least two clusters (primary first, "
-                              "canary last)"}}};
+    const auto& affinity = o.session_affinity ? *o.session_affinity : file_route.session_affinity;
+    const auto& split = o.split ? *o.split : file_route.split;
+    std::string error;
+    if (affinity && !compile_session_affinity(name, *affinity, split, error))
+      co_return admin_reply{400, {{"error", error}}};
   }
   overrides_map next = overrides_;
   next[std::string(name)] = *update.overrides;

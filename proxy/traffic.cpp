@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
-#include <set>
+
+#include "proxy/config_load.hpp"
+#include "proxy/route_policy.hpp"
 
 namespace vane::proxy {
 
@@ -140,15 +142,14 @@ json::value hash_on_json(const std::optional<hash_on_config>& h) {
   return nullptr;
 }
 
+// The JSON's shapes here; the split's own rules are compile_split's, as the file's.
 std::optional<std::vector<split_entry>> parse_split(const json::value& v, const proxy_config& config,
                                                     std::string& error) {
-  if (!v.is_array() || v.as_array().empty()) {
+  if (!v.is_array()) {
     error = "split must be a non-empty list of {\"cluster\": NAME, \"weight\": N}";
     return std::nullopt;
   }
-  std::vector<split_entry> out;
-  std::set<std::string, std::less<>> seen;
-  std::uint64_t total = 0;
+  std::vector<split_item> items;
   for (const auto& e : v.as_array()) {
     const json::object* o = e.if_object();
     if (!o) {
@@ -167,29 +168,15 @@ std::optional<std::vector<split_entry>> parse_split(const json::value& v, const 
       error = "split entry: 'cluster' must be a cluster name";
       return std::nullopt;
     }
-    std::string name(cluster->as_string());
-    if (!config.find_cluster(name)) {
-      error = fmt::format("split: unknown cluster '{}'", name);
-      return std::nullopt;
-    }
-    if (!seen.insert(name).second) {
-      error = fmt::format("split names cluster '{}' twice", name);
-      return std::nullopt;
-    }
-    // Boost.JSON gives every integer up to INT64_MAX as int64; anything else is not a weight.
-    std::int64_t w = weight && weight->is_int64() ? weight->as_int64() : -1;
-    if (w < 0 || w > 1'000'000) {
-      error = fmt::format("split: weight of '{}' must be an integer from 0 to 1000000", name);
-      return std::nullopt;
-    }
-    total += static_cast<std::uint64_t>(w);
-    out.push_back({name, static_cast<std::uint32_t>(w)});
+    // Boost.JSON gives every integer up to INT64_MAX as int64; anything else is not a weight (-1).
+    items.push_back({std::string(cluster->as_string()), weight && weight->is_int64() ? weight->as_int64() : -1});
   }
-  if (total == 0) {
-    error = "split: the weights add up to 0; at least one must be positive";
+  compiled_split split = compile_split(items, config);
+  if (!split.errors.empty()) {
+    error = std::move(split.errors.front().message);
     return std::nullopt;
   }
-  return out;
+  return std::move(split.entries);
 }
 
 json::array split_json(const std::vector<split_entry>& split) {
@@ -304,8 +291,7 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
       for (auto& r : l.routes)
         if (r.name == it->first) route = &r;
     bool keep = route != nullptr;
-    if (keep && it->second.split)
-      for (const auto& s : *it->second.split) keep = keep && effective.find_cluster(s.cluster);
+    if (keep && it->second.split) keep = compile_split(*it->second.split, effective).errors.empty();
     if (keep && it->second.rules)
       for (const auto& r : *it->second.rules) keep = keep && effective.find_cluster(r.cluster);
     if (keep && it->second.mirror && *it->second.mirror)
@@ -321,7 +307,10 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
     if (it->second.fault) route->fault = *it->second.fault;
     if (it->second.session_affinity) route->session_affinity = *it->second.session_affinity;
     if (it->second.mirror) route->mirror = *it->second.mirror;
-    if (route->session_affinity && route->split.size() < 2) route->session_affinity.reset();  // needs a canary
+    std::string error;  // an affinity the split cannot carry any more (no canary) is off
+    if (route->session_affinity &&
+        !compile_session_affinity(route->name, *route->session_affinity, route->split, error))
+      route->session_affinity.reset();
     ++it;
   }
   return effective;

@@ -26,8 +26,8 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acce
       continue;
     }
     // Past the limit the connection is closed at once: those already open keep being served.
-    if (stats && stats->connections_active.value() >=
-                     static_cast<std::int64_t>(w.policy()->table->config.limits.max_connections)) {
+    if (stats &&
+        stats->connections_active.value() >= static_cast<std::int64_t>(w.policy()->table->limits.max_connections)) {
       stats->connections_refused.add();
       boost::system::error_code ignored;
       socket.close(ignored);
@@ -63,11 +63,11 @@ void worker::install(std::shared_ptr<const route_table> table) {
     if (policy_) {
       const auto& old = *policy_->table;
       for (std::size_t i = 0; i < old.clusters.size(); ++i)
-        if (same_cluster(old.clusters[i], c) && old.config.limits.idle_timeout == table->config.limits.idle_timeout)
+        if (same_cluster(old.clusters[i], c) && old.limits.idle_timeout == table->limits.idle_timeout)
           pool = policy_->pools[i];
       if (pool) pool->set_health(c.healthy);
     }
-    if (!pool) pool = std::make_shared<upstream_pool>(ioc_.get_executor(), c, table->config.limits.idle_timeout);
+    if (!pool) pool = std::make_shared<upstream_pool>(ioc_.get_executor(), c, table->limits.idle_timeout);
     next->pools.push_back(std::move(pool));
   }
   next->mirror_pools.resize(table->clusters.size());
@@ -86,7 +86,7 @@ void worker::install(std::shared_ptr<const route_table> table) {
       }
       if (!next->mirror_pools[c])
         next->mirror_pools[c] =
-            std::make_shared<upstream_pool>(ioc_.get_executor(), target, table->config.limits.idle_timeout);
+            std::make_shared<upstream_pool>(ioc_.get_executor(), target, table->limits.idle_timeout);
       else
         next->mirror_pools[c]->set_health(target.healthy);
     }

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "filters/route_match/route_match.hpp"
-#include "proxy/config.hpp"
+#include "proxy/config_load.hpp"
 #include "proxy/http1/head_out.hpp"
 #include "proxy/http1/parser.hpp"
 #include "proxy/http1/request_view.hpp"

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "proxy/config.hpp"
+#include "proxy/config_load.hpp"
 #include "proxy/route_table.hpp"
 #include "proxy/traffic.hpp"
 

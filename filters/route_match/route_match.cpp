@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/regex.hpp"
+
 namespace vane {
 namespace {
 bool iequals(std::string_view a, std::string_view b) {
@@ -69,14 +71,9 @@ path_matcher path_matcher::regex(const std::string& pattern) {
   path_matcher m;
   m.kind_ = kind::regex;
   m.value_ = pattern;
-  RE2::Options options;
-  options.set_log_errors(false);
-  auto re = std::make_shared<re2::RE2>(pattern, options);
-  if (!re->ok()) {
-    m.error_ = re->error();
-  } else {
-    m.re_ = std::move(re);
-  }
+  auto compiled = compile_regex(pattern);
+  m.re_ = std::move(compiled.re);
+  m.error_ = std::move(compiled.error);
   return m;
 }
 

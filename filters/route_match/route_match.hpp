@@ -38,7 +38,8 @@ class path_matcher {
   path_matcher() = default;  // matches any path
   static path_matcher prefix(std::string p);
   static path_matcher exact(std::string p);
-  // Returns a matcher whose valid() is false (and error() says why) when the regex does not compile.
+  // Returns a matcher whose valid() is false (and error() says why: compile_regex's
+  // "invalid RE2 regex: ...") when the regex does not compile.
   static path_matcher regex(const std::string& pattern);
 
   bool valid() const { return error_.empty(); }

@@ -1,5 +1,6 @@
 #include "filters/rules/rules.hpp"
 
+#include "common/regex.hpp"
 #include "filters/split/split.hpp"
 
 namespace vane {
@@ -8,14 +9,12 @@ std::optional<string_matcher> string_matcher::make(string_match_kind kind, std::
   string_matcher m;
   m.kind_ = kind;
   if (kind == string_match_kind::regex) {
-    RE2::Options options;
-    options.set_log_errors(false);
-    auto re = std::make_shared<const RE2>(value, options);
-    if (!re->ok()) {
-      error = "invalid RE2 regex: " + re->error();
+    auto compiled = compile_regex(value);
+    if (!compiled) {
+      error = std::move(compiled.error);
       return std::nullopt;
     }
-    m.re_ = std::move(re);
+    m.re_ = std::move(compiled.re);
   }
   m.value_ = std::move(value);
   return m;

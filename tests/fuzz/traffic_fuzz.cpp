@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "proxy/config.hpp"
+#include "proxy/config_load.hpp"
 #include "proxy/traffic.hpp"
 
 namespace {

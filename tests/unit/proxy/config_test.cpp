@@ -1,6 +1,6 @@
-#include "proxy/config.hpp"
-
 #include <gtest/gtest.h>
+
+#include "proxy/config_load.hpp"
 
 using namespace vane;
 using namespace vane::proxy;
@@ -93,7 +93,9 @@ clusters:
   std::string text = all(errors);
   EXPECT_NE(text.find("test.yaml:3:14: listener.address: 'nowhere' is not HOST:PORT"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:4:5: listener: unknown key 'colour'"), std::string::npos) << text;
-  EXPECT_NE(text.find("test.yaml:8:38: split.weight must be between 0 and 1000000, got -1"), std::string::npos) << text;
+  EXPECT_NE(text.find("test.yaml:8:38: split: weight of 'ghost' must be an integer from 0 to 1000000"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("test.yaml:9:18: route.timeout: 'soon' is not a duration"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:13:22: cluster.max_connections must be an integer"), std::string::npos) << text;
   EXPECT_NE(text.find("test.yaml:8:23: split names unknown cluster 'ghost'"), std::string::npos) << text;

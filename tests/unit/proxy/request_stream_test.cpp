@@ -7,7 +7,7 @@
 
 #include <boost/asio/buffer.hpp>
 
-#include "proxy/config.hpp"
+#include "proxy/config_load.hpp"
 #include "proxy/http1/parser.hpp"
 #include "proxy/route_table.hpp"
 #include "proxy/stats.hpp"
@@ -133,12 +133,12 @@ TEST(StreamSteps, ARuleSplitsHeadersAreRewrittenAndTheMirrorShareIsExact) {
 
 TEST(StreamSteps, OverloadIs503BeforeAnythingIsCounted) {
   fixture f;
-  for (std::uint32_t i = 0; i < f.table->config.limits.max_in_flight; ++i) f.w->begin_in_flight();
+  for (std::uint32_t i = 0; i < f.table->limits.max_in_flight; ++i) f.w->begin_in_flight();
   auto& s = f.begin("GET /api HTTP/1.1\r\nHost: shop.example.com\r\n\r\n");
   std::size_t next = 0;
   EXPECT_EQ(f.run_all(s, next).status, 503u);
   s.end();
-  EXPECT_EQ(f.w->in_flight(), f.table->config.limits.max_in_flight);  // the refused request was not counted
+  EXPECT_EQ(f.w->in_flight(), f.table->limits.max_in_flight);  // the refused request was not counted
 }
 
 TEST(StreamSteps, ARouteFaultAbortsWithItsStatus) {

@@ -273,9 +273,13 @@ TEST(SlowClients, AThousandSlowHeadsDoNotStopANormalClient) {
   }
   for (int i = 0; i < 3; ++i) EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
   EXPECT_EQ(up.stats().at("requests").as_int64(), 3);
-  auto metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
-  EXPECT_NE(metrics.find(R"(vane_downstream_connections_active{listener="http"} 1000)"), std::string::npos)
-      << metrics.substr(metrics.find("vane_downstream_connections_active"), 120);
+  // All 1000 are held; the last few may still be in the listen backlog (or
+  // their handshake retried after an overflow) when the three are answered.
+  std::string metrics;
+  EXPECT_TRUE(eventually([&] {
+    metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
+    return metrics.find(R"(vane_downstream_connections_active{listener="http"} 1000)") != std::string::npos;
+  })) << metrics.substr(metrics.find("vane_downstream_connections_active"), 120);
 }
 
 TEST(SlowClients, AHeadThatDoesNotCompleteInTimeIsClosed) {

@@ -237,13 +237,13 @@ void stream_state::begin(const stream_context& c, const stream_request& r, worke
   cookies = {};
   how_upstream = {};
   mirror_stats = nullptr;
-  if (!tee.data.empty() || tee.over) tee = {};
   retry = {};
   attempt = {};
   failure.reset();
 }
 
 void stream_state::end() {
+  if (!tee.data.empty() || tee.over) tee = {};  // a mirror's copy is not kept in an idle scratch
   response_body.reset();
   upstream_sink.reset();
   response.reset();
@@ -317,11 +317,10 @@ void plan_attempts(stream_state& s, body_source& body) {
   s.retry.retries_left = retries ? retries->attempts : 0;
   s.retry.idempotent = is_idempotent(s.head->method);
   s.retry.has_body = s.req->has_body;
-  attempt_request& a = s.attempt;
+  attempt_request& a = s.attempt;  // a.deadline was set before the body's first batch
   a.head = s.cx->scratch.upstream_head;
   a.chunked = s.how_upstream.chunked;
   a.body = &body;
-  a.deadline = clock::now() + route.timeout;
   a.try_timeout =
       retries && retries->per_try_timeout ? std::min(*retries->per_try_timeout, route.timeout) : route.timeout;
   a.io_timeout = limits.idle_timeout;
@@ -355,6 +354,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   // goes upstream: a broken chunk there is a 400 that no upstream ever sees
   // part of, as with nginx and HAProxy. An Expect: 100-continue client is
   // told to send it now.
+  s.attempt.deadline = clock::now() + s.route->timeout;  // for getting a connection, the body's wait included
   body_source& body = ds.request_body();
   if (req.has_body) {
     if (req.expects_continue && !co_await ds.send_continue()) co_return false;
@@ -374,12 +374,12 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   clock::time_point attempt_start = s.first_attempt_start;
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) attempt_start = clock::now();
-    s.retry.body_touched = body.touched();
     s.attempt.resendable = !req.has_body && !s.retry.resent_stale;
     s.failure.reset();
     s.result = co_await attempt_upstream(*s.pool, s.attempt, s.upstream_sink, s.response, response_head,
                                          cx.scratch.response_pieces, cx.scratch.response_store);
     s.attempt.fresh_only = false;
+    s.retry.body_touched = body.touched();  // what this attempt consumed of the body decides a retry
     if (s.result.endpoint < s.picked->endpoints.size()) cx.meter.upstream = &s.picked->endpoints[s.result.endpoint];
     if (s.result.end == attempt_end::client_failed) {
       if (s.result.body == relay_status::read_failed) {
@@ -422,9 +422,11 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   const unsigned code = response_head.status;
   if (code == 101 || code > 599) {
     // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range.
+    s.pool->release(std::move(s.result.conn.conn), false);
     count_attempt(*s.rstats, 502, attempt_start);
-    co_return co_await ds.reply(502, "unexpected protocol switch\n", true);  // end() drops the connection
+    co_return co_await ds.reply(502, "unexpected protocol switch\n", true);
   }
+  const bool upstream_keep_alive = res.keep_alive();  // as the head said (a trailer does not change it)
   response_shape shape;
   shape.ops = &s.route->response_headers;
   shape.cookies = s.cookies;
@@ -440,7 +442,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   auto& response_body = s.response_body.emplace(res, up.stream, up.buffer, s.attempt.io_timeout);
   const auto status = co_await relay(response_body, sink);
   shrink_after_body(up.buffer);
-  const bool reusable = res.keep_alive() && status == relay_status::ok && res.is_done();
+  const bool reusable = upstream_keep_alive && status == relay_status::ok && res.is_done();
   s.pool->release(std::move(s.result.conn.conn), reusable);
   if (status != relay_status::ok && status != relay_status::write_failed && !sink.head_sent()) {
     // The upstream's body was bad (a broken chunk...) before anything went to the client: a 502 instead.

@@ -24,7 +24,7 @@ task<bool> h1_downstream::reply(unsigned status, std::string_view body, bool clo
 }
 
 body_sink& h1_downstream::respond(const message_head& head, const response_shape& shape) {
-  bool chunked = shape.chunked;
+  bool chunked = shape.chunked && !shape.no_body;  // HEAD, 204, 304: no body, whatever the framing said
   if (shape.close_delimited) {
     // The upstream ends its body by closing: re-frame it as chunked for an
     // HTTP/1.1 client; an HTTP/1.0 client gets it the same way, then close.
@@ -37,7 +37,6 @@ body_sink& h1_downstream::respond(const message_head& head, const response_shape
     chunked = false;
     keep_alive_ = false;
   }
-  chunked = chunked && !shape.no_body;
   write_response_head(head, {shape.ops, shape.cookies, chunked, connection_for(keep_alive_, version_)}, out_head_);
   sink_.set_head(out_head_, chunked);
   return sink_;

@@ -340,6 +340,10 @@ TEST(Retries, A5xxIsRetriedOnTheNextEndpointAndEveryAttemptIsCounted) {
   int failed_posts = 0;
   for (int i = 0; i < 4; ++i) failed_posts += c.request("POST", "/", {}, "x").status == 503;
   EXPECT_EQ(failed_posts, 2);
+  // PUT is idempotent, but a body that went to the bad endpoint cannot be sent again: its 503 goes to the client too.
+  int failed_puts = 0;
+  for (int i = 0; i < 4; ++i) failed_puts += c.request("PUT", "/", {}, "x").status == 503;
+  EXPECT_EQ(failed_puts, 2);
 }
 
 TEST(Retries, TheBudgetCapsRetries) {

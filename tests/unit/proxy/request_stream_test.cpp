@@ -74,8 +74,12 @@ struct fixture {
     scratch.stream.begin(*cx, req, *w->policy(), *table);
     return scratch.stream;
   }
-  step_result run_all(stream_state& s, std::size_t& next) {
+  // Begins a stream on `text` and runs the steps until one stops it or all ran; `next` says how far.
+  std::size_t next = 0;
+  step_result run(std::string text) {
+    stream_state& s = begin(std::move(text));
     step_result r;
+    next = 0;
     while (next < step_count && !(r = run_steps(s, next)).stops()) {
     }
     return r;
@@ -84,20 +88,17 @@ struct fixture {
 
 TEST(StreamSteps, ARefusedHeadStopsAtTheChecksAndCloses) {
   fixture f;
-  auto& s = f.begin("GET / HTTP/1.1\r\nHost: a b\r\n\r\n");
-  std::size_t next = 0;
-  const step_result r = f.run_all(s, next);
+  const step_result r = f.run("GET / HTTP/1.1\r\nHost: a b\r\n\r\n");
   EXPECT_EQ(r.status, 400u);
   EXPECT_TRUE(r.close);
-  EXPECT_EQ(next, 1u);
-  s.end();
+  EXPECT_EQ(f.next, 1u);
+  f.scratch.stream.end();
 }
 
 TEST(StreamSteps, NoRouteIs404AndKeepsTheConnection) {
   fixture f;
-  auto& s = f.begin("GET /elsewhere HTTP/1.1\r\nHost: other.example.com\r\n\r\n");
-  std::size_t next = 0;
-  const step_result r = f.run_all(s, next);
+  const step_result r = f.run("GET /elsewhere HTTP/1.1\r\nHost: other.example.com\r\n\r\n");
+  auto& s = f.scratch.stream;
   EXPECT_EQ(r.status, 404u);
   EXPECT_FALSE(r.close);
   EXPECT_EQ(s.route, nullptr);
@@ -109,11 +110,11 @@ TEST(StreamSteps, ARuleSplitsHeadersAreRewrittenAndTheMirrorShareIsExact) {
   fixture f;
   int mirrored = 0;
   for (int i = 0; i < 4; ++i) {
-    auto& s = f.begin("GET /api/items HTTP/1.1\r\nHost: shop.example.com\r\nX-Canary: always\r\nX-Env: dev\r\n\r\n");
-    std::size_t next = 0;
-    const step_result r = f.run_all(s, next);
+    const step_result r =
+        f.run("GET /api/items HTTP/1.1\r\nHost: shop.example.com\r\nX-Canary: always\r\nX-Env: dev\r\n\r\n");
+    auto& s = f.scratch.stream;
     EXPECT_FALSE(r.stops());
-    EXPECT_EQ(next, step_count);
+    EXPECT_EQ(f.next, step_count);
     ASSERT_NE(s.route, nullptr);
     EXPECT_EQ(s.route->name, "shop");
     EXPECT_EQ(s.picked->name, "canary");  // the rule, though the split gives the canary 0
@@ -134,22 +135,18 @@ TEST(StreamSteps, ARuleSplitsHeadersAreRewrittenAndTheMirrorShareIsExact) {
 TEST(StreamSteps, OverloadIs503BeforeAnythingIsCounted) {
   fixture f;
   for (std::uint32_t i = 0; i < f.table->limits.max_in_flight; ++i) f.w->begin_in_flight();
-  auto& s = f.begin("GET /api HTTP/1.1\r\nHost: shop.example.com\r\n\r\n");
-  std::size_t next = 0;
-  EXPECT_EQ(f.run_all(s, next).status, 503u);
-  s.end();
+  EXPECT_EQ(f.run("GET /api HTTP/1.1\r\nHost: shop.example.com\r\n\r\n").status, 503u);
+  f.scratch.stream.end();
   EXPECT_EQ(f.w->in_flight(), f.table->limits.max_in_flight);  // the refused request was not counted
 }
 
 TEST(StreamSteps, ARouteFaultAbortsWithItsStatus) {
   fixture f;
-  auto& s = f.begin("POST /abort HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
-  std::size_t next = 0;
-  const step_result r = f.run_all(s, next);
+  const step_result r = f.run("POST /abort HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
   EXPECT_EQ(r.status, 418u);
   EXPECT_EQ(r.body, "fault filter abort\n");
-  EXPECT_EQ(s.route->name, "aborted");
-  s.end();
+  EXPECT_EQ(f.scratch.stream.route->name, "aborted");
+  f.scratch.stream.end();
   EXPECT_EQ(f.w->in_flight(), 0u);
 }
 

@@ -260,7 +260,7 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
           value, "fault", config, out.error,
           [](const YAML::Node& n, yaml_reader& r, cluster_refs&) { return parse_fault(n, r, "fault"); });
       if (!f) return out;
-      next.fault = std::move(f);
+      next.fault = f;
     } else if (key == "session_affinity") {
       auto a = parse_overlay<session_affinity_config>(
           value, "session_affinity", config, out.error,

@@ -17,6 +17,7 @@
 #include "common/listen.hpp"
 #include "common/units.hpp"
 #include "demo/pattern.hpp"
+#include "demo/writes.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -131,41 +132,6 @@ void finish(http::response<Body>& res, const state& st, bool keep_alive) {
   res.prepare_payload();
 }
 
-asio::awaitable<void> send_bytes(beast::tcp_stream& stream, std::uint64_t n, bool chunked, bool keep_alive,
-                                 const state& st) {
-  http::response<http::buffer_body> res{http::status::ok, 11};
-  res.set(http::field::server, "vane-demo");
-  res.set("x-version", st.s.version);
-  res.set(http::field::content_type, "application/octet-stream");
-  res.keep_alive(keep_alive);
-  if (chunked)
-    res.chunked(true);
-  else
-    res.content_length(n);
-  http::response_serializer<http::buffer_body> sr(res);
-  std::vector<char> buf(64 * 1024);
-  std::uint64_t sent = 0;
-  res.body().data = nullptr;
-  res.body().more = true;
-  auto [hec, hn] = co_await http::async_write_header(stream, sr, nothrow);
-  if (hec) co_return;
-  while (sent < n) {
-    std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), n - sent));
-    for (std::size_t i = 0; i < len; ++i) buf[i] = vane::demo::pattern_byte(sent + i);
-    res.body().data = buf.data();
-    res.body().size = len;
-    res.body().more = true;
-    auto [ec, w] = co_await http::async_write(stream, sr, nothrow);
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) co_return;
-    sent += len;
-  }
-  res.body().data = nullptr;
-  res.body().size = 0;
-  res.body().more = false;
-  co_await http::async_write(stream, sr, nothrow);
-}
-
 asio::awaitable<void> session(tcp::socket socket, state& st) {
   ++st.connections_total;
   ++st.connections_active;
@@ -216,13 +182,13 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
       http::response<http::string_body> res{http::status::ok, 11};
       res.body() = "ok\n";
       finish(res, st, keep_alive);
-      co_await http::async_write(stream, res, nothrow);
+      co_await vane::demo::write_response(stream, res);
     } else if (path == "/_demo/stats") {
       http::response<http::string_body> res{http::status::ok, 11};
       res.set(http::field::content_type, "application/json");
       res.body() = json::serialize(stats_json(st)) + "\n";
       finish(res, st, keep_alive);
-      co_await http::async_write(stream, res, nothrow);
+      co_await vane::demo::write_response(stream, res);
     } else if (path == "/_demo/config") {
       http::response<http::string_body> res{http::status::ok, 11};
       res.set(http::field::content_type, "application/json");
@@ -237,7 +203,7 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
         res.body() = json::serialize(stats_json(st)) + "\n";
       }
       finish(res, st, keep_alive);
-      co_await http::async_write(stream, res, nothrow);
+      co_await vane::demo::write_response(stream, res);
     } else {
       std::uint64_t n = st.requests++;
       st.last_host = std::string(req[http::field::host]);
@@ -257,10 +223,11 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
         res.set(http::field::content_type, "application/json");
         res.body() = json::serialize(json::object{{"version", st.s.version}, {"error", "injected failure"}}) + "\n";
         finish(res, st, keep_alive);
-        co_await http::async_write(stream, res, nothrow);
+        co_await vane::demo::write_response(stream, res);
       } else if (path.starts_with("/bytes/")) {
         std::uint64_t count = std::strtoull(path.c_str() + 7, nullptr, 10);
-        co_await send_bytes(stream, count, target.find("chunked=1") != std::string::npos, keep_alive, st);
+        co_await vane::demo::send_bytes(stream, count, target.find("chunked=1") != std::string::npos, keep_alive,
+                                        st.s.version);
       } else {
         http::response<http::string_body> res{http::status::ok, 11};
         res.set(http::field::content_type, "application/json");
@@ -287,7 +254,7 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
         }
         res.body() = json::serialize(o) + "\n";
         finish(res, st, keep_alive);
-        co_await http::async_write(stream, res, nothrow);
+        co_await vane::demo::write_response(stream, res);
       }
     }
     if (!keep_alive) {

@@ -22,6 +22,57 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 constexpr auto nothrow = task_nothrow;
 
+namespace {
+
+// Plain HTTP, garbage or a client that never finishes (handshake_timeout)
+// fails here: that connection is closed and counted, nothing else changes.
+task<bool> tls_handshake(proxy_stream& client, const server_tls& tls, worker::connection_entry& entry,
+                         listener_stats* stats, std::string_view listener, std::string_view client_ip) {
+  auto& s = client.start_tls(tls.context());
+  entry.stream = &client.tcp();
+  client.expires_after(tls.config().handshake_timeout);
+  auto [ec] = co_await s.async_handshake(asio::ssl::stream_base::server, nothrow);
+  client.expires_never();
+  if (!ec) co_return true;
+  if (stats) stats->tls_handshake_errors.add();
+  log::debug("listener {}: TLS handshake with {} failed: {}", listener, client_ip, ec.message());
+  co_return false;
+}
+
+// A head that could not be read: the client went away or was too slow
+// (closed, as nginx does, with no 408), or it gets a 4xx and the connection closes.
+task<void> refuse_head(h1_downstream& ds, proxy_stream& client, error_code ec, std::string_view client_ip) {
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::connection_reset ||
+      ec == asio::error::eof || ec == beast::error::timeout)
+    co_return;
+  if (ec == http::error::header_limit) {
+    co_await ds.reply(431, "request header too large\n", true);
+  } else if (ec == http::error::body_limit) {
+    co_await ds.reply(413, "request body too large\n", true);
+  } else {
+    log::debug("bad request from {}: {}", client_ip, ec.message());
+    co_await ds.reply(400, "bad request\n", true);
+  }
+  client.socket().shutdown(tcp::socket::shutdown_both, ec);
+}
+
+// What the stream needs to know of an HTTP/1.x request beyond its head.
+stream_request describe(const h1_parser<true>& parser, const message_head& request, std::string_view client_ip,
+                        bool tls) {
+  stream_request req;
+  req.head = &request;
+  req.client_ip = client_ip;
+  req.scheme = tls ? "https" : "http";
+  req.has_body = !parser.is_done();
+  req.body_length_unknown = parser.chunked();
+  if (const auto length = parser.content_length()) req.content_length = *length;
+  req.expects_continue = request.version >= 11 && req.has_body &&
+                         beast::iequals(request.find(http::field::expect).value_or(std::string_view{}), "100-continue");
+  return req;
+}
+
+}  // namespace
+
 task<void> serve_connection(worker& w, worker_socket socket, std::string listener_name, listener_stats* lstats) {
   proxy_stream client(std::move(socket));
   // The listener's TLS contexts as the current table has them: a certificate
@@ -32,35 +83,14 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     std::size_t i = policy->table->find_listener(listener_name);
     if (i < policy->table->listeners.size()) tls = policy->table->listeners[i].tls;
   }
-  struct registration {
-    worker& w;
-    std::list<worker::connection_entry>::iterator it;
-    listener_stats* stats;
-    ~registration() {
-      w.unregister_connection(it);
-      if (stats) stats->connections_active.add(-1);
-    }
-  } reg{w, w.register_connection(client.tcp()), lstats};  // counted in connections_active by the accept loop
+  const worker::registration reg(w, client.tcp(), lstats);
 
   error_code ec;
   client.socket().set_option(tcp::no_delay(true), ec);
   std::string client_ip;
   if (auto ep = client.socket().remote_endpoint(ec); !ec) client_ip = ep.address().to_string();
 
-  if (tls) {
-    // Plain HTTP, garbage or a client that never finishes (handshake_timeout)
-    // fails here: that connection is closed and counted, nothing else changes.
-    auto& s = client.start_tls(tls->context());
-    reg.it->stream = &client.tcp();
-    client.expires_after(tls->config().handshake_timeout);
-    auto [hec] = co_await s.async_handshake(asio::ssl::stream_base::server, nothrow);
-    client.expires_never();
-    if (hec) {
-      if (lstats) lstats->tls_handshake_errors.add();
-      log::debug("listener {}: TLS handshake with {} failed: {}", listener_name, client_ip, hec.message());
-      co_return;
-    }
-  }
+  if (tls && !co_await tls_handshake(client, *tls, *reg.it, lstats, listener_name, client_ip)) co_return;
   beast::flat_buffer buffer;                         // the connection's read buffer
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
@@ -95,13 +125,9 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       if (rec) co_return;
     }
     reg.it->idle = false;
-    // The request's scratch, from the worker, until the end of this iteration
-    // (declared before all that points into it: the parser, the meter's views).
-    struct scratch_lease {
-      worker& w;
-      std::unique_ptr<request_scratch> s;
-      ~scratch_lease() { w.give_back(std::move(s)); }
-    } scratch{w, w.take_scratch()};
+    // The request's scratch, until the end of this iteration (declared
+    // before all that points into it: the parser, the meter's views).
+    const worker::scratch_lease scratch(w);
     message_head& request = scratch.s->request;
     h1_parser<true> parser(request, scratch.s->request_pieces);
     request_meter meter(w.access_log());  // from the request's first byte here; ends before the parser
@@ -112,19 +138,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     client.expires_after(limits.header_timeout);
     const error_code hec = co_await read_head(client, buffer, parser, scratch.s->request_store);
     if (hec) {
-      if (hec == http::error::end_of_stream || hec == http::error::partial_message ||
-          hec == asio::error::connection_reset || hec == asio::error::eof)
-        co_return;
-      if (hec == beast::error::timeout) co_return;  // the deadline closed the socket: as nginx, no 408
-      if (hec == http::error::header_limit) {
-        co_await ds.reply(431, "request header too large\n", true);
-      } else if (hec == http::error::body_limit) {
-        co_await ds.reply(413, "request body too large\n", true);
-      } else {
-        log::debug("bad request from {}: {}", client_ip, hec.message());
-        co_await ds.reply(400, "bad request\n", true);
-      }
-      client.socket().shutdown(tcp::socket::shutdown_both, ec);
+      co_await refuse_head(ds, client, hec, client_ip);
       co_return;
     }
 
@@ -137,22 +151,8 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       meter.method = request.method;
       meter.request_id = request.find("x-request-id").value_or(std::string_view{});
     }
-    stream_request req;
-    req.head = &request;
-    req.client_ip = client_ip;
-    req.scheme = tls ? "https" : "http";
-    req.has_body = !parser.is_done();
-    req.body_length_unknown = parser.chunked();
-    if (const auto length = parser.content_length()) req.content_length = *length;
-    req.expects_continue =
-        request.version >= 11 && req.has_body &&
-        beast::iequals(request.find(http::field::expect).value_or(std::string_view{}), "100-continue");
-    struct shrink_when_done {  // a body's read room is handed back whatever way the request ends
-      beast::flat_buffer* b;
-      ~shrink_when_done() {
-        if (b) shrink_after_body(*b);
-      }
-    } shrink{req.has_body ? &buffer : nullptr};
+    const stream_request req = describe(parser, request, client_ip, tls != nullptr);
+    const shrink_when_done shrink(req.has_body ? &buffer : nullptr);  // a body's read room is handed back
     const stream_context cx{w, policy, listener_index, *scratch.s, meter};
     if (!co_await run_stream(cx, req, ds)) co_return;
   }

@@ -112,6 +112,30 @@ class worker {
   std::list<connection_entry>::iterator register_connection(worker_socket& s);
   void unregister_connection(std::list<connection_entry>::iterator it);
 
+  // A connection's place in the worker's list (and in its listener's
+  // connections_active, counted by the accept loop) for the connection's life.
+  struct registration {
+    worker& w;
+    std::list<connection_entry>::iterator it;
+    listener_stats* stats;
+    registration(worker& wk, worker_socket& s, listener_stats* st) : w(wk), it(wk.register_connection(s)), stats(st) {}
+    registration(const registration&) = delete;
+    registration& operator=(const registration&) = delete;
+    ~registration() {
+      w.unregister_connection(it);
+      if (stats) stats->connections_active.add(-1);
+    }
+  };
+  // A request's scratch, taken for the request's life.
+  struct scratch_lease {
+    worker& w;
+    std::unique_ptr<request_scratch> s;
+    explicit scratch_lease(worker& wk) : w(wk), s(wk.take_scratch()) {}
+    scratch_lease(const scratch_lease&) = delete;
+    scratch_lease& operator=(const scratch_lease&) = delete;
+    ~scratch_lease() { w.give_back(std::move(s)); }
+  };
+
   // Scratch for a request starting; give_back() when it ends.
   std::unique_ptr<request_scratch> take_scratch() {
     if (scratch_.empty()) return std::make_unique<request_scratch>();

@@ -118,5 +118,14 @@ task<void> sleep_for(duration d);
 
 // Hands back a buffer's memory after a body larger than a head went through it.
 void shrink_after_body(boost::beast::flat_buffer& buffer);
+struct shrink_when_done {  // shrink_after_body() when it ends, if set
+  boost::beast::flat_buffer* buffer = nullptr;
+  explicit shrink_when_done(boost::beast::flat_buffer* b) : buffer(b) {}
+  shrink_when_done(const shrink_when_done&) = delete;
+  shrink_when_done& operator=(const shrink_when_done&) = delete;
+  ~shrink_when_done() {
+    if (buffer) shrink_after_body(*buffer);
+  }
+};
 
 }  // namespace vane::proxy

@@ -249,7 +249,8 @@ TEST(Limits, ConnectionsPastTheLimitAreClosedAndCountedOthersServed) {
 }
 
 TEST(Limits, InFlightPastTheLimitIs503) {
-  auto up = start_demo("v1", {"--latency", "3s"});
+  // The first request stays at the (slow) upstream long enough for the second to be sent, even on a loaded machine.
+  auto up = start_demo("v1", {"--latency", "8s"});
   auto proxy = start_proxy(limits_config(up.address(), "max_in_flight: 1"), 1);
   std::thread slow([&] { EXPECT_EQ(fetch(proxy.port, "GET", "/slow").status, 200); });
   // The first request is at the upstream (so in flight at the proxy) before the second is sent.

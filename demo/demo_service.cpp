@@ -143,7 +143,7 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
   boost::system::error_code ec;
   stream.socket().set_option(tcp::no_delay(true), ec);
   beast::flat_buffer buffer;
-  std::vector<char> body_buf(64 * 1024);
+  std::vector<char> body_buf(std::size_t{64} * 1024);
   bool first = true;
   for (;;) {
     http::request_parser<http::buffer_body> parser;

@@ -32,7 +32,7 @@ asio::awaitable<void> send_bytes(beast::tcp_stream& stream, std::uint64_t n, boo
   else
     res.content_length(n);
   http::response_serializer<http::buffer_body> sr(res);
-  std::vector<char> buf(64 * 1024);
+  std::vector<char> buf(std::size_t{64} * 1024);
   std::uint64_t sent = 0;
   res.body().data = nullptr;
   res.body().more = true;

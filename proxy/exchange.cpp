@@ -5,7 +5,11 @@ namespace vane::proxy {
 task<relay_status> relay(body_source& in, body_sink& out) {
   for (;;) {
     if (!in.ready()) {
-      if (const auto status = co_await in.next(); status != relay_status::ok) co_return status;
+      // What is already received goes without a coroutine of its own (a
+      // bodiless request, a small response that came with its head).
+      std::optional<relay_status> status = in.poll();
+      if (!status) status = co_await in.next();
+      if (*status != relay_status::ok) co_return *status;
     }
     const bool last = in.done();
     switch (out.put(in.pieces(), last)) {

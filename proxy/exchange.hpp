@@ -41,6 +41,9 @@ class body_source {
   bool ready() const noexcept { return ready_; }
   // Some of the body was consumed: it cannot be sent whole again.
   bool touched() const noexcept { return touched_; }
+  // Makes a batch ready from what was received already, with no wait:
+  // nothing when it must wait (then next()). Precondition: !ready().
+  virtual std::optional<relay_status> poll() { return std::nullopt; }
   // Precondition: !ready().
   virtual task<relay_status> next() = 0;
   virtual std::span<const std::string_view> pieces() const noexcept = 0;

@@ -358,12 +358,13 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   body_source& body = ds.request_body();
   if (req.has_body) {
     if (req.expects_continue && !co_await ds.send_continue()) co_return false;
-    const auto status = co_await body.next();
-    if (status == relay_status::read_failed) {
+    std::optional<relay_status> first = body.poll();
+    if (!first) first = co_await body.next();
+    if (*first == relay_status::read_failed) {
       cx.meter.code = 499;
       co_return false;
     }
-    if (status != relay_status::ok) co_return co_await bad_body_reply(ds, status);
+    if (*first != relay_status::ok) co_return co_await bad_body_reply(ds, *first);
   }
 
   // The attempts: retries (route.retries, filters/retry) within the

@@ -136,27 +136,35 @@ task<error_code> read_head(proxy_stream& stream, beast::flat_buffer& buffer, h1_
 }
 
 template <bool isRequest>
-task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer, bool& ready,
-                              std::size_t& used, duration io_timeout) {
+std::optional<relay_status> batch_from_buffer(h1_parser<isRequest>& p, beast::flat_buffer& buffer, bool& ready,
+                                              std::size_t& used) {
   p.eager(true);
   p.pieces().clear();
   ready = false;
   used = 0;
-  for (;;) {
-    if (p.is_done()) break;
-    if (buffer.size() > 0) {
-      error_code ec;
-      const std::size_t n = p.put(buffer.data(), ec);
-      if (ec == http::error::need_more) ec = {};
-      if (ec == http::error::body_limit) co_return relay_status::too_large;
-      if (ec) co_return relay_status::bad_input;
-      if (!p.pieces().empty()) {
-        used = n;
-        break;
-      }
-      buffer.consume(n);  // framing only (chunk sizes): nothing to write
-      if (p.is_done()) break;
+  if (!p.is_done() && buffer.size() > 0) {
+    error_code ec;
+    const std::size_t n = p.put(buffer.data(), ec);
+    if (ec == http::error::need_more) ec = {};
+    if (ec == http::error::body_limit) return relay_status::too_large;
+    if (ec) return relay_status::bad_input;
+    if (!p.pieces().empty()) {
+      used = n;
+      ready = true;
+      return relay_status::ok;
     }
+    buffer.consume(n);  // framing only (chunk sizes): nothing to write
+  }
+  if (!p.is_done()) return std::nullopt;
+  ready = true;
+  return relay_status::ok;
+}
+
+template <bool isRequest>
+task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::flat_buffer& buffer, bool& ready,
+                              std::size_t& used, duration io_timeout) {
+  for (;;) {
+    if (const auto status = batch_from_buffer(p, buffer, ready, used)) co_return *status;
     in.expires_after(io_timeout);
     auto [rec, n] = co_await in.async_read_some(buffer.prepare(body_read_size), nothrow);
     in.expires_never();
@@ -164,13 +172,12 @@ task<relay_status> next_batch(h1_parser<isRequest>& p, proxy_stream& in, beast::
       error_code ec;
       p.put_eof(ec);  // the body ends with the connection
       if (ec) co_return relay_status::read_failed;
-      break;
+      ready = true;
+      co_return relay_status::ok;
     }
     if (rec) co_return relay_status::read_failed;
     buffer.commit(n);
   }
-  ready = true;
-  co_return relay_status::ok;
 }
 
 template <bool isRequest>
@@ -238,6 +245,8 @@ template task<relay_status> next_batch(h1_parser<true>&, proxy_stream&, beast::f
                                        duration);
 template task<relay_status> next_batch(h1_parser<false>&, proxy_stream&, beast::flat_buffer&, bool&, std::size_t&,
                                        duration);
+template std::optional<relay_status> batch_from_buffer(h1_parser<true>&, beast::flat_buffer&, bool&, std::size_t&);
+template std::optional<relay_status> batch_from_buffer(h1_parser<false>&, beast::flat_buffer&, bool&, std::size_t&);
 template class h1_source<true>;
 template class h1_source<false>;
 

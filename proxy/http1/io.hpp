@@ -43,6 +43,12 @@ struct body_tee {
   void add(std::string_view piece);
 };
 
+// The next batch of the body from what `buffer` already holds, with no I/O:
+// ok (ready: pieces, or the end) or an error; nothing when a read is needed.
+template <bool isRequest>
+std::optional<relay_status> batch_from_buffer(h1_parser<isRequest>& p, boost::beast::flat_buffer& buffer, bool& ready,
+                                              std::size_t& used);
+
 // Fills the parser's pieces with the next batch of the body: what `buffer`
 // holds, or what one read brings when it holds no body byte. On ok the batch
 // is ready: at least one piece, or the body's end; `used` is the input bytes
@@ -58,6 +64,7 @@ class h1_source final : public body_source {
  public:
   h1_source(h1_parser<isRequest>& p, proxy_stream& in, boost::beast::flat_buffer& buffer, duration io_timeout)
       : p_(p), in_(in), buffer_(buffer), io_timeout_(io_timeout) {}
+  std::optional<relay_status> poll() override { return batch_from_buffer(p_, buffer_, ready_, used_); }
   task<relay_status> next() override { return next_batch(p_, in_, buffer_, ready_, used_, io_timeout_); }
   std::span<const std::string_view> pieces() const noexcept override { return p_.pieces(); }
   bool done() const noexcept override { return p_.is_done(); }

@@ -33,7 +33,13 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
                                       std::optional<h1_parser<false>>& response, message_head& head,
                                       std::vector<std::string_view>& pieces, std::string& store) {
   attempt_result result;
-  lease conn = co_await pool.acquire(request.deadline, request.fresh_only, request.resendable);
+  std::size_t endpoint = 0;
+  std::optional<lease> now = pool.try_acquire(endpoint, request.fresh_only, request.resendable);
+  lease conn;
+  if (now)
+    conn = std::move(*now);
+  else
+    conn = co_await pool.acquire_new(endpoint, request.deadline);
   if (conn.error != acquire_error::none) {
     result.acquire = conn.error;
     co_return result;

@@ -76,13 +76,23 @@ std::size_t upstream_pool::next_healthy() {
   return n;
 }
 
-task<lease> upstream_pool::acquire(clock::time_point deadline, bool fresh_only, bool resendable) {
-  std::size_t endpoint = next_healthy();
-  if (endpoint == cluster_.endpoints.size()) co_return lease{nullptr, false, acquire_error::no_healthy};
+std::optional<lease> upstream_pool::try_acquire(std::size_t& endpoint, bool fresh_only, bool resendable) {
+  endpoint = next_healthy();
+  if (endpoint == cluster_.endpoints.size()) return lease{nullptr, false, acquire_error::no_healthy};
   if (!fresh_only) {
     lease idle{take_idle(endpoint, resendable), true, acquire_error::none};
-    if (idle.conn) co_return idle;
+    if (idle.conn) return idle;
   }
+  return std::nullopt;
+}
+
+task<lease> upstream_pool::acquire(clock::time_point deadline, bool fresh_only, bool resendable) {
+  std::size_t endpoint = 0;
+  if (auto now = try_acquire(endpoint, fresh_only, resendable)) co_return std::move(*now);
+  co_return co_await acquire_new(endpoint, deadline);
+}
+
+task<lease> upstream_pool::acquire_new(std::size_t endpoint, clock::time_point deadline) {
   if (open_ >= cluster_.max_connections && idle_count_ > 0) {
     // At the cap with idle connections to other endpoints: close one to make room.
     for (auto& idle : idle_) {

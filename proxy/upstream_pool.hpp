@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "proxy/route_table.hpp"
@@ -56,6 +57,12 @@ class upstream_pool {
   // a reused one turns out closed (a bodiless request), so a connection idle
   // for less than stale_check_after is handed out without the liveness peek.
   task<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false, bool resendable = false);
+  // acquire() in two halves, so that the common case needs no coroutine:
+  // try_acquire() picks the endpoint and answers at once with an idle
+  // connection or no_healthy, else nothing; then acquire_new(endpoint, ...)
+  // opens a connection or waits for one.
+  std::optional<lease> try_acquire(std::size_t& endpoint, bool fresh_only, bool resendable);
+  task<lease> acquire_new(std::size_t endpoint, std::chrono::steady_clock::time_point deadline);
   // Returns a connection; `reusable` only when its last response was read to the end with keep-alive.
   void release(upstream_ptr conn, bool reusable);
   // New health of the endpoints (same order as the cluster's); on the worker's thread.

@@ -40,4 +40,9 @@ void count_attempt(route_cluster_stats& slot, unsigned code, std::chrono::steady
   slot.upstream_time.get().record(micros(std::chrono::steady_clock::now() - start));
 }
 
+void count_mirror(route_cluster_stats& slot, unsigned code, std::chrono::steady_clock::time_point start) {
+  slot.mirror.get().add(code);
+  slot.mirror_time.get().record(micros(std::chrono::steady_clock::now() - start));
+}
+
 }  // namespace vane::proxy

@@ -40,5 +40,7 @@ struct request_meter {
 // Counts one upstream attempt by the upstream's status, or the status the
 // proxy made of its failure.
 void count_attempt(route_cluster_stats& slot, unsigned code, std::chrono::steady_clock::time_point start);
+// Counts one mirror copy's answer (vane_mirror_*) the same way.
+void count_mirror(route_cluster_stats& slot, unsigned code, std::chrono::steady_clock::time_point start);
 
 }  // namespace vane::proxy

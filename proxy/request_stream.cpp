@@ -129,10 +129,6 @@ static_assert(std::size(steps) == step_count);
 
 namespace {
 
-std::uint64_t micros(clock::duration d) {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
-}
-
 // Sends one mirror copy (`message`: head and body) and reads its answer to
 // the end, discarding it; only the status and the duration are kept
 // (vane_mirror_* of the route and the mirror cluster). Runs detached on the
@@ -181,8 +177,7 @@ task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluste
     }
     pool.release(std::move(conn.conn), reusable);
   }
-  stats->mirror.get().add(code);
-  stats->mirror_time.get().record(micros(clock::now() - start));
+  count_mirror(*stats, code, start);
 }
 
 // The copy is the request as sent upstream, to the shadow host, with its body

@@ -58,8 +58,8 @@ step_result split_step(stream_state& s) {
 // a 503 at once rather than a queue that grows (as Envoy's overload manager answers).
 step_result limits_step(stream_state& s) {
   if (s.cx->w.in_flight() >= s.table->limits.max_in_flight) return step_result::stop(503, "overloaded\n");
-  s.in_flight = &s.cx->w;
-  s.in_flight->begin_in_flight();
+  s.cx->w.begin_in_flight();
+  s.counted_in_flight = true;
   return step_result::next();
 }
 
@@ -120,14 +120,10 @@ step_result mirror_step(stream_state& s) {
   return step_result::next();
 }
 
-}  // namespace
-
 using step = step_result (*)(stream_state&);
 constexpr step steps[] = {check_step,   route_step,       split_step,         limits_step,
                           headers_step, route_fault_step, cluster_fault_step, mirror_step};
 static_assert(std::size(steps) == step_count);
-
-namespace {
 
 // Sends one mirror copy (`message`: head and body) and reads its answer to
 // the end, discarding it; only the status and the duration are kept
@@ -196,7 +192,7 @@ void start_mirror(stream_state& s, const worker_executor& ex) {
   const std::size_t mirror_cluster = s.route->clusters[s.route->mirror->target];
   s.policy->mirror_pools[mirror_cluster]->begin_request();
   asio::co_spawn(ex,
-                 send_mirror(s.cx->policy, mirror_cluster, s.mirror_stats, std::move(message), s.head->method == "HEAD",
+                 send_mirror(s.cx->policy, mirror_cluster, s.mirror_stats, std::move(message), s.attempt.head_request,
                              s.route->timeout, s.table->limits.idle_timeout),
                  asio::detached);
 }
@@ -207,61 +203,10 @@ task<bool> bad_body_reply(downstream& ds, relay_status status) {
   return ds.reply(too_large ? 413 : 400, too_large ? "request body too large\n" : "bad request body\n", true);
 }
 
-}  // namespace
-
-step_result run_steps(stream_state& s, std::size_t& next) {
-  while (next < step_count) {
-    step_result r = steps[next++](s);
-    if (r.stops() || r.delay) return r;
-  }
-  return step_result::next();
-}
-
-void stream_state::begin(const stream_context& c, const stream_request& r, worker_policy& p, const route_table& t) {
-  cx = &c;
-  req = &r;
-  head = r.head;
-  policy = &p;
-  table = &t;
-  where = {};
-  route = nullptr;
-  pick = 0;
-  picked = nullptr;
-  pool = nullptr;
-  rstats = nullptr;
-  cookies = {};
-  how_upstream = {};
-  mirror_stats = nullptr;
-  retry = {};
-  attempt = {};
-  failure.reset();
-}
-
-void stream_state::end() {
-  if (!tee.data.empty() || tee.over) tee = {};  // a mirror's copy is not kept in an idle scratch
-  response_body.reset();
-  upstream_sink.reset();
-  response.reset();
-  if (result.conn.conn) pool->release(std::move(result.conn.conn), false);
-  result = {};
-  if (in_pool) {
-    if (retrying) in_pool->end_retry();
-    in_pool->end_request();
-    in_pool = nullptr;
-    retrying = false;
-  }
-  if (in_flight) {
-    in_flight->end_in_flight();
-    in_flight = nullptr;
-  }
-}
-
-namespace {
-
 // Within the cluster's retry budget on this worker: counts the retry.
 bool budget_allows(stream_state& s) {
-  if (s.retrying) s.in_pool->end_retry();
-  s.retrying = s.in_pool->try_begin_retry(s.route->retries->budget_per_10k, s.route->retries->budget_min);
+  if (s.retrying) s.pool->end_retry();
+  s.retrying = s.pool->try_begin_retry(s.route->retries->budget_per_10k, s.route->retries->budget_min);
   if (!s.retrying) return false;
   --s.retry.retries_left;
   s.rstats->retries.add();
@@ -323,11 +268,57 @@ void plan_attempts(stream_state& s, body_source& body) {
   a.header_limit = static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536));
   a.bytes = &s.cx->meter.bytes_received;
   a.tee = s.mirror_stats ? &s.tee : nullptr;
-  s.in_pool = s.pool;
-  s.in_pool->begin_request();
+  s.pool->begin_request();
+  s.counted_in_pool = true;
 }
 
 }  // namespace
+
+step_result run_steps(stream_state& s, std::size_t& next) {
+  while (next < step_count) {
+    step_result r = steps[next++](s);
+    if (r.stops() || r.delay) return r;
+  }
+  return step_result::next();
+}
+
+void stream_state::begin(const stream_context& c, const stream_request& r, worker_policy& p, const route_table& t) {
+  cx = &c;
+  req = &r;
+  head = r.head;
+  policy = &p;
+  table = &t;
+  where = {};
+  route = nullptr;
+  pick = 0;
+  picked = nullptr;
+  pool = nullptr;
+  rstats = nullptr;
+  cookies = {};
+  how_upstream = {};
+  mirror_stats = nullptr;
+  retry = {};
+  attempt = {};
+  failure.reset();
+}
+
+void stream_state::end() {
+  if (!tee.data.empty() || tee.over) tee = {};  // a mirror's copy is not kept in an idle scratch
+  response_body.reset();
+  upstream_sink.reset();
+  response.reset();
+  if (result.conn.conn) pool->release(std::move(result.conn.conn), false);
+  result = {};
+  if (counted_in_pool) {
+    if (retrying) pool->end_retry();
+    pool->end_request();
+    counted_in_pool = retrying = false;
+  }
+  if (counted_in_flight) {
+    cx->w.end_in_flight();
+    counted_in_flight = false;
+  }
+}
 
 task<bool> run_stream(const stream_context& cx, const stream_request& req, downstream& ds) {
   stream_state& s = cx.scratch.stream;

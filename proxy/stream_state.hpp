@@ -20,7 +20,6 @@
 
 namespace vane::proxy {
 
-class worker;
 struct worker_policy;
 struct route_table;
 struct compiled_route;
@@ -56,9 +55,9 @@ struct stream_state {
   std::optional<h1_sink> upstream_sink;
   std::optional<h1_source<false>> response_body;
   // Counted while the request runs; undone by end().
-  worker* in_flight = nullptr;       // counted in the worker's requests in flight
-  upstream_pool* in_pool = nullptr;  // counted in the pool's requests
-  bool retrying = false;             // and in its retries
+  bool counted_in_flight = false;  // in the worker's requests in flight (cx->w)
+  bool counted_in_pool = false;    // in `pool`'s requests
+  bool retrying = false;           // and in its retries
 
   void begin(const stream_context& c, const stream_request& r, worker_policy& p, const route_table& t);
   void end();

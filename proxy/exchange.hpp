@@ -119,9 +119,14 @@ struct step_result {
   unsigned status = 0;  // 0: go on
   std::string_view body;
   bool close = false;  // the connection closes after the reply
+  // The reply stands for the picked cluster's answer (its fault): counted
+  // as an upstream attempt, so that a canary analysis sees it.
+  bool upstream_answer = false;
   std::optional<duration> delay;
   static step_result next() { return {}; }
-  static step_result stop(unsigned s, std::string_view b, bool close_after = false) { return {s, b, close_after, {}}; }
+  static step_result stop(unsigned s, std::string_view b, bool close_after = false) {
+    return {s, b, close_after, false, {}};
+  }
   bool stops() const noexcept { return status != 0; }
 };
 

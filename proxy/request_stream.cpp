@@ -96,7 +96,10 @@ step_result route_fault_step(stream_state& s) {
 // upstream response by the runner, so a canary analysis sees it).
 step_result cluster_fault_step(stream_state& s) {
   if (!s.picked->fault) return step_result::next();
-  return fault_result(decide_fault(*s.picked->fault, s.policy->cluster_fault_counts[s.route->clusters[s.pick]]));
+  step_result r =
+      fault_result(decide_fault(*s.picked->fault, s.policy->cluster_fault_counts[s.route->clusters[s.pick]]));
+  r.upstream_answer = true;
+  return r;
 }
 
 // Mirroring: decided now, the copy sent once the request body has been read.
@@ -331,7 +334,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     const step_result r = run_steps(s, next);
     if (r.delay) co_await sleep_for(*r.delay);
     if (!r.stops()) continue;
-    if (steps[next - 1] == cluster_fault_step) count_attempt(*s.rstats, r.status, s.first_attempt_start);
+    if (r.upstream_answer) count_attempt(*s.rstats, r.status, s.first_attempt_start);
     // A body we will not read would be taken for the next request: close instead.
     co_return co_await ds.reply(r.status, r.body, r.close || req.has_body);
   }

@@ -1,6 +1,10 @@
 #include "common/units.hpp"
 
+#include <fmt/format.h>
+
 #include <charconv>
+#include <chrono>
+#include <ctime>
 #include <cmath>
 #include <limits>
 
@@ -60,6 +64,20 @@ std::string format_duration(duration d) {
   if (ms % 60'000 == 0 && ms != 0) return std::to_string(ms / 60'000) + "m";
   if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
   return std::to_string(ms) + "ms";
+}
+
+std::string format_utc_ms(std::int64_t unix_ms) {
+  const std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, unix_ms % 1000);
+}
+
+std::string utc_now_ms() {
+  return format_utc_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count());
 }
 
 }  // namespace vane

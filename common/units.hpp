@@ -20,4 +20,9 @@ std::optional<std::uint64_t> parse_size(std::string_view text);
 
 std::string format_duration(duration d);
 
+// RFC 3339 UTC with milliseconds ("2026-11-30T14:05:09.123Z") of a time in
+// milliseconds since the Unix epoch; and of now.
+std::string format_utc_ms(std::int64_t unix_ms);
+std::string utc_now_ms();
+
 }  // namespace vane

@@ -384,7 +384,7 @@ class config_parser {
     if (!r_.expect_map(n, "a route")) return;
     r_.check_keys(n, "route",
                   {"name", "match", "split", "timeout", "rules", "hash_on", "fault", "request_headers",
-                   "response_headers", "session_affinity", "retries", "mirror"});
+                   "response_headers", "session_affinity", "retries", "mirror", "guard", "fallback"});
     route_config rc;
     if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
     if (auto m = n["match"]) parse_route_match(m, rc);
@@ -393,7 +393,15 @@ class config_parser {
     if (auto h = n["hash_on"]) rc.hash_on = parse_hash_on(h, r_);
     if (auto f = n["fault"]) rc.fault = parse_fault(f, r_, "route.fault");
     if (auto rt = n["retries"]) rc.retries = parse_retries(rt, r_);
-    if (auto m = n["mirror"]) rc.mirror = parse_mirror(m, r_, mirror_refs_);
+    if (auto m = n["mirror"]) rc.mirror = parse_mirror(m, r_, cluster_refs_);
+    if (auto g = n["guard"]) {
+      rc.guard = parse_guard(g, r_, cluster_refs_);
+      if (rc.guard) check_guarded(g["cluster"], rc.guard->cluster, rc.split);
+    }
+    if (auto f = n["fallback"]) {
+      rc.fallback = parse_fallback(f, r_, cluster_refs_);
+      if (rc.fallback) check_guarded(f["from"], rc.fallback->from, rc.split);
+    }
     if (auto a = n["session_affinity"]) {
       rc.session_affinity = parse_session_affinity(a, r_);
       std::string error;
@@ -404,6 +412,12 @@ class config_parser {
     if (auto h = n["response_headers"]) rc.response_headers = parse_header_ops(h, r_, "response_headers");
     if (auto v = n["timeout"]) positive_duration(v, "route.timeout", rc.timeout);
     lc.routes.push_back(std::move(rc));
+  }
+
+  // The guard's cluster (and the fallback's `from`) is one of the split's,
+  // and the split has another to send its traffic to.
+  void check_guarded(const YAML::Node& at, const std::string& cluster, const std::vector<split_entry>& split) {
+    if (auto error = check_guarded_cluster(cluster, split)) r_.error(at, *error);
   }
 
   void parse_route_match(const YAML::Node& m, route_config& rc) {
@@ -469,14 +483,14 @@ class config_parser {
   void check_references(const proxy_config& cfg) {
     for (const auto& [name, mark] : rule_refs_)
       if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("rule names unknown cluster '{}'", name));
-    for (const auto& [name, mark] : mirror_refs_)
-      if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("mirror names unknown cluster '{}'", name));
+    for (const auto& [name, mark] : cluster_refs_)
+      if (!cfg.find_cluster(name)) r_.error(mark, fmt::format("unknown cluster '{}'", name));
   }
 
   yaml_reader& r_;
   std::set<std::string> route_names_;  // unique across listeners: the admin API names routes alone
   std::vector<std::pair<std::string, YAML::Mark>> rule_refs_;
-  std::vector<std::pair<std::string, YAML::Mark>> mirror_refs_;
+  std::vector<std::pair<std::string, YAML::Mark>> cluster_refs_;
 };
 
 }  // namespace
@@ -719,6 +733,117 @@ std::optional<mirror_config> parse_mirror(const YAML::Node& n, yaml_reader& r,
   }
   if (!ok) return std::nullopt;
   return m;
+}
+
+namespace {
+// A cluster name at n[key], noted in `refs` for the caller to check.
+bool cluster_ref(const YAML::Node& n, const char* key, std::string_view what, yaml_reader& r, std::string& out,
+                 std::vector<std::pair<std::string, YAML::Mark>>& refs) {
+  if (!r.require(n, key, what)) return false;
+  auto c = r.get_string(n[key], fmt::format("{}.{}", what, key));
+  if (!c) return false;
+  out = *c;
+  refs.push_back({*c, n[key].Mark()});
+  return true;
+}
+}  // namespace
+
+std::optional<guard_config> parse_guard(const YAML::Node& n, yaml_reader& r,
+                                        std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs) {
+  if (!r.expect_map(n, "route.guard")) return std::nullopt;
+  r.check_keys(n, "guard", {"cluster", "max_error_percent", "min_requests", "window"});
+  guard_config g;
+  bool ok = cluster_ref(n, "cluster", "guard", r, g.cluster, cluster_refs);
+  if (auto v = n["max_error_percent"]) {
+    auto p = percent_of(v, r, "guard.max_error_percent");
+    if (p && *p == 0) r.error(v, "guard.max_error_percent must be more than 0");
+    if (p && *p > 0)
+      g.max_error_per_10k = *p;
+    else
+      ok = false;
+  }
+  if (auto v = n["min_requests"]) {
+    if (auto m = r.get_int(v, "guard.min_requests", 1, 1'000'000))
+      g.min_requests = static_cast<std::uint32_t>(*m);
+    else
+      ok = false;
+  }
+  if (auto v = n["window"]) {
+    auto d = r.get_duration(v, "guard.window");
+    if (d && (*d < std::chrono::milliseconds(100) || *d > std::chrono::minutes(10)))
+      r.error(v, "guard.window must be from 100ms to 10m");
+    if (d && *d >= std::chrono::milliseconds(100) && *d <= std::chrono::minutes(10))
+      g.window = *d;
+    else
+      ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return g;
+}
+
+std::optional<fallback_config> parse_fallback(const YAML::Node& n, yaml_reader& r,
+                                              std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs) {
+  if (!r.expect_map(n, "route.fallback")) return std::nullopt;
+  r.check_keys(n, "fallback", {"from", "to", "on", "max_body", "budget"});
+  fallback_config f;
+  bool ok = cluster_ref(n, "from", "fallback", r, f.from, cluster_refs);
+  ok = cluster_ref(n, "to", "fallback", r, f.to, cluster_refs) && ok;
+  if (ok && f.from == f.to) {
+    r.error(n["to"], "fallback.to must differ from fallback.from");
+    ok = false;
+  }
+  if (auto on = n["on"]) {
+    if (r.expect_sequence(on, "fallback.on") && on.size() > 0) {
+      f.on = fallback_on{false, false, false, false};
+      for (const auto& e : on) {
+        auto cond = r.get_string(e, "fallback.on");
+        if (!cond) {
+          ok = false;
+        } else if (*cond == "connect-failure") {
+          f.on.connect_failure = true;
+        } else if (*cond == "reset") {
+          f.on.reset = true;
+        } else if (*cond == "5xx") {
+          f.on.status_5xx = true;
+        } else if (*cond == "timeout") {
+          f.on.timeout = true;
+        } else {
+          r.error(e, fmt::format("fallback.on: unknown condition '{}' (connect-failure, reset, 5xx, timeout)", *cond));
+          ok = false;
+        }
+      }
+    } else {
+      if (on.IsSequence()) r.error(on, "fallback.on must name at least one condition");
+      ok = false;
+    }
+  }
+  if (auto v = n["max_body"]) {
+    if (auto b = r.get_size(v, "fallback.max_body"))
+      f.max_body = *b;
+    else
+      ok = false;
+  }
+  if (auto b = n["budget"]) {
+    if (r.expect_map(b, "fallback.budget")) {
+      r.check_keys(b, "fallback.budget", {"percent", "min"});
+      if (auto v = b["percent"]) {
+        if (auto p = percent_of(v, r, "fallback.budget.percent"))
+          f.budget_per_10k = *p;
+        else
+          ok = false;
+      }
+      if (auto v = b["min"]) {
+        if (auto m = r.get_int(v, "fallback.budget.min", 0, 1'000'000))
+          f.budget_min = static_cast<std::uint32_t>(*m);
+        else
+          ok = false;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return f;
 }
 
 std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r) {

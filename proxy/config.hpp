@@ -11,6 +11,7 @@
 #include "common/address.hpp"
 #include "common/units.hpp"
 #include "filters/decision/decision.hpp"
+#include "filters/fallback/fallback.hpp"
 #include "filters/fault/fault.hpp"
 #include "filters/rules/rules.hpp"
 #include "proxy/tls_config.hpp"
@@ -93,6 +94,29 @@ struct mirror_config {
   bool operator==(const mirror_config&) const = default;
 };
 
+// The proxy guard (docs/configuration.md): on each worker, the attempts to
+// `cluster` over the last `window`; once at least min_requests of them and
+// max_error_percent of them failed (5xx, connect failure, reset, timeout),
+// the process sends the cluster no new request until a traffic PUT resets it.
+struct guard_config {
+  std::string cluster;
+  std::uint32_t max_error_per_10k = 2000;
+  std::uint32_t min_requests = 20;
+  duration window = std::chrono::seconds(1);
+  bool operator==(const guard_config&) const = default;
+};
+
+// Canary fallback: a failed attempt on `from` (a cause in `on`) of a request
+// safe to send again is sent once to `to`, within a budget like the retries'.
+struct fallback_config {
+  std::string from, to;
+  fallback_on on;
+  std::uint64_t max_body = 64 * 1024;  // a request body is kept (to be sent again) up to this size
+  std::uint32_t budget_per_10k = 2500;  // fallbacks and retries in flight to `to`, per worker
+  std::uint32_t budget_min = 3;
+  bool operator==(const fallback_config&) const = default;
+};
+
 struct hash_on_config {
   hash_kind kind = hash_kind::header;
   std::string name;  // header (lower case) or cookie name
@@ -111,6 +135,8 @@ struct route_config {
   std::optional<session_affinity_config> session_affinity;
   std::optional<retries_config> retries;
   std::optional<mirror_config> mirror;
+  std::optional<guard_config> guard;
+  std::optional<fallback_config> fallback;
   header_ops request_headers;
   header_ops response_headers;
   duration timeout = std::chrono::seconds(15);  // for the upstream to start its response

@@ -25,6 +25,10 @@ std::optional<hash_on_config> parse_hash_on(const YAML::Node& n, yaml_reader& r)
 std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& n, yaml_reader& r);
 std::optional<mirror_config> parse_mirror(const YAML::Node& n, yaml_reader& r,
                                           std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
+std::optional<guard_config> parse_guard(const YAML::Node& n, yaml_reader& r,
+                                        std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
+std::optional<fallback_config> parse_fallback(const YAML::Node& n, yaml_reader& r,
+                                              std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs);
 std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r);
 std::optional<fault_config> parse_fault(const YAML::Node& n, yaml_reader& r, std::string_view what);
 header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what);

@@ -2,6 +2,11 @@
 
 namespace vane::proxy {
 
+task<relay_status> buffered_body::next() {
+  ready_ = true;
+  co_return relay_status::ok;
+}
+
 task<relay_status> relay(body_source& in, body_sink& out) {
   for (;;) {
     if (!in.ready()) {

@@ -56,6 +56,30 @@ class body_source {
   bool ready_ = false, touched_ = false;
 };
 
+// A request body kept whole in memory (the copy a fallback sends again):
+// one batch, then the end.
+class buffered_body final : public body_source {
+ public:
+  void reset(std::string_view data) noexcept {
+    data_ = data;
+    ready_ = touched_ = false;
+  }
+  std::optional<relay_status> poll() override {
+    ready_ = true;
+    return relay_status::ok;
+  }
+  task<relay_status> next() override;
+  std::span<const std::string_view> pieces() const noexcept override { return {&data_, data_.empty() ? 0U : 1U}; }
+  bool done() const noexcept override { return true; }
+  void consume() override {
+    ready_ = false;
+    touched_ = true;
+  }
+
+ private:
+  std::string_view data_;
+};
+
 // Where a body goes. put() writes what the socket takes at once (with any
 // head still pending, in one gather write) and says whether some is left;
 // flush() waits until the rest is written. `last`: the body ends with these

@@ -6,7 +6,10 @@
 #include <boost/beast/core/string.hpp>
 
 #include "filters/decision/decision.hpp"
+#include "common/log.hpp"
+#include "filters/fallback/fallback.hpp"
 #include "filters/fault/fault.hpp"
+#include "filters/guard/guard.hpp"
 #include "filters/mirror/mirror.hpp"
 #include "filters/retry/retry.hpp"
 #include "proxy/http1/head_out.hpp"
@@ -36,21 +39,46 @@ step_result route_step(stream_state& s) {
   return s.route ? step_result::next() : step_result::stop(404, "no route\n");
 }
 
-// Rules, session affinity, sticky hashing and the weighted split (filters/decision).
-step_result split_step(stream_state& s) {
-  const compiled_route& route = *s.route;
-  s.pick = route.decision.pick(head_request_view(*s.head, s.where.target, s.req->client_ip),
-                               s.policy->swrr[route.index], s.cookies);
-  const std::size_t cluster = route.clusters[s.pick];
+// The cluster of target s.pick (of the route's clusters) gets the request.
+void use_target(stream_state& s) {
+  const std::size_t cluster = s.route->clusters[s.pick];
   s.pool = s.policy->pools[cluster].get();
-  s.rstats = s.policy->route_stats[route.index][s.pick];
+  s.rstats = s.policy->route_stats[s.route->index][s.pick];
   s.picked = &s.table->clusters[cluster];
   s.cx->meter.slot = s.rstats;
-  s.cx->meter.route = route.name;
   s.cx->meter.cluster = s.picked->name;
   // HTTP/1.0 allows a request without Host; the HTTP/1.1 request sent
   // upstream must have one: the cluster's authority (docs/reliability.md).
   if (!s.where.has_host) s.where.host_override = s.picked->authority;
+}
+
+// Counts an attempt on the picked cluster (count_attempt) and, when the
+// route's guard watches that cluster, in this worker's guard window; the
+// attempt after which the workers' windows together reach the rule trips the
+// process's guard.
+void note_attempt(stream_state& s, unsigned code, clock::time_point start) {
+  count_attempt(*s.rstats, code, start);
+  const auto& guard = s.route->guard;
+  if (!guard || s.pick != guard->target) return;
+  guard_totals seen;
+  if (!guard->state->record(s.cx->w.id(), guard->rule, clock::now(), guard_failure(code), seen)) return;
+  s.rstats->guard_trips.add();
+  log::warn("route {}: guard tripped on cluster {}: {}.{:02}% of {} attempts failed in the last {}; it gets no new "
+            "request until a traffic PUT resets the guard",
+            s.route->name, s.picked->name, seen.error_per_10k() / 100, seen.error_per_10k() % 100, seen.requests,
+            format_duration(guard->rule.window));
+}
+
+// Rules, session affinity, sticky hashing and the weighted split (filters/decision).
+step_result split_step(stream_state& s) {
+  const compiled_route& route = *s.route;
+  // A tripped guard: the decision without the guarded cluster.
+  const route_decision& decision =
+      route.guard && route.guard->state->tripped() ? route.guard->decision : route.decision;
+  s.pick = decision.pick(head_request_view(*s.head, s.where.target, s.req->client_ip), s.policy->swrr[route.index],
+                         s.cookies);
+  s.cx->meter.route = route.name;
+  use_target(s);
   return step_result::next();
 }
 
@@ -242,13 +270,50 @@ bool after_failed_attempt(stream_state& s, clock::time_point attempt_start) {
       f = {retry_cause::reset, 502, result.stale};
       break;
   }
+  s.last_failure = f;
+  if (!retryable) s.last_failure.cause = retry_cause::connect_failure;  // nothing was sent: a fallback may take it
   const retry_verdict verdict = retryable ? decide_retry(f, s.retry) : retry_verdict::give_up;
   if (verdict == retry_verdict::resend_stale) {
     s.retry.resent_stale = s.attempt.fresh_only = true;
     return true;
   }
-  count_attempt(*s.rstats, f.status, attempt_start);
+  note_attempt(s, f.status, attempt_start);
   return verdict == retry_verdict::retry && budget_allows(s);
+}
+
+// After a failed attempt on the cluster the route falls back from: the
+// request goes once to the one it falls back to (filters/fallback), within
+// that cluster's budget (shared with its retries). The failed attempt was
+// counted as the first cluster's (a 5xx answer, `answer_start` set: here,
+// before the request leaves it). True: the next attempt goes there.
+bool fall_back(stream_state& s, const attempt_failure& failure, body_source& body,
+               std::optional<clock::time_point> answer_start = std::nullopt) {
+  const auto& fallback = s.route->fallback;
+  if (!fallback || s.pick != fallback->from || s.fell_back) return false;
+  const bool kept = s.req->has_body && body.done() && s.attempt.tee == &s.tee && !s.tee.over;
+  if (!decide_fallback(fallback->config.on, failure, {s.retry.idempotent, s.req->has_body, kept})) return false;
+  upstream_pool& to = *s.policy->pools[s.route->clusters[fallback->to]];
+  if (!to.try_begin_retry(fallback->config.budget_per_10k, fallback->config.budget_min)) return false;
+  if (answer_start) note_attempt(s, failure.status, *answer_start);
+  if (s.retrying) s.pool->end_retry();
+  s.pool->end_request();
+  s.pick = fallback->to;
+  use_target(s);
+  s.pool->begin_request();
+  s.retrying = s.fell_back = true;
+  s.retry.retries_left = 0;
+  s.policy->fallback_counts[s.route->index]->add();
+  if (!s.where.has_host) {  // the Host sent is the new cluster's
+    s.how_upstream.host = s.where.host_override;
+    write_request_head(*s.head, s.how_upstream, s.cx->scratch.upstream_head);
+    s.attempt.head = s.cx->scratch.upstream_head;
+  }
+  if (body.touched()) {  // sent once already: the copy kept goes
+    s.fallback_body.reset(s.tee.data);
+    s.attempt.body = &s.fallback_body;
+    s.attempt.tee = nullptr;
+  }
+  return true;
 }
 
 // The attempt's settings, once the steps have run.
@@ -270,7 +335,10 @@ void plan_attempts(stream_state& s, body_source& body) {
   a.head_request = s.head->method == "HEAD";
   a.header_limit = static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536));
   a.bytes = &s.cx->meter.bytes_received;
-  a.tee = s.mirror_stats ? &s.tee : nullptr;
+  // A body that may fall back is kept (up to fallback.max_body) to be sent again.
+  const bool keep_body = route.fallback && s.pick == route.fallback->from && s.req->has_body;
+  if (keep_body) s.tee.cap = std::max(s.tee.cap, route.fallback->config.max_body);
+  a.tee = s.mirror_stats || keep_body ? &s.tee : nullptr;
   s.pool->begin_request();
   s.counted_in_pool = true;
 }
@@ -300,7 +368,9 @@ void stream_state::begin(const stream_context& c, const stream_request& r, worke
   cookies = {};
   how_upstream = {};
   mirror_stats = nullptr;
+  tee.cap = 0;
   retry = {};
+  fell_back = false;
   attempt = {};
   failure.reset();
 }
@@ -334,7 +404,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     const step_result r = run_steps(s, next);
     if (r.delay) co_await sleep_for(*r.delay);
     if (!r.stops()) continue;
-    if (r.upstream_answer) count_attempt(*s.rstats, r.status, s.first_attempt_start);
+    if (r.upstream_answer) note_attempt(s, r.status, s.first_attempt_start);
     // A body we will not read would be taken for the next request: close instead.
     co_return co_await ds.reply(r.status, r.body, r.close || req.has_body);
   }
@@ -380,22 +450,23 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     }
     if (s.result.end == attempt_end::response) {
       const unsigned code = response_head.status;
-      if (code < 500 || code > 599 || decide_retry({retry_cause::status, code}, s.retry) != retry_verdict::retry ||
-          !budget_allows(s))
-        break;  // a response head: relayed below
+      if (code < 500 || code > 599) break;  // a response head: relayed below
+      const attempt_failure answered{retry_cause::status, code};
+      const bool again = decide_retry(answered, s.retry) == retry_verdict::retry && budget_allows(s);
+      if (!again && !fall_back(s, answered, body, attempt_start)) break;
       // Nothing of it went to the client: drop it (and its connection) and try again.
-      count_attempt(*s.rstats, code, attempt_start);
+      if (again) note_attempt(s, code, attempt_start);
       s.pool->release(std::move(s.result.conn.conn), false);
       s.response.reset();
       continue;
     }
-    if (!after_failed_attempt(s, attempt_start)) break;
+    if (!after_failed_attempt(s, attempt_start) && !fall_back(s, s.last_failure, body)) break;
   }
 
   if (s.mirror_stats) {
     if (req.has_body && !body.done()) {
       // The request body was not read to its end: nothing whole to copy.
-    } else if (s.tee.over) {
+    } else if (s.tee.over || s.tee.data.size() > s.route->mirror->max_body) {  // (kept for a fallback up to its own cap)
       s.mirror_stats->mirror_shed_body.add();
     } else {
       const worker_executor ex = co_await asio::this_coro::executor;
@@ -413,7 +484,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   if (code == 101 || code > 599) {
     // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range.
     s.pool->release(std::move(s.result.conn.conn), false);
-    count_attempt(*s.rstats, 502, attempt_start);
+    note_attempt(s, 502, attempt_start);
     co_return co_await ds.reply(502, "unexpected protocol switch\n", true);
   }
   const bool upstream_keep_alive = res.keep_alive();  // as the head said (a trailer does not change it)
@@ -436,10 +507,10 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   s.pool->release(std::move(s.result.conn.conn), reusable);
   if (status != relay_status::ok && status != relay_status::write_failed && !sink.head_sent()) {
     // The upstream's body was bad (a broken chunk...) before anything went to the client: a 502 instead.
-    count_attempt(*s.rstats, 502, attempt_start);
+    note_attempt(s, 502, attempt_start);
     co_return co_await ds.reply(502, "upstream sent a bad response\n", true);
   }
-  count_attempt(*s.rstats, code, attempt_start);
+  note_attempt(s, code, attempt_start);
   // The status was sent once the head went out, even if the body was cut short.
   cx.meter.code = sink.head_sent() ? code : 499;
   co_return ds.end_response(status);

@@ -121,4 +121,12 @@ std::string default_affinity_value(std::string_view route, std::string_view cana
   return fmt::format("{:016x}", h);
 }
 
+std::optional<std::string> check_guarded_cluster(std::string_view cluster, std::span<const split_entry> split) {
+  bool in_split = false;
+  for (const auto& e : split) in_split = in_split || e.cluster == cluster;
+  if (!in_split) return fmt::format("cluster '{}' is not in the route's split", cluster);
+  if (split.size() < 2) return fmt::format("cluster '{}' is the split's only cluster: nothing could take its traffic", cluster);
+  return std::nullopt;
+}
+
 }  // namespace vane::proxy

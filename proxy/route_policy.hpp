@@ -57,6 +57,11 @@ compiled_split compile_split(std::span<const split_item> items, const proxy_conf
 // The same for a split already read (the route table's, an override's).
 compiled_split compile_split(std::span<const split_entry> split, const proxy_config& config);
 
+// ---- Guard and fallback ----
+// The cluster a guard watches (or a fallback leaves) is one of the split's,
+// and the split has another cluster to take its traffic. nullopt: it holds.
+std::optional<std::string> check_guarded_cluster(std::string_view cluster, std::span<const split_entry> split);
+
 // ---- A matcher ----
 // A condition of an A/B rule is checked and compiled by string_matcher::make
 // (filters/rules: RE2 through compile_regex); the loader, the traffic PUT (the

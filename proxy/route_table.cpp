@@ -188,6 +188,37 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
           return nullptr;
         }
       }
+      // A guard or fallback whose cluster the split does not hold (any more:
+      // a traffic PUT changed the split) has no effect until it does.
+      auto split_target = [&](const std::string& name) -> std::optional<std::size_t> {
+        if (check_guarded_cluster(name, r.split)) return std::nullopt;
+        for (std::size_t i = 0; i < r.split.size(); ++i)
+          if (r.split[i].cluster == name) return i;
+        return std::nullopt;
+      };
+      if (r.guard) {
+        if (auto target = split_target(r.guard->cluster)) {
+          compiled_guard g;
+          g.target = *target;
+          g.rule = guard_rule{r.guard->max_error_per_10k, r.guard->min_requests,
+                              std::chrono::duration_cast<std::chrono::milliseconds>(r.guard->window)};
+          g.state = inputs.guards ? inputs.guards->get(r.name, r.guard->cluster)
+                                  : std::make_shared<guard_state>(r.name, r.guard->cluster, 1);
+          g.decision = cr.decision.without(*target);
+          cr.guard = std::move(g);
+        }
+      }
+      if (r.fallback) {
+        auto from = split_target(r.fallback->from);
+        auto to = cluster_index(r.name, r.fallback->to);
+        if (!to) return nullptr;
+        if (from) {
+          auto at = std::find(cr.clusters.begin(), cr.clusters.end(), *to);
+          compiled_fallback f{*from, static_cast<std::size_t>(at - cr.clusters.begin()), *r.fallback};
+          if (at == cr.clusters.end()) cr.clusters.push_back(*to);
+          cr.fallback = std::move(f);
+        }
+      }
       cr.request_headers = r.request_headers;
       cr.response_headers = r.response_headers;
       cr.timeout = r.timeout;

@@ -17,6 +17,7 @@
 #include "filters/route_match/route_match.hpp"
 #include "filters/rules/rules.hpp"
 #include "proxy/config.hpp"
+#include "proxy/guard_state.hpp"
 
 namespace vane::proxy {
 
@@ -28,6 +29,21 @@ struct compiled_mirror {
   std::size_t target = 0;  // position in compiled_route::clusters
   std::uint32_t per_10k = 10000;
   std::uint64_t max_body = 0;
+};
+
+// The route's guard: which split target it watches, its rule, the state the
+// process shares, and the decision to use while it is tripped.
+struct compiled_guard {
+  std::size_t target = 0;
+  guard_rule rule;
+  std::shared_ptr<guard_state> state;
+  route_decision decision;  // route_decision::without(target)
+};
+
+// The route's fallback, as split targets.
+struct compiled_fallback {
+  std::size_t from = 0, to = 0;
+  fallback_config config;
 };
 
 struct compiled_route {
@@ -44,6 +60,8 @@ struct compiled_route {
   std::optional<fault_config> fault;
   std::optional<retries_config> retries;
   std::optional<compiled_mirror> mirror;
+  std::optional<compiled_guard> guard;
+  std::optional<compiled_fallback> fallback;
   header_ops request_headers;
   header_ops response_headers;
   duration timeout{};
@@ -97,6 +115,7 @@ struct table_inputs {
   const health_map* health = nullptr;
   const resolved_map* resolved = nullptr;  // takes precedence over `previous`
   tls_cache* tls = nullptr;                // TLS contexts to share; none: built for this table
+  guard_registry* guards = nullptr;        // guard states to share; none: fresh ones
 };
 
 // Builds the snapshot. Endpoints given as DNS names are resolved here unless

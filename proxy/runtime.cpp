@@ -27,7 +27,7 @@ using clock = std::chrono::steady_clock;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 runtime::runtime(std::string config_path, proxy_config config, std::size_t workers, const std::string& access_log)
-    : config_path_(std::move(config_path)), file_config_(std::move(config)) {
+    : config_path_(std::move(config_path)), file_config_(std::move(config)), guards_(workers) {
   std::string message;
   if (auto text = read_file(config_path_, message)) config_text_ = *text;
   effective_ = file_config_;
@@ -35,6 +35,7 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
   tls_ = std::make_unique<tls_cache>();
   table_inputs first;
   first.tls = tls_.get();
+  first.guards = &guards_;
   table_ = build_route_table(effective_, generation_, first, error);
   if (!table_) throw std::runtime_error(error);
   for (const auto& l : effective_.listeners)
@@ -262,7 +263,36 @@ asio::awaitable<void> runtime::publish(proxy_config effective, std::shared_ptr<c
   start_health_checks();
 }
 
-table_inputs runtime::inputs() const { return table_inputs{table_.get(), &health_, nullptr, tls_.get()}; }
+table_inputs runtime::inputs() { return table_inputs{table_.get(), &health_, nullptr, tls_.get(), &guards_}; }
+
+json::array runtime::guards_json() const {
+  json::array out;
+  for (const auto& l : table_->listeners)
+    for (const auto& r : l.routes)
+      if (r.guard) {
+        json::object o = guard_json(r.name).as_object();
+        o["route"] = r.name;
+        out.push_back(std::move(o));
+      }
+  return out;
+}
+
+json::value runtime::guard_json(std::string_view route) const {
+  for (const auto& l : table_->listeners) {
+    for (const auto& r : l.routes) {
+      if (r.name != route || !r.guard) continue;
+      const guard_state::view v = r.guard->state->read();
+      json::object o{{"cluster", r.guard->state->cluster()}, {"tripped", v.tripped}};
+      if (v.tripped) {
+        o["since"] = format_utc_ms(v.since_unix_ms);
+        o["error_percent"] = static_cast<double>(v.error_per_10k) / 100.0;
+        o["requests"] = v.requests;
+      }
+      return o;
+    }
+  }
+  return nullptr;
+}
 
 // Certificates and keys are re-read every second: cert-manager and Secret
 // volumes rotate them in place (or by the `..data` symlink swap), in
@@ -347,7 +377,8 @@ json::object runtime::latency_json() const {
   return json::object{{"process_start_time", start_time_},
                       {"unit", "microseconds"},
                       {"generation", generation_},
-                      {"routes", server_->stats().latency_json()}};
+                      {"routes", server_->stats().latency_json()},
+                      {"guards", guards_json()}};
 }
 
 asio::awaitable<json::object> runtime::clusters_json() {
@@ -392,8 +423,13 @@ std::optional<json::object> runtime::route_json(std::string_view name) const {
   if (!r) return std::nullopt;
   auto it = overrides_.find(name);
   auto gen = policy_generation_.find(name);
-  return route_policy_json(*r, it == overrides_.end() ? nullptr : &it->second,
-                           gen == policy_generation_.end() ? 0 : gen->second);
+  json::object o = route_policy_json(*r, it == overrides_.end() ? nullptr : &it->second,
+                                     gen == policy_generation_.end() ? 0 : gen->second);
+  if (json::value g = guard_json(name); !g.is_null()) {
+    json::object& shown = o["guard"].as_object();  // the config, with the state beside it
+    for (const auto& [k, v] : g.as_object()) shown[k] = v;
+  }
+  return o;
 }
 
 asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::string_view body) {
@@ -416,7 +452,15 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
   }
   overrides_map next = overrides_;
   next[std::string(name)] = *update.overrides;
+  // A PUT that names `guard`, or installs a new policy generation, resets a tripped guard.
+  const std::uint64_t generation_before = policy_generation_[std::string(name)];
+  json::value parsed = json::parse(body);  // parse_traffic_update accepted it: a JSON object
+  const bool names_guard = parsed.as_object().contains("guard");
   admin_reply reply = co_await commit_overrides(std::move(next), name);
+  if (reply.status == 200 && (names_guard || policy_generation_[std::string(name)] != generation_before)) {
+    guards_.reset(name);
+    if (json::value g = guard_json(name); !g.is_null()) reply.body = *route_json(name);
+  }
   co_return reply;
 }
 

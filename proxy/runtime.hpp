@@ -60,7 +60,10 @@ class runtime {
   boost::asio::awaitable<void> publish(proxy_config effective, std::shared_ptr<const route_table> table);
   // A new table from the same effective config (health or DNS changed): policy generations stay.
   boost::asio::awaitable<void> rebuild(const resolved_map* resolved, std::string_view why);
-  table_inputs inputs() const;
+  table_inputs inputs();
+  // The route's guard as /routes/NAME and /stats/latency show it (null: none in effect).
+  boost::json::value guard_json(std::string_view route) const;
+  boost::json::array guards_json() const;  // every route's
   // Makes `next` the overrides (building and publishing a table when they changed); answers with the route.
   boost::asio::awaitable<admin_reply> commit_overrides(overrides_map next, std::string_view name);
   // Health checks (health.cpp): one coroutine per checked endpoint, restarted when a cluster's endpoints change.
@@ -84,6 +87,7 @@ class runtime {
   std::string config_path_;
   std::string config_text_;  // of the last load that took effect
   proxy_config file_config_;
+  guard_registry guards_;  // every route's guard state, kept across tables (proxy/guard_state.hpp)
   proxy_config effective_;  // file_config_ with overrides applied
   overrides_map overrides_;
   std::map<std::string, std::uint64_t, std::less<>> policy_generation_;

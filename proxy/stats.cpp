@@ -35,6 +35,12 @@ listener_stats* stats_store::listener(std::size_t worker, std::string_view name)
   return get(listeners_[std::string(name)], worker);
 }
 
+metrics::counter* stats_store::fallbacks(std::size_t worker, std::string_view route, std::string_view from,
+                                         std::string_view to) {
+  std::lock_guard lock(mu_);
+  return get(fallbacks_[{std::string(route), std::string(from), std::string(to)}], worker);
+}
+
 namespace {
 
 using rc_map = std::map<std::pair<std::string, std::string>, std::vector<std::unique_ptr<route_cluster_stats>>>;
@@ -159,6 +165,22 @@ void stats_store::render_prometheus(std::string& out) const {
     if (labels.first == unrouted_label) continue;
     label l[] = {{"route", labels.first}, {"cluster", labels.second}};
     w.sample("vane_retries_total", l, sum(slots, &route_cluster_stats::retries));
+  }
+  w.family("vane_guard_trips_total", "counter",
+           "Trips of a route's proxy guard: the cluster got no new request until a traffic PUT reset it.");
+  for (const auto& [labels, slots] : route_clusters_) {
+    if (labels.first == unrouted_label) continue;
+    label l[] = {{"route", labels.first}, {"cluster", labels.second}};
+    w.sample("vane_guard_trips_total", l, sum(slots, &route_cluster_stats::guard_trips));
+  }
+  w.family("vane_fallbacks_total", "counter",
+           "Requests sent to a route's fallback cluster after a failed attempt on the cluster it falls back from.");
+  for (const auto& [labels, slots] : fallbacks_) {
+    std::uint64_t n = 0;
+    for (const auto& s : slots)
+      if (s) n += s->value();
+    label l[] = {{"route", labels[0]}, {"from", labels[1]}, {"to", labels[2]}};
+    w.sample("vane_fallbacks_total", l, n);
   }
   w.family("vane_upstream_connect_errors_total", "counter", "Failed or timed-out connection attempts to upstreams.");
   for (const auto& [name, slots] : clusters_) {

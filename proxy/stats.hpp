@@ -8,6 +8,7 @@
 // install, per route and cluster, not per request) and by the scrape, which
 // merges the workers' values. Stats outlive the tables that named them, so a
 // counter never goes back when a reload renumbers or drops a route.
+#include <array>
 #include <boost/json/object.hpp>
 #include <map>
 #include <memory>
@@ -31,6 +32,7 @@ struct route_cluster_stats {
   metrics::counter mirror_shed_overload;
   metrics::counter mirror_shed_body;
   metrics::counter retries;
+  metrics::counter guard_trips;  // the route's guard of this cluster tripped (by this worker)
 };
 
 struct cluster_stats {
@@ -58,6 +60,8 @@ class stats_store {
   route_cluster_stats* route_cluster(std::size_t worker, std::string_view route, std::string_view cluster);
   cluster_stats* cluster(std::size_t worker, std::string_view name);
   listener_stats* listener(std::size_t worker, std::string_view name);
+  // Fallbacks of `route` from one cluster to another (vane_fallbacks_total).
+  metrics::counter* fallbacks(std::size_t worker, std::string_view route, std::string_view from, std::string_view to);
 
   // Scrape: the families the store holds, merged over the workers, appended
   // in Prometheus text format.
@@ -80,6 +84,7 @@ class stats_store {
   std::map<std::pair<std::string, std::string>, per_worker<route_cluster_stats>> route_clusters_;
   std::map<std::string, per_worker<cluster_stats>, std::less<>> clusters_;
   std::map<std::string, per_worker<listener_stats>, std::less<>> listeners_;
+  std::map<std::array<std::string, 3>, per_worker<metrics::counter>> fallbacks_;
 };
 
 // Process metrics from /proc/self: start time, CPU, resident memory, open fds.

@@ -51,6 +51,9 @@ struct stream_state {
   attempt_request attempt;
   attempt_result result;
   std::optional<failure_reply> failure;  // set when no response head arrived
+  attempt_failure last_failure;          // of the last attempt that got no response head
+  bool fell_back = false;                // the route's fallback took the request (once)
+  buffered_body fallback_body;           // the body kept, as the fallback's attempt sends it
   std::optional<h1_parser<false>> response;
   std::optional<h1_sink> upstream_sink;
   std::optional<h1_source<false>> response_body;

@@ -129,6 +129,28 @@ json::value mirror_json(const std::optional<mirror_config>& m) {
   return json::object{{"cluster", m->cluster}, {"percent", percent_json(m->per_10k)}, {"max_body", m->max_body}};
 }
 
+json::value guard_json(const std::optional<guard_config>& g) {
+  if (!g) return nullptr;
+  return json::object{{"cluster", g->cluster},
+                      {"max_error_percent", percent_json(g->max_error_per_10k)},
+                      {"min_requests", g->min_requests},
+                      {"window", format_duration(g->window)}};
+}
+
+json::value fallback_json(const std::optional<fallback_config>& f) {
+  if (!f) return nullptr;
+  json::array on;
+  if (f->on.connect_failure) on.push_back("connect-failure");
+  if (f->on.reset) on.push_back("reset");
+  if (f->on.status_5xx) on.push_back("5xx");
+  if (f->on.timeout) on.push_back("timeout");
+  return json::object{{"from", f->from},
+                      {"to", f->to},
+                      {"on", std::move(on)},
+                      {"max_body", f->max_body},
+                      {"budget", json::object{{"percent", percent_json(f->budget_per_10k)}, {"min", f->budget_min}}}};
+}
+
 json::value hash_on_json(const std::optional<hash_on_config>& h) {
   if (!h) return nullptr;
   switch (h->kind) {
@@ -210,7 +232,7 @@ const route_config* find_route(const proxy_config& config, std::string_view name
 
 bool same_policy(const route_config& a, const route_config& b) {
   if (a.rules != b.rules || a.hash_on != b.hash_on || a.fault != b.fault || a.session_affinity != b.session_affinity ||
-      a.mirror != b.mirror)
+      a.mirror != b.mirror || a.guard != b.guard || a.fallback != b.fallback)
     return false;
   if (a.split.size() != b.split.size()) return false;
   for (std::size_t i = 0; i < a.split.size(); ++i)
@@ -273,9 +295,22 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
           [](const YAML::Node& n, yaml_reader& r, cluster_refs& refs) { return parse_mirror(n, r, refs); });
       if (!m) return out;
       next.mirror = std::move(m);
+    } else if (key == "guard") {
+      auto g = parse_overlay<guard_config>(
+          value, "guard", config, out.error,
+          [](const YAML::Node& n, yaml_reader& r, cluster_refs& refs) { return parse_guard(n, r, refs); });
+      if (!g) return out;
+      next.guard = std::move(g);
+    } else if (key == "fallback") {
+      auto f = parse_overlay<fallback_config>(
+          value, "fallback", config, out.error,
+          [](const YAML::Node& n, yaml_reader& r, cluster_refs& refs) { return parse_fallback(n, r, refs); });
+      if (!f) return out;
+      next.fallback = std::move(f);
     } else {
-      out.error = fmt::format("unknown field '{}' (known: split, rules, mirror, hash_on, session_affinity, fault)",
-                              std::string_view(key));
+      out.error = fmt::format(
+          "unknown field '{}' (known: split, rules, mirror, hash_on, session_affinity, fault, guard, fallback)",
+          std::string_view(key));
       return out;
     }
   }
@@ -296,6 +331,10 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
       for (const auto& r : *it->second.rules) keep = keep && effective.find_cluster(r.cluster);
     if (keep && it->second.mirror && *it->second.mirror)
       keep = effective.find_cluster((*it->second.mirror)->cluster) != nullptr;
+    if (keep && it->second.guard && *it->second.guard)
+      keep = effective.find_cluster((*it->second.guard)->cluster) != nullptr;
+    if (keep && it->second.fallback && *it->second.fallback)
+      keep = effective.find_cluster((*it->second.fallback)->from) && effective.find_cluster((*it->second.fallback)->to);
     if (!keep) {
       dropped.push_back(it->first);
       it = overrides.erase(it);
@@ -307,6 +346,8 @@ proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides,
     if (it->second.fault) route->fault = *it->second.fault;
     if (it->second.session_affinity) route->session_affinity = *it->second.session_affinity;
     if (it->second.mirror) route->mirror = *it->second.mirror;
+    if (it->second.guard) route->guard = *it->second.guard;
+    if (it->second.fallback) route->fallback = *it->second.fallback;
     std::string error;  // an affinity the split cannot carry any more (no canary) is off
     if (route->session_affinity &&
         !compile_session_affinity(route->name, *route->session_affinity, route->split, error))
@@ -324,6 +365,8 @@ json::object route_policy_json(const route_config& r, const route_overrides* ove
   if (overrides && overrides->fault) overridden.push_back("fault");
   if (overrides && overrides->session_affinity) overridden.push_back("session_affinity");
   if (overrides && overrides->mirror) overridden.push_back("mirror");
+  if (overrides && overrides->guard) overridden.push_back("guard");
+  if (overrides && overrides->fallback) overridden.push_back("fallback");
   return {{"name", r.name},
           {"policy_generation", generation},
           {"split", split_json(r.split)},
@@ -332,6 +375,8 @@ json::object route_policy_json(const route_config& r, const route_overrides* ove
           {"fault", fault_json(r.fault)},
           {"session_affinity", affinity_json(r.session_affinity)},
           {"mirror", mirror_json(r.mirror)},
+          {"guard", guard_json(r.guard)},
+          {"fallback", fallback_json(r.fallback)},
           {"overrides", std::move(overridden)}};
 }
 
@@ -351,6 +396,8 @@ json::object config_json(const proxy_config& c, std::uint64_t generation) {
                                     {"fault", fault_json(r.fault)},
                                     {"session_affinity", affinity_json(r.session_affinity)},
                                     {"mirror", mirror_json(r.mirror)},
+                                    {"guard", guard_json(r.guard)},
+                                    {"fallback", fallback_json(r.fallback)},
                                     {"request_headers", header_ops_json(r.request_headers)},
                                     {"response_headers", header_ops_json(r.response_headers)},
                                     {"timeout", format_duration(r.timeout)}});

@@ -25,7 +25,11 @@ struct route_overrides {
   std::optional<std::optional<fault_config>> fault;      // the same
   std::optional<std::optional<session_affinity_config>> session_affinity;
   std::optional<std::optional<mirror_config>> mirror;
-  bool empty() const { return !split && !rules && !hash_on && !fault && !session_affinity && !mirror; }
+  std::optional<std::optional<guard_config>> guard;
+  std::optional<std::optional<fallback_config>> fallback;
+  bool empty() const {
+    return !split && !rules && !hash_on && !fault && !session_affinity && !mirror && !guard && !fallback;
+  }
   bool operator==(const route_overrides&) const = default;
 };
 

@@ -100,6 +100,14 @@ void worker::install(std::shared_ptr<const route_table> table) {
         next->route_stats[r.index].push_back(stats_.route_cluster(id_, r.name, table->clusters[c].name));
   for (const auto& c : table->clusters) next->cluster_counters.push_back(stats_.cluster(id_, c.name));
   next->unrouted = stats_.route_cluster(id_, unrouted_label, unrouted_label);
+  next->fallback_counts.resize(table->route_count);
+  for (const auto& l : table->listeners) {
+    for (const auto& r : l.routes) {
+      if (r.fallback)
+        next->fallback_counts[r.index] = stats_.fallbacks(id_, r.name, table->clusters[r.clusters[r.fallback->from]].name,
+                                                          table->clusters[r.clusters[r.fallback->to]].name);
+    }
+  }
   next->table = std::move(table);
   policy_ = std::move(next);
 }

@@ -45,6 +45,7 @@ struct worker_policy {
   // requests seen by each route's mirror, for exact shares.
   std::vector<std::shared_ptr<upstream_pool>> mirror_pools;
   std::vector<std::uint64_t> mirror_counts;
+  std::vector<metrics::counter*> fallback_counts;  // per route index: vane_fallbacks_total (null: no fallback)
 };
 
 // What one request being served needs beyond its connection: the received

@@ -79,4 +79,18 @@ std::size_t route_decision::pick(const request_view& req, std::span<std::int64_t
   return pick;
 }
 
+route_decision route_decision::without(std::size_t target) const {
+  route_decision d = *this;
+  if (target >= d.weights.size()) return d;
+  d.weights[target] = 0;
+  std::erase_if(d.rules, [&](const ab_rule& r) { return r.target == target; });
+  if (target == 0) d.affinity.reset();
+  bool any = false;
+  for (auto w : d.weights) any = any || w > 0;
+  if (!any)
+    for (std::size_t i = 0; i < d.weights.size() && !any; ++i)
+      if (i != target) d.weights[i] = 1, any = true;
+  return d;
+}
+
 }  // namespace vane

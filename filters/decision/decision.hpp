@@ -56,6 +56,15 @@ struct route_decision {
   // `cookies` with what the response must set or expire.
   std::size_t pick(const request_view& req, std::span<std::int64_t> swrr, affinity_cookies& cookies) const;
 
+  // The same decision with split target `target` left out (a tripped guard):
+  // its weight 0, the rules that send to it dropped, so that a request they
+  // would have sent there falls through to the split; session affinity then
+  // sends no one to it (a canary with weight 0 is out, its cookies expire),
+  // and is off when `target` is the primary. When no other target of the
+  // split has weight, the first other one gets it all. Targets keep their
+  // numbers, so per-target state and stats stay valid.
+  route_decision without(std::size_t target) const;
+
  private:
   std::size_t split_pick(const request_view& req, std::span<std::int64_t> swrr) const;
 };

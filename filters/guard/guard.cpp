@@ -4,24 +4,37 @@
 
 namespace vane {
 
-guard_window::guard_window(const guard_rule& rule)
-    : rule_(rule),
-      width_(std::max<std::chrono::nanoseconds>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(rule.window) / static_cast<std::int64_t>(buckets),
-          std::chrono::nanoseconds(1))) {}
+namespace {
+std::chrono::nanoseconds bucket_width(const guard_rule& rule) {
+  return std::max<std::chrono::nanoseconds>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(rule.window) / static_cast<std::int64_t>(guard_window::buckets),
+      std::chrono::nanoseconds(1));
+}
+// One writer: a load and a store, no read-modify-write.
+void bump(std::atomic<std::uint64_t>& n) { n.store(n.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+}  // namespace
 
-std::int64_t guard_window::slot_of(time_point t) const { return t.time_since_epoch() / width_; }
+bool guard_trips(const guard_rule& rule, const guard_totals& t) noexcept {
+  return t.requests >= rule.min_requests && t.failures * 10000 >= std::uint64_t{rule.max_error_per_10k} * t.requests;
+}
+
+guard_window::guard_window(const guard_rule& rule) : rule_(rule), width_ns_(bucket_width(rule).count()) {}
+
+std::int64_t guard_window::slot_of(time_point t) const {
+  return t.time_since_epoch() / std::chrono::nanoseconds(width_ns_.load(std::memory_order_relaxed));
+}
 
 bool guard_window::record(time_point now, bool failed) {
   const std::int64_t slot = slot_of(now);
   bucket& b = buckets_[static_cast<std::size_t>(slot % static_cast<std::int64_t>(buckets))];
-  if (b.slot != slot) b = bucket{slot, 0, 0};  // a bucket from an older turn of the window starts over
-  ++b.requests;
-  if (failed) ++b.failures;
-  if (tripped_) return false;
-  const totals t = at(now);
-  if (t.requests < rule_.min_requests) return false;
-  if (t.failures * 10000 < std::uint64_t{rule_.max_error_per_10k} * t.requests) return false;
+  if (b.slot.load(std::memory_order_relaxed) != slot) {  // a bucket from an older turn of the window starts over
+    b.requests.store(0, std::memory_order_relaxed);
+    b.failures.store(0, std::memory_order_relaxed);
+    b.slot.store(slot, std::memory_order_relaxed);
+  }
+  bump(b.requests);
+  if (failed) bump(b.failures);
+  if (tripped_ || !guard_trips(rule_, at(now))) return false;
   tripped_ = true;
   return true;
 }
@@ -30,17 +43,28 @@ guard_window::totals guard_window::at(time_point now) const {
   const std::int64_t current = slot_of(now);
   totals t;
   for (const bucket& b : buckets_) {
-    if (b.slot > current - static_cast<std::int64_t>(buckets) && b.slot <= current) {
-      t.requests += b.requests;
-      t.failures += b.failures;
+    const std::int64_t slot = b.slot.load(std::memory_order_relaxed);
+    if (slot > current - static_cast<std::int64_t>(buckets) && slot <= current) {
+      t.requests += b.requests.load(std::memory_order_relaxed);
+      t.failures += b.failures.load(std::memory_order_relaxed);
     }
   }
   return t;
 }
 
 void guard_window::reset() {
-  buckets_ = {};
+  for (bucket& b : buckets_) {
+    b.slot.store(-1, std::memory_order_relaxed);
+    b.requests.store(0, std::memory_order_relaxed);
+    b.failures.store(0, std::memory_order_relaxed);
+  }
   tripped_ = false;
+}
+
+void guard_window::reset(const guard_rule& rule) {
+  rule_ = rule;
+  width_ns_.store(bucket_width(rule).count(), std::memory_order_relaxed);
+  reset();
 }
 
 }  // namespace vane

@@ -1,0 +1,53 @@
+#include "filters/fallback/fallback.hpp"
+
+#include <gtest/gtest.h>
+
+namespace vane {
+namespace {
+
+const fallback_request get{true, false, false};
+
+TEST(Fallback, EachConfiguredCauseFallsBack) {
+  const fallback_on all;
+  EXPECT_TRUE(decide_fallback(all, {retry_cause::connect_failure, 502}, get));
+  EXPECT_TRUE(decide_fallback(all, {retry_cause::reset, 502}, get));
+  EXPECT_TRUE(decide_fallback(all, {retry_cause::timeout, 504}, get));
+  EXPECT_TRUE(decide_fallback(all, {retry_cause::status, 503}, get));
+  EXPECT_TRUE(decide_fallback(all, {retry_cause::status, 500}, get));
+}
+
+TEST(Fallback, OnlyTheCausesNamed) {
+  const fallback_on only_5xx{false, false, true, false};
+  EXPECT_FALSE(decide_fallback(only_5xx, {retry_cause::connect_failure, 502}, get));
+  EXPECT_FALSE(decide_fallback(only_5xx, {retry_cause::reset, 502}, get));
+  EXPECT_FALSE(decide_fallback(only_5xx, {retry_cause::timeout, 504}, get));
+  EXPECT_TRUE(decide_fallback(only_5xx, {retry_cause::status, 599}, get));
+  const fallback_on connect_only{true, false, false, false};
+  EXPECT_TRUE(decide_fallback(connect_only, {retry_cause::connect_failure, 503}, get));
+  EXPECT_FALSE(decide_fallback(connect_only, {retry_cause::status, 503}, get));
+}
+
+TEST(Fallback, AnAnswerBelow500IsTheAnswer) {
+  EXPECT_FALSE(decide_fallback({}, {retry_cause::status, 404}, get));
+  EXPECT_FALSE(decide_fallback({}, {retry_cause::status, 429}, get));
+}
+
+TEST(Fallback, NonIdempotentOnlyWhenNothingWasSent) {
+  const fallback_request post{false, true, true};
+  EXPECT_TRUE(decide_fallback({}, {retry_cause::connect_failure, 502}, post));
+  EXPECT_FALSE(decide_fallback({}, {retry_cause::status, 503}, post));
+  EXPECT_FALSE(decide_fallback({}, {retry_cause::reset, 502}, post));
+  EXPECT_FALSE(decide_fallback({}, {retry_cause::timeout, 504}, post));
+}
+
+TEST(Fallback, ABodyMustBeKeptWhole) {
+  const fallback_request put_kept{true, true, true};
+  const fallback_request put_lost{true, true, false};
+  EXPECT_TRUE(decide_fallback({}, {retry_cause::status, 503}, put_kept));
+  EXPECT_FALSE(decide_fallback({}, {retry_cause::status, 503}, put_lost));
+  EXPECT_FALSE(decide_fallback({}, {retry_cause::reset, 502}, put_lost));
+  EXPECT_TRUE(decide_fallback({}, {retry_cause::connect_failure, 502}, put_lost));  // the body is still unread
+}
+
+}  // namespace
+}  // namespace vane

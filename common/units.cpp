@@ -4,8 +4,8 @@
 
 #include <charconv>
 #include <chrono>
-#include <ctime>
 #include <cmath>
+#include <ctime>
 #include <limits>
 
 namespace vane {
@@ -75,9 +75,9 @@ std::string format_utc_ms(std::int64_t unix_ms) {
 }
 
 std::string utc_now_ms() {
-  return format_utc_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count());
+  return format_utc_ms(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 }  // namespace vane

@@ -111,7 +111,7 @@ struct guard_config {
 struct fallback_config {
   std::string from, to;
   fallback_on on;
-  std::uint64_t max_body = 64 * 1024;  // a request body is kept (to be sent again) up to this size
+  std::uint64_t max_body = 64 * 1024;   // a request body is kept (to be sent again) up to this size
   std::uint32_t budget_per_10k = 2500;  // fallbacks and retries in flight to `to`, per worker
   std::uint32_t budget_min = 3;
   bool operator==(const fallback_config&) const = default;

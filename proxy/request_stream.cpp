@@ -5,8 +5,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/core/string.hpp>
 
-#include "filters/decision/decision.hpp"
 #include "common/log.hpp"
+#include "filters/decision/decision.hpp"
 #include "filters/fallback/fallback.hpp"
 #include "filters/fault/fault.hpp"
 #include "filters/guard/guard.hpp"
@@ -63,10 +63,11 @@ void note_attempt(stream_state& s, unsigned code, clock::time_point start) {
   guard_totals seen;
   if (!guard->state->record(s.cx->w.id(), guard->rule, clock::now(), guard_failure(code), seen)) return;
   s.rstats->guard_trips.add();
-  log::warn("route {}: guard tripped on cluster {}: {}.{:02}% of {} attempts failed in the last {}; it gets no new "
-            "request until a traffic PUT resets the guard",
-            s.route->name, s.picked->name, seen.error_per_10k() / 100, seen.error_per_10k() % 100, seen.requests,
-            format_duration(guard->rule.window));
+  log::warn(
+      "route {}: guard tripped on cluster {}: {}.{:02}% of {} attempts failed in the last {}; it gets no new "
+      "request until a traffic PUT resets the guard",
+      s.route->name, s.picked->name, seen.error_per_10k() / 100, seen.error_per_10k() % 100, seen.requests,
+      format_duration(guard->rule.window));
 }
 
 // Rules, session affinity, sticky hashing and the weighted split (filters/decision).
@@ -466,7 +467,8 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   if (s.mirror_stats) {
     if (req.has_body && !body.done()) {
       // The request body was not read to its end: nothing whole to copy.
-    } else if (s.tee.over || s.tee.data.size() > s.route->mirror->max_body) {  // (kept for a fallback up to its own cap)
+    } else if (s.tee.over ||
+               s.tee.data.size() > s.route->mirror->max_body) {  // (kept for a fallback up to its own cap)
       s.mirror_stats->mirror_shed_body.add();
     } else {
       const worker_executor ex = co_await asio::this_coro::executor;

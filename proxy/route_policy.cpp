@@ -125,7 +125,8 @@ std::optional<std::string> check_guarded_cluster(std::string_view cluster, std::
   bool in_split = false;
   for (const auto& e : split) in_split = in_split || e.cluster == cluster;
   if (!in_split) return fmt::format("cluster '{}' is not in the route's split", cluster);
-  if (split.size() < 2) return fmt::format("cluster '{}' is the split's only cluster: nothing could take its traffic", cluster);
+  if (split.size() < 2)
+    return fmt::format("cluster '{}' is the split's only cluster: nothing could take its traffic", cluster);
   return std::nullopt;
 }
 

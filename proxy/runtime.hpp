@@ -87,7 +87,7 @@ class runtime {
   std::string config_path_;
   std::string config_text_;  // of the last load that took effect
   proxy_config file_config_;
-  guard_registry guards_;  // every route's guard state, kept across tables (proxy/guard_state.hpp)
+  guard_registry guards_;   // every route's guard state, kept across tables (proxy/guard_state.hpp)
   proxy_config effective_;  // file_config_ with overrides applied
   overrides_map overrides_;
   std::map<std::string, std::uint64_t, std::less<>> policy_generation_;

@@ -104,8 +104,9 @@ void worker::install(std::shared_ptr<const route_table> table) {
   for (const auto& l : table->listeners) {
     for (const auto& r : l.routes) {
       if (r.fallback)
-        next->fallback_counts[r.index] = stats_.fallbacks(id_, r.name, table->clusters[r.clusters[r.fallback->from]].name,
-                                                          table->clusters[r.clusters[r.fallback->to]].name);
+        next->fallback_counts[r.index] =
+            stats_.fallbacks(id_, r.name, table->clusters[r.clusters[r.fallback->from]].name,
+                             table->clusters[r.clusters[r.fallback->to]].name);
     }
   }
   next->table = std::move(table);

@@ -6,9 +6,9 @@ namespace vane {
 
 namespace {
 std::chrono::nanoseconds bucket_width(const guard_rule& rule) {
-  return std::max<std::chrono::nanoseconds>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(rule.window) / static_cast<std::int64_t>(guard_window::buckets),
-      std::chrono::nanoseconds(1));
+  return std::max<std::chrono::nanoseconds>(std::chrono::duration_cast<std::chrono::nanoseconds>(rule.window) /
+                                                static_cast<std::int64_t>(guard_window::buckets),
+                                            std::chrono::nanoseconds(1));
 }
 // One writer: a load and a store, no read-modify-write.
 void bump(std::atomic<std::uint64_t>& n) { n.store(n.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }

@@ -396,11 +396,11 @@ class config_parser {
     if (auto m = n["mirror"]) rc.mirror = parse_mirror(m, r_, cluster_refs_);
     if (auto g = n["guard"]) {
       rc.guard = parse_guard(g, r_, cluster_refs_);
-      if (rc.guard) check_guarded(g["cluster"], rc.guard->cluster, rc.split);
+      check_guarded(g, "cluster", rc.split);
     }
     if (auto f = n["fallback"]) {
       rc.fallback = parse_fallback(f, r_, cluster_refs_);
-      if (rc.fallback) check_guarded(f["from"], rc.fallback->from, rc.split);
+      check_guarded(f, "from", rc.split);
     }
     if (auto a = n["session_affinity"]) {
       rc.session_affinity = parse_session_affinity(a, r_);
@@ -416,8 +416,9 @@ class config_parser {
 
   // The guard's cluster (and the fallback's `from`) is one of the split's,
   // and the split has another to send its traffic to.
-  void check_guarded(const YAML::Node& at, const std::string& cluster, const std::vector<split_entry>& split) {
-    if (auto error = check_guarded_cluster(cluster, split)) r_.error(at, *error);
+  void check_guarded(const YAML::Node& n, const char* key, const std::vector<split_entry>& split) {
+    if (!n.IsMap() || !n[key] || !n[key].IsScalar()) return;  // (the parser said what is wrong)
+    if (auto error = check_guarded_cluster(n[key].Scalar(), split)) r_.error(n[key], *error);
   }
 
   void parse_route_match(const YAML::Node& m, route_config& rc) {

@@ -449,6 +449,12 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
     std::string error;
     if (affinity && !compile_session_affinity(name, *affinity, split, error))
       co_return admin_reply{400, {{"error", error}}};
+    const auto& guard = o.guard ? *o.guard : file_route.guard;
+    if (auto e = guard ? check_guarded_cluster(guard->cluster, split) : std::nullopt)
+      co_return admin_reply{400, {{"error", "guard: " + *e}}};
+    const auto& fallback = o.fallback ? *o.fallback : file_route.fallback;
+    if (auto e = fallback ? check_guarded_cluster(fallback->from, split) : std::nullopt)
+      co_return admin_reply{400, {{"error", "fallback: " + *e}}};
   }
   overrides_map next = overrides_;
   next[std::string(name)] = *update.overrides;

@@ -110,3 +110,37 @@ TEST(Decision, SessionAffinityPinsSetsAndExpires) {
   EXPECT_EQ(d.pick(both, swrr, cookies), 0u);
   EXPECT_EQ(set(cookies), (std::vector<std::string>{"c=; Max-Age=0; Path=/", "p=; Max-Age=0; Path=/"}));
 }
+
+// A tripped guard's decision: the target gets nothing, whatever would have picked it.
+TEST(Decision, WithoutATargetNothingPicksIt) {
+  route_decision d;
+  d.weights = {80, 20};
+  ab_rule to_canary;
+  to_canary.any.push_back(match_alternative{});  // always holds
+  to_canary.target = 1;
+  d.rules.push_back(std::move(to_canary));
+  d.affinity = affinity_policy::make("c", "p", "run1", 60);
+  d.hash = hash_kind::header;
+  d.hash_name = "x-user";
+  const route_decision out = d.without(1);
+  EXPECT_EQ(out.weights, (std::vector<std::uint32_t>{80, 0}));
+  EXPECT_TRUE(out.rules.empty());
+  std::vector<std::int64_t> swrr(2, 0);
+  fake_request pinned;
+  pinned.fields.insert({"cookie", "c=run1"});
+  affinity_cookies cookies{};
+  EXPECT_EQ(out.pick(pinned, swrr, cookies), 0u);
+  EXPECT_EQ(set(cookies), (std::vector<std::string>{"c=; Max-Age=0; Path=/"}));  // the canary is out: expired
+  for (int i = 0; i < 50; ++i) {
+    fake_request user;
+    user.fields.insert({"x-user", "u" + std::to_string(i)});
+    cookies = {};
+    EXPECT_EQ(out.pick(user, swrr, cookies), 0u) << i;
+  }
+  // The original is unchanged; a guarded primary turns affinity off; a canary with all the weight leaves it to the
+  // primary.
+  EXPECT_EQ(d.weights, (std::vector<std::uint32_t>{80, 20}));
+  EXPECT_FALSE(d.without(0).affinity);
+  EXPECT_EQ(two_way(0, 100).without(1).weights, (std::vector<std::uint32_t>{1, 0}));
+  EXPECT_EQ(two_way(0, 100).without(7).weights, (std::vector<std::uint32_t>{0, 100}));
+}

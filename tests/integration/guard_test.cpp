@@ -47,8 +47,8 @@ double metric(const proxy_instance& p, const std::string& line_prefix, double ex
   return v;
 }
 
-json::object route_guard(const proxy_instance& p) {
-  return fetch_json(p.admin_port, "/routes/app").at("guard").as_object();
+json::object route_guard(const proxy_instance& p, const std::string& route = "app") {
+  return fetch_json(p.admin_port, "/routes/" + route).at("guard").as_object();
 }
 
 std::int64_t canary_requests(const demo_instance& d) { return d.stats().at("requests").as_int64(); }
@@ -241,4 +241,22 @@ TEST(Fallback, TheBudgetHoldsAndTheTrafficApiSetsIt) {
   EXPECT_EQ(shown.at("on").as_array().size(), 1u);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200) << i;
   EXPECT_EQ(metric(proxy, R"(vane_fallbacks_total{route="app",from="app-canary",to="app-primary"})", 5), 5);
+}
+
+// configs/guarded.yaml as shipped: a canary failing every request is never seen by a client, and is
+// cut off by the guard after its first 20 failures.
+TEST(Examples, GuardedYamlHidesAFailingCanaryAndCutsItOff) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c", {"--error-percent", "100", "--error-status", "503"});
+  std::string text = read_text_file(source_dir() + "/configs/guarded.yaml");
+  text = replace_all(text, "127.0.0.1:8080", "127.0.0.1:0");
+  text = replace_all(text, "127.0.0.1:9898", primary.address());
+  text = replace_all(text, "127.0.0.1:9899", canary.address());
+  text = replace_all(text, "window: 1s", "window: 10m");  // (the loop's pace does not matter)
+  auto proxy = start_proxy(text, 2);
+  for (int i = 0; i < 400; ++i) ASSERT_EQ(fetch(proxy.port, "GET", "/").status, 200) << i;
+  EXPECT_EQ(canary_requests(canary), 20);
+  EXPECT_TRUE(route_guard(proxy, "podinfo").at("tripped").as_bool());
+  EXPECT_EQ(metric(proxy, R"(vane_fallbacks_total{route="podinfo",from="podinfo-canary",to="podinfo-primary"})", 20),
+            20);
 }

@@ -26,4 +26,16 @@ abort_sample sample_abort(const canary_spec& spec, const std::vector<std::string
                           const std::vector<parsed<boost::json::object>>& answers,
                           std::map<std::string, proxy_snapshot>& last, std::chrono::steady_clock::time_point now);
 
+// vane's proxy guard as the proxies report it (/stats/latency "guards"):
+// how many have tripped the route's guard on the canary.
+struct guard_sample {
+  std::size_t tripped = 0;     // proxies whose guard on the canary tripped
+  std::size_t proxies = 0;     // asked
+  double error_percent = 0;    // over the tripped ones' windows, weighted by their requests
+  std::uint64_t requests = 0;  // in those windows
+};
+guard_sample sample_guards(const canary_spec& spec, const std::vector<parsed<boost::json::object>>& answers);
+// "proxy guard tripped on 2/3 proxies (error rate 64.00% >= 20%)"
+std::string guard_reason(const canary_spec& spec, const guard_sample& g);
+
 }  // namespace vane::control

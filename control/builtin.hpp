@@ -66,6 +66,10 @@ class proxy_history {
   // nullopt when there is no snapshot yet.
   std::optional<window> over(std::chrono::steady_clock::duration interval, const std::string& key) const;
   const proxy_snapshot* latest() const { return snaps_.empty() ? nullptr : &snaps_.back(); }
+  // A new run: its windows start at the latest snapshot (read at most a second ago), not before.
+  void start_over() {
+    while (snaps_.size() > 1) snaps_.pop_front();
+  }
 
  private:
   std::deque<proxy_snapshot> snaps_;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "control/abort.hpp"
 #include "control/builtin.hpp"
 #include "control/run.hpp"
 #include "control/spec.hpp"
@@ -33,6 +34,7 @@ struct canary_record {
   std::string reason;                               // the last tick's, joined: logged once per change, shown by status
   double last_tick = 0;                             // unix seconds the last tick ended; 0: none yet
   std::uint64_t loop_restarts = 0;                  // loops started again after an exception
+  guard_sample guard;                               // the proxies' guard on the canary, at the latest reading
 };
 
 // An active run that has not ticked for more than 3 intervals (the watchdog).

@@ -43,6 +43,20 @@ bool terminal(const std::string& phase) {
 
 bool initialized(const std::string& phase) { return phase_from_name(phase) == canary_phase::initialized; }
 
+// "guard tripped on 2/3 proxies (64.00% errors)" when a proxy's guard on the canary has tripped; "" otherwise.
+std::string guard_text(const json::object& status) {
+  const auto* g = status.if_contains("guard");
+  if (!g || !g->is_object()) return "";
+  const auto& o = g->get_object();
+  const auto* tripped = o.if_contains("tripped_proxies");
+  const auto* proxies = o.if_contains("proxies");
+  const auto* rate = o.if_contains("error_percent");
+  if (!tripped || !tripped->is_number() || tripped->to_number<double>() <= 0) return "";
+  return fmt::format("guard tripped on {:.0f}/{:.0f} proxies ({:.2f}% errors)", tripped->to_number<double>(),
+                     proxies && proxies->is_number() ? proxies->to_number<double>() : 0.0,
+                     rate && rate->is_number() ? rate->to_number<double>() : 0.0);
+}
+
 }  // namespace
 
 std::string status_table(const json::value& answer) {
@@ -77,6 +91,7 @@ std::string status_table(const json::value& answer) {
         fmt::format("{:<24} {:<17} {} {:>4}%  {:<7} {:<6} {:<13} {}\n", text(*c, "name") + "." + text(*c, "namespace"),
                     text(*c, "phase"), weight_bar(weight), weight, failed, integer(*c, "iterations"), tick, last);
     if (std::string why = text(*c, "reason"); !why.empty()) out += "    readings missing: " + why + "\n";
+    if (std::string g = guard_text(*c); !g.empty()) out += "    " + g + "\n";
   }
   return out;
 }
@@ -100,6 +115,7 @@ std::string progress_line(const json::object& status) {
   line += fmt::format("  failed {}/{}", integer(status, "failed_checks"), integer(status, "threshold"));
   if (const auto* u = status.if_contains("unreachable_proxies"); u && u->is_array() && !u->as_array().empty())
     line += fmt::format("  unreachable {}", u->as_array().size());
+  if (std::string g = guard_text(status); !g.empty()) line += "  " + g;
   return line;
 }
 

@@ -239,6 +239,10 @@ class controller::fleet_env final : public run_env {
     co_return r;
   }
   asio::awaitable<void> refresh() override { co_await ctl_.read_stats(c_); }
+  std::optional<std::string> guard_tripped() override {
+    if (c_.guard.tripped == 0) return std::nullopt;
+    return guard_reason(c_.spec, c_.guard);
+  }
   asio::awaitable<metric_reading> read_metric(const metric_spec& m, bool mirror) override {
     metric_reading r = co_await ctl_.read_metric(c_, m, mirror);
     co_return r;
@@ -260,7 +264,7 @@ class controller::fleet_env final : public run_env {
   void finished(bool succeeded) override { ++(succeeded ? c_.successes : c_.failures); }
   std::int64_t now() override { return unix_now(); }
   std::string new_affinity_value() override {
-    c_.history.clear();  // a new run: windows start again, the last run's values are not shown
+    for (auto& [url, h] : c_.history) h.start_over();  // a new run: its windows start now (a reading ago)
     c_.abort_last.clear();
     c_.metric_values.clear();
     return vane::control::new_affinity_value();
@@ -291,6 +295,10 @@ asio::awaitable<void> controller::canary_loop(std::string id, std::uint64_t epoc
 
 // vane's abort: every second, the canary's error share since the last read;
 // at least minRequests and maxErrorRate % or more rolls back at once.
+// Every second, whatever the phase: one reading of every proxy, so that the
+// first tick of a run has a full window; and while a run is analysed, the
+// proxies' guard (vane) and the fast abort check (vane), each of which rolls
+// back at once.
 asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch) {
   asio::steady_timer timer(ctx_);
   for (;;) {
@@ -298,28 +306,27 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
     co_await timer.async_wait(nothrow);
     canary_record* c = live(id, epoch);
     if (!c) co_return;
-    if (!c->spec.analysis.abort_max_error_rate) continue;
+    fleet_reading reading = co_await read_stats(*c);
+    if (c->epoch != epoch) co_return;
     if (!analysing(c->state)) {
       c->abort_last.clear();
       continue;
     }
-    std::vector<std::string> problems;
-    std::vector<std::string> urls = co_await fleet_.urls(c->spec.proxies, problems);
-    std::string target = "/stats/latency";
-    duration timeout = std::chrono::seconds(2);
-    std::vector<parsed<json::object>> answers = co_await fleet_.get_all(urls, target, timeout);
-    abort_sample sample = sample_abort(c->spec, urls, answers, c->abort_last, steady::now());
-    for (auto& p : sample.problems) note(*c, std::move(p));
-    const window& w = sample.canary;
-    if (c->epoch != epoch || !analysing(c->state)) continue;
-    if (abort_due(c->spec, w.total, w.errors)) {
-      double rate = 100.0 * static_cast<double>(w.errors) / static_cast<double>(w.total);
-      std::string reason =
-          fmt::format("error rate {:.2f}% >= {}%", rate, number(*c->spec.analysis.abort_max_error_rate));
-      fleet_env env(*this, *c);
-      canary_run run(c->spec, c->state, env);
-      co_await run.rollback(reason);
+    std::optional<std::string> reason;
+    if (c->spec.analysis.guard && c->guard.tripped > 0) reason = guard_reason(c->spec, c->guard);
+    if (!reason && c->spec.analysis.abort_max_error_rate) {
+      abort_sample sample = sample_abort(c->spec, reading.urls, reading.answers, c->abort_last, steady::now());
+      for (auto& p : sample.problems) note(*c, std::move(p));
+      const window& w = sample.canary;
+      if (abort_due(c->spec, w.total, w.errors)) {
+        double rate = 100.0 * static_cast<double>(w.errors) / static_cast<double>(w.total);
+        reason = fmt::format("error rate {:.2f}% >= {}%", rate, number(*c->spec.analysis.abort_max_error_rate));
+      }
     }
+    if (!reason) continue;
+    fleet_env env(*this, *c);
+    canary_run run(c->spec, c->state, env);
+    co_await run.rollback(*reason);
   }
 }
 

@@ -48,7 +48,12 @@ class controller {
   boost::asio::awaitable<void> abort_loop(std::string id, std::uint64_t epoch);
   canary_record* live(const std::string& id, std::uint64_t epoch);
 
-  boost::asio::awaitable<void> read_stats(canary_record& c);
+  // Reads every proxy's /stats/latency into the canary's history and guard view; the answers, by URL.
+  struct fleet_reading {
+    std::vector<std::string> urls;
+    std::vector<parsed<boost::json::object>> answers;
+  };
+  boost::asio::awaitable<fleet_reading> read_stats(canary_record& c);
   boost::asio::awaitable<metric_reading> read_metric(canary_record& c, const metric_spec& m, bool mirror);
   boost::asio::awaitable<void> push_traffic(canary_record& c, boost::json::object traffic);
   boost::asio::awaitable<bool> primary_healthy(canary_record& c);

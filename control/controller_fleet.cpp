@@ -35,13 +35,18 @@ asio::awaitable<void> controller::push_traffic(canary_record& c, json::object tr
   }
 }
 
-asio::awaitable<void> controller::read_stats(canary_record& c) {
+asio::awaitable<controller::fleet_reading> controller::read_stats(canary_record& c) {
   std::vector<std::string> problems;
-  std::vector<std::string> urls = co_await fleet_.urls(c.spec.proxies, problems);
+  fleet_reading r;
+  r.urls = co_await fleet_.urls(c.spec.proxies, problems);
+  const std::vector<std::string>& urls = r.urls;
   for (auto& p : problems) note(c, std::move(p));
   std::string target = "/stats/latency";  // (GCC 12: named, never a temporary, in a co_await's arguments)
-  duration timeout = std::chrono::seconds(5);
-  std::vector<parsed<json::object>> answers = co_await fleet_.get_all(urls, target, timeout);
+  duration timeout = std::chrono::seconds(2);
+  r.answers = co_await fleet_.get_all(urls, target, timeout);
+  const std::vector<parsed<json::object>>& answers = r.answers;
+  c.guard = sample_guards(c.spec, answers);
+  const std::vector<std::string> was_unreachable = std::move(c.unreachable);
   c.unreachable.clear();
   steady::duration keep = std::chrono::minutes(1);
   for (const auto& m : c.spec.analysis.metrics) keep = std::max<steady::duration>(keep, m.interval);
@@ -52,12 +57,15 @@ asio::awaitable<void> controller::read_stats(canary_record& c) {
         answers[i] ? read_snapshot(*answers[i].value, c.spec.route, now) : parsed<proxy_snapshot>::fail(answers[i].why);
     if (!snap) {
       c.unreachable.push_back(urls[i]);
-      log::warn("{}: proxy {} unreachable: {}", c.spec.id(), urls[i], snap.why);
+      // Read every second: logged when it becomes unreachable, not at each reading.
+      if (std::find(was_unreachable.begin(), was_unreachable.end(), urls[i]) == was_unreachable.end())
+        log::warn("{}: proxy {} unreachable: {}", c.spec.id(), urls[i], snap.why);
       note(c, fmt::format("proxy {}: {}", urls[i], snap.why));
       continue;
     }
     c.history[urls[i]].add(std::move(*snap.value), keep + std::chrono::seconds(1));
   }
+  co_return r;
 }
 
 asio::awaitable<metric_reading> controller::read_metric(canary_record& c, const metric_spec& m, bool mirror) {

@@ -58,6 +58,14 @@ bool mirroring(const canary_spec& s, const run_state& st) {
   return s.analysis.mirror && st.phase == canary_phase::progressing && (iterations_strategy(s) || st.weight == 0);
 }
 
+namespace {
+// A whole percentage as an integer (20, not 2E1).
+json::value percent_value(double p) {
+  if (p == std::floor(p)) return static_cast<std::int64_t>(p);
+  return p;
+}
+}  // namespace
+
 json::object desired_traffic(const canary_spec& s, const run_state& st) {
   json::object t;
   t["split"] = json::array{json::object{{"cluster", s.primary}, {"weight", 100 - st.weight}},
@@ -86,6 +94,23 @@ json::object desired_traffic(const canary_spec& s, const run_state& st) {
     t["session_affinity"] = std::move(a);
   } else {
     t["session_affinity"] = nullptr;
+  }
+  // The guard and the fallback (vane) for the run's time; left alone when the Canary asks for neither.
+  if (s.analysis.guard) {
+    const guard_spec& g = *s.analysis.guard;
+    if (run_active(st))
+      t["guard"] = json::object{{"cluster", s.canary},
+                                {"max_error_percent", percent_value(g.max_error_percent)},
+                                {"min_requests", g.min_requests},
+                                {"window", format_duration(g.window)}};
+    else
+      t["guard"] = nullptr;
+  }
+  if (s.analysis.fallback) {
+    if (run_active(st))
+      t["fallback"] = json::object{{"from", s.canary}, {"to", s.primary}};
+    else
+      t["fallback"] = nullptr;
   }
   return t;
 }
@@ -154,6 +179,12 @@ asio::awaitable<bool> canary_run::hooks_pass(std::string type) {
 
 asio::awaitable<bool> canary_run::analysis_passes() {
   co_await env_.refresh();
+  if (s_.analysis.guard) {
+    if (std::optional<std::string> why = env_.guard_tripped()) {
+      rollback_now_ = std::move(why);
+      co_return false;
+    }
+  }
   const bool mirror = mirroring(s_, st_) && st_.weight == 0;
   for (const auto& m : s_.analysis.metrics) {
     metric_reading r = co_await env_.read_metric(m, mirror);
@@ -196,6 +227,18 @@ asio::awaitable<bool> canary_run::analysis_passes() {
     }
   }
   co_return true;
+}
+
+asio::awaitable<void> canary_run::rollback_if_due() {
+  if (rollback_now_) {
+    std::string reason = *rollback_now_;
+    rollback_now_.reset();
+    co_await rollback(reason);
+  } else if (st_.failed_checks >= s_.analysis.threshold) {
+    // The tick whose failed check reaches the threshold rolls back (not the next one).
+    std::string reason = fmt::format("failed checks threshold reached {}", st_.failed_checks);
+    co_await rollback(reason);
+  }
 }
 
 asio::awaitable<void> canary_run::rollback(std::string reason) {
@@ -245,7 +288,10 @@ asio::awaitable<void> canary_run::progressing() {
   }
   if (st_.weight > 0 || iterations_strategy(s_) || mirroring(s_, st_)) {
     bool passed = co_await analysis_passes();
-    if (!passed) co_return;
+    if (!passed) {
+      co_await rollback_if_due();
+      co_return;
+    }
   }
   if (iterations_strategy(s_)) {
     if (st_.iterations < an.iterations) {
@@ -286,6 +332,10 @@ asio::awaitable<void> canary_run::waiting_promotion() {
       co_return;
     }
     ok = co_await analysis_passes();  // metrics keep running while promotion waits
+    if (!ok) {
+      co_await rollback_if_due();
+      if (st_.phase == canary_phase::failed) co_return;
+    }
   }
   std::string type = "confirm-promotion";
   bool gate_ok = st_.promote_confirmed;

@@ -54,6 +54,9 @@ class run_env {
   virtual boost::asio::awaitable<std::vector<hook_result>> call_hooks(std::string type) = 0;
   // Fresh readings for this tick's metrics (the proxies' stats), before read_metric.
   virtual boost::asio::awaitable<void> refresh() = 0;
+  // Why the run must roll back now because the proxies' guard on the canary tripped (vane), from the
+  // latest readings; nullopt: it has not.
+  virtual std::optional<std::string> guard_tripped() = 0;
   // A metric's value; `mirror`: read the mirror series (the canary only gets copies).
   virtual boost::asio::awaitable<metric_reading> read_metric(const metric_spec& m, bool mirror) = 0;
   // Puts the desired traffic on every proxy.
@@ -92,13 +95,18 @@ class canary_run {
   boost::asio::awaitable<void> progressing();
   boost::asio::awaitable<void> waiting_promotion();
   boost::asio::awaitable<void> promoting();
+  // The tick's checks: fresh readings, the proxies' guard, every metric. False: a check failed (or is
+  // inconclusive); rollback_now_ says when that ends the run at once.
   boost::asio::awaitable<bool> analysis_passes();
+  // After a failed check: roll back now if the guard tripped or the failed checks reached the threshold.
+  boost::asio::awaitable<void> rollback_if_due();
   // All hooks of the type pass (true when there are none); logs as Flagger does.
   boost::asio::awaitable<bool> hooks_pass(std::string type);
 
   const canary_spec& s_;
   run_state& st_;
   run_env& env_;
+  std::optional<std::string> rollback_now_;
 };
 
 }  // namespace vane::control

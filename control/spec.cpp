@@ -161,10 +161,10 @@ class doc_parser {
 
   void analysis(const YAML::Node& a, analysis_spec& an) {
     if (!r_.expect_map(a, "analysis")) return;
-    r_.check_keys(
-        a, "analysis",
-        {"interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "stepWeightPromotion", "iterations",
-         "match", "mirror", "mirrorWeight", "sessionAffinity", "abort", "metrics", "webhooks", "alerts"});
+    r_.check_keys(a, "analysis",
+                  {"interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "stepWeightPromotion",
+                   "iterations", "match", "mirror", "mirrorWeight", "sessionAffinity", "abort", "guard", "fallback",
+                   "metrics", "webhooks", "alerts"});
     if (auto v = a["interval"])
       if (auto d = r_.get_duration(v, "analysis.interval")) an.interval = *d;
     if (auto v = a["threshold"])
@@ -230,6 +230,28 @@ class doc_parser {
         if (auto n = r_.get_int(m, "abort.minRequests", 0, 1'000'000'000))
           an.abort_min_requests = static_cast<std::uint64_t>(*n);
     }
+    if (auto v = a["guard"]; v && r_.expect_map(v, "analysis.guard")) {
+      r_.check_keys(v, "guard", {"maxErrorPercent", "minRequests", "window"});
+      guard_spec g;
+      if (auto m = v["maxErrorPercent"]) {
+        if (auto rate = number(m, "guard.maxErrorPercent"); rate && (*rate <= 0 || *rate > 100))
+          r_.error(m, "guard.maxErrorPercent must be in (0, 100]");
+        else if (rate)
+          g.max_error_percent = *rate;
+      }
+      if (auto m = v["minRequests"])
+        if (auto n = r_.get_int(m, "guard.minRequests", 1, 1'000'000)) g.min_requests = static_cast<std::uint64_t>(*n);
+      if (auto w = v["window"]) {
+        auto d = r_.get_duration(w, "guard.window");
+        if (d && (*d < std::chrono::milliseconds(100) || *d > std::chrono::minutes(10)))
+          r_.error(w, "guard.window must be from 100ms to 10m");
+        else if (d)
+          g.window = *d;
+      }
+      an.guard = g;
+    }
+    if (auto v = a["fallback"])
+      if (auto b = r_.get_bool(v, "analysis.fallback")) an.fallback = *b;
     if (auto v = a["metrics"]; v && r_.expect_sequence(v, "analysis.metrics"))
       for (const auto& m : v) metric(m, an);
     if (auto v = a["webhooks"]; v && r_.expect_sequence(v, "analysis.webhooks"))

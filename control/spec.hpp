@@ -44,6 +44,13 @@ struct alert_spec {
   std::string name, severity = "info", provider_name, provider_namespace;
 };
 
+// vane: the proxies' guard for the run (docs/control.md, "Guard and fallback").
+struct guard_spec {
+  double max_error_percent = 20;
+  std::uint64_t min_requests = 20;
+  duration window = std::chrono::seconds(1);
+};
+
 struct analysis_spec {
   duration interval = std::chrono::minutes(1);
   std::uint32_t threshold = 1;
@@ -60,6 +67,8 @@ struct analysis_spec {
   duration affinity_max_age = std::chrono::hours(24);
   std::optional<double> abort_max_error_rate;
   std::uint64_t abort_min_requests = 0;
+  std::optional<guard_spec> guard;  // vane
+  bool fallback = false;            // vane: failed canary attempts go once to the primary
   std::vector<metric_spec> metrics;
   std::vector<webhook_spec> webhooks;
   std::vector<alert_spec> alerts;

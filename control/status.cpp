@@ -25,6 +25,12 @@ json::object status_json(const canary_record& c, double now) {
   for (const auto& [k, v] : c.metric_values) metrics[k] = v;
   json::array unreachable;
   for (const auto& u : c.unreachable) unreachable.push_back(json::string(u));
+  // The proxies' guard on the canary (vane), when the Canary asks for one.
+  json::value guard = nullptr;
+  if (c.spec.analysis.guard)
+    guard = json::object{{"tripped_proxies", c.guard.tripped},
+                         {"proxies", c.guard.proxies},
+                         {"error_percent", std::round(c.guard.error_percent * 100) / 100}};
   json::value last_tick = nullptr;
   if (c.last_tick > 0) last_tick = std::floor((now - c.last_tick) * 1000) / 1000;
   return {{"name", c.spec.name},
@@ -40,6 +46,7 @@ json::object status_json(const canary_record& c, double now) {
           {"metrics", std::move(metrics)},
           {"unreachable_proxies", std::move(unreachable)},
           {"reason", c.reason},
+          {"guard", std::move(guard)},
           {"last_tick_seconds_ago", std::move(last_tick)},
           {"stalled", stalled(c, now)},
           {"events", std::move(events)}};

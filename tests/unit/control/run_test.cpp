@@ -36,7 +36,13 @@ struct fake_env : run_env {
     hooks_called.push_back(type);
     co_return hooks[type];
   }
-  asio::awaitable<void> refresh() override { co_return; }
+  asio::awaitable<void> refresh() override {
+    ++refreshes;
+    co_return;
+  }
+  std::optional<std::string> guard_trip;  // what the proxies' guard says at the next refresh
+  int refreshes = 0;
+  std::optional<std::string> guard_tripped() override { return guard_trip; }
   asio::awaitable<metric_reading> read_metric(const metric_spec& m, bool mirror) override {
     mirror_reads.push_back(mirror);
     auto& q = readings[m.name];
@@ -164,9 +170,9 @@ TEST(CanaryRun, FailedChecksReachingTheThresholdRollBack) {
   fake_env env;
   env.readings["request-success-rate"] = {value(100), value(97.5)};
   env.hooks["post-rollout"] = {{"cleanup", true, ""}};
-  // 1 start, 2 weight 25, 3 a passing check and weight 50, 4 and 5 failed checks, 6 the rollback at the
-  // start of the tick after the threshold was reached (Flagger's order).
-  ASSERT_EQ(ticks_until(s, st, env, canary_phase::failed), 6);
+  // 1 start, 2 weight 25, 3 a passing check and weight 50, 4 a failed check, 5 the failed check that
+  // reaches the threshold, and the rollback in the same tick (Flagger waits for the next one).
+  ASSERT_EQ(ticks_until(s, st, env, canary_phase::failed), 5);
   EXPECT_TRUE(env.saw("Halt podinfo.test advancement success rate 97.50% < 99%"));
   EXPECT_TRUE(env.saw("Rolling back podinfo.test failed checks threshold reached 2"));
   EXPECT_TRUE(env.saw("Canary failed! Scaling down podinfo.test"));
@@ -458,4 +464,33 @@ TEST(CanaryRun, FirstSightInitializesWithoutARunAndALaterRevisionStartsOne) {
   EXPECT_EQ(st3.revision, "9");
   EXPECT_EQ(st3.phase, canary_phase::progressing);
   EXPECT_FALSE(env3.saw("Initialization done! podinfo.test"));
+}
+
+// vane's guard: a trip the proxies report rolls the run back at the tick that reads it; the run installs the
+// guard and the fallback on the canary, and removes them when it ends.
+TEST(CanaryRun, AProxyGuardTripRollsBackAtOnceAndGuardAndFallbackLastTheRun) {
+  auto s = base_spec();
+  s.analysis.guard = guard_spec{20, 20, std::chrono::seconds(1)};
+  s.analysis.fallback = true;
+  run_state st = baseline();
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  tick(s, st, env);  // the run starts
+  tick(s, st, env);  // weight 25
+  ASSERT_EQ(st.phase, canary_phase::progressing);
+  ASSERT_EQ(env.canary_weight(), 25);
+  EXPECT_EQ(json::serialize(env.last_push.at("guard")),
+            R"({"cluster":"podinfo-canary","max_error_percent":20,"min_requests":20,"window":"1s"})");
+  EXPECT_EQ(json::serialize(env.last_push.at("fallback")), R"({"from":"podinfo-canary","to":"podinfo-primary"})");
+  env.guard_trip = "proxy guard tripped on 2/3 proxies (error rate 64.00% >= 20%)";
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, canary_phase::failed);
+  EXPECT_TRUE(env.saw("Rolling back podinfo.test proxy guard tripped on 2/3 proxies (error rate 64.00% >= 20%)"));
+  EXPECT_EQ(env.canary_weight(), 0);
+  EXPECT_TRUE(env.last_push.at("guard").is_null());
+  EXPECT_TRUE(env.last_push.at("fallback").is_null());
+  // A Canary without them leaves the proxies' own alone.
+  auto plain = base_spec();
+  EXPECT_FALSE(desired_traffic(plain, st).contains("guard"));
+  EXPECT_FALSE(desired_traffic(plain, st).contains("fallback"));
 }

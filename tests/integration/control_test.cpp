@@ -247,6 +247,49 @@ TEST(Control, AbortRollsBackWithinSecondsOnAnErrorBurst) {
       << ctl.process->output();
 }
 
+// vane's guard and fallback from a Canary: the proxy stops the failing canary
+// itself, vane-control rolls back on the trip it reports, and with the
+// fallback no client sees an error, while the canary's failures are counted.
+TEST(Control, AGuardTripRollsBackAndWithFallbackNoClientSeesAnError) {
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0", {"--error-percent", "100", "--error-status", "503"});
+  auto proxy = start_proxy(proxy_config(p, c), 2);
+  load traffic(proxy.port);
+  // No metric and a high threshold: only the guard can end this run.
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 100
+    maxWeight: 50
+    stepWeight: 20
+    guard: {maxErrorPercent: 20, minRequests: 10, window: 10m}
+    fallback: true
+)"));
+  ASSERT_TRUE(ctl.process->wait_for("Canary failed! Scaling down app.test", 120s)) << ctl.process->output();
+  const std::string out = ctl.process->output();
+  EXPECT_NE(out.find("Rolling back app.test proxy guard tripped on 1/1 proxies (error rate 100.00% >= 20%)"),
+            std::string::npos)
+      << out;
+  traffic.finish();
+  EXPECT_GT(traffic.answered.load(), 0);
+  EXPECT_EQ(traffic.errors.load(), 0);
+  EXPECT_EQ(traffic.not_answered.load(), 0);
+  // The canary's failures were counted as its own, and every one fell back.
+  const std::string metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find(R"(vane_guard_trips_total{route="app",cluster="app-canary"} 1)"), std::string::npos);
+  EXPECT_NE(metrics.find(R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="503"} 10)"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find(R"(vane_fallbacks_total{route="app",from="app-canary",to="app-primary"} 10)"),
+            std::string::npos)
+      << metrics;
+  // The run removed both from the proxy, and the trip with them.
+  auto route = route_policy(proxy);
+  EXPECT_TRUE(route.at("guard").is_null()) << json::serialize(route);
+  EXPECT_TRUE(route.at("fallback").is_null()) << json::serialize(route);
+  EXPECT_EQ(route.at("split").as_array()[1].at("weight").as_int64(), 0);
+  // status shows the guard as the proxies last reported it (the rollback reset it).
+  auto status = fetch_json(ctl.port, "/canaries/app.test").as_object();
+  EXPECT_TRUE(status.at("guard").is_object()) << json::serialize(status);
+}
+
 TEST(Control, ABadDocumentIsRefusedAndTheOthersRun) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");

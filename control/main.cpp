@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -21,12 +22,14 @@
 #include "common/yaml_doc.hpp"
 #include "control/cli.hpp"
 #include "control/controller.hpp"
+#include "control/inject_manifests.hpp"
 #include "control/phase.hpp"
 
 namespace {
 
 constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 127.0.0.1:9902] [--state FILE]
                     [--proxy-token-file FILE] [--log-level LEVEL] [--validate]
+       vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
        vane-control status [NAME] [--json] | watch NAME [--timeout D]
                     | rollout NAME [--revision R] | promote NAME | abort NAME
                     | resume NAME                 [--server URL]
@@ -46,6 +49,9 @@ per line, in Flagger's words. See docs/control.md.
   --validate               check DIR's documents and exit: 0, or 1 with every
                            error as FILE:LINE:COL: message
 
+  inject                   add the vane-proxy sidecar to manifests (see
+                           vane-control inject --help)
+
 Commands (a client of a running controller, --server default
 http://127.0.0.1:9902):
   status [NAME] [--json]   a table: phase, weight, failed checks, iterations,
@@ -61,6 +67,31 @@ http://127.0.0.1:9902):
                            now runs the new revision (without spec.promote)
   abort NAME               roll back now
   resume NAME              run a Failed canary's revision again
+)";
+
+constexpr const char* inject_usage = R"(usage: vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
+
+Reads Kubernetes manifests (YAML, several documents) and writes them to
+stdout with the vane-proxy sidecar added to every pod template that opts in:
+labelled vane.dev/inject: enabled, or in a Namespace of the same input
+labelled so. Kinds: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+CronJob, and the items of a List. The sidecar is the container of
+k8s/base/proxy (a native sidecar: an init container with restartPolicy:
+Always, Kubernetes 1.29+), its volumes (the proxy config from the ConfigMap
+named by the pod annotation vane.dev/proxy-config, default
+vane-proxy-config; the admin token from the Secret vane-admin-token), the
+Prometheus scrape annotations and the label vane.dev/fleet.
+
+Injecting twice changes nothing. Other documents are written back as they
+were, byte for byte; an injected one is written again from its parsed form,
+so its comments are lost (but those above it). What was done to each pod
+template is printed on stderr. Bad input: every error as FILE:LINE:COL on
+stderr, exit 1, nothing written.
+
+  -f FILE, --filename FILE  the manifests (default -, standard input)
+  --all                     every pod template not labelled vane.dev/inject: disabled
+  --classic-sidecar         a plain container instead (clusters before 1.29; the
+                            app must retry its first calls until the proxy listens)
 )";
 
 int fail_usage(const std::string& message) {
@@ -169,6 +200,46 @@ int validate(const std::string& dir) {
   return 0;
 }
 
+// `inject`: manifests from a file or stdin to stdout, with the sidecar.
+int inject(int argc, char** argv) {
+  std::string file = "-";
+  vane::control::inject_options options;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(inject_usage, stdout);
+      return 0;
+    } else if ((a == "-f" || a == "--filename") && i + 1 < argc) {
+      file = argv[++i];
+    } else if (a == "--all") {
+      options.all = true;
+    } else if (a == "--classic-sidecar") {
+      options.classic_sidecar = true;
+    } else {
+      std::fprintf(stderr, "vane-control inject: unexpected argument '%s'\n\n%s", a.c_str(), inject_usage);
+      return 2;
+    }
+  }
+  std::string text;
+  if (file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::string message;
+    auto t = vane::read_file(file, message);
+    if (!t) {
+      std::fprintf(stderr, "vane-control inject: %s\n", message.c_str());
+      return 1;
+    }
+    text = std::move(*t);
+  }
+  auto r = vane::control::inject_manifests(text, file == "-" ? "<stdin>" : file, options);
+  for (const auto& n : r.notes) std::fprintf(stderr, "%s\n", n.c_str());
+  for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  if (!r.errors.empty()) return 1;
+  std::fwrite(r.text.data(), 1, r.text.size(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
 int client(int argc, char** argv) {
   std::string cmd = argv[1];
   std::string name, revision, server = "http://127.0.0.1:9902";
@@ -223,6 +294,7 @@ int client(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc > 1) {
     std::string first = argv[1];
+    if (first == "inject") return inject(argc, argv);
     if (first == "status" || first == "watch" || first == "rollout" || first == "promote" || first == "abort" ||
         first == "resume")
       return client(argc, argv);

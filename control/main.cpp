@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <chrono>
@@ -23,12 +24,14 @@
 #include "control/cli.hpp"
 #include "control/controller.hpp"
 #include "control/inject_manifests.hpp"
+#include "control/inject_webhook.hpp"
 #include "control/phase.hpp"
 
 namespace {
 
 constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 127.0.0.1:9902] [--state FILE]
                     [--proxy-token-file FILE] [--log-level LEVEL] [--validate]
+                    [--inject-webhook ADDR --tls-cert FILE --tls-key FILE]
        vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
        vane-control status [NAME] [--json] | watch NAME [--timeout D]
                     | rollout NAME [--revision R] | promote NAME | abort NAME
@@ -48,6 +51,17 @@ per line, in Flagger's words. See docs/control.md.
   --proxy-token-file FILE  bearer token for the proxies' admin API
   --validate               check DIR's documents and exit: 0, or 1 with every
                            error as FILE:LINE:COL: message
+  --inject-webhook ADDR    also serve the mutating admission webhook that
+                           injects the vane-proxy sidecar (HTTPS, POST /inject
+                           with an AdmissionReview v1, GET /ready); alone when
+                           --canaries is not given. It injects every pod it is
+                           sent but those labelled vane.dev/inject: disabled:
+                           the MutatingWebhookConfiguration's selectors choose
+                           (k8s/overlays/inject-webhook)
+  --tls-cert FILE, --tls-key FILE
+                           its certificate chain and key (PEM), read again when
+                           they change (a renewed Secret)
+  --classic-sidecar        inject a plain container instead of a native sidecar
 
   inject                   add the vane-proxy sidecar to manifests (see
                            vane-control inject --help)
@@ -240,6 +254,21 @@ int inject(int argc, char** argv) {
   return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
+// --inject-webhook without --canaries: the webhook alone, until SIGTERM/SIGINT.
+int serve_webhook_alone(const vane::control::inject_webhook_options& options) {
+  boost::asio::io_context ctx(1);
+  vane::control::inject_webhook w(ctx.get_executor(), options);
+  w.start();
+  boost::asio::signal_set signals(ctx, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    vane::log::info("signal {}: stopping", sig);
+    ctx.stop();
+  });
+  ctx.run();
+  return 0;
+}
+
 int client(int argc, char** argv) {
   std::string cmd = argv[1];
   std::string name, revision, server = "http://127.0.0.1:9902";
@@ -300,6 +329,7 @@ int main(int argc, char** argv) {
       return client(argc, argv);
   }
   vane::control::controller_options options;
+  vane::control::inject_webhook_options webhook;
   bool validate_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -332,6 +362,14 @@ int main(int argc, char** argv) {
       if (!text) return fail_usage(message);
       while (!text->empty() && std::isspace(static_cast<unsigned char>(text->back()))) text->pop_back();
       options.proxy_token = *text;
+    } else if (arg == "--inject-webhook" || arg == "--tls-cert" || arg == "--tls-key") {
+      auto v = value();
+      if (!v) return fail_usage(arg + (arg == "--inject-webhook" ? " needs HOST:PORT" : " needs a file"));
+      (arg == "--inject-webhook" ? webhook.address
+       : arg == "--tls-cert"     ? webhook.certificate
+                                 : webhook.private_key) = v;
+    } else if (arg == "--classic-sidecar") {
+      webhook.inject.classic_sidecar = true;
     } else if (arg == "--log-level") {
       auto v = value();
       vane::log::level level;
@@ -341,12 +379,26 @@ int main(int argc, char** argv) {
       return fail_usage("unknown argument '" + arg + "'");
     }
   }
-  if (options.canaries_dir.empty()) return fail_usage("--canaries is required");
-  if (validate_only) return validate(options.canaries_dir);
+  const bool serve_webhook = !webhook.address.empty();
+  if (serve_webhook && (webhook.certificate.empty() || webhook.private_key.empty()))
+    return fail_usage("--inject-webhook needs --tls-cert and --tls-key (the API server calls webhooks over HTTPS)");
+  if (!serve_webhook && (!webhook.certificate.empty() || !webhook.private_key.empty()))
+    return fail_usage("--tls-cert and --tls-key are for --inject-webhook");
+  if (options.canaries_dir.empty() && !serve_webhook) return fail_usage("--canaries is required");
+  if (validate_only) {
+    if (options.canaries_dir.empty()) return fail_usage("--validate needs --canaries");
+    return validate(options.canaries_dir);
+  }
   std::signal(SIGPIPE, SIG_IGN);
   try {
+    if (options.canaries_dir.empty()) return serve_webhook_alone(webhook);
     vane::control::controller c(options);
     c.start();
+    std::optional<vane::control::inject_webhook> w;
+    if (serve_webhook) {
+      w.emplace(c.executor(), webhook);
+      w->start();
+    }
     return c.run();
   } catch (const std::exception& e) {
     vane::log::error("{}", e.what());

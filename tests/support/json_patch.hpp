@@ -1,8 +1,10 @@
 #pragma once
 // A small RFC 6902 JSON Patch applier for tests (add, remove, replace, test),
-// to check what the admission webhook answers against what `inject` gives.
-// Throws std::runtime_error on a patch that does not apply.
+// to check what the admission webhook answers against what `inject` gives,
+// and the base64 decoding of the answer's patch. Throws std::runtime_error on
+// a patch that does not apply or text that is not base64.
 #include <boost/json.hpp>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,6 +25,25 @@ inline std::vector<std::string> json_pointer_tokens(const std::string& pointer) 
       token += pointer[++i] == '0' ? '~' : '/';
     } else {
       token += pointer[i];
+    }
+  }
+  return out;
+}
+
+inline std::string base64_decode(const std::string& text) {
+  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::uint32_t bits = 0;
+  int n = 0;
+  for (char c : text) {
+    if (c == '=') break;
+    auto at = alphabet.find(c);
+    if (at == std::string::npos) throw std::runtime_error(std::string("not base64: ") + c);
+    bits = (bits << 6) | static_cast<std::uint32_t>(at);
+    n += 6;
+    if (n >= 8) {
+      n -= 8;
+      out += static_cast<char>((bits >> n) & 0xff);
     }
   }
   return out;

@@ -9,6 +9,7 @@
 
 #include "common/json_patch.hpp"
 #include "common/yaml_json.hpp"
+#include "control/admission.hpp"
 #include "control/inject_manifests.hpp"
 #include "tests/support/json_patch.hpp"
 
@@ -369,5 +370,132 @@ TEST(JsonPatch, DiffAppliedToTheSourceGivesTheTarget) {
     auto y = json::parse(b);
     vane::test::json_patch_apply(x, vane::json_patch_diff(x, y));
     EXPECT_EQ(x, y) << a << " -> " << b;
+  }
+}
+
+// --- the admission webhook's reviews (control/admission.*) ---
+
+namespace {
+
+json::object review_of(const json::value& pod, const std::string& uid = "uid-1") {
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request",
+           {{"uid", uid},
+            {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+            {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
+            {"namespace", "demo"},
+            {"operation", "CREATE"},
+            {"object", pod}}}};
+}
+
+json::object answer_of(const vane::control::admission_result& r) {
+  EXPECT_EQ(r.reply.status, 200U) << r.reply.body;
+  auto v = json::parse(r.reply.body);
+  EXPECT_EQ(v.at("apiVersion"), "admission.k8s.io/v1");
+  EXPECT_EQ(v.at("kind"), "AdmissionReview");
+  return v.at("response").as_object();
+}
+
+}  // namespace
+
+TEST(InjectAdmission, Base64IsRfc4648) {
+  using vane::control::base64_encode;
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64_encode(std::string("\xff\xfe\x00", 3)), "//4A");
+}
+
+TEST(InjectAdmission, ThePatchAppliedToThePodIsWhatInjectGives) {
+  auto pod = json::parse(R"({"apiVersion": "v1", "kind": "Pod",
+      "metadata": {"generateName": "web-", "labels": {"app": "web", "vane.dev/inject": "enabled"},
+                   "annotations": {"vane.dev/proxy-config": "web-proxy"}},
+      "spec": {"initContainers": [{"name": "migrate", "image": "m:1"}],
+               "containers": [{"name": "web", "image": "w:1"}],
+               "volumes": [{"name": "data", "emptyDir": {}}], "terminationGracePeriodSeconds": 30}})");
+  for (bool classic : {false, true}) {
+    inject_options o;
+    o.classic_sidecar = classic;
+    auto response = answer_of(vane::control::review_admission(json::serialize(review_of(pod, "abc-123")), o));
+    EXPECT_EQ(response.at("uid"), "abc-123");
+    EXPECT_EQ(response.at("allowed"), true);
+    EXPECT_EQ(response.at("patchType"), "JSONPatch");
+    auto patch = json::parse(vane::test::base64_decode(std::string(response.at("patch").as_string())));
+    auto patched = pod;
+    vane::test::json_patch_apply(patched, patch.as_array());
+    auto expected = pod.as_object();
+    o.all = true;
+    ASSERT_EQ(inject_pod(expected, o).outcome, inject_outcome::injected);
+    EXPECT_EQ(patched, json::value(expected)) << json::serialize(patch);
+    // The sidecar goes first among the init containers: the others can use it.
+    if (!classic) EXPECT_EQ(patched.at("spec").at("initContainers").at(0).at("name"), "vane-proxy");
+  }
+}
+
+TEST(InjectAdmission, InjectsUnlessDisabledAndNeverTwice) {
+  auto pod = json::parse(R"({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app"}]}})");
+  // No label: the webhook configuration's selectors sent it (its namespace opted in).
+  auto response = answer_of(vane::control::review_admission(json::serialize(review_of(pod)), {}));
+  EXPECT_TRUE(response.contains("patch"));
+  pod.as_object()["metadata"].as_object()["labels"] = json::object{{"vane.dev/inject", "disabled"}};
+  response = answer_of(vane::control::review_admission(json::serialize(review_of(pod)), {}));
+  EXPECT_EQ(response.at("allowed"), true);
+  EXPECT_FALSE(response.contains("patch"));
+  EXPECT_FALSE(response.contains("patchType"));
+  auto injected = json::parse(R"({"spec": {"containers": [{"name": "app"}, {"name": "vane-proxy"}]}})");
+  response = answer_of(vane::control::review_admission(json::serialize(review_of(injected)), {}));
+  EXPECT_FALSE(response.contains("patch"));
+  // Not a Pod: allowed as it is.
+  auto review = review_of(pod);
+  review["request"].as_object()["kind"] = json::object{{"group", "apps"}, {"version", "v1"}, {"kind", "Deployment"}};
+  response = answer_of(vane::control::review_admission(json::serialize(review), {}));
+  EXPECT_FALSE(response.contains("patch"));
+}
+
+TEST(InjectAdmission, AnOddPodIsAllowedWithAWarningAndNoPatch) {
+  for (const char* odd : {R"({"spec": {"containers": "app"}})", R"({"spec": 7})", R"({"metadata": []})",
+                          R"({"spec": {"containers": [1, 2]}})", R"({"spec": {"containers": [], "volumes": {}}})"}) {
+    SCOPED_TRACE(odd);
+    auto response = answer_of(vane::control::review_admission(json::serialize(review_of(json::parse(odd))), {}));
+    EXPECT_EQ(response.at("allowed"), true);
+    EXPECT_FALSE(response.contains("patch"));
+    ASSERT_TRUE(response.contains("warnings"));
+    EXPECT_NE(std::string(response.at("warnings").at(0).as_string()).find("vane-proxy not injected: "),
+              std::string::npos);
+  }
+}
+
+TEST(InjectAdmission, MalformedReviewsAre400WithAJsonError) {
+  auto pod = json::parse(R"({"spec": {"containers": []}})");
+  auto without = [&](const char* key) {
+    auto r = review_of(pod);
+    r["request"].as_object().erase(key);
+    return json::serialize(r);
+  };
+  auto with = [&](const char* key, json::value v) {
+    auto r = review_of(pod);
+    r[key] = std::move(v);
+    return json::serialize(r);
+  };
+  for (const auto& [body, message] : std::vector<std::pair<std::string, std::string>>{
+           {"", "not a JSON document"},
+           {"{\"apiVersion\": ", "not a JSON document"},
+           {"[1, 2]", "must be a JSON object"},
+           {with("kind", "Pod"), "expected kind AdmissionReview"},
+           {with("apiVersion", "admission.k8s.io/v1beta1"), "admission.k8s.io/v1"},
+           {with("request", "x"), "request must be an object"},
+           {json::serialize(json::object{{"apiVersion", "admission.k8s.io/v1"}, {"kind", "AdmissionReview"}}),
+            "request must be an object"},
+           {without("uid"), "request.uid"},
+           {without("object"), "request.object must be an object"},
+       }) {
+    SCOPED_TRACE(body);
+    auto r = vane::control::review_admission(body, {});
+    EXPECT_EQ(r.reply.status, 400U);
+    auto error = json::parse(r.reply.body);
+    EXPECT_NE(std::string(error.at("error").as_string()).find(message), std::string::npos) << r.reply.body;
   }
 }

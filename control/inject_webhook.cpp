@@ -69,8 +69,8 @@ void inject_webhook::start() {
     o.body_limit = 4 << 20;  // a Pod with many containers and env; the API server sends at most 3MiB objects
     o.timeout = std::chrono::seconds(10);
     const inject_options* inject = &options_.inject;
-    return serve_https(*acceptor_, std::move(o),
-                       [inject](http_server_request req) { return answer(*inject, req); }, files_);
+    return serve_https(
+        *acceptor_, std::move(o), [inject](http_server_request req) { return answer(*inject, req); }, files_);
   };
   supervise(ex_, std::move(s));
 }

@@ -184,7 +184,28 @@ void write_scalar(std::string& out, const json::value& v, int indent) {
   }
 }
 
+void write_object(std::string& out, const json::object& o, int indent, bool first_inline);
 void write_array(std::string& out, const json::array& a, int indent);
+
+// A value after "key:" or "-": a block on the next lines (a mapping in a
+// sequence starts on the dash's line), or on the same line.
+void write_value(std::string& out, const json::value& v, int indent, bool in_sequence) {
+  if (v.is_object() && !v.get_object().empty()) {
+    out += in_sequence ? ' ' : '\n';
+    write_object(out, v.get_object(), indent, in_sequence);
+  } else if (v.is_array() && !v.get_array().empty()) {
+    out += '\n';
+    write_array(out, v.get_array(), indent);
+  } else if (v.is_object()) {
+    out += " {}\n";
+  } else if (v.is_array()) {
+    out += " []\n";
+  } else {
+    out += ' ';
+    write_scalar(out, v, indent);
+    out += '\n';
+  }
+}
 
 // The entries of `o`; the first one's indentation already written when `first_inline`.
 void write_object(std::string& out, const json::object& o, int indent, bool first_inline) {
@@ -194,42 +215,15 @@ void write_object(std::string& out, const json::object& o, int indent, bool firs
     first = false;
     write_string(out, key, indent);
     out += ':';
-    if (value.is_object() && !value.get_object().empty()) {
-      out += '\n';
-      write_object(out, value.get_object(), indent + 2, false);
-    } else if (value.is_array() && !value.get_array().empty()) {
-      out += '\n';
-      write_array(out, value.get_array(), indent + 2);
-    } else if (value.is_object()) {
-      out += " {}\n";
-    } else if (value.is_array()) {
-      out += " []\n";
-    } else {
-      out += ' ';
-      write_scalar(out, value, indent + 2);
-      out += '\n';
-    }
+    write_value(out, value, indent + 2, false);
   }
 }
 
 void write_array(std::string& out, const json::array& a, int indent) {
   for (const auto& item : a) {
     out.append(static_cast<std::size_t>(indent), ' ');
-    if (item.is_object() && !item.get_object().empty()) {
-      out += "- ";
-      write_object(out, item.get_object(), indent + 2, true);
-    } else if (item.is_array() && !item.get_array().empty()) {
-      out += "-\n";
-      write_array(out, item.get_array(), indent + 2);
-    } else if (item.is_object()) {
-      out += "- {}\n";
-    } else if (item.is_array()) {
-      out += "- []\n";
-    } else {
-      out += "- ";
-      write_scalar(out, item, indent + 2);
-      out += '\n';
-    }
+    out += '-';
+    write_value(out, item, indent + 2, true);
   }
 }
 

@@ -40,7 +40,7 @@ std::string_view string_at(const json::object& o, std::string_view key) {
   return v && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
 }
 
-admission_result refuse(std::string message) {
+admission_result refuse(const std::string& message) {
   admission_result r;
   r.log_line = "refused a review: " + message;
   r.reply = http_error_reply(400, message);

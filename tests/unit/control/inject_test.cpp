@@ -51,10 +51,11 @@ std::string reindent(const std::string& text, int delta) {
     at = nl == std::string::npos ? text.size() : nl + 1;
     if (line.empty()) continue;
     if (delta > 0)
-      line = std::string(static_cast<std::size_t>(delta), ' ') + line;
+      line.insert(0, static_cast<std::size_t>(delta), ' ');
     else
-      line = line.substr(static_cast<std::size_t>(-delta));
-    out += line + "\n";
+      line.erase(0, static_cast<std::size_t>(-delta));
+    out += line;
+    out += '\n';
   }
   return out;
 }

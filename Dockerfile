@@ -19,6 +19,7 @@ COPY common/ common/
 COPY filters/ filters/
 COPY proxy/ proxy/
 COPY control/ control/
+COPY k8s/base/proxy/proxy-container.yaml k8s/base/proxy/
 COPY demo/ demo/
 COPY scripts/build.sh scripts/
 RUN VANE_BUILD_TYPE=Release bash scripts/build.sh build-release -DVANE_BUILD_TESTS=OFF -DVANE_BUILD_BENCH=OFF \

@@ -1,24 +1,17 @@
 #include "common/http_server.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <exception>
 #include <memory>
 
-#include "common/log.hpp"
+#include "common/http_server_session.hpp"
 
 namespace vane {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 http_server_reply http_error_reply(unsigned status, std::string_view message) {
   http_server_reply r;
@@ -27,9 +20,8 @@ http_server_reply http_error_reply(unsigned status, std::string_view message) {
   return r;
 }
 
-namespace {
+namespace http_server_detail {
 
-// 1MiB, 64KiB or 1000 bytes: how a body limit reads in a 413.
 std::string size_text(std::uint64_t n) {
   if (n != 0 && n % (1 << 20) == 0) return std::to_string(n >> 20) + "MiB";
   if (n != 0 && n % (1 << 10) == 0) return std::to_string(n >> 10) + "KiB";
@@ -46,78 +38,21 @@ std::string what_of(const std::exception_ptr& e) {
   }
 }
 
-struct server_state {
-  http_server_options options;
-  http_handler handler;
-};
+}  // namespace http_server_detail
 
-asio::awaitable<void> session(std::shared_ptr<const server_state> state, tcp::socket socket) {
-  const http_server_options& o = state->options;
+namespace {
+
+asio::awaitable<void> session(std::shared_ptr<const http_server_detail::server_state> state, tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
-  for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(o.header_limit));
-    parser.body_limit(o.body_limit);
-    stream.expires_after(o.timeout);
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser, nothrow);
-    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
-        ec == asio::error::connection_reset)
-      co_return;
-    http_server_reply reply;
-    bool keep_alive = false;
-    if (ec == http::error::body_limit) {
-      reply = http_error_reply(413, "request body over " + size_text(o.body_limit));
-    } else if (ec) {
-      reply = http_error_reply(400, "bad request: " + ec.message());
-    } else {
-      const auto& req = parser.get();
-      keep_alive = o.keep_alive && req.keep_alive();
-      http_server_request request{req.method_string(), req.target(), req[http::field::authorization], req.body()};
-      std::exception_ptr failure;
-      try {
-        reply = co_await state->handler(request);
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      if (failure) {
-        log::error("{}: {} {} ended by an exception: {}", o.log_name, std::string(request.method),
-                   std::string(request.target), what_of(failure));
-        reply = http_error_reply(500, "internal error");
-        keep_alive = false;
-      }
-    }
-    http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
-    res.set(http::field::server, o.server);
-    for (const auto& [name, value] : reply.headers) res.set(name, value);
-    res.set(http::field::content_type, reply.content_type);
-    res.body() = std::move(reply.body);
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    stream.expires_after(o.timeout);
-    auto [wec, wn] = co_await http::async_write(stream, res, nothrow);
-    if (wec || !keep_alive) {
-      boost::system::error_code ignored;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      co_return;
-    }
-  }
+  co_await http_server_detail::serve_requests(*state, stream);
 }
 
 }  // namespace
 
 asio::awaitable<void> serve_http(tcp::acceptor& acceptor, http_server_options options, http_handler handler) {
-  auto state = std::make_shared<const server_state>(server_state{std::move(options), std::move(handler)});
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(nothrow);
-    if (ec) {
-      if (ec == asio::error::operation_aborted) co_return;
-      continue;
-    }
-    asio::co_spawn(acceptor.get_executor(), session(state, std::move(socket)), [state](std::exception_ptr e) {
-      if (e) log::error("{}: a connection ended by an exception: {}", state->options.log_name, what_of(e));
-    });
-  }
+  auto state = std::make_shared<const http_server_detail::server_state>(
+      http_server_detail::server_state{std::move(options), std::move(handler)});
+  co_await http_server_detail::accept_loop(acceptor, state, session);
 }
 
 }  // namespace vane

@@ -2,7 +2,7 @@
 // The shared HTTP client (common/http_client.hpp) over TLS, for an address:
 // vane-proxy's health checks of clusters that speak TLS. Apart from
 // http_client.cpp because it needs OpenSSL, which only what links
-// vane_asio_ssl does (vane-proxy, the tests); vane-control does not.
+// vane_asio_ssl does (vane-proxy, vane-control, the tests).
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>

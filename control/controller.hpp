@@ -37,6 +37,8 @@ class controller {
   // Loads the documents and the state, binds the API; throws std::runtime_error on failure.
   void start();
   int run();  // until SIGTERM/SIGINT
+  // Its one thread's executor, for a server that runs beside it (the inject webhook).
+  boost::asio::any_io_executor executor() { return ctx_.get_executor(); }
 
  private:
   class fleet_env;  // run_env on the real fleet

@@ -4,12 +4,14 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <string>
@@ -21,12 +23,16 @@
 #include "common/yaml_doc.hpp"
 #include "control/cli.hpp"
 #include "control/controller.hpp"
+#include "control/inject_manifests.hpp"
+#include "control/inject_webhook.hpp"
 #include "control/phase.hpp"
 
 namespace {
 
 constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 127.0.0.1:9902] [--state FILE]
                     [--proxy-token-file FILE] [--log-level LEVEL] [--validate]
+                    [--inject-webhook ADDR --tls-cert FILE --tls-key FILE]
+       vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
        vane-control status [NAME] [--json] | watch NAME [--timeout D]
                     | rollout NAME [--revision R] | promote NAME | abort NAME
                     | resume NAME                 [--server URL]
@@ -45,6 +51,20 @@ per line, in Flagger's words. See docs/control.md.
   --proxy-token-file FILE  bearer token for the proxies' admin API
   --validate               check DIR's documents and exit: 0, or 1 with every
                            error as FILE:LINE:COL: message
+  --inject-webhook ADDR    also serve the mutating admission webhook that
+                           injects the vane-proxy sidecar (HTTPS, POST /inject
+                           with an AdmissionReview v1, GET /ready); alone when
+                           --canaries is not given. It injects every pod it is
+                           sent but those labelled vane.dev/inject: disabled:
+                           the MutatingWebhookConfiguration's selectors choose
+                           (k8s/overlays/inject-webhook)
+  --tls-cert FILE, --tls-key FILE
+                           its certificate chain and key (PEM), read again when
+                           they change (a renewed Secret)
+  --classic-sidecar        inject a plain container instead of a native sidecar
+
+  inject                   add the vane-proxy sidecar to manifests (see
+                           vane-control inject --help)
 
 Commands (a client of a running controller, --server default
 http://127.0.0.1:9902):
@@ -61,6 +81,31 @@ http://127.0.0.1:9902):
                            now runs the new revision (without spec.promote)
   abort NAME               roll back now
   resume NAME              run a Failed canary's revision again
+)";
+
+constexpr const char* inject_usage = R"(usage: vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
+
+Reads Kubernetes manifests (YAML, several documents) and writes them to
+stdout with the vane-proxy sidecar added to every pod template that opts in:
+labelled vane.dev/inject: enabled, or in a Namespace of the same input
+labelled so. Kinds: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+CronJob, and the items of a List. The sidecar is the container of
+k8s/base/proxy (a native sidecar: an init container with restartPolicy:
+Always, Kubernetes 1.29+), its volumes (the proxy config from the ConfigMap
+named by the pod annotation vane.dev/proxy-config, default
+vane-proxy-config; the admin token from the Secret vane-admin-token), the
+Prometheus scrape annotations and the label vane.dev/fleet.
+
+Injecting twice changes nothing. Other documents are written back as they
+were, byte for byte; an injected one is written again from its parsed form,
+so its comments are lost (but those above it). What was done to each pod
+template is printed on stderr. Bad input: every error as FILE:LINE:COL on
+stderr, exit 1, nothing written.
+
+  -f FILE, --filename FILE  the manifests (default -, standard input)
+  --all                     every pod template not labelled vane.dev/inject: disabled
+  --classic-sidecar         a plain container instead (clusters before 1.29; the
+                            app must retry its first calls until the proxy listens)
 )";
 
 int fail_usage(const std::string& message) {
@@ -169,6 +214,61 @@ int validate(const std::string& dir) {
   return 0;
 }
 
+// `inject`: manifests from a file or stdin to stdout, with the sidecar.
+int inject(int argc, char** argv) {
+  std::string file = "-";
+  vane::control::inject_options options;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(inject_usage, stdout);
+      return 0;
+    } else if ((a == "-f" || a == "--filename") && i + 1 < argc) {
+      file = argv[++i];
+    } else if (a == "--all") {
+      options.all = true;
+    } else if (a == "--classic-sidecar") {
+      options.classic_sidecar = true;
+    } else {
+      std::fprintf(stderr, "vane-control inject: unexpected argument '%s'\n\n%s", a.c_str(), inject_usage);
+      return 2;
+    }
+  }
+  std::string text;
+  if (file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::string message;
+    auto t = vane::read_file(file, message);
+    if (!t) {
+      std::fprintf(stderr, "vane-control inject: %s\n", message.c_str());
+      return 1;
+    }
+    text = std::move(*t);
+  }
+  auto r = vane::control::inject_manifests(text, file == "-" ? "<stdin>" : file, options);
+  for (const auto& n : r.notes) std::fprintf(stderr, "%s\n", n.c_str());
+  for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  if (!r.errors.empty()) return 1;
+  std::fwrite(r.text.data(), 1, r.text.size(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+// --inject-webhook without --canaries: the webhook alone, until SIGTERM/SIGINT.
+int serve_webhook_alone(const vane::control::inject_webhook_options& options) {
+  boost::asio::io_context ctx(1);
+  vane::control::inject_webhook w(ctx.get_executor(), options);
+  w.start();
+  boost::asio::signal_set signals(ctx, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    vane::log::info("signal {}: stopping", sig);
+    ctx.stop();
+  });
+  ctx.run();
+  return 0;
+}
+
 int client(int argc, char** argv) {
   std::string cmd = argv[1];
   std::string name, revision, server = "http://127.0.0.1:9902";
@@ -223,11 +323,13 @@ int client(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc > 1) {
     std::string first = argv[1];
+    if (first == "inject") return inject(argc, argv);
     if (first == "status" || first == "watch" || first == "rollout" || first == "promote" || first == "abort" ||
         first == "resume")
       return client(argc, argv);
   }
   vane::control::controller_options options;
+  vane::control::inject_webhook_options webhook;
   bool validate_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -260,6 +362,14 @@ int main(int argc, char** argv) {
       if (!text) return fail_usage(message);
       while (!text->empty() && std::isspace(static_cast<unsigned char>(text->back()))) text->pop_back();
       options.proxy_token = *text;
+    } else if (arg == "--inject-webhook" || arg == "--tls-cert" || arg == "--tls-key") {
+      auto v = value();
+      if (!v) return fail_usage(arg + (arg == "--inject-webhook" ? " needs HOST:PORT" : " needs a file"));
+      (arg == "--inject-webhook" ? webhook.address
+       : arg == "--tls-cert"     ? webhook.certificate
+                                 : webhook.private_key) = v;
+    } else if (arg == "--classic-sidecar") {
+      webhook.inject.classic_sidecar = true;
     } else if (arg == "--log-level") {
       auto v = value();
       vane::log::level level;
@@ -269,12 +379,26 @@ int main(int argc, char** argv) {
       return fail_usage("unknown argument '" + arg + "'");
     }
   }
-  if (options.canaries_dir.empty()) return fail_usage("--canaries is required");
-  if (validate_only) return validate(options.canaries_dir);
+  const bool serve_webhook = !webhook.address.empty();
+  if (serve_webhook && (webhook.certificate.empty() || webhook.private_key.empty()))
+    return fail_usage("--inject-webhook needs --tls-cert and --tls-key (the API server calls webhooks over HTTPS)");
+  if (!serve_webhook && (!webhook.certificate.empty() || !webhook.private_key.empty()))
+    return fail_usage("--tls-cert and --tls-key are for --inject-webhook");
+  if (options.canaries_dir.empty() && !serve_webhook) return fail_usage("--canaries is required");
+  if (validate_only) {
+    if (options.canaries_dir.empty()) return fail_usage("--validate needs --canaries");
+    return validate(options.canaries_dir);
+  }
   std::signal(SIGPIPE, SIG_IGN);
   try {
+    if (options.canaries_dir.empty()) return serve_webhook_alone(webhook);
     vane::control::controller c(options);
     c.start();
+    std::optional<vane::control::inject_webhook> w;
+    if (serve_webhook) {
+      w.emplace(c.executor(), webhook);
+      w->start();
+    }
     return c.run();
   } catch (const std::exception& e) {
     vane::log::error("{}", e.what());

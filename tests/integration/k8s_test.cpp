@@ -119,8 +119,10 @@ std::pair<YAML::Node, std::string> volume_for(const YAML::Node& deployment, cons
 // Everything every overlay must get right.
 void check_common(const rendered& r) {
   ASSERT_FALSE(r.all.empty());
-  // Created by hand (or by cert-manager): the comment of each overlay says how.
+  // Created by hand (or by cert-manager): the comment of each overlay says how;
+  // or written by a cert-manager Certificate of the same rendering.
   std::set<std::string> user_secrets = {"vane-admin-token", "vane-ingress-tls"};
+  for (const auto& c : r.of("Certificate")) user_secrets.insert(c["spec"]["secretName"].as<std::string>());
   for (const auto& d : r.of("Deployment")) {
     SCOPED_TRACE(name_of(d));
     const auto& spec = d["spec"];
@@ -353,6 +355,115 @@ TEST(K8s, IngressOverlayRunsTheProxyAsAnAutoscaledDeployment) {
   EXPECT_TRUE(r.named("HorizontalPodAutoscaler", "vane-ingress"));
   EXPECT_TRUE(r.named("PodDisruptionBudget", "vane-ingress"));
   check_control(r, config);
+}
+
+TEST(K8s, InjectWebhookOverlayNeverBlocksTheSystemAndServesWithARenewedCertificate) {
+  if (which("kubectl").empty()) GTEST_SKIP() << "kubectl is not installed";
+  auto r = render("overlays/inject-webhook");
+  check_common(r);
+  auto [d, c] = running(r, "vane-control");
+  ASSERT_TRUE(d) << "no vane-control Deployment";
+  const std::string ns = d["metadata"]["namespace"].as<std::string>();
+  EXPECT_EQ(d["spec"]["template"]["metadata"]["labels"]["vane.dev/inject"].as<std::string>(""), "disabled")
+      << "the injector's own pods are never injected";
+  EXPECT_GE(d["spec"]["replicas"].as<int>(1), 2) << "one replica down must not leave pods without the sidecar";
+  EXPECT_FALSE(
+      pods_selected(r, r.named("PodDisruptionBudget", "vane-inject-webhook")["spec"]["selector"]["matchLabels"])
+          .empty());
+  // Its TLS files are the Secret that the Certificate writes, for the Service's name.
+  auto cert_path = arg_after(c, "--tls-cert");
+  auto key_path = arg_after(c, "--tls-key");
+  auto [cert_volume, cert_key] = volume_for(d, c, cert_path);
+  auto [key_volume, key_key] = volume_for(d, c, key_path);
+  ASSERT_TRUE(cert_volume["secret"]) << cert_path << " is not in a mounted Secret";
+  EXPECT_EQ(cert_volume["secret"]["secretName"].as<std::string>(),
+            key_volume["secret"]["secretName"].as<std::string>());
+  EXPECT_EQ(cert_key, "tls.crt");
+  EXPECT_EQ(key_key, "tls.key");
+  YAML::Node certificate;
+  for (const auto& cert : r.of("Certificate"))
+    if (cert["spec"]["secretName"].as<std::string>() == cert_volume["secret"]["secretName"].as<std::string>())
+      certificate = cert;
+  ASSERT_TRUE(certificate) << "no Certificate writes " << cert_volume["secret"]["secretName"];
+  EXPECT_TRUE(r.named(certificate["spec"]["issuerRef"]["kind"].as<std::string>("Issuer"),
+                      certificate["spec"]["issuerRef"]["name"].as<std::string>()))
+      << "the Certificate's issuer is not in the rendering";
+  // The MutatingWebhookConfiguration: safe when the injector is down, and pointing at it.
+  auto configs = r.of("MutatingWebhookConfiguration");
+  ASSERT_EQ(configs.size(), 1U);
+  const auto& config = configs[0];
+  EXPECT_EQ(config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].as<std::string>(""),
+            ns + "/" + certificate["metadata"]["name"].as<std::string>())
+      << "the CA bundle comes from the Certificate";
+  std::set<std::string> opted_in_by;
+  for (const auto& w : config["webhooks"]) {
+    SCOPED_TRACE(w["name"].as<std::string>());
+    EXPECT_EQ(w["failurePolicy"].as<std::string>(""), "Ignore");
+    EXPECT_EQ(w["sideEffects"].as<std::string>(""), "None");
+    ASSERT_EQ(w["admissionReviewVersions"].size(), 1U);
+    EXPECT_EQ(w["admissionReviewVersions"][0].as<std::string>(), "v1");
+    EXPECT_LE(w["timeoutSeconds"].as<int>(30), 10);
+    const auto& svc_ref = w["clientConfig"]["service"];
+    EXPECT_EQ(svc_ref["namespace"].as<std::string>(), ns);
+    EXPECT_EQ(svc_ref["path"].as<std::string>(), "/inject");
+    auto svc = r.named("Service", svc_ref["name"].as<std::string>());
+    ASSERT_TRUE(svc) << "no Service " << svc_ref["name"];
+    bool port_ok = false;
+    for (const auto& p : svc["spec"]["ports"]) port_ok = port_ok || p["port"].as<int>() == svc_ref["port"].as<int>(443);
+    EXPECT_TRUE(port_ok);
+    EXPECT_TRUE(selects(svc["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"]));
+    bool dns_ok = false;
+    for (const auto& n : certificate["spec"]["dnsNames"])
+      dns_ok = dns_ok || n.as<std::string>() == svc_ref["name"].as<std::string>() + "." + ns + ".svc";
+    EXPECT_TRUE(dns_ok) << "the certificate does not name the Service the API server calls";
+    ASSERT_EQ(w["rules"].size(), 1U);
+    EXPECT_EQ(w["rules"][0]["resources"][0].as<std::string>(), "pods");
+    EXPECT_EQ(w["rules"][0]["operations"][0].as<std::string>(), "CREATE");
+    // System namespaces and the injector's own are never sent; a pod labelled disabled never.
+    std::set<std::string> excluded;
+    bool namespace_opt_in = false, pod_opt_in = false, pod_opt_out = false;
+    for (const auto& e : w["namespaceSelector"]["matchExpressions"]) {
+      if (e["key"].as<std::string>() == "kubernetes.io/metadata.name" && e["operator"].as<std::string>() == "NotIn")
+        for (const auto& v : e["values"]) excluded.insert(v.as<std::string>());
+      if (e["key"].as<std::string>() == "vane.dev/inject" && e["operator"].as<std::string>() == "In")
+        namespace_opt_in = e["values"][0].as<std::string>() == "enabled";
+    }
+    for (const char* system : {"kube-system", "kube-public", "kube-node-lease"})
+      EXPECT_TRUE(excluded.count(system)) << system;
+    EXPECT_TRUE(excluded.count(ns)) << "the injector's own namespace";
+    for (const auto& e : w["objectSelector"]["matchExpressions"]) {
+      if (e["key"].as<std::string>() != "vane.dev/inject") continue;
+      pod_opt_in =
+          pod_opt_in || (e["operator"].as<std::string>() == "In" && e["values"][0].as<std::string>() == "enabled");
+      pod_opt_out =
+          pod_opt_out || (e["operator"].as<std::string>() == "NotIn" && e["values"][0].as<std::string>() == "disabled");
+    }
+    EXPECT_TRUE(pod_opt_in || pod_opt_out) << "no objectSelector on vane.dev/inject";
+    if (namespace_opt_in) opted_in_by.insert("namespace");
+    if (pod_opt_in) opted_in_by.insert("pod");
+  }
+  EXPECT_EQ(opted_in_by, (std::set<std::string>{"namespace", "pod"})) << "a label on the pod or on its namespace";
+  auto own_ns = r.named("Namespace", ns);
+  EXPECT_EQ(own_ns["metadata"]["labels"]["vane.dev/inject"].as<std::string>(""), "disabled");
+  // The Deployment's arguments start the real binary (throwaway certificates in place of the Secret's).
+  test_pki pki;
+  auto cert = pki.issue("webhook", {"vane-inject-webhook." + ns + ".svc"});
+  std::vector<std::string> args;
+  for (std::size_t i = 1; i < c["args"].size(); ++i) {
+    auto a = c["args"][i].as<std::string>();
+    args.push_back(a == cert_path ? cert.certificate : a == key_path ? cert.private_key : a);
+  }
+  auto listen = arg_after(c, "--inject-webhook");
+  bool port_named = false;
+  for (const auto& p : c["ports"])
+    port_named = port_named ||
+                 (p["containerPort"].as<int>() == port_of(listen) &&
+                  p["name"].as<std::string>() ==
+                      r.named("Service", "vane-inject-webhook")["spec"]["ports"][0]["targetPort"].as<std::string>());
+  EXPECT_TRUE(port_named) << "the Service's target port is the webhook's " << listen;
+  std::replace(args.begin(), args.end(), listen, std::string("127.0.0.1:0"));
+  child_process webhook(control_binary(), args);
+  EXPECT_TRUE(webhook.wait_for("inject webhook listening on")) << webhook.output();
 }
 
 TEST(K8s, DockerfileNamesFilesThatExistAndDebianPackagesThatHoldTheLibraries) {

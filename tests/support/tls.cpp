@@ -134,12 +134,18 @@ std::string tls_client::alpn() const {
   return p ? std::string(reinterpret_cast<const char*>(p), n) : std::string();
 }
 
-http_response tls_client::get(const std::string& target) {
+http_response tls_client::request(const std::string& method, const std::string& target, const std::string& body) {
   auto& s = *impl_;
   http_response out;
   if (!s.open) return out;
-  http::request<http::empty_body> req{http::verb::get, target, 11};
+  http::request<http::string_body> req;
+  req.method_string(method);
+  req.target(target);
+  req.version(11);
   req.set(http::field::host, "127.0.0.1:" + std::to_string(s.port));
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
   beast::get_lowest_layer(*s.stream).expires_after(std::chrono::seconds(30));
   boost::system::error_code ec;
   http::write(*s.stream, req, ec);

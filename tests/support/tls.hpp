@@ -48,7 +48,9 @@ class tls_client {
   std::string protocol() const;          // "TLSv1.3"...
   std::string alpn() const;              // "" when none was agreed
   // A request on this connection (keep-alive); status 0 when the connection failed.
-  http_response get(const std::string& target);
+  http_response get(const std::string& target) { return request("GET", target); }
+  // With a body (application/json) when not empty.
+  http_response request(const std::string& method, const std::string& target, const std::string& body = "");
 
  private:
   // `resume`: an SSL_SESSION* to offer (its reference is taken over), or null.

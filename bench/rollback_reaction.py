@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
-"""How fast vane rolls a failing canary back: the time from the moment the
-canary starts failing (its demo service is told to answer 500) to the moment
-every proxy routes 0% to it, with `interval: 1s` (threshold 1) and with
-`abort` (1 s reads). Real processes on 127.0.0.1; load through the proxies.
+"""How fast vane rolls a failing canary back, and what clients see meanwhile:
+the canary is at 20%, then its demo service is told to fail 30% of its
+requests (the main demo's failing revision); the time from that moment to the
+moment every proxy routes 0% to it, and the 5xx answers the load's clients
+got after it, in four ways:
+
+  interval-1s     the controller alone: threshold 1, request-success-rate over 1s
+  abort           vane's abort (1 s reads)
+  guard           the proxies' guard (20% of at least 20 in 1s), vane-control rolls back on the trip
+  guard+fallback  the same with the fallback: the canary's failures go once to the primary
+
+Real processes on 127.0.0.1; closed-loop load through the 2 proxies.
 
   python3 bench/rollback_reaction.py [BUILD_DIR] [--rounds N]
 """
@@ -67,17 +75,26 @@ clusters:
             threading.Thread(target=lambda p=p: [None for _ in p.stdout], daemon=True).start()
             admins.append((port, admin))
         stop = threading.Event()
+        failing = threading.Event()
+        errors = [0]
 
         def load(port):
             while not stop.is_set():
                 try:
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
                 except Exception:
-                    pass
+                    if failing.is_set():
+                        errors[0] += 1
         for port, _ in admins:
             threading.Thread(target=load, args=(port,), daemon=True).start()
-        extra = ("    threshold: 100\n    abort: {maxErrorRate: 50, minRequests: 5}\n" if mode == "abort" else
-                 "    threshold: 1\n    metrics:\n      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1s}\n")
+        extra = {
+            "abort": "    threshold: 100\n    abort: {maxErrorRate: 20, minRequests: 5}\n",
+            "interval-1s": "    threshold: 1\n    metrics:\n"
+                           "      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1s}\n",
+            "guard": "    threshold: 100\n    guard: {maxErrorPercent: 20, minRequests: 20, window: 1s}\n",
+            "guard+fallback": "    threshold: 100\n    guard: {maxErrorPercent: 20, minRequests: 20, window: 1s}\n"
+                              "    fallback: true\n",
+        }[mode]
         cdir = os.path.join(tmp, "canaries")
         os.makedirs(cdir)
         proxies = ", ".join(f"http://127.0.0.1:{a}" for _, a in admins)
@@ -92,8 +109,8 @@ spec:
   proxies: [{proxies}]
   analysis:
     interval: 1s
-    maxWeight: 50
-    stepWeight: 50
+    maxWeight: 20
+    stepWeight: 20
 {extra}""")
             os.rename(os.path.join(cdir, "app.yaml.tmp"), os.path.join(cdir, "app.yaml"))
         write("1")  # Flagger's first sight: revision 1 is the baseline; revision 2 starts the run
@@ -105,16 +122,20 @@ spec:
         while not any("Initialization done!" in l for l in seen):
             time.sleep(0.01)
         write("2")
-        while not any("canary weight 50" in l for l in seen):
+        while not any("canary weight 20" in l for l in seen):
             time.sleep(0.01)
-        time.sleep(1.5)  # let the healthy canary be measured at 50% for a while
+        time.sleep(1.5)  # let the healthy canary be measured at 20% for a while
         t0 = time.monotonic()
-        http("PUT", f"http://127.0.0.1:{cport}/_demo/config", '{"error_percent": 100}')
+        failing.set()
+        http("PUT", f"http://127.0.0.1:{cport}/_demo/config", '{"error_percent": 30}')
         while True:
             weights = [json.loads(http("GET", f"http://127.0.0.1:{a}/routes/app"))["split"][1]["weight"]
                        for _, a in admins]
             if all(w == 0 for w in weights):
-                return time.monotonic() - t0
+                elapsed = time.monotonic() - t0
+                time.sleep(0.2)  # requests in flight at the switch finish
+                stop.set()
+                return elapsed, errors[0]
             time.sleep(0.01)
     finally:
         for p in procs:
@@ -123,7 +144,9 @@ spec:
             p.wait()
 
 
-for mode in ("interval-1s", "abort"):
-    times = sorted(one_round(mode) for _ in range(rounds))
-    print(f"{mode:12s} failing -> 0% on 2 proxies: " + ", ".join(f"{t:.2f}s" for t in times) +
-          f"  (median {times[len(times) // 2]:.2f}s)")
+for mode in ("interval-1s", "abort", "guard", "guard+fallback"):
+    results = [one_round(mode) for _ in range(rounds)]
+    times = sorted(t for t, _ in results)
+    print(f"{mode:15s} failing -> 0% on 2 proxies: " + ", ".join(f"{t:.2f}s" for t in times) +
+          f"  (median {times[len(times) // 2]:.2f}s); client 5xx after the canary failed: " +
+          ", ".join(str(e) for _, e in results))

@@ -58,13 +58,10 @@ bool mirroring(const canary_spec& s, const run_state& st) {
   return s.analysis.mirror && st.phase == canary_phase::progressing && (iterations_strategy(s) || st.weight == 0);
 }
 
-namespace {
-// A whole percentage as an integer (20, not 2E1).
 json::value percent_value(double p) {
   if (p == std::floor(p)) return static_cast<std::int64_t>(p);
   return p;
 }
-}  // namespace
 
 json::object desired_traffic(const canary_spec& s, const run_state& st) {
   json::object t;
@@ -230,6 +227,11 @@ asio::awaitable<bool> canary_run::analysis_passes() {
 }
 
 asio::awaitable<void> canary_run::rollback_if_due() {
+  // The readings awaited: the abort loop may have rolled the run back meanwhile.
+  if (st_.phase != canary_phase::progressing && st_.phase != canary_phase::waiting_promotion) {
+    rollback_now_.reset();
+    co_return;
+  }
   if (rollback_now_) {
     std::string reason = *rollback_now_;
     rollback_now_.reset();
@@ -292,6 +294,7 @@ asio::awaitable<void> canary_run::progressing() {
       co_await rollback_if_due();
       co_return;
     }
+    if (st_.phase != canary_phase::progressing) co_return;  // rolled back by the abort loop meanwhile
   }
   if (iterations_strategy(s_)) {
     if (st_.iterations < an.iterations) {
@@ -312,6 +315,15 @@ asio::awaitable<void> canary_run::progressing() {
   if (st_.weight < top) {
     std::string type = "confirm-traffic-increase";
     if (!co_await hooks_pass(type)) co_return;
+    if (s_.analysis.guard) {
+      // A step PUTs a new policy, which resets a proxy's tripped guard: look at the guards just before.
+      co_await env_.refresh();
+      if (std::optional<std::string> why = env_.guard_tripped(); why && st_.phase == canary_phase::progressing) {
+        co_await rollback(*why);
+        co_return;
+      }
+      if (st_.phase != canary_phase::progressing) co_return;
+    }
     if (an.step_weight > 0)
       st_.weight = std::min(st_.weight + an.step_weight, top);
     else
@@ -332,10 +344,8 @@ asio::awaitable<void> canary_run::waiting_promotion() {
       co_return;
     }
     ok = co_await analysis_passes();  // metrics keep running while promotion waits
-    if (!ok) {
-      co_await rollback_if_due();
-      if (st_.phase == canary_phase::failed) co_return;
-    }
+    if (!ok) co_await rollback_if_due();
+    if (st_.phase != canary_phase::waiting_promotion) co_return;
   }
   std::string type = "confirm-promotion";
   bool gate_ok = st_.promote_confirmed;

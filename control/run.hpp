@@ -5,6 +5,7 @@
 // tests' is scripted, with a fake clock.
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -73,6 +74,8 @@ class run_env {
 };
 
 bool run_active(const run_state& st);
+// A percentage for JSON: a whole one as an integer (20, not Boost.JSON's 2E1).
+boost::json::value percent_value(double p);
 // Is the canary getting only mirrored traffic now (mirror series analysed)?
 bool mirroring(const canary_spec& s, const run_state& st);
 // Every field of the route's traffic the controller manages, for this state.

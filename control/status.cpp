@@ -30,7 +30,7 @@ json::object status_json(const canary_record& c, double now) {
   if (c.spec.analysis.guard)
     guard = json::object{{"tripped_proxies", c.guard.tripped},
                          {"proxies", c.guard.proxies},
-                         {"error_percent", std::round(c.guard.error_percent * 100) / 100}};
+                         {"error_percent", percent_value(std::round(c.guard.error_percent * 100) / 100)}};
   json::value last_tick = nullptr;
   if (c.last_tick > 0) last_tick = std::floor((now - c.last_tick) * 1000) / 1000;
   return {{"name", c.spec.name},

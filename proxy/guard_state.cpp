@@ -23,23 +23,27 @@ bool guard_state::record(std::size_t worker, const guard_rule& rule, guard_windo
   seen = {};
   for (const auto& w : windows_)
     if (w->epoch.load(std::memory_order_acquire) == epoch) seen += w->window.at(now);
-  return guard_trips(rule, seen) && trip(seen);
+  return guard_trips(rule, seen) && trip(seen, epoch);
 }
 
-bool guard_state::trip(const guard_totals& seen) noexcept {
+bool guard_state::trip(const guard_totals& seen, std::uint64_t epoch) noexcept {
   if (claimed_.exchange(true, std::memory_order_acq_rel)) return false;
   const auto unix_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
   since_unix_ms_.store(unix_ms.count(), std::memory_order_relaxed);
   error_per_10k_.store(seen.error_per_10k(), std::memory_order_relaxed);
   requests_.store(seen.requests, std::memory_order_relaxed);
-  tripped_.store(true, std::memory_order_release);
-  return true;
+  std::uint64_t untripped = epoch << 1;
+  if (state_.compare_exchange_strong(untripped, untripped | 1, std::memory_order_acq_rel)) return true;
+  claimed_.store(false, std::memory_order_release);  // reset meanwhile: that epoch is over
+  return false;
 }
 
 void guard_state::reset() noexcept {
-  epoch_.fetch_add(1, std::memory_order_acq_rel);
-  tripped_.store(false, std::memory_order_release);
+  // The control thread only: the next epoch, not tripped (a trip of the old epoch now fails its swap).
+  std::uint64_t now = state_.load(std::memory_order_acquire);
+  while (!state_.compare_exchange_weak(now, ((now >> 1) + 1) << 1, std::memory_order_acq_rel)) {
+  }
   since_unix_ms_.store(0, std::memory_order_relaxed);
   error_per_10k_.store(0, std::memory_order_relaxed);
   requests_.store(0, std::memory_order_relaxed);
@@ -48,7 +52,7 @@ void guard_state::reset() noexcept {
 
 guard_state::view guard_state::read() const noexcept {
   view v;
-  v.tripped = tripped_.load(std::memory_order_acquire);
+  v.tripped = (state_.load(std::memory_order_acquire) & 1) != 0;
   if (!v.tripped) return v;
   v.since_unix_ms = since_unix_ms_.load(std::memory_order_relaxed);
   v.error_per_10k = error_per_10k_.load(std::memory_order_relaxed);

@@ -29,9 +29,9 @@ class guard_state {
   const std::string& route() const { return route_; }
   const std::string& cluster() const { return cluster_; }
 
-  bool tripped() const noexcept { return tripped_.load(std::memory_order_relaxed); }
+  bool tripped() const noexcept { return (state_.load(std::memory_order_relaxed) & 1) != 0; }
   // Bumped by every reset: a worker whose window counted for an older one starts its window over.
-  std::uint64_t epoch() const noexcept { return epoch_.load(std::memory_order_acquire); }
+  std::uint64_t epoch() const noexcept { return state_.load(std::memory_order_acquire) >> 1; }
 
   // Worker `worker` counts one attempt by `rule` at `now`. True for the one
   // attempt that trips the guard (its worker logs and counts the trip), with
@@ -50,7 +50,8 @@ class guard_state {
   view read() const noexcept;
 
  private:
-  bool trip(const guard_totals& seen) noexcept;
+  // Trips the guard of `epoch` (not if a reset came in between): true for the one caller that did.
+  bool trip(const guard_totals& seen, std::uint64_t epoch) noexcept;
 
   struct worker_window {
     explicit worker_window(const guard_rule& rule) : window(rule) {}
@@ -59,9 +60,11 @@ class guard_state {
   };
   std::string route_, cluster_;
   std::vector<std::unique_ptr<worker_window>> windows_;  // per worker
-  std::atomic<bool> tripped_{false};
-  std::atomic<bool> claimed_{false};
-  std::atomic<std::uint64_t> epoch_{0};
+  // The epoch (resets so far) and whether the guard tripped in it, in one word: a trip is a
+  // compare-and-swap from (epoch, not tripped), so that a trip on counts from before a reset cannot
+  // land after it.
+  std::atomic<std::uint64_t> state_{0};
+  std::atomic<bool> claimed_{false};  // a worker is writing what it saw (one at a time)
   std::atomic<std::int64_t> since_unix_ms_{0};
   std::atomic<std::uint32_t> error_per_10k_{0};
   std::atomic<std::uint64_t> requests_{0};

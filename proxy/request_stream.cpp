@@ -52,12 +52,13 @@ void use_target(stream_state& s) {
   if (!s.where.has_host) s.where.host_override = s.picked->authority;
 }
 
-// Counts an attempt on the picked cluster (count_attempt) and, when the
-// route's guard watches that cluster, in this worker's guard window; the
-// attempt after which the workers' windows together reach the rule trips the
-// process's guard.
-void note_attempt(stream_state& s, unsigned code, clock::time_point start) {
-  count_attempt(*s.rstats, code, start);
+// When the route's guard watches the picked cluster: counts an attempt's
+// outcome in this worker's guard window; the attempt after which the
+// workers' windows together reach the rule trips the process's guard.
+// note_attempt() counts the attempt (count_attempt) and its outcome; an
+// answer relayed to the client has its outcome counted when its head
+// arrives, and the attempt when its body has gone.
+void guard_outcome(stream_state& s, unsigned code) {
   const auto& guard = s.route->guard;
   if (!guard || s.pick != guard->target) return;
   guard_totals seen;
@@ -68,6 +69,11 @@ void note_attempt(stream_state& s, unsigned code, clock::time_point start) {
       "request until a traffic PUT resets the guard",
       s.route->name, s.picked->name, seen.error_per_10k() / 100, seen.error_per_10k() % 100, seen.requests,
       format_duration(guard->rule.window));
+}
+
+void note_attempt(stream_state& s, unsigned code, clock::time_point start) {
+  count_attempt(*s.rstats, code, start);
+  guard_outcome(s, code);
 }
 
 // Rules, session affinity, sticky hashing and the weighted split (filters/decision).
@@ -291,7 +297,9 @@ bool fall_back(stream_state& s, const attempt_failure& failure, body_source& bod
                std::optional<clock::time_point> answer_start = std::nullopt) {
   const auto& fallback = s.route->fallback;
   if (!fallback || s.pick != fallback->from || s.fell_back) return false;
-  const bool kept = s.req->has_body && body.done() && s.attempt.tee == &s.tee && !s.tee.over;
+  // Kept: received whole and written whole (the last batch consumed), within the fallback's own cap.
+  const bool kept = s.req->has_body && body.done() && !body.ready() && s.attempt.tee == &s.tee && !s.tee.over &&
+                    s.tee.data.size() <= fallback->config.max_body;
   if (!decide_fallback(fallback->config.on, failure, {s.retry.idempotent, s.req->has_body, kept})) return false;
   upstream_pool& to = *s.policy->pools[s.route->clusters[fallback->to]];
   if (!to.try_begin_retry(fallback->config.budget_per_10k, fallback->config.budget_min)) return false;
@@ -303,6 +311,7 @@ bool fall_back(stream_state& s, const attempt_failure& failure, body_source& bod
   s.pool->begin_request();
   s.retrying = s.fell_back = true;
   s.retry.retries_left = 0;
+  s.attempt.deadline = clock::now() + s.route->timeout;  // the failed attempt may have used all of the first one
   s.policy->fallback_counts[s.route->index]->add();
   if (!s.where.has_host) {  // the Host sent is the new cluster's
     s.how_upstream.host = s.where.host_override;
@@ -451,13 +460,22 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     }
     if (s.result.end == attempt_end::response) {
       const unsigned code = response_head.status;
-      if (code < 500 || code > 599) break;  // a response head: relayed below
+      if (code < 500 || code > 599) {
+        // Its outcome counts now, before the body: the next request already sees a trip. (A switch or a
+        // status out of range is a 502, counted below.)
+        if (code != 101 && code <= 599) guard_outcome(s, code);
+        break;  // a response head: relayed below
+      }
       const attempt_failure answered{retry_cause::status, code};
+      upstream_pool& answered_by = *s.pool;  // (a fallback moves s.pool to its cluster)
       const bool again = decide_retry(answered, s.retry) == retry_verdict::retry && budget_allows(s);
-      if (!again && !fall_back(s, answered, body, attempt_start)) break;
+      if (!again && !fall_back(s, answered, body, attempt_start)) {
+        guard_outcome(s, code);
+        break;
+      }
       // Nothing of it went to the client: drop it (and its connection) and try again.
       if (again) note_attempt(s, code, attempt_start);
-      s.pool->release(std::move(s.result.conn.conn), false);
+      answered_by.release(std::move(s.result.conn.conn), false);
       s.response.reset();
       continue;
     }
@@ -478,7 +496,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
 
   if (s.failure) {
     // Unread body bytes: the connection cannot stay in sync.
-    co_return co_await ds.reply(s.failure->status, s.failure->body, req.has_body && !body.done());
+    co_return co_await ds.reply(s.failure->status, s.failure->body, req.has_body && (!body.done() || body.ready()));
   }
 
   h1_parser<false>& res = *s.response;
@@ -509,10 +527,10 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   s.pool->release(std::move(s.result.conn.conn), reusable);
   if (status != relay_status::ok && status != relay_status::write_failed && !sink.head_sent()) {
     // The upstream's body was bad (a broken chunk...) before anything went to the client: a 502 instead.
-    note_attempt(s, 502, attempt_start);
+    count_attempt(*s.rstats, 502, attempt_start);  // (the guard counted its head)
     co_return co_await ds.reply(502, "upstream sent a bad response\n", true);
   }
-  note_attempt(s, code, attempt_start);
+  count_attempt(*s.rstats, code, attempt_start);  // (its guard outcome was counted at the head)
   // The status was sent once the head went out, even if the body was cut short.
   cx.meter.code = sink.head_sent() ? code : 499;
   co_return ds.end_response(status);

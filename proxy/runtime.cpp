@@ -285,7 +285,7 @@ json::value runtime::guard_json(std::string_view route) const {
       json::object o{{"cluster", r.guard->state->cluster()}, {"tripped", v.tripped}};
       if (v.tripped) {
         o["since"] = format_utc_ms(v.since_unix_ms);
-        o["error_percent"] = static_cast<double>(v.error_per_10k) / 100.0;
+        o["error_percent"] = percent_json(v.error_per_10k);
         o["requests"] = v.requests;
       }
       return o;
@@ -458,15 +458,7 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
   }
   overrides_map next = overrides_;
   next[std::string(name)] = *update.overrides;
-  // A PUT that names `guard`, or installs a new policy generation, resets a tripped guard.
-  const std::uint64_t generation_before = policy_generation_[std::string(name)];
-  json::value parsed = json::parse(body);  // parse_traffic_update accepted it: a JSON object
-  const bool names_guard = parsed.as_object().contains("guard");
   admin_reply reply = co_await commit_overrides(std::move(next), name);
-  if (reply.status == 200 && (names_guard || policy_generation_[std::string(name)] != generation_before)) {
-    guards_.reset(name);
-    if (json::value g = guard_json(name); !g.is_null()) reply.body = *route_json(name);
-  }
   co_return reply;
 }
 
@@ -478,7 +470,10 @@ asio::awaitable<admin_reply> runtime::commit_overrides(overrides_map next, std::
     auto table = build_route_table(effective, generation_, inputs(), error);
     if (!table) co_return admin_reply{503, {{"error", error}}};
     overrides_ = std::move(next);
+    const std::uint64_t generation_before = policy_generation_[std::string(name)];
     co_await publish(std::move(effective), std::move(table));
+    // A PUT or DELETE that installs a new policy generation resets a tripped guard (a reload does not).
+    if (policy_generation_[std::string(name)] != generation_before) guards_.reset(name);
     log::info("route {}: traffic overrides now {}, policy generation {}", name,
               overrides_.count(name) ? "set" : "removed", policy_generation_[std::string(name)]);
   }

@@ -92,11 +92,6 @@ json::value rules_json(const std::vector<rule_config>& rules) {
   return out;
 }
 
-json::value percent_json(std::uint32_t per_10k) {
-  if (per_10k % 100 == 0) return per_10k / 100;
-  return static_cast<double>(per_10k) / 100.0;
-}
-
 json::value fault_json(const std::optional<fault_config>& f) {
   if (!f) return nullptr;
   json::object o;
@@ -222,6 +217,11 @@ std::string_view path_kind_key(path_match_kind k) {
 }
 
 }  // namespace
+
+json::value percent_json(std::uint32_t per_10k) {
+  if (per_10k % 100 == 0) return per_10k / 100;
+  return static_cast<double>(per_10k) / 100.0;
+}
 
 const route_config* find_route(const proxy_config& config, std::string_view name) {
   for (const auto& l : config.listeners)

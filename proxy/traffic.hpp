@@ -7,6 +7,7 @@
 // named keep their current value; validation is all-or-nothing. Overrides
 // survive reloads while their route and clusters exist.
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -47,6 +48,9 @@ traffic_update parse_traffic_update(std::string_view body, const proxy_config& c
 // or that name a cluster that is gone, are dropped from `overrides`; their
 // route names are returned in `dropped`.
 proxy_config apply_overrides(const proxy_config& file, overrides_map& overrides, std::vector<std::string>& dropped);
+
+// A share in hundredths of a percent as the JSON views show it: 20, 12.5 (never 2E1).
+boost::json::value percent_json(std::uint32_t per_10k);
 
 const route_config* find_route(const proxy_config& config, std::string_view name);
 bool same_policy(const route_config& a, const route_config& b);

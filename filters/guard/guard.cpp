@@ -30,7 +30,7 @@ bool guard_window::record(time_point now, bool failed) {
   if (b.slot.load(std::memory_order_relaxed) != slot) {  // a bucket from an older turn of the window starts over
     b.requests.store(0, std::memory_order_relaxed);
     b.failures.store(0, std::memory_order_relaxed);
-    b.slot.store(slot, std::memory_order_relaxed);
+    b.slot.store(slot, std::memory_order_release);  // after the zeroed counts: a reader never sees them old
   }
   bump(b.requests);
   if (failed) bump(b.failures);
@@ -43,7 +43,7 @@ guard_window::totals guard_window::at(time_point now) const {
   const std::int64_t current = slot_of(now);
   totals t;
   for (const bucket& b : buckets_) {
-    const std::int64_t slot = b.slot.load(std::memory_order_relaxed);
+    const std::int64_t slot = b.slot.load(std::memory_order_acquire);
     if (slot > current - static_cast<std::int64_t>(buckets) && slot <= current) {
       t.requests += b.requests.load(std::memory_order_relaxed);
       t.failures += b.failures.load(std::memory_order_relaxed);

@@ -556,7 +556,9 @@ TEST(Control, AProxyRestartedMidRunConvergesWithinATick) {
   // The second proxy goes away and comes back with its file's weights (canary 0).
   load_b.reset();
   b.reset();
-  ASSERT_TRUE(saw(ctl, "unreachable")) << ctl.process->output();
+  // While a proxy is unreachable its numbers are missing: the analysis halts, it does not count them as zero
+  // errors. (vane-control reads the proxies every second; a tick's own reading is the one that decides.)
+  ASSERT_TRUE(saw(ctl, "inconclusive: 1 proxies unreachable")) << ctl.process->output();
   b = std::make_unique<proxy_instance>(start_proxy(b_config, 1));
   auto canary_weight = [](const proxy_instance& p) {
     return route_policy(p).at("split").as_array()[1].at("weight").as_int64();
@@ -566,6 +568,4 @@ TEST(Control, AProxyRestartedMidRunConvergesWithinATick) {
   ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
   EXPECT_EQ(canary_weight(*b), 0);
   EXPECT_EQ(canary_weight(a), 0);
-  // While a proxy was unreachable its numbers were missing: the analysis halted, it did not count them as zero errors.
-  EXPECT_NE(ctl.process->output().find("inconclusive: 1 proxies unreachable"), std::string::npos);
 }

@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <csignal>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
@@ -71,7 +73,7 @@ TEST(Guard, TripsOnTheWorkersSummedWindowsAndTheCanaryGetsNoNewRequest) {
   json::object g = route_guard(proxy);
   EXPECT_EQ(g.at("tripped").as_bool(), true);
   EXPECT_EQ(g.at("requests").as_int64(), 10);
-  EXPECT_EQ(g.at("error_percent").to_number<double>(), 100.0);
+  EXPECT_EQ(g.at("error_percent").as_int64(), 100);  // (an integer when whole, as every percentage shown)
   EXPECT_TRUE(g.at("since").is_string());
   EXPECT_EQ(metric(proxy, R"(vane_guard_trips_total{route="app",cluster="app-canary"})", 1), 1);
   EXPECT_TRUE(proxy.process->wait_for("guard tripped on cluster app-canary"));
@@ -89,11 +91,18 @@ TEST(Guard, TripsOnTheWorkersSummedWindowsAndTheCanaryGetsNoNewRequest) {
   EXPECT_EQ(canary_requests(canary), 10);
   EXPECT_TRUE(route_guard(proxy).at("tripped").as_bool());
 
-  // A traffic PUT naming the guard resets it: the canary takes requests again (and trips it again).
+  // A traffic PUT that changes nothing keeps it (vane-control PUTs the same policy every tick)...
   auto put =
       fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {},
             R"({"guard": {"cluster": "app-canary", "max_error_percent": 50, "min_requests": 10, "window": "10m"}})");
   ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_TRUE(route_guard(proxy).at("tripped").as_bool());
+  EXPECT_EQ(json::parse(put.body).at("policy_generation").as_int64(), 1);
+  // ...one that installs a new policy generation resets it: the canary takes requests again (and trips it again).
+  put = fetch(proxy.admin_port, "PUT", "/routes/app/traffic", {},
+              R"({"guard": {"cluster": "app-canary", "max_error_percent": 50, "min_requests": 10, "window": "9m"}})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(json::parse(put.body).at("policy_generation").as_int64(), 2);
   EXPECT_FALSE(route_guard(proxy).at("tripped").as_bool());
   failed = 0;
   for (int i = 0; i < 60; ++i) failed += fetch(proxy.port, "GET", "/").status == 503;
@@ -259,4 +268,41 @@ TEST(Examples, GuardedYamlHidesAFailingCanaryAndCutsItOff) {
   EXPECT_TRUE(route_guard(proxy, "podinfo").at("tripped").as_bool());
   EXPECT_EQ(metric(proxy, R"(vane_fallbacks_total{route="podinfo",from="podinfo-canary",to="podinfo-primary"})", 20),
             20);
+}
+
+// Each attempt's connection goes back to its own cluster's pool: with two connections a cluster per
+// worker, a canary whose every answer falls back keeps taking requests, and the primary keeps opening
+// connections as it needs.
+TEST(Fallback, ConnectionsGoBackToTheirOwnPools) {
+  auto primary = start_demo("p");
+  auto failing = start_demo("c", {"--error-percent", "100", "--error-status", "503"});
+  auto proxy = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        timeout: 3s
+        split: [{cluster: app-primary, weight: 50}, {cluster: app-canary, weight: 50}]
+        fallback: {from: app-canary, to: app-primary}
+clusters:
+  - {name: app-primary, endpoints: [)" +
+                               primary.address() +
+                               R"(], max_connections: 2}
+  - {name: app-canary, endpoints: [)" +
+                               failing.address() +
+                               R"(], max_connections: 2}
+)",
+                           1);
+  // Two clients at once, each on fresh connections.
+  std::vector<int> ok(2, 0);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 2; ++t)
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) ok[t] += fetch(proxy.port, "GET", "/").status == 200;
+    });
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(ok[0] + ok[1], 40);
+  EXPECT_EQ(canary_requests(failing), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_fallbacks_total{route="app",from="app-canary",to="app-primary"})", 20), 20);
 }

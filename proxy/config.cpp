@@ -737,6 +737,25 @@ std::optional<mirror_config> parse_mirror(const YAML::Node& n, yaml_reader& r,
 }
 
 namespace {
+// A budget (retries', fallbacks'): {percent, min}, Envoy's retry budget.
+bool parse_budget(const YAML::Node& b, yaml_reader& r, const std::string& what, std::uint32_t& per_10k,
+                  std::uint32_t& min) {
+  if (!r.expect_map(b, what)) return false;
+  r.check_keys(b, what, {"percent", "min"});
+  bool ok = true;
+  if (auto v = b["percent"]) {
+    auto p = percent_of(v, r, what + ".percent");
+    if (p) per_10k = *p;
+    ok = p.has_value();
+  }
+  if (auto v = b["min"]) {
+    auto m = r.get_int(v, what + ".min", 0, 1'000'000);
+    if (m) min = static_cast<std::uint32_t>(*m);
+    ok = m.has_value() && ok;
+  }
+  return ok;
+}
+
 // A cluster name at n[key], noted in `refs` for the caller to check.
 bool cluster_ref(const YAML::Node& n, const char* key, std::string_view what, yaml_reader& r, std::string& out,
                  std::vector<std::pair<std::string, YAML::Mark>>& refs) {
@@ -824,25 +843,7 @@ std::optional<fallback_config> parse_fallback(const YAML::Node& n, yaml_reader& 
     else
       ok = false;
   }
-  if (auto b = n["budget"]) {
-    if (r.expect_map(b, "fallback.budget")) {
-      r.check_keys(b, "fallback.budget", {"percent", "min"});
-      if (auto v = b["percent"]) {
-        if (auto p = percent_of(v, r, "fallback.budget.percent"))
-          f.budget_per_10k = *p;
-        else
-          ok = false;
-      }
-      if (auto v = b["min"]) {
-        if (auto m = r.get_int(v, "fallback.budget.min", 0, 1'000'000))
-          f.budget_min = static_cast<std::uint32_t>(*m);
-        else
-          ok = false;
-      }
-    } else {
-      ok = false;
-    }
-  }
+  if (auto b = n["budget"]) ok = parse_budget(b, r, "fallback.budget", f.budget_per_10k, f.budget_min) && ok;
   if (!ok) return std::nullopt;
   return f;
 }
@@ -891,25 +892,7 @@ std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r)
       ok = false;
     }
   }
-  if (auto b = n["budget"]) {
-    if (r.expect_map(b, "retries.budget")) {
-      r.check_keys(b, "retries.budget", {"percent", "min"});
-      if (auto v = b["percent"]) {
-        if (auto p = percent_of(v, r, "retries.budget.percent"))
-          rc.budget_per_10k = *p;
-        else
-          ok = false;
-      }
-      if (auto v = b["min"]) {
-        if (auto m = r.get_int(v, "retries.budget.min", 0, 1'000'000))
-          rc.budget_min = static_cast<std::uint32_t>(*m);
-        else
-          ok = false;
-      }
-    } else {
-      ok = false;
-    }
-  }
+  if (auto b = n["budget"]) ok = parse_budget(b, r, "retries.budget", rc.budget_per_10k, rc.budget_min) && ok;
   if (!ok) return std::nullopt;
   return rc;
 }

@@ -17,38 +17,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string guarded_config(const std::string& primary, const std::string& canary, const std::string& route_extra) {
-  return R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: 50}
-          - {cluster: app-canary, weight: 50}
-)" + route_extra +
-         R"(
-clusters:
-  - {name: app-primary, endpoints: [)" +
-         primary + R"(]}
-  - {name: app-canary, endpoints: [)" +
-         canary + "]}\n";
-}
-
-double metric_now(const proxy_instance& p, const std::string& line_prefix) {
-  std::string text = fetch(p.admin_port, "GET", "/metrics").body;
-  auto at = text.find(line_prefix + " ");
-  return at == std::string::npos ? 0 : std::stod(text.substr(at + line_prefix.size() + 1));
-}
-
-// The value once it reaches `expected` (requests are counted just after their last byte went out).
-double metric(const proxy_instance& p, const std::string& line_prefix, double expected) {
-  double v = 0;
-  eventually([&] { return (v = metric_now(p, line_prefix)) >= expected; }, std::chrono::seconds(10));
-  return v;
-}
-
 json::object route_guard(const proxy_instance& p, const std::string& route = "app") {
   return fetch_json(p.admin_port, "/routes/" + route).at("guard").as_object();
 }
@@ -65,7 +33,7 @@ const char* guard_10 = "        guard: {cluster: app-canary, max_error_percent: 
 TEST(Guard, TripsOnTheWorkersSummedWindowsAndTheCanaryGetsNoNewRequest) {
   auto primary = start_demo("p");
   auto canary = start_demo("c", {"--error-percent", "100", "--error-status", "503"});
-  auto proxy = start_proxy(guarded_config(primary.address(), canary.address(), guard_10), 2);
+  auto proxy = start_proxy(half_split_config(primary.address(), canary.address(), guard_10), 2);
   int failed = 0;
   for (int i = 0; i < 60; ++i) failed += fetch(proxy.port, "GET", "/").status == 503;
   EXPECT_EQ(failed, 10);
@@ -123,13 +91,13 @@ TEST(Guard, TripsOnTheWorkersSummedWindowsAndTheCanaryGetsNoNewRequest) {
 TEST(Guard, RulesAndHashesFallThroughOnceTripped) {
   auto primary = start_demo("p");
   auto canary = start_demo("c", {"--error-percent", "100"});
-  auto proxy = start_proxy(
-      guarded_config(primary.address(), canary.address(), std::string(guard_10) + R"(        hash_on: {header: x-user}
+  auto proxy = start_proxy(half_split_config(primary.address(), canary.address(),
+                                             std::string(guard_10) + R"(        hash_on: {header: x-user}
         rules:
           - match: [{headers: {x-canary: {exact: "1"}}}]
             cluster: app-canary
 )"),
-      1);
+                           1);
   http_client c(proxy.port);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(c.request("GET", "/", {{"x-canary", "1"}}).status, 500) << i;
   EXPECT_TRUE(route_guard(proxy).at("tripped").as_bool());
@@ -144,8 +112,8 @@ TEST(Guard, BadGuardsAreRefused) {
   auto primary = start_demo("p");
   const std::string dir = make_temp_dir();
   const std::string file = dir + "/bad.yaml";
-  write_file(file, guarded_config(primary.address(), primary.address(),
-                                  "        guard: {cluster: app-other, max_error_percent: 0, window: 5ms}\n") +
+  write_file(file, half_split_config(primary.address(), primary.address(),
+                                     "        guard: {cluster: app-other, max_error_percent: 0, window: 5ms}\n") +
                        "  - {name: app-other, endpoints: [" + primary.address() + "]}\n");
   auto [code, out] = run(proxy_binary(), {"--validate", "--config", file});
   EXPECT_EQ(code, 1) << out;
@@ -153,7 +121,7 @@ TEST(Guard, BadGuardsAreRefused) {
   EXPECT_NE(out.find("guard.max_error_percent must be more than 0"), std::string::npos) << out;
   EXPECT_NE(out.find("guard.window must be from 100ms to 10m"), std::string::npos) << out;
 
-  auto proxy = start_proxy(guarded_config(primary.address(), primary.address(), ""), 1);
+  auto proxy = start_proxy(half_split_config(primary.address(), primary.address(), ""), 1);
   for (const char* body :
        {R"({"guard": {"cluster": "nope"}})", R"({"guard": {"cluster": "app-canary", "min_requests": 0}})",
         R"({"guard": {"max_error_percent": 20}})", R"({"fallback": {"from": "app-canary"}})",
@@ -176,7 +144,7 @@ TEST(Fallback, CanaryFailuresBecomePrimaryAnswersAndStillCount) {
   auto primary = start_demo("p");
   auto failing = start_demo("c", {"--error-percent", "100", "--error-status", "503"});
   const std::string fallback = "        fallback: {from: app-canary, to: app-primary}\n";
-  auto proxy = start_proxy(guarded_config(primary.address(), failing.address(), fallback), 1);
+  auto proxy = start_proxy(half_split_config(primary.address(), failing.address(), fallback), 1);
   http_client c(proxy.port);
   for (int i = 0; i < 20; ++i) {
     auto r = c.get("/");
@@ -213,12 +181,12 @@ TEST(Fallback, CanaryFailuresBecomePrimaryAnswersAndStillCount) {
 
   // A canary that resets every connection, then one that is not there at all.
   auto resetting = start_demo("c", {"--reset-percent", "100"});
-  auto reset_proxy = start_proxy(guarded_config(primary.address(), resetting.address(), fallback), 1);
+  auto reset_proxy = start_proxy(half_split_config(primary.address(), resetting.address(), fallback), 1);
   http_client rc(reset_proxy.port);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(rc.get("/").status, 200) << i;
   EXPECT_EQ(metric(reset_proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="502"})", 5), 5);
   const std::string dead = "127.0.0.1:" + std::to_string(unused_port());
-  auto dead_proxy = start_proxy(guarded_config(primary.address(), dead, fallback), 1);
+  auto dead_proxy = start_proxy(half_split_config(primary.address(), dead, fallback), 1);
   http_client dc(dead_proxy.port);
   for (int i = 0; i < 10; ++i) EXPECT_EQ(dc.request("POST", "/", {}, "x").status, 200) << i;  // nothing was sent
   EXPECT_EQ(metric(dead_proxy, R"(vane_fallbacks_total{route="app",from="app-canary",to="app-primary"})", 5), 5);
@@ -227,7 +195,7 @@ TEST(Fallback, CanaryFailuresBecomePrimaryAnswersAndStillCount) {
 TEST(Fallback, TheBudgetHoldsAndTheTrafficApiSetsIt) {
   auto primary = start_demo("p");
   auto failing = start_demo("c", {"--error-percent", "100", "--error-status", "503"});
-  auto proxy = start_proxy(guarded_config(primary.address(), failing.address(), ""), 1);
+  auto proxy = start_proxy(half_split_config(primary.address(), failing.address(), ""), 1);
   http_client c(proxy.port);
   int failed = 0;
   for (int i = 0; i < 10; ++i) failed += c.get("/").status == 503;

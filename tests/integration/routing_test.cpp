@@ -13,22 +13,7 @@ namespace json = boost::json;
 namespace {
 
 std::string ab_config(const demo_instance& p, const demo_instance& c, const std::string& route_extra) {
-  return R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: 50}
-          - {cluster: app-canary, weight: 50}
-)" + route_extra +
-         R"(
-clusters:
-  - {name: app-primary, endpoints: [)" +
-         p.address() + R"(]}
-  - {name: app-canary, endpoints: [)" +
-         c.address() + "]}\n";
+  return half_split_config(p.address(), c.address(), route_extra);
 }
 
 std::string version_of(std::uint16_t port, const std::vector<std::pair<std::string, std::string>>& headers,
@@ -308,19 +293,6 @@ listeners:
 clusters:
   - {name: app, endpoints: [)" +
          endpoints + "]}\n";
-}
-double metric_now(const proxy_instance& p, const std::string& line_prefix) {
-  std::string text = fetch(p.admin_port, "GET", "/metrics").body;
-  auto at = text.find(line_prefix + " ");
-  return at == std::string::npos ? 0 : std::stod(text.substr(at + line_prefix.size() + 1));
-}
-// The value once it reaches `expected` (a request is counted right after its
-// last byte went to the client, so a client may look a moment too early), or
-// the last value seen when it never does.
-double metric(const proxy_instance& p, const std::string& line_prefix, double expected) {
-  double v = 0;
-  eventually([&] { return (v = metric_now(p, line_prefix)) >= expected; }, std::chrono::seconds(10));
-  return v;
 }
 }  // namespace
 

@@ -113,4 +113,35 @@ std::uint64_t peak_rss_kib(int pid) {
   return 0;
 }
 
+std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra) {
+  return R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        split:
+          - {cluster: app-primary, weight: 50}
+          - {cluster: app-canary, weight: 50}
+)" + route_extra +
+         R"(
+clusters:
+  - {name: app-primary, endpoints: [)" +
+         primary + R"(]}
+  - {name: app-canary, endpoints: [)" +
+         canary + "]}\n";
+}
+
+double metric_now(const proxy_instance& p, const std::string& line_prefix) {
+  std::string text = fetch(p.admin_port, "GET", "/metrics").body;
+  auto at = text.find(line_prefix + " ");
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + line_prefix.size() + 1));
+}
+
+double metric(const proxy_instance& p, const std::string& line_prefix, double expected) {
+  double v = 0;
+  eventually([&] { return (v = metric_now(p, line_prefix)) >= expected; }, std::chrono::seconds(10));
+  return v;
+}
+
 }  // namespace vane::test

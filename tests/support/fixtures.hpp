@@ -66,4 +66,15 @@ bool eventually(F condition, std::chrono::milliseconds deadline = std::chrono::s
   return condition();
 }
 
+// A proxy config with one listener (port 0) and route `app` splitting 50/50
+// between app-primary and app-canary at these addresses; `route_extra` is
+// YAML added to the route (indented 8 spaces).
+std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra);
+
+// A sample of the proxy's /metrics by its line up to the value ("name{labels}"): its value now (0 when
+// absent), or once it reaches `expected` (a request is counted just after its last byte went to the
+// client, so a client may look a moment too early); the last value seen when it never does.
+double metric_now(const proxy_instance& p, const std::string& line_prefix);
+double metric(const proxy_instance& p, const std::string& line_prefix, double expected);
+
 }  // namespace vane::test

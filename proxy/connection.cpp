@@ -8,6 +8,7 @@
 
 #include "common/log.hpp"
 #include "proxy/http1/downstream.hpp"
+#include "proxy/http2/session.hpp"
 #include "proxy/request_stream.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/tls.hpp"
@@ -56,6 +57,14 @@ task<void> refuse_head(h1_downstream& ds, proxy_stream& client, error_code ec, s
   client.socket().shutdown(tcp::socket::shutdown_both, ec);
 }
 
+// The client chose h2 by ALPN in the TLS handshake.
+bool negotiated_h2(proxy_stream& client) {
+  const unsigned char* proto = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(client.tls()->native_handle(), &proto, &len);
+  return len == 2 && proto[0] == 'h' && proto[1] == '2';
+}
+
 // What the stream needs to know of an HTTP/1.x request beyond its head.
 stream_request describe(const h1_parser<true>& parser, const message_head& request, std::string_view client_ip,
                         bool tls) {
@@ -91,7 +100,11 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   if (auto ep = client.socket().remote_endpoint(ec); !ec) client_ip = ep.address().to_string();
 
   if (tls && !co_await tls_handshake(client, *tls, *reg.it, lstats, listener_name, client_ip)) co_return;
-  beast::flat_buffer buffer;                         // the connection's read buffer
+  beast::flat_buffer buffer;  // the connection's read buffer
+  if (tls && negotiated_h2(client)) {
+    co_await serve_h2(w, client, buffer, listener_name, client_ip, true);
+    co_return;
+  }
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
   std::uint32_t served_on_connection = 0;
@@ -123,6 +136,12 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
         rec = co_await read_some(client, buffer, 4096);
       }
       if (rec) co_return;
+      if (served_on_connection == 0 && !tls &&
+          maybe_h2_preface({static_cast<const char*>(buffer.data().data()), buffer.size()})) {
+        // HTTP/2 with prior knowledge (h2c), known by its preface, as Envoy's AUTO codec does.
+        co_await serve_h2(w, client, buffer, listener_name, client_ip, false);
+        co_return;
+      }
     }
     reg.it->idle = false;
     // The request's scratch, until the end of this iteration (declared

@@ -65,20 +65,21 @@ bool load_pair(ssl::context& ctx, const std::string& cert, const std::string& ke
   return true;
 }
 
-// ALPN: vane speaks HTTP/1.1 only; a client offering h2 and http/1.1 gets
-// http/1.1, one offering only other protocols gets no ALPN answer.
+// ALPN: h2 when the client offers it (the server's preference, as Envoy's),
+// else http/1.1; a client offering neither gets no ALPN answer.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
                 void*) {
-  static const unsigned char http11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
-  for (unsigned i = 0; i < inlen;) {
-    unsigned len = in[i];
-    if (i + 1 + len > inlen) break;
-    if (len == sizeof http11 && std::memcmp(in + i + 1, http11, len) == 0) {
-      *out = in + i + 1;
-      *outlen = static_cast<unsigned char>(len);
-      return SSL_TLSEXT_ERR_OK;
+  for (std::string_view wanted : {std::string_view("h2"), std::string_view("http/1.1")}) {
+    for (unsigned i = 0; i < inlen;) {
+      unsigned len = in[i];
+      if (i + 1 + len > inlen) break;
+      if (len == wanted.size() && std::memcmp(in + i + 1, wanted.data(), len) == 0) {
+        *out = in + i + 1;
+        *outlen = static_cast<unsigned char>(len);
+        return SSL_TLSEXT_ERR_OK;
+      }
+      i += 1 + len;
     }
-    i += 1 + len;
   }
   return SSL_TLSEXT_ERR_NOACK;
 }

@@ -86,7 +86,8 @@ tls_client::tls_client(std::uint16_t port, const std::string& sni, const std::st
     s.ctx.use_certificate_chain_file(certificate);
     s.ctx.use_private_key_file(private_key, ssl::context::pem);
   }
-  static const unsigned char alpn[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  // An HTTP/1.1 client: it offers http/1.1 only (a server may prefer h2 when offered).
+  static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   SSL_CTX_set_alpn_protos(s.ctx.native_handle(), alpn, sizeof alpn);
   s.stream = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(s.ioc, s.ctx);
   if (!sni.empty()) SSL_set_tlsext_host_name(s.stream->native_handle(), sni.c_str());

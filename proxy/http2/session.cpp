@@ -1,0 +1,640 @@
+#include "proxy/http2/session.hpp"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/field.hpp>
+#include <charconv>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "common/log.hpp"
+#include "proxy/http1/head_out.hpp"
+#include "proxy/request_stream.hpp"
+#include "proxy/worker.hpp"
+
+namespace vane::proxy {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::uint32_t max_concurrent_streams = 100;  // advertised (Envoy's edge default)
+constexpr std::size_t out_high_water = 64 * 1024;      // response bytes queued per stream before put() says pending
+constexpr std::size_t write_batch = 64 * 1024;         // frames gathered into one socket write
+
+// One coroutine's wake-up on the worker's thread: notify() before wait()
+// is not lost (single-threaded: nothing runs between a check and a wait).
+class wakeup {
+ public:
+  explicit wakeup(const worker_executor& ex) : timer_(ex) {}
+  // False when `until` passed first.
+  task<bool> wait(clock::time_point until = clock::time_point::max()) {
+    if (!pending_) {
+      timer_.expires_at(until);
+      co_await timer_.async_wait(task_nothrow);
+    }
+    const bool woken = pending_;
+    pending_ = false;
+    co_return woken || clock::now() < until;
+  }
+  void notify() {
+    pending_ = true;
+    timer_.cancel();
+  }
+
+ private:
+  worker_timer timer_;
+  bool pending_ = false;
+};
+
+class h2_connection;
+struct h2_stream;
+
+// The request body as DATA frames bring it: the batch ready is what arrived
+// since the last one; consuming it opens the stream's and the connection's
+// windows by as much (no automatic WINDOW_UPDATE), so a client can never
+// send more than a window ahead of what the upstream took.
+class h2_source final : public body_source {
+ public:
+  explicit h2_source(h2_stream& s) : s_(s) {}
+  std::optional<relay_status> poll() override;
+  task<relay_status> next() override;
+  std::span<const std::string_view> pieces() const noexcept override { return {&piece_, piece_.empty() ? 0U : 1U}; }
+  bool done() const noexcept override;
+  void consume() override;
+
+ private:
+  h2_stream& s_;
+  std::string_view piece_;
+};
+
+// The response body, queued for nghttp2's data provider (read_body), which
+// DATA frames take as the client's window allows.
+class h2_sink final : public body_sink {
+ public:
+  explicit h2_sink(h2_stream& s) : s_(s) {}
+  put_result put(std::span<const std::string_view> pieces, bool last) override;
+  task<bool> flush() override;
+  bool head_sent() const noexcept override;
+
+ private:
+  h2_stream& s_;
+};
+
+class h2_downstream final : public downstream {
+ public:
+  explicit h2_downstream(h2_stream& s) : s_(s) {}
+  body_source& request_body() override;
+  task<bool> send_continue() override { co_return true; }  // an HTTP/2 client sends its body as it likes
+  task<bool> reply(unsigned status, std::string_view body, bool close) override;
+  void close_after() override {}  // a stream ends alone; the connection goes on
+  body_sink& respond(const message_head& head, const response_shape& shape) override;
+  bool end_response(relay_status status) override;
+
+  request_meter* meter = nullptr;
+
+ private:
+  h2_stream& s_;
+};
+
+struct field_at {
+  std::uint32_t name = 0, name_len = 0, value = 0, value_len = 0;
+};
+
+struct h2_stream {
+  h2_stream(h2_connection& c, std::int32_t stream_id, const worker_executor& ex)
+      : conn(c), id(stream_id), in_wake(ex), out_wake(ex), source(*this), sink(*this), ds(*this) {}
+  h2_connection& conn;
+  std::int32_t id;
+  // The request head as decoded: names and values in `store`.
+  std::string store;
+  std::vector<field_at> fields;
+  std::optional<field_at> method, path, authority, scheme;
+  std::size_t header_bytes = 0;
+  // State.
+  bool running = false;        // its run_stream is going on
+  bool request_ended = false;  // END_STREAM received
+  bool closed = false;         // nghttp2 closed it (both ends done, or reset)
+  bool too_large = false;      // its body passed limits.max_body
+  bool submitted = false;      // a response (head) was submitted
+  bool head_sent = false;      // and its HEADERS frame went out
+  bool response_done = false;  // END_STREAM sent
+  // The request body.
+  std::string in_pending, in_ready;
+  std::uint64_t in_total = 0;
+  wakeup in_wake;
+  // The response body.
+  std::string out;
+  std::size_t out_at = 0;
+  bool out_last = false;
+  wakeup out_wake;
+  h2_source source;
+  h2_sink sink;
+  h2_downstream ds;
+
+  std::string_view view(const field_at& f, bool name) const {
+    return name ? std::string_view(store).substr(f.name, f.name_len)
+                : std::string_view(store).substr(f.value, f.value_len);
+  }
+  std::size_t queued() const { return out.size() - out_at; }
+};
+
+class h2_connection {
+ public:
+  h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip, bool tls);
+  ~h2_connection() { nghttp2_session_del(session_); }
+  h2_connection(const h2_connection&) = delete;
+  h2_connection& operator=(const h2_connection&) = delete;
+
+  task<void> run(boost::beast::flat_buffer& received);
+
+  nghttp2_session* session() const { return session_; }
+  void want_write() { writer_wake_.notify(); }
+  // The limits of the worker's current table (a reload applies to the connection's next streams).
+  const limits_config& limits() const { return w_.policy()->table->limits; }
+  std::uint64_t max_body() const { return limits().max_body; }
+  duration io_timeout() const { return limits().idle_timeout; }
+
+ private:
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
+                       const std::uint8_t* value, std::size_t valuelen, std::uint8_t flags, void* self);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self);
+  static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t stream_id, const std::uint8_t* data,
+                           std::size_t len, void* self);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self);
+  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* self);
+
+  h2_stream* find(std::int32_t id) const {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+  void forget(std::int32_t id);
+  task<void> write_loop();
+  task<void> serve_stream(h2_stream& s);
+  void build_head(h2_stream& s, message_head& head) const;
+
+  worker& w_;
+  proxy_stream& client_;
+  std::string listener_;
+  std::string client_ip_;
+  bool tls_;
+  nghttp2_session* session_ = nullptr;
+  std::map<std::int32_t, std::unique_ptr<h2_stream>> streams_;
+  std::size_t running_ = 0;
+  bool closing_ = false;
+  bool writer_done_ = false;
+  std::string wbuf_;
+  wakeup writer_wake_;
+  wakeup idle_wake_;  // a stream's run ended, or the writer did
+};
+
+// ---- the request body ----
+
+std::optional<relay_status> h2_source::poll() {
+  if (s_.too_large) return relay_status::too_large;
+  if (!s_.in_pending.empty()) {
+    s_.in_ready.swap(s_.in_pending);  // (in_ready was empty: the last batch was consumed)
+    piece_ = s_.in_ready;
+    ready_ = true;
+    return relay_status::ok;
+  }
+  if (s_.request_ended) {
+    piece_ = {};
+    ready_ = true;  // the end
+    return relay_status::ok;
+  }
+  if (s_.closed) return relay_status::read_failed;  // reset by the client, or the connection ended
+  return std::nullopt;
+}
+
+task<relay_status> h2_source::next() {
+  for (;;) {
+    if (auto r = poll()) co_return *r;
+    co_await s_.in_wake.wait();
+  }
+}
+
+bool h2_source::done() const noexcept { return s_.request_ended && s_.in_pending.empty(); }
+
+void h2_source::consume() {
+  const std::size_t n = s_.in_ready.size();
+  s_.in_ready.clear();
+  piece_ = {};
+  ready_ = false;
+  touched_ = true;
+  if (n && !s_.closed) {
+    nghttp2_session_consume(s_.conn.session(), s_.id, n);  // WINDOW_UPDATE for what the upstream took
+    s_.conn.want_write();
+  }
+}
+
+// ---- the response ----
+
+ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length, std::uint32_t* flags,
+                  nghttp2_data_source* source, void*) {
+  h2_stream& s = *static_cast<h2_stream*>(source->ptr);
+  const std::size_t n = std::min(length, s.queued());
+  if (n) std::memcpy(buf, s.out.data() + s.out_at, n);
+  s.out_at += n;
+  if (s.out_at == s.out.size()) {
+    s.out.clear();
+    s.out_at = 0;
+  }
+  if (n) s.out_wake.notify();
+  if (s.queued() == 0 && s.out_last) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
+  if (n == 0) return NGHTTP2_ERR_DEFERRED;  // resumed by put()
+  return static_cast<ssize_t>(n);
+}
+
+// Submits the head (lower-case names, as HTTP/2 requires) with a body provider unless `no_body`.
+void submit_head(h2_stream& s, unsigned status,
+                 const std::vector<std::pair<std::string_view, std::string_view>>& fields, bool no_body) {
+  std::string names;  // lower-cased copies; nghttp2 copies what submit gets (NGHTTP2_NV_FLAG_NONE)
+  std::size_t total = 0;
+  for (const auto& [n, v] : fields) total += n.size();
+  names.reserve(total);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(fields.size() + 1);
+  char code[4];
+  auto [end, ec] = std::to_chars(code, code + sizeof code, status);
+  nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(":status")), reinterpret_cast<std::uint8_t*>(code),
+                 7, static_cast<std::size_t>(end - code), NGHTTP2_NV_FLAG_NONE});
+  for (const auto& [n, v] : fields) {
+    const std::size_t at = names.size();
+    for (char c : n) names.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+    nva.push_back({reinterpret_cast<std::uint8_t*>(names.data() + at),
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                   NGHTTP2_NV_FLAG_NONE});
+  }
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &s;
+  provider.read_callback = read_body;
+  s.submitted = true;
+  if (nghttp2_submit_response(s.conn.session(), s.id, nva.data(), nva.size(), no_body ? nullptr : &provider) != 0)
+    s.closed = true;  // (the stream is gone already)
+  s.conn.want_write();
+}
+
+h2_sink::put_result h2_sink::put(std::span<const std::string_view> pieces, bool last) {
+  if (s_.closed) return put_result::failed;
+  for (auto piece : pieces) s_.out.append(piece);
+  if (last) s_.out_last = true;
+  nghttp2_session_resume_data(s_.conn.session(), s_.id);
+  s_.conn.want_write();
+  return s_.queued() > out_high_water ? put_result::pending : put_result::written;
+}
+
+task<bool> h2_sink::flush() {
+  // Until the queue is down to nothing: the client's window decides; one that stops reading for
+  // idle_timeout loses its stream.
+  const auto until = clock::now() + s_.conn.io_timeout();
+  while (!s_.closed && s_.queued() > 0)
+    if (!co_await s_.out_wake.wait(until)) co_return false;
+  co_return !s_.closed;
+}
+
+// Once submitted the status is the client's: nothing can replace it (only a reset can end the stream).
+bool h2_sink::head_sent() const noexcept { return s_.submitted; }
+
+body_source& h2_downstream::request_body() { return s_.source; }
+
+task<bool> h2_downstream::reply(unsigned status, std::string_view body, bool) {
+  if (s_.closed) {
+    if (meter) meter->code = 499;
+    co_return false;
+  }
+  if (s_.submitted) {  // a head went already: the stream can only be reset
+    nghttp2_submit_rst_stream(s_.conn.session(), NGHTTP2_FLAG_NONE, s_.id, NGHTTP2_INTERNAL_ERROR);
+    s_.conn.want_write();
+    if (meter) meter->code = 502;
+    co_return false;
+  }
+  char length[24];
+  auto [end, ec] = std::to_chars(length, length + sizeof length, body.size());
+  const std::vector<std::pair<std::string_view, std::string_view>> fields{
+      {"server", "vane"}, {"content-type", "text/plain"}, {"content-length", std::string_view(length, end - length)}};
+  s_.out.assign(body);
+  s_.out_last = true;
+  submit_head(s_, status, fields, false);
+  if (meter) meter->code = status;
+  co_return true;
+}
+
+body_sink& h2_downstream::respond(const message_head& head, const response_shape& shape) {
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  for_each_response_field(head, {shape.ops, shape.cookies, false, connection_header::none},
+                          [&](std::string_view n, std::string_view v) { fields.emplace_back(n, v); });
+  if (shape.no_body) s_.out_last = true;
+  submit_head(s_, head.status, fields, shape.no_body);
+  return s_.sink;
+}
+
+bool h2_downstream::end_response(relay_status status) {
+  if (status != relay_status::ok && !s_.closed) {
+    nghttp2_submit_rst_stream(s_.conn.session(), NGHTTP2_FLAG_NONE, s_.id, NGHTTP2_INTERNAL_ERROR);
+    s_.conn.want_write();
+  }
+  return true;
+}
+
+// ---- the connection ----
+
+h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip,
+                             bool tls)
+    : w_(w),
+      client_(client),
+      listener_(listener),
+      client_ip_(client_ip),
+      tls_(tls),
+      writer_wake_(client.get_executor()),
+      idle_wake_(client.get_executor()) {
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as bodies are relayed (h2_source::consume)
+  nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams}};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+}
+
+int h2_connection::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+  auto& c = *static_cast<h2_connection*>(self);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  c.streams_[frame->hd.stream_id] = std::make_unique<h2_stream>(c, frame->hd.stream_id, c.client_.get_executor());
+  return 0;
+}
+
+int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                             std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                             void* self) {
+  auto& c = *static_cast<h2_connection*>(self);
+  h2_stream* s = c.find(frame->hd.stream_id);
+  if (!s || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // (trailers: not relayed yet)
+  // RFC 7541 §4.1's entry size: a head past limits.max_request_headers resets the stream.
+  s->header_bytes += namelen + valuelen + 32;
+  if (s->header_bytes > c.limits().max_request_headers) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  field_at f{static_cast<std::uint32_t>(s->store.size()), static_cast<std::uint32_t>(namelen), 0,
+             static_cast<std::uint32_t>(valuelen)};
+  s->store.append(reinterpret_cast<const char*>(name), namelen);
+  f.value = static_cast<std::uint32_t>(s->store.size());
+  s->store.append(reinterpret_cast<const char*>(value), valuelen);
+  const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  if (n == ":method")
+    s->method = f;
+  else if (n == ":path")
+    s->path = f;
+  else if (n == ":authority")
+    s->authority = f;
+  else if (n == ":scheme")
+    s->scheme = f;
+  else if (!n.starts_with(':'))
+    s->fields.push_back(f);
+  return 0;
+}
+
+int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+  auto& c = *static_cast<h2_connection*>(self);
+  h2_stream* s = c.find(frame->hd.stream_id);
+  if (!s) return 0;
+  const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    s->request_ended = end;
+    s->running = true;
+    ++c.running_;
+    // Started after this frame's processing (posted): nothing of a stream runs inside nghttp2's input.
+    asio::post(c.client_.get_executor(),
+               [&c, s] { asio::co_spawn(c.client_.get_executor(), c.serve_stream(*s), asio::detached); });
+  } else if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && end) {
+    s->request_ended = true;
+    s->in_wake.notify();
+  }
+  return 0;
+}
+
+int h2_connection::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id, const std::uint8_t* data,
+                                 std::size_t len, void* self) {
+  auto& c = *static_cast<h2_connection*>(self);
+  h2_stream* s = c.find(stream_id);
+  if (!s) return 0;
+  s->in_total += len;
+  if (s->in_total > c.max_body()) s->too_large = true;
+  if (!s->too_large)
+    s->in_pending.append(reinterpret_cast<const char*>(data), len);
+  else
+    nghttp2_session_consume(c.session_, stream_id, len);  // dropped: its window must not stay shut
+  s->in_wake.notify();
+  return 0;
+}
+
+int h2_connection::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+  auto& c = *static_cast<h2_connection*>(self);
+  h2_stream* s = c.find(frame->hd.stream_id);
+  if (!s) return 0;
+  if (frame->hd.type == NGHTTP2_HEADERS) s->head_sent = true;
+  if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+    s->response_done = true;
+    s->out_wake.notify();
+  }
+  return 0;
+}
+
+int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t, void* self) {
+  // Never a fatal error from here (nghttp2 before 1.55.1 leaks on one).
+  auto& c = *static_cast<h2_connection*>(self);
+  h2_stream* s = c.find(stream_id);
+  if (!s) return 0;
+  s->closed = true;
+  s->in_wake.notify();
+  s->out_wake.notify();
+  if (!s->running) c.forget(stream_id);
+  return 0;
+}
+
+void h2_connection::forget(std::int32_t id) { streams_.erase(id); }
+
+void h2_connection::build_head(h2_stream& s, message_head& head) const {
+  head.clear();
+  head.version = 20;
+  if (s.method) head.method = s.view(*s.method, false);
+  if (s.path) head.target = s.view(*s.path, false);
+  // Cookies split into several fields (RFC 9113 §8.2.3) are one field again for HTTP/1.1 upstreams.
+  std::size_t cookies = 0;
+  for (const auto& f : s.fields) cookies += s.view(f, true) == "cookie";
+  if (cookies > 1) {
+    field_at joined{static_cast<std::uint32_t>(s.store.size()), 6, 0, 0};
+    s.store.append("cookie");
+    joined.value = static_cast<std::uint32_t>(s.store.size());
+    bool first = true;
+    for (const auto& f : s.fields) {
+      if (s.view(f, true) != "cookie") continue;
+      if (!first) s.store.append("; ");
+      s.store.append(s.view(f, false));
+      first = false;
+    }
+    joined.value_len = static_cast<std::uint32_t>(s.store.size() - joined.value);
+    std::erase_if(s.fields, [&](const field_at& f) { return s.view(f, true) == "cookie"; });
+    s.fields.push_back(joined);
+  }
+  // :authority stands for Host (RFC 9113 §8.3.1): the route's host match and the upstream's Host.
+  for (const auto& f : s.fields) {
+    const std::string_view name = s.view(f, true);
+    if (s.authority && name == "host") continue;
+    head.fields.push_back({http::string_to_field(name), name, s.view(f, false)});
+  }
+  if (s.authority) head.fields.push_back({http::field::host, "host", s.view(*s.authority, false)});
+}
+
+task<void> h2_connection::serve_stream(h2_stream& s) {
+  {
+    std::shared_ptr<worker_policy> policy = w_.policy();  // NOLINT(performance-unnecessary-copy-initialization)
+    const route_table& table = *policy->table;
+    const std::size_t listener_index = table.find_listener(listener_);
+    const worker::scratch_lease scratch(w_);
+    message_head& head = scratch.s->request;
+    build_head(s, head);
+    request_meter meter(w_.access_log());
+    meter.slot = policy->unrouted;
+    meter.method = head.method;
+    s.ds.meter = &meter;
+    stream_request req;
+    req.head = &head;
+    req.client_ip = client_ip_;
+    req.scheme = tls_ ? "https" : "http";
+    req.has_body = !s.request_ended;
+    const auto length = head.find(http::field::content_length);
+    std::uint64_t n = 0;
+    if (length && std::from_chars(length->data(), length->data() + length->size(), n).ec == std::errc{})
+      req.content_length = n;
+    req.body_length_unknown = req.has_body && !req.content_length;
+    if (listener_index < table.listeners.size()) {
+      const stream_context cx{w_, policy, listener_index, *scratch.s, meter};
+      co_await run_stream(cx, req, s.ds);
+    } else {
+      co_await s.ds.reply(503, "listener removed\n", true);
+    }
+    // The response goes out whole before anything else is said about the stream.
+    while (s.submitted && !s.response_done && !s.closed) co_await s.out_wake.wait();
+    if (!s.closed) {
+      if (!s.submitted) {
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
+      } else if (!s.request_ended) {
+        // Answered before the request body ended: the rest is not wanted (RFC 9113 §8.1).
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_NO_ERROR);
+      }
+    }
+    // What was received and never relayed still holds the connection's window.
+    const std::size_t unread = s.in_pending.size() + s.in_ready.size();
+    if (unread && !closing_) nghttp2_session_consume_connection(session_, unread);
+    s.ds.meter = nullptr;
+  }  // (the meter counts the request here)
+  s.running = false;
+  --running_;
+  want_write();
+  idle_wake_.notify();
+  if (s.closed) forget(s.id);
+}
+
+task<void> h2_connection::write_loop() {
+  for (;;) {
+    wbuf_.clear();
+    while (wbuf_.size() < write_batch) {
+      const std::uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n <= 0) {
+        if (n < 0) log::debug("h2 from {}: {}", client_ip_, nghttp2_strerror(static_cast<int>(n)));
+        break;
+      }
+      wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (!wbuf_.empty()) {
+      auto [ec, n] = co_await asio::async_write(client_, asio::buffer(wbuf_), task_nothrow);
+      if (ec) break;
+      continue;
+    }
+    if (closing_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) break;
+    co_await writer_wake_.wait();
+  }
+  writer_done_ = true;
+  idle_wake_.notify();
+  if (!closing_) {  // nghttp2 is done (a GOAWAY went) or the peer is gone: the reader stops too
+    boost::system::error_code ignored;
+    client_.tcp().cancel(ignored);
+  }
+}
+
+task<void> h2_connection::run(boost::beast::flat_buffer& received) {
+  asio::co_spawn(client_.get_executor(), write_loop(), asio::detached);
+  const duration idle = io_timeout();
+  for (;;) {
+    if (received.size() > 0) {
+      const auto in = received.data();
+      const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const std::uint8_t*>(in.data()), in.size());
+      if (n < 0) {
+        log::debug("h2 from {}: {}", client_ip_, nghttp2_strerror(static_cast<int>(n)));
+        break;
+      }
+      received.consume(static_cast<std::size_t>(n));
+      want_write();
+    }
+    // nghttp2 reads no more once it has said GOAWAY (a protocol error, a bad preface): what it still
+    // has to say is written, then the connection closes.
+    if (!nghttp2_session_want_read(session_)) break;
+    if (running_ == 0)
+      client_.expires_after(idle);  // an idle connection closes after idle_timeout, as HTTP/1.1's
+    else
+      client_.expires_never();
+    auto [ec, n] = co_await client_.async_read_some(received.prepare(16 * 1024), task_nothrow);
+    if (ec) break;
+    received.commit(n);
+  }
+  client_.expires_never();
+  if (!writer_done_ && nghttp2_session_want_write(session_)) {
+    want_write();  // the last frames (a GOAWAY) go out first, within idle_timeout
+    client_.expires_after(idle);
+    const auto until = clock::now() + idle;
+    while (!writer_done_ && nghttp2_session_want_write(session_) && co_await idle_wake_.wait(until)) {
+    }
+  }
+  closing_ = true;
+  for (auto& [id, s] : streams_) {
+    s->closed = true;
+    s->in_wake.notify();
+    s->out_wake.notify();
+  }
+  want_write();
+  boost::system::error_code ignored;
+  client_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  while (running_ > 0 || !writer_done_) co_await idle_wake_.wait();
+}
+
+}  // namespace
+
+task<void> serve_h2(worker& w, proxy_stream& client, boost::beast::flat_buffer& received, const std::string& listener,
+                    std::string_view client_ip, bool tls) {
+  h2_connection c(w, client, listener, client_ip, tls);
+  co_await c.run(received);
+}
+
+}  // namespace vane::proxy

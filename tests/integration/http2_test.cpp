@@ -1,0 +1,154 @@
+// HTTP/2 downstream through the real binary: h2c with prior knowledge on a
+// plain listener (detected by the preface), h2 by ALPN on a TLS one, with
+// real clients (curl, h2load); the same routing, bodies and metrics as
+// HTTP/1.1.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "tests/support/fixtures.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/tls.hpp"
+
+using namespace vane::test;
+namespace json = boost::json;
+
+namespace {
+
+const char* curl = "/usr/bin/curl";
+const char* h2load = "/usr/bin/h2load";
+
+std::string url(const proxy_instance& p, const std::string& path) {
+  return "http://127.0.0.1:" + std::to_string(p.port) + path;
+}
+
+}  // namespace
+
+TEST(Http2, PriorKnowledgeRequestsAreRoutedSplitAndCounted) {
+  auto p = start_demo("p");
+  auto c = start_demo("c");
+  auto proxy = start_proxy(half_split_config(p.address(), c.address(), R"(        rules:
+          - match: [{headers: {x-canary: {exact: "1"}}}]
+            cluster: app-canary
+)"),
+                           1);
+  // One connection, four streams (nghttp; curl 7.88 cannot reuse an h2c connection, curl/curl#10634):
+  // the split alternates.
+  auto [code, out] = run("/usr/bin/nghttp", {url(proxy, "/a"), url(proxy, "/b"), url(proxy, "/c"), url(proxy, "/d")});
+  ASSERT_EQ(code, 0) << out;
+  auto [vcode, verbose] = run(curl, {"-sS", "--http2-prior-knowledge", "-v", url(proxy, "/v")});
+  ASSERT_EQ(vcode, 0) << verbose;
+  EXPECT_NE(verbose.find("< HTTP/2 200"), std::string::npos) << verbose;
+  std::size_t on_p = 0, on_c = 0;
+  for (std::size_t at = 0; (at = out.find("\"version\":\"", at)) != std::string::npos; ++at)
+    (out.compare(at + 11, 1, "p") == 0 ? on_p : on_c) += 1;
+  EXPECT_EQ(on_p, 2u) << out;
+  EXPECT_EQ(on_c, 2u) << out;
+  // An A/B rule on a header, as on HTTP/1.1.
+  for (int i = 0; i < 3; ++i) {
+    auto [rc, r] = run(curl, {"-sS", "--http2-prior-knowledge", "-H", "x-canary: 1", url(proxy, "/r")});
+    EXPECT_NE(r.find("\"version\":\"c\""), std::string::npos) << r;
+  }
+  // Counted with the status the client got.
+  EXPECT_EQ(metric(proxy, R"(vane_requests_total{route="app",cluster="app-primary",code="200"})", 3), 3);
+  EXPECT_EQ(metric(proxy, R"(vane_requests_total{route="app",cluster="app-canary",code="200"})", 5), 5);
+  EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);  // HTTP/1.1 on the same listener
+}
+
+// A local reply (here the route's fault) is an HTTP/2 response with its status and body.
+TEST(Http2, LocalRepliesAreResponsesOnTheStream) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(
+      half_split_config(p.address(), p.address(), "        fault: {abort: {status: 503, percent: 100}}\n"), 1);
+  for (int i = 0; i < 2; ++i) {
+    auto [code, out] =
+        run(curl, {"-sS", "--http2-prior-knowledge", "-w", " %{http_code} %{http_version}", url(proxy, "/")});
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_EQ(out, "fault filter abort\n 503 2");
+  }
+  EXPECT_EQ(metric(proxy, R"(vane_requests_total{route="app",cluster="app-primary",code="503"})", 1) +
+                metric(proxy, R"(vane_requests_total{route="app",cluster="app-canary",code="503"})", 1),
+            2);
+}
+
+TEST(Http2, BodiesGoBothWaysWholeUnderFlowControl) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(half_split_config(p.address(), p.address(), ""), 1);
+  const std::string dir = make_temp_dir();
+  const std::string body_file = dir + "/body.bin";
+  std::string body(300 * 1024, '\0');  // several windows of 64 KiB
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  write_file(body_file, body);
+  // What HTTP/1.1 says of the body, the reference.
+  auto h1 = fetch(proxy.port, "PUT", "/up", {}, body);
+  ASSERT_EQ(h1.status, 200);
+  const auto expected = json::parse(h1.body).at("checksum");
+  auto [code, out] =
+      run(curl, {"-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + body_file, url(proxy, "/up")});
+  ASSERT_EQ(code, 0) << out;
+  auto answer = json::parse(out);
+  EXPECT_EQ(answer.at("received").as_int64(), static_cast<std::int64_t>(body.size()));
+  EXPECT_EQ(answer.at("checksum"), expected);
+  // A big response body (the demo's /bytes/N), chunked upstream, whole downstream.
+  auto [code2, out2] = run(curl, {"-sS", "--http2-prior-knowledge", "-o", dir + "/got", "-w", "%{size_download}",
+                                  url(proxy, "/bytes/1000000?chunked=1")});
+  ASSERT_EQ(code2, 0) << out2;
+  EXPECT_EQ(out2, "1000000");
+}
+
+TEST(Http2, ManyConcurrentStreamsOnFewConnections) {
+  auto p = start_demo("p");
+  auto c = start_demo("c");
+  auto proxy = start_proxy(half_split_config(p.address(), c.address(), ""), 2);
+  auto [code, out] = run(h2load, {"-n", "1000", "-c", "4", "-m", "16", url(proxy, "/")});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("1000 succeeded, 0 failed, 0 errored"), std::string::npos) << out;
+  EXPECT_NE(out.find("status codes: 1000 2xx"), std::string::npos) << out;
+  const double p200 = metric(proxy, R"(vane_requests_total{route="app",cluster="app-primary",code="200"})", 400);
+  const double c200 = metric(proxy, R"(vane_requests_total{route="app",cluster="app-canary",code="200"})", 400);
+  EXPECT_EQ(p200 + c200, 1000);
+}
+
+TEST(Http2, TlsListenersOfferH2ByAlpn) {
+  test_pki pki;
+  auto cert = pki.issue("server", {"localhost"});
+  auto app = start_demo("v1");
+  auto proxy = start_proxy(R"(
+listeners:
+  - name: https
+    address: 127.0.0.1:0
+    tls: {certificate: )" + cert.certificate +
+                           ", private_key: " + cert.private_key + R"(}
+    routes:
+      - name: app
+        split: [{cluster: app, weight: 1}]
+clusters:
+  - {name: app, endpoints: [)" +
+                           app.address() + "]}\n");
+  const std::string https = "https://localhost:" + std::to_string(proxy.port) + "/h";
+  auto [code, out] = run(curl, {"-sS", "--http2", "--cacert", pki.ca_certificate(), "-v", https, https});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("ALPN: server accepted h2"), std::string::npos) << out;
+  EXPECT_NE(out.find("< HTTP/2 200"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"version\":\"v1\""), std::string::npos) << out;
+}
+
+TEST(Http2, ABadPrefaceOrFrameClosesThatConnectionOnly) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(half_split_config(p.address(), p.address(), ""), 1);
+  {
+    raw_connection raw(proxy.port);
+    raw.send(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string(9, '\xff') + "garbage");
+    raw.read_all();  // a GOAWAY maybe, then the close
+  }
+  {
+    raw_connection raw(proxy.port);
+    raw.send("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n");  // not the preface
+    raw.read_all();
+  }
+  EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
+  auto [code, out] = run(curl, {"-sS", "--http2-prior-knowledge", url(proxy, "/")});
+  EXPECT_EQ(code, 0) << out;
+}

@@ -102,7 +102,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   if (tls && !co_await tls_handshake(client, *tls, *reg.it, lstats, listener_name, client_ip)) co_return;
   beast::flat_buffer buffer;  // the connection's read buffer
   if (tls && negotiated_h2(client)) {
-    co_await serve_h2(w, client, buffer, listener_name, client_ip, true);
+    co_await serve_h2(w, client, buffer, listener_name, client_ip, true, *reg.it);
     co_return;
   }
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
@@ -139,7 +139,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       if (served_on_connection == 0 && !tls &&
           maybe_h2_preface({static_cast<const char*>(buffer.data().data()), buffer.size()})) {
         // HTTP/2 with prior knowledge (h2c), known by its preface, as Envoy's AUTO codec does.
-        co_await serve_h2(w, client, buffer, listener_name, client_ip, false);
+        co_await serve_h2(w, client, buffer, listener_name, client_ip, false, *reg.it);
         co_return;
       }
     }

@@ -149,7 +149,8 @@ struct h2_stream {
 
 class h2_connection {
  public:
-  h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip, bool tls);
+  h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip, bool tls,
+                worker::connection_entry& entry);
   ~h2_connection() { nghttp2_session_del(session_); }
   h2_connection(const h2_connection&) = delete;
   h2_connection& operator=(const h2_connection&) = delete;
@@ -182,7 +183,13 @@ class h2_connection {
   task<void> serve_stream(h2_stream& s);
   void build_head(h2_stream& s, message_head& head) const;
 
+  // A drain: GOAWAY with the last stream taken (graceful: those go on), and
+  // the connection ends once none runs.
+  void go_away();
+
   worker& w_;
+  worker::connection_entry& entry_;
+  bool goaway_ = false;
   proxy_stream& client_;
   std::string listener_;
   std::string client_ip_;
@@ -352,8 +359,9 @@ bool h2_downstream::end_response(relay_status status) {
 // ---- the connection ----
 
 h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip,
-                             bool tls)
+                             bool tls, worker::connection_entry& entry)
     : w_(w),
+      entry_(entry),
       client_(client),
       listener_(listener),
       client_ip_(client_ip),
@@ -554,6 +562,21 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
   want_write();
   idle_wake_.notify();
   if (s.closed) forget(s.id);
+  if (w_.draining()) go_away();
+}
+
+void h2_connection::go_away() {
+  if (!goaway_ && !closing_) {
+    goaway_ = true;
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+    want_write();
+  }
+  if (running_ == 0 && !closing_) {
+    // The reader ends (its read sees the end; a write in flight goes on), then the GOAWAY is flushed.
+    boost::system::error_code ignored;
+    client_.tcp().shutdown(asio::ip::tcp::socket::shutdown_receive, ignored);
+  }
 }
 
 task<void> h2_connection::write_loop() {
@@ -601,12 +624,21 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
     // nghttp2 reads no more once it has said GOAWAY (a protocol error, a bad preface): what it still
     // has to say is written, then the connection closes.
     if (!nghttp2_session_want_read(session_)) break;
+    if (w_.draining() && running_ == 0) {
+      go_away();
+      break;
+    }
     if (running_ == 0)
       client_.expires_after(idle);  // an idle connection closes after idle_timeout, as HTTP/1.1's
     else
       client_.expires_never();
+    entry_.idle = running_ == 0;  // the end of a drain cancels this read
     auto [ec, n] = co_await client_.async_read_some(received.prepare(16 * 1024), task_nothrow);
-    if (ec) break;
+    entry_.idle = false;
+    if (ec) {
+      if (ec == asio::error::operation_aborted && w_.draining()) go_away();
+      break;
+    }
     received.commit(n);
   }
   client_.expires_never();
@@ -632,8 +664,8 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
 }  // namespace
 
 task<void> serve_h2(worker& w, proxy_stream& client, boost::beast::flat_buffer& received, const std::string& listener,
-                    std::string_view client_ip, bool tls) {
-  h2_connection c(w, client, listener, client_ip, tls);
+                    std::string_view client_ip, bool tls, worker::connection_entry& entry) {
+  h2_connection c(w, client, listener, client_ip, tls, entry);
   co_await c.run(received);
 }
 

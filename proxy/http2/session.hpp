@@ -16,11 +16,9 @@
 
 #include "proxy/executor.hpp"
 #include "proxy/stream.hpp"
+#include "proxy/worker.hpp"
 
 namespace vane::proxy {
-
-class worker;
-struct listener_stats;
 
 // The client connection preface (RFC 9113 §3.4): a plain connection that
 // starts with it speaks HTTP/2 with prior knowledge (h2c).
@@ -34,7 +32,11 @@ constexpr bool maybe_h2_preface(std::string_view bytes) noexcept {
 
 // Serves an HTTP/2 connection until it closes. `received`: what was read
 // already (the preface, maybe more). The listener is named, as for HTTP/1.1.
+// `entry` is the connection's place in the worker's list: idle while no
+// stream runs, so that a drain's end closes it. While the worker drains,
+// the connection says GOAWAY (NO_ERROR, the last stream it took) as soon as
+// it has no stream running, or when its streams end, then closes.
 task<void> serve_h2(worker& w, proxy_stream& client, boost::beast::flat_buffer& received, const std::string& listener,
-                    std::string_view client_ip, bool tls);
+                    std::string_view client_ip, bool tls, worker::connection_entry& entry);
 
 }  // namespace vane::proxy

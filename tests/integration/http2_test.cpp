@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <csignal>
 #include <filesystem>
 
 #include "tests/support/fixtures.hpp"
@@ -151,4 +152,19 @@ TEST(Http2, ABadPrefaceOrFrameClosesThatConnectionOnly) {
   EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
   auto [code, out] = run(curl, {"-sS", "--http2-prior-knowledge", url(proxy, "/")});
   EXPECT_EQ(code, 0) << out;
+}
+
+// A drain says GOAWAY to an HTTP/2 client (NO_ERROR), then closes its connection; the proxy exits.
+TEST(Http2, ADrainSaysGoawayThenCloses) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(half_split_config(p.address(), p.address(), ""), 1);
+  raw_connection raw(proxy.port);
+  raw.send(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string("\0\0\0\4\0\0\0\0\0", 9));
+  raw.read_until(std::string("\0\0\0\4\1\0\0\0\0", 9));  // the ACK of our SETTINGS: the connection is up
+  proxy.process->signal(SIGTERM);
+  const std::string rest = raw.read_all();
+  // A GOAWAY frame: length 8, type 7, stream 0; last stream 0, NO_ERROR.
+  const std::string goaway = std::string("\0\0\x08\x07\0\0\0\0\0", 9) + std::string(8, '\0');
+  EXPECT_NE(rest.find(goaway), std::string::npos);
+  EXPECT_EQ(proxy.process->wait_exit(), std::optional<int>(0));
 }

@@ -76,6 +76,9 @@ void format_access_line(const access_record& r, std::string& out) {
     append_json_string(out, r.request_id.view());
   else
     out += "null";
+  out += r.version == 20   ? R"(,"protocol":"HTTP/2")"
+         : r.version == 10 ? R"(,"protocol":"HTTP/1.0")"
+                           : R"(,"protocol":"HTTP/1.1")";
   out += R"(,"method":)";
   append_json_string(out, r.method.view());
   out += R"(,"path":)";

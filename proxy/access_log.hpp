@@ -43,6 +43,7 @@ struct access_record {
   std::uint64_t bytes_received = 0;  // request body
   std::uint64_t bytes_sent = 0;      // response body
   std::uint16_t status = 0;
+  std::uint8_t version = 11;  // the client's HTTP version: 10, 11, 20
   bool has_upstream = false;
   boost::asio::ip::tcp::endpoint upstream;
   fixed_text<16> method;

@@ -167,6 +167,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
                  (limits.max_requests_per_connection == 0 || served_on_connection < limits.max_requests_per_connection),
              request.version);
     if (meter.log) {
+      meter.version = request.version;
       meter.method = request.method;
       meter.request_id = request.find("x-request-id").value_or(std::string_view{});
     }

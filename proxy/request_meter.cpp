@@ -25,6 +25,7 @@ void request_meter::queue_line(clock::duration elapsed) const {
   r->bytes_received = bytes_received;
   r->bytes_sent = bytes_sent;
   r->status = static_cast<std::uint16_t>(code);
+  r->version = static_cast<std::uint8_t>(version);
   r->has_upstream = upstream != nullptr;
   if (upstream) r->upstream = *upstream;
   r->method.assign(method);

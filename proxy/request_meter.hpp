@@ -27,6 +27,7 @@ struct request_meter {
   std::string_view route = unrouted_label, cluster = unrouted_label, method, path, request_id;
   const boost::asio::ip::tcp::endpoint* upstream = nullptr;
   std::uint64_t bytes_received = 0, bytes_sent = 0;
+  unsigned version = 11;  // the client's HTTP version (10, 11, 20), for the access log
 
   explicit request_meter(access_ring* ring) : log(ring) {}
   request_meter(const request_meter&) = delete;

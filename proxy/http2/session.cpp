@@ -525,6 +525,7 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
     request_meter meter(w_.access_log());
     meter.slot = policy->unrouted;
     meter.method = head.method;
+    meter.version = 20;
     s.ds.meter = &meter;
     stream_request req;
     req.head = &head;

@@ -168,3 +168,27 @@ TEST(Http2, ADrainSaysGoawayThenCloses) {
   EXPECT_NE(rest.find(goaway), std::string::npos);
   EXPECT_EQ(proxy.process->wait_exit(), std::optional<int>(0));
 }
+
+// The access log says which protocol the client spoke.
+TEST(Http2, TheAccessLogSaysHttp2) {
+  auto p = start_demo("p");
+  const std::string log = make_temp_dir() + "/access.log";
+  auto proxy = start_proxy(half_split_config(p.address(), p.address(), ""), 1, {"--access-log", log});
+  auto [code, out] = run(curl, {"-sS", "--http2-prior-knowledge", "-H", "x-request-id: h2-1", url(proxy, "/logged")});
+  ASSERT_EQ(code, 0) << out;
+  std::string line;
+  ASSERT_TRUE(eventually([&] {
+    const std::string text = read_text_file(log);
+    const auto at = text.find("h2-1");
+    if (at == std::string::npos) return false;
+    const auto begin = text.rfind('\n', at);
+    line = text.substr(begin == std::string::npos ? 0 : begin + 1,
+                       text.find('\n', at) - (begin == std::string::npos ? 0 : begin + 1));
+    return true;
+  }));
+  auto v = json::parse(line).as_object();
+  EXPECT_EQ(v.at("protocol").as_string(), "HTTP/2");
+  EXPECT_EQ(v.at("method").as_string(), "GET");
+  EXPECT_EQ(v.at("path").as_string(), "/logged");
+  EXPECT_EQ(v.at("status").as_int64(), 200);
+}

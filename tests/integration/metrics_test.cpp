@@ -351,6 +351,7 @@ TEST(AccessLog, OneJsonLinePerRequestToAFile) {
   EXPECT_EQ(lines[0].at("status").as_int64(), 200);
   EXPECT_EQ(lines[0].at("request_id").as_string(), "req-1");
   EXPECT_EQ(lines[0].at("method").as_string(), "GET");
+  EXPECT_EQ(lines[0].at("protocol").as_string(), "HTTP/1.1");
   EXPECT_EQ(lines[0].at("path").as_string(), "/app/one");
   EXPECT_EQ(lines[0].at("upstream").as_string(), primary.address());
   EXPECT_GT(lines[0].at("bytes_sent").as_int64(), 0);

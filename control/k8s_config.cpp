@@ -10,7 +10,7 @@ namespace vane::control {
 
 namespace {
 
-std::string trimmed(std::string s) {
+std::string trimmed(const std::string& s) {
   const auto* space = " \t\r\n";
   auto b = s.find_first_not_of(space);
   if (b == std::string::npos) return {};
@@ -108,8 +108,8 @@ std::optional<k8s_config> k8s_in_cluster_config(const std::string& host_env, con
 }
 
 std::optional<k8s_config> k8s_in_cluster_config(std::string& error) {
-  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");  // NOLINT(concurrency-mt-unsafe): read at start-up
-  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");  // NOLINT(concurrency-mt-unsafe)
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");  // (read at start-up, before any thread)
+  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
   return k8s_in_cluster_config(host ? host : "", port ? port : "", k8s_service_account_dir, error);
 }
 
@@ -180,7 +180,7 @@ std::optional<k8s_config> k8s_kubeconfig(const std::string& file, const std::str
   const YAML::Node root = r.parse(*content);
   auto done = [&](std::optional<k8s_config> c) {
     errors.insert(errors.end(), r.errors().begin(), r.errors().end());
-    return r.ok() ? c : std::nullopt;
+    return r.ok() ? std::move(c) : std::nullopt;
   };
   if (!r.ok() || !r.expect_map(root, "a kubeconfig")) return done(std::nullopt);
 

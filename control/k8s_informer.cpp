@@ -239,12 +239,13 @@ asio::awaitable<void> k8s_informer::backoff() {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   timer.expires_after(next_backoff_);
   next_backoff_ = std::min(next_backoff_ * 2, options_.backoff_max);
-  co_await timer.async_wait(asio::use_awaitable);
+  co_await timer.async_wait(asio::use_awaitable);  // (cancelled: throws, which ends run())
 }
 
 asio::awaitable<void> k8s_informer::run() {
   for (;;) {
-    if (!co_await list()) {
+    bool listed = co_await list();
+    if (!listed) {
       co_await backoff();
       continue;
     }

@@ -81,7 +81,7 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
 }
 
 struct watcher {
-  explicit watcher(asio::any_io_executor ex) : wake(std::move(ex)) {}
+  explicit watcher(const asio::any_io_executor& ex) : wake(ex) {}
   std::string resource_type, ns;
   std::map<std::string, std::string> selector;
   bool bookmarks = false;
@@ -97,7 +97,7 @@ struct watcher {
 };
 
 struct fake_server {
-  explicit fake_server(asio::any_io_executor ex) : ex_(ex), release_(ex) {
+  explicit fake_server(const asio::any_io_executor& ex) : ex_(ex), release_(ex) {
     release_.expires_at(asio::steady_timer::time_point::max());
     store_.on_change = [this](const change& c) {
       for (auto& w : live())
@@ -301,7 +301,9 @@ struct fake_server {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int serve(int argc, char** argv) {
   std::string cert, key, token, listen = "127.0.0.1:0";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -353,4 +355,15 @@ int main(int argc, char** argv) {
             << std::endl;
   io.run();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return serve(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "vane-fake-apiserver: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -28,7 +28,9 @@ http::request<http::string_body> make_request(http_request_spec& spec, const std
   req.set(http::field::host, spec.host.empty() ? label : spec.host);
   req.set(http::field::user_agent, spec.user_agent);
   for (const auto& [k, v] : spec.headers) req.set(k, v);
-  if (!spec.body.empty()) req.set(http::field::content_type, "application/json");
+  // (A Content-Type among the spec's fields stays: a patch names its own.)
+  if (!spec.body.empty() && req.find(http::field::content_type) == req.end())
+    req.set(http::field::content_type, "application/json");
   req.body() = std::move(spec.body);
   req.keep_alive(false);
   req.prepare_payload();

@@ -32,7 +32,7 @@ struct http_request_spec {
   std::string host;  // the Host field; "" names the address called
   std::string user_agent = "vane";
   std::vector<std::pair<std::string, std::string>> headers;  // set after Host and User-Agent
-  std::string body;                                          // sent with Content-Type: application/json when not empty
+  std::string body;  // sent with Content-Type: application/json when not empty and `headers` name none
   // Connecting (and the TLS handshake), writing and reading, together; name resolution comes before.
   duration timeout = std::chrono::seconds(5);
   std::uint64_t body_limit = std::uint64_t{64} * 1024 * 1024;  // a longer answer is an error

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,13 +28,22 @@ struct http_server_request {
   std::string_view target;         // path and query
   std::string_view authorization;  // the Authorization field, "" when absent
   std::string_view body;
+  std::string_view content_type;  // the Content-Type field, "" when absent
 };
+
+// A body sent in pieces as they come (a watch that stays open): called again
+// and again; each piece it returns is sent as one chunk of a chunked body
+// (empty pieces are skipped), and nullopt ends the body. The server's timeout
+// applies to each write, not to the waits between them, which are the
+// producer's to bound. The connection is closed after such a reply.
+using http_body_stream = std::function<boost::asio::awaitable<std::optional<std::string>>()>;
 
 struct http_server_reply {
   unsigned status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // more fields, after Server (WWW-Authenticate, ...)
+  http_body_stream stream;                                   // when set, the body (chunked), and `body` is not sent
 };
 
 // {"error":"MESSAGE"} and a newline, application/json: how every refusal reads.

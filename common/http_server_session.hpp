@@ -25,6 +25,45 @@ struct server_state {
 std::string size_text(std::uint64_t n);
 std::string what_of(const std::exception_ptr& e);
 
+// Sends a reply whose body is a stream (http_body_stream): the head, each
+// piece as a chunk, the last chunk. False when a write failed or the producer
+// threw (logged); the caller closes the connection either way.
+template <class Stream>
+boost::asio::awaitable<bool> write_streamed(const server_state& state, Stream& stream,
+                                            boost::beast::http::response<boost::beast::http::empty_body>& head,
+                                            const http_body_stream& body) {
+  namespace asio = boost::asio;
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+  head.chunked(true);
+  http::response_serializer<http::empty_body> serializer{head};
+  beast::get_lowest_layer(stream).expires_after(state.options.timeout);
+  auto [hec, hn] = co_await http::async_write_header(stream, serializer, nothrow);
+  if (hec) co_return false;
+  for (;;) {
+    std::optional<std::string> piece;
+    std::exception_ptr failure;
+    try {
+      piece = co_await body();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      log::error("{}: a streamed body ended by an exception: {}", state.options.log_name, what_of(failure));
+      co_return false;
+    }
+    if (!piece) break;
+    if (piece->empty()) continue;
+    beast::get_lowest_layer(stream).expires_after(state.options.timeout);
+    auto [cec, cn] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(*piece)), nothrow);
+    if (cec) co_return false;
+  }
+  beast::get_lowest_layer(stream).expires_after(state.options.timeout);
+  auto [lec, ln] = co_await asio::async_write(stream, http::make_chunk_last(), nothrow);
+  co_return !lec;
+}
+
 // Requests on one connection until it closes, fails, times out or is not kept
 // alive. `closed` tells the stream's own ways of ending a connection (TLS's
 // truncation) from a request that does not parse.
@@ -55,7 +94,8 @@ boost::asio::awaitable<void> serve_requests(const server_state& state, Stream& s
     } else {
       const auto& req = parser.get();
       keep_alive = o.keep_alive && req.keep_alive();
-      http_server_request request{req.method_string(), req.target(), req[http::field::authorization], req.body()};
+      http_server_request request{req.method_string(), req.target(), req[http::field::authorization], req.body(),
+                                  req[http::field::content_type]};
       std::exception_ptr failure;
       try {
         reply = co_await state.handler(request);
@@ -68,6 +108,17 @@ boost::asio::awaitable<void> serve_requests(const server_state& state, Stream& s
         reply = http_error_reply(500, "internal error");
         keep_alive = false;
       }
+    }
+    if (reply.stream) {
+      http::response<http::empty_body> head{static_cast<http::status>(reply.status), 11};
+      head.set(http::field::server, o.server);
+      for (const auto& [name, value] : reply.headers) head.set(name, value);
+      head.set(http::field::content_type, reply.content_type);
+      head.keep_alive(false);
+      co_await write_streamed(state, stream, head, reply.stream);
+      boost::system::error_code ignored;
+      beast::get_lowest_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      co_return;
     }
     http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
     res.set(http::field::server, o.server);

@@ -432,7 +432,9 @@ TEST(InjectAdmission, ThePatchAppliedToThePodIsWhatInjectGives) {
     ASSERT_EQ(inject_pod(expected, o).outcome, inject_outcome::injected);
     EXPECT_EQ(patched, json::value(expected)) << json::serialize(patch);
     // The sidecar goes first among the init containers: the others can use it.
-    if (!classic) EXPECT_EQ(patched.at("spec").at("initContainers").at(0).at("name"), "vane-proxy");
+    if (!classic) {
+      EXPECT_EQ(patched.at("spec").at("initContainers").at(0).at("name"), "vane-proxy");
+    }
   }
 }
 

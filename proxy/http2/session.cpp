@@ -27,8 +27,9 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::uint32_t max_concurrent_streams = 100;  // advertised (Envoy's edge default)
-constexpr std::size_t out_high_water = 64 * 1024;      // response bytes queued per stream before put() says pending
-constexpr std::size_t write_batch = 64 * 1024;         // frames gathered into one socket write
+constexpr std::size_t out_high_water =
+    std::size_t{64} * 1024;  // response bytes queued per stream before put() says pending
+constexpr std::size_t write_batch = std::size_t{64} * 1024;  // frames gathered into one socket write
 
 // One coroutine's wake-up on the worker's thread: notify() before wait()
 // is not lost (single-threaded: nothing runs between a check and a wait).
@@ -634,7 +635,7 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
     else
       client_.expires_never();
     entry_.idle = running_ == 0;  // the end of a drain cancels this read
-    auto [ec, n] = co_await client_.async_read_some(received.prepare(16 * 1024), task_nothrow);
+    auto [ec, n] = co_await client_.async_read_some(received.prepare(std::size_t{16} * 1024), task_nothrow);
     entry_.idle = false;
     if (ec) {
       if (ec == asio::error::operation_aborted && w_.draining()) go_away();

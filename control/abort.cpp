@@ -31,26 +31,17 @@ guard_sample sample_guards(const canary_spec& spec, const std::vector<parsed<boo
   double weighted = 0;
   for (const auto& a : answers) {
     if (!a) continue;
-    const boost::json::value* guards = a.value->if_contains("guards");
-    if (!guards || !guards->is_array()) continue;  // a proxy without the guard: nothing tripped there
-    for (const auto& g : guards->get_array()) {
+    const boost::json::array* guards = member_array(*a.value, "guards");
+    if (!guards) continue;  // a proxy without the guard: nothing tripped there
+    for (const auto& g : *guards) {
       const boost::json::object* o = g.if_object();
-      if (!o) continue;
-      const auto* route = o->if_contains("route");
-      const auto* cluster = o->if_contains("cluster");
-      const auto* tripped = o->if_contains("tripped");
-      if (!route || !cluster || !tripped || !route->is_string() || !cluster->is_string() || !tripped->is_bool() ||
-          route->get_string() != spec.route || cluster->get_string() != spec.canary || !tripped->get_bool())
+      if (!o || member_string(*o, "route") != spec.route || member_string(*o, "cluster") != spec.canary ||
+          member_bool(*o, "tripped") != true)
         continue;
       ++out.tripped;
-      const auto* rate = o->if_contains("error_percent");
-      const auto* requests = o->if_contains("requests");
-      const double r = rate && rate->is_number() ? rate->to_number<double>() : 0;
-      const std::uint64_t n = requests && requests->is_uint64() ? requests->get_uint64()
-                              : requests && requests->is_int64() && requests->get_int64() > 0
-                                  ? static_cast<std::uint64_t>(requests->get_int64())
-                                  : 0;
-      weighted += r * static_cast<double>(n);
+      const double rate = o->contains("error_percent") ? as_number(o->at("error_percent")).value_or(0) : 0;
+      const std::uint64_t n = o->contains("requests") ? as_count(o->at("requests")).value_or(0) : 0;
+      weighted += rate * static_cast<double>(n);
       out.requests += n;
     }
   }
@@ -58,10 +49,10 @@ guard_sample sample_guards(const canary_spec& spec, const std::vector<parsed<boo
   return out;
 }
 
-std::string guard_reason(const canary_spec& spec, const guard_sample& g) {
-  const double limit = spec.analysis.guard ? spec.analysis.guard->max_error_percent : 0;
+std::optional<std::string> guard_reason(const canary_spec& spec, const guard_sample& g) {
+  if (!spec.analysis.guard || g.tripped == 0) return std::nullopt;
   return fmt::format("proxy guard tripped on {}/{} proxies (error rate {:.2f}% >= {}%)", g.tripped, g.proxies,
-                     g.error_percent, limit);
+                     g.error_percent, spec.analysis.guard->max_error_percent);
 }
 
 }  // namespace vane::control

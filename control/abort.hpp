@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,8 @@ struct guard_sample {
   std::uint64_t requests = 0;  // in those windows
 };
 guard_sample sample_guards(const canary_spec& spec, const std::vector<parsed<boost::json::object>>& answers);
-// "proxy guard tripped on 2/3 proxies (error rate 64.00% >= 20%)"
-std::string guard_reason(const canary_spec& spec, const guard_sample& g);
+// Why the run rolls back when a proxy's guard on the canary tripped ("proxy guard tripped on 2/3 proxies
+// (error rate 64.00% >= 20%)"); nullopt when none did, or the Canary asks for no guard.
+std::optional<std::string> guard_reason(const canary_spec& spec, const guard_sample& g);
 
 }  // namespace vane::control

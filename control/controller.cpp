@@ -32,8 +32,6 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-std::string timestamp() { return utc_now_ms(); }
-
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -204,7 +202,7 @@ asio::awaitable<void> controller::watch_loop() {
 // --- the analysis ---
 
 void controller::event(canary_record& c, const std::string& message) {
-  std::string line = timestamp() + " " + message;
+  std::string line = utc_now_ms() + " " + message;
   std::fputs((line + "\n").c_str(), stdout);
   std::fflush(stdout);
   c.events.push_back(line);
@@ -239,10 +237,7 @@ class controller::fleet_env final : public run_env {
     co_return r;
   }
   asio::awaitable<void> refresh() override { co_await ctl_.read_stats(c_); }
-  std::optional<std::string> guard_tripped() override {
-    if (c_.guard.tripped == 0) return std::nullopt;
-    return guard_reason(c_.spec, c_.guard);
-  }
+  std::optional<std::string> guard_tripped() override { return guard_reason(c_.spec, c_.guard); }
   asio::awaitable<metric_reading> read_metric(const metric_spec& m, bool mirror) override {
     metric_reading r = co_await ctl_.read_metric(c_, m, mirror);
     co_return r;
@@ -293,12 +288,11 @@ asio::awaitable<void> controller::canary_loop(std::string id, std::uint64_t epoc
   }
 }
 
-// vane's abort: every second, the canary's error share since the last read;
-// at least minRequests and maxErrorRate % or more rolls back at once.
 // Every second, whatever the phase: one reading of every proxy, so that the
 // first tick of a run has a full window; and while a run is analysed, the
-// proxies' guard (vane) and the fast abort check (vane), each of which rolls
-// back at once.
+// proxies' guard (vane) and the fast abort check (vane: the canary's error
+// share since the last reading, at least minRequests and maxErrorRate % or
+// more), each of which rolls back at once.
 asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch) {
   asio::steady_timer timer(ctx_);
   for (;;) {
@@ -312,8 +306,7 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
       c->abort_last.clear();
       continue;
     }
-    std::optional<std::string> reason;
-    if (c->spec.analysis.guard && c->guard.tripped > 0) reason = guard_reason(c->spec, c->guard);
+    std::optional<std::string> reason = guard_reason(c->spec, c->guard);
     if (!reason && c->spec.analysis.abort_max_error_rate) {
       abort_sample sample = sample_abort(c->spec, reading.urls, reading.answers, c->abort_last, steady::now());
       for (auto& p : sample.problems) note(*c, std::move(p));

@@ -260,8 +260,7 @@ asio::awaitable<void> canary_run::rollback(std::string reason) {
 asio::awaitable<void> canary_run::progressing() {
   const auto& an = s_.analysis;
   if (st_.failed_checks >= an.threshold) {
-    std::string reason = fmt::format("failed checks threshold reached {}", st_.failed_checks);
-    co_await rollback(reason);
+    co_await rollback_if_due();
     co_return;
   }
   // A rollback webhook answering 2xx triggers the rollback.
@@ -318,11 +317,11 @@ asio::awaitable<void> canary_run::progressing() {
     if (s_.analysis.guard) {
       // A step PUTs a new policy, which resets a proxy's tripped guard: look at the guards just before.
       co_await env_.refresh();
-      if (std::optional<std::string> why = env_.guard_tripped(); why && st_.phase == canary_phase::progressing) {
-        co_await rollback(*why);
+      rollback_now_ = env_.guard_tripped();
+      if (rollback_now_ || st_.phase != canary_phase::progressing) {
+        co_await rollback_if_due();
         co_return;
       }
-      if (st_.phase != canary_phase::progressing) co_return;
     }
     if (an.step_weight > 0)
       st_.weight = std::min(st_.weight + an.step_weight, top);
@@ -339,8 +338,7 @@ asio::awaitable<void> canary_run::waiting_promotion() {
   bool ok = true;
   if (!s_.skip_analysis) {
     if (st_.failed_checks >= s_.analysis.threshold) {
-      std::string reason = fmt::format("failed checks threshold reached {}", st_.failed_checks);
-      co_await rollback(reason);
+      co_await rollback_if_due();
       co_return;
     }
     ok = co_await analysis_passes();  // metrics keep running while promotion waits

@@ -101,7 +101,8 @@ class canary_run {
   // The tick's checks: fresh readings, the proxies' guard, every metric. False: a check failed (or is
   // inconclusive); rollback_now_ says when that ends the run at once.
   boost::asio::awaitable<bool> analysis_passes();
-  // After a failed check: roll back now if the guard tripped or the failed checks reached the threshold.
+  // Rolls back now if the guard tripped (rollback_now_) or the failed checks reached the threshold, unless
+  // the run is no longer analysed (the abort loop rolled it back while the tick awaited readings).
   boost::asio::awaitable<void> rollback_if_due();
   // All hooks of the type pass (true when there are none); logs as Flagger does.
   boost::asio::awaitable<bool> hooks_pass(std::string type);

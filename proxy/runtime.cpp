@@ -265,12 +265,26 @@ asio::awaitable<void> runtime::publish(proxy_config effective, std::shared_ptr<c
 
 table_inputs runtime::inputs() { return table_inputs{table_.get(), &health_, nullptr, tls_.get(), &guards_}; }
 
+namespace {
+// A guard as the admin API shows it: its cluster, whether it tripped, and what the windows held then.
+json::object guard_state_json(const guard_state& g) {
+  const guard_state::view v = g.read();
+  json::object o{{"cluster", g.cluster()}, {"tripped", v.tripped}};
+  if (v.tripped) {
+    o["since"] = format_utc_ms(v.since_unix_ms);
+    o["error_percent"] = percent_json(v.error_per_10k);
+    o["requests"] = v.requests;
+  }
+  return o;
+}
+}  // namespace
+
 json::array runtime::guards_json() const {
   json::array out;
   for (const auto& l : table_->listeners)
     for (const auto& r : l.routes)
       if (r.guard) {
-        json::object o = guard_json(r.name).as_object();
+        json::object o = guard_state_json(*r.guard->state);
         o["route"] = r.name;
         out.push_back(std::move(o));
       }
@@ -278,19 +292,9 @@ json::array runtime::guards_json() const {
 }
 
 json::value runtime::guard_json(std::string_view route) const {
-  for (const auto& l : table_->listeners) {
-    for (const auto& r : l.routes) {
-      if (r.name != route || !r.guard) continue;
-      const guard_state::view v = r.guard->state->read();
-      json::object o{{"cluster", r.guard->state->cluster()}, {"tripped", v.tripped}};
-      if (v.tripped) {
-        o["since"] = format_utc_ms(v.since_unix_ms);
-        o["error_percent"] = percent_json(v.error_per_10k);
-        o["requests"] = v.requests;
-      }
-      return o;
-    }
-  }
+  for (const auto& l : table_->listeners)
+    for (const auto& r : l.routes)
+      if (r.name == route && r.guard) return guard_state_json(*r.guard->state);
   return nullptr;
 }
 

@@ -146,6 +146,13 @@ struct h2_stream {
                 : std::string_view(store).substr(f.value, f.value_len);
   }
   std::size_t queued() const { return out.size() - out_at; }
+  // Closed by nghttp2 or by the connection's end: whoever waits on it wakes.
+  void close() {
+    closed = true;
+    in_wake.notify();
+    out_wake.notify();
+  }
+  void reset(std::uint32_t error_code);  // RST_STREAM (sent with the connection's next write)
 };
 
 class h2_connection {
@@ -204,6 +211,11 @@ class h2_connection {
   wakeup writer_wake_;
   wakeup idle_wake_;  // a stream's run ended, or the writer did
 };
+
+void h2_stream::reset(std::uint32_t error_code) {
+  nghttp2_submit_rst_stream(conn.session(), NGHTTP2_FLAG_NONE, id, error_code);
+  conn.want_write();
+}
 
 // ---- the request body ----
 
@@ -324,8 +336,7 @@ task<bool> h2_downstream::reply(unsigned status, std::string_view body, bool) {
     co_return false;
   }
   if (s_.submitted) {  // a head went already: the stream can only be reset
-    nghttp2_submit_rst_stream(s_.conn.session(), NGHTTP2_FLAG_NONE, s_.id, NGHTTP2_INTERNAL_ERROR);
-    s_.conn.want_write();
+    s_.reset(NGHTTP2_INTERNAL_ERROR);
     if (meter) meter->code = 502;
     co_return false;
   }
@@ -350,10 +361,7 @@ body_sink& h2_downstream::respond(const message_head& head, const response_shape
 }
 
 bool h2_downstream::end_response(relay_status status) {
-  if (status != relay_status::ok && !s_.closed) {
-    nghttp2_submit_rst_stream(s_.conn.session(), NGHTTP2_FLAG_NONE, s_.id, NGHTTP2_INTERNAL_ERROR);
-    s_.conn.want_write();
-  }
+  if (status != relay_status::ok && !s_.closed) s_.reset(NGHTTP2_INTERNAL_ERROR);
   return true;
 }
 
@@ -474,9 +482,7 @@ int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std
   auto& c = *static_cast<h2_connection*>(self);
   h2_stream* s = c.find(stream_id);
   if (!s) return 0;
-  s->closed = true;
-  s->in_wake.notify();
-  s->out_wake.notify();
+  s->close();
   if (!s->running) c.forget(stream_id);
   return 0;
 }
@@ -547,12 +553,10 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
     // The response goes out whole before anything else is said about the stream.
     while (s.submitted && !s.response_done && !s.closed) co_await s.out_wake.wait();
     if (!s.closed) {
-      if (!s.submitted) {
-        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_INTERNAL_ERROR);
-      } else if (!s.request_ended) {
-        // Answered before the request body ended: the rest is not wanted (RFC 9113 §8.1).
-        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_NO_ERROR);
-      }
+      if (!s.submitted)
+        s.reset(NGHTTP2_INTERNAL_ERROR);
+      else if (!s.request_ended)
+        s.reset(NGHTTP2_NO_ERROR);  // answered before the request body ended: the rest is not wanted (RFC 9113 §8.1)
     }
     // What was received and never relayed still holds the connection's window.
     const std::size_t unread = s.in_pending.size() + s.in_ready.size();
@@ -652,11 +656,7 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
     }
   }
   closing_ = true;
-  for (auto& [id, s] : streams_) {
-    s->closed = true;
-    s->in_wake.notify();
-    s->out_wake.notify();
-  }
+  for (auto& [id, s] : streams_) s->close();
   want_write();
   boost::system::error_code ignored;
   client_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -184,10 +184,20 @@ class config_parser {
       if (!r_.expect_map(c, "a cluster")) continue;
       r_.check_keys(c, "cluster",
                     {"name", "endpoints", "connect_timeout", "max_connections", "max_pending", "health_check",
-                     "dns_refresh_rate", "fault", "tls"});
+                     "dns_refresh_rate", "fault", "tls", "protocol"});
       cluster_config cc;
       auto name = name_of(c, "cluster", names);
       if (name) cc.name = *name;
+      if (auto v = c["protocol"]) {
+        if (auto p = r_.get_string(v, "cluster.protocol")) {
+          if (*p == "http1")
+            cc.protocol = upstream_protocol::http1;
+          else if (*p == "h2")
+            cc.protocol = upstream_protocol::h2;
+          else
+            r_.error(v, fmt::format("cluster.protocol must be http1 or h2, not \"{}\"", *p));
+        }
+      }
       if (r_.require(c, "endpoints", "cluster")) {
         const auto& eps = c["endpoints"];
         if (r_.expect_sequence(eps, "cluster.endpoints")) {
@@ -213,6 +223,7 @@ class config_parser {
           cc.max_pending = static_cast<std::uint32_t>(*i);
       if (auto f = c["fault"]) cc.fault = parse_fault(f, r_, "cluster.fault");
       if (auto t = c["tls"]) cc.tls = parse_cluster_tls(t);
+      if (cc.tls) cc.tls->h2 = cc.protocol == upstream_protocol::h2;
       cfg.clusters.push_back(std::move(cc));
     }
   }

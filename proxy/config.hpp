@@ -158,8 +158,13 @@ struct health_check_config {
   bool operator==(const health_check_config&) const = default;
 };
 
+// What a cluster's endpoints speak: HTTP/1.1, or HTTP/2 (ALPN "h2" over TLS,
+// prior knowledge over plain TCP). gRPC needs h2.
+enum class upstream_protocol { http1, h2 };
+
 struct cluster_config {
   std::string name;
+  upstream_protocol protocol = upstream_protocol::http1;
   std::vector<host_port> endpoints;
   std::optional<health_check_config> health_check;
   duration dns_refresh_rate = std::chrono::seconds(5);  // for endpoints given as DNS names

@@ -40,6 +40,7 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
   for (const auto& c : config.clusters) {
     cluster_target t;
     t.name = c.name;
+    t.protocol = c.protocol;
     t.configured = c.endpoints;
     t.connect_timeout = c.connect_timeout;
     t.max_connections = c.max_connections;

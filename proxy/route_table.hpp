@@ -77,6 +77,7 @@ struct compiled_listener {
 
 struct cluster_target {
   std::string name;
+  upstream_protocol protocol = upstream_protocol::http1;
   std::vector<host_port> configured;  // the endpoints as written, to reuse `endpoints` while they stay the same
   std::vector<boost::asio::ip::tcp::endpoint> endpoints;
   // Per endpoint, 1 when it may take traffic (health checks); shared, immutable.

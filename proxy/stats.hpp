@@ -33,6 +33,12 @@ struct route_cluster_stats {
   metrics::counter mirror_shed_body;
   metrics::counter retries;
   metrics::counter guard_trips;  // the route's guard of this cluster tripped (by this worker)
+  // gRPC requests: the status the client got, and each upstream attempt's;
+  // `upstream_grpc_answered` only the attempts answered with a non-5xx HTTP
+  // status (a 5xx is counted as an error already: /stats/latency adds these).
+  metrics::lazy<metrics::grpc_status_counters> grpc;
+  metrics::lazy<metrics::grpc_status_counters> upstream_grpc;
+  metrics::lazy<metrics::grpc_status_counters> upstream_grpc_answered;
 };
 
 struct cluster_stats {

@@ -196,8 +196,12 @@ std::shared_ptr<const client_tls> client_tls::make(const cluster_tls_config& con
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_cipher_list(native, tls12_ciphers);
-  static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  SSL_CTX_set_alpn_protos(native, alpn, sizeof alpn);
+  static const unsigned char alpn_http1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static const unsigned char alpn_h2[] = {2, 'h', '2'};
+  if (config.h2)
+    SSL_CTX_set_alpn_protos(native, alpn_h2, sizeof alpn_h2);
+  else
+    SSL_CTX_set_alpn_protos(native, alpn_http1, sizeof alpn_http1);
   boost::system::error_code ec;
   if (config.verify) {
     if (!config.ca.empty()) {

@@ -32,6 +32,7 @@ struct cluster_tls_config {
   bool verify = true;       // verify the chain and the name; off only for tests and trusted links
   std::string certificate;  // client certificate (mTLS), with private_key
   std::string private_key;
+  bool h2 = false;  // ALPN offers "h2" (the cluster's protocol), else "http/1.1"
   bool operator==(const cluster_tls_config&) const = default;
 };
 

@@ -14,7 +14,9 @@
 #include <memory>
 
 #include "common/log.hpp"
+#include "filters/grpc/grpc.hpp"
 #include "proxy/http1/head_out.hpp"
+#include "proxy/http2/wakeup.hpp"
 #include "proxy/request_stream.hpp"
 #include "proxy/worker.hpp"
 
@@ -31,31 +33,6 @@ constexpr std::size_t out_high_water =
     std::size_t{64} * 1024;  // response bytes queued per stream before put() says pending
 constexpr std::size_t write_batch = std::size_t{64} * 1024;  // frames gathered into one socket write
 
-// One coroutine's wake-up on the worker's thread: notify() before wait()
-// is not lost (single-threaded: nothing runs between a check and a wait).
-class wakeup {
- public:
-  explicit wakeup(const worker_executor& ex) : timer_(ex) {}
-  // False when `until` passed first.
-  task<bool> wait(clock::time_point until = clock::time_point::max()) {
-    if (!pending_) {
-      timer_.expires_at(until);
-      co_await timer_.async_wait(task_nothrow);
-    }
-    const bool woken = pending_;
-    pending_ = false;
-    co_return woken || clock::now() < until;
-  }
-  void notify() {
-    pending_ = true;
-    timer_.cancel();
-  }
-
- private:
-  worker_timer timer_;
-  bool pending_ = false;
-};
-
 class h2_connection;
 struct h2_stream;
 
@@ -71,6 +48,9 @@ class h2_source final : public body_source {
   std::span<const std::string_view> pieces() const noexcept override { return {&piece_, piece_.empty() ? 0U : 1U}; }
   bool done() const noexcept override;
   void consume() override;
+  std::span<const trailer_field> trailers() const noexcept override;
+  bool cancel() override;
+  bool can_cancel() const noexcept override { return true; }
 
  private:
   h2_stream& s_;
@@ -85,6 +65,7 @@ class h2_sink final : public body_sink {
   put_result put(std::span<const std::string_view> pieces, bool last) override;
   task<bool> flush() override;
   bool head_sent() const noexcept override;
+  void trailers(std::span<const trailer_field> fields) override;
 
  private:
   h2_stream& s_;
@@ -120,6 +101,14 @@ struct h2_stream {
   std::vector<field_at> fields;
   std::optional<field_at> method, path, authority, scheme;
   std::size_t header_bytes = 0;
+  bool head_done = false;  // the request's HEADERS were received: a later block is its trailers
+  std::string trailer_store;
+  std::vector<field_at> trailer_fields;
+  std::vector<trailer_field> trailer_views;  // of the request, once it ended
+  bool cancelled = false;                    // the stream no longer relays the request body
+  // The response's trailers (names lower-case), sent after its body.
+  std::string out_trailer_store;
+  std::vector<std::pair<std::size_t, std::size_t>> out_trailers;
   // State.
   bool running = false;        // its run_stream is going on
   bool request_ended = false;  // END_STREAM received
@@ -141,6 +130,12 @@ struct h2_stream {
   h2_sink sink;
   h2_downstream ds;
 
+  // The request is gRPC (its content-type).
+  bool grpc() const {
+    for (const auto& f : fields)
+      if (view(f, true) == "content-type") return is_grpc_content_type(view(f, false));
+    return false;
+  }
   std::string_view view(const field_at& f, bool name) const {
     return name ? std::string_view(store).substr(f.name, f.name_len)
                 : std::string_view(store).substr(f.value, f.value_len);
@@ -221,6 +216,7 @@ void h2_stream::reset(std::uint32_t error_code) {
 
 std::optional<relay_status> h2_source::poll() {
   if (s_.too_large) return relay_status::too_large;
+  if (s_.cancelled) return relay_status::read_failed;
   if (!s_.in_pending.empty()) {
     s_.in_ready.swap(s_.in_pending);  // (in_ready was empty: the last batch was consumed)
     piece_ = s_.in_ready;
@@ -244,6 +240,14 @@ task<relay_status> h2_source::next() {
 }
 
 bool h2_source::done() const noexcept { return s_.request_ended && s_.in_pending.empty(); }
+
+std::span<const trailer_field> h2_source::trailers() const noexcept { return s_.trailer_views; }
+
+bool h2_source::cancel() {
+  s_.cancelled = true;
+  s_.in_wake.notify();
+  return true;
+}
 
 void h2_source::consume() {
   const std::size_t n = s_.in_ready.size();
@@ -272,6 +276,19 @@ ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t
   if (n) s.out_wake.notify();
   if (s.queued() == 0 && s.out_last) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!s.out_trailers.empty()) {  // the trailers end the stream (gRPC's status)
+      std::vector<nghttp2_nv> nva;
+      std::size_t at = 0;
+      const std::string_view store(s.out_trailer_store);
+      for (auto [name, value] : s.out_trailers) {
+        nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(store.data() + at)),
+                       reinterpret_cast<std::uint8_t*>(const_cast<char*>(store.data() + at + name)), name, value,
+                       NGHTTP2_NV_FLAG_NONE});
+        at += name + value;
+      }
+      if (nghttp2_submit_trailer(s.conn.session(), s.id, nva.data(), nva.size()) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
     return static_cast<ssize_t>(n);
   }
   if (n == 0) return NGHTTP2_ERR_DEFERRED;  // resumed by put()
@@ -325,6 +342,15 @@ task<bool> h2_sink::flush() {
   co_return !s_.closed;
 }
 
+void h2_sink::trailers(std::span<const trailer_field> fields) {
+  for (const auto& f : fields) {
+    if (f.name.starts_with(':')) continue;
+    for (char c : f.name) s_.out_trailer_store.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+    s_.out_trailer_store.append(f.value);
+    s_.out_trailers.emplace_back(f.name.size(), f.value.size());
+  }
+}
+
 // Once submitted the status is the client's: nothing can replace it (only a reset can end the stream).
 bool h2_sink::head_sent() const noexcept { return s_.submitted; }
 
@@ -339,6 +365,26 @@ task<bool> h2_downstream::reply(unsigned status, std::string_view body, bool) {
     s_.reset(NGHTTP2_INTERNAL_ERROR);
     if (meter) meter->code = 502;
     co_return false;
+  }
+  if (s_.grpc()) {
+    // A gRPC client reads a status, not a page: Trailers-Only (HTTP 200, the status in the only HEADERS).
+    const unsigned code = grpc_status_for_local_reply(status);
+    char digits[4];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, code);
+    std::string_view message = body;
+    while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
+    const std::vector<std::pair<std::string_view, std::string_view>> fields{
+        {"server", "vane"},
+        {"content-type", "application/grpc"},
+        {"grpc-status", std::string_view(digits, end - digits)},
+        {"grpc-message", message}};
+    s_.out_last = true;
+    submit_head(s_, 200, fields, true);
+    if (meter) {
+      meter->code = 200;
+      meter->grpc_status = static_cast<int>(code);
+    }
+    co_return true;
   }
   char length[24];
   auto [end, ec] = std::to_chars(length, length + sizeof length, body.size());
@@ -407,7 +453,18 @@ int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* frame, const
                              void* self) {
   auto& c = *static_cast<h2_connection*>(self);
   h2_stream* s = c.find(frame->hd.stream_id);
-  if (!s || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // (trailers: not relayed yet)
+  if (!s) return 0;
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {  // the request's trailers
+    if (!s->head_done || namelen == 0 || name[0] == ':') return 0;
+    s->header_bytes += namelen + valuelen + 32;
+    if (s->header_bytes > c.limits().max_request_headers) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    s->trailer_fields.push_back(
+        {static_cast<std::uint32_t>(s->trailer_store.size()), static_cast<std::uint32_t>(namelen),
+         static_cast<std::uint32_t>(s->trailer_store.size() + namelen), static_cast<std::uint32_t>(valuelen)});
+    s->trailer_store.append(reinterpret_cast<const char*>(name), namelen);
+    s->trailer_store.append(reinterpret_cast<const char*>(value), valuelen);
+    return 0;
+  }
   // RFC 7541 §4.1's entry size: a head past limits.max_request_headers resets the stream.
   s->header_bytes += namelen + valuelen + 32;
   if (s->header_bytes > c.limits().max_request_headers) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -436,6 +493,7 @@ int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
   if (!s) return 0;
   const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    s->head_done = true;
     s->request_ended = end;
     s->running = true;
     ++c.running_;
@@ -443,6 +501,9 @@ int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
     asio::post(c.client_.get_executor(),
                [&c, s] { asio::co_spawn(c.client_.get_executor(), c.serve_stream(*s), asio::detached); });
   } else if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && end) {
+    const std::string_view store(s->trailer_store);
+    for (const auto& f : s->trailer_fields)
+      s->trailer_views.push_back({store.substr(f.name, f.name_len), store.substr(f.value, f.value_len)});
     s->request_ended = true;
     s->in_wake.notify();
   }

@@ -112,6 +112,7 @@ struct h2_stream {
   // State.
   bool running = false;        // its run_stream is going on
   bool request_ended = false;  // END_STREAM received
+  bool bodiless = false;       // END_STREAM came with the request's HEADERS
   bool closed = false;         // nghttp2 closed it (both ends done, or reset)
   bool too_large = false;      // its body passed limits.max_body
   bool submitted = false;      // a response (head) was submitted
@@ -494,7 +495,7 @@ int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
   const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     s->head_done = true;
-    s->request_ended = end;
+    s->request_ended = s->bodiless = end;
     s->running = true;
     ++c.running_;
     // Started after this frame's processing (posted): nothing of a stream runs inside nghttp2's input.
@@ -599,7 +600,7 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
     req.head = &head;
     req.client_ip = client_ip_;
     req.scheme = tls_ ? "https" : "http";
-    req.has_body = !s.request_ended;
+    req.has_body = !s.bodiless;  // (its DATA may have come already, with END_STREAM)
     const auto length = head.find(http::field::content_length);
     std::uint64_t n = 0;
     if (length && std::from_chars(length->data(), length->data() + length->size(), n).ec == std::errc{})

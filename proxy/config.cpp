@@ -103,7 +103,28 @@ class config_parser {
     r_.check_keys(
         n, "limits",
         {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout", "max_request_target",
-         "max_header_field", "max_requests_per_connection", "max_connections", "max_in_flight"});
+         "max_header_field", "max_requests_per_connection", "max_connections", "max_in_flight", "h2"});
+    if (auto h = n["h2"]; h && r_.expect_map(h, "limits.h2")) {
+      r_.check_keys(
+          h, "limits.h2",
+          {"max_concurrent_streams", "initial_stream_window", "initial_connection_window", "max_header_list"});
+      if (auto v = h["max_concurrent_streams"])
+        if (auto i = r_.get_int(v, "limits.h2.max_concurrent_streams", 1, 10'000))
+          l.h2.max_concurrent_streams = static_cast<std::uint32_t>(*i);
+      auto window = [&](const char* key, std::uint32_t& out, std::uint64_t least) {
+        if (auto v = h[key]) {
+          if (auto size = r_.get_size(v, fmt::format("limits.h2.{}", key))) {
+            if (*size < least || *size > 0x7fffffffU)  // RFC 9113 §6.9.2: at most 2^31-1
+              r_.error(v, fmt::format("limits.h2.{} must be between {} bytes and 2GiB-1", key, least));
+            else
+              out = static_cast<std::uint32_t>(*size);
+          }
+        }
+      };
+      window("initial_stream_window", l.h2.initial_stream_window, 1024);
+      window("initial_connection_window", l.h2.initial_connection_window, 65535);
+      window("max_header_list", l.h2.max_header_list, 1024);
+    }
     if (auto v = n["max_request_headers"]) {
       if (auto s = r_.get_size(v, "limits.max_request_headers")) {
         if (*s < 1024 || *s > (1u << 20))
@@ -364,7 +385,7 @@ class config_parser {
     std::set<std::string> addresses;
     for (const auto& l : n) {
       if (!r_.expect_map(l, "a listener")) continue;
-      r_.check_keys(l, "listener", {"name", "address", "forwarded", "routes", "tls"});
+      r_.check_keys(l, "listener", {"name", "address", "forwarded", "routes", "tls", "protocols"});
       listener_config lc;
       if (auto name = name_of(l, "listener", names)) lc.name = *name;
       if (r_.require(l, "address", "listener")) {
@@ -381,7 +402,27 @@ class config_parser {
             if (auto b = r_.get_bool(t, "forwarded.trust_incoming")) lc.trust_forwarded = *b;
         }
       }
+      if (auto p = l["protocols"]; p && r_.expect_sequence(p, "listener.protocols")) {
+        lc.http1 = lc.h2 = false;
+        for (const auto& v : p) {
+          auto name = r_.get_string(v, "listener.protocols");
+          if (!name) continue;
+          if (*name == "http1")
+            lc.http1 = true;
+          else if (*name == "h2")
+            lc.h2 = true;
+          else
+            r_.error(v, fmt::format("listener.protocols: \"{}\" is not a protocol (http1 or h2; h2c by Upgrade is "
+                                    "not offered)",
+                                    *name));
+        }
+        if (p.size() == 0) r_.error(p, "listener.protocols must name http1, h2 or both");
+      }
       if (auto t = l["tls"]) lc.tls = parse_listener_tls(t);
+      if (lc.tls) {
+        lc.tls->alpn_h2 = lc.h2;
+        lc.tls->alpn_http1 = lc.http1;
+      }
       if (r_.require(l, "routes", "listener")) {
         const auto& routes = l["routes"];
         if (r_.expect_sequence(routes, "listener.routes"))

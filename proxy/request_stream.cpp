@@ -5,11 +5,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/core/string.hpp>
 
+#include "common/grpc.hpp"
 #include "common/log.hpp"
 #include "filters/decision/decision.hpp"
 #include "filters/fallback/fallback.hpp"
 #include "filters/fault/fault.hpp"
-#include "filters/grpc/grpc.hpp"
 #include "filters/guard/guard.hpp"
 #include "filters/mirror/mirror.hpp"
 #include "filters/retry/retry.hpp"

@@ -70,6 +70,7 @@ struct compiled_route {
 struct compiled_listener {
   std::string name;
   host_port address;
+  bool http1 = true, h2 = true;  // the protocols it speaks
   bool trust_forwarded = false;
   std::shared_ptr<const server_tls> tls;  // set: the listener terminates TLS
   std::vector<compiled_route> routes;

@@ -235,6 +235,25 @@ void stats_store::render_prometheus(std::string& out) const {
     label l[] = {{"listener", name}};
     w.sample("vane_downstream_connections_active", l, static_cast<double>(n));
   }
+  w.family("vane_downstream_streams_active", "gauge", "HTTP/2 streams being served.");
+  for (const auto& [name, slots] : listeners_) {
+    std::int64_t n = 0;
+    for (const auto& s : slots)
+      if (s) n += s->streams_active.value();
+    label l[] = {{"listener", name}};
+    w.sample("vane_downstream_streams_active", l, static_cast<double>(n));
+  }
+  w.family("vane_http2_protocol_errors_total", "counter",
+           "HTTP/2 connections ended (GOAWAY or closed) or streams reset by vane for a client's abuse or error.");
+  for (const auto& [name, slots] : listeners_) {
+    for (std::size_t r = 0; r < static_cast<std::size_t>(h2_error_reason::count); ++r) {
+      std::uint64_t n = 0;
+      for (const auto& s : slots)
+        if (s) n += s->h2_errors[r].value();
+      label l[] = {{"listener", name}, {"reason", h2_error_names[r]}};
+      w.sample("vane_http2_protocol_errors_total", l, n);
+    }
+  }
   // The listeners' counters, summed over the workers.
   auto listener_counter = [&](const char* family, const char* help, metrics::counter listener_stats::*member) {
     w.family(family, "counter", help);

@@ -68,8 +68,10 @@ bool load_pair(ssl::context& ctx, const std::string& cert, const std::string& ke
 // ALPN: h2 when the client offers it (the server's preference, as Envoy's),
 // else http/1.1; a client offering neither gets no ALPN answer.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
-                void*) {
+                void* arg) {
+  const auto& config = *static_cast<const listener_tls_config*>(arg);
   for (std::string_view wanted : {std::string_view("h2"), std::string_view("http/1.1")}) {
+    if (wanted == "h2" ? !config.alpn_h2 : !config.alpn_http1) continue;
     for (unsigned i = 0; i < inlen;) {
       unsigned len = in[i];
       if (i + 1 + len > inlen) break;
@@ -141,7 +143,7 @@ std::shared_ptr<const server_tls> server_tls::make(const listener_tls_config& co
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
     static const unsigned char session_context[] = "vane";
     SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
-    SSL_CTX_set_alpn_select_cb(native, select_alpn, nullptr);
+    SSL_CTX_set_alpn_select_cb(native, select_alpn, &s->config_);
     if (!load_pair(*ctx, cert.certificate, cert.private_key, error)) return nullptr;
     if (!config.client_ca.empty()) {
       boost::system::error_code ec;

@@ -13,8 +13,8 @@
 #include <map>
 #include <memory>
 
+#include "common/grpc.hpp"
 #include "common/log.hpp"
-#include "filters/grpc/grpc.hpp"
 #include "proxy/http1/head_out.hpp"
 #include "proxy/http2/wakeup.hpp"
 #include "proxy/request_stream.hpp"
@@ -28,7 +28,10 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::uint32_t max_concurrent_streams = 100;  // advertised (Envoy's edge default)
+constexpr std::uint32_t max_empty_data_in_row = 10;     // DATA frames with no payload and no END_STREAM
+constexpr std::uint64_t window_updates_allowed = 100;   // WINDOW_UPDATEs beyond what DATA sent calls for
+constexpr std::uint64_t window_updates_per_data = 10;   // (Envoy: 10 per DATA frame sent)
+constexpr std::uint64_t rapid_reset_min_streams = 500;  // streams closed before the rapid-reset check (Envoy's)
 constexpr std::size_t out_high_water =
     std::size_t{64} * 1024;  // response bytes queued per stream before put() says pending
 constexpr std::size_t write_batch = std::size_t{64} * 1024;  // frames gathered into one socket write
@@ -92,8 +95,17 @@ struct field_at {
 };
 
 struct h2_stream {
-  h2_stream(h2_connection& c, std::int32_t stream_id, const worker_executor& ex)
-      : conn(c), id(stream_id), in_wake(ex), out_wake(ex), source(*this), sink(*this), ds(*this) {}
+  h2_stream(h2_connection& c, std::int32_t stream_id, const worker_executor& ex, listener_stats* stats)
+      : stats_(stats), conn(c), id(stream_id), in_wake(ex), out_wake(ex), source(*this), sink(*this), ds(*this) {
+    if (stats_) stats_->streams_active.add(1);
+  }
+  ~h2_stream() {
+    if (stats_) stats_->streams_active.add(-1);
+  }
+  h2_stream(const h2_stream&) = delete;
+  h2_stream& operator=(const h2_stream&) = delete;
+  clock::time_point opened = clock::now();
+  listener_stats* stats_;
   h2_connection& conn;
   std::int32_t id;
   // The request head as decoded: names and values in `store`.
@@ -154,7 +166,7 @@ struct h2_stream {
 class h2_connection {
  public:
   h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip, bool tls,
-                worker::connection_entry& entry);
+                worker::connection_entry& entry, listener_stats* stats);
   ~h2_connection() { nghttp2_session_del(session_); }
   h2_connection(const h2_connection&) = delete;
   h2_connection& operator=(const h2_connection&) = delete;
@@ -190,9 +202,30 @@ class h2_connection {
   // A drain: GOAWAY with the last stream taken (graceful: those go on), and
   // the connection ends once none runs.
   void go_away();
+  // Ends the connection for a client's abuse: GOAWAY ENHANCE_YOUR_CALM (or the error given), counted once.
+  void abuse(h2_error_reason why, std::uint32_t code = NGHTTP2_ENHANCE_YOUR_CALM);
+  void count_error(h2_error_reason why) {
+    if (error_counted_ || !stats_) return;
+    error_counted_ = true;
+    stats_->h2_errors[static_cast<std::size_t>(why)].add();
+  }
 
+ public:
+  // A header list past limits.h2.max_header_list: the stream is reset (RFC 9113 §10.5.1), counted.
+  int header_list_too_large() {
+    if (stats_) stats_->h2_errors[static_cast<std::size_t>(h2_error_reason::header_list)].add();
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+
+ private:
   worker& w_;
+  listener_stats* stats_;
   worker::connection_entry& entry_;
+  // Abuse checks (counted in vane_http2_protocol_errors_total).
+  std::uint64_t streams_closed_ = 0, streams_reset_young_ = 0;  // rapid reset
+  std::uint32_t empty_data_in_row_ = 0;
+  std::uint64_t window_updates_in_ = 0, data_frames_out_ = 0;
+  bool error_counted_ = false;
   bool goaway_ = false;
   proxy_stream& client_;
   std::string listener_;
@@ -415,8 +448,9 @@ bool h2_downstream::end_response(relay_status status) {
 // ---- the connection ----
 
 h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip,
-                             bool tls, worker::connection_entry& entry)
+                             bool tls, worker::connection_entry& entry, listener_stats* stats)
     : w_(w),
+      stats_(stats),
       entry_(entry),
       client_(client),
       listener_(listener),
@@ -438,14 +472,21 @@ h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string&
   nghttp2_session_server_new2(&session_, cbs, this, opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
-  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams}};
+  const auto& h2 = limits().h2;
+  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2.max_concurrent_streams},
+                                             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2.initial_stream_window},
+                                             {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h2.max_header_list},
+                                             {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<std::int32_t>(h2.initial_connection_window));
 }
 
 int h2_connection::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  c.streams_[frame->hd.stream_id] = std::make_unique<h2_stream>(c, frame->hd.stream_id, c.client_.get_executor());
+  c.streams_[frame->hd.stream_id] =
+      std::make_unique<h2_stream>(c, frame->hd.stream_id, c.client_.get_executor(), c.stats_);
   return 0;
 }
 
@@ -458,7 +499,7 @@ int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* frame, const
   if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {  // the request's trailers
     if (!s->head_done || namelen == 0 || name[0] == ':') return 0;
     s->header_bytes += namelen + valuelen + 32;
-    if (s->header_bytes > c.limits().max_request_headers) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (s->header_bytes > c.limits().h2.max_header_list) return c.header_list_too_large();
     s->trailer_fields.push_back(
         {static_cast<std::uint32_t>(s->trailer_store.size()), static_cast<std::uint32_t>(namelen),
          static_cast<std::uint32_t>(s->trailer_store.size() + namelen), static_cast<std::uint32_t>(valuelen)});
@@ -466,9 +507,9 @@ int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* frame, const
     s->trailer_store.append(reinterpret_cast<const char*>(value), valuelen);
     return 0;
   }
-  // RFC 7541 §4.1's entry size: a head past limits.max_request_headers resets the stream.
+  // RFC 7541 §4.1's entry size: a head past limits.h2.max_header_list resets the stream.
   s->header_bytes += namelen + valuelen + 32;
-  if (s->header_bytes > c.limits().max_request_headers) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  if (s->header_bytes > c.limits().h2.max_header_list) return c.header_list_too_large();
   field_at f{static_cast<std::uint32_t>(s->store.size()), static_cast<std::uint32_t>(namelen), 0,
              static_cast<std::uint32_t>(valuelen)};
   s->store.append(reinterpret_cast<const char*>(name), namelen);
@@ -490,6 +531,21 @@ int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* frame, const
 
 int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
+  // Floods nghttp2 does not bound (Envoy's checks): DATA frames that carry nothing and end nothing, one
+  // after another; WINDOW_UPDATE frames far beyond what the DATA frames sent to the client call for.
+  if (frame->hd.type == NGHTTP2_DATA) {
+    const bool empty = frame->hd.length == 0 && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
+    c.empty_data_in_row_ = empty ? c.empty_data_in_row_ + 1 : 0;
+    if (c.empty_data_in_row_ > max_empty_data_in_row) {
+      c.abuse(h2_error_reason::empty_frames);
+      return 0;
+    }
+  } else if (frame->hd.type == NGHTTP2_WINDOW_UPDATE) {
+    if (++c.window_updates_in_ > window_updates_allowed + window_updates_per_data * c.data_frames_out_) {
+      c.abuse(h2_error_reason::window_update_flood);
+      return 0;
+    }
+  }
   h2_stream* s = c.find(frame->hd.stream_id);
   if (!s) return 0;
   const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -528,6 +584,12 @@ int h2_connection::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t st
 
 int h2_connection::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
+  if (frame->hd.type == NGHTTP2_DATA) ++c.data_frames_out_;
+  if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+    // nghttp2's own verdict (a protocol error; ENHANCE_YOUR_CALM: its reset-rate or flood limits).
+    c.count_error(frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? h2_error_reason::rapid_reset
+                                                                        : h2_error_reason::protocol_error);
+  }
   h2_stream* s = c.find(frame->hd.stream_id);
   if (!s) return 0;
   if (frame->hd.type == NGHTTP2_HEADERS) s->head_sent = true;
@@ -539,11 +601,18 @@ int h2_connection::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, v
   return 0;
 }
 
-int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t, void* self) {
+int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* self) {
   // Never a fatal error from here (nghttp2 before 1.55.1 leaks on one).
   auto& c = *static_cast<h2_connection*>(self);
   h2_stream* s = c.find(stream_id);
   if (!s) return 0;
+  // Rapid reset (CVE-2023-44487), resets vane sends counted too (CVE-2025-8671): once enough streams
+  // have closed, a connection where most were reset within a second of opening is ended (as Envoy's
+  // premature-reset check).
+  ++c.streams_closed_;
+  if (error_code != NGHTTP2_NO_ERROR && clock::now() - s->opened < std::chrono::seconds(1)) ++c.streams_reset_young_;
+  if (c.streams_closed_ >= rapid_reset_min_streams && c.streams_reset_young_ * 2 > c.streams_closed_)
+    c.abuse(h2_error_reason::rapid_reset);
   s->close();
   if (!s->running) c.forget(stream_id);
   return 0;
@@ -633,6 +702,14 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
   if (w_.draining()) go_away();
 }
 
+void h2_connection::abuse(h2_error_reason why, std::uint32_t code) {
+  if (closing_) return;
+  count_error(why);
+  log::debug("h2 from {}: {}: GOAWAY", client_ip_, h2_error_names[static_cast<std::size_t>(why)]);
+  nghttp2_session_terminate_session(session_, code);  // nghttp2 reads no more; the GOAWAY is written, then we close
+  want_write();
+}
+
 void h2_connection::go_away() {
   if (!goaway_ && !closing_) {
     goaway_ = true;
@@ -684,6 +761,9 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
       const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const std::uint8_t*>(in.data()), in.size());
       if (n < 0) {
         log::debug("h2 from {}: {}", client_ip_, nghttp2_strerror(static_cast<int>(n)));
+        count_error(n == NGHTTP2_ERR_FLOODED                  ? h2_error_reason::flood
+                    : n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ? h2_error_reason::continuation_flood
+                                                              : h2_error_reason::protocol_error);
         break;
       }
       received.consume(static_cast<std::size_t>(n));
@@ -728,8 +808,8 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
 }  // namespace
 
 task<void> serve_h2(worker& w, proxy_stream& client, boost::beast::flat_buffer& received, const std::string& listener,
-                    std::string_view client_ip, bool tls, worker::connection_entry& entry) {
-  h2_connection c(w, client, listener, client_ip, tls, entry);
+                    std::string_view client_ip, bool tls, worker::connection_entry& entry, listener_stats* stats) {
+  h2_connection c(w, client, listener, client_ip, tls, entry, stats);
   co_await c.run(received);
 }
 

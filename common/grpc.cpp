@@ -1,4 +1,4 @@
-#include "filters/grpc/grpc.hpp"
+#include "common/grpc.hpp"
 
 #include <array>
 #include <charconv>

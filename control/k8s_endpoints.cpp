@@ -90,9 +90,10 @@ endpoint_urls ready_endpoint_urls(const std::vector<json::object>& slices, const
         continue;
       }
       // The addresses of one endpoint are fungible: the first is used.
-      std::string address(addresses->front().get_string());
-      if (v6 || address.find(':') != std::string::npos) address = "[" + address + "]";
-      std::string url = "http://" + address + ":" + port;
+      std::string_view address = addresses->front().get_string();
+      const bool brackets = v6 || address.find(':') != std::string_view::npos;
+      std::string url =
+          brackets ? fmt::format("http://[{}]:{}", address, port) : fmt::format("http://{}:{}", address, port);
       if (seen.insert(url).second) out.urls.push_back(std::move(url));
     }
   }

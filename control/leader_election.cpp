@@ -300,9 +300,16 @@ leader_election_thread::leader_election_thread(k8s_config config, leader_electio
   identity_ = options_.identity;
 }
 
-leader_election_thread::~leader_election_thread() { shutdown(); }
+leader_election_thread::~leader_election_thread() {
+  try {
+    shutdown();
+  } catch (const std::exception& e) {
+    log::error("leader election: {}", e.what());
+  }
+}
 
-bool leader_election_thread::start(std::function<void()> started, std::function<void()> stopped, std::string& error) {
+bool leader_election_thread::start(std::function<void()> started, const std::function<void()>& stopped,
+                                   std::string& error) {
   auto r = std::make_unique<running>();
   r->client = k8s_client::make(r->io.get_executor(), config_, error);
   if (!r->client) return false;

@@ -129,7 +129,7 @@ class leader_election_thread {
   // Starts the elector; `started` and `stopped` are its on_started_leading and
   // on_stopped_leading (an exception that ends it while leading is a stop too),
   // called on its thread. false and `error` when the client cannot be made.
-  bool start(std::function<void()> started, std::function<void()> stopped, std::string& error);
+  bool start(std::function<void()> started, const std::function<void()>& stopped, std::string& error);
   // Stops trying, releases the Lease when it leads, waits for that at most `timeout`, and joins.
   void shutdown(duration timeout = std::chrono::seconds(5));
   bool leading() const;

@@ -8,6 +8,7 @@
 #include "common/grpc.hpp"
 #include "common/match_vocabulary.hpp"
 #include "common/regex.hpp"
+#include "control/k8s_endpoints.hpp"
 
 namespace vane::control {
 
@@ -70,8 +71,12 @@ class doc_parser {
       for (const auto& p : spec["proxies"]) {
         auto s = r_.get_string(p, "spec.proxies");
         if (!s) continue;
-        if (!s->starts_with("http://") && !s->starts_with("dns:"))
-          r_.error(p, fmt::format("spec.proxies: '{}' is neither http://HOST:PORT nor dns:NAME:PORT", *s));
+        if (s->starts_with("k8s:") && !parse_k8s_proxy(*s))
+          r_.error(p, fmt::format("spec.proxies: '{}' is not k8s:NAMESPACE/SERVICE:PORT", *s));
+        else if (!s->starts_with("http://") && !s->starts_with("dns:") && !s->starts_with("k8s:"))
+          r_.error(p, fmt::format("spec.proxies: '{}' is neither http://HOST:PORT, dns:NAME:PORT nor "
+                                  "k8s:NAMESPACE/SERVICE:PORT",
+                                  *s));
         else
           c.proxies.push_back(*s);
       }

@@ -91,7 +91,7 @@ struct canary_spec {
   std::string target;  // targetRef.name, else metadata.name
   std::optional<std::string> revision;
   std::string route, primary, canary;
-  std::vector<std::string> proxies;  // http://HOST:PORT or dns:NAME:PORT
+  std::vector<std::string> proxies;  // http://HOST:PORT, dns:NAME:PORT or k8s:NAMESPACE/SERVICE:PORT
   std::optional<promote_spec> promote;
   analysis_spec analysis;
   bool skip_analysis = false;

@@ -352,9 +352,10 @@ void submit_head(h2_stream& s, unsigned status,
   nghttp2_data_provider provider{};
   provider.source.ptr = &s;
   provider.read_callback = read_body;
-  s.submitted = true;
   if (nghttp2_submit_response(s.conn.session(), s.id, nva.data(), nva.size(), no_body ? nullptr : &provider) != 0)
-    s.closed = true;  // (the stream is gone already)
+    s.closed = true;  // (the stream is gone already: the client reset it)
+  else
+    s.submitted = true;
   s.conn.want_write();
 }
 
@@ -436,7 +437,7 @@ body_sink& h2_downstream::respond(const message_head& head, const response_shape
   for_each_response_field(head, {shape.ops, shape.cookies, false, connection_header::none},
                           [&](std::string_view n, std::string_view v) { fields.emplace_back(n, v); });
   if (shape.no_body) s_.out_last = true;
-  submit_head(s_, head.status, fields, shape.no_body);
+  if (!s_.closed) submit_head(s_, head.status, fields, shape.no_body);  // (reset by the client: nothing to say)
   return s_.sink;
 }
 
@@ -610,7 +611,8 @@ int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std
   // have closed, a connection where most were reset within a second of opening is ended (as Envoy's
   // premature-reset check).
   ++c.streams_closed_;
-  if (error_code != NGHTTP2_NO_ERROR && clock::now() - s->opened < std::chrono::seconds(1)) ++c.streams_reset_young_;
+  const bool reset = error_code != NGHTTP2_NO_ERROR || !s->response_done || !s->request_ended;  // (RST NO_ERROR too)
+  if (reset && clock::now() - s->opened < std::chrono::seconds(1)) ++c.streams_reset_young_;
   if (c.streams_closed_ >= rapid_reset_min_streams && c.streams_reset_young_ * 2 > c.streams_closed_)
     c.abuse(h2_error_reason::rapid_reset);
   s->close();
@@ -791,9 +793,12 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
   }
   client_.expires_never();
   if (!writer_done_ && nghttp2_session_want_write(session_)) {
-    want_write();  // the last frames (a GOAWAY) go out first, within idle_timeout
-    client_.expires_after(idle);
-    const auto until = clock::now() + idle;
+    // The last frames (a GOAWAY) go out first, within idle_timeout; an abusive client, which may not
+    // read at all, gets a second.
+    want_write();
+    const duration flush = error_counted_ ? std::min<duration>(idle, std::chrono::seconds(1)) : idle;
+    client_.expires_after(flush);
+    const auto until = clock::now() + flush;
     while (!writer_done_ && nghttp2_session_want_write(session_) && co_await idle_wake_.wait(until)) {
     }
   }

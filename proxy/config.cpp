@@ -8,6 +8,7 @@
 #include <set>
 #include <tuple>
 
+#include "common/grpc.hpp"
 #include "filters/route_match/route_match.hpp"
 #include "proxy/config_load.hpp"
 #include "proxy/route_policy.hpp"
@@ -362,9 +363,19 @@ class config_parser {
 
   void parse_health_check(const YAML::Node& h, cluster_config& cc) {
     if (!r_.expect_map(h, "cluster.health_check")) return;
-    r_.check_keys(h, "health_check", {"path", "interval", "unhealthy", "healthy"});
+    r_.check_keys(h, "health_check", {"path", "grpc", "interval", "unhealthy", "healthy"});
     health_check_config hc;
-    if (r_.require(h, "path", "health_check")) {
+    if (auto g = h["grpc"]) {
+      if (r_.expect_map(g, "health_check.grpc")) {
+        r_.check_keys(g, "health_check.grpc", {"service"});
+        hc.grpc_service = "";
+        if (auto v = g["service"])
+          if (auto name = r_.get_string(v, "health_check.grpc.service")) hc.grpc_service = *name;
+      }
+      if (cc.protocol != upstream_protocol::h2)
+        r_.error(g, "health_check.grpc needs the cluster's protocol: h2 (gRPC speaks HTTP/2)");
+      if (h["path"]) r_.error(h["path"], "health_check: path or grpc, not both");
+    } else if (r_.require(h, "path", "health_check")) {
       if (auto p = r_.get_string(h["path"], "health_check.path")) {
         if (p->empty() || p->front() != '/') r_.error(h["path"], "health_check.path must start with '/'");
         hc.path = *p;
@@ -934,9 +945,13 @@ std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r)
           rc.on.status_5xx = true;
         } else if (*cond == "gateway-error") {
           rc.on.gateway_error = true;
+        } else if (*cond == "cancelled" || *cond == "deadline-exceeded" || *cond == "resource-exhausted" ||
+                   *cond == "unavailable" || *cond == "internal") {
+          rc.on.grpc |= 1U << *parse_grpc_code(*cond);
         } else {
-          r.error(
-              e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error)", *cond));
+          r.error(e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error; "
+                                 "gRPC: cancelled, deadline-exceeded, resource-exhausted, unavailable, internal)",
+                                 *cond));
           ok = false;
         }
       }

@@ -161,6 +161,7 @@ struct listener_config {
 
 struct health_check_config {
   std::string path;                             // GET PATH; a 2xx answer passes
+  std::optional<std::string> grpc_service;      // grpc: {service}: grpc.health.v1.Health/Check, SERVING passes
   duration interval = std::chrono::seconds(5);  // also the timeout of one check
   std::uint32_t unhealthy = 2;                  // consecutive failures that mark an endpoint down
   std::uint32_t healthy = 2;                    // consecutive passes that mark it up again

@@ -340,6 +340,37 @@ bool fall_back(stream_state& s, const attempt_failure& failure, body_source& bod
   return true;
 }
 
+// A gRPC request whose call ended at once with a status the route retries
+// (retries.on: unavailable, internal, ...; Envoy retries those only in a
+// Trailers-Only answer too): tried again, whatever its method (gRPC's own
+// retry policy), when its body was kept whole and the budget allows.
+constexpr std::uint64_t grpc_retry_max_body = 1024 * 1024;
+
+bool grpc_retry_wanted(stream_state& s, const message_head& head, body_source& body, clock::time_point start) {
+  const auto& retries = s.route->retries;
+  if (!s.h2call || !retries || retries->on.grpc == 0 || s.retry.retries_left == 0 || !h2_call_ended(*s.h2call))
+    return false;
+  const auto value = head.find("grpc-status");
+  const auto status = value ? parse_grpc_status(*value) : std::nullopt;
+  if (!status || ((retries->on.grpc >> *status) & 1U) == 0) return false;
+  const bool kept = !s.req->has_body || s.attempt.body == &s.fallback_body ||
+                    (body.done() && !body.ready() && s.attempt.tee == &s.tee && !s.tee.over);
+  if (!kept) return false;
+  if (!budget_allows(s)) return false;
+  count_attempt(*s.rstats, head.status, start);
+  s.rstats->upstream_grpc.get().add(*status);
+  s.rstats->upstream_grpc_answered.get().add(*status);
+  guard_outcome(s, head.status);
+  if (s.req->has_body && s.attempt.body != &s.fallback_body) {  // sent once already: the copy kept goes
+    s.fallback_body.reset(s.tee.data);
+    s.attempt.body = &s.fallback_body;
+    s.attempt.tee = nullptr;
+  } else if (s.attempt.body == &s.fallback_body) {
+    s.fallback_body.reset(s.tee.data);
+  }
+  return true;
+}
+
 // The attempt's settings, once the steps have run.
 void plan_attempts(stream_state& s, body_source& body) {
   const compiled_route& route = *s.route;
@@ -367,10 +398,13 @@ void plan_attempts(stream_state& s, body_source& body) {
       if (const auto deadline = parse_grpc_timeout(*value))
         a.try_timeout = std::min(a.try_timeout, std::chrono::ceil<duration>(*deadline));
   }
-  // A body that may fall back is kept (up to fallback.max_body) to be sent again.
+  // A body that may fall back is kept (up to fallback.max_body) to be sent again; so is a gRPC
+  // request's when the route retries gRPC statuses (up to grpc_retry_max_body).
   const bool keep_body = route.fallback && s.pick == route.fallback->from && s.req->has_body;
   if (keep_body) s.tee.cap = std::max(s.tee.cap, route.fallback->config.max_body);
-  a.tee = s.mirror_stats || keep_body ? &s.tee : nullptr;
+  const bool grpc_retries = s.grpc && retries && retries->on.grpc && s.req->has_body;
+  if (grpc_retries) s.tee.cap = std::max(s.tee.cap, grpc_retry_max_body);
+  a.tee = s.mirror_stats || keep_body || grpc_retries ? &s.tee : nullptr;
   s.pool->begin_request();
   s.counted_in_pool = true;
 }
@@ -528,6 +562,11 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
       if (code < 500 || code > 599) {
         // Its outcome counts now, before the body: the next request already sees a trip. (A switch or a
         // status out of range is a 502, counted below.)
+        if (s.grpc && grpc_retry_wanted(s, response_head, body, attempt_start)) {
+          co_await h2_call_finish(*s.h2call);
+          s.h2call.reset();
+          continue;
+        }
         if (code != 101 && code <= 599) guard_outcome(s, code);
         break;  // a response head: relayed below
       }

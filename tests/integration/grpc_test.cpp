@@ -272,3 +272,67 @@ TEST(Http2, AbusiveClientsAreAnsweredByGoawayAndCounted) {
       run(curl, {"-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", url(proxy, "/")});
   EXPECT_EQ(ok, "200");
 }
+
+TEST(Grpc, RetriesOnAStatusTheRouteNames) {
+  ASSERT_TRUE(grpcio_available());
+  auto c = start_demo("c", {"--error-percent", "50", "--grpc-error-status", "unavailable"});
+  auto proxy =
+      start_proxy(h2_split_config(c.address(), c.address(), R"(        retries: {attempts: 2, on: [unavailable]}
+)"),
+                  1);
+  auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "20"});
+  ASSERT_TRUE(r.ok()) << r.output;
+  // Half the demo's answers are UNAVAILABLE (Trailers-Only): each was tried again, and got through.
+  EXPECT_EQ(r.status("OK"), 20u) << r.output;
+  const double retried = metric_now(proxy, R"(vane_retries_total{route="app",cluster="app-primary"})") +
+                         metric_now(proxy, R"(vane_retries_total{route="app",cluster="app-canary"})");
+  EXPECT_GE(retried, 10);
+  const double unavailable =
+      metric_now(proxy, R"(vane_upstream_grpc_responses_total{route="app",cluster="app-primary",grpc_status="14"})") +
+      metric_now(proxy, R"(vane_upstream_grpc_responses_total{route="app",cluster="app-canary",grpc_status="14"})");
+  EXPECT_EQ(unavailable, retried);
+  // A status the route does not name is the client's answer.
+  auto internal = start_demo("i", {"--error-percent", "100", "--grpc-error-status", "internal"});
+  auto proxy2 = start_proxy(
+      h2_split_config(internal.address(), internal.address(), "        retries: {attempts: 2, on: [unavailable]}\n"),
+      1);
+  auto r2 = grpc_calls(target(proxy2), {"--method", "echo", "--calls", "4"});
+  EXPECT_EQ(r2.status("INTERNAL"), 4u) << r2.output;
+  EXPECT_EQ(metric_now(proxy2, R"(vane_retries_total{route="app",cluster="app-primary"})") +
+                metric_now(proxy2, R"(vane_retries_total{route="app",cluster="app-canary"})"),
+            0);
+}
+
+TEST(Grpc, HealthChecksAskGrpcHealthV1) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - {name: app, split: [{cluster: served, weight: 50}, {cluster: unknown, weight: 50}]}
+clusters:
+  - name: served
+    protocol: h2
+    endpoints: [)" + p.address() +
+                               R"(]
+    health_check: {grpc: {service: vane.demo.v1.Demo}, interval: 200ms, unhealthy: 1, healthy: 1}
+  - name: unknown
+    protocol: h2
+    endpoints: [)" + p.address() +
+                               R"(]
+    health_check: {grpc: {service: no.such.Service}, interval: 200ms, unhealthy: 1, healthy: 1}
+)",
+                           1);
+  // SERVING for the demo's service; NOT_FOUND (a failed call) for one it does not know.
+  ASSERT_TRUE(eventually([&] {
+    return metric_now(proxy, R"(vane_cluster_endpoints_healthy{cluster="unknown"})") == 0 &&
+           metric_now(proxy, R"(vane_cluster_endpoints_healthy{cluster="served"})") == 1;
+  }));
+  // Checks went on meanwhile: a failed one would have marked `served` down at once (unhealthy: 1).
+  auto served_ok = [&] { return count_of(p.stats().at("grpc_status").as_object()["OK"]); };
+  const auto before = served_ok();
+  ASSERT_TRUE(eventually([&] { return served_ok() >= before + 2; }));
+  EXPECT_GE(count_of(p.stats().at("grpc_status").as_object()["NOT_FOUND"]), 1u);
+  EXPECT_EQ(metric_now(proxy, R"(vane_cluster_endpoints_healthy{cluster="served"})"), 1);
+}

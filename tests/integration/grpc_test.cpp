@@ -336,3 +336,20 @@ clusters:
   EXPECT_GE(count_of(p.stats().at("grpc_status").as_object()["NOT_FOUND"]), 1u);
   EXPECT_EQ(metric_now(proxy, R"(vane_cluster_endpoints_healthy{cluster="served"})"), 1);
 }
+
+// configs/grpc.yaml as shipped, pointed at two demos: calls are split 90/10 and counted by status.
+TEST(Examples, GrpcYamlSplitsCallsAndCountsTheirStatus) {
+  ASSERT_TRUE(grpcio_available());
+  auto p = start_demo("v1");
+  auto c = start_demo("v2", {"--error-percent", "100", "--grpc-error-status", "internal"});
+  std::string text = read_text_file(source_dir() + "/configs/grpc.yaml");
+  text = replace_all(text, "127.0.0.1:8080", "127.0.0.1:0");
+  text = replace_all(text, "127.0.0.1:9898", p.address());
+  text = replace_all(text, "127.0.0.1:9899", c.address());
+  auto proxy = start_proxy(text, 1);
+  auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "100"});
+  ASSERT_TRUE(r.ok()) << r.output;
+  EXPECT_EQ(r.version_status("v1", "OK"), 90u) << r.output;
+  EXPECT_EQ(r.version_status("v2", "INTERNAL"), 10u) << r.output;
+  EXPECT_EQ(metric(proxy, R"(vane_grpc_requests_total{route="echo",cluster="echo-canary",grpc_status="13"})", 10), 10);
+}

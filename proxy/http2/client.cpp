@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/log.hpp"
+#include "proxy/http2/frames.hpp"
 #include "proxy/http2/wakeup.hpp"
 
 namespace vane::proxy {
@@ -321,63 +322,14 @@ ssize_t send_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf, 
   return static_cast<ssize_t>(n);
 }
 
-// Fields HTTP/2 forbids (RFC 9113 §8.2.2), or that the pseudo-fields carry.
-bool not_for_h2(std::string_view lower) {
-  return lower == "connection" || lower == "keep-alive" || lower == "proxy-connection" ||
-         lower == "transfer-encoding" || lower == "upgrade" || lower == "host" || lower == "te";
-}
-
 }  // namespace
 
-// The request's fields come from the HTTP/1.1 head made for the upstream
-// (proxy/http1/head_out: the route's operations, the forwarding fields, the
-// Host), so one place decides what an upstream is sent whatever it speaks;
-// here that head is read back (it is ours: one field a line) into HTTP/2's
-// fields, names lower-cased.
 bool h2_client_session::submit(const std::shared_ptr<h2_call>& call, std::string_view h1_head, bool with_body,
                                bool grpc) {
   h2_call& c = *call;
-  std::string lower;  // the names, lower-cased (nghttp2 copies the fields: NGHTTP2_NV_FLAG_NONE)
-  lower.reserve(h1_head.size());
+  std::string names;  // (nghttp2 copies the fields: NGHTTP2_NV_FLAG_NONE)
   std::vector<nghttp2_nv> nva;
-  nva.reserve(24);
-  const std::size_t line_end = h1_head.find("\r\n");
-  const std::string_view line = h1_head.substr(0, line_end);
-  const std::size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
-  if (sp1 == std::string_view::npos || sp2 <= sp1) return false;
-  const std::string_view method = line.substr(0, sp1), path = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view authority;
-  std::vector<std::pair<std::size_t, std::string_view>> fields;  // (offset of the lower-case name, value)
-  std::string_view rest = h1_head.substr(line_end + 2);
-  while (!rest.empty()) {
-    const std::size_t end = rest.find("\r\n");
-    const std::string_view field = rest.substr(0, end);
-    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 2);
-    const std::size_t colon = field.find(':');
-    if (field.empty() || colon == std::string_view::npos) continue;
-    std::string_view value = field.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    const std::size_t at = lower.size();
-    for (char ch : field.substr(0, colon)) lower.push_back(static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch));
-    const std::string_view name = std::string_view(lower).substr(at);
-    if (name == "host") authority = value;
-    if (not_for_h2(name)) {
-      lower.resize(at);
-      continue;
-    }
-    fields.emplace_back(at, value);
-    lower.push_back('\0');  // (a separator; the length is what counts)
-  }
-  const std::string_view scheme = tls_ ? "https" : "http";
-  auto nv = [](std::string_view n, std::string_view v) {
-    return nghttp2_nv{bytes_of(n), bytes_of(v), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
-  };
-  nva.push_back(nv(":method", method));
-  nva.push_back(nv(":scheme", scheme));
-  nva.push_back(nv(":authority", authority));
-  nva.push_back(nv(":path", path));
-  for (const auto& [at, value] : fields) nva.push_back(nv(std::string_view(lower.data() + at), value));
-  if (grpc) nva.push_back(nv("te", "trailers"));
+  if (!h2_request_fields(h1_head, tls_, grpc, names, nva)) return false;
   nghttp2_data_provider provider{};
   provider.source.ptr = &c;
   provider.read_callback = send_body;

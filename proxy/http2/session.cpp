@@ -16,6 +16,7 @@
 #include "common/grpc.hpp"
 #include "common/log.hpp"
 #include "proxy/http1/head_out.hpp"
+#include "proxy/http2/frames.hpp"
 #include "proxy/http2/wakeup.hpp"
 #include "proxy/request_stream.hpp"
 #include "proxy/worker.hpp"
@@ -28,10 +29,6 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::uint32_t max_empty_data_in_row = 10;     // DATA frames with no payload and no END_STREAM
-constexpr std::uint64_t window_updates_allowed = 100;   // WINDOW_UPDATEs beyond what DATA sent calls for
-constexpr std::uint64_t window_updates_per_data = 10;   // (Envoy: 10 per DATA frame sent)
-constexpr std::uint64_t rapid_reset_min_streams = 500;  // streams closed before the rapid-reset check (Envoy's)
 constexpr std::size_t out_high_water =
     std::size_t{64} * 1024;  // response bytes queued per stream before put() says pending
 constexpr std::size_t write_batch = std::size_t{64} * 1024;  // frames gathered into one socket write
@@ -222,9 +219,7 @@ class h2_connection {
   listener_stats* stats_;
   worker::connection_entry& entry_;
   // Abuse checks (counted in vane_http2_protocol_errors_total).
-  std::uint64_t streams_closed_ = 0, streams_reset_young_ = 0;  // rapid reset
-  std::uint32_t empty_data_in_row_ = 0;
-  std::uint64_t window_updates_in_ = 0, data_frames_out_ = 0;
+  h2_abuse_meter abuse_meter_;
   bool error_counted_ = false;
   bool goaway_ = false;
   proxy_stream& client_;
@@ -534,18 +529,9 @@ int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
   auto& c = *static_cast<h2_connection*>(self);
   // Floods nghttp2 does not bound (Envoy's checks): DATA frames that carry nothing and end nothing, one
   // after another; WINDOW_UPDATE frames far beyond what the DATA frames sent to the client call for.
-  if (frame->hd.type == NGHTTP2_DATA) {
-    const bool empty = frame->hd.length == 0 && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
-    c.empty_data_in_row_ = empty ? c.empty_data_in_row_ + 1 : 0;
-    if (c.empty_data_in_row_ > max_empty_data_in_row) {
-      c.abuse(h2_error_reason::empty_frames);
-      return 0;
-    }
-  } else if (frame->hd.type == NGHTTP2_WINDOW_UPDATE) {
-    if (++c.window_updates_in_ > window_updates_allowed + window_updates_per_data * c.data_frames_out_) {
-      c.abuse(h2_error_reason::window_update_flood);
-      return 0;
-    }
+  if (const auto why = c.abuse_meter_.frame_received(frame->hd.type, frame->hd.length, frame->hd.flags)) {
+    c.abuse(*why);
+    return 0;
   }
   h2_stream* s = c.find(frame->hd.stream_id);
   if (!s) return 0;
@@ -585,7 +571,7 @@ int h2_connection::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t st
 
 int h2_connection::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
-  if (frame->hd.type == NGHTTP2_DATA) ++c.data_frames_out_;
+  c.abuse_meter_.frame_sent(frame->hd.type);
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
     // nghttp2's own verdict (a protocol error; ENHANCE_YOUR_CALM: its reset-rate or flood limits).
     c.count_error(frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? h2_error_reason::rapid_reset
@@ -610,11 +596,9 @@ int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std
   // Rapid reset (CVE-2023-44487), resets vane sends counted too (CVE-2025-8671): once enough streams
   // have closed, a connection where most were reset within a second of opening is ended (as Envoy's
   // premature-reset check).
-  ++c.streams_closed_;
   const bool reset = error_code != NGHTTP2_NO_ERROR || !s->response_done || !s->request_ended;  // (RST NO_ERROR too)
-  if (reset && clock::now() - s->opened < std::chrono::seconds(1)) ++c.streams_reset_young_;
-  if (c.streams_closed_ >= rapid_reset_min_streams && c.streams_reset_young_ * 2 > c.streams_closed_)
-    c.abuse(h2_error_reason::rapid_reset);
+  if (const auto why = c.abuse_meter_.stream_closed(reset, clock::now() - s->opened < std::chrono::seconds(1)))
+    c.abuse(*why);
   s->close();
   if (!s->running) c.forget(stream_id);
   return 0;

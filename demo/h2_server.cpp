@@ -8,7 +8,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/string.hpp>
@@ -80,6 +79,11 @@ class stream final : public h2_response {
   bool gone() const override { return closed; }
   asio::awaitable<void> wait_gone() override {
     while (!closed) co_await wake.wait();
+  }
+  asio::awaitable<void> pause(std::chrono::milliseconds d) override {
+    const auto until = clock::now() + d;
+    while (!closed && co_await wake.wait(until)) {
+    }
   }
 
   std::size_t queued() const { return out.size() - out_at; }
@@ -398,8 +402,8 @@ asio::awaitable<void> connection::serve_http(stream& s) {
   if (is_service(r.path)) {
     n = begin_service(st_, r);
     if (st_.s.latency.count() > 0) {
-      asio::steady_timer timer(co_await asio::this_coro::executor, st_.s.latency);
-      co_await timer.async_wait(nothrow);
+      const auto latency = st_.s.latency;
+      co_await s.pause(latency);
       if (s.closed) co_return;
     }
   }

@@ -31,7 +31,7 @@ std::uint64_t grpc_stat(const json::object& stats, const char* status) {
 
 // A gRPC request body (length-prefixed messages) written to a file, for nghttp -d.
 std::string body_file(const std::string& dir, const std::string& name, const std::string& bytes) {
-  const std::string path = dir + "/" + name;
+  std::string path = dir + "/" + name;
   write_file(path, bytes);
   return path;
 }
@@ -162,6 +162,8 @@ TEST_F(DemoGrpc, LatencyAppliesToCalls) {
   auto d = start_demo("v1", {"--latency", "60s"});
   auto r = grpc_calls(d.address(), {"--deadline", "0.5"});
   EXPECT_EQ(r.status("DEADLINE_EXCEEDED"), 1u) << r.output;
+  // The client cancelled the stream at its deadline: the call is not left waiting out its latency.
+  EXPECT_TRUE(eventually([&] { return grpc_stat(d.stats(), "CANCELLED") == 1; }));
   auto health = grpc_calls(d.address(), {"--method", "health", "--deadline", "30"});  // not delayed
   EXPECT_EQ(health.status("OK"), 1u) << health.output;
 }

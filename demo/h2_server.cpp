@@ -32,7 +32,6 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::uint32_t max_concurrent_streams = 100;
 constexpr std::size_t max_header_bytes = std::size_t{64} * 1024;  // a larger request head resets its stream
 constexpr std::size_t out_high_water = std::size_t{64} * 1024;    // response bytes queued before write() waits
 constexpr std::size_t write_batch = std::size_t{64} * 1024;       // frames gathered into one socket write
@@ -252,7 +251,7 @@ connection::connection(beast::tcp_stream& sock, state& st)
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
   nghttp2_session_server_new(&session_, cbs, this);
   nghttp2_session_callbacks_del(cbs);
-  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams}};
+  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, st.s.h2_max_streams}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
 }
 

@@ -267,3 +267,14 @@ TEST(DemoH2c, PriorKnowledgeServesTheHttpEndpoints) {
   EXPECT_EQ(out, "503");
   EXPECT_EQ(fetch(d.port, "GET", "/").status, 503);  // HTTP/1.1 on the same port
 }
+
+TEST_F(DemoGrpc, MaxStreamsIsAdvertised) {
+  auto d = start_demo("v1", {"--h2-max-streams", "2"});
+  auto [code, out] = run(nghttp, {"-v", url(d, "/healthz")});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):2]"), std::string::npos) << out;
+  EXPECT_EQ(stat(d.stats(), "h2_max_streams"), 2u);
+  // grpcio keeps to it (8 calls at once on one connection: 2 streams at a time), and every call is answered.
+  auto r = grpc_calls(d.address(), {"--calls", "100", "--concurrency", "8"});
+  EXPECT_EQ(r.status("OK"), 100u) << r.output;
+}

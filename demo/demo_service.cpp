@@ -36,7 +36,7 @@ namespace {
 
 constexpr const char* usage = R"(usage: vane-demo [--listen HOST:PORT] [--version V] [--error-percent P]
                  [--error-status CODE] [--grpc-error-status CODE]
-                 [--latency DURATION] [--reset-percent P]
+                 [--latency DURATION] [--reset-percent P] [--h2-max-streams N]
 
 A small HTTP/1.1, h2c and gRPC service for demos and tests of vane.
 
@@ -44,7 +44,8 @@ A small HTTP/1.1, h2c and gRPC service for demos and tests of vane.
                        OS picks one); prints "vane-demo V listening on HOST:PORT"
   --version V          the version it reports (default v1)
   --error-percent P    answer P% of requests with an error (exactly P of every
-                       100), and fail P% of gRPC calls (exactly P of every 100)
+                       100), and fail P% of the calls to vane.demo.v1.Demo
+                       (exactly P of every 100; health checks are never failed)
   --error-status CODE  the HTTP status of those errors, 500 to 599 (default 500)
   --grpc-error-status CODE
                        the gRPC status of failed calls, 1 to 16 or its name
@@ -53,6 +54,8 @@ A small HTTP/1.1, h2c and gRPC service for demos and tests of vane.
   --latency DURATION   wait this long before answering (e.g. 50ms), gRPC too
   --reset-percent P    reset the connection (HTTP/2: the stream) instead of
                        answering P% of requests and gRPC calls
+  --h2-max-streams N   SETTINGS_MAX_CONCURRENT_STREAMS of HTTP/2 connections
+                       (default 100)
 
 Endpoints (HTTP/1.1, and HTTP/2 with prior knowledge on the same port):
   GET  /healthz          200 ok
@@ -232,6 +235,11 @@ int main(int argc, char** argv) {
       if (!code || *code == 0)
         return bad("--grpc-error-status needs a gRPC status, 1..16 or a name such as unavailable");
       st.s.grpc_error_status = *code;
+    } else if (arg == "--h2-max-streams") {
+      char* end = nullptr;
+      long n = std::strtol(value.c_str(), &end, 10);
+      if (*end || n < 1 || n > 1000000) return bad("--h2-max-streams needs 1..1000000");
+      st.s.h2_max_streams = static_cast<std::uint32_t>(n);
     } else if (arg == "--latency") {
       auto d = vane::parse_duration(value);
       if (!d) return bad("--latency needs a duration such as 50ms");

@@ -11,10 +11,6 @@
 // library would decide for it.
 #include "demo/grpc_service.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,8 +20,6 @@ namespace vane::demo {
 namespace asio = boost::asio;
 
 namespace {
-
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 // gRPC status codes used here.
 enum code : int {
@@ -290,8 +284,8 @@ asio::awaitable<void> serve_grpc(state& st, const grpc_request& req, h2_response
   if (m == method::echo || m == method::count) {
     const std::uint64_t n = st.grpc_calls++;
     if (st.s.latency.count() > 0) {
-      asio::steady_timer timer(co_await asio::this_coro::executor, st.s.latency);
-      co_await timer.async_wait(nothrow);
+      const auto latency = st.s.latency;
+      co_await out.pause(latency);
       if (c.gone()) {
         c.count(cancelled);
         co_return;

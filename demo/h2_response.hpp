@@ -2,6 +2,7 @@
 // One HTTP/2 response as vane-demo's handlers write it (HTTP endpoints and
 // gRPC calls); h2_server.cpp implements it on an nghttp2 stream.
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -26,6 +27,8 @@ class h2_response {
   // The stream is closed: the client reset it, or the connection ended.
   virtual bool gone() const = 0;
   virtual boost::asio::awaitable<void> wait_gone() = 0;
+  // Waits this long (--latency), or until the stream is gone.
+  virtual boost::asio::awaitable<void> pause(std::chrono::milliseconds d) = 0;
 };
 
 }  // namespace vane::demo

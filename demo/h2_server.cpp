@@ -8,7 +8,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/string.hpp>
@@ -33,7 +32,6 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::uint32_t max_concurrent_streams = 100;
 constexpr std::size_t max_header_bytes = std::size_t{64} * 1024;  // a larger request head resets its stream
 constexpr std::size_t out_high_water = std::size_t{64} * 1024;    // response bytes queued before write() waits
 constexpr std::size_t write_batch = std::size_t{64} * 1024;       // frames gathered into one socket write
@@ -80,6 +78,11 @@ class stream final : public h2_response {
   bool gone() const override { return closed; }
   asio::awaitable<void> wait_gone() override {
     while (!closed) co_await wake.wait();
+  }
+  asio::awaitable<void> pause(std::chrono::milliseconds d) override {
+    const auto until = clock::now() + d;
+    while (!closed && co_await wake.wait(until)) {
+    }
   }
 
   std::size_t queued() const { return out.size() - out_at; }
@@ -248,7 +251,7 @@ connection::connection(beast::tcp_stream& sock, state& st)
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
   nghttp2_session_server_new(&session_, cbs, this);
   nghttp2_session_callbacks_del(cbs);
-  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams}};
+  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, st.s.h2_max_streams}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
 }
 
@@ -398,8 +401,8 @@ asio::awaitable<void> connection::serve_http(stream& s) {
   if (is_service(r.path)) {
     n = begin_service(st_, r);
     if (st_.s.latency.count() > 0) {
-      asio::steady_timer timer(co_await asio::this_coro::executor, st_.s.latency);
-      co_await timer.async_wait(nothrow);
+      const auto latency = st_.s.latency;
+      co_await s.pause(latency);
       if (s.closed) co_return;
     }
   }

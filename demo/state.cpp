@@ -69,7 +69,8 @@ json::object stats_json(const state& st) {
           {"error_status", st.s.error_status},
           {"grpc_error_status", st.s.grpc_error_status},
           {"reset_percent", st.s.reset_percent},
-          {"latency", vane::format_duration(st.s.latency)}};
+          {"latency", vane::format_duration(st.s.latency)},
+          {"h2_max_streams", st.s.h2_max_streams}};
 }
 
 std::string apply_config(state& st, std::string_view body) {

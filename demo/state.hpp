@@ -19,6 +19,7 @@ struct settings {
   int grpc_error_status = 13;  // INTERNAL
   int reset_percent = 0;
   vane::duration latency{0};
+  std::uint32_t h2_max_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS (--h2-max-streams)
 };
 
 struct state {

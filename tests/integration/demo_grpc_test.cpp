@@ -31,7 +31,7 @@ std::uint64_t grpc_stat(const json::object& stats, const char* status) {
 
 // A gRPC request body (length-prefixed messages) written to a file, for nghttp -d.
 std::string body_file(const std::string& dir, const std::string& name, const std::string& bytes) {
-  const std::string path = dir + "/" + name;
+  std::string path = dir + "/" + name;
   write_file(path, bytes);
   return path;
 }
@@ -162,6 +162,8 @@ TEST_F(DemoGrpc, LatencyAppliesToCalls) {
   auto d = start_demo("v1", {"--latency", "60s"});
   auto r = grpc_calls(d.address(), {"--deadline", "0.5"});
   EXPECT_EQ(r.status("DEADLINE_EXCEEDED"), 1u) << r.output;
+  // The client cancelled the stream at its deadline: the call is not left waiting out its latency.
+  EXPECT_TRUE(eventually([&] { return grpc_stat(d.stats(), "CANCELLED") == 1; }));
   auto health = grpc_calls(d.address(), {"--method", "health", "--deadline", "30"});  // not delayed
   EXPECT_EQ(health.status("OK"), 1u) << health.output;
 }
@@ -264,4 +266,15 @@ TEST(DemoH2c, PriorKnowledgeServesTheHttpEndpoints) {
       run(curl, {"-sS", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", url(d, "/")});
   EXPECT_EQ(out, "503");
   EXPECT_EQ(fetch(d.port, "GET", "/").status, 503);  // HTTP/1.1 on the same port
+}
+
+TEST_F(DemoGrpc, MaxStreamsIsAdvertised) {
+  auto d = start_demo("v1", {"--h2-max-streams", "2"});
+  auto [code, out] = run(nghttp, {"-v", url(d, "/healthz")});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):2]"), std::string::npos) << out;
+  EXPECT_EQ(stat(d.stats(), "h2_max_streams"), 2u);
+  // grpcio keeps to it (8 calls at once on one connection: 2 streams at a time), and every call is answered.
+  auto r = grpc_calls(d.address(), {"--calls", "100", "--concurrency", "8"});
+  EXPECT_EQ(r.status("OK"), 100u) << r.output;
 }

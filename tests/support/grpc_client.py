@@ -156,9 +156,18 @@ def version_of(call):
     return ""
 
 
+def parse_or_none(message):
+    """parse(), or None for a reply that is not a valid message (counted as mismatched)."""
+    try:
+        return parse(message)
+    except ValueError:
+        return None
+
+
 def reply_version(message):
-    v = parse(message).get(2)
-    return v.decode(errors="replace") if v is not None else None
+    fields = parse_or_none(message) or {}
+    v = fields.get(2)
+    return v.decode(errors="replace") if isinstance(v, bytes) else None
 
 
 def one_call(channel, args, metadata, results):
@@ -167,14 +176,15 @@ def one_call(channel, args, metadata, results):
         request = varint_field(1, args.count)
         call = channel.unary_stream(COUNT, request_serializer=None, response_deserializer=None)(
             request, timeout=timeout, metadata=metadata)
-        replies = []
+        replies, malformed = [], 0
         try:
             for message in call:
                 replies.append(reply_version(message))
+                malformed += parse_or_none(message) is None
         except grpc.RpcError:
             pass
         code = call.code()
-        mismatched = 1 if code == grpc.StatusCode.OK and len(replies) != args.count else 0
+        mismatched = malformed or (1 if code == grpc.StatusCode.OK and len(replies) != args.count else 0)
         results.add(code, call.details(), version_of(call), replies, mismatched, [])
         return
     if args.method == "watch":
@@ -184,7 +194,7 @@ def one_call(channel, args, metadata, results):
         health = []
         try:
             for message in call:
-                health.append(SERVING_STATUS.get(parse(message).get(1, 0), "UNKNOWN"))
+                health.append(SERVING_STATUS.get((parse_or_none(message) or {}).get(1, 0), "UNKNOWN"))
                 call.cancel()
                 break
         except grpc.RpcError:
@@ -202,15 +212,16 @@ def one_call(channel, args, metadata, results):
     except grpc.RpcError as e:
         results.add(e.code(), e.details(), version_of(e), [], 0, [])
         return
-    fields = parse(response)
+    fields = parse_or_none(response)
     if args.method == "health":
-        status = SERVING_STATUS.get(fields.get(1, 0), "UNKNOWN")
-        results.add(call.code(), call.details(), version_of(call), [None], 0, [status])
+        status = SERVING_STATUS.get((fields or {}).get(1, 0), "UNKNOWN")
+        results.add(call.code(), call.details(), version_of(call), [None], int(fields is None), [status])
         return
-    echoed = fields.get(1, b"").decode(errors="replace")
-    version = fields.get(2)
-    replies = [version.decode(errors="replace") if version is not None else None]
-    results.add(call.code(), call.details(), version_of(call), replies, int(echoed != args.message), [])
+    echoed = (fields or {}).get(1, b"")
+    version = (fields or {}).get(2)
+    replies = [version.decode(errors="replace") if isinstance(version, bytes) else None]
+    text = echoed.decode(errors="replace") if isinstance(echoed, bytes) else None
+    results.add(call.code(), call.details(), version_of(call), replies, int(text != args.message), [])
 
 
 def main():

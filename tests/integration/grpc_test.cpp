@@ -190,9 +190,11 @@ TEST(Grpc, LocalRepliesAreTrailersOnlyWithAStatus) {
     auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "3"});
     EXPECT_EQ(r.status("UNAVAILABLE"), 3u) << r.output;
     EXPECT_EQ(r.details("UNAVAILABLE"), "fault filter abort") << r.output;
-    auto [code, out] = run(
-        curl, {"-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-H", "content-type: application/grpc",
-               "-H", "te: trailers", "--data-binary", "x", url(proxy, "/vane.demo.v1.Demo/Echo")});
+    // (no body: curl 7.88 may drop a response whose stream is then reset, as RFC 9113 §8.1 lets a server do
+    // when it answered before the request ended)
+    auto [code, out] =
+        run(curl, {"-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-X", "POST", "-H",
+                   "content-type: application/grpc", "-H", "te: trailers", url(proxy, "/vane.demo.v1.Demo/Echo")});
     EXPECT_NE(out.find("HTTP/2 200"), std::string::npos) << out;
     EXPECT_NE(out.find("grpc-status: 14"), std::string::npos) << out;
     EXPECT_NE(out.find("content-type: application/grpc"), std::string::npos) << out;

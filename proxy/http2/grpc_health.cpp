@@ -103,7 +103,7 @@ int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* 
 
 int on_data(nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data, std::size_t len, void* user) {
   auto& c = *static_cast<call_state*>(user);
-  if (id == c.id && c.body.size() < 64 * 1024) c.body.append(reinterpret_cast<const char*>(data), len);
+  if (id == c.id && c.body.size() < std::size_t{64} * 1024) c.body.append(reinterpret_cast<const char*>(data), len);
   return 0;
 }
 
@@ -117,7 +117,7 @@ ssize_t read_request(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::siz
                      nghttp2_data_source*, void* user) {
   auto& c = *static_cast<call_state*>(user);
   const std::size_t n = std::min(length, c.request.size() - c.sent);
-  std::memcpy(buf, c.request.data() + c.sent, n);
+  if (n) std::memcpy(buf, c.request.data() + c.sent, n);
   c.sent += n;
   if (c.sent == c.request.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
   return static_cast<ssize_t>(n);
@@ -126,7 +126,7 @@ ssize_t read_request(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::siz
 // The call on a connected stream (plain or TLS); false when it could not be made.
 template <class Stream>
 asio::awaitable<bool> exchange(Stream& stream, nghttp2_session* session, call_state& c) {
-  std::string in(16 * 1024, '\0');
+  std::string in(std::size_t{16} * 1024, '\0');
   for (;;) {
     std::string out;
     for (;;) {

@@ -99,6 +99,22 @@ TEST(Http2Upstream, BothClientProtocolsReachAnH2ClusterWithBodiesWhole) {
   EXPECT_EQ(out2, "1000000");
 }
 
+// A small response comes with END_STREAM in the read that brings it, so its stream is closed before the
+// body is relayed; relaying it must still open the connection's window (1 MiB) by as much, or after a
+// megabyte of such responses the upstream connection can send nothing more and every request on it hangs
+// (found by bench/compare --h2: the proxy stalled after ~20k requests).
+TEST(Http2Upstream, RelayedResponsesOfClosedStreamsOpenTheConnectionWindow) {
+  auto p = start_demo("p");
+  auto c = start_demo("c");
+  auto proxy = start_proxy(h2_split_config(p.address(), c.address(), ""), 1);
+  // 3,000 responses of 2,000 bytes: 3 MB per upstream connection, three times its window.
+  auto [code, out] =
+      run("/usr/bin/h2load", {"-n", "3000", "-c", "2", "-m", "4", "-N", "5s", url(proxy, "/bytes/2000")});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("3000 succeeded, 0 failed, 0 errored, 0 timeout"), std::string::npos) << out;
+  EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
+}
+
 TEST(Http2Upstream, ManyStreamsShareFewConnections) {
   auto p = start_demo("p");
   auto c = start_demo("c");

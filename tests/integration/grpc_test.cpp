@@ -352,3 +352,30 @@ clusters:
   EXPECT_GE(count_of(p.stats().at("grpc_status").as_object()["NOT_FOUND"]), 1u);
   EXPECT_EQ(metric_now(proxy, R"(vane_cluster_endpoints_healthy{cluster="served"})"), 1);
 }
+
+// configs/grpc.yaml as shipped (the main demo's gRPC part runs it): gRPC calls split 90/10 over two
+// `protocol: h2` clusters, health-checked by grpc.health.v1, each call counted by its gRPC status.
+TEST(Grpc, GrpcYamlAsShippedSplitsCallsOverH2Clusters) {
+  ASSERT_TRUE(grpcio_available());
+  auto p = start_demo("primary");
+  auto c = start_demo("canary", {"--error-percent", "50", "--grpc-error-status", "internal"});
+  std::string text = read_text_file(source_dir() + "/configs/grpc.yaml");
+  text = replace_all(text, "127.0.0.1:8080", "127.0.0.1:0");
+  text = replace_all(text, "127.0.0.1:9901", "127.0.0.1:0");
+  text = replace_all(text, "127.0.0.1:9898", p.address());
+  text = replace_all(text, "127.0.0.1:9899", c.address());
+  auto proxy = start_proxy(text, 1);
+  auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "100"});
+  ASSERT_TRUE(r.ok()) << r.output;
+  EXPECT_EQ(r.version("primary"), 90u) << r.output;
+  EXPECT_EQ(r.version_status("primary", "OK"), 90u) << r.output;
+  EXPECT_EQ(r.version_status("canary", "OK"), 5u) << r.output;
+  EXPECT_EQ(r.version_status("canary", "INTERNAL"), 5u) << r.output;  // not retried: INTERNAL is not in retries.on
+  EXPECT_EQ(metric(proxy, R"(vane_grpc_requests_total{route="echo",cluster="echo-canary",grpc_status="13"})", 5), 5);
+  EXPECT_EQ(metric_now(proxy, R"(vane_requests_total{route="echo",cluster="echo-canary",code="200"})"), 10);
+  EXPECT_EQ(metric_now(proxy, R"(vane_retries_total{route="echo",cluster="echo-canary"})"), 0);
+  // Outside the service's path prefix there is no route.
+  auto [code, out] =
+      run(curl, {"-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", url(proxy, "/")});
+  EXPECT_EQ(out, "404");
+}

@@ -3,9 +3,11 @@
 # split of configs/split.yaml, a few hundred requests, the share each version
 # got; then vane-control runs two canary analyses under load (1 s ticks): a
 # healthy revision walks the weights and is promoted, a bad one (errors
-# injected) is rolled back. Everything runs on 127.0.0.1 on ports the OS
-# picks, and stops cleanly (also on Ctrl-C). VANE_DEMO_SPLIT_ONLY=1 skips the
-# canary part.
+# injected) is rolled back; then a gRPC canary (configs/grpc.yaml, `protocol:
+# h2` clusters, gRPC load) failing 30% of its calls with HTTP 200 and
+# grpc-status INTERNAL is rolled back too. Everything runs on 127.0.0.1 on
+# ports the OS picks, and stops cleanly (also on Ctrl-C).
+# VANE_DEMO_SPLIT_ONLY=1 skips the canary parts.
 #   scripts/demo.sh [BUILD_DIR] [REQUESTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -147,4 +149,91 @@ echo "  load through the proxy during the rollouts: $(grep -c . "$work/load.log"
 awk '{ by[$2 " " $1]++ } END { for (k in by) { split(k, f, " "); printf "    version %-6s status %s  %6d\n", f[1], f[2], by[k] } }' \
   "$work/load.log" | sort
 echo "  (every 503 is one of the 6.2.0 canary's injected errors, before the rollback)"
+
+# --- part 3: a gRPC canary failing with HTTP 200 -----------------------------
+# Two versions of the gRPC service behind `protocol: h2` clusters (configs/grpc.yaml),
+# gRPC load through the proxy, and a revision that fails 30% of its calls with
+# HTTP 200 + grpc-status INTERNAL: HTTP status alone sees nothing wrong; vane
+# counts the gRPC status, so vane-control rolls it back.
+if ! /usr/bin/python3 -c 'import grpc' 2>/dev/null; then
+  echo "demo: FAILED: python3-grpcio is missing (scripts/setup.sh installs it)" >&2
+  exit 1
+fi
+"$build/demo/vane-demo" --listen 127.0.0.1:0 --version 7.0.0 >"$work/grpc-primary.log" 2>&1 &
+pids+=($!)
+"$build/demo/vane-demo" --listen 127.0.0.1:0 --version 7.0.0 >"$work/grpc-canary.log" 2>&1 &
+pids+=($!)
+gprimary=$(wait_listening "$work/grpc-primary.log")
+gcanary=$(wait_listening "$work/grpc-canary.log")
+sed -e "s/127.0.0.1:8080/127.0.0.1:0/" -e "s/127.0.0.1:9901/127.0.0.1:0/" -e "s/drain_delay: 5s/drain_delay: 0s/" \
+  -e "s/127.0.0.1:9898/$gprimary/" -e "s/127.0.0.1:9899/$gcanary/" configs/grpc.yaml >"$work/grpc.yaml"
+"$build/proxy/vane-proxy" --validate --config "$work/grpc.yaml"
+"$build/proxy/vane-proxy" --config "$work/grpc.yaml" --workers 1 >"$work/grpc-proxy.log" 2>&1 &
+pids+=($!)
+gproxy=$(wait_listening "$work/grpc-proxy.log")
+gadmin=$(grep -o 'admin listening on [0-9.]*:[0-9]*' "$work/grpc-proxy.log" | head -1 | cut -d' ' -f4)
+curl -s -X PUT "http://$gadmin/routes/echo/traffic" \
+  -d '{"split":[{"cluster":"echo-primary","weight":100},{"cluster":"echo-canary","weight":0}]}' >/dev/null
+echo "demo: gRPC: echo-primary and echo-canary (h2c) on $gprimary and $gcanary, vane-proxy (configs/grpc.yaml) on $gproxy"
+# gRPC load (vane.demo.v1.Demo/Echo, 200 calls/s) through the proxy until the demo ends.
+/usr/bin/python3 tests/support/grpc_client.py --target "$gproxy" --method echo --calls 0 --duration 300 \
+  --rate 200 --concurrency 4 --wait-ready 10 >"$work/grpc-load.log" 2>&1 &
+pids+=($!)
+write_echo_canary() { # REVISION
+  cat >"$work/canaries/echo.yaml.tmp" <<EOF
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: echo, namespace: demo}
+spec:
+  targetRef: {name: echo}
+  revision: "$1"
+  route: echo
+  proxies: [http://$gadmin]
+  analysis:
+    interval: 1s
+    threshold: 2
+    maxWeight: 60
+    stepWeight: 20
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+EOF
+  mv "$work/canaries/echo.yaml.tmp" "$work/canaries/echo.yaml"
+}
+write_echo_canary 7.0.0
+for _ in $(seq 300); do grep -q 'Initialization done! echo.demo' "$work/control.log" && break; sleep 0.1; done
+grep -q 'Initialization done! echo.demo' "$work/control.log" || {
+  echo "demo: FAILED: no initialization of echo.demo" >&2
+  cat "$work/control.log" >&2
+  exit 1
+}
+echo "demo: rollout of 7.1.0 to echo-canary (30% of its gRPC calls fail: HTTP 200, grpc-status INTERNAL)"
+curl -sf -X PUT "http://$gcanary/_demo/config" \
+  -d '{"version":"7.1.0","error_percent":30,"grpc_error_status":"internal"}' >/dev/null
+write_echo_canary 7.1.0
+code=0
+"$build/control/vane-control" watch echo --server "http://$control" --timeout 120s || code=$?
+"$build/control/vane-control" status echo --server "http://$control" | sed 's/^/  /'
+if [ "$code" -ne 3 ]; then
+  echo "demo: FAILED: vane-control watch exited $code, expected 3 (rolled back); the controller's log:" >&2
+  cat "$work/control.log" >&2
+  exit 1
+fi
+# What the clients got, from the proxy's /metrics: the HTTP status and the gRPC status of every call.
+curl -s "http://$gadmin/metrics" >"$work/grpc-metrics.txt"
+http_codes=$(grep '^vane_requests_total{route="echo"' "$work/grpc-metrics.txt" |
+  sed 's/.*code="\([0-9]*\)".* \([0-9.e+]*\)$/\1 \2/' |
+  awk '{ n[$1] += $2 } END { for (c in n) printf "%s x %d, ", c, n[c] }' | sed 's/, $//')
+grpc_codes=$(grep '^vane_grpc_requests_total{route="echo"' "$work/grpc-metrics.txt" |
+  sed 's/.*grpc_status="\([0-9]*\)".* \([0-9.e+]*\)$/\1 \2/' |
+  awk 'BEGIN { split("OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS PERMISSION_DENIED RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL UNAVAILABLE DATA_LOSS UNAUTHENTICATED", name, " ") }
+       { n[$1] += $2 } END { for (c in n) printf "%s x %d, ", name[c + 1], n[c] }' | sed 's/, $//')
+echo "demo: gRPC summary"
+echo "  7.1.0 rolled back on its gRPC errors"
+echo "  HTTP status of the calls through the proxy: $http_codes"
+echo "  gRPC status of the same calls:              $grpc_codes"
+if [ -z "$http_codes" ] || echo "$http_codes" | tr ',' '\n' | grep -qv '^ *200 x' || ! echo "$grpc_codes" | grep -q INTERNAL; then
+  echo "demo: FAILED: expected HTTP 200 for every call and some INTERNAL gRPC statuses" >&2
+  exit 1
+fi
+echo "  (HTTP status alone shows no failure: every INTERNAL is one of the 7.1.0 canary's, before the rollback)"
 echo "demo: done; stopping everything"

@@ -256,8 +256,13 @@ void h2_call::source::consume() {
   piece_ = {};
   ready_ = false;
   touched_ = true;
-  if (n && !c_.closed) {
-    nghttp2_session_consume(c_.session->session(), c_.id, n);
+  if (n && c_.session->session() && c_.session->now() == h2_client_session::state::open) {
+    // A stream the upstream already closed (a small response comes with END_STREAM in the read that
+    // brings it, before it is relayed) still holds the connection's window: open that one at least.
+    if (!c_.closed)
+      nghttp2_session_consume(c_.session->session(), c_.id, n);
+    else
+      nghttp2_session_consume_connection(c_.session->session(), n);
     c_.session->want_write();
   }
 }

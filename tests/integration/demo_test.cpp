@@ -1,6 +1,7 @@
 // The main job's live demo (scripts/demo.sh), run as a user runs it: the
 // split, then a healthy revision promoted and a failing one rolled back with
-// the progress lines; and Ctrl-C in the middle leaves no process behind.
+// the progress lines, then a gRPC canary failing with HTTP 200 rolled back;
+// and Ctrl-C in the middle leaves no process behind.
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -50,6 +51,19 @@ TEST(Demo, SplitsThenPromotesAHealthyRevisionAndRollsBackAFailingOne) {
   EXPECT_NE(at("version 6.2.0  status 503"), std::string::npos) << out;
   for (const char* bad : {"6.0.0  status 5", "6.1.0  status 5", "status 000", "status 502", "status 504"})
     EXPECT_EQ(at(bad), std::string::npos) << bad << "\n" << out;
+  // Part 3: a gRPC canary failing with HTTP 200 + INTERNAL is rolled back; the proxy's metrics show only
+  // HTTP 200s while the gRPC statuses were not all OK.
+  auto grpc_failed = out.find("Canary failed! Scaling down echo.demo", failed);
+  ASSERT_NE(grpc_failed, std::string::npos) << out;
+  EXPECT_NE(out.find("Halt echo.demo advancement success rate", failed), std::string::npos) << out;
+  EXPECT_NE(at("7.1.0 rolled back on its gRPC errors"), std::string::npos) << out;
+  auto http_line = at("HTTP status of the calls through the proxy: 200 x ");
+  ASSERT_NE(http_line, std::string::npos) << out;
+  EXPECT_EQ(out.substr(http_line, out.find('\n', http_line) - http_line).find(','), std::string::npos)
+      << out;  // one HTTP status only
+  EXPECT_NE(at("gRPC status of the same calls:"), std::string::npos) << out;
+  EXPECT_NE(at("INTERNAL x "), std::string::npos) << out;
+  EXPECT_EQ(at("demo: FAILED"), std::string::npos) << out;
   EXPECT_NE(at("demo: done"), std::string::npos) << out;
   // Everything it started is gone.
   EXPECT_TRUE(eventually([&] { return processes_in_group(demo->pid()).empty(); }));

@@ -75,7 +75,7 @@ void controller::start() {
   signals_.add(SIGINT);
   signals_.add(SIGTERM);
   load_state();
-  load_documents(true);
+  if (!options_.canaries_dir.empty()) load_documents(true);
   auto hp = parse_host_port(options_.listen);
   if (!hp) throw std::runtime_error("--listen: '" + options_.listen + "' is not HOST:PORT");
   boost::system::error_code ec;
@@ -93,10 +93,12 @@ int controller::run() {
   api.who = "API";
   api.start = [this] { return serve_api(*acceptor_, api_); };
   supervise(ctx_.get_executor(), std::move(api));
-  supervised watcher;
-  watcher.who = "document watcher";
-  watcher.start = [this] { return watch_loop(); };
-  supervise(ctx_.get_executor(), std::move(watcher));
+  if (!options_.canaries_dir.empty()) {
+    supervised watcher;
+    watcher.who = "document watcher";
+    watcher.start = [this] { return watch_loop(); };
+    supervise(ctx_.get_executor(), std::move(watcher));
+  }
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("signal {}: stopping", sig);
@@ -119,7 +121,11 @@ void controller::load_documents(bool initial) {
   for (const auto& [path, text] : texts) parse_documents(text, path, next);
   for (const auto& e : next.errors) log::error("{}", e.to_string());
   for (const auto& i : next.ignored) log::info("{}", i);
-  docs_ = next;
+  set_documents(std::move(next), saved_);
+}
+
+void controller::set_documents(documents next, const std::map<std::string, run_state>& seeds) {
+  docs_ = std::move(next);
   std::set<std::string> seen;
   for (const auto& spec : docs_.canaries) {
     std::string id = spec.id();
@@ -131,7 +137,7 @@ void controller::load_documents(bool initial) {
     if (it == canaries_.end()) {
       auto c = std::make_unique<canary_record>();
       c->spec = spec;
-      if (auto s = saved_.find(id); s != saved_.end()) c->state = s->second;
+      if (auto s = seeds.find(id); s != seeds.end()) c->state = s->second;
       c->saved = c->state;
       c->wake = std::make_unique<asio::steady_timer>(ctx_);
       c->epoch = next_epoch_++;
@@ -208,6 +214,7 @@ void controller::event(canary_record& c, const std::string& message) {
   c.events.push_back(line);
   while (c.events.size() > 50) c.events.pop_front();
   post_event(ctx_.get_executor(), c.spec, c.state, message);
+  if (cluster_) cluster_->event(c, message);
 }
 
 void controller::note(canary_record& c, std::string reason) {
@@ -243,6 +250,11 @@ class controller::fleet_env final : public run_env {
     co_return r;
   }
   asio::awaitable<void> push(json::object traffic) override { co_await ctl_.push_traffic(c_, traffic); }
+  asio::awaitable<workload_readiness> canary_ready() override {
+    if (!ctl_.cluster_) co_return workload_readiness{};
+    workload_readiness r = co_await ctl_.cluster_->canary_ready(c_);
+    co_return r;
+  }
   asio::awaitable<bool> primary_healthy() override {
     bool ok = co_await ctl_.primary_healthy(c_);
     co_return ok;
@@ -275,9 +287,17 @@ asio::awaitable<void> controller::canary_loop(std::string id, std::uint64_t epoc
     canary_record* c = live(id, epoch);
     if (!c) co_return;
     auto started = steady::now();
-    fleet_env env(*this, *c);
-    canary_run run(c->spec, c->state, env);
-    co_await run.tick();
+    bool tick = true;
+    if (cluster_) {
+      tick = co_await cluster_->before_tick(*c);
+      if (c->epoch != epoch) co_return;
+    }
+    if (tick) {
+      fleet_env env(*this, *c);
+      canary_run run(c->spec, c->state, env);
+      co_await run.tick();
+    }
+    if (cluster_ && c->epoch == epoch) co_await cluster_->after_tick(*c);
     tick_durations_.record(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - started).count()));
     c->last_tick = unix_now_exact();
@@ -320,6 +340,7 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
     fleet_env env(*this, *c);
     canary_run run(c->spec, c->state, env);
     co_await run.rollback(*reason);
+    if (cluster_ && c->epoch == epoch) co_await cluster_->after_tick(*c);
   }
 }
 

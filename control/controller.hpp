@@ -30,6 +30,23 @@ struct controller_options {
   std::string proxy_token;  // read from --proxy-token-file
 };
 
+// What a cluster does around the analysis (vane-control --kubernetes, control/k8s_mode.cpp); none in file
+// mode. Called on the controller's thread.
+class cluster_hooks {
+ public:
+  virtual ~cluster_hooks() = default;
+  // Before a tick: the cluster side of the canary (initialization, the revision into c.spec.revision);
+  // false: no tick now (why is in c.tick_reasons).
+  virtual boost::asio::awaitable<bool> before_tick(canary_record& c) = 0;
+  // After a tick, or a rollback by the abort loop: the cluster as the run now is (scale down, status).
+  virtual boost::asio::awaitable<void> after_tick(canary_record& c) = 0;
+  virtual boost::asio::awaitable<workload_readiness> canary_ready(canary_record& c) = 0;
+  // Makes the primary run the canary's revision; false: it could not (said in an event).
+  virtual boost::asio::awaitable<bool> promote(canary_record& c) = 0;
+  virtual boost::asio::awaitable<bool> primary_ready(canary_record& c) = 0;
+  virtual void event(canary_record& c, const std::string& message) = 0;
+};
+
 class controller {
  public:
   explicit controller(controller_options options);
@@ -39,6 +56,15 @@ class controller {
   int run();  // until SIGTERM/SIGINT
   // Its one thread's executor, for a server that runs beside it (the inject webhook).
   boost::asio::any_io_executor executor() { return ctx_.get_executor(); }
+  // Kubernetes mode: the cluster's side of each run (set before run()).
+  void set_cluster(cluster_hooks* hooks) { cluster_ = hooks; }
+  // The documents from elsewhere than --canaries (the API server): canaries added, changed or removed
+  // as load_documents does; a new canary starts from `seeds` (its status) when it is there.
+  void set_documents(documents next, const std::map<std::string, run_state>& seeds);
+  // An event line (printed, kept, posted to event webhooks and to the cluster).
+  void event(canary_record& c, const std::string& message);
+  // Why readings are missing in this tick (each proxy, metric or answer that could not be read).
+  void note(canary_record& c, std::string reason);
 
  private:
   class fleet_env;  // run_env on the real fleet
@@ -62,9 +88,6 @@ class controller {
   boost::asio::awaitable<bool> promote(canary_record& c);
   boost::asio::awaitable<void> notify(canary_record& c, std::string message, std::string severity);
 
-  void event(canary_record& c, const std::string& message);
-  // Why readings are missing in this tick (each proxy, metric or answer that could not be read).
-  void note(canary_record& c, std::string reason);
   // The tick's reasons become the canary's: logged when they change.
   void settle_reasons(canary_record& c);
   std::optional<std::string> command(canary_record& c, std::string_view action, const boost::json::object& body);
@@ -84,6 +107,7 @@ class controller {
   std::uint64_t next_epoch_ = 1;
   bool ready_ = false;
   log_linear_histogram tick_durations_;  // µs, all canaries
+  cluster_hooks* cluster_ = nullptr;
 };
 
 }  // namespace vane::control

@@ -25,6 +25,7 @@
 #include "control/controller.hpp"
 #include "control/inject_manifests.hpp"
 #include "control/inject_webhook.hpp"
+#include "control/k8s_mode.hpp"
 #include "control/phase.hpp"
 
 namespace {
@@ -32,6 +33,8 @@ namespace {
 constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 127.0.0.1:9902] [--state FILE]
                     [--proxy-token-file FILE] [--log-level LEVEL] [--validate]
                     [--inject-webhook ADDR --tls-cert FILE --tls-key FILE]
+       vane-control --kubernetes [--kubeconfig FILE] [--namespace NS] [--listen ADDR]
+                    [--proxy-token-file FILE] [--log-level LEVEL]
        vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
        vane-control status [NAME] [--json] | watch NAME [--timeout D]
                     | rollout NAME [--revision R] | promote NAME | abort NAME
@@ -49,6 +52,17 @@ per line, in Flagger's words. See docs/control.md.
   --state FILE             phase, weight, failed checks... of every canary,
                            written atomically; a restarted controller resumes
   --proxy-token-file FILE  bearer token for the proxies' admin API
+  --kubernetes             read the Canaries (spec.provider: vane), MetricTemplates
+                           and AlertProviders from the Kubernetes API instead of
+                           DIR, and do the cluster's side as Flagger: <target>-primary,
+                           config copies, Services, HPA copy; a change of the
+                           target's pod template or its ConfigMaps/Secrets is a new
+                           revision; promotion copies the template to the primary;
+                           status and Events on the Canary (docs/kubernetes.md)
+  --kubeconfig FILE        with --kubernetes, outside a pod: the API server and
+                           credentials of FILE's current context (in a pod: the
+                           service account)
+  --namespace NS           with --kubernetes: only this namespace (default: all)
   --validate               check DIR's documents and exit: 0, or 1 with every
                            error as FILE:LINE:COL: message
   --inject-webhook ADDR    also serve the mutating admission webhook that
@@ -330,7 +344,8 @@ int main(int argc, char** argv) {
   }
   vane::control::controller_options options;
   vane::control::inject_webhook_options webhook;
-  bool validate_only = false;
+  vane::control::kubernetes_options kubernetes;
+  bool validate_only = false, kubernetes_mode = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -342,6 +357,12 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--validate") {
       validate_only = true;
+    } else if (arg == "--kubernetes") {
+      kubernetes_mode = true;
+    } else if (arg == "--kubeconfig" || arg == "--namespace") {
+      auto v = value();
+      if (!v) return fail_usage(arg + (arg == "--kubeconfig" ? " needs a file" : " needs a namespace"));
+      (arg == "--kubeconfig" ? kubernetes.kubeconfig : kubernetes.namespace_name) = v;
     } else if (arg == "--canaries") {
       auto v = value();
       if (!v) return fail_usage("--canaries needs a directory");
@@ -379,6 +400,21 @@ int main(int argc, char** argv) {
       return fail_usage("unknown argument '" + arg + "'");
     }
   }
+  if (kubernetes_mode) {
+    if (!options.canaries_dir.empty() || validate_only || !webhook.address.empty() || !options.state_file.empty())
+      return fail_usage(
+          "--kubernetes reads the API server: not with --canaries, --validate, --state or "
+          "--inject-webhook");
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+      return vane::control::run_kubernetes(options, kubernetes);
+    } catch (const std::exception& e) {
+      vane::log::error("{}", e.what());
+      return 1;
+    }
+  }
+  if (!kubernetes.kubeconfig.empty() || !kubernetes.namespace_name.empty())
+    return fail_usage("--kubeconfig and --namespace are for --kubernetes");
   const bool serve_webhook = !webhook.address.empty();
   if (serve_webhook && (webhook.certificate.empty() || webhook.private_key.empty()))
     return fail_usage("--inject-webhook needs --tls-cert and --tls-key (the API server calls webhooks over HTTPS)");

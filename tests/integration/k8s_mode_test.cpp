@@ -209,15 +209,19 @@ class K8sMode : public ::testing::Test {
       "namespace":"test"},"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"app"},
       "minReplicas":2,"maxReplicas":4}})");
     create(canaries, canary("app", proxy_.admin_port, analysis));
+    start_controller();
+    ASSERT_TRUE(controller_->wait_for("Initialization done! app.test")) << controller_->output();
+    ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Initialized"; })) << controller_->output();
+    initial_revision_ = text(status(), {"lastAppliedSpec"});
+  }
+
+  void start_controller() {
     controller_ = std::make_unique<child_process>(
         control_binary(), std::vector<std::string>{"--kubernetes", "--kubeconfig", kubeconfig_, "--namespace", "test",
                                                    "--listen", "127.0.0.1:0"});
     auto line = controller_->wait_for("vane-control listening on");
     ASSERT_TRUE(line) << controller_->output();
     api_port_ = port_of_line(*line);
-    ASSERT_TRUE(controller_->wait_for("Initialization done! app.test")) << controller_->output();
-    ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Initialized"; })) << controller_->output();
-    initial_revision_ = text(status(), {"lastAppliedSpec"});
   }
 
   // A new revision of the target: its pod template changes (as `kubectl set image` would) and its ConfigMap.
@@ -423,6 +427,25 @@ TEST_F(K8sMode, APromotionThatMeetsAConflictReadsAgainAndWrites) {
   for (const auto& r : requests)
     if (text(r, {"method"}) == "PUT" && text(r, {"target"}) == deployments.path("test", "app-primary")) ++puts;
   EXPECT_EQ(puts, 2);
+}
+
+TEST_F(K8sMode, ARestartedControllerResumesTheRunFromTheCanarysStatus) {
+  start();
+  new_revision();
+  ASSERT_TRUE(controller_->wait_for("Advance app.test canary weight 25", 60s)) << controller_->output();
+  ASSERT_TRUE(eventually([&] { return text(status(), {"canaryWeight"}) == "25"; })) << status();
+  std::string revision = text(status(), {"lastAppliedSpec"});
+  controller_.reset();  // SIGTERM: no state file in this mode, the Canary's status is the state
+  start_controller();
+  ASSERT_TRUE(controller_->wait_for("Promotion completed! Scaling down app.test", 60s)) << controller_->output();
+  std::string out = controller_->output();
+  EXPECT_EQ(out.find("Initialization done!"), std::string::npos) << out;
+  EXPECT_EQ(out.find("New revision detected!"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Advance app.test canary weight 25"), std::string::npos) << out;
+  EXPECT_NE(out.find("Advance app.test canary weight 50"), std::string::npos) << out;
+  ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Succeeded"; })) << status();
+  EXPECT_EQ(text(status(), {"lastPromotedSpec"}), revision);
+  EXPECT_EQ(primary_version(), "2.0");
 }
 
 }  // namespace

@@ -48,6 +48,11 @@ struct read_result {
   bool ok() const { return status == 200; }
 };
 
+std::string metadata_name(const json::object& object) {
+  const json::object* m = member_object(object, "metadata");
+  return m ? std::string(member_string(*m, "name").value_or("")) : std::string();
+}
+
 bool analysing_or_waiting(canary_phase p) { return p == canary_phase::waiting || p == canary_phase::progressing; }
 
 // What the cluster side keeps of one Canary, by NAME.NAMESPACE.
@@ -139,7 +144,7 @@ void k8s_cluster::rebuild() {
     const json::object* m = member_object(object, "metadata");
     std::string generation = m && m->contains("generation") ? json::serialize(m->at("generation")) : "";
     std::string uid = m ? std::string(member_string(*m, "uid").value_or("")) : "";
-    key += "canary " + k8s_key(object) + " " + uid + " " + generation + "\n";
+    key += fmt::format("canary {} {} {}\n", k8s_key(object), uid, generation);
     const std::size_t before = docs.canaries.size();
     parse_documents(k8s::document_text(object), "Canary " + k8s_key(object), docs);
     if (docs.canaries.size() == before) continue;
@@ -193,17 +198,18 @@ asio::awaitable<read_result> k8s_cluster::get(const k8s_resource& r, std::string
 }
 
 asio::awaitable<bool> k8s_cluster::ensure(canary_record& c, const k8s_resource& r, json::object object) {
-  const json::object* m = member_object(object, "metadata");
-  std::string name(m ? member_string(*m, "name").value_or("") : "");
-  std::string ns(m ? member_string(*m, "namespace").value_or("") : "");
-  read_result there = co_await get(r, ns, name);
-  if (there.ok()) co_return true;
-  if (there.status != 404) {
-    ctl_.note(c, there.why);
+  std::string name = metadata_name(object), ns = c.spec.ns;
+  std::string method = "GET", target = r.path(ns, name);
+  http_result answer = co_await client_->call(method, target);
+  if (answer.status == 200) co_return true;
+  if (answer.status != 404) {
+    ctl_.note(c, fmt::format("GET {}: {}", target, k8s_answer_text(answer)));
     co_return false;
   }
-  std::string method = "POST", target = r.path(ns), body = json::serialize(object);
-  http_result answer = co_await client_->call(method, target, body);
+  method = "POST";
+  target = r.path(ns);
+  std::string body = json::serialize(object);
+  answer = co_await client_->call(method, target, body);
   if (answer.status / 100 == 2 || answer.status == 409) {  // 409 AlreadyExists: made meanwhile
     log::info("{}: created {} {}.{}", c.spec.id(), std::string(member_string(object, "kind").value_or("")), name, ns);
     co_return true;

@@ -344,8 +344,6 @@ json::object canary_status(const run_state& st, const std::string& last_promoted
       message = "Deployment initialization completed.";
       break;
     case canary_phase::waiting:
-      message = "Waiting for approval.";
-      break;
     case canary_phase::waiting_promotion:
       message = "Waiting for approval.";
       break;

@@ -531,6 +531,11 @@ int run_kubernetes(const controller_options& options, const kubernetes_options& 
   k8s_cluster cluster(ctl, client, k8s.namespace_name);
   ctl.set_cluster(&cluster);
   cluster.start();
+  std::optional<inject_webhook> webhook;
+  if (k8s.webhook) {
+    webhook.emplace(ctl.executor(), *k8s.webhook);
+    webhook->start();
+  }
   log::info("vane-control: Kubernetes mode on {}, {}", config->server,
             k8s.namespace_name.empty() ? "every namespace" : "namespace " + k8s.namespace_name);
   return ctl.run();

@@ -8,15 +8,18 @@
 // rollout wait, promotion by copying the template, the status subresource and
 // Events. The analysis itself is the file mode's (control/run.cpp), driven
 // by the same controller (control/controller.cpp) through cluster_hooks.
+#include <optional>
 #include <string>
 
 #include "control/controller.hpp"
+#include "control/inject_webhook.hpp"
 
 namespace vane::control {
 
 struct kubernetes_options {
-  std::string kubeconfig;      // "" in a pod: the service account's files
-  std::string namespace_name;  // "" for every namespace
+  std::string kubeconfig;                         // "" in a pod: the service account's files
+  std::string namespace_name;                     // "" for every namespace
+  std::optional<inject_webhook_options> webhook;  // --inject-webhook beside it, on the same thread
 };
 
 // Runs the controller on the API server until SIGTERM/SIGINT; 1 (with why on stderr) when it cannot start.

@@ -35,6 +35,7 @@ constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 12
                     [--inject-webhook ADDR --tls-cert FILE --tls-key FILE]
        vane-control --kubernetes [--kubeconfig FILE] [--namespace NS] [--listen ADDR]
                     [--proxy-token-file FILE] [--log-level LEVEL]
+                    [--inject-webhook ADDR --tls-cert FILE --tls-key FILE]
        vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
        vane-control status [NAME] [--json] | watch NAME [--timeout D]
                     | rollout NAME [--revision R] | promote NAME | abort NAME
@@ -401,10 +402,13 @@ int main(int argc, char** argv) {
     }
   }
   if (kubernetes_mode) {
-    if (!options.canaries_dir.empty() || validate_only || !webhook.address.empty() || !options.state_file.empty())
-      return fail_usage(
-          "--kubernetes reads the API server: not with --canaries, --validate, --state or "
-          "--inject-webhook");
+    if (!options.canaries_dir.empty() || validate_only || !options.state_file.empty())
+      return fail_usage("--kubernetes reads the API server: not with --canaries, --validate or --state");
+    if (!webhook.address.empty()) {
+      if (webhook.certificate.empty() || webhook.private_key.empty())
+        return fail_usage("--inject-webhook needs --tls-cert and --tls-key");
+      kubernetes.webhook = webhook;
+    }
     std::signal(SIGPIPE, SIG_IGN);
     try {
       return vane::control::run_kubernetes(options, kubernetes);

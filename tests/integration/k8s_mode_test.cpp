@@ -69,12 +69,12 @@ std::string deployment(const std::string& name) {
 }
 
 std::string canary(const std::string& name, std::uint16_t admin_port, const std::string& analysis,
-                   const std::string& provider = "vane") {
+                   const std::string& provider = "vane", int deadline = 60) {
   return R"({"apiVersion":"flagger.app/v1beta1","kind":"Canary","metadata":{"name":")" + name +
          R"(","namespace":"test"},"spec":{"provider":")" + provider +
          R"(","targetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":")" + name +
          R"("},"autoscalerRef":{"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler","name":")" + name +
-         R"("},"service":{"port":9898},"progressDeadlineSeconds":60,"route":"app",
+         R"("},"service":{"port":9898},"progressDeadlineSeconds":)" + std::to_string(deadline) + R"(,"route":"app",
   "proxies":["http://127.0.0.1:)" +
          std::to_string(admin_port) + R"("],"analysis":)" + analysis + "}}";
 }
@@ -208,7 +208,7 @@ class K8sMode : public ::testing::Test {
     create(hpas, R"({"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler","metadata":{"name":"app",
       "namespace":"test"},"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"app"},
       "minReplicas":2,"maxReplicas":4}})");
-    create(canaries, canary("app", proxy_.admin_port, analysis));
+    create(canaries, canary("app", proxy_.admin_port, analysis, "vane", deadline_));
     start_controller();
     ASSERT_TRUE(controller_->wait_for("Initialization done! app.test")) << controller_->output();
     ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Initialized"; })) << controller_->output();
@@ -234,6 +234,7 @@ class K8sMode : public ::testing::Test {
     return text(object(deployments, "app-primary"), {"spec", "template", "metadata", "annotations", "version"});
   }
 
+  int deadline_ = 60;  // the Canary's progressDeadlineSeconds
   test_pki pki_;
   std::string port_, kubeconfig_, initial_revision_;
   std::unique_ptr<child_process> fake_, controller_;
@@ -446,6 +447,20 @@ TEST_F(K8sMode, ARestartedControllerResumesTheRunFromTheCanarysStatus) {
   ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Succeeded"; })) << status();
   EXPECT_EQ(text(status(), {"lastPromotedSpec"}), revision);
   EXPECT_EQ(primary_version(), "2.0");
+}
+
+TEST_F(K8sMode, ARevisionThatNeverRollsOutIsRolledBackAtTheProgressDeadline) {
+  deadline_ = 2;
+  start();
+  rollouts("manual");  // the canary's pods never become available
+  new_revision();
+  ASSERT_TRUE(controller_->wait_for("Rolling back app.test progress deadline exceeded app.test not ready", 60s))
+      << controller_->output();
+  ASSERT_TRUE(controller_->wait_for("Canary failed! Scaling down app.test")) << controller_->output();
+  EXPECT_EQ(controller_->output().find("Starting canary analysis"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return replicas("app") == 0; }));
+  ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Failed"; })) << status();
+  EXPECT_EQ(primary_version(), "");
 }
 
 }  // namespace

@@ -118,9 +118,20 @@ class k8s_cluster final : public cluster_hooks {
   std::shared_ptr<k8s_client> client_;
   std::string ns_;
   std::unique_ptr<k8s_informer> canaries_, templates_, providers_;
-  std::map<std::string, canary_cluster> cluster_;             // by NAME.NAMESPACE
-  std::string documents_key_;                                 // what the controller was last given
-  std::vector<std::pair<std::string, json::object>> events_;  // namespace, Event: to send, in order
+  std::map<std::string, canary_cluster> cluster_;  // by NAME.NAMESPACE
+  std::string documents_key_;                      // what the controller was last given
+  // An Event to send, in order: a new one (POST), or the last one again (a merge patch of its count).
+  struct pending_event {
+    std::string ns, name;  // name: the Event to patch; "" for a new one
+    json::object body;
+  };
+  std::vector<pending_event> events_;
+  // The last Event of each canary: the same message again counts on it, as client-go's event correlator does.
+  struct last_event {
+    std::string name, message;
+    std::int64_t count = 0;
+  };
+  std::map<std::string, last_event> last_events_;  // by NAME.NAMESPACE
   bool sending_ = false;
   std::uint64_t event_sequence_ = 0;
 };
@@ -481,7 +492,15 @@ void k8s_cluster::event(canary_record& c, const std::string& message) {
   std::optional<json::object> object = canary_object(c);
   if (!object) return;
   k8s::canary_extras x = k8s::read_extras(*object);
-  events_.emplace_back(x.ns, k8s::event(x, message, k8s::now_rfc3339(), ++event_sequence_));
+  last_event& last = last_events_[c.spec.id()];
+  std::string now = k8s::now_rfc3339();
+  if (last.message == message && !last.name.empty()) {
+    events_.push_back({x.ns, last.name, json::object{{"count", ++last.count}, {"lastTimestamp", now}}});
+  } else {
+    json::object e = k8s::event(x, message, now, ++event_sequence_);
+    last = {std::string(e.at("metadata").at("name").as_string()), message, 1};
+    events_.push_back({x.ns, "", std::move(e)});
+  }
   if (sending_) return;
   sending_ = true;
   asio::co_spawn(client_->executor(), send_events(), [this](const std::exception_ptr& e) {
@@ -498,10 +517,11 @@ void k8s_cluster::event(canary_record& c, const std::string& message) {
 // One at a time, in order: the Events of every canary.
 asio::awaitable<void> k8s_cluster::send_events() {
   while (!events_.empty()) {
-    auto [ns, e] = std::move(events_.front());
+    pending_event e = std::move(events_.front());
     events_.erase(events_.begin());
-    std::string method = "POST", target = events_api.path(ns), body = json::serialize(e);
-    http_result answer = co_await client_->call(method, target, body);
+    std::string method = e.name.empty() ? "POST" : "PATCH", target = events_api.path(e.ns, e.name),
+                body = json::serialize(e.body), type = e.name.empty() ? "" : k8s_merge_patch;
+    http_result answer = co_await client_->call(method, target, body, type);
     if (answer.status / 100 != 2) log::warn("kubernetes: event not recorded: {}", k8s_answer_text(answer));
   }
 }

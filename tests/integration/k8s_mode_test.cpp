@@ -450,7 +450,7 @@ TEST_F(K8sMode, ARestartedControllerResumesTheRunFromTheCanarysStatus) {
 }
 
 TEST_F(K8sMode, ARevisionThatNeverRollsOutIsRolledBackAtTheProgressDeadline) {
-  deadline_ = 2;
+  deadline_ = 3;
   start();
   rollouts("manual");  // the canary's pods never become available
   new_revision();
@@ -458,6 +458,25 @@ TEST_F(K8sMode, ARevisionThatNeverRollsOutIsRolledBackAtTheProgressDeadline) {
       << controller_->output();
   ASSERT_TRUE(controller_->wait_for("Canary failed! Scaling down app.test")) << controller_->output();
   EXPECT_EQ(controller_->output().find("Starting canary analysis"), std::string::npos);
+  // The same message tick after tick is one Event whose count grows (as client-go's recorder does).
+  const std::string waiting = "app.test not ready: waiting for the deployment spec update to be observed";
+  std::string out = controller_->output();
+  std::int64_t lines = 0;
+  const std::string line = "Z " + waiting + "\n";  // an event line of its own (the rollback's quotes it)
+  for (auto at = out.find(line); at != std::string::npos; at = out.find(line, at + 1)) ++lines;
+  ASSERT_GE(lines, 1);
+  ASSERT_TRUE(eventually([&] {
+    json::value list = json::parse(call("GET", events.path("test")).body);
+    std::int64_t objects = 0, count = 0;
+    for (const auto& e : list.at("items").as_array())
+      if (text(e, {"message"}) == waiting) {
+        ++objects;
+        count = e.at("count").to_number<std::int64_t>();
+      }
+    return objects == 1 && count == lines;
+  })) << lines
+      << " lines\n"
+      << call("GET", events.path("test")).body;
   EXPECT_TRUE(eventually([&] { return replicas("app") == 0; }));
   ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Failed"; })) << status();
   EXPECT_EQ(primary_version(), "");

@@ -124,7 +124,8 @@ void controller::load_documents(bool initial) {
   set_documents(std::move(next), saved_);
 }
 
-void controller::set_documents(documents next, const std::map<std::string, run_state>& seeds) {
+void controller::set_documents(documents next, const std::map<std::string, run_state>& seeds,
+                               const std::set<std::string>& restart) {
   docs_ = std::move(next);
   std::set<std::string> seen;
   for (const auto& spec : docs_.canaries) {
@@ -149,6 +150,19 @@ void controller::set_documents(documents next, const std::map<std::string, run_s
     } else {
       canary_record& c = *it->second;
       c.spec = spec;
+      if (restart.count(id) > 0) {
+        // Another object of the same name (deleted and made again): its state is its own.
+        auto s = seeds.find(id);
+        c.state = s != seeds.end() ? s->second : run_state{};
+        c.saved = c.state;
+        c.events.clear();
+        c.metric_values.clear();
+        log::info("canary {} is a new object: starting from its own state ({})", id, phase_name(c.state.phase));
+        if (!c.removed) {
+          c.epoch = next_epoch_++;  // the old loops end
+          spawn_loops(id, c);
+        }
+      }
       if (c.removed) {
         c.removed = false;
         c.epoch = next_epoch_++;

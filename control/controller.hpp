@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/histogram.hpp"
@@ -59,8 +60,10 @@ class controller {
   // Kubernetes mode: the cluster's side of each run (set before run()).
   void set_cluster(cluster_hooks* hooks) { cluster_ = hooks; }
   // The documents from elsewhere than --canaries (the API server): canaries added, changed or removed
-  // as load_documents does; a new canary starts from `seeds` (its status) when it is there.
-  void set_documents(documents next, const std::map<std::string, run_state>& seeds);
+  // as load_documents does; a new canary starts from `seeds` (its status) when it is there, and so does
+  // one named in `restart` (another object of the same name).
+  void set_documents(documents next, const std::map<std::string, run_state>& seeds,
+                     const std::set<std::string>& restart = {});
   // An event line (printed, kept, posted to event webhooks and to the cluster).
   void event(canary_record& c, const std::string& message);
   // Why readings are missing in this tick (each proxy, metric or answer that could not be read).

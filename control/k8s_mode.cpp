@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "common/log.hpp"
@@ -58,6 +59,7 @@ bool analysing_or_waiting(canary_phase p) { return p == canary_phase::waiting ||
 // What the cluster side keeps of one Canary, by NAME.NAMESPACE.
 struct canary_cluster {
   std::string key;                    // NAMESPACE/NAME in the informer
+  std::string uid;                    // of the object: another uid is another Canary of the same name
   std::string revision;               // the hash of the target's template and tracked configs
   std::string last_promoted;          // status.lastPromotedSpec
   json::object tracked;               // status.trackedConfigs
@@ -148,6 +150,7 @@ void k8s_cluster::rebuild() {
   if (!canaries_ || !templates_ || !providers_) return;
   documents docs;
   std::map<std::string, run_state> seeds;
+  std::set<std::string> restart;
   std::string key;
   for (const auto& object : canaries_->objects()) {
     const json::object* spec = member_object(object, "spec");
@@ -162,6 +165,11 @@ void k8s_cluster::rebuild() {
     canary_spec& s = docs.canaries.back();
     k8s::canary_extras x = k8s::read_extras(object);
     canary_cluster& k = cluster_[s.id()];
+    if (!k.uid.empty() && k.uid != uid) {
+      restart.insert(s.id());
+      k = canary_cluster{};
+    }
+    k.uid = uid;
     k.key = k8s_key(object);
     s.revision = k.revision.empty() ? std::nullopt : std::optional<std::string>(k.revision);
     // The controller promotes by copying the template (no command or URL); the primary's rollout is
@@ -186,7 +194,7 @@ void k8s_cluster::rebuild() {
   documents_key_ = key;
   for (const auto& e : docs.errors) log::error("kubernetes: {}", e.to_string());
   for (const auto& i : docs.ignored) log::debug("kubernetes: {}", i);
-  ctl_.set_documents(std::move(docs), seeds);
+  ctl_.set_documents(std::move(docs), seeds, restart);
 }
 
 asio::awaitable<read_result> k8s_cluster::get(const k8s_resource& r, std::string ns, std::string name) {

@@ -482,4 +482,19 @@ TEST_F(K8sMode, ARevisionThatNeverRollsOutIsRolledBackAtTheProgressDeadline) {
   EXPECT_EQ(primary_version(), "");
 }
 
+TEST_F(K8sMode, ACanaryDeletedAndMadeAgainIsInitializedAgain) {
+  start();
+  ASSERT_EQ(call("DELETE", canaries.path("test", "app")).status, 200);
+  ASSERT_TRUE(controller_->wait_for("canary app.test removed")) << controller_->output();
+  create(canaries, canary("app", proxy_.admin_port, analysis_steps));
+  ASSERT_TRUE(controller_->wait_for("canary app.test is a new object")) << controller_->output();
+  ASSERT_TRUE(eventually([&] {
+    std::string out = controller_->output();
+    auto first = out.find("Initialization done! app.test");
+    return first != std::string::npos && out.find("Initialization done! app.test", first + 1) != std::string::npos;
+  })) << controller_->output();
+  ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Initialized"; })) << status();
+  EXPECT_EQ(text(status(), {"lastPromotedSpec"}), initial_revision_);
+}
+
 }  // namespace

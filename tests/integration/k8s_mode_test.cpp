@@ -355,7 +355,16 @@ TEST_F(K8sMode, ANewRevisionIsScaledUpAnalysedAndPromotedByCopyingTheTemplate) {
 }
 
 TEST_F(K8sMode, AFailingRevisionIsRolledBackAndThePrimaryKept) {
-  start({"--error-percent", "40", "--error-status", "503"});
+  // The alert goes through an AlertProvider read from the API server.
+  auto ops = start_demo("ops");
+  create(k8s_resource{"flagger.app", "v1beta1", "alertproviders"},
+         R"({"apiVersion":"flagger.app/v1beta1","kind":"AlertProvider","metadata":{"name":"ops","namespace":"test"},
+      "spec":{"type":"generic","address":"http://)" +
+             ops.address() + R"(/alert"}})");
+  start({"--error-percent", "40", "--error-status", "503"},
+        R"({"interval":"1s","threshold":2,"maxWeight":50,"stepWeight":25,
+    "metrics":[{"name":"request-success-rate","thresholdRange":{"min":99},"interval":"2s"}],
+    "alerts":[{"name":"on-call","severity":"error","providerRef":{"name":"ops","namespace":"test"}}]})");
   new_revision();
   ASSERT_TRUE(controller_->wait_for("Canary failed! Scaling down app.test", 60s)) << controller_->output();
   EXPECT_NE(controller_->output().find("Rolling back app.test failed checks threshold reached 2"), std::string::npos);
@@ -369,6 +378,8 @@ TEST_F(K8sMode, AFailingRevisionIsRolledBackAndThePrimaryKept) {
   EXPECT_EQ(primary_version(), "");  // never copied
   EXPECT_EQ(text(object(configmaps, "app-config-primary"), {"data", "color"}), "blue");
   EXPECT_TRUE(eventually([&] { return has_event("Canary failed! Scaling down app.test"); }));
+  ASSERT_TRUE(eventually([&] { return ops.stats().at("requests").as_int64() == 1; })) << ops.stats();
+  EXPECT_NE(std::string(ops.stats().at("last_body").as_string()).find("Canary analysis failed"), std::string::npos);
   // Everything back on the primary.
   auto policy = fetch_json(proxy_.admin_port, "/routes/app");
   EXPECT_EQ(json::serialize(policy.at("split")),

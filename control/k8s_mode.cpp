@@ -114,6 +114,7 @@ class k8s_cluster final : public cluster_hooks {
                                    const k8s::canary_extras& x);
   asio::awaitable<bool> copy_configs(canary_record& c, canary_cluster& k, const k8s::canary_extras& x);
   asio::awaitable<void> write_status(canary_record& c, canary_cluster& k);
+  asio::awaitable<void> promote_hpa(canary_record& c, const k8s::canary_extras& x);
   asio::awaitable<void> send_events();
 
   controller& ctl_;
@@ -432,7 +433,26 @@ asio::awaitable<bool> k8s_cluster::promote(canary_record& c) {
     ctl_.event(c, fmt::format("Promotion of {} failed: {}", c.spec.id(), k8s_answer_text(r.answer)));
     co_return false;
   }
+  if (!x.autoscaler.empty()) co_await promote_hpa(c, x);
   co_return true;
+}
+
+// The primary's HPA takes the target HPA's spec (scaling the primary), as it is at promotion.
+asio::awaitable<void> k8s_cluster::promote_hpa(canary_record& c, const k8s::canary_extras& x) {
+  read_result hpa = co_await get(hpas_api, x.ns, x.autoscaler);
+  if (!hpa.ok()) {
+    ctl_.note(c, fmt::format("autoscalerRef {}.{}: {}", x.autoscaler, x.ns, hpa.why));
+    co_return;
+  }
+  json::object copy = k8s::primary_hpa(hpa.object, x);
+  std::string path = hpas_api.path(x.ns, x.autoscaler + "-primary");
+  std::function<bool(json::object&)> change = [&copy](json::object& primary) {
+    if (primary["spec"] == copy["spec"]) return false;
+    primary["spec"] = copy["spec"];
+    return true;
+  };
+  k8s_update_result r = co_await k8s_update(*client_, path, change);
+  if (r.answer.status != 200) ctl_.note(c, fmt::format("PUT {}: {}", path, k8s_answer_text(r.answer)));
 }
 
 asio::awaitable<bool> k8s_cluster::primary_ready(canary_record& c) {

@@ -319,6 +319,7 @@ TEST_F(K8sMode, InitializationMakesThePrimaryTheCopiesTheServicesAndScalesTheTar
 TEST_F(K8sMode, ANewRevisionIsScaledUpAnalysedAndPromotedByCopyingTheTemplate) {
   start();
   rollouts("manual");
+  merge_patch(hpas, "app", R"({"spec":{"maxReplicas":6}})");
   new_revision();
   ASSERT_TRUE(controller_->wait_for("New revision detected! Scaling up app.test", 30s)) << controller_->output();
   // Scaled up to the primary's replicas, then held until its rollout completes.
@@ -338,6 +339,9 @@ TEST_F(K8sMode, ANewRevisionIsScaledUpAnalysedAndPromotedByCopyingTheTemplate) {
   EXPECT_EQ(primary_version(), "2.0");
   EXPECT_EQ(text(object(configmaps, "app-config-primary"), {"data", "color"}), "green");
   EXPECT_EQ(text(object(deployments, "app-primary"), {"spec", "selector", "matchLabels", "app"}), "app-primary");
+  // The primary's HPA takes the target HPA's spec at promotion.
+  EXPECT_EQ(text(object(hpas, "app-primary"), {"spec", "maxReplicas"}), "6");
+  EXPECT_EQ(text(object(hpas, "app-primary"), {"spec", "scaleTargetRef", "name"}), "app-primary");
   complete_rollout("app-primary");
   ASSERT_TRUE(controller_->wait_for("Promotion completed! Scaling down app.test", 60s)) << controller_->output();
   EXPECT_TRUE(eventually([&] { return replicas("app") == 0; }));

@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
@@ -72,7 +73,7 @@ struct canary_cluster {
 class k8s_cluster final : public cluster_hooks {
  public:
   k8s_cluster(controller& ctl, std::shared_ptr<k8s_client> client, std::string ns)
-      : ctl_(ctl), client_(std::move(client)), ns_(std::move(ns)) {}
+      : ctl_(ctl), client_(std::move(client)), ns_(std::move(ns)), rebuild_later_(client_->executor()) {}
 
   void start() {
     canaries_ = informer(canaries_api);
@@ -122,7 +123,8 @@ class k8s_cluster final : public cluster_hooks {
   std::string ns_;
   std::unique_ptr<k8s_informer> canaries_, templates_, providers_;
   std::map<std::string, canary_cluster> cluster_;  // by NAME.NAMESPACE
-  std::string documents_key_;                      // what the controller was last given
+  asio::steady_timer rebuild_later_;
+  std::string documents_key_;  // what the controller was last given
   // An Event to send, in order: a new one (POST), or the last one again (a merge patch of its count).
   struct pending_event {
     std::string ns, name;  // name: the Event to patch; "" for a new one
@@ -149,6 +151,19 @@ std::optional<json::object> k8s_cluster::canary_object(const canary_record& c) c
 // (its generation), a MetricTemplate or an AlertProvider changed. Status writes change neither.
 void k8s_cluster::rebuild() {
   if (!canaries_ || !templates_ || !providers_) return;
+  // A run's metrics and alerts name templates and providers: the canaries wait for their first list
+  // (or its first failure, said in the log: a cluster without those CRDs still runs canaries).
+  for (const auto* informer : {templates_.get(), providers_.get()}) {
+    k8s_informer_stats st = informer->stats();
+    if (!st.synced && st.failures == 0) {
+      // An empty first list tells nothing to the handler: look again shortly.
+      rebuild_later_.expires_after(std::chrono::milliseconds(100));
+      rebuild_later_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) rebuild();
+      });
+      return;
+    }
+  }
   documents docs;
   std::map<std::string, run_state> seeds;
   std::set<std::string> restart;

@@ -99,6 +99,17 @@ class status_counters {
   counter by_code_[last - first + 1];
 };
 
+// Counts by gRPC status, 0 (OK) to 16 (UNAUTHENTICATED).
+class grpc_status_counters {
+ public:
+  static constexpr unsigned count = 17;
+  void add(unsigned status) { by_status_[status < count ? status : 2].add(); }  // (out of range: UNKNOWN)
+  std::uint64_t value(unsigned status) const { return by_status_[status].value(); }
+
+ private:
+  counter by_status_[count];
+};
+
 // --- Prometheus text format 0.0.4 ---
 
 struct label {

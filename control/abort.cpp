@@ -12,8 +12,9 @@ abort_sample sample_abort(const canary_spec& spec, const std::vector<std::string
   abort_sample out;
   const std::string key = series_key(spec.canary, "upstream");
   for (std::size_t i = 0; i < urls.size() && i < answers.size(); ++i) {
-    parsed<proxy_snapshot> snap =
-        answers[i] ? read_snapshot(*answers[i].value, spec.route, now) : parsed<proxy_snapshot>::fail(answers[i].why);
+    parsed<proxy_snapshot> snap = answers[i]
+                                      ? read_snapshot(*answers[i].value, spec.route, now, spec.analysis.grpc_failures)
+                                      : parsed<proxy_snapshot>::fail(answers[i].why);
     if (!snap) {
       out.problems.push_back(fmt::format("abort check: proxy {}: {}", urls[i], snap.why));
       continue;

@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "common/grpc.hpp"
+
 namespace vane::control {
 
 namespace json = boost::json;
@@ -16,7 +18,8 @@ std::string series_key(std::string_view cluster, std::string_view part) {
   return k;
 }
 
-parsed<proxy_snapshot> read_snapshot(const json::object& stats, std::string_view route, clock::time_point at) {
+parsed<proxy_snapshot> read_snapshot(const json::object& stats, std::string_view route, clock::time_point at,
+                                     std::uint32_t grpc_failures) {
   using result = parsed<proxy_snapshot>;
   proxy_snapshot s;
   s.at = at;
@@ -74,6 +77,21 @@ parsed<proxy_snapshot> read_snapshot(const json::object& stats, std::string_view
           if (!code.empty() && code.front() == '5') se.errors += *count;
         }
       }
+      // gRPC statuses of the attempts answered with a non-5xx HTTP status: those of the failure set are errors.
+      if (const auto* grpc = po->if_contains("grpc"); grpc && !grpc->is_null()) {
+        if (!grpc->is_object()) return result::fail(fmt::format("{} grpc is {}, not an object", part, kind_of(*grpc)));
+        for (const auto& [code, n] : grpc->get_object()) {
+          auto count = as_count(n);
+          const auto status = parse_grpc_code(code);
+          if (!count || !status)
+            return result::fail(fmt::format("{} grpc status {} counts {}, not a status and a count", part,
+                                            std::string_view(code), excerpt(json::serialize(n))));
+          if (((grpc_failures >> *status) & 1U) == 0) continue;
+          if (se.errors + *count < se.errors || se.errors + *count > se.total)
+            return result::fail(fmt::format("{} grpc failures outnumber the attempts", part));
+          se.errors += *count;
+        }
+      }
       se.latency = std::move(h);
       s.by_key[series_key(*cluster, part)] = std::move(se);
     }
@@ -81,8 +99,9 @@ parsed<proxy_snapshot> read_snapshot(const json::object& stats, std::string_view
   return result{std::move(s), {}};
 }
 
-proxy_snapshot snapshot_from_stats(const json::object& stats, std::string_view route, clock::time_point at) {
-  auto s = read_snapshot(stats, route, at);
+proxy_snapshot snapshot_from_stats(const json::object& stats, std::string_view route, clock::time_point at,
+                                   std::uint32_t grpc_failures) {
+  auto s = read_snapshot(stats, route, at, grpc_failures);
   if (s) return std::move(*s.value);
   proxy_snapshot empty;
   empty.at = at;

@@ -23,7 +23,7 @@ namespace vane::control {
 // One (cluster, part) of one route as a proxy reported it at one time.
 struct series {
   std::uint64_t total = 0;                              // attempts
-  std::uint64_t errors = 0;                             // of them 5xx
+  std::uint64_t errors = 0;                             // of them 5xx, or a gRPC status of the failure set
   std::shared_ptr<const log_linear_histogram> latency;  // µs; shared: snapshots are kept a while
 };
 
@@ -37,11 +37,15 @@ std::string series_key(std::string_view cluster, std::string_view part);  // par
 
 // The route's series out of a /stats/latency answer, read without throwing: an answer of another shape
 // (a count that is not a non-negative integer, a bucket that is not [lower, upper, count], ...) is why.
+// `grpc_failures`: the gRPC statuses (a bit per code) of attempts answered
+// with a non-5xx HTTP status ("grpc" in a part) that count as errors too.
 parsed<proxy_snapshot> read_snapshot(const boost::json::object& stats, std::string_view route,
-                                     std::chrono::steady_clock::time_point at);
+                                     std::chrono::steady_clock::time_point at,
+                                     std::uint32_t grpc_failures = default_grpc_failures);
 // read_snapshot, or an empty snapshot when the answer cannot be read.
 proxy_snapshot snapshot_from_stats(const boost::json::object& stats, std::string_view route,
-                                   std::chrono::steady_clock::time_point at);
+                                   std::chrono::steady_clock::time_point at,
+                                   std::uint32_t grpc_failures = default_grpc_failures);
 
 // What a window holds, summed over proxies.
 struct window {

@@ -5,6 +5,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <chrono>
@@ -17,6 +18,8 @@
 #include "common/log.hpp"
 #include "common/units.hpp"
 #include "control/abort.hpp"
+#include "control/k8s_client.hpp"
+#include "control/k8s_endpoints.hpp"
 #include "control/state_store.hpp"
 #include "control/status.hpp"
 #include "control/supervise.hpp"
@@ -74,8 +77,17 @@ controller::~controller() = default;
 void controller::start() {
   signals_.add(SIGINT);
   signals_.add(SIGTERM);
-  load_state();
-  if (!options_.canaries_dir.empty()) load_documents(true);
+  if (options_.kubernetes) {
+    std::string error;
+    k8s_ = k8s_client::make(ctx_.get_executor(), *options_.kubernetes, error);
+    if (!k8s_) throw std::runtime_error("the Kubernetes API: " + error);
+    endpoints_ = std::make_shared<k8s_endpoints>(k8s_);
+    fleet_.endpoints = endpoints_;
+  }
+  if (!options_.wait_for_leadership) {
+    load_state();
+    if (!options_.canaries_dir.empty()) load_documents(true);
+  }
   auto hp = parse_host_port(options_.listen);
   if (!hp) throw std::runtime_error("--listen: '" + options_.listen + "' is not HOST:PORT");
   boost::system::error_code ec;
@@ -85,7 +97,35 @@ void controller::start() {
   if (ec) throw std::runtime_error("cannot listen on " + options_.listen + ": " + ec.message());
   auto bound = acceptor_->local_endpoint();
   log::info("vane-control listening on {}", host_port{bound.address().to_string(), bound.port()}.to_string());
+  ready_ = !options_.wait_for_leadership;
+}
+
+void controller::lead() {
+  asio::post(ctx_, [this] { begin_work(); });
+}
+
+void controller::stop(int code) {
+  exit_code_ = code;
+  ctx_.stop();
+}
+
+void controller::begin_work() {
+  log::info("leading: loading the canaries");
+  try {
+    load_state();
+    if (!options_.canaries_dir.empty()) load_documents(true);
+  } catch (const std::exception& e) {
+    log::error("{}", e.what());
+    stop(1);
+    return;
+  }
   ready_ = true;
+  if (on_lead) on_lead();
+  if (options_.canaries_dir.empty()) return;  // --kubernetes: the documents come from the API server
+  supervised watcher;
+  watcher.who = "document watcher";
+  watcher.start = [this] { return watch_loop(); };
+  supervise(ctx_.get_executor(), std::move(watcher));
 }
 
 int controller::run() {
@@ -93,7 +133,7 @@ int controller::run() {
   api.who = "API";
   api.start = [this] { return serve_api(*acceptor_, api_); };
   supervise(ctx_.get_executor(), std::move(api));
-  if (!options_.canaries_dir.empty()) {
+  if (!options_.wait_for_leadership && !options_.canaries_dir.empty()) {
     supervised watcher;
     watcher.who = "document watcher";
     watcher.start = [this] { return watch_loop(); };
@@ -102,11 +142,11 @@ int controller::run() {
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("signal {}: stopping", sig);
-    save_state();
+    if (ready_) save_state();  // (a standby has no state to save)
     ctx_.stop();
   });
   ctx_.run();
-  return 0;
+  return exit_code_.load();
 }
 
 // --- documents ---
@@ -132,6 +172,10 @@ void controller::set_documents(documents next, const std::map<std::string, run_s
     std::string id = spec.id();
     if (!seen.insert(id).second) {
       log::error("{}:{}: Canary {} is defined twice; the first one is used", spec.file, spec.line, id);
+      continue;
+    }
+    if (!k8s_proxies_usable(spec)) {
+      seen.erase(id);  // refused: as if it were not there
       continue;
     }
     auto it = canaries_.find(id);
@@ -178,6 +222,22 @@ void controller::set_documents(documents next, const std::map<std::string, run_s
     c->wake->cancel();
     log::info("canary {} removed: its document is gone", id);
   }
+}
+
+bool controller::k8s_proxies_usable(const canary_spec& spec) {
+  for (const auto& p : spec.proxies) {
+    auto ref = parse_k8s_proxy(p);
+    if (!ref) continue;
+    if (!endpoints_) {
+      log::error(
+          "{}:{}: Canary {} refused: spec.proxies names {}, which needs the Kubernetes API, and vane-control has no "
+          "credentials for it (give --kubeconfig FILE, or run it in a pod with a service account)",
+          spec.file, spec.line, spec.id(), p);
+      return false;
+    }
+    endpoints_->watch(*ref);
+  }
+  return true;
 }
 
 canary_record* controller::live(const std::string& id, std::uint64_t epoch) {

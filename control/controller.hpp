@@ -6,10 +6,12 @@
 // prometheus.*), webhooks, alerts, promotion, the state file (state_store.*),
 // the API (api.*) and what it shows (status.*). Everything runs on one
 // io_context thread: no locks.
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,6 +22,7 @@
 #include "control/api.hpp"
 #include "control/canary.hpp"
 #include "control/fleet.hpp"
+#include "control/k8s_config.hpp"
 #include "control/spec.hpp"
 
 namespace vane::control {
@@ -29,6 +32,12 @@ struct controller_options {
   std::string listen = "127.0.0.1:9902";
   std::string state_file;
   std::string proxy_token;  // read from --proxy-token-file
+  // The Kubernetes API's credentials (--kubeconfig, or in-cluster), for k8s:
+  // proxies; none: a Canary naming k8s: proxies is refused.
+  std::optional<k8s_config> kubernetes;
+  // --leader-elect: start() binds the API only; no state, no documents, no
+  // canary work (and /ready false) until lead() is called.
+  bool wait_for_leadership = false;
 };
 
 // What a cluster does around the analysis (vane-control --kubernetes, control/k8s_mode.cpp); none in file
@@ -47,6 +56,8 @@ class cluster_hooks {
   virtual boost::asio::awaitable<bool> primary_ready(canary_record& c) = 0;
   virtual void event(canary_record& c, const std::string& message) = 0;
 };
+class k8s_client;
+class k8s_endpoints;
 
 class controller {
  public:
@@ -54,9 +65,16 @@ class controller {
   ~controller();
   // Loads the documents and the state, binds the API; throws std::runtime_error on failure.
   void start();
-  int run();  // until SIGTERM/SIGINT
+  int run();  // until SIGTERM/SIGINT (0), or stop(code)
+  // From any thread: this process leads now; the canary work starts (--leader-elect).
+  void lead();
+  // From any thread: the controller stops at once (its loops run no further) and run() returns `code`.
+  void stop(int code);
   // Its one thread's executor, for a server that runs beside it (the inject webhook).
   boost::asio::any_io_executor executor() { return ctx_.get_executor(); }
+  // --leader-elect: called on the controller's thread once this process leads (the Kubernetes mode's
+  // informers start there).
+  std::function<void()> on_lead;
   // Kubernetes mode: the cluster's side of each run (set before run()).
   void set_cluster(cluster_hooks* hooks) { cluster_ = hooks; }
   // The documents from elsewhere than --canaries (the API server): canaries added, changed or removed
@@ -73,6 +91,9 @@ class controller {
   class fleet_env;  // run_env on the real fleet
 
   void load_documents(bool initial);
+  void begin_work();  // state, documents, the document watcher
+  // false (and logged) when the spec names k8s: proxies and there are no credentials; starts their watches.
+  bool k8s_proxies_usable(const canary_spec& spec);
   void spawn_loops(const std::string& id, canary_record& c);
   boost::asio::awaitable<void> watch_loop();
   boost::asio::awaitable<void> canary_loop(std::string id, std::uint64_t epoch);
@@ -109,6 +130,9 @@ class controller {
   std::map<std::string, run_state> saved_;         // from the state file, for canaries not loaded yet
   std::uint64_t next_epoch_ = 1;
   bool ready_ = false;
+  std::atomic<int> exit_code_{0};
+  std::shared_ptr<k8s_client> k8s_;
+  std::shared_ptr<k8s_endpoints> endpoints_;
   log_linear_histogram tick_durations_;  // µs, all canaries
   cluster_hooks* cluster_ = nullptr;
 };

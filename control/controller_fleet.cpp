@@ -54,7 +54,8 @@ asio::awaitable<controller::fleet_reading> controller::read_stats(canary_record&
   for (std::size_t i = 0; i < urls.size(); ++i) {
     // An answer that cannot be read counts as an unreachable proxy: its numbers are missing, not zero.
     parsed<proxy_snapshot> snap =
-        answers[i] ? read_snapshot(*answers[i].value, c.spec.route, now) : parsed<proxy_snapshot>::fail(answers[i].why);
+        answers[i] ? read_snapshot(*answers[i].value, c.spec.route, now, c.spec.analysis.grpc_failures)
+                   : parsed<proxy_snapshot>::fail(answers[i].why);
     if (!snap) {
       c.unreachable.push_back(urls[i]);
       // Read every second: logged when it becomes unreachable, not at each reading.

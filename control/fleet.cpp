@@ -13,6 +13,7 @@
 
 #include "common/http_client.hpp"
 #include "common/log.hpp"
+#include "control/k8s_endpoints.hpp"
 
 namespace vane::control {
 
@@ -50,6 +51,20 @@ asio::awaitable<std::vector<std::string>> fleet_client::urls(std::vector<std::st
                                                              std::vector<std::string>& problems) {
   std::vector<std::string> out;
   for (const auto& p : proxies) {
+    if (p.starts_with("k8s:")) {
+      auto ref = parse_k8s_proxy(p);
+      if (!ref) {
+        problems.push_back(fmt::format("{} is not k8s:NAMESPACE/SERVICE:PORT", p));
+      } else if (!endpoints) {
+        problems.push_back(fmt::format("{}: vane-control has no Kubernetes API credentials", p));
+      } else {
+        endpoints->watch(*ref);  // started when the documents were loaded; here in case it was not
+        endpoint_urls found = endpoints->urls(*ref);
+        for (auto& u : found.urls) out.push_back(std::move(u));
+        for (auto& why : found.problems) problems.push_back(std::move(why));
+      }
+      continue;
+    }
     if (!p.starts_with("dns:")) {
       out.push_back(p);
       continue;

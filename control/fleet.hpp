@@ -1,12 +1,14 @@
 #pragma once
 // The fleet client: vane-control's side of the proxies' admin API. It finds
-// the proxies of a canary (admin URLs, or every address of a dns: name), puts
+// the proxies of a canary (admin URLs, every address of a dns: name, or the
+// ready endpoints of a k8s: Service, control/k8s_endpoints.hpp), puts
 // the desired traffic on all of them concurrently, and reads their answers
 // (/stats/latency, /clusters) without throwing: an answer it cannot read is
 // why, never an exception.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +16,10 @@
 #include "common/units.hpp"
 #include "control/parse.hpp"
 #include "control/spec.hpp"
+
+namespace vane::control {
+class k8s_endpoints;
+}
 
 namespace vane::control {
 
@@ -31,6 +37,9 @@ class fleet_client {
   // GET of an admin path on every proxy concurrently: each answer's JSON object, or why not.
   boost::asio::awaitable<std::vector<parsed<boost::json::object>>> get_all(std::vector<std::string> urls,
                                                                            std::string target, duration timeout);
+
+  // Where k8s: proxies are found; null without Kubernetes credentials (each k8s: entry is then a problem).
+  std::shared_ptr<k8s_endpoints> endpoints;
 
  private:
   boost::asio::any_io_executor ex_;

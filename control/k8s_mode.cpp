@@ -515,20 +515,33 @@ asio::awaitable<void> k8s_cluster::write_status(canary_record& c, canary_cluster
   std::string text = json::serialize(status);
   if (text == k.status_written) co_return;
   k8s::canary_extras x = k8s::read_extras(*object);
-  std::string path = canaries_api.path(x.ns, x.name, "status");
-  std::function<bool(json::object&)> change = [&status](json::object& canary) {
-    const json::value* now = canary.if_contains("status");
-    if (now && now->is_object() && now->as_object() == status) return false;  // already so
-    canary["status"] = status;
-    return true;
-  };
-  k8s_update_result r = co_await k8s_update(*client_, path, change);
-  if (r.answer.status == 200) {
+  // client-go's UpdateStatus in RetryOnConflict: the object read from the main resource (RBAC: get on
+  // canaries), its status set, PUT to /status (update on canaries/status) naming the resourceVersion read.
+  std::string get = "GET", put = "PUT", path = canaries_api.path(x.ns, x.name),
+              status_path = canaries_api.path(x.ns, x.name, "status");
+  http_result answer;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    answer = co_await client_->call(get, path);
+    if (answer.status != 200) break;
+    auto canary = parse_json_object(answer.body);
+    if (!canary) {
+      answer.status = 0;
+      answer.error = "the Canary read is " + canary.why;
+      break;
+    }
+    const json::value* now = canary.value->if_contains("status");
+    if (now && now->is_object() && now->as_object() == status) break;  // already so
+    (*canary.value)["status"] = status;
+    std::string body = json::serialize(*canary.value);
+    answer = co_await client_->call(put, status_path, body);
+    if (answer.status != 409) break;
+  }
+  if (answer.status == 200) {
     k.status_written = text;
     co_return;
   }
-  log::warn("{}: status not written: {}", c.spec.id(), k8s_answer_text(r.answer));
-  ctl_.note(c, fmt::format("status not written: {}", k8s_answer_text(r.answer)));
+  log::warn("{}: status not written: {}", c.spec.id(), k8s_answer_text(answer));
+  ctl_.note(c, fmt::format("status not written: {}", k8s_answer_text(answer)));
 }
 
 void k8s_cluster::event(canary_record& c, const std::string& message) {
@@ -571,37 +584,49 @@ asio::awaitable<void> k8s_cluster::send_events() {
 
 }  // namespace
 
-int run_kubernetes(const controller_options& options, const kubernetes_options& k8s) {
-  std::optional<k8s_config> config;
-  if (!k8s.kubeconfig.empty()) {
-    std::vector<config_error> errors;
-    config = k8s_kubeconfig(k8s.kubeconfig, "", errors);
-    for (const auto& e : errors) std::fprintf(stderr, "vane-control: %s\n", e.to_string().c_str());
-  } else {
-    std::string error;
-    config = k8s_in_cluster_config(error);
-    if (!config) std::fprintf(stderr, "vane-control: %s\n", error.c_str());
+int run_kubernetes(controller_options options, const kubernetes_options& k8s) {
+  if (!options.kubernetes) {
+    std::fprintf(stderr, "vane-control: --kubernetes: no credentials for the API server\n");
+    return 1;
   }
-  if (!config) return 1;
+  const k8s_config config = *options.kubernetes;
+  options.wait_for_leadership = k8s.election.has_value();
   controller ctl(options);
   ctl.start();
   std::string error;
-  auto client = k8s_client::make(ctl.executor(), *config, error);
+  auto client = k8s_client::make(ctl.executor(), config, error);
   if (!client) {
     std::fprintf(stderr, "vane-control: %s\n", error.c_str());
     return 1;
   }
   k8s_cluster cluster(ctl, client, k8s.namespace_name);
   ctl.set_cluster(&cluster);
-  cluster.start();
+  // The Canaries are read (and acted on) only while this process leads, when it elects.
+  ctl.on_lead = [&cluster] { cluster.start(); };
+  if (!k8s.election) cluster.start();
+  std::unique_ptr<leader_election_thread> elector;
+  if (k8s.election) {
+    elector = std::make_unique<leader_election_thread>(config, *k8s.election);
+    auto started = [&ctl] { ctl.lead(); };
+    auto stopped = [&ctl] {
+      log::error("leader election lost: stopping (exit 1), as client-go's controllers do");
+      ctl.stop(1);
+    };
+    if (!elector->start(started, stopped, error)) {
+      log::error("--leader-elect: {}", error);
+      return 1;
+    }
+  }
   std::optional<inject_webhook> webhook;
   if (k8s.webhook) {
     webhook.emplace(ctl.executor(), *k8s.webhook);
     webhook->start();
   }
-  log::info("vane-control: Kubernetes mode on {}, {}", config->server,
+  log::info("vane-control: Kubernetes mode on {}, {}", config.server,
             k8s.namespace_name.empty() ? "every namespace" : "namespace " + k8s.namespace_name);
-  return ctl.run();
+  int code = ctl.run();
+  if (elector) elector->shutdown();  // the loops are stopped: release the Lease (a standby takes over now)
+  return code;
 }
 
 }  // namespace vane::control

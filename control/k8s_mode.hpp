@@ -13,16 +13,18 @@
 
 #include "control/controller.hpp"
 #include "control/inject_webhook.hpp"
+#include "control/leader_election.hpp"
 
 namespace vane::control {
 
 struct kubernetes_options {
-  std::string kubeconfig;                         // "" in a pod: the service account's files
-  std::string namespace_name;                     // "" for every namespace
-  std::optional<inject_webhook_options> webhook;  // --inject-webhook beside it, on the same thread
+  std::string namespace_name;                       // "" for every namespace
+  std::optional<inject_webhook_options> webhook;    // --inject-webhook beside it, on the same thread
+  std::optional<leader_election_options> election;  // --leader-elect: the canary work only while leading
 };
 
-// Runs the controller on the API server until SIGTERM/SIGINT; 1 (with why on stderr) when it cannot start.
-int run_kubernetes(const controller_options& options, const kubernetes_options& k8s);
+// Runs the controller on the API server of options.kubernetes (which must be set) until SIGTERM/SIGINT
+// (0), or until leadership is lost (1); 1 (with why on stderr) when it cannot start.
+int run_kubernetes(controller_options options, const kubernetes_options& k8s);
 
 }  // namespace vane::control

@@ -26,6 +26,8 @@
 #include "control/inject_manifests.hpp"
 #include "control/inject_webhook.hpp"
 #include "control/k8s_mode.hpp"
+#include "control/k8s_session.hpp"
+#include "control/leader_election.hpp"
 #include "control/phase.hpp"
 
 namespace {
@@ -33,8 +35,11 @@ namespace {
 constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 127.0.0.1:9902] [--state FILE]
                     [--proxy-token-file FILE] [--log-level LEVEL] [--validate]
                     [--inject-webhook ADDR --tls-cert FILE --tls-key FILE]
+                    [--kubeconfig FILE] [--leader-elect [--leader-election-namespace NS]
+                     [--leader-election-id NAME] [--leader-elect-lease-duration 15s]
+                     [--leader-elect-renew-deadline 10s] [--leader-elect-retry-period 2s]]
        vane-control --kubernetes [--kubeconfig FILE] [--namespace NS] [--listen ADDR]
-                    [--proxy-token-file FILE] [--log-level LEVEL]
+                    [--proxy-token-file FILE] [--log-level LEVEL] [--leader-elect ...]
                     [--inject-webhook ADDR --tls-cert FILE --tls-key FILE]
        vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
        vane-control status [NAME] [--json] | watch NAME [--timeout D]
@@ -60,9 +65,6 @@ per line, in Flagger's words. See docs/control.md.
                            target's pod template or its ConfigMaps/Secrets is a new
                            revision; promotion copies the template to the primary;
                            status and Events on the Canary (docs/kubernetes.md)
-  --kubeconfig FILE        with --kubernetes, outside a pod: the API server and
-                           credentials of FILE's current context (in a pod: the
-                           service account)
   --namespace NS           with --kubernetes: only this namespace (default: all)
   --validate               check DIR's documents and exit: 0, or 1 with every
                            error as FILE:LINE:COL: message
@@ -77,6 +79,20 @@ per line, in Flagger's words. See docs/control.md.
                            its certificate chain and key (PEM), read again when
                            they change (a renewed Secret)
   --classic-sidecar        inject a plain container instead of a native sidecar
+  --kubeconfig FILE        the Kubernetes API's credentials (its current
+                           context); without it, the pod's service account
+                           when in a pod. Needed by spec.proxies entries
+                           k8s:NAMESPACE/SERVICE:PORT, --leader-elect and
+                           --kubernetes
+  --leader-elect           act only while holding the coordination.k8s.io/v1
+                           Lease NS/NAME (client-go's algorithm); a standby
+                           serves /ready (false) and /metrics. Exits 1 when
+                           the Lease cannot be renewed; releases it on SIGTERM
+  --leader-election-namespace NS   the Lease's (default: the pod's or the
+                           kubeconfig context's namespace)
+  --leader-election-id NAME        the Lease's name (default vane-control-leader)
+  --leader-elect-lease-duration D, --leader-elect-renew-deadline D,
+  --leader-elect-retry-period D    15s, 10s, 2s (controller-runtime's)
 
   inject                   add the vane-proxy sidecar to manifests (see
                            vane-control inject --help)
@@ -284,6 +300,31 @@ int serve_webhook_alone(const vane::control::inject_webhook_options& options) {
   return 0;
 }
 
+// The Kubernetes API's credentials into options.kubernetes: from --kubeconfig
+// (it must load), else in a pod from the service account (when it does not
+// load, k8s: proxies are refused, with the reason logged). --leader-elect needs
+// them. 0, or the exit code.
+int kubernetes_credentials(const vane::control::k8s_session_options& session, bool leader_elect,
+                           vane::control::controller_options& options,
+                           vane::control::leader_election_options& election) {
+  if (!leader_elect && !vane::control::k8s_credentials_offered(session)) return 0;
+  std::string error;
+  options.kubernetes = vane::control::k8s_session_config(session, error);
+  if (!options.kubernetes) {
+    if (leader_elect || !session.kubeconfig.empty()) {
+      std::fprintf(stderr, "vane-control: %s%s\n", leader_elect ? "--leader-elect: " : "", error.c_str());
+      return 1;
+    }
+    vane::log::info("{}; spec.proxies k8s: entries will be refused", error);
+    return 0;
+  }
+  if (!leader_elect) return 0;
+  if (election.namespace_name.empty()) election.namespace_name = options.kubernetes->namespace_name;
+  if (auto why = vane::control::check_leader_election_options(election); !why.empty())
+    return fail_usage("--leader-elect: " + why);
+  return 0;
+}
+
 int client(int argc, char** argv) {
   std::string cmd = argv[1];
   std::string name, revision, server = "http://127.0.0.1:9902";
@@ -346,7 +387,9 @@ int main(int argc, char** argv) {
   vane::control::controller_options options;
   vane::control::inject_webhook_options webhook;
   vane::control::kubernetes_options kubernetes;
-  bool validate_only = false, kubernetes_mode = false;
+  vane::control::k8s_session_options session;
+  vane::control::leader_election_options election;
+  bool validate_only = false, leader_elect = false, kubernetes_mode = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -360,10 +403,10 @@ int main(int argc, char** argv) {
       validate_only = true;
     } else if (arg == "--kubernetes") {
       kubernetes_mode = true;
-    } else if (arg == "--kubeconfig" || arg == "--namespace") {
+    } else if (arg == "--namespace") {
       auto v = value();
-      if (!v) return fail_usage(arg + (arg == "--kubeconfig" ? " needs a file" : " needs a namespace"));
-      (arg == "--kubeconfig" ? kubernetes.kubeconfig : kubernetes.namespace_name) = v;
+      if (!v) return fail_usage("--namespace needs a namespace");
+      kubernetes.namespace_name = v;
     } else if (arg == "--canaries") {
       auto v = value();
       if (!v) return fail_usage("--canaries needs a directory");
@@ -390,6 +433,24 @@ int main(int argc, char** argv) {
       (arg == "--inject-webhook" ? webhook.address
        : arg == "--tls-cert"     ? webhook.certificate
                                  : webhook.private_key) = v;
+    } else if (arg == "--kubeconfig") {
+      auto v = value();
+      if (!v) return fail_usage("--kubeconfig needs a file");
+      session.kubeconfig = v;
+    } else if (arg == "--leader-elect") {
+      leader_elect = true;
+    } else if (arg == "--leader-election-namespace" || arg == "--leader-election-id") {
+      auto v = value();
+      if (!v || !*v) return fail_usage(arg + (arg == "--leader-election-id" ? " needs a name" : " needs a namespace"));
+      (arg == "--leader-election-id" ? election.name : election.namespace_name) = v;
+    } else if (arg == "--leader-elect-lease-duration" || arg == "--leader-elect-renew-deadline" ||
+               arg == "--leader-elect-retry-period") {
+      auto v = value();
+      auto d = v ? vane::parse_duration(v) : std::nullopt;
+      if (!d || d->count() <= 0) return fail_usage(arg + " needs a duration such as 15s");
+      (arg == "--leader-elect-lease-duration"   ? election.lease_duration
+       : arg == "--leader-elect-renew-deadline" ? election.renew_deadline
+                                                : election.retry_period) = *d;
     } else if (arg == "--classic-sidecar") {
       webhook.inject.classic_sidecar = true;
     } else if (arg == "--log-level") {
@@ -409,6 +470,18 @@ int main(int argc, char** argv) {
         return fail_usage("--inject-webhook needs --tls-cert and --tls-key");
       kubernetes.webhook = webhook;
     }
+    std::string error;
+    options.kubernetes = vane::control::k8s_session_config(session, error);
+    if (!options.kubernetes) {
+      std::fprintf(stderr, "vane-control: %s\n", error.c_str());
+      return 1;
+    }
+    if (leader_elect) {
+      if (election.namespace_name.empty()) election.namespace_name = options.kubernetes->namespace_name;
+      if (auto why = vane::control::check_leader_election_options(election); !why.empty())
+        return fail_usage("--leader-elect: " + why);
+      kubernetes.election = election;
+    }
     std::signal(SIGPIPE, SIG_IGN);
     try {
       return vane::control::run_kubernetes(options, kubernetes);
@@ -417,8 +490,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (!kubernetes.kubeconfig.empty() || !kubernetes.namespace_name.empty())
-    return fail_usage("--kubeconfig and --namespace are for --kubernetes");
+  if (!kubernetes.namespace_name.empty()) return fail_usage("--namespace is for --kubernetes");
   const bool serve_webhook = !webhook.address.empty();
   if (serve_webhook && (webhook.certificate.empty() || webhook.private_key.empty()))
     return fail_usage("--inject-webhook needs --tls-cert and --tls-key (the API server calls webhooks over HTTPS)");
@@ -429,17 +501,36 @@ int main(int argc, char** argv) {
     if (options.canaries_dir.empty()) return fail_usage("--validate needs --canaries");
     return validate(options.canaries_dir);
   }
+  if (leader_elect && options.canaries_dir.empty()) return fail_usage("--leader-elect needs --canaries");
+  if (int code = kubernetes_credentials(session, leader_elect, options, election); code != 0) return code;
   std::signal(SIGPIPE, SIG_IGN);
   try {
     if (options.canaries_dir.empty()) return serve_webhook_alone(webhook);
+    options.wait_for_leadership = leader_elect;
     vane::control::controller c(options);
     c.start();
+    std::unique_ptr<vane::control::leader_election_thread> elector;
+    if (leader_elect) {
+      elector = std::make_unique<vane::control::leader_election_thread>(*options.kubernetes, election);
+      std::string error;
+      auto started = [&c] { c.lead(); };
+      auto stopped = [&c] {
+        vane::log::error("leader election lost: stopping (exit 1), as client-go's controllers do");
+        c.stop(1);
+      };
+      if (!elector->start(started, stopped, error)) {
+        vane::log::error("--leader-elect: {}", error);
+        return 1;
+      }
+    }
     std::optional<vane::control::inject_webhook> w;
     if (serve_webhook) {
       w.emplace(c.executor(), webhook);
       w->start();
     }
-    return c.run();
+    int code = c.run();
+    if (elector) elector->shutdown();  // the loops are stopped: release the Lease (a standby takes over now)
+    return code;
   } catch (const std::exception& e) {
     vane::log::error("{}", e.what());
     return 1;

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "common/grpc.hpp"
 #include "common/match_vocabulary.hpp"
 #include "common/regex.hpp"
+#include "control/k8s_endpoints.hpp"
 
 namespace vane::control {
 
@@ -69,8 +71,12 @@ class doc_parser {
       for (const auto& p : spec["proxies"]) {
         auto s = r_.get_string(p, "spec.proxies");
         if (!s) continue;
-        if (!s->starts_with("http://") && !s->starts_with("dns:"))
-          r_.error(p, fmt::format("spec.proxies: '{}' is neither http://HOST:PORT nor dns:NAME:PORT", *s));
+        if (s->starts_with("k8s:") && !parse_k8s_proxy(*s))
+          r_.error(p, fmt::format("spec.proxies: '{}' is not k8s:NAMESPACE/SERVICE:PORT", *s));
+        else if (!s->starts_with("http://") && !s->starts_with("dns:") && !s->starts_with("k8s:"))
+          r_.error(p, fmt::format("spec.proxies: '{}' is neither http://HOST:PORT, dns:NAME:PORT nor "
+                                  "k8s:NAMESPACE/SERVICE:PORT",
+                                  *s));
         else
           c.proxies.push_back(*s);
       }
@@ -164,7 +170,7 @@ class doc_parser {
     r_.check_keys(a, "analysis",
                   {"interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "stepWeightPromotion",
                    "iterations", "match", "mirror", "mirrorWeight", "sessionAffinity", "abort", "guard", "fallback",
-                   "metrics", "webhooks", "alerts"});
+                   "grpcFailureCodes", "metrics", "webhooks", "alerts"});
     if (auto v = a["interval"])
       if (auto d = r_.get_duration(v, "analysis.interval")) an.interval = *d;
     if (auto v = a["threshold"])
@@ -252,6 +258,19 @@ class doc_parser {
     }
     if (auto v = a["fallback"])
       if (auto b = r_.get_bool(v, "analysis.fallback")) an.fallback = *b;
+    if (auto v = a["grpcFailureCodes"]; v && r_.expect_sequence(v, "analysis.grpcFailureCodes")) {
+      an.grpc_failures = 0;
+      for (const auto& c : v) {
+        auto text = r_.get_string(c, "analysis.grpcFailureCodes");
+        if (!text) continue;
+        if (auto code = parse_grpc_code(*text))
+          an.grpc_failures |= 1U << *code;
+        else
+          r_.error(c, fmt::format("analysis.grpcFailureCodes: \"{}\" is not a gRPC status (a name such as "
+                                  "UNAVAILABLE, or 0 to 16)",
+                                  *text));
+      }
+    }
     if (auto v = a["metrics"]; v && r_.expect_sequence(v, "analysis.metrics"))
       for (const auto& m : v) metric(m, an);
     if (auto v = a["webhooks"]; v && r_.expect_sequence(v, "analysis.webhooks"))

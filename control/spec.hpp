@@ -51,6 +51,9 @@ struct guard_spec {
   duration window = std::chrono::seconds(1);
 };
 
+inline constexpr std::uint32_t default_grpc_failures =
+    (1U << 2) | (1U << 4) | (1U << 12) | (1U << 13) | (1U << 14) | (1U << 15);
+
 struct analysis_spec {
   duration interval = std::chrono::minutes(1);
   std::uint32_t threshold = 1;
@@ -69,6 +72,9 @@ struct analysis_spec {
   std::uint64_t abort_min_requests = 0;
   std::optional<guard_spec> guard;  // vane
   bool fallback = false;            // vane: failed canary attempts go once to the primary
+  // vane: the gRPC statuses request-success-rate (and abort) count as failures, a bit per code 0..16;
+  // by default UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+  std::uint32_t grpc_failures = default_grpc_failures;
   std::vector<metric_spec> metrics;
   std::vector<webhook_spec> webhooks;
   std::vector<alert_spec> alerts;
@@ -85,7 +91,7 @@ struct canary_spec {
   std::string target;  // targetRef.name, else metadata.name
   std::optional<std::string> revision;
   std::string route, primary, canary;
-  std::vector<std::string> proxies;  // http://HOST:PORT or dns:NAME:PORT
+  std::vector<std::string> proxies;  // http://HOST:PORT, dns:NAME:PORT or k8s:NAMESPACE/SERVICE:PORT
   std::optional<promote_spec> promote;
   analysis_spec analysis;
   bool skip_analysis = false;

@@ -1,7 +1,9 @@
 // vane-demo: the small upstream service of the demo, the tests and the
 // benchmarks. It answers with its version and a little JSON, and can be told
 // (by flags, or at runtime with PUT /_demo/config) to fail a share of requests
-// with 500, to add latency, or to reset connections.
+// with 500, to add latency, or to reset connections. On the same port it
+// speaks HTTP/2 with prior knowledge (h2c): the same endpoints, and a small
+// gRPC service (demo/grpc_service.cpp, demo/demo.proto).
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -16,7 +18,10 @@
 #include "common/address.hpp"
 #include "common/listen.hpp"
 #include "common/units.hpp"
+#include "demo/endpoints.hpp"
+#include "demo/h2_server.hpp"
 #include "demo/pattern.hpp"
+#include "demo/state.hpp"
 #include "demo/writes.hpp"
 
 namespace asio = boost::asio;
@@ -25,103 +30,63 @@ namespace http = beast::http;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+using vane::demo::state;
 
 namespace {
 
 constexpr const char* usage = R"(usage: vane-demo [--listen HOST:PORT] [--version V] [--error-percent P]
-                 [--error-status CODE] [--latency DURATION] [--reset-percent P]
+                 [--error-status CODE] [--grpc-error-status CODE]
+                 [--latency DURATION] [--reset-percent P] [--h2-max-streams N]
 
-A small HTTP/1.1 service for demos and tests of vane.
+A small HTTP/1.1, h2c and gRPC service for demos and tests of vane.
 
   --listen HOST:PORT   address to listen on (default 127.0.0.1:9898; port 0: the
                        OS picks one); prints "vane-demo V listening on HOST:PORT"
   --version V          the version it reports (default v1)
-  --error-percent P    answer P% of requests with an error (exactly P of every 100)
-  --error-status CODE  the status of those errors, 500 to 599 (default 500)
-  --latency DURATION   wait this long before answering (e.g. 50ms)
-  --reset-percent P    reset the connection instead of answering P% of requests
+  --error-percent P    answer P% of requests with an error (exactly P of every
+                       100), and fail P% of the calls to vane.demo.v1.Demo
+                       (exactly P of every 100; health checks are never failed)
+  --error-status CODE  the HTTP status of those errors, 500 to 599 (default 500)
+  --grpc-error-status CODE
+                       the gRPC status of failed calls, 1 to 16 or its name
+                       (default 13, internal; e.g. unavailable, 14); sent with
+                       HTTP 200, in a Trailers-Only response
+  --latency DURATION   wait this long before answering (e.g. 50ms), gRPC too
+  --reset-percent P    reset the connection (HTTP/2: the stream) instead of
+                       answering P% of requests and gRPC calls
+  --h2-max-streams N   SETTINGS_MAX_CONCURRENT_STREAMS of HTTP/2 connections
+                       (default 100)
 
-Endpoints:
+Endpoints (HTTP/1.1, and HTTP/2 with prior knowledge on the same port):
   GET  /healthz          200 ok
   GET  /bytes/N          N bytes of a fixed pattern (?chunked=1: chunked)
   GET  /headers          the request headers as JSON
-  GET  /_demo/stats      counters as JSON
-  PUT  /_demo/config     {"error_percent":P,"error_status":503,"latency":"50ms",
-                          "reset_percent":P,"version":V}  (a "deploy" of V)
+  GET  /_demo/stats      counters as JSON (gRPC calls by status too)
+  PUT  /_demo/config     {"error_percent":P,"error_status":503,"grpc_error_status":14,
+                          "latency":"50ms","reset_percent":P,"version":V}  (a "deploy" of V)
   any other            {"version":V,...}; with a body: its size and FNV-1a checksum
+gRPC (h2c, demo/demo.proto):
+  vane.demo.v1.Demo/Echo      EchoRequest{message} -> EchoReply{message, version}
+  vane.demo.v1.Demo/Count     CountRequest{count <= 10000} -> count EchoReply messages
+  grpc.health.v1.Health/Check SERVING for "" and "vane.demo.v1.Demo", else NOT_FOUND
+  grpc.health.v1.Health/Watch the same status, then the stream stays open
+  any other method            UNIMPLEMENTED (Trailers-Only)
 Every answer carries the header x-version: V.
 )";
 
-struct settings {
-  std::string version = "v1";
-  int error_percent = 0;
-  unsigned error_status = 500;
-  int reset_percent = 0;
-  vane::duration latency{0};
-};
-
-struct state {
-  settings s;
-  std::uint64_t requests = 0;  // service requests (not /_demo/ or /healthz)
-  std::uint64_t errors = 0;
-  std::uint64_t resets = 0;
-  std::uint64_t connections_total = 0;
-  std::uint64_t connections_active = 0;
-  std::uint64_t service_connections = 0;  // connections whose first request was a service request
-  std::uint64_t bytes_received = 0;
-  std::string last_host;  // Host of the last service request (mirror copies carry "-shadow")
-  std::string last_body;  // first 4 KiB of the last service request with a body (webhook and alert payloads)
-  std::string hostname;
-};
-
-// Exactly p of every 100 requests: request n is picked when floor((n+1)p/100) > floor(np/100).
-bool pick(std::uint64_t n, int percent) { return (n + 1) * percent / 100 > n * percent / 100; }
-
-json::object stats_json(const state& st) {
-  return {{"version", st.s.version},
-          {"requests", st.requests},
-          {"errors", st.errors},
-          {"resets", st.resets},
-          {"connections_total", st.connections_total},
-          {"connections_active", st.connections_active},
-          {"service_connections", st.service_connections},
-          {"bytes_received", st.bytes_received},
-          {"last_host", st.last_host},
-          {"last_body", st.last_body},
-          {"error_percent", st.s.error_percent},
-          {"error_status", st.s.error_status},
-          {"reset_percent", st.s.reset_percent},
-          {"latency", vane::format_duration(st.s.latency)}};
-}
-
-// Applies a JSON config; on any error returns the message and changes nothing.
-std::string apply_config(state& st, std::string_view body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec || !v.is_object()) return "body must be a JSON object";
-  settings next = st.s;
-  for (const auto& [key, value] : v.as_object()) {
-    if (key == "error_percent" || key == "reset_percent") {
-      if (!value.is_int64() || value.as_int64() < 0 || value.as_int64() > 100)
-        return std::string(key) + " must be an integer from 0 to 100";
-      (key == "error_percent" ? next.error_percent : next.reset_percent) = static_cast<int>(value.as_int64());
-    } else if (key == "error_status") {
-      if (!value.is_int64() || value.as_int64() < 500 || value.as_int64() > 599)
-        return "error_status must be an integer from 500 to 599";
-      next.error_status = static_cast<unsigned>(value.as_int64());
-    } else if (key == "version") {
-      if (!value.is_string() || value.as_string().empty()) return "version must be a non-empty string";
-      next.version = value.as_string();
-    } else if (key == "latency") {
-      auto d = value.is_string() ? vane::parse_duration(value.as_string()) : std::nullopt;
-      if (!d) return "latency must be a duration such as \"50ms\"";
-      next.latency = *d;
-    } else {
-      return "unknown key '" + std::string(key) + "'";
-    }
+// The request's headers as JSON (/headers): lower-case names, repeated ones joined by ','.
+json::object fields_json(const http::request<http::buffer_body>& req) {
+  json::object headers;
+  for (const auto& f : req) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto it = headers.find(name);
+    if (it != headers.end())
+      it->value() = std::string(it->value().as_string()) + "," + std::string(f.value());
+    else
+      headers[name] = std::string(f.value());
   }
-  st.s = next;
-  return {};
+  return headers;
 }
 
 template <class Body>
@@ -143,6 +108,14 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
   boost::system::error_code ec;
   stream.socket().set_option(tcp::no_delay(true), ec);
   beast::flat_buffer buffer;
+  // The first bytes tell the protocol: HTTP/2's connection preface (h2c with prior knowledge) or HTTP/1.1.
+  stream.expires_after(std::chrono::minutes(5));
+  const vane::demo::protocol proto = co_await vane::demo::sniff_protocol(stream, buffer);
+  if (proto == vane::demo::protocol::gone) co_return;
+  if (proto == vane::demo::protocol::h2) {
+    co_await vane::demo::serve_h2(stream, buffer, st);
+    co_return;
+  }
   std::vector<char> body_buf(std::size_t{64} * 1024);
   bool first = true;
   for (;;) {
@@ -155,14 +128,14 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
     std::string target(req.target());
     std::string path = target.substr(0, target.find('?'));
     bool keep_alive = req.keep_alive();
-    bool service = !path.starts_with("/_demo/") && path != "/healthz";
+    bool service = vane::demo::is_service(path);
     if (first && service) ++st.service_connections;
     first = false;
 
     // Read (and checksum) the body, whatever its size, one buffer at a time.
     vane::demo::fnv1a sum;
     std::uint64_t received = 0;
-    std::string small_body;  // kept only for /_demo/config
+    std::string small_body;  // its first 4 KiB: /_demo/config, last_body
     while (!parser.is_done()) {
       req.body().data = body_buf.data();
       req.body().size = body_buf.size();
@@ -176,86 +149,39 @@ asio::awaitable<void> session(tcp::socket socket, state& st) {
         small_body.append(body_buf.data(), std::min<std::size_t>(got, 4096 - small_body.size()));
     }
     st.bytes_received += received;
-    if (service && received > 0) st.last_body = small_body;
 
-    if (path == "/healthz") {
-      http::response<http::string_body> res{http::status::ok, 11};
-      res.body() = "ok\n";
-      finish(res, st, keep_alive);
-      co_await vane::demo::write_response(stream, res);
-    } else if (path == "/_demo/stats") {
-      http::response<http::string_body> res{http::status::ok, 11};
-      res.set(http::field::content_type, "application/json");
-      res.body() = json::serialize(stats_json(st)) + "\n";
-      finish(res, st, keep_alive);
-      co_await vane::demo::write_response(stream, res);
-    } else if (path == "/_demo/config") {
-      http::response<http::string_body> res{http::status::ok, 11};
-      res.set(http::field::content_type, "application/json");
-      if (req.method() != http::verb::put && req.method() != http::verb::post) {
-        res.result(http::status::method_not_allowed);
-        res.body() = R"({"error":"use PUT with a JSON body"})"
-                     "\n";
-      } else if (auto err = apply_config(st, small_body); !err.empty()) {
-        res.result(http::status::bad_request);
-        res.body() = json::serialize(json::object{{"error", err}}) + "\n";
-      } else {
-        res.body() = json::serialize(stats_json(st)) + "\n";
-      }
-      finish(res, st, keep_alive);
-      co_await vane::demo::write_response(stream, res);
-    } else {
-      std::uint64_t n = st.requests++;
-      st.last_host = std::string(req[http::field::host]);
+    vane::demo::http_request r;
+    r.method = req.method_string();
+    r.target = target;
+    r.path = path;
+    r.host = req[http::field::host];
+    r.received = received;
+    r.has_body = received > 0 || req.has_content_length() || req.chunked();
+    r.checksum = sum.state;
+    r.small_body = small_body;
+    if (path == "/headers") r.headers = fields_json(req);
+    std::uint64_t n = 0;
+    if (service) {
+      n = vane::demo::begin_service(st, r);
       if (st.s.latency.count() > 0) {
         asio::steady_timer timer(co_await asio::this_coro::executor, st.s.latency);
         co_await timer.async_wait(nothrow);
       }
-      if (st.s.reset_percent > 0 && pick(n, st.s.reset_percent)) {
-        ++st.resets;
-        stream.socket().set_option(asio::socket_base::linger(true, 0), ec);
-        stream.socket().close(ec);  // RST: linger 0
-        co_return;
-      }
-      if (st.s.error_percent > 0 && pick(n, st.s.error_percent)) {
-        ++st.errors;
-        http::response<http::string_body> res{static_cast<http::status>(st.s.error_status), 11};
-        res.set(http::field::content_type, "application/json");
-        res.body() = json::serialize(json::object{{"version", st.s.version}, {"error", "injected failure"}}) + "\n";
-        finish(res, st, keep_alive);
-        co_await vane::demo::write_response(stream, res);
-      } else if (path.starts_with("/bytes/")) {
-        std::uint64_t count = std::strtoull(path.c_str() + 7, nullptr, 10);
-        co_await vane::demo::send_bytes(stream, count, target.find("chunked=1") != std::string::npos, keep_alive,
-                                        st.s.version);
-      } else {
-        http::response<http::string_body> res{http::status::ok, 11};
-        res.set(http::field::content_type, "application/json");
-        json::object o{{"version", st.s.version},
-                       {"hostname", st.hostname},
-                       {"method", std::string(req.method_string())},
-                       {"path", path}};
-        if (path == "/headers") {
-          json::object headers;
-          for (const auto& f : req) {
-            std::string name(f.name_string());
-            for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            auto it = headers.find(name);
-            if (it != headers.end())
-              it->value() = std::string(it->value().as_string()) + "," + std::string(f.value());
-            else
-              headers[name] = std::string(f.value());
-          }
-          o["headers"] = std::move(headers);
-        }
-        if (received > 0 || req.has_content_length() || req.chunked()) {
-          o["received"] = received;
-          o["checksum"] = std::to_string(sum.state);
-        }
-        res.body() = json::serialize(o) + "\n";
-        finish(res, st, keep_alive);
-        co_await vane::demo::write_response(stream, res);
-      }
+    }
+    vane::demo::http_reply a = vane::demo::answer(st, r, n);
+    if (a.what == vane::demo::http_reply::kind::reset) {
+      stream.socket().set_option(asio::socket_base::linger(true, 0), ec);
+      stream.socket().close(ec);  // RST: linger 0
+      co_return;
+    }
+    if (a.what == vane::demo::http_reply::kind::bytes) {
+      co_await vane::demo::send_bytes(stream, a.bytes, a.chunked, keep_alive, st.s.version);
+    } else {
+      http::response<http::string_body> res{static_cast<http::status>(a.status), 11};
+      if (!a.content_type.empty()) res.set(http::field::content_type, a.content_type);
+      res.body() = std::move(a.body);
+      finish(res, st, keep_alive);
+      co_await vane::demo::write_response(stream, res);
     }
     if (!keep_alive) {
       stream.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -304,6 +230,16 @@ int main(int argc, char** argv) {
       long code = std::strtol(value.c_str(), &end, 10);
       if (*end || code < 500 || code > 599) return bad("--error-status needs 500..599");
       st.s.error_status = static_cast<unsigned>(code);
+    } else if (arg == "--grpc-error-status") {
+      auto code = vane::demo::parse_grpc_code(value);
+      if (!code || *code == 0)
+        return bad("--grpc-error-status needs a gRPC status, 1..16 or a name such as unavailable");
+      st.s.grpc_error_status = *code;
+    } else if (arg == "--h2-max-streams") {
+      char* end = nullptr;
+      long n = std::strtol(value.c_str(), &end, 10);
+      if (*end || n < 1 || n > 1000000) return bad("--h2-max-streams needs 1..1000000");
+      st.s.h2_max_streams = static_cast<std::uint32_t>(n);
     } else if (arg == "--latency") {
       auto d = vane::parse_duration(value);
       if (!d) return bad("--latency needs a duration such as 50ms");

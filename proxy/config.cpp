@@ -8,6 +8,7 @@
 #include <set>
 #include <tuple>
 
+#include "common/grpc.hpp"
 #include "filters/route_match/route_match.hpp"
 #include "proxy/config_load.hpp"
 #include "proxy/route_policy.hpp"
@@ -103,7 +104,28 @@ class config_parser {
     r_.check_keys(
         n, "limits",
         {"max_request_headers", "max_headers", "max_body", "header_timeout", "idle_timeout", "max_request_target",
-         "max_header_field", "max_requests_per_connection", "max_connections", "max_in_flight"});
+         "max_header_field", "max_requests_per_connection", "max_connections", "max_in_flight", "h2"});
+    if (auto h = n["h2"]; h && r_.expect_map(h, "limits.h2")) {
+      r_.check_keys(
+          h, "limits.h2",
+          {"max_concurrent_streams", "initial_stream_window", "initial_connection_window", "max_header_list"});
+      if (auto v = h["max_concurrent_streams"])
+        if (auto i = r_.get_int(v, "limits.h2.max_concurrent_streams", 1, 10'000))
+          l.h2.max_concurrent_streams = static_cast<std::uint32_t>(*i);
+      auto window = [&](const char* key, std::uint32_t& out, std::uint64_t least) {
+        if (auto v = h[key]) {
+          if (auto size = r_.get_size(v, fmt::format("limits.h2.{}", key))) {
+            if (*size < least || *size > 0x7fffffffU)  // RFC 9113 §6.9.2: at most 2^31-1
+              r_.error(v, fmt::format("limits.h2.{} must be between {} bytes and 2GiB-1", key, least));
+            else
+              out = static_cast<std::uint32_t>(*size);
+          }
+        }
+      };
+      window("initial_stream_window", l.h2.initial_stream_window, 1024);
+      window("initial_connection_window", l.h2.initial_connection_window, 65535);
+      window("max_header_list", l.h2.max_header_list, 1024);
+    }
     if (auto v = n["max_request_headers"]) {
       if (auto s = r_.get_size(v, "limits.max_request_headers")) {
         if (*s < 1024 || *s > (1u << 20))
@@ -184,10 +206,20 @@ class config_parser {
       if (!r_.expect_map(c, "a cluster")) continue;
       r_.check_keys(c, "cluster",
                     {"name", "endpoints", "connect_timeout", "max_connections", "max_pending", "health_check",
-                     "dns_refresh_rate", "fault", "tls"});
+                     "dns_refresh_rate", "fault", "tls", "protocol"});
       cluster_config cc;
       auto name = name_of(c, "cluster", names);
       if (name) cc.name = *name;
+      if (auto v = c["protocol"]) {
+        if (auto p = r_.get_string(v, "cluster.protocol")) {
+          if (*p == "http1")
+            cc.protocol = upstream_protocol::http1;
+          else if (*p == "h2")
+            cc.protocol = upstream_protocol::h2;
+          else
+            r_.error(v, fmt::format("cluster.protocol must be http1 or h2, not \"{}\"", *p));
+        }
+      }
       if (r_.require(c, "endpoints", "cluster")) {
         const auto& eps = c["endpoints"];
         if (r_.expect_sequence(eps, "cluster.endpoints")) {
@@ -213,6 +245,7 @@ class config_parser {
           cc.max_pending = static_cast<std::uint32_t>(*i);
       if (auto f = c["fault"]) cc.fault = parse_fault(f, r_, "cluster.fault");
       if (auto t = c["tls"]) cc.tls = parse_cluster_tls(t);
+      if (cc.tls) cc.tls->h2 = cc.protocol == upstream_protocol::h2;
       cfg.clusters.push_back(std::move(cc));
     }
   }
@@ -330,9 +363,19 @@ class config_parser {
 
   void parse_health_check(const YAML::Node& h, cluster_config& cc) {
     if (!r_.expect_map(h, "cluster.health_check")) return;
-    r_.check_keys(h, "health_check", {"path", "interval", "unhealthy", "healthy"});
+    r_.check_keys(h, "health_check", {"path", "grpc", "interval", "unhealthy", "healthy"});
     health_check_config hc;
-    if (r_.require(h, "path", "health_check")) {
+    if (auto g = h["grpc"]) {
+      if (r_.expect_map(g, "health_check.grpc")) {
+        r_.check_keys(g, "health_check.grpc", {"service"});
+        hc.grpc_service = "";
+        if (auto v = g["service"])
+          if (auto name = r_.get_string(v, "health_check.grpc.service")) hc.grpc_service = *name;
+      }
+      if (cc.protocol != upstream_protocol::h2)
+        r_.error(g, "health_check.grpc needs the cluster's protocol: h2 (gRPC speaks HTTP/2)");
+      if (h["path"]) r_.error(h["path"], "health_check: path or grpc, not both");
+    } else if (r_.require(h, "path", "health_check")) {
       if (auto p = r_.get_string(h["path"], "health_check.path")) {
         if (p->empty() || p->front() != '/') r_.error(h["path"], "health_check.path must start with '/'");
         hc.path = *p;
@@ -353,7 +396,7 @@ class config_parser {
     std::set<std::string> addresses;
     for (const auto& l : n) {
       if (!r_.expect_map(l, "a listener")) continue;
-      r_.check_keys(l, "listener", {"name", "address", "forwarded", "routes", "tls"});
+      r_.check_keys(l, "listener", {"name", "address", "forwarded", "routes", "tls", "protocols"});
       listener_config lc;
       if (auto name = name_of(l, "listener", names)) lc.name = *name;
       if (r_.require(l, "address", "listener")) {
@@ -370,7 +413,27 @@ class config_parser {
             if (auto b = r_.get_bool(t, "forwarded.trust_incoming")) lc.trust_forwarded = *b;
         }
       }
+      if (auto p = l["protocols"]; p && r_.expect_sequence(p, "listener.protocols")) {
+        lc.http1 = lc.h2 = false;
+        for (const auto& v : p) {
+          auto name = r_.get_string(v, "listener.protocols");
+          if (!name) continue;
+          if (*name == "http1")
+            lc.http1 = true;
+          else if (*name == "h2")
+            lc.h2 = true;
+          else
+            r_.error(v, fmt::format("listener.protocols: \"{}\" is not a protocol (http1 or h2; h2c by Upgrade is "
+                                    "not offered)",
+                                    *name));
+        }
+        if (p.size() == 0) r_.error(p, "listener.protocols must name http1, h2 or both");
+      }
       if (auto t = l["tls"]) lc.tls = parse_listener_tls(t);
+      if (lc.tls) {
+        lc.tls->alpn_h2 = lc.h2;
+        lc.tls->alpn_http1 = lc.http1;
+      }
       if (r_.require(l, "routes", "listener")) {
         const auto& routes = l["routes"];
         if (r_.expect_sequence(routes, "listener.routes"))
@@ -882,9 +945,13 @@ std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r)
           rc.on.status_5xx = true;
         } else if (*cond == "gateway-error") {
           rc.on.gateway_error = true;
+        } else if (*cond == "cancelled" || *cond == "deadline-exceeded" || *cond == "resource-exhausted" ||
+                   *cond == "unavailable" || *cond == "internal") {
+          rc.on.grpc |= 1U << *parse_grpc_code(*cond);
         } else {
-          r.error(
-              e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error)", *cond));
+          r.error(e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error; "
+                                 "gRPC: cancelled, deadline-exceeded, resource-exhausted, unavailable, internal)",
+                                 *cond));
           ok = false;
         }
       }

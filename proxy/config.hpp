@@ -29,6 +29,14 @@ struct limits_config {
   std::uint32_t max_requests_per_connection = 1000;    // then Connection: close (nginx's keepalive_requests); 0: none
   std::uint32_t max_connections = 20000;               // per listener per worker; more are closed at accept
   std::uint32_t max_in_flight = 10000;                 // requests being proxied per worker; more -> 503
+  // HTTP/2 downstream (Envoy's edge defaults).
+  struct h2_limits {
+    std::uint32_t max_concurrent_streams = 100;
+    std::uint32_t initial_stream_window = 64 * 1024;
+    std::uint32_t initial_connection_window = 1024 * 1024;
+    std::uint32_t max_header_list = 64 * 1024;  // decoded header block (RFC 7541 sizes), trailers included
+    bool operator==(const h2_limits&) const = default;
+  } h2;
 };
 
 struct split_entry {
@@ -145,6 +153,7 @@ struct route_config {
 struct listener_config {
   std::string name;
   host_port address;
+  bool http1 = true, h2 = true;  // protocols: [http1, h2] (h2: ALPN over TLS, prior knowledge over plain TCP)
   bool trust_forwarded = false;
   std::optional<listener_tls_config> tls;  // terminates TLS when set
   std::vector<route_config> routes;
@@ -152,14 +161,20 @@ struct listener_config {
 
 struct health_check_config {
   std::string path;                             // GET PATH; a 2xx answer passes
+  std::optional<std::string> grpc_service;      // grpc: {service}: grpc.health.v1.Health/Check, SERVING passes
   duration interval = std::chrono::seconds(5);  // also the timeout of one check
   std::uint32_t unhealthy = 2;                  // consecutive failures that mark an endpoint down
   std::uint32_t healthy = 2;                    // consecutive passes that mark it up again
   bool operator==(const health_check_config&) const = default;
 };
 
+// What a cluster's endpoints speak: HTTP/1.1, or HTTP/2 (ALPN "h2" over TLS,
+// prior knowledge over plain TCP). gRPC needs h2.
+enum class upstream_protocol { http1, h2 };
+
 struct cluster_config {
   std::string name;
+  upstream_protocol protocol = upstream_protocol::http1;
   std::vector<host_port> endpoints;
   std::optional<health_check_config> health_check;
   duration dns_refresh_rate = std::chrono::seconds(5);  // for endpoints given as DNS names

@@ -87,10 +87,16 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   // The listener's TLS contexts as the current table has them: a certificate
   // rotation publishes a new table, and this connection keeps what it got.
   std::shared_ptr<const server_tls> tls;
+  bool http1 = true, h2 = true;  // the listener's protocols
   {
     const auto& policy = w.policy();  // no suspension in this block: a reference is enough
     std::size_t i = policy->table->find_listener(listener_name);
-    if (i < policy->table->listeners.size()) tls = policy->table->listeners[i].tls;
+    if (i < policy->table->listeners.size()) {
+      const compiled_listener& l = policy->table->listeners[i];
+      tls = l.tls;
+      http1 = l.http1;
+      h2 = l.h2;
+    }
   }
   const worker::registration reg(w, client.tcp(), lstats);
 
@@ -100,11 +106,12 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   if (auto ep = client.socket().remote_endpoint(ec); !ec) client_ip = ep.address().to_string();
 
   if (tls && !co_await tls_handshake(client, *tls, *reg.it, lstats, listener_name, client_ip)) co_return;
-  beast::flat_buffer buffer;  // the connection's read buffer
-  if (tls && negotiated_h2(client)) {
-    co_await serve_h2(w, client, buffer, listener_name, client_ip, true, *reg.it);
+  beast::flat_buffer buffer;           // the connection's read buffer
+  if (tls && negotiated_h2(client)) {  // (ALPN offers h2 only where the listener speaks it)
+    co_await serve_h2(w, client, buffer, listener_name, client_ip, true, *reg.it, lstats);
     co_return;
   }
+  if (tls && !http1) co_return;                      // an h2-only listener: a client that did not choose h2 is closed
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
   std::uint32_t served_on_connection = 0;
@@ -136,11 +143,17 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
         rec = co_await read_some(client, buffer, 4096);
       }
       if (rec) co_return;
-      if (served_on_connection == 0 && !tls &&
-          maybe_h2_preface({static_cast<const char*>(buffer.data().data()), buffer.size()})) {
-        // HTTP/2 with prior knowledge (h2c), known by its preface, as Envoy's AUTO codec does.
-        co_await serve_h2(w, client, buffer, listener_name, client_ip, false, *reg.it);
-        co_return;
+      if (served_on_connection == 0 && !tls) {
+        const bool preface = maybe_h2_preface({static_cast<const char*>(buffer.data().data()), buffer.size()});
+        if (preface && h2) {
+          // HTTP/2 with prior knowledge (h2c), known by its preface, as Envoy's AUTO codec does.
+          co_await serve_h2(w, client, buffer, listener_name, client_ip, false, *reg.it, lstats);
+          co_return;
+        }
+        if (!http1) {  // an h2-only listener: what is not HTTP/2 is closed (as Envoy's HTTP/2 codec does)
+          log::debug("listener {}: {} did not start with the HTTP/2 preface", listener_name, client_ip);
+          co_return;
+        }
       }
     }
     reg.it->idle = false;

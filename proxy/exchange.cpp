@@ -17,6 +17,7 @@ task<relay_status> relay(body_source& in, body_sink& out) {
       if (*status != relay_status::ok) co_return *status;
     }
     const bool last = in.done();
+    if (last && !in.trailers().empty()) out.trailers(in.trailers());
     switch (out.put(in.pieces(), last)) {
       case body_sink::put_result::failed:
         co_return relay_status::write_failed;

@@ -27,6 +27,11 @@ namespace vane::proxy {
 
 struct header_ops;  // proxy/config.hpp
 
+// A field of a trailer section (HTTP/2's trailing HEADERS: gRPC's status).
+struct trailer_field {
+  std::string_view name, value;
+};
+
 // read_failed: the sender went away or stalled; bad_input: what it sent is
 // not a valid body (a broken chunk...); too_large: past the body limit;
 // write_failed: the receiver went away or stalled.
@@ -51,6 +56,16 @@ class body_source {
   virtual bool done() const noexcept = 0;
   // The ready batch was written: its bytes may go.
   virtual void consume() = 0;
+  // Fields that came after the body (HTTP/2 trailers), valid once done() and
+  // until the source goes; none from HTTP/1.1 (its trailers are dropped).
+  virtual std::span<const trailer_field> trailers() const noexcept { return {}; }
+  // Ends a next() that waits, with read_failed, so that a stream whose
+  // response is over stops relaying a request body that still flows (an
+  // HTTP/2 stream's). False when this source cannot (then a relay of it
+  // must not outlive the response: the body is sent before the answer is
+  // awaited).
+  virtual bool cancel() { return false; }
+  virtual bool can_cancel() const noexcept { return false; }
 
  protected:
   bool ready_ = false, touched_ = false;
@@ -92,6 +107,9 @@ class body_sink {
   virtual task<bool> flush() = 0;
   // The head (and so the status) went out whole.
   virtual bool head_sent() const noexcept = 0;
+  // Fields to send after the body, before its last put(); copied. A sink
+  // that cannot carry them (HTTP/1.1 here) drops them.
+  virtual void trailers(std::span<const trailer_field>) {}
 };
 
 // Moves `in` to `out` batch by batch until the body ends (a ready batch is

@@ -13,6 +13,7 @@
 #include "common/http_client.hpp"
 #include "common/https_client.hpp"
 #include "common/log.hpp"
+#include "proxy/http2/grpc_health.hpp"
 #include "proxy/runtime.hpp"
 #include "proxy/tls.hpp"
 
@@ -45,7 +46,8 @@ asio::awaitable<bool> probe(asio::any_io_executor ex, tcp::endpoint endpoint, st
 }
 
 std::string signature(const cluster_target& c, const health_check_config& hc) {
-  std::string s = hc.path + "|" + std::to_string(hc.interval.count()) + "|" + std::to_string(hc.unhealthy) + "|" +
+  std::string s = hc.path + "|" + (hc.grpc_service ? "grpc:" + *hc.grpc_service : "") + "|" +
+                  std::to_string(hc.interval.count()) + "|" + std::to_string(hc.unhealthy) + "|" +
                   std::to_string(hc.healthy);
   for (const auto& e : c.endpoints) s += "|" + endpoint_key(e);
   return s;
@@ -89,7 +91,14 @@ asio::awaitable<void> runtime::check_endpoint(std::string cluster, tcp::endpoint
         tls_host = c.tls_host;
       }
     asio::any_io_executor ex = ctx_.get_executor();
-    bool ok = co_await probe(ex, endpoint, hc.path, hc.interval, tls, tls_host);
+    bool ok = false;
+    if (hc.grpc_service) {
+      const std::string service = *hc.grpc_service;
+      const std::string authority = endpoint_key(endpoint);
+      ok = co_await grpc_health_probe(ex, endpoint, service, authority, hc.interval, tls, tls_host);
+    } else {
+      ok = co_await probe(ex, endpoint, hc.path, hc.interval, tls, tls_host);
+    }
     if (!current()) co_return;
     auto [it, inserted] = health_[cluster].try_emplace(key, true);  // endpoints start healthy
     bool& healthy = it->second;

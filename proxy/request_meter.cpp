@@ -13,6 +13,7 @@ request_meter::~request_meter() {
   auto elapsed = clock::now() - start;
   slot->requests.get().add(code);
   slot->request_time.get().record(micros(elapsed));
+  if (grpc_status >= 0) slot->grpc.get().add(static_cast<unsigned>(grpc_status));
   if (log) queue_line(elapsed);
 }
 

@@ -28,6 +28,7 @@ struct request_meter {
   const boost::asio::ip::tcp::endpoint* upstream = nullptr;
   std::uint64_t bytes_received = 0, bytes_sent = 0;
   unsigned version = 11;  // the client's HTTP version (10, 11, 20), for the access log
+  int grpc_status = -1;   // a gRPC request's status as the client got it (vane_grpc_requests_total)
 
   explicit request_meter(access_ring* ring) : log(ring) {}
   request_meter(const request_meter&) = delete;

@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/core/string.hpp>
 
+#include "common/grpc.hpp"
 #include "common/log.hpp"
 #include "filters/decision/decision.hpp"
 #include "filters/fallback/fallback.hpp"
@@ -14,6 +15,7 @@
 #include "filters/retry/retry.hpp"
 #include "proxy/http1/head_out.hpp"
 #include "proxy/http1/request_view.hpp"
+#include "proxy/http2/client.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/stream_state.hpp"
 #include "proxy/upstream_attempt.hpp"
@@ -74,6 +76,7 @@ void guard_outcome(stream_state& s, unsigned code) {
 void note_attempt(stream_state& s, unsigned code, clock::time_point start) {
   count_attempt(*s.rstats, code, start);
   guard_outcome(s, code);
+  if (s.grpc) s.rstats->upstream_grpc.get().add(grpc_status_for_local_reply(code));  // (no grpc-status came)
 }
 
 // Rules, session affinity, sticky hashing and the weighted split (filters/decision).
@@ -86,6 +89,17 @@ step_result split_step(stream_state& s) {
                          s.cookies);
   s.cx->meter.route = route.name;
   use_target(s);
+  if (s.grpc && s.picked->protocol != upstream_protocol::h2) {
+    // gRPC needs HTTP/2 to the upstream (its trailers carry the status): the client gets UNAVAILABLE.
+    const auto now = clock::now();
+    static thread_local clock::time_point last_said{};
+    if (now - last_said > std::chrono::seconds(1)) {
+      last_said = now;
+      log::warn("route {}: a gRPC request went to cluster {}, which speaks HTTP/1.1; set its protocol: h2", route.name,
+                s.picked->name);
+    }
+    return step_result::stop(503, "gRPC needs an HTTP/2 cluster\n");
+  }
   return step_result::next();
 }
 
@@ -326,6 +340,37 @@ bool fall_back(stream_state& s, const attempt_failure& failure, body_source& bod
   return true;
 }
 
+// A gRPC request whose call ended at once with a status the route retries
+// (retries.on: unavailable, internal, ...; Envoy retries those only in a
+// Trailers-Only answer too): tried again, whatever its method (gRPC's own
+// retry policy), when its body was kept whole and the budget allows.
+constexpr std::uint64_t grpc_retry_max_body = 1024 * 1024;
+
+bool grpc_retry_wanted(stream_state& s, const message_head& head, body_source& body, clock::time_point start) {
+  const auto& retries = s.route->retries;
+  if (!s.h2call || !retries || retries->on.grpc == 0 || s.retry.retries_left == 0 || !h2_call_ended(*s.h2call))
+    return false;
+  const auto value = head.find("grpc-status");
+  const auto status = value ? parse_grpc_status(*value) : std::nullopt;
+  if (!status || ((retries->on.grpc >> *status) & 1U) == 0) return false;
+  const bool kept = !s.req->has_body || s.attempt.body == &s.fallback_body ||
+                    (body.done() && !body.ready() && s.attempt.tee == &s.tee && !s.tee.over);
+  if (!kept) return false;
+  if (!budget_allows(s)) return false;
+  count_attempt(*s.rstats, head.status, start);
+  s.rstats->upstream_grpc.get().add(*status);
+  s.rstats->upstream_grpc_answered.get().add(*status);
+  guard_outcome(s, head.status);
+  if (s.req->has_body && s.attempt.body != &s.fallback_body) {  // sent once already: the copy kept goes
+    s.fallback_body.reset(s.tee.data);
+    s.attempt.body = &s.fallback_body;
+    s.attempt.tee = nullptr;
+  } else if (s.attempt.body == &s.fallback_body) {
+    s.fallback_body.reset(s.tee.data);
+  }
+  return true;
+}
+
 // The attempt's settings, once the steps have run.
 void plan_attempts(stream_state& s, body_source& body) {
   const compiled_route& route = *s.route;
@@ -345,12 +390,60 @@ void plan_attempts(stream_state& s, body_source& body) {
   a.head_request = s.head->method == "HEAD";
   a.header_limit = static_cast<std::uint32_t>(std::max<std::uint64_t>(limits.max_request_headers, 65536));
   a.bytes = &s.cx->meter.bytes_received;
-  // A body that may fall back is kept (up to fallback.max_body) to be sent again.
+  a.has_body = s.req->has_body;
+  a.grpc = s.grpc;
+  if (s.grpc) {  // the client's deadline bounds each attempt (as Envoy's max_grpc_timeout unset: no cap but the
+                 // route's)
+    if (const auto value = s.head->find("grpc-timeout"))
+      if (const auto deadline = parse_grpc_timeout(*value))
+        a.try_timeout = std::min(a.try_timeout, std::chrono::ceil<duration>(*deadline));
+  }
+  // A body that may fall back is kept (up to fallback.max_body) to be sent again; so is a gRPC
+  // request's when the route retries gRPC statuses (up to grpc_retry_max_body).
   const bool keep_body = route.fallback && s.pick == route.fallback->from && s.req->has_body;
   if (keep_body) s.tee.cap = std::max(s.tee.cap, route.fallback->config.max_body);
-  a.tee = s.mirror_stats || keep_body ? &s.tee : nullptr;
+  const bool grpc_retries = s.grpc && retries && retries->on.grpc && s.req->has_body;
+  if (grpc_retries) s.tee.cap = std::max(s.tee.cap, grpc_retry_max_body);
+  a.tee = s.mirror_stats || keep_body || grpc_retries ? &s.tee : nullptr;
   s.pool->begin_request();
   s.counted_in_pool = true;
+}
+
+// The response of an HTTP/2 upstream to the client, then the call's end.
+task<bool> relay_h2_response(stream_state& s, downstream& ds, clock::time_point attempt_start) {
+  h2_call& call = *s.h2call;
+  const message_head& head = s.cx->scratch.response;
+  const unsigned code = head.status;
+  response_shape shape;
+  shape.ops = &s.route->response_headers;
+  shape.cookies = s.cookies;
+  shape.no_body = s.attempt.head_request || code == 204 || code == 304 || h2_call_ended(call);
+  // No Content-Length: an HTTP/1.1 client gets the body chunked (an HTTP/2 one in frames, as it came).
+  shape.chunked = !shape.no_body && !head.find(boost::beast::http::field::content_length);
+  if (s.cx->w.draining()) ds.close_after();
+  body_sink& sink = ds.respond(head, shape);
+  const auto status = co_await relay(h2_call_body(call), sink);
+  if (s.grpc) {
+    // The call's status: in its trailers, or in its only HEADERS (Trailers-Only); none is UNKNOWN.
+    std::optional<unsigned> grpc;
+    for (const auto& t : h2_call_body(call).trailers())
+      if (t.name == "grpc-status") grpc = parse_grpc_status(t.value);
+    if (!grpc)
+      if (const auto v = head.find("grpc-status")) grpc = parse_grpc_status(*v);
+    if (!grpc)
+      grpc = status == relay_status::ok ? grpc_status_for_http(code) : static_cast<unsigned>(grpc_code::internal);
+    s.rstats->upstream_grpc.get().add(*grpc);
+    if (code < 500) s.rstats->upstream_grpc_answered.get().add(*grpc);
+    s.cx->meter.grpc_status = static_cast<int>(status == relay_status::write_failed ? 1U : *grpc);  // (1: CANCELLED)
+  }
+  co_await h2_call_finish(call);
+  if (status != relay_status::ok && status != relay_status::write_failed && !sink.head_sent()) {
+    count_attempt(*s.rstats, 502, attempt_start);
+    co_return co_await ds.reply(502, "upstream sent a bad response\n", true);
+  }
+  count_attempt(*s.rstats, code, attempt_start);  // (its guard outcome was counted at the head)
+  s.cx->meter.code = sink.head_sent() ? code : 499;
+  co_return ds.end_response(status);
 }
 
 }  // namespace
@@ -383,6 +476,8 @@ void stream_state::begin(const stream_context& c, const stream_request& r, worke
   fell_back = false;
   attempt = {};
   failure.reset();
+  const auto content_type = r.head->find(boost::beast::http::field::content_type);
+  grpc = content_type && is_grpc_content_type(*content_type);
 }
 
 void stream_state::end() {
@@ -391,6 +486,7 @@ void stream_state::end() {
   upstream_sink.reset();
   response.reset();
   if (result.conn.conn) pool->release(std::move(result.conn.conn), false);
+  h2call.reset();  // (finished by run_stream: nothing of it runs)
   result = {};
   if (counted_in_pool) {
     if (retrying) pool->end_retry();
@@ -446,8 +542,11 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     if (attempt > 0) attempt_start = clock::now();
     s.attempt.resendable = !req.has_body && !s.retry.resent_stale;
     s.failure.reset();
-    s.result = co_await attempt_upstream(*s.pool, s.attempt, s.upstream_sink, s.response, response_head,
-                                         cx.scratch.response_pieces, cx.scratch.response_store);
+    if (s.picked->protocol == upstream_protocol::h2)
+      s.result = co_await attempt_h2(*s.pool, s.attempt, s.h2call, response_head);
+    else
+      s.result = co_await attempt_upstream(*s.pool, s.attempt, s.upstream_sink, s.response, response_head,
+                                           cx.scratch.response_pieces, cx.scratch.response_store);
     s.attempt.fresh_only = false;
     s.retry.body_touched = body.touched();  // what this attempt consumed of the body decides a retry
     if (s.result.endpoint < s.picked->endpoints.size()) cx.meter.upstream = &s.picked->endpoints[s.result.endpoint];
@@ -463,6 +562,11 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
       if (code < 500 || code > 599) {
         // Its outcome counts now, before the body: the next request already sees a trip. (A switch or a
         // status out of range is a 502, counted below.)
+        if (s.grpc && grpc_retry_wanted(s, response_head, body, attempt_start)) {
+          co_await h2_call_finish(*s.h2call);
+          s.h2call.reset();
+          continue;
+        }
         if (code != 101 && code <= 599) guard_outcome(s, code);
         break;  // a response head: relayed below
       }
@@ -475,8 +579,13 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
       }
       // Nothing of it went to the client: drop it (and its connection) and try again.
       if (again) note_attempt(s, code, attempt_start);
-      answered_by.release(std::move(s.result.conn.conn), false);
-      s.response.reset();
+      if (s.h2call) {
+        co_await h2_call_finish(*s.h2call);
+        s.h2call.reset();
+      } else {
+        answered_by.release(std::move(s.result.conn.conn), false);
+        s.response.reset();
+      }
       continue;
     }
     if (!after_failed_attempt(s, attempt_start) && !fall_back(s, s.last_failure, body)) break;
@@ -499,6 +608,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     co_return co_await ds.reply(s.failure->status, s.failure->body, req.has_body && (!body.done() || body.ready()));
   }
 
+  if (s.h2call) co_return co_await relay_h2_response(s, ds, attempt_start);
   h1_parser<false>& res = *s.response;
   const unsigned code = response_head.status;
   if (code == 101 || code > 599) {

@@ -40,6 +40,7 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
   for (const auto& c : config.clusters) {
     cluster_target t;
     t.name = c.name;
+    t.protocol = c.protocol;
     t.configured = c.endpoints;
     t.connect_timeout = c.connect_timeout;
     t.max_connections = c.max_connections;
@@ -111,6 +112,8 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
     cl.name = l.name;
     cl.address = l.address;
     cl.trust_forwarded = l.trust_forwarded;
+    cl.http1 = l.http1;
+    cl.h2 = l.h2;
     if (l.tls) {
       std::string tls_error;
       cl.tls = inputs.tls ? inputs.tls->server(*l.tls, tls_error) : server_tls::make(*l.tls, tls_error);

@@ -70,6 +70,7 @@ struct compiled_route {
 struct compiled_listener {
   std::string name;
   host_port address;
+  bool http1 = true, h2 = true;  // the protocols it speaks
   bool trust_forwarded = false;
   std::shared_ptr<const server_tls> tls;  // set: the listener terminates TLS
   std::vector<compiled_route> routes;
@@ -77,6 +78,7 @@ struct compiled_listener {
 
 struct cluster_target {
   std::string name;
+  upstream_protocol protocol = upstream_protocol::http1;
   std::vector<host_port> configured;  // the endpoints as written, to reuse `endpoints` while they stay the same
   std::vector<boost::asio::ip::tcp::endpoint> endpoints;
   // Per endpoint, 1 when it may take traffic (health checks); shared, immutable.

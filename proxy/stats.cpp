@@ -121,6 +121,37 @@ json::object codes_json(const std::array<std::uint64_t, metrics::status_counters
   return o;
 }
 
+using grpc_member = metrics::lazy<metrics::grpc_status_counters> route_cluster_stats::*;
+
+// The workers' gRPC counts summed; false when none counted any.
+bool merged_grpc(const std::vector<std::unique_ptr<route_cluster_stats>>& slots, grpc_member m,
+                 std::array<std::uint64_t, metrics::grpc_status_counters::count>& out) {
+  out.fill(0);
+  bool any = false;
+  for (const auto& s : slots) {
+    const auto* c = s ? ((*s).*m).peek() : nullptr;
+    if (!c) continue;
+    any = true;
+    for (unsigned i = 0; i < out.size(); ++i) out[i] += c->value(i);
+  }
+  return any;
+}
+
+void render_grpc_family(metrics::prometheus_writer& w, const rc_map& slots, std::string_view name,
+                        std::string_view help, grpc_member m) {
+  w.family(name, "counter", help);
+  std::array<std::uint64_t, metrics::grpc_status_counters::count> counts{};
+  for (const auto& [labels, per_worker] : slots) {
+    if (!merged_grpc(per_worker, m, counts)) continue;
+    for (unsigned status = 0; status < counts.size(); ++status) {
+      if (!counts[status]) continue;
+      const std::string text = std::to_string(status);
+      label l[] = {{"route", labels.first}, {"cluster", labels.second}, {"grpc_status", text}};
+      w.sample(name, l, counts[status]);
+    }
+  }
+}
+
 }  // namespace
 
 void stats_store::render_prometheus(std::string& out) const {
@@ -139,6 +170,12 @@ void stats_store::render_prometheus(std::string& out) const {
                        &route_cluster_stats::upstream);
   render_histogram_family(w, route_clusters_, "vane_upstream_duration_seconds", "Upstream attempt duration.",
                           &route_cluster_stats::upstream_time, *scratch);
+  render_grpc_family(w, route_clusters_, "vane_grpc_requests_total",
+                     "gRPC requests by the grpc-status the client got (a local reply's included).",
+                     &route_cluster_stats::grpc);
+  render_grpc_family(w, route_clusters_, "vane_upstream_grpc_responses_total",
+                     "gRPC upstream attempts by grpc-status (derived from the HTTP status when none came).",
+                     &route_cluster_stats::upstream_grpc);
   render_status_family(w, route_clusters_, "vane_mirror_responses_total",
                        "Mirror attempts that got an answer (or 502/504).", &route_cluster_stats::mirror);
   render_histogram_family(w, route_clusters_, "vane_mirror_duration_seconds", "Mirror attempt duration.",
@@ -198,6 +235,25 @@ void stats_store::render_prometheus(std::string& out) const {
     label l[] = {{"listener", name}};
     w.sample("vane_downstream_connections_active", l, static_cast<double>(n));
   }
+  w.family("vane_downstream_streams_active", "gauge", "HTTP/2 streams being served.");
+  for (const auto& [name, slots] : listeners_) {
+    std::int64_t n = 0;
+    for (const auto& s : slots)
+      if (s) n += s->streams_active.value();
+    label l[] = {{"listener", name}};
+    w.sample("vane_downstream_streams_active", l, static_cast<double>(n));
+  }
+  w.family("vane_http2_protocol_errors_total", "counter",
+           "HTTP/2 connections ended (GOAWAY or closed) or streams reset by vane for a client's abuse or error.");
+  for (const auto& [name, slots] : listeners_) {
+    for (std::size_t r = 0; r < static_cast<std::size_t>(h2_error_reason::count); ++r) {
+      std::uint64_t n = 0;
+      for (const auto& s : slots)
+        if (s) n += s->h2_errors[r].value();
+      label l[] = {{"listener", name}, {"reason", h2_error_names[r]}};
+      w.sample("vane_http2_protocol_errors_total", l, n);
+    }
+  }
   // The listeners' counters, summed over the workers.
   auto listener_counter = [&](const char* family, const char* help, metrics::counter listener_stats::*member) {
     w.family(family, "counter", help);
@@ -237,6 +293,14 @@ json::array stats_store::latency_json() const {
     };
     part("downstream", &route_cluster_stats::requests, &route_cluster_stats::request_time);
     part("upstream", &route_cluster_stats::upstream, &route_cluster_stats::upstream_time);
+    // gRPC statuses of attempts answered with a non-5xx HTTP status (vane-control counts its failure set).
+    std::array<std::uint64_t, metrics::grpc_status_counters::count> statuses{};
+    if (merged_grpc(slots, &route_cluster_stats::upstream_grpc_answered, statuses) && o.contains("upstream")) {
+      json::object g;
+      for (unsigned st = 0; st < statuses.size(); ++st)
+        if (statuses[st]) g[std::to_string(st)] = statuses[st];
+      o["upstream"].as_object()["grpc"] = std::move(g);
+    }
     part("mirror", &route_cluster_stats::mirror, &route_cluster_stats::mirror_time);
     if (o.size() > 2) routes.push_back(std::move(o));
   }

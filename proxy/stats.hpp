@@ -33,14 +33,37 @@ struct route_cluster_stats {
   metrics::counter mirror_shed_body;
   metrics::counter retries;
   metrics::counter guard_trips;  // the route's guard of this cluster tripped (by this worker)
+  // gRPC requests: the status the client got, and each upstream attempt's;
+  // `upstream_grpc_answered` only the attempts answered with a non-5xx HTTP
+  // status (a 5xx is counted as an error already: /stats/latency adds these).
+  metrics::lazy<metrics::grpc_status_counters> grpc;
+  metrics::lazy<metrics::grpc_status_counters> upstream_grpc;
+  metrics::lazy<metrics::grpc_status_counters> upstream_grpc_answered;
 };
 
 struct cluster_stats {
   metrics::counter connect_errors;
 };
 
+// Why an HTTP/2 connection was ended by vane (vane_http2_protocol_errors_total's reason).
+enum class h2_error_reason : std::uint8_t {
+  protocol_error,       // a frame or sequence RFC 9113 forbids (nghttp2 said GOAWAY)
+  rapid_reset,          // most streams reset (by either side) within a second of opening
+  flood,                // SETTINGS/PING acknowledgements or queued frames past nghttp2's limits
+  empty_frames,         // DATA frames with no payload and no END_STREAM, one after another
+  window_update_flood,  // WINDOW_UPDATE frames far beyond what the DATA sent needs
+  continuation_flood,   // a header block in too many CONTINUATION frames
+  header_list,          // a header list past limits.h2.max_header_list (the stream is reset)
+  count
+};
+inline constexpr const char* h2_error_names[] = {"protocol_error",       "rapid_reset",         "flood",
+                                                 "empty_frames",         "window_update_flood", "continuation_flood",
+                                                 "header_list_too_large"};
+
 struct listener_stats {
   metrics::gauge connections_active;
+  metrics::gauge streams_active;  // HTTP/2 streams being served
+  metrics::counter h2_errors[static_cast<std::size_t>(h2_error_reason::count)];
   metrics::counter connections_refused;   // closed at accept: limits.max_connections reached
   metrics::counter tls_handshake_errors;  // TLS listeners: handshakes that failed or timed out
 };

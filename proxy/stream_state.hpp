@@ -8,6 +8,7 @@
 // profile). begin() starts a request over; end() releases what it counted.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "filters/decision/decision.hpp"
@@ -26,6 +27,7 @@ struct compiled_route;
 struct cluster_target;
 struct route_cluster_stats;
 struct stream_context;
+class h2_call;
 
 struct stream_state {
   // The request.
@@ -57,6 +59,8 @@ struct stream_state {
   std::optional<h1_parser<false>> response;
   std::optional<h1_sink> upstream_sink;
   std::optional<h1_source<false>> response_body;
+  std::shared_ptr<h2_call> h2call;  // the attempt's, on an HTTP/2 cluster (proxy/http2/client)
+  bool grpc = false;                // the request is gRPC (content-type application/grpc...)
   // Counted while the request runs; undone by end().
   bool counted_in_flight = false;  // in the worker's requests in flight (cx->w)
   bool counted_in_pool = false;    // in `pool`'s requests

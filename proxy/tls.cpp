@@ -68,8 +68,10 @@ bool load_pair(ssl::context& ctx, const std::string& cert, const std::string& ke
 // ALPN: h2 when the client offers it (the server's preference, as Envoy's),
 // else http/1.1; a client offering neither gets no ALPN answer.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
-                void*) {
+                void* arg) {
+  const auto& config = *static_cast<const listener_tls_config*>(arg);
   for (std::string_view wanted : {std::string_view("h2"), std::string_view("http/1.1")}) {
+    if (wanted == "h2" ? !config.alpn_h2 : !config.alpn_http1) continue;
     for (unsigned i = 0; i < inlen;) {
       unsigned len = in[i];
       if (i + 1 + len > inlen) break;
@@ -141,7 +143,7 @@ std::shared_ptr<const server_tls> server_tls::make(const listener_tls_config& co
     SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
     static const unsigned char session_context[] = "vane";
     SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
-    SSL_CTX_set_alpn_select_cb(native, select_alpn, nullptr);
+    SSL_CTX_set_alpn_select_cb(native, select_alpn, &s->config_);
     if (!load_pair(*ctx, cert.certificate, cert.private_key, error)) return nullptr;
     if (!config.client_ca.empty()) {
       boost::system::error_code ec;
@@ -196,8 +198,12 @@ std::shared_ptr<const client_tls> client_tls::make(const cluster_tls_config& con
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_cipher_list(native, tls12_ciphers);
-  static const unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  SSL_CTX_set_alpn_protos(native, alpn, sizeof alpn);
+  static const unsigned char alpn_http1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static const unsigned char alpn_h2[] = {2, 'h', '2'};
+  if (config.h2)
+    SSL_CTX_set_alpn_protos(native, alpn_h2, sizeof alpn_h2);
+  else
+    SSL_CTX_set_alpn_protos(native, alpn_http1, sizeof alpn_http1);
   boost::system::error_code ec;
   if (config.verify) {
     if (!config.ca.empty()) {

@@ -23,6 +23,7 @@ struct listener_tls_config {
   std::string client_ca;                    // "" = no client certificate is asked for
   bool require_client_certificate = false;  // with client_ca: refuse clients without one
   duration handshake_timeout = std::chrono::seconds(10);
+  bool alpn_h2 = true, alpn_http1 = true;  // what ALPN may choose (the listener's protocols)
   bool operator==(const listener_tls_config&) const = default;
 };
 
@@ -32,6 +33,7 @@ struct cluster_tls_config {
   bool verify = true;       // verify the chain and the name; off only for tests and trusted links
   std::string certificate;  // client certificate (mTLS), with private_key
   std::string private_key;
+  bool h2 = false;  // ALPN offers "h2" (the cluster's protocol), else "http/1.1"
   bool operator==(const cluster_tls_config&) const = default;
 };
 

@@ -50,6 +50,8 @@ struct attempt_request {
   std::uint32_t header_limit = 65536;
   std::uint64_t* bytes = nullptr;  // request body bytes written are added here
   body_tee* tee = nullptr;         // and copied here (mirroring)
+  bool has_body = false;           // the request has a body (else the HTTP/2 stream ends with its head)
+  bool grpc = false;               // a gRPC request: "te: trailers" goes to an HTTP/2 upstream
 };
 
 // The request goes out through `sink` (emplaced here); the response's parser

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/log.hpp"
+#include "proxy/http2/client.hpp"
 #include "proxy/tls.hpp"
 
 namespace vane::proxy {
@@ -35,6 +36,11 @@ upstream_pool::upstream_pool(const worker_executor& ex, const cluster_target& cl
     : ex_(ex), cluster_(cluster), idle_timeout_(idle_timeout), idle_(cluster.endpoints.size()) {}
 
 upstream_pool::~upstream_pool() = default;
+
+h2_upstream& upstream_pool::h2() {
+  if (!h2_) h2_ = std::make_unique<h2_upstream>(*this);
+  return *h2_;
+}
 
 // Upstreams close idle keep-alive connections after seconds (nginx 75 s,
 // Node 5 s, Go 90 s); one idle for less than this was alive a moment ago.

@@ -39,6 +39,8 @@ using upstream_ptr = std::unique_ptr<upstream_connection>;
 
 enum class acquire_error { none, overflow, connect_failed, connect_timeout, pending_timeout, no_healthy, tls_failed };
 
+class h2_upstream;  // proxy/http2/client.hpp
+
 struct lease {
   upstream_ptr conn;
   bool reused = false;  // taken from the idle list (may have been closed by the peer meanwhile)
@@ -83,6 +85,14 @@ class upstream_pool {
   std::uint32_t active_requests() const { return active_requests_; }
   std::uint32_t max_connections() const { return cluster_.max_connections; }
 
+  // The cluster's next healthy endpoint in round-robin order, or endpoints.size() when none is.
+  std::size_t pick_endpoint() { return next_healthy(); }
+  const cluster_target& cluster() const { return cluster_; }
+  const worker_executor& executor() const { return ex_; }
+  duration idle_timeout() const { return idle_timeout_; }
+  // The HTTP/2 connections (a cluster with protocol h2), made on first use.
+  h2_upstream& h2();
+
   std::size_t active() const { return open_ - idle_count_; }
   std::size_t idle() const { return idle_count_; }
   std::uint64_t connections_created() const { return created_; }
@@ -107,6 +117,7 @@ class upstream_pool {
   std::uint32_t active_retries_ = 0;
   std::size_t next_endpoint_ = 0;
   std::uint64_t created_ = 0;
+  std::unique_ptr<h2_upstream> h2_;  // (last: its connections go first)
 };
 
 }  // namespace vane::proxy

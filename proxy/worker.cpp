@@ -41,9 +41,9 @@ asio::awaitable<void> accept_loop(worker& w, std::shared_ptr<tcp::acceptor> acce
 }
 
 bool same_cluster(const cluster_target& a, const cluster_target& b) {
-  return a.name == b.name && a.endpoints == b.endpoints && a.connect_timeout == b.connect_timeout &&
-         a.max_connections == b.max_connections && a.max_pending == b.max_pending && a.tls == b.tls &&
-         a.tls_host == b.tls_host;
+  return a.name == b.name && a.protocol == b.protocol && a.endpoints == b.endpoints &&
+         a.connect_timeout == b.connect_timeout && a.max_connections == b.max_connections &&
+         a.max_pending == b.max_pending && a.tls == b.tls && a.tls_host == b.tls_host;
 }
 }  // namespace
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target of tests/fuzz for a bounded time each (clang,
+# Runs every libFuzzer target of tests/fuzz (h2: vane's HTTP/2 frames both ways) for a bounded time each (clang,
 # ASan + UBSan), starting from the seeds in tests/fuzz/corpus/ (and configs/
 # for the config loader). A crash stops with the reproducer's path; its input
 # belongs in tests/fuzz/regressions/ and a test.
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(request config traffic matchers)
+[ ${#targets[@]} -eq 0 ] && targets=(request config traffic matchers h2)
 bash scripts/setup.sh
 if ! command -v clang++ >/dev/null || ! dpkg -s libclang-rt-14-dev >/dev/null 2>&1; then
   echo "fuzz: installing clang and libclang-rt-14-dev (libFuzzer)"

@@ -16,6 +16,9 @@ struct retry_on {
   bool reset = true;
   bool status_5xx = false;     // any 5xx, and connect failures, resets, timeouts
   bool gateway_error = false;  // 502/503/504, and connect failures, resets, timeouts
+  // gRPC statuses (a bit per code) of a Trailers-Only answer that are retried (Envoy's retry_on
+  // cancelled, deadline-exceeded, internal, resource-exhausted, unavailable).
+  std::uint32_t grpc = 0;
   bool operator==(const retry_on&) const = default;
 };
 bool retry_wanted(const retry_on& on, retry_cause cause, unsigned status);

@@ -13,8 +13,11 @@
 #include <map>
 #include <memory>
 
+#include "common/grpc.hpp"
 #include "common/log.hpp"
 #include "proxy/http1/head_out.hpp"
+#include "proxy/http2/frames.hpp"
+#include "proxy/http2/wakeup.hpp"
 #include "proxy/request_stream.hpp"
 #include "proxy/worker.hpp"
 
@@ -26,35 +29,9 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::uint32_t max_concurrent_streams = 100;  // advertised (Envoy's edge default)
 constexpr std::size_t out_high_water =
     std::size_t{64} * 1024;  // response bytes queued per stream before put() says pending
 constexpr std::size_t write_batch = std::size_t{64} * 1024;  // frames gathered into one socket write
-
-// One coroutine's wake-up on the worker's thread: notify() before wait()
-// is not lost (single-threaded: nothing runs between a check and a wait).
-class wakeup {
- public:
-  explicit wakeup(const worker_executor& ex) : timer_(ex) {}
-  // False when `until` passed first.
-  task<bool> wait(clock::time_point until = clock::time_point::max()) {
-    if (!pending_) {
-      timer_.expires_at(until);
-      co_await timer_.async_wait(task_nothrow);
-    }
-    const bool woken = pending_;
-    pending_ = false;
-    co_return woken || clock::now() < until;
-  }
-  void notify() {
-    pending_ = true;
-    timer_.cancel();
-  }
-
- private:
-  worker_timer timer_;
-  bool pending_ = false;
-};
 
 class h2_connection;
 struct h2_stream;
@@ -71,6 +48,9 @@ class h2_source final : public body_source {
   std::span<const std::string_view> pieces() const noexcept override { return {&piece_, piece_.empty() ? 0U : 1U}; }
   bool done() const noexcept override;
   void consume() override;
+  std::span<const trailer_field> trailers() const noexcept override;
+  bool cancel() override;
+  bool can_cancel() const noexcept override { return true; }
 
  private:
   h2_stream& s_;
@@ -85,6 +65,7 @@ class h2_sink final : public body_sink {
   put_result put(std::span<const std::string_view> pieces, bool last) override;
   task<bool> flush() override;
   bool head_sent() const noexcept override;
+  void trailers(std::span<const trailer_field> fields) override;
 
  private:
   h2_stream& s_;
@@ -111,8 +92,17 @@ struct field_at {
 };
 
 struct h2_stream {
-  h2_stream(h2_connection& c, std::int32_t stream_id, const worker_executor& ex)
-      : conn(c), id(stream_id), in_wake(ex), out_wake(ex), source(*this), sink(*this), ds(*this) {}
+  h2_stream(h2_connection& c, std::int32_t stream_id, const worker_executor& ex, listener_stats* stats)
+      : stats_(stats), conn(c), id(stream_id), in_wake(ex), out_wake(ex), source(*this), sink(*this), ds(*this) {
+    if (stats_) stats_->streams_active.add(1);
+  }
+  ~h2_stream() {
+    if (stats_) stats_->streams_active.add(-1);
+  }
+  h2_stream(const h2_stream&) = delete;
+  h2_stream& operator=(const h2_stream&) = delete;
+  clock::time_point opened = clock::now();
+  listener_stats* stats_;
   h2_connection& conn;
   std::int32_t id;
   // The request head as decoded: names and values in `store`.
@@ -120,9 +110,18 @@ struct h2_stream {
   std::vector<field_at> fields;
   std::optional<field_at> method, path, authority, scheme;
   std::size_t header_bytes = 0;
+  bool head_done = false;  // the request's HEADERS were received: a later block is its trailers
+  std::string trailer_store;
+  std::vector<field_at> trailer_fields;
+  std::vector<trailer_field> trailer_views;  // of the request, once it ended
+  bool cancelled = false;                    // the stream no longer relays the request body
+  // The response's trailers (names lower-case), sent after its body.
+  std::string out_trailer_store;
+  std::vector<std::pair<std::size_t, std::size_t>> out_trailers;
   // State.
   bool running = false;        // its run_stream is going on
   bool request_ended = false;  // END_STREAM received
+  bool bodiless = false;       // END_STREAM came with the request's HEADERS
   bool closed = false;         // nghttp2 closed it (both ends done, or reset)
   bool too_large = false;      // its body passed limits.max_body
   bool submitted = false;      // a response (head) was submitted
@@ -141,6 +140,12 @@ struct h2_stream {
   h2_sink sink;
   h2_downstream ds;
 
+  // The request is gRPC (its content-type).
+  bool grpc() const {
+    for (const auto& f : fields)
+      if (view(f, true) == "content-type") return is_grpc_content_type(view(f, false));
+    return false;
+  }
   std::string_view view(const field_at& f, bool name) const {
     return name ? std::string_view(store).substr(f.name, f.name_len)
                 : std::string_view(store).substr(f.value, f.value_len);
@@ -158,7 +163,7 @@ struct h2_stream {
 class h2_connection {
  public:
   h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip, bool tls,
-                worker::connection_entry& entry);
+                worker::connection_entry& entry, listener_stats* stats);
   ~h2_connection() { nghttp2_session_del(session_); }
   h2_connection(const h2_connection&) = delete;
   h2_connection& operator=(const h2_connection&) = delete;
@@ -194,9 +199,28 @@ class h2_connection {
   // A drain: GOAWAY with the last stream taken (graceful: those go on), and
   // the connection ends once none runs.
   void go_away();
+  // Ends the connection for a client's abuse: GOAWAY ENHANCE_YOUR_CALM (or the error given), counted once.
+  void abuse(h2_error_reason why, std::uint32_t code = NGHTTP2_ENHANCE_YOUR_CALM);
+  void count_error(h2_error_reason why) {
+    if (error_counted_ || !stats_) return;
+    error_counted_ = true;
+    stats_->h2_errors[static_cast<std::size_t>(why)].add();
+  }
 
+ public:
+  // A header list past limits.h2.max_header_list: the stream is reset (RFC 9113 §10.5.1), counted.
+  int header_list_too_large() {
+    if (stats_) stats_->h2_errors[static_cast<std::size_t>(h2_error_reason::header_list)].add();
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+
+ private:
   worker& w_;
+  listener_stats* stats_;
   worker::connection_entry& entry_;
+  // Abuse checks (counted in vane_http2_protocol_errors_total).
+  h2_abuse_meter abuse_meter_;
+  bool error_counted_ = false;
   bool goaway_ = false;
   proxy_stream& client_;
   std::string listener_;
@@ -221,6 +245,7 @@ void h2_stream::reset(std::uint32_t error_code) {
 
 std::optional<relay_status> h2_source::poll() {
   if (s_.too_large) return relay_status::too_large;
+  if (s_.cancelled) return relay_status::read_failed;
   if (!s_.in_pending.empty()) {
     s_.in_ready.swap(s_.in_pending);  // (in_ready was empty: the last batch was consumed)
     piece_ = s_.in_ready;
@@ -244,6 +269,14 @@ task<relay_status> h2_source::next() {
 }
 
 bool h2_source::done() const noexcept { return s_.request_ended && s_.in_pending.empty(); }
+
+std::span<const trailer_field> h2_source::trailers() const noexcept { return s_.trailer_views; }
+
+bool h2_source::cancel() {
+  s_.cancelled = true;
+  s_.in_wake.notify();
+  return true;
+}
 
 void h2_source::consume() {
   const std::size_t n = s_.in_ready.size();
@@ -272,6 +305,19 @@ ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t
   if (n) s.out_wake.notify();
   if (s.queued() == 0 && s.out_last) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!s.out_trailers.empty()) {  // the trailers end the stream (gRPC's status)
+      std::vector<nghttp2_nv> nva;
+      std::size_t at = 0;
+      const std::string_view store(s.out_trailer_store);
+      for (auto [name, value] : s.out_trailers) {
+        nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(store.data() + at)),
+                       reinterpret_cast<std::uint8_t*>(const_cast<char*>(store.data() + at + name)), name, value,
+                       NGHTTP2_NV_FLAG_NONE});
+        at += name + value;
+      }
+      if (nghttp2_submit_trailer(s.conn.session(), s.id, nva.data(), nva.size()) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
     return static_cast<ssize_t>(n);
   }
   if (n == 0) return NGHTTP2_ERR_DEFERRED;  // resumed by put()
@@ -301,9 +347,10 @@ void submit_head(h2_stream& s, unsigned status,
   nghttp2_data_provider provider{};
   provider.source.ptr = &s;
   provider.read_callback = read_body;
-  s.submitted = true;
   if (nghttp2_submit_response(s.conn.session(), s.id, nva.data(), nva.size(), no_body ? nullptr : &provider) != 0)
-    s.closed = true;  // (the stream is gone already)
+    s.closed = true;  // (the stream is gone already: the client reset it)
+  else
+    s.submitted = true;
   s.conn.want_write();
 }
 
@@ -325,6 +372,15 @@ task<bool> h2_sink::flush() {
   co_return !s_.closed;
 }
 
+void h2_sink::trailers(std::span<const trailer_field> fields) {
+  for (const auto& f : fields) {
+    if (f.name.starts_with(':')) continue;
+    for (char c : f.name) s_.out_trailer_store.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+    s_.out_trailer_store.append(f.value);
+    s_.out_trailers.emplace_back(f.name.size(), f.value.size());
+  }
+}
+
 // Once submitted the status is the client's: nothing can replace it (only a reset can end the stream).
 bool h2_sink::head_sent() const noexcept { return s_.submitted; }
 
@@ -339,6 +395,26 @@ task<bool> h2_downstream::reply(unsigned status, std::string_view body, bool) {
     s_.reset(NGHTTP2_INTERNAL_ERROR);
     if (meter) meter->code = 502;
     co_return false;
+  }
+  if (s_.grpc()) {
+    // A gRPC client reads a status, not a page: Trailers-Only (HTTP 200, the status in the only HEADERS).
+    const unsigned code = grpc_status_for_local_reply(status);
+    char digits[4];
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, code);
+    std::string_view message = body;
+    while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
+    const std::vector<std::pair<std::string_view, std::string_view>> fields{
+        {"server", "vane"},
+        {"content-type", "application/grpc"},
+        {"grpc-status", std::string_view(digits, end - digits)},
+        {"grpc-message", message}};
+    s_.out_last = true;
+    submit_head(s_, 200, fields, true);
+    if (meter) {
+      meter->code = 200;
+      meter->grpc_status = static_cast<int>(code);
+    }
+    co_return true;
   }
   char length[24];
   auto [end, ec] = std::to_chars(length, length + sizeof length, body.size());
@@ -356,7 +432,7 @@ body_sink& h2_downstream::respond(const message_head& head, const response_shape
   for_each_response_field(head, {shape.ops, shape.cookies, false, connection_header::none},
                           [&](std::string_view n, std::string_view v) { fields.emplace_back(n, v); });
   if (shape.no_body) s_.out_last = true;
-  submit_head(s_, head.status, fields, shape.no_body);
+  if (!s_.closed) submit_head(s_, head.status, fields, shape.no_body);  // (reset by the client: nothing to say)
   return s_.sink;
 }
 
@@ -368,8 +444,9 @@ bool h2_downstream::end_response(relay_status status) {
 // ---- the connection ----
 
 h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string& listener, std::string_view client_ip,
-                             bool tls, worker::connection_entry& entry)
+                             bool tls, worker::connection_entry& entry, listener_stats* stats)
     : w_(w),
+      stats_(stats),
       entry_(entry),
       client_(client),
       listener_(listener),
@@ -391,14 +468,21 @@ h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string&
   nghttp2_session_server_new2(&session_, cbs, this, opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
-  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams}};
+  const auto& h2 = limits().h2;
+  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2.max_concurrent_streams},
+                                             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2.initial_stream_window},
+                                             {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h2.max_header_list},
+                                             {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<std::int32_t>(h2.initial_connection_window));
 }
 
 int h2_connection::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  c.streams_[frame->hd.stream_id] = std::make_unique<h2_stream>(c, frame->hd.stream_id, c.client_.get_executor());
+  c.streams_[frame->hd.stream_id] =
+      std::make_unique<h2_stream>(c, frame->hd.stream_id, c.client_.get_executor(), c.stats_);
   return 0;
 }
 
@@ -407,10 +491,21 @@ int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* frame, const
                              void* self) {
   auto& c = *static_cast<h2_connection*>(self);
   h2_stream* s = c.find(frame->hd.stream_id);
-  if (!s || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // (trailers: not relayed yet)
-  // RFC 7541 §4.1's entry size: a head past limits.max_request_headers resets the stream.
+  if (!s) return 0;
+  if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {  // the request's trailers
+    if (!s->head_done || namelen == 0 || name[0] == ':') return 0;
+    s->header_bytes += namelen + valuelen + 32;
+    if (s->header_bytes > c.limits().h2.max_header_list) return c.header_list_too_large();
+    s->trailer_fields.push_back(
+        {static_cast<std::uint32_t>(s->trailer_store.size()), static_cast<std::uint32_t>(namelen),
+         static_cast<std::uint32_t>(s->trailer_store.size() + namelen), static_cast<std::uint32_t>(valuelen)});
+    s->trailer_store.append(reinterpret_cast<const char*>(name), namelen);
+    s->trailer_store.append(reinterpret_cast<const char*>(value), valuelen);
+    return 0;
+  }
+  // RFC 7541 §4.1's entry size: a head past limits.h2.max_header_list resets the stream.
   s->header_bytes += namelen + valuelen + 32;
-  if (s->header_bytes > c.limits().max_request_headers) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  if (s->header_bytes > c.limits().h2.max_header_list) return c.header_list_too_large();
   field_at f{static_cast<std::uint32_t>(s->store.size()), static_cast<std::uint32_t>(namelen), 0,
              static_cast<std::uint32_t>(valuelen)};
   s->store.append(reinterpret_cast<const char*>(name), namelen);
@@ -432,17 +527,27 @@ int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* frame, const
 
 int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
+  // Floods nghttp2 does not bound (Envoy's checks): DATA frames that carry nothing and end nothing, one
+  // after another; WINDOW_UPDATE frames far beyond what the DATA frames sent to the client call for.
+  if (const auto why = c.abuse_meter_.frame_received(frame->hd.type, frame->hd.length, frame->hd.flags)) {
+    c.abuse(*why);
+    return 0;
+  }
   h2_stream* s = c.find(frame->hd.stream_id);
   if (!s) return 0;
   const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-    s->request_ended = end;
+    s->head_done = true;
+    s->request_ended = s->bodiless = end;
     s->running = true;
     ++c.running_;
     // Started after this frame's processing (posted): nothing of a stream runs inside nghttp2's input.
     asio::post(c.client_.get_executor(),
                [&c, s] { asio::co_spawn(c.client_.get_executor(), c.serve_stream(*s), asio::detached); });
   } else if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && end) {
+    const std::string_view store(s->trailer_store);
+    for (const auto& f : s->trailer_fields)
+      s->trailer_views.push_back({store.substr(f.name, f.name_len), store.substr(f.value, f.value_len)});
     s->request_ended = true;
     s->in_wake.notify();
   }
@@ -466,6 +571,12 @@ int h2_connection::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t st
 
 int h2_connection::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
+  c.abuse_meter_.frame_sent(frame->hd.type);
+  if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+    // nghttp2's own verdict (a protocol error; ENHANCE_YOUR_CALM: its reset-rate or flood limits).
+    c.count_error(frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? h2_error_reason::rapid_reset
+                                                                        : h2_error_reason::protocol_error);
+  }
   h2_stream* s = c.find(frame->hd.stream_id);
   if (!s) return 0;
   if (frame->hd.type == NGHTTP2_HEADERS) s->head_sent = true;
@@ -477,11 +588,17 @@ int h2_connection::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, v
   return 0;
 }
 
-int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t, void* self) {
+int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* self) {
   // Never a fatal error from here (nghttp2 before 1.55.1 leaks on one).
   auto& c = *static_cast<h2_connection*>(self);
   h2_stream* s = c.find(stream_id);
   if (!s) return 0;
+  // Rapid reset (CVE-2023-44487), resets vane sends counted too (CVE-2025-8671): once enough streams
+  // have closed, a connection where most were reset within a second of opening is ended (as Envoy's
+  // premature-reset check).
+  const bool reset = error_code != NGHTTP2_NO_ERROR || !s->response_done || !s->request_ended;  // (RST NO_ERROR too)
+  if (const auto why = c.abuse_meter_.stream_closed(reset, clock::now() - s->opened < std::chrono::seconds(1)))
+    c.abuse(*why);
   s->close();
   if (!s->running) c.forget(stream_id);
   return 0;
@@ -538,7 +655,7 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
     req.head = &head;
     req.client_ip = client_ip_;
     req.scheme = tls_ ? "https" : "http";
-    req.has_body = !s.request_ended;
+    req.has_body = !s.bodiless;  // (its DATA may have come already, with END_STREAM)
     const auto length = head.find(http::field::content_length);
     std::uint64_t n = 0;
     if (length && std::from_chars(length->data(), length->data() + length->size(), n).ec == std::errc{})
@@ -569,6 +686,14 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
   idle_wake_.notify();
   if (s.closed) forget(s.id);
   if (w_.draining()) go_away();
+}
+
+void h2_connection::abuse(h2_error_reason why, std::uint32_t code) {
+  if (closing_) return;
+  count_error(why);
+  log::debug("h2 from {}: {}: GOAWAY", client_ip_, h2_error_names[static_cast<std::size_t>(why)]);
+  nghttp2_session_terminate_session(session_, code);  // nghttp2 reads no more; the GOAWAY is written, then we close
+  want_write();
 }
 
 void h2_connection::go_away() {
@@ -622,6 +747,9 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
       const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const std::uint8_t*>(in.data()), in.size());
       if (n < 0) {
         log::debug("h2 from {}: {}", client_ip_, nghttp2_strerror(static_cast<int>(n)));
+        count_error(n == NGHTTP2_ERR_FLOODED                  ? h2_error_reason::flood
+                    : n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ? h2_error_reason::continuation_flood
+                                                              : h2_error_reason::protocol_error);
         break;
       }
       received.consume(static_cast<std::size_t>(n));
@@ -649,9 +777,12 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
   }
   client_.expires_never();
   if (!writer_done_ && nghttp2_session_want_write(session_)) {
-    want_write();  // the last frames (a GOAWAY) go out first, within idle_timeout
-    client_.expires_after(idle);
-    const auto until = clock::now() + idle;
+    // The last frames (a GOAWAY) go out first, within idle_timeout; an abusive client, which may not
+    // read at all, gets a second.
+    want_write();
+    const duration flush = error_counted_ ? std::min<duration>(idle, std::chrono::seconds(1)) : idle;
+    client_.expires_after(flush);
+    const auto until = clock::now() + flush;
     while (!writer_done_ && nghttp2_session_want_write(session_) && co_await idle_wake_.wait(until)) {
     }
   }
@@ -666,8 +797,8 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
 }  // namespace
 
 task<void> serve_h2(worker& w, proxy_stream& client, boost::beast::flat_buffer& received, const std::string& listener,
-                    std::string_view client_ip, bool tls, worker::connection_entry& entry) {
-  h2_connection c(w, client, listener, client_ip, tls, entry);
+                    std::string_view client_ip, bool tls, worker::connection_entry& entry, listener_stats* stats) {
+  h2_connection c(w, client, listener, client_ip, tls, entry, stats);
   co_await c.run(received);
 }
 

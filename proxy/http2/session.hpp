@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "proxy/executor.hpp"
+#include "proxy/stats.hpp"
 #include "proxy/stream.hpp"
 #include "proxy/worker.hpp"
 
@@ -36,7 +37,8 @@ constexpr bool maybe_h2_preface(std::string_view bytes) noexcept {
 // stream runs, so that a drain's end closes it. While the worker drains,
 // the connection says GOAWAY (NO_ERROR, the last stream it took) as soon as
 // it has no stream running, or when its streams end, then closes.
+// `stats`: the listener's (streams active, protocol errors), or null.
 task<void> serve_h2(worker& w, proxy_stream& client, boost::beast::flat_buffer& received, const std::string& listener,
-                    std::string_view client_ip, bool tls, worker::connection_entry& entry);
+                    std::string_view client_ip, bool tls, worker::connection_entry& entry, listener_stats* stats);
 
 }  // namespace vane::proxy

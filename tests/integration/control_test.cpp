@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "tests/support/fixtures.hpp"
+#include "tests/support/grpc.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/prometheus.hpp"
 
@@ -568,4 +569,50 @@ TEST(Control, AProxyRestartedMidRunConvergesWithinATick) {
   ASSERT_TRUE(saw(ctl, "Promotion completed! Scaling down app.test")) << ctl.process->output();
   EXPECT_EQ(canary_weight(*b), 0);
   EXPECT_EQ(canary_weight(a), 0);
+}
+
+// A gRPC canary whose calls fail with HTTP 200 and grpc-status INTERNAL: HTTP
+// status alone sees nothing wrong (Flagger's builtin query on Istio counts
+// these as successes); vane's success rate counts the gRPC status, so the
+// run is rolled back.
+TEST(Control, AGrpcCanaryFailingWithHttp200IsRolledBack) {
+  ASSERT_TRUE(grpcio_available());
+  auto p = start_demo("1.0");
+  auto c = start_demo("2.0", {"--error-percent", "40", "--grpc-error-status", "internal"});
+  auto proxy = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        split:
+          - {cluster: app-primary, weight: 100}
+          - {cluster: app-canary, weight: 0}
+clusters:
+  - {name: app-primary, protocol: h2, endpoints: [)" +
+                               p.address() +
+                               R"(]}
+  - {name: app-canary, protocol: h2, endpoints: [)" +
+                               c.address() + "]}\n",
+                           1);
+  child_process grpc_load("/usr/bin/python3", {source_dir() + "/tests/support/grpc_client.py", "--target",
+                                               "127.0.0.1:" + std::to_string(proxy.port), "--method", "echo", "--calls",
+                                               "0", "--duration", "120", "--rate", "200", "--concurrency", "4"});
+  auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
+    maxWeight: 60
+    stepWeight: 20
+    metrics:
+      - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
+)"));
+  ASSERT_TRUE(ctl.process->wait_for("Canary failed! Scaling down app.test", 120s)) << ctl.process->output();
+  const std::string out = ctl.process->output();
+  EXPECT_NE(out.find("Halt app.test advancement success rate"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Promotion completed"), std::string::npos);
+  EXPECT_EQ(json::serialize(route_policy(proxy).at("split")),
+            R"([{"cluster":"app-primary","weight":100},{"cluster":"app-canary","weight":0}])");
+  // Every answer of the canary was an HTTP 200: only its gRPC status said it failed.
+  EXPECT_GT(metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="200"})"), 0);
+  EXPECT_EQ(metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="500"})"), 0);
+  EXPECT_GT(
+      metric_now(proxy, R"(vane_upstream_grpc_responses_total{route="app",cluster="app-canary",grpc_status="13"})"), 0);
 }

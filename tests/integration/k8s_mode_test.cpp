@@ -215,10 +215,14 @@ class K8sMode : public ::testing::Test {
     initial_revision_ = text(status(), {"lastAppliedSpec"});
   }
 
+  std::unique_ptr<child_process> controller_process(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"--kubernetes", "--kubeconfig", kubeconfig_,  "--namespace",
+                                  "test",         "--listen",     "127.0.0.1:0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<child_process>(control_binary(), args);
+  }
   void start_controller() {
-    controller_ = std::make_unique<child_process>(
-        control_binary(), std::vector<std::string>{"--kubernetes", "--kubeconfig", kubeconfig_, "--namespace", "test",
-                                                   "--listen", "127.0.0.1:0"});
+    controller_ = controller_process(extra_args_);
     auto line = controller_->wait_for("vane-control listening on");
     ASSERT_TRUE(line) << controller_->output();
     api_port_ = port_of_line(*line);
@@ -234,7 +238,8 @@ class K8sMode : public ::testing::Test {
     return text(object(deployments, "app-primary"), {"spec", "template", "metadata", "annotations", "version"});
   }
 
-  int deadline_ = 60;  // the Canary's progressDeadlineSeconds
+  int deadline_ = 60;                    // the Canary's progressDeadlineSeconds
+  std::vector<std::string> extra_args_;  // the controller's further flags
   test_pki pki_;
   std::string port_, kubeconfig_, initial_revision_;
   std::unique_ptr<child_process> fake_, controller_;
@@ -510,6 +515,30 @@ TEST_F(K8sMode, ACanaryDeletedAndMadeAgainIsInitializedAgain) {
   })) << controller_->output();
   ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Initialized"; })) << status();
   EXPECT_EQ(text(status(), {"lastPromotedSpec"}), initial_revision_);
+}
+
+TEST_F(K8sMode, WithLeaderElectionTheStandbyFinishesTheRunOfAStoppedLeader) {
+  extra_args_ = {"--leader-elect",
+                 "--leader-elect-lease-duration",
+                 "3s",
+                 "--leader-elect-renew-deadline",
+                 "2s",
+                 "--leader-elect-retry-period",
+                 "200ms"};
+  start();  // the first replica leads (no other), initializes
+  auto standby = controller_process(extra_args_);
+  ASSERT_TRUE(standby->wait_for("vane-control listening on")) << standby->output();
+  new_revision();
+  ASSERT_TRUE(controller_->wait_for("Advance app.test canary weight 25", 60s)) << controller_->output();
+  EXPECT_EQ(standby->output().find("leading"), std::string::npos) << standby->output();
+  controller_.reset();  // SIGTERM: the leader releases the Lease
+  ASSERT_TRUE(standby->wait_for("leading: loading the canaries")) << standby->output();
+  ASSERT_TRUE(standby->wait_for("Promotion completed! Scaling down app.test", 60s)) << standby->output();
+  std::string out = standby->output();
+  EXPECT_EQ(out.find("Initialization done!"), std::string::npos) << out;
+  EXPECT_EQ(out.find("New revision detected!"), std::string::npos) << out;
+  ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Succeeded"; })) << status();
+  EXPECT_EQ(primary_version(), "2.0");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -129,7 +130,18 @@ void check_common(const rendered& r) {
     const auto& pod = spec["template"]["spec"];
     EXPECT_TRUE(selects(spec["selector"]["matchLabels"], spec["template"]["metadata"]["labels"]))
         << "the selector does not match its own pods";
-    EXPECT_EQ(pod["automountServiceAccountToken"].as<bool>(true), false) << "no Kubernetes API credentials needed";
+    // No Kubernetes API credentials, but for a pod whose ServiceAccount this rendering grants a role (RBAC).
+    if (pod["automountServiceAccountToken"].as<bool>(true)) {
+      auto account = pod["serviceAccountName"].as<std::string>("default");
+      EXPECT_TRUE(r.named("ServiceAccount", account)) << "API credentials for a ServiceAccount not in the rendering";
+      bool bound = false;
+      for (const char* kind : {"RoleBinding", "ClusterRoleBinding"})
+        for (const auto& b : r.of(kind))
+          for (const auto& subject : b["subjects"])
+            bound = bound || (subject["kind"].as<std::string>() == "ServiceAccount" &&
+                              subject["name"].as<std::string>() == account);
+      EXPECT_TRUE(bound) << "API credentials that no role goes with";
+    }
     auto containers = containers_of(pod);
     ASSERT_FALSE(containers.empty());
     for (const auto& c : containers) {
@@ -202,7 +214,9 @@ std::pair<YAML::Node, YAML::Node> running(const rendered& r, const std::string& 
 }
 
 // The proxy's config from its ConfigMap, checked against the pods and accepted by `vane-proxy --validate`.
-YAML::Node check_proxy(const rendered& r, const YAML::Node& d, const YAML::Node& c) {
+// `generated`: Services that vane-control creates (Kubernetes mode), by name, with their port.
+YAML::Node check_proxy(const rendered& r, const YAML::Node& d, const YAML::Node& c,
+                       const std::map<std::string, int>& generated = {}) {
   auto config_path = arg_after(c, "--config");
   auto [volume, key] = volume_for(d, c, config_path);
   EXPECT_TRUE(volume["configMap"]) << config_path << " is not in a mounted ConfigMap";
@@ -220,6 +234,10 @@ YAML::Node check_proxy(const rendered& r, const YAML::Node& d, const YAML::Node&
   for (const auto& cluster : config["clusters"])
     for (const auto& e : cluster["endpoints"]) {
       auto hp = e.as<std::string>();
+      if (auto g = generated.find(hp.substr(0, hp.find(':'))); g != generated.end()) {
+        EXPECT_EQ(hp.substr(hp.find(':') + 1), std::to_string(g->second)) << hp;
+        continue;
+      }
       auto svc = r.named("Service", hp.substr(0, hp.find(':')));
       EXPECT_TRUE(svc) << "no Service for endpoint " << hp;
       if (!svc) continue;
@@ -464,6 +482,143 @@ TEST(K8s, InjectWebhookOverlayNeverBlocksTheSystemAndServesWithARenewedCertifica
   std::replace(args.begin(), args.end(), listen, std::string("127.0.0.1:0"));
   child_process webhook(control_binary(), args);
   EXPECT_TRUE(webhook.wait_for("inject webhook listening on")) << webhook.output();
+}
+
+TEST(K8s, KubernetesModeOverlayRunsTwoLeaderElectedControllersOnFlaggersKinds) {
+  if (which("kubectl").empty()) GTEST_SKIP() << "kubectl is not installed";
+  auto r = render("overlays/kubernetes-mode");
+  check_common(r);
+  // Flagger's three kinds, named as Flagger names them, with a status subresource and a permissive schema.
+  ASSERT_EQ(r.of("CustomResourceDefinition").size(), 3U);
+  for (const auto& [plural, kind] : std::map<std::string, std::string>{
+           {"canaries", "Canary"}, {"metrictemplates", "MetricTemplate"}, {"alertproviders", "AlertProvider"}}) {
+    SCOPED_TRACE(plural);
+    auto crd = r.named("CustomResourceDefinition", plural + ".flagger.app");
+    ASSERT_TRUE(crd);
+    const auto& spec = crd["spec"];
+    EXPECT_EQ(spec["group"].as<std::string>(), "flagger.app");
+    EXPECT_EQ(spec["scope"].as<std::string>(), "Namespaced");
+    EXPECT_EQ(spec["names"]["kind"].as<std::string>(), kind);
+    EXPECT_EQ(spec["names"]["listKind"].as<std::string>(), kind + "List");
+    EXPECT_EQ(spec["names"]["plural"].as<std::string>(), plural);
+    std::string singular = kind;
+    std::transform(singular.begin(), singular.end(), singular.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
+    EXPECT_EQ(spec["names"]["singular"].as<std::string>(), singular);
+    ASSERT_EQ(spec["versions"].size(), 1U);
+    const auto& v = spec["versions"][0];
+    EXPECT_EQ(v["name"].as<std::string>(), "v1beta1");
+    EXPECT_TRUE(v["served"].as<bool>(false));
+    EXPECT_TRUE(v["storage"].as<bool>(false));
+    EXPECT_TRUE(v["subresources"]["status"].IsMap());
+    const auto& props = v["schema"]["openAPIV3Schema"]["properties"];
+    for (const char* part : {"spec", "status"})
+      EXPECT_TRUE(props[part]["x-kubernetes-preserve-unknown-fields"].as<bool>(false)) << part;
+  }
+  // RBAC: exactly the verbs vane-control uses.
+  std::set<std::string> granted;
+  for (const char* kind : {"ClusterRole", "Role"})
+    for (const auto& role : r.of(kind))
+      for (const auto& rule : role["rules"])
+        for (const auto& g : rule["apiGroups"])
+          for (const auto& res : rule["resources"])
+            for (const auto& verb : rule["verbs"])
+              granted.insert(std::string(kind) + " " + g.as<std::string>() + "/" + res.as<std::string>() + " " +
+                             verb.as<std::string>());
+  std::set<std::string> expected;
+  auto grant = [&](const std::string& kind, const std::string& what, std::initializer_list<const char*> verbs) {
+    for (const char* verb : verbs) expected.insert(kind + " " + what + " " + verb);
+  };
+  grant("ClusterRole", "flagger.app/canaries", {"get", "list", "watch", "update"});
+  grant("ClusterRole", "flagger.app/canaries/status", {"update", "patch"});
+  for (const char* what : {"flagger.app/metrictemplates", "flagger.app/alertproviders"})
+    grant("ClusterRole", what, {"get", "list", "watch"});
+  grant("ClusterRole", "apps/deployments", {"get", "list", "watch", "create", "update", "patch"});
+  for (const char* what : {"/services", "/configmaps", "/secrets", "autoscaling/horizontalpodautoscalers"})
+    grant("ClusterRole", what, {"get", "list", "watch", "create", "update"});
+  grant("ClusterRole", "/events", {"create", "patch"});
+  grant("ClusterRole", "discovery.k8s.io/endpointslices", {"list", "watch"});
+  grant("Role", "coordination.k8s.io/leases", {"get", "create", "update"});
+  EXPECT_EQ(granted, expected);
+  // Two vane-control replicas with leader election, Kubernetes mode, no state volume.
+  auto [d, c] = running(r, "vane-control");
+  ASSERT_TRUE(d) << "no vane-control Deployment";
+  const std::string ns = d["metadata"]["namespace"].as<std::string>();
+  EXPECT_EQ(d["spec"]["replicas"].as<int>(), 2);
+  std::set<std::string> args;
+  for (const auto& a : c["args"]) args.insert(a.as<std::string>());
+  EXPECT_TRUE(args.count("--kubernetes"));
+  EXPECT_TRUE(args.count("--leader-elect"));
+  for (const char* flag : {"--state", "--canaries"}) EXPECT_FALSE(args.count(flag)) << flag;
+  EXPECT_TRUE(r.of("PersistentVolumeClaim").empty());
+  for (const auto& v : d["spec"]["template"]["spec"]["volumes"]) EXPECT_FALSE(v["persistentVolumeClaim"]) << v;
+  auto [token_volume, token_key] = volume_for(d, c, arg_after(c, "--proxy-token-file"));
+  EXPECT_TRUE(token_volume["secret"]);
+  EXPECT_TRUE(r.named("PodDisruptionBudget", "vane-control"));
+  // Its ServiceAccount has the ClusterRole everywhere, and the Lease's Role in its own namespace.
+  const auto account = d["spec"]["template"]["spec"]["serviceAccountName"].as<std::string>("");
+  EXPECT_EQ(r.named("ServiceAccount", account)["metadata"]["namespace"].as<std::string>(""), ns);
+  std::set<std::string> bound;
+  for (const char* kind : {"RoleBinding", "ClusterRoleBinding"})
+    for (const auto& b : r.of(kind))
+      for (const auto& subject : b["subjects"])
+        if (subject["name"].as<std::string>() == account && subject["namespace"].as<std::string>() == ns) {
+          auto role = r.named(b["roleRef"]["kind"].as<std::string>(), b["roleRef"]["name"].as<std::string>());
+          EXPECT_TRUE(role) << b["roleRef"];
+          if (std::string(kind) == "RoleBinding") {
+            EXPECT_EQ(b["metadata"]["namespace"].as<std::string>(""), ns);
+            EXPECT_EQ(role["metadata"]["namespace"].as<std::string>(""), ns);
+          }
+          bound.insert(b["roleRef"]["kind"].as<std::string>());
+        }
+  EXPECT_EQ(bound, (std::set<std::string>{"ClusterRole", "Role"}));
+  // The Canary, as a Flagger user writes it, with provider vane.
+  auto canaries = r.of("Canary");
+  ASSERT_EQ(canaries.size(), 1U);
+  const auto& canary = canaries[0];
+  const auto& cs = canary["spec"];
+  const std::string app_ns = canary["metadata"]["namespace"].as<std::string>();
+  EXPECT_EQ(canary["apiVersion"].as<std::string>(), "flagger.app/v1beta1");
+  EXPECT_EQ(cs["provider"].as<std::string>(""), "vane");
+  auto target = r.named("Deployment", cs["targetRef"]["name"].as<std::string>());
+  ASSERT_TRUE(target) << "no target Deployment";
+  EXPECT_EQ(target["metadata"]["namespace"].as<std::string>(), app_ns);
+  auto hpa = r.named("HorizontalPodAutoscaler", cs["autoscalerRef"]["name"].as<std::string>(""));
+  ASSERT_TRUE(hpa);
+  EXPECT_EQ(hpa["spec"]["scaleTargetRef"]["name"].as<std::string>(), cs["targetRef"]["name"].as<std::string>());
+  const int service_port = cs["service"]["port"].as<int>();
+  EXPECT_TRUE(port_numbers(target).count(service_port) ||
+              port_names(target).count(cs["service"]["targetPort"].as<std::string>("")));
+  // Its proxies: the fleet Service of this rendering, over the pods that run the proxy, on their admin port.
+  auto [pd, pc] = running(r, "vane-proxy");
+  ASSERT_TRUE(pd);
+  ASSERT_EQ(cs["proxies"].size(), 1U);
+  auto fleet = cs["proxies"][0].as<std::string>();
+  ASSERT_EQ(fleet.rfind("k8s:", 0), 0U) << fleet;
+  auto slash = fleet.find('/'), colon = fleet.rfind(':');
+  auto svc = r.named("Service", fleet.substr(slash + 1, colon - slash - 1));
+  ASSERT_TRUE(svc) << fleet;
+  EXPECT_EQ(svc["metadata"]["namespace"].as<std::string>(), fleet.substr(4, slash - 4));
+  EXPECT_TRUE(selects(svc["spec"]["selector"], pd["spec"]["template"]["metadata"]["labels"]));
+  bool named = false;
+  for (const auto& p : svc["spec"]["ports"]) named = named || p["name"].as<std::string>() == fleet.substr(colon + 1);
+  EXPECT_TRUE(named) << "the fleet Service has no port named " << fleet.substr(colon + 1);
+  EXPECT_TRUE(port_names(pd).count(fleet.substr(colon + 1)));
+  // The proxy splits between the Services that vane-control creates for the Canary.
+  const std::string apex = cs["service"]["name"].as<std::string>(cs["targetRef"]["name"].as<std::string>());
+  auto config = check_proxy(r, pd, pc, {{apex + "-primary", service_port}, {apex + "-canary", service_port}});
+  ASSERT_TRUE(config);
+  bool route = false;
+  for (const auto& l : config["listeners"])
+    for (const auto& rt : l["routes"]) route = route || rt["name"].as<std::string>() == cs["route"].as<std::string>();
+  EXPECT_TRUE(route) << "no proxy route " << cs["route"];
+  // The document is accepted by the controller's parser.
+  auto dir = make_temp_dir();
+  YAML::Emitter out;
+  out << canary;
+  write_file(dir + "/canary.yaml", out.c_str());
+  auto [code, text] = run(control_binary(), {"--validate", "--canaries", dir});
+  EXPECT_EQ(code, 0) << text;
 }
 
 TEST(K8s, DockerfileNamesFilesThatExistAndDebianPackagesThatHoldTheLibraries) {

@@ -11,9 +11,9 @@
 using namespace vane::test;
 
 TEST(Validate, EveryExampleConfigIsValid) {
-  std::set<std::string> expected{"split.yaml",      "routes.yaml", "health-checked.yaml",
-                                 "ab-testing.yaml", "sticky.yaml", "mirroring.yaml",
-                                 "tls.yaml",        "guarded.yaml"};
+  std::set<std::string> expected{"split.yaml",      "routes.yaml",  "health-checked.yaml",
+                                 "ab-testing.yaml", "sticky.yaml",  "mirroring.yaml",
+                                 "tls.yaml",        "guarded.yaml", "grpc.yaml"};
   std::set<std::string> seen;
   // tls.yaml names tls.crt and tls.key beside it: validated as a copy next to throwaway ones.
   test_pki pki;

@@ -88,3 +88,26 @@ TEST(BuiltinMetrics, P99IsInterpolatedInItsBucket) {
   EXPECT_LE(*p99, 508.0);
   EXPECT_EQ(p99_ms(window{}), std::nullopt);
 }
+
+// gRPC: the statuses of attempts answered with a non-5xx HTTP status ("grpc") count as errors when
+// they are in the Canary's failure set; a malformed "grpc" is a reason, not a throw.
+TEST(BuiltinMetrics, GrpcFailureStatusesCountAsErrors) {
+  auto s = stats(1, 100, 10);
+  auto& up = s["routes"].as_array()[0].as_object()["upstream"].as_object();
+  up["grpc"] = json::object{{"0", 60}, {"13", 30}, {"5", 10}};  // OK, INTERNAL, NOT_FOUND
+  auto snap = read_snapshot(s, "app", steady::now());
+  ASSERT_TRUE(snap) << snap.why;
+  EXPECT_EQ(snap.value->by_key.at(key).total, 110u);
+  EXPECT_EQ(snap.value->by_key.at(key).errors, 10u + 30u);  // 5xx + INTERNAL (NOT_FOUND is not in the default set)
+  auto only_not_found = read_snapshot(s, "app", steady::now(), 1U << 5);
+  ASSERT_TRUE(only_not_found);
+  EXPECT_EQ(only_not_found.value->by_key.at(key).errors, 10u + 10u);
+  auto none = read_snapshot(s, "app", steady::now(), 0);
+  EXPECT_EQ(none.value->by_key.at(key).errors, 10u);
+  up["grpc"] = json::object{{"13", "many"}};
+  auto bad = read_snapshot(s, "app", steady::now());
+  EXPECT_FALSE(bad);
+  EXPECT_NE(bad.why.find("grpc status 13"), std::string::npos) << bad.why;
+  up["grpc"] = json::object{{"13", 500}};  // more failures than attempts
+  EXPECT_FALSE(read_snapshot(s, "app", steady::now()));
+}

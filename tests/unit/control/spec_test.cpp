@@ -141,3 +141,30 @@ spec:
   EXPECT_NE(errors.find("webhook.type 'sometimes' is not one of Flagger's"), std::string::npos) << errors;
   EXPECT_NE(errors.find("unknown matcher 'regexp'"), std::string::npos) << errors;
 }
+
+TEST(CanarySpec, GrpcFailureCodesTakeNamesAndNumbers) {
+  const std::string head = R"(apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: x}
+spec:
+  route: x
+  proxies: [http://127.0.0.1:9901]
+  analysis:
+    stepWeight: 10
+)";
+  documents d;
+  parse_documents(head + "    interval: 1s\n", "a.yaml", d);
+  ASSERT_EQ(d.canaries.size(), 1u) << all_errors(d);
+  EXPECT_EQ(d.canaries[0].analysis.grpc_failures, default_grpc_failures);
+  documents e;
+  parse_documents(head + "    grpcFailureCodes: [UNAVAILABLE, internal, 4, resource-exhausted]\n", "b.yaml", e);
+  ASSERT_EQ(e.canaries.size(), 1u) << all_errors(e);
+  EXPECT_EQ(e.canaries[0].analysis.grpc_failures, (1U << 14) | (1U << 13) | (1U << 4) | (1U << 8));
+  documents f;
+  parse_documents(head + "    grpcFailureCodes: [UNAVAILABLE, SOMETIMES, 17]\n", "c.yaml", f);
+  EXPECT_TRUE(f.canaries.empty());
+  const std::string errors = all_errors(f);
+  EXPECT_NE(errors.find("c.yaml:9:"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("\"SOMETIMES\" is not a gRPC status"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("\"17\" is not a gRPC status"), std::string::npos) << errors;
+}

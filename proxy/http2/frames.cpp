@@ -1,0 +1,79 @@
+#include "proxy/http2/frames.hpp"
+
+namespace vane::proxy {
+
+std::optional<h2_error_reason> h2_abuse_meter::frame_received(std::uint8_t type, std::size_t length,
+                                                              std::uint8_t flags) {
+  if (type == NGHTTP2_DATA) {
+    const bool empty = length == 0 && (flags & NGHTTP2_FLAG_END_STREAM) == 0;
+    empty_data_in_row_ = empty ? empty_data_in_row_ + 1 : 0;
+    if (empty_data_in_row_ > max_empty_data_in_row) return h2_error_reason::empty_frames;
+  } else if (type == NGHTTP2_WINDOW_UPDATE) {
+    if (++window_updates_in_ > window_updates_allowed + window_updates_per_data * data_frames_out_)
+      return h2_error_reason::window_update_flood;
+  }
+  return std::nullopt;
+}
+
+std::optional<h2_error_reason> h2_abuse_meter::stream_closed(bool reset, bool young) {
+  ++streams_closed_;
+  if (reset && young) ++streams_reset_young_;
+  if (streams_closed_ >= rapid_reset_min_streams && streams_reset_young_ * 2 > streams_closed_)
+    return h2_error_reason::rapid_reset;
+  return std::nullopt;
+}
+
+namespace {
+
+bool not_for_h2(std::string_view lower) {
+  return lower == "connection" || lower == "keep-alive" || lower == "proxy-connection" ||
+         lower == "transfer-encoding" || lower == "upgrade" || lower == "host" || lower == "te";
+}
+
+nghttp2_nv nv(std::string_view n, std::string_view v) {
+  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+// The head is the one proxy/http1/head_out wrote for the upstream, so one
+// place decides what an upstream is sent (the route's operations, the
+// forwarding fields, the Host) whatever it speaks; here it is read back.
+bool h2_request_fields(std::string_view head, bool tls, bool grpc, std::string& names, std::vector<nghttp2_nv>& out) {
+  names.clear();
+  names.reserve(head.size());  // (no reallocation below: the pairs point into it)
+  out.clear();
+  const std::size_t line_end = head.find("\r\n");
+  if (line_end == std::string_view::npos) return false;
+  const std::string_view line = head.substr(0, line_end);
+  const std::size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
+  if (sp1 == std::string_view::npos || sp2 <= sp1 + 1 || sp1 == 0) return false;
+  out.push_back(nv(":method", line.substr(0, sp1)));
+  out.push_back(nv(":scheme", tls ? "https" : "http"));
+  out.push_back(nv(":authority", {}));  // the Host's value, below
+  out.push_back(nv(":path", line.substr(sp1 + 1, sp2 - sp1 - 1)));
+  std::string_view rest = head.substr(line_end + 2);
+  while (!rest.empty()) {
+    const std::size_t end = rest.find("\r\n");
+    const std::string_view field = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 2);
+    const std::size_t colon = field.find(':');
+    if (field.empty() || colon == std::string_view::npos || colon == 0) continue;
+    std::string_view value = field.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    const std::size_t at = names.size();
+    for (char ch : field.substr(0, colon)) names.push_back(static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch));
+    const std::string_view name = std::string_view(names).substr(at);
+    if (name == "host") out[2] = nv(":authority", value);
+    if (not_for_h2(name)) {
+      names.resize(at);
+      continue;
+    }
+    out.push_back(nv(name, value));
+  }
+  if (grpc) out.push_back(nv("te", "trailers"));
+  return true;
+}
+
+}  // namespace vane::proxy

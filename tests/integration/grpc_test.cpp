@@ -1,0 +1,357 @@
+// HTTP/2 to upstreams and gRPC through the real binary: vane-demo speaking
+// h2c and gRPC behind clusters with `protocol: h2`, real clients (curl,
+// h2load, nghttp, Python grpcio), every answer checked by status, bytes and
+// counts; the listener's `protocols` key; Python h2 sending the frames of an
+// abusive client.
+#include "tests/support/grpc.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include "tests/support/fixtures.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/process.hpp"
+
+using namespace vane::test;
+namespace json = boost::json;
+
+namespace {
+
+const char* curl = "/usr/bin/curl";
+const char* python = "/usr/bin/python3";
+
+std::string url(const proxy_instance& p, const std::string& path) {
+  return "http://127.0.0.1:" + std::to_string(p.port) + path;
+}
+std::string target(const proxy_instance& p) { return "127.0.0.1:" + std::to_string(p.port); }
+
+// Two clusters of one endpoint each, speaking HTTP/2 (h2c), split half and half.
+std::string h2_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra,
+                            const std::string& canary_protocol = "h2") {
+  return R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        split:
+          - {cluster: app-primary, weight: 50}
+          - {cluster: app-canary, weight: 50}
+)" + route_extra +
+         R"(
+clusters:
+  - {name: app-primary, protocol: h2, endpoints: [)" +
+         primary + R"(]}
+  - {name: app-canary, protocol: )" +
+         canary_protocol + ", endpoints: [" + canary + "]}\n";
+}
+
+std::uint64_t count_of(const json::value& v) { return v.is_int64() ? static_cast<std::uint64_t>(v.as_int64()) : 0; }
+
+// /stats/latency's gRPC statuses of a cluster's upstream attempts.
+json::object upstream_grpc(const proxy_instance& p, const std::string& cluster) {
+  auto stats = json::parse(fetch(p.admin_port, "GET", "/stats/latency").body).as_object();
+  for (const auto& r : stats.at("routes").as_array()) {
+    const auto& o = r.as_object();
+    if (o.at("cluster").as_string() != cluster) continue;
+    const auto* up = o.if_contains("upstream");
+    if (!up) return {};
+    const auto* g = up->as_object().if_contains("grpc");
+    return g ? g->as_object() : json::object{};
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST(Http2Upstream, BothClientProtocolsReachAnH2ClusterWithBodiesWhole) {
+  auto p = start_demo("p");
+  auto c = start_demo("c");
+  auto proxy = start_proxy(h2_split_config(p.address(), c.address(), ""), 1);
+  // HTTP/1.1 in, HTTP/2 out: split, and the head's fields arrive (the demo echoes them).
+  for (int i = 0; i < 4; ++i) {
+    auto r = fetch(proxy.port, "GET", "/headers", {{"X-Probe", "yes"}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_NE(r.body.find("\"x-probe\":\"yes\""), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-primary",code="200"})", 2), 2);
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="200"})", 2), 2);
+  // A body up (several windows) and one down, both ways, from both kinds of clients.
+  const std::string dir = make_temp_dir();
+  std::string body(300 * 1024, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  write_file(dir + "/body.bin", body);
+  auto h1 = fetch(proxy.port, "PUT", "/up", {}, body);
+  ASSERT_EQ(h1.status, 200) << h1.body;
+  EXPECT_EQ(json::parse(h1.body).at("received").as_int64(), static_cast<std::int64_t>(body.size()));
+  auto [code, out] = run(curl, {"-sS", "--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + dir + "/body.bin",
+                                url(proxy, "/up")});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(json::parse(out).at("checksum"), json::parse(h1.body).at("checksum"));
+  auto big = fetch(proxy.port, "GET", "/bytes/1000000");
+  EXPECT_EQ(big.status, 200);
+  EXPECT_EQ(big.body.size(), 1000000u);
+  auto [code2, out2] = run(curl, {"-sS", "--http2-prior-knowledge", "-o", dir + "/got", "-w", "%{size_download}",
+                                  url(proxy, "/bytes/1000000")});
+  ASSERT_EQ(code2, 0) << out2;
+  EXPECT_EQ(out2, "1000000");
+}
+
+TEST(Http2Upstream, ManyStreamsShareFewConnections) {
+  auto p = start_demo("p");
+  auto c = start_demo("c");
+  auto proxy = start_proxy(h2_split_config(p.address(), c.address(), ""), 2);
+  auto [code, out] = run("/usr/bin/h2load", {"-n", "2000", "-c", "8", "-m", "20", url(proxy, "/")});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("2000 succeeded, 0 failed, 0 errored"), std::string::npos) << out;
+  const double p200 =
+      metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-primary",code="200"})", 1000);
+  const double c200 =
+      metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="200"})", 1000);
+  EXPECT_EQ(p200 + c200, 2000);
+  // 160 streams at once went over at most a connection per worker and endpoint, up to what the demo allows
+  // (100 streams each): never one connection per request.
+  const auto pc = count_of(p.stats().at("connections_total"));
+  const auto cc = count_of(c.stats().at("connections_total"));
+  EXPECT_LE(pc + cc, 12u) << pc << " " << cc;
+}
+
+TEST(Grpc, CallsAreSplitAndCountedByTheStatusTheClientGot) {
+  ASSERT_TRUE(grpcio_available());
+  auto p = start_demo("p");
+  auto c = start_demo("c", {"--error-percent", "50", "--grpc-error-status", "internal"});
+  auto proxy = start_proxy(h2_split_config(p.address(), c.address(), ""), 1);
+  auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "100"});
+  ASSERT_TRUE(r.ok()) << r.output;
+  EXPECT_EQ(r.calls(), 100u);
+  EXPECT_EQ(r.version("p"), 50u) << r.output;
+  EXPECT_EQ(r.version_status("p", "OK"), 50u) << r.output;
+  EXPECT_EQ(r.version_status("c", "OK"), 25u) << r.output;
+  EXPECT_EQ(r.version_status("c", "INTERNAL"), 25u) << r.output;  // HTTP 200 with grpc-status 13
+  EXPECT_EQ(metric(proxy, R"(vane_grpc_requests_total{route="app",cluster="app-canary",grpc_status="13"})", 25), 25);
+  EXPECT_EQ(metric(proxy, R"(vane_grpc_requests_total{route="app",cluster="app-canary",grpc_status="0"})", 25), 25);
+  EXPECT_EQ(metric(proxy, R"(vane_grpc_requests_total{route="app",cluster="app-primary",grpc_status="0"})", 50), 50);
+  EXPECT_EQ(
+      metric(proxy, R"(vane_upstream_grpc_responses_total{route="app",cluster="app-canary",grpc_status="13"})", 25),
+      25);
+  // HTTP alone sees no failure: every answer was a 200.
+  EXPECT_EQ(metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="200"})"), 50);
+  // /stats/latency carries the statuses, for vane-control's success rate.
+  auto g = upstream_grpc(proxy, "app-canary");
+  EXPECT_EQ(count_of(g["13"]), 25u) << json::serialize(g);
+  EXPECT_EQ(count_of(g["0"]), 25u) << json::serialize(g);
+}
+
+TEST(Grpc, StreamingDeadlinesAndHealthFlowThrough) {
+  ASSERT_TRUE(grpcio_available());
+  auto p = start_demo("p");
+  auto slow = start_demo("slow", {"--latency", "3s"});
+  auto proxy = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        rules:
+          - match: [{headers: {x-slow: {exact: "1"}}}]
+            cluster: app-canary
+        split:
+          - {cluster: app-primary, weight: 100}
+          - {cluster: app-canary, weight: 0}
+clusters:
+  - {name: app-primary, protocol: h2, endpoints: [)" +
+                               p.address() +
+                               R"(]}
+  - {name: app-canary, protocol: h2, endpoints: [)" +
+                               slow.address() + "]}\n",
+                           1);
+  auto count = grpc_calls(target(proxy), {"--method", "count", "--count", "500", "--calls", "3"});
+  ASSERT_TRUE(count.ok()) << count.output;
+  EXPECT_EQ(count.status("OK"), 3u) << count.output;
+  EXPECT_EQ(count.messages(), 1500u) << count.output;
+  auto health = grpc_calls(target(proxy), {"--method", "health", "--calls", "2"});
+  EXPECT_EQ(health.status("OK"), 2u) << health.output;
+  // grpc-timeout bounds the attempt: the slow canary (3 s) is cut at the client's 0.5 s.
+  auto late =
+      grpc_calls(target(proxy), {"--method", "echo", "--calls", "2", "--deadline", "0.5", "--metadata", "x-slow=1"});
+  EXPECT_EQ(late.status("DEADLINE_EXCEEDED"), 2u) << late.output;
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="504"})", 2), 2);
+}
+
+TEST(Grpc, LocalRepliesAreTrailersOnlyWithAStatus) {
+  ASSERT_TRUE(grpcio_available());
+  auto p = start_demo("p");
+  // A fault abort on the route: UNAVAILABLE, not an HTML or text 503.
+  {
+    auto proxy = start_proxy(
+        h2_split_config(p.address(), p.address(), "        fault: {abort: {status: 503, percent: 100}}\n"), 1);
+    auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "3"});
+    EXPECT_EQ(r.status("UNAVAILABLE"), 3u) << r.output;
+    EXPECT_EQ(r.details("UNAVAILABLE"), "fault filter abort") << r.output;
+    // (no body: curl 7.88 may drop a response whose stream is then reset, as RFC 9113 §8.1 lets a server do
+    // when it answered before the request ended)
+    auto [code, out] =
+        run(curl, {"-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-X", "POST", "-H",
+                   "content-type: application/grpc", "-H", "te: trailers", url(proxy, "/vane.demo.v1.Demo/Echo")});
+    EXPECT_NE(out.find("HTTP/2 200"), std::string::npos) << out;
+    EXPECT_NE(out.find("grpc-status: 14"), std::string::npos) << out;
+    EXPECT_NE(out.find("content-type: application/grpc"), std::string::npos) << out;
+  }
+  // No upstream listening: UNAVAILABLE; a gRPC call routed to an HTTP/1.1 cluster: UNAVAILABLE and a log line.
+  {
+    auto proxy = start_proxy(h2_split_config("127.0.0.1:1", p.address(), "", "http1"), 1);
+    auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "4"});
+    EXPECT_EQ(r.status("UNAVAILABLE"), 4u) << r.output;
+    EXPECT_EQ(metric(proxy, R"(vane_grpc_requests_total{route="app",cluster="app-primary",grpc_status="14"})", 2), 2);
+    EXPECT_EQ(metric(proxy, R"(vane_grpc_requests_total{route="app",cluster="app-canary",grpc_status="14"})", 2), 2);
+    eventually([&] { return proxy.process->output().find("which speaks HTTP/1.1") != std::string::npos; },
+               std::chrono::seconds(10));
+    EXPECT_NE(proxy.process->output().find("cluster app-canary, which speaks HTTP/1.1"), std::string::npos);
+    // A plain request still goes to the HTTP/1.1 cluster.
+    EXPECT_EQ(fetch(proxy.port, "GET", "/", {{"x", "1"}}).status + fetch(proxy.port, "GET", "/").status, 200 + 502);
+  }
+}
+
+TEST(Http2, ListenerProtocolsRestrictWhatIsSpoken) {
+  auto p = start_demo("p");
+  const std::string clusters = "clusters:\n  - {name: app, endpoints: [" + p.address() + "]}\n";
+  auto only_h2 = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    protocols: [h2]
+    routes:
+      - {name: app, split: [{cluster: app, weight: 100}]}
+)" + clusters);
+  auto [c1, o1] =
+      run(curl, {"-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", url(only_h2, "/")});
+  EXPECT_EQ(o1, "200");
+  auto [c2, o2] = run(curl, {"-sS", "-o", "/dev/null", "-w", "%{http_code}", url(only_h2, "/")});
+  EXPECT_NE(c2, 0) << o2;  // closed: no HTTP/1.1 answer
+  auto only_h1 = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    protocols: [http1]
+    routes:
+      - {name: app, split: [{cluster: app, weight: 100}]}
+)" + clusters);
+  EXPECT_EQ(fetch(only_h1.port, "GET", "/").status, 200);
+  auto [c3, o3] =
+      run(curl, {"-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", url(only_h1, "/")});
+  EXPECT_NE(o3, "200") << o3;  // the preface is not a request HTTP/1.1 takes
+}
+
+// Abusive clients, frame by frame (tests/support/h2_abuse.py, Python h2): each ends in a GOAWAY or a
+// closed connection, counted by reason; a well-behaved client on the same listener goes on.
+TEST(Http2, AbusiveClientsAreAnsweredByGoawayAndCounted) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(half_split_config(p.address(), p.address(), ""), 1);
+  const std::string script = source_dir() + "/tests/support/h2_abuse.py";
+  struct abuse_case {
+    const char* mode;
+    const char* reason;
+  };
+  for (const auto& [mode, reason] :
+       {abuse_case{"rapid-reset", "rapid_reset"}, abuse_case{"empty-data", "empty_frames"},
+        abuse_case{"window-updates", "window_update_flood"}, abuse_case{"ping-flood", "flood"},
+        abuse_case{"continuation", "continuation_flood"}, abuse_case{"bad-frame", "protocol_error"}}) {
+    auto [code, out] = run(python, {script, "127.0.0.1", std::to_string(proxy.port), mode});
+    EXPECT_EQ(code, 0) << mode << ": " << out;
+    EXPECT_NE(out.find("closed"), std::string::npos) << mode << ": " << out;
+    const std::string line =
+        std::string(R"(vane_http2_protocol_errors_total{listener="http",reason=")") + reason + "\"}";
+    EXPECT_GE(metric(proxy, line, 1), 1) << mode;
+  }
+  // A header list past limits.h2.max_header_list resets that stream only.
+  auto [code, out] = run(python, {script, "127.0.0.1", std::to_string(proxy.port), "big-headers"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("reset"), std::string::npos) << out;
+  EXPECT_GE(metric(proxy, R"(vane_http2_protocol_errors_total{listener="http",reason="header_list_too_large"})", 1), 1);
+  auto [okc, ok] =
+      run(curl, {"-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", url(proxy, "/")});
+  EXPECT_EQ(ok, "200");
+}
+
+TEST(Grpc, RetriesOnAStatusTheRouteNames) {
+  ASSERT_TRUE(grpcio_available());
+  auto c = start_demo("c", {"--error-percent", "50", "--grpc-error-status", "unavailable"});
+  auto proxy =
+      start_proxy(h2_split_config(c.address(), c.address(), R"(        retries: {attempts: 2, on: [unavailable]}
+)"),
+                  1);
+  auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "20"});
+  ASSERT_TRUE(r.ok()) << r.output;
+  // Half the demo's answers are UNAVAILABLE (Trailers-Only): each was tried again, and got through.
+  EXPECT_EQ(r.status("OK"), 20u) << r.output;
+  const double retried = metric_now(proxy, R"(vane_retries_total{route="app",cluster="app-primary"})") +
+                         metric_now(proxy, R"(vane_retries_total{route="app",cluster="app-canary"})");
+  EXPECT_GE(retried, 10);
+  const double unavailable =
+      metric_now(proxy, R"(vane_upstream_grpc_responses_total{route="app",cluster="app-primary",grpc_status="14"})") +
+      metric_now(proxy, R"(vane_upstream_grpc_responses_total{route="app",cluster="app-canary",grpc_status="14"})");
+  EXPECT_EQ(unavailable, retried);
+  // A status the route does not name is the client's answer.
+  auto internal = start_demo("i", {"--error-percent", "100", "--grpc-error-status", "internal"});
+  auto proxy2 = start_proxy(
+      h2_split_config(internal.address(), internal.address(), "        retries: {attempts: 2, on: [unavailable]}\n"),
+      1);
+  auto r2 = grpc_calls(target(proxy2), {"--method", "echo", "--calls", "4"});
+  EXPECT_EQ(r2.status("INTERNAL"), 4u) << r2.output;
+  EXPECT_EQ(metric_now(proxy2, R"(vane_retries_total{route="app",cluster="app-primary"})") +
+                metric_now(proxy2, R"(vane_retries_total{route="app",cluster="app-canary"})"),
+            0);
+}
+
+TEST(Grpc, HealthChecksAskGrpcHealthV1) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - {name: app, split: [{cluster: served, weight: 50}, {cluster: unknown, weight: 50}]}
+clusters:
+  - name: served
+    protocol: h2
+    endpoints: [)" + p.address() +
+                               R"(]
+    health_check: {grpc: {service: vane.demo.v1.Demo}, interval: 200ms, unhealthy: 1, healthy: 1}
+  - name: unknown
+    protocol: h2
+    endpoints: [)" + p.address() +
+                               R"(]
+    health_check: {grpc: {service: no.such.Service}, interval: 200ms, unhealthy: 1, healthy: 1}
+)",
+                           1);
+  // SERVING for the demo's service; NOT_FOUND (a failed call) for one it does not know.
+  ASSERT_TRUE(eventually([&] {
+    return metric_now(proxy, R"(vane_cluster_endpoints_healthy{cluster="unknown"})") == 0 &&
+           metric_now(proxy, R"(vane_cluster_endpoints_healthy{cluster="served"})") == 1;
+  }));
+  // Checks went on meanwhile: a failed one would have marked `served` down at once (unhealthy: 1).
+  auto served_ok = [&] { return count_of(p.stats().at("grpc_status").as_object()["OK"]); };
+  const auto before = served_ok();
+  ASSERT_TRUE(eventually([&] { return served_ok() >= before + 2; }));
+  EXPECT_GE(count_of(p.stats().at("grpc_status").as_object()["NOT_FOUND"]), 1u);
+  EXPECT_EQ(metric_now(proxy, R"(vane_cluster_endpoints_healthy{cluster="served"})"), 1);
+}
+
+// configs/grpc.yaml as shipped, pointed at two demos: calls are split 90/10 and counted by status.
+TEST(Examples, GrpcYamlSplitsCallsAndCountsTheirStatus) {
+  ASSERT_TRUE(grpcio_available());
+  auto p = start_demo("v1");
+  auto c = start_demo("v2", {"--error-percent", "100", "--grpc-error-status", "internal"});
+  std::string text = read_text_file(source_dir() + "/configs/grpc.yaml");
+  text = replace_all(text, "127.0.0.1:8080", "127.0.0.1:0");
+  text = replace_all(text, "127.0.0.1:9898", p.address());
+  text = replace_all(text, "127.0.0.1:9899", c.address());
+  auto proxy = start_proxy(text, 1);
+  auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "100"});
+  ASSERT_TRUE(r.ok()) << r.output;
+  EXPECT_EQ(r.version_status("v1", "OK"), 90u) << r.output;
+  EXPECT_EQ(r.version_status("v2", "INTERNAL"), 10u) << r.output;
+  EXPECT_EQ(metric(proxy, R"(vane_grpc_requests_total{route="echo",cluster="echo-canary",grpc_status="13"})", 10), 10);
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""An abusive HTTP/2 client, frame by frame (Debian's python3-h2), for vane's tests.
+
+usage: h2_abuse.py HOST PORT MODE
+
+MODE: rapid-reset (open streams and reset each at once), empty-data (DATA
+frames with no payload and no END_STREAM), window-updates (WINDOW_UPDATE
+frames with nothing sent to call for them), ping-flood (PINGs never read
+back), continuation (a header block in endless CONTINUATION frames),
+bad-frame (a frame on stream 0 that must not be there), big-headers (a
+header list past the server's limit).
+
+Prints "closed" when the server answered with a GOAWAY or closed the
+connection, "reset" when it reset the stream (big-headers); exits 1 when
+neither happened within 30 s.
+"""
+import socket
+import struct
+import sys
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+
+host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sock = socket.create_connection((host, port), timeout=10)
+conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+conn.initiate_connection()
+sock.sendall(conn.data_to_send())
+
+
+def head(stream_id, end=True, extra=()):
+    conn.send_headers(stream_id, [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                                  (":authority", "localhost")] + list(extra), end_stream=end)
+
+
+def frame(kind, flags, stream_id, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream_id) + payload
+
+
+def outcome():
+    """Reads until a GOAWAY, a reset of stream 1 or the end; returns what it saw."""
+    sock.settimeout(1)
+    until = time.monotonic() + 30
+    if mode == "ping-flood":  # thousands of PING ACKs are queued for us: read to the end, unparsed
+        while time.monotonic() < until:
+            try:
+                if not sock.recv(1 << 20):
+                    return "closed"
+            except socket.timeout:
+                continue
+            except OSError:
+                return "closed"
+        return "nothing"
+    while time.monotonic() < until:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return "closed"
+        if not data:
+            return "closed"
+        try:
+            events = conn.receive_data(data)
+        except Exception:  # noqa: BLE001 (the server's answer may not parse as h2 expects)
+            return "closed"
+        for e in events:
+            if isinstance(e, h2.events.ConnectionTerminated):
+                return "closed"
+            if isinstance(e, h2.events.StreamReset) and mode == "big-headers":
+                return "reset"
+        try:
+            sock.sendall(conn.data_to_send())
+        except OSError:
+            return "closed"
+    return "nothing"
+
+
+def send_raw(data):
+    try:
+        sock.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+if mode == "rapid-reset":
+    for i in range(700):
+        sid = 1 + 2 * i
+        head(sid)
+        conn.reset_stream(sid, error_code=8)  # CANCEL
+        if not send_raw(conn.data_to_send()):
+            break
+elif mode == "empty-data":
+    head(1, end=False)
+    send_raw(conn.data_to_send())
+    send_raw(b"".join(frame(0, 0, 1) for _ in range(50)))
+elif mode == "window-updates":
+    send_raw(b"".join(frame(8, 0, 0, struct.pack(">I", 1)) for _ in range(500)))
+elif mode == "ping-flood":
+    # PINGs whose ACKs are never read: once the socket's buffers are full, they pile up in the server.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    batch = b"".join(frame(6, 0, 0, b"12345678") for _ in range(1000))
+    for _ in range(2000):
+        if not send_raw(batch):
+            break
+elif mode == "continuation":
+    # HEADERS without END_HEADERS, then CONTINUATION frames that never end the block.
+    send_raw(frame(1, 0, 1, b"\x82"))  # :method GET (indexed)
+    for _ in range(100):
+        if not send_raw(frame(9, 0, 1, b"\x84")):  # :path / (indexed), again and again
+            break
+elif mode == "bad-frame":
+    send_raw(frame(0, 0, 0, b"data on stream 0"))
+elif mode == "big-headers":
+    head(1, extra=[("x-big", "a" * 70000)])
+    send_raw(conn.data_to_send())
+else:
+    sys.exit(f"unknown mode {mode}")
+
+seen = outcome()
+print(seen)
+sys.exit(0 if seen in ("closed", "reset") else 1)

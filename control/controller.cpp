@@ -86,7 +86,7 @@ void controller::start() {
   }
   if (!options_.wait_for_leadership) {
     load_state();
-    load_documents(true);
+    if (!options_.canaries_dir.empty()) load_documents(true);
   }
   auto hp = parse_host_port(options_.listen);
   if (!hp) throw std::runtime_error("--listen: '" + options_.listen + "' is not HOST:PORT");
@@ -113,13 +113,15 @@ void controller::begin_work() {
   log::info("leading: loading the canaries");
   try {
     load_state();
-    load_documents(true);
+    if (!options_.canaries_dir.empty()) load_documents(true);
   } catch (const std::exception& e) {
     log::error("{}", e.what());
     stop(1);
     return;
   }
   ready_ = true;
+  if (on_lead) on_lead();
+  if (options_.canaries_dir.empty()) return;  // --kubernetes: the documents come from the API server
   supervised watcher;
   watcher.who = "document watcher";
   watcher.start = [this] { return watch_loop(); };
@@ -131,7 +133,7 @@ int controller::run() {
   api.who = "API";
   api.start = [this] { return serve_api(*acceptor_, api_); };
   supervise(ctx_.get_executor(), std::move(api));
-  if (!options_.wait_for_leadership) {
+  if (!options_.wait_for_leadership && !options_.canaries_dir.empty()) {
     supervised watcher;
     watcher.who = "document watcher";
     watcher.start = [this] { return watch_loop(); };
@@ -159,7 +161,12 @@ void controller::load_documents(bool initial) {
   for (const auto& [path, text] : texts) parse_documents(text, path, next);
   for (const auto& e : next.errors) log::error("{}", e.to_string());
   for (const auto& i : next.ignored) log::info("{}", i);
-  docs_ = next;
+  set_documents(std::move(next), saved_);
+}
+
+void controller::set_documents(documents next, const std::map<std::string, run_state>& seeds,
+                               const std::set<std::string>& restart) {
+  docs_ = std::move(next);
   std::set<std::string> seen;
   for (const auto& spec : docs_.canaries) {
     std::string id = spec.id();
@@ -175,7 +182,7 @@ void controller::load_documents(bool initial) {
     if (it == canaries_.end()) {
       auto c = std::make_unique<canary_record>();
       c->spec = spec;
-      if (auto s = saved_.find(id); s != saved_.end()) c->state = s->second;
+      if (auto s = seeds.find(id); s != seeds.end()) c->state = s->second;
       c->saved = c->state;
       c->wake = std::make_unique<asio::steady_timer>(ctx_);
       c->epoch = next_epoch_++;
@@ -187,6 +194,19 @@ void controller::load_documents(bool initial) {
     } else {
       canary_record& c = *it->second;
       c.spec = spec;
+      if (restart.count(id) > 0) {
+        // Another object of the same name (deleted and made again): its state is its own.
+        auto s = seeds.find(id);
+        c.state = s != seeds.end() ? s->second : run_state{};
+        c.saved = c.state;
+        c.events.clear();
+        c.metric_values.clear();
+        log::info("canary {} is a new object: starting from its own state ({})", id, phase_name(c.state.phase));
+        if (!c.removed) {
+          c.epoch = next_epoch_++;  // the old loops end
+          spawn_loops(id, c);
+        }
+      }
       if (c.removed) {
         c.removed = false;
         c.epoch = next_epoch_++;
@@ -268,6 +288,7 @@ void controller::event(canary_record& c, const std::string& message) {
   c.events.push_back(line);
   while (c.events.size() > 50) c.events.pop_front();
   post_event(ctx_.get_executor(), c.spec, c.state, message);
+  if (cluster_) cluster_->event(c, message);
 }
 
 void controller::note(canary_record& c, std::string reason) {
@@ -303,6 +324,11 @@ class controller::fleet_env final : public run_env {
     co_return r;
   }
   asio::awaitable<void> push(json::object traffic) override { co_await ctl_.push_traffic(c_, traffic); }
+  asio::awaitable<workload_readiness> canary_ready() override {
+    if (!ctl_.cluster_) co_return workload_readiness{};
+    workload_readiness r = co_await ctl_.cluster_->canary_ready(c_);
+    co_return r;
+  }
   asio::awaitable<bool> primary_healthy() override {
     bool ok = co_await ctl_.primary_healthy(c_);
     co_return ok;
@@ -335,9 +361,17 @@ asio::awaitable<void> controller::canary_loop(std::string id, std::uint64_t epoc
     canary_record* c = live(id, epoch);
     if (!c) co_return;
     auto started = steady::now();
-    fleet_env env(*this, *c);
-    canary_run run(c->spec, c->state, env);
-    co_await run.tick();
+    bool tick = true;
+    if (cluster_) {
+      tick = co_await cluster_->before_tick(*c);
+      if (c->epoch != epoch) co_return;
+    }
+    if (tick) {
+      fleet_env env(*this, *c);
+      canary_run run(c->spec, c->state, env);
+      co_await run.tick();
+    }
+    if (cluster_ && c->epoch == epoch) co_await cluster_->after_tick(*c);
     tick_durations_.record(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - started).count()));
     c->last_tick = unix_now_exact();
@@ -380,6 +414,7 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
     fleet_env env(*this, *c);
     canary_run run(c->spec, c->state, env);
     co_await run.rollback(*reason);
+    if (cluster_ && c->epoch == epoch) co_await cluster_->after_tick(*c);
   }
 }
 

@@ -11,9 +11,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/histogram.hpp"
@@ -38,6 +40,22 @@ struct controller_options {
   bool wait_for_leadership = false;
 };
 
+// What a cluster does around the analysis (vane-control --kubernetes, control/k8s_mode.cpp); none in file
+// mode. Called on the controller's thread.
+class cluster_hooks {
+ public:
+  virtual ~cluster_hooks() = default;
+  // Before a tick: the cluster side of the canary (initialization, the revision into c.spec.revision);
+  // false: no tick now (why is in c.tick_reasons).
+  virtual boost::asio::awaitable<bool> before_tick(canary_record& c) = 0;
+  // After a tick, or a rollback by the abort loop: the cluster as the run now is (scale down, status).
+  virtual boost::asio::awaitable<void> after_tick(canary_record& c) = 0;
+  virtual boost::asio::awaitable<workload_readiness> canary_ready(canary_record& c) = 0;
+  // Makes the primary run the canary's revision; false: it could not (said in an event).
+  virtual boost::asio::awaitable<bool> promote(canary_record& c) = 0;
+  virtual boost::asio::awaitable<bool> primary_ready(canary_record& c) = 0;
+  virtual void event(canary_record& c, const std::string& message) = 0;
+};
 class k8s_client;
 class k8s_endpoints;
 
@@ -54,6 +72,20 @@ class controller {
   void stop(int code);
   // Its one thread's executor, for a server that runs beside it (the inject webhook).
   boost::asio::any_io_executor executor() { return ctx_.get_executor(); }
+  // --leader-elect: called on the controller's thread once this process leads (the Kubernetes mode's
+  // informers start there).
+  std::function<void()> on_lead;
+  // Kubernetes mode: the cluster's side of each run (set before run()).
+  void set_cluster(cluster_hooks* hooks) { cluster_ = hooks; }
+  // The documents from elsewhere than --canaries (the API server): canaries added, changed or removed
+  // as load_documents does; a new canary starts from `seeds` (its status) when it is there, and so does
+  // one named in `restart` (another object of the same name).
+  void set_documents(documents next, const std::map<std::string, run_state>& seeds,
+                     const std::set<std::string>& restart = {});
+  // An event line (printed, kept, posted to event webhooks and to the cluster).
+  void event(canary_record& c, const std::string& message);
+  // Why readings are missing in this tick (each proxy, metric or answer that could not be read).
+  void note(canary_record& c, std::string reason);
 
  private:
   class fleet_env;  // run_env on the real fleet
@@ -80,9 +112,6 @@ class controller {
   boost::asio::awaitable<bool> promote(canary_record& c);
   boost::asio::awaitable<void> notify(canary_record& c, std::string message, std::string severity);
 
-  void event(canary_record& c, const std::string& message);
-  // Why readings are missing in this tick (each proxy, metric or answer that could not be read).
-  void note(canary_record& c, std::string reason);
   // The tick's reasons become the canary's: logged when they change.
   void settle_reasons(canary_record& c);
   std::optional<std::string> command(canary_record& c, std::string_view action, const boost::json::object& body);
@@ -105,6 +134,7 @@ class controller {
   std::shared_ptr<k8s_client> k8s_;
   std::shared_ptr<k8s_endpoints> endpoints_;
   log_linear_histogram tick_durations_;  // µs, all canaries
+  cluster_hooks* cluster_ = nullptr;
 };
 
 }  // namespace vane::control

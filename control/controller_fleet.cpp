@@ -110,6 +110,10 @@ asio::awaitable<void> controller::notify(canary_record& c, std::string message, 
 }
 
 asio::awaitable<bool> controller::primary_healthy(canary_record& c) {
+  if (cluster_) {
+    bool ready = co_await cluster_->primary_ready(c);  // its rollout first, then the proxies' view
+    if (!ready) co_return false;
+  }
   std::vector<std::string> problems;
   std::vector<std::string> urls = co_await fleet_.urls(c.spec.proxies, problems);
   for (auto& p : problems) note(c, std::move(p));
@@ -128,6 +132,10 @@ asio::awaitable<bool> controller::primary_healthy(canary_record& c) {
 }
 
 asio::awaitable<bool> controller::promote(canary_record& c) {
+  if (cluster_) {
+    bool ok = co_await cluster_->promote(c);
+    co_return ok;
+  }
   auto ex = ctx_.get_executor();
   promotion_result r = co_await promote_primary(ex, c.spec, c.state.revision);
   if (!r.ok && !r.failure.empty()) event(c, r.failure);

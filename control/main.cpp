@@ -25,6 +25,7 @@
 #include "control/controller.hpp"
 #include "control/inject_manifests.hpp"
 #include "control/inject_webhook.hpp"
+#include "control/k8s_mode.hpp"
 #include "control/k8s_session.hpp"
 #include "control/leader_election.hpp"
 #include "control/phase.hpp"
@@ -37,6 +38,9 @@ constexpr const char* usage = R"(usage: vane-control --canaries DIR [--listen 12
                     [--kubeconfig FILE] [--leader-elect [--leader-election-namespace NS]
                      [--leader-election-id NAME] [--leader-elect-lease-duration 15s]
                      [--leader-elect-renew-deadline 10s] [--leader-elect-retry-period 2s]]
+       vane-control --kubernetes [--kubeconfig FILE] [--namespace NS] [--listen ADDR]
+                    [--proxy-token-file FILE] [--log-level LEVEL] [--leader-elect ...]
+                    [--inject-webhook ADDR --tls-cert FILE --tls-key FILE]
        vane-control inject [-f FILE|-] [--all] [--classic-sidecar]
        vane-control status [NAME] [--json] | watch NAME [--timeout D]
                     | rollout NAME [--revision R] | promote NAME | abort NAME
@@ -54,6 +58,14 @@ per line, in Flagger's words. See docs/control.md.
   --state FILE             phase, weight, failed checks... of every canary,
                            written atomically; a restarted controller resumes
   --proxy-token-file FILE  bearer token for the proxies' admin API
+  --kubernetes             read the Canaries (spec.provider: vane), MetricTemplates
+                           and AlertProviders from the Kubernetes API instead of
+                           DIR, and do the cluster's side as Flagger: <target>-primary,
+                           config copies, Services, HPA copy; a change of the
+                           target's pod template or its ConfigMaps/Secrets is a new
+                           revision; promotion copies the template to the primary;
+                           status and Events on the Canary (docs/kubernetes.md)
+  --namespace NS           with --kubernetes: only this namespace (default: all)
   --validate               check DIR's documents and exit: 0, or 1 with every
                            error as FILE:LINE:COL: message
   --inject-webhook ADDR    also serve the mutating admission webhook that
@@ -70,7 +82,8 @@ per line, in Flagger's words. See docs/control.md.
   --kubeconfig FILE        the Kubernetes API's credentials (its current
                            context); without it, the pod's service account
                            when in a pod. Needed by spec.proxies entries
-                           k8s:NAMESPACE/SERVICE:PORT and by --leader-elect
+                           k8s:NAMESPACE/SERVICE:PORT, --leader-elect and
+                           --kubernetes
   --leader-elect           act only while holding the coordination.k8s.io/v1
                            Lease NS/NAME (client-go's algorithm); a standby
                            serves /ready (false) and /metrics. Exits 1 when
@@ -373,9 +386,10 @@ int main(int argc, char** argv) {
   }
   vane::control::controller_options options;
   vane::control::inject_webhook_options webhook;
+  vane::control::kubernetes_options kubernetes;
   vane::control::k8s_session_options session;
   vane::control::leader_election_options election;
-  bool validate_only = false, leader_elect = false;
+  bool validate_only = false, leader_elect = false, kubernetes_mode = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -387,6 +401,12 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--validate") {
       validate_only = true;
+    } else if (arg == "--kubernetes") {
+      kubernetes_mode = true;
+    } else if (arg == "--namespace") {
+      auto v = value();
+      if (!v) return fail_usage("--namespace needs a namespace");
+      kubernetes.namespace_name = v;
     } else if (arg == "--canaries") {
       auto v = value();
       if (!v) return fail_usage("--canaries needs a directory");
@@ -442,6 +462,35 @@ int main(int argc, char** argv) {
       return fail_usage("unknown argument '" + arg + "'");
     }
   }
+  if (kubernetes_mode) {
+    if (!options.canaries_dir.empty() || validate_only || !options.state_file.empty())
+      return fail_usage("--kubernetes reads the API server: not with --canaries, --validate or --state");
+    if (!webhook.address.empty()) {
+      if (webhook.certificate.empty() || webhook.private_key.empty())
+        return fail_usage("--inject-webhook needs --tls-cert and --tls-key");
+      kubernetes.webhook = webhook;
+    }
+    std::string error;
+    options.kubernetes = vane::control::k8s_session_config(session, error);
+    if (!options.kubernetes) {
+      std::fprintf(stderr, "vane-control: %s\n", error.c_str());
+      return 1;
+    }
+    if (leader_elect) {
+      if (election.namespace_name.empty()) election.namespace_name = options.kubernetes->namespace_name;
+      if (auto why = vane::control::check_leader_election_options(election); !why.empty())
+        return fail_usage("--leader-elect: " + why);
+      kubernetes.election = election;
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+      return vane::control::run_kubernetes(options, kubernetes);
+    } catch (const std::exception& e) {
+      vane::log::error("{}", e.what());
+      return 1;
+    }
+  }
+  if (!kubernetes.namespace_name.empty()) return fail_usage("--namespace is for --kubernetes");
   const bool serve_webhook = !webhook.address.empty();
   if (serve_webhook && (webhook.certificate.empty() || webhook.private_key.empty()))
     return fail_usage("--inject-webhook needs --tls-cert and --tls-key (the API server calls webhooks over HTTPS)");

@@ -411,6 +411,20 @@ asio::awaitable<void> canary_run::tick() {
     std::string message = "New revision detected, starting canary analysis", severity = "info";
     co_await env_.alert(message, severity);
   }
+  if (st_.phase == canary_phase::waiting || st_.phase == canary_phase::progressing) {
+    workload_readiness ready = co_await env_.canary_ready();
+    if (ready.failure) {
+      std::string reason = *ready.failure;
+      co_await rollback(reason);
+      co_return;
+    }
+    if (!ready.ready) {
+      if (!ready.waiting.empty()) env_.event(ready.waiting);
+      json::object traffic = desired_traffic(s_, st_);
+      co_await env_.push(traffic);
+      co_return;
+    }
+  }
   if (st_.phase == canary_phase::waiting) {
     std::string type = "confirm-rollout";
     if (co_await hooks_pass(type)) {

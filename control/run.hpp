@@ -48,6 +48,13 @@ struct metric_reading {
   std::string why;
 };
 
+// The canary's workload (vane-control --kubernetes: the target Deployment scaled up and rolled out).
+struct workload_readiness {
+  bool ready = true;
+  std::string waiting;                 // why not yet: an event line
+  std::optional<std::string> failure;  // it never will be (progress deadline): the rollback's reason
+};
+
 class run_env {
  public:
   virtual ~run_env() = default;
@@ -63,6 +70,9 @@ class run_env {
   // Puts the desired traffic on every proxy.
   virtual boost::asio::awaitable<void> push(boost::json::object traffic) = 0;
   virtual boost::asio::awaitable<bool> primary_healthy() = 0;
+  // Before the analysis of a new revision: is the canary's workload up? Always, when nothing deploys it
+  // (file mode: the user runs the canary).
+  virtual boost::asio::awaitable<workload_readiness> canary_ready() { co_return workload_readiness{}; }
   // Runs spec.promote (command or URL); true when it succeeded.
   virtual boost::asio::awaitable<bool> promote() = 0;
   virtual boost::asio::awaitable<void> alert(std::string message, std::string severity) = 0;

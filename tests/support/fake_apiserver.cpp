@@ -27,6 +27,16 @@
 //   POST /fake/release-watches      ... this, then are answered as the store is then
 //   GET  /fake/requests             [{"method","target","token"}] of every API request so far
 //   GET  /fake/watches              {"open": N, "held": M}
+//
+// Deployments have no controller here: their status is what a test makes it.
+//   POST /fake/rollout?namespace=NS&name=NAME   the Deployment's rollout completes now: its status says
+//                                   observedGeneration = generation and spec.replicas replicas updated,
+//                                   ready and available (what `kubectl rollout status` waits for)
+//   PUT  /fake/rollouts             body "auto": from now on every write of a Deployment is followed by
+//                                   that completion; "manual" (the default): only /fake/rollout does it
+//   POST /fake/conflict?path=PATH   the next PUT to PATH (an object's path) meets a concurrent write
+//                                   first (an annotation set by "another client"), so the resourceVersion
+//                                   it names is stale and it is refused 409 Conflict, as a real race would
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -41,6 +51,7 @@
 #include <iostream>
 #include <list>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "common/address.hpp"
@@ -136,9 +147,22 @@ struct fake_server {
     if (p->subresource == "status" && !p->has_status())
       co_return answer(status_reply(404, "NotFound", p->plural + " have no status subresource"));
     if (req.method == "GET") co_return answer(store_.get(*p));
-    if (req.method == "POST" && p->name.empty()) co_return answer(store_.create(*p, req.body));
-    if (req.method == "PUT") co_return answer(store_.update(*p, req.body));
-    if (req.method == "PATCH") co_return answer(store_.patch(*p, req.content_type, req.body));
+    if (req.method == "PUT" && conflicts_.erase(path) > 0) concurrent_write(*p);
+    reply written;
+    if (req.method == "POST" && p->name.empty())
+      written = store_.create(*p, req.body);
+    else if (req.method == "PUT")
+      written = store_.update(*p, req.body);
+    else if (req.method == "PATCH")
+      written = store_.patch(*p, req.content_type, req.body);
+    if ((req.method == "POST" && p->name.empty()) || req.method == "PUT" || req.method == "PATCH") {
+      if (auto_rollouts_ && written.status / 100 == 2 && p->type() == "apps/deployments" && p->subresource.empty()) {
+        const json::value* name = written.body.is_object() ? written.body.as_object().if_contains("metadata") : nullptr;
+        if (name && name->is_object()) name = name->as_object().if_contains("name");
+        if (name && name->is_string()) complete_rollout(p->ns, std::string(name->as_string()));
+      }
+      co_return answer(written);
+    }
     if (req.method == "DELETE") co_return answer(store_.remove(*p));
     co_return answer(status_reply(405, "MethodNotAllowed", "the server does not allow this method"));
   }
@@ -151,6 +175,38 @@ struct fake_server {
     out.status = r.status;
     out.body = json::serialize(r.body) + "\n";
     return out;
+  }
+
+  // The Deployment's rollout done, as its controller would say in status.
+  reply complete_rollout(const std::string& ns, const std::string& name) {
+    resource_path p{"apps", "v1", "deployments", ns, name, "status"};
+    reply current = store_.get(p);
+    if (current.status != 200) return current;
+    json::object d = current.body.as_object();
+    std::int64_t replicas = 1, generation = 0;
+    if (auto* spec = d["spec"].if_object(); spec && spec->contains("replicas") && spec->at("replicas").is_int64())
+      replicas = spec->at("replicas").as_int64();
+    if (auto* m = d["metadata"].if_object(); m && m->contains("generation") && m->at("generation").is_int64())
+      generation = m->at("generation").as_int64();
+    d["status"] = json::object{
+        {"observedGeneration", generation},
+        {"replicas", replicas},
+        {"updatedReplicas", replicas},
+        {"readyReplicas", replicas},
+        {"availableReplicas", replicas},
+        {"conditions",
+         json::array{json::object{{"type", "Available"}, {"status", "True"}},
+                     json::object{{"type", "Progressing"}, {"status", "True"}, {"reason", "NewReplicaSetAvailable"}}}}};
+    return store_.update(p, json::serialize(d));
+  }
+
+  // "Another client" writes the object: an annotation with a counter, so that its resourceVersion moves.
+  void concurrent_write(const resource_path& p) {
+    std::string patch = R"({"metadata":{"annotations":{"fake.vane.dev/concurrent-write":")" +
+                        std::to_string(++concurrent_writes_) + "\"}}}";
+    resource_path main = p;
+    main.subresource.clear();
+    store_.patch(main, "application/merge-patch+json", patch);
   }
 
   static bool matches(const watcher& w, const json::object& object) {
@@ -278,6 +334,18 @@ struct fake_server {
       release_.cancel();
       return ok;
     }
+    if (method == "POST" && path == "/fake/rollout") {
+      reply r = complete_rollout(query["namespace"], query["name"]);
+      return answer(r);
+    }
+    if (method == "PUT" && path == "/fake/rollouts") {
+      auto_rollouts_ = body == "auto";
+      return ok;
+    }
+    if (method == "POST" && path == "/fake/conflict") {
+      conflicts_.insert(query["path"]);
+      return ok;
+    }
     if (method == "GET" && path == "/fake/requests") {
       ok.body = json::serialize(requests_) + "\n";
       return ok;
@@ -294,6 +362,9 @@ struct fake_server {
   std::list<std::weak_ptr<watcher>> watchers_;
   json::array requests_;
   int fail_watches_ = 0;
+  bool auto_rollouts_ = false;
+  std::set<std::string> conflicts_;  // paths whose next PUT meets a concurrent write
+  int concurrent_writes_ = 0;
   bool hold_ = false;
   int held_ = 0;
   asio::steady_timer release_;  // cancelled to release held watches

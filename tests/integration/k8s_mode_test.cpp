@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
+#include <csignal>
 #include <thread>
 
 #include "control/k8s_client.hpp"
@@ -517,7 +518,7 @@ TEST_F(K8sMode, ACanaryDeletedAndMadeAgainIsInitializedAgain) {
   EXPECT_EQ(text(status(), {"lastPromotedSpec"}), initial_revision_);
 }
 
-TEST_F(K8sMode, WithLeaderElectionTheStandbyFinishesTheRunOfAStoppedLeader) {
+TEST_F(K8sMode, WithLeaderElectionTheStandbyFinishesTheRunOfAKilledLeader) {
   extra_args_ = {"--leader-elect",
                  "--leader-elect-lease-duration",
                  "3s",
@@ -531,8 +532,11 @@ TEST_F(K8sMode, WithLeaderElectionTheStandbyFinishesTheRunOfAStoppedLeader) {
   new_revision();
   ASSERT_TRUE(controller_->wait_for("Advance app.test canary weight 25", 60s)) << controller_->output();
   EXPECT_EQ(standby->output().find("leading"), std::string::npos) << standby->output();
-  controller_.reset();  // SIGTERM: the leader releases the Lease
-  ASSERT_TRUE(standby->wait_for("leading: loading the canaries")) << standby->output();
+  // Killed mid-run (SIGKILL: no release of the Lease): the standby takes over once the lease has run
+  // out, and goes on from the Canary's status.
+  controller_->signal(SIGKILL);
+  controller_.reset();
+  ASSERT_TRUE(standby->wait_for("leading: loading the canaries", 30s)) << standby->output();
   ASSERT_TRUE(standby->wait_for("Promotion completed! Scaling down app.test", 60s)) << standby->output();
   std::string out = standby->output();
   EXPECT_EQ(out.find("Initialization done!"), std::string::npos) << out;

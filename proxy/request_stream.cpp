@@ -177,19 +177,56 @@ constexpr step steps[] = {check_step,   route_step,       split_step,         li
                           headers_step, route_fault_step, cluster_fault_step, mirror_step};
 static_assert(std::size(steps) == step_count);
 
+// The same copy to a mirror cluster that speaks HTTP/2: a stream on one of
+// the mirror pool's connections; the answer's body is read and dropped.
+task<unsigned> mirror_over_h2(upstream_pool& pool, const std::string& message, std::size_t head_size, bool head_request,
+                              duration timeout, duration io_timeout) {
+  buffered_body body;
+  body.reset(std::string_view(message).substr(head_size));
+  attempt_request a;
+  a.head = std::string_view(message).substr(0, head_size);
+  a.body = &body;
+  a.has_body = message.size() > head_size;
+  a.deadline = clock::now() + timeout;
+  a.try_timeout = timeout;
+  a.io_timeout = io_timeout;
+  a.head_request = head_request;
+  std::shared_ptr<h2_call> call;
+  message_head head;
+  const attempt_result r = co_await attempt_h2(pool, a, call, head);
+  if (r.end != attempt_end::response) co_return r.end == attempt_end::timeout ? 504U : reply_for(r.acquire).status;
+  body_source& answer = h2_call_body(*call);
+  for (;;) {
+    std::optional<relay_status> status = answer.poll();
+    if (!status) status = co_await answer.next();
+    if (*status != relay_status::ok) break;
+    const bool end = answer.done();
+    answer.consume();
+    if (end) break;
+  }
+  co_await h2_call_finish(*call);
+  co_return head.status;
+}
+
 // Sends one mirror copy (`message`: head and body) and reads its answer to
 // the end, discarding it; only the status and the duration are kept
 // (vane_mirror_* of the route and the mirror cluster). Runs detached on the
 // worker: nothing waits for it. The caller has counted it in the pool's
 // requests; `policy` pins the pool.
 task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluster, route_cluster_stats* stats,
-                       std::string message, bool head_request, duration timeout, duration io_timeout) {
+                       std::string message, std::size_t head_size, bool head_request, duration timeout,
+                       duration io_timeout) {
   upstream_pool& pool = *policy->mirror_pools[cluster];
   struct done {
     upstream_pool& pool;
     ~done() { pool.end_request(); }
   } guard{pool};
   const auto start = clock::now();
+  if (pool.cluster().protocol == upstream_protocol::h2) {
+    const unsigned answered = co_await mirror_over_h2(pool, message, head_size, head_request, timeout, io_timeout);
+    count_mirror(*stats, answered, start);
+    co_return;
+  }
   unsigned code = 502;
   lease conn = co_await pool.acquire(start + timeout);
   if (conn.error != acquire_error::none) {
@@ -240,12 +277,13 @@ void start_mirror(stream_state& s, const worker_executor& ex) {
     how_mirror.content_length = s.tee.data.size();
   std::string message;
   write_request_head(*s.head, how_mirror, message);
+  const std::size_t head_size = message.size();
   message.append(s.tee.data);
   const std::size_t mirror_cluster = s.route->clusters[s.route->mirror->target];
   s.policy->mirror_pools[mirror_cluster]->begin_request();
   asio::co_spawn(ex,
-                 send_mirror(s.cx->policy, mirror_cluster, s.mirror_stats, std::move(message), s.attempt.head_request,
-                             s.route->timeout, s.table->limits.idle_timeout),
+                 send_mirror(s.cx->policy, mirror_cluster, s.mirror_stats, std::move(message), head_size,
+                             s.attempt.head_request, s.route->timeout, s.table->limits.idle_timeout),
                  asio::detached);
 }
 

@@ -381,3 +381,33 @@ TEST(Grpc, GrpcYamlAsShippedSplitsCallsOverH2Clusters) {
       run(curl, {"-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", url(proxy, "/")});
   EXPECT_EQ(out, "404");
 }
+
+// Mirroring to a cluster that speaks HTTP/2: the copies go as HTTP/2 streams (the demo counts its h2c
+// connections), whatever the client spoke, and are counted by their answer.
+TEST(Http2Upstream, MirrorCopiesGoToAnH2MirrorCluster) {
+  auto p = start_demo("p");
+  auto shadow = start_demo("shadow");
+  auto proxy = start_proxy(R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        split: [{cluster: app-primary, weight: 100}]
+        mirror: {cluster: app-shadow, percent: 100}
+clusters:
+  - {name: app-primary, endpoints: [)" +
+                               p.address() +
+                               R"(]}
+  - {name: app-shadow, protocol: h2, endpoints: [)" +
+                               shadow.address() + "]}\n",
+                           1);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(fetch(proxy.port, "POST", "/m", {}, "copied body").status, 200);
+  auto [code, out] =
+      run(curl, {"-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}", url(proxy, "/m2")});
+  EXPECT_EQ(out, "200");
+  EXPECT_EQ(metric(proxy, R"(vane_mirror_responses_total{route="app",cluster="app-shadow",code="200"})", 4), 4);
+  const auto stats = shadow.stats();
+  EXPECT_EQ(count_of(stats.at("requests")), 4u);
+  EXPECT_GE(count_of(stats.at("h2_connections")), 1u);
+}

@@ -587,6 +587,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
                                            cx.scratch.response_pieces, cx.scratch.response_store);
     s.attempt.fresh_only = false;
     s.retry.body_touched = body.touched();  // what this attempt consumed of the body decides a retry
+    if (s.h2call && h2_call_pumping(*s.h2call)) s.retry.body_touched = true;  // still going up: not resendable
     if (s.result.endpoint < s.picked->endpoints.size()) cx.meter.upstream = &s.picked->endpoints[s.result.endpoint];
     if (s.result.end == attempt_end::client_failed) {
       if (s.result.body == relay_status::read_failed) {

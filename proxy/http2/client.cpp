@@ -106,8 +106,10 @@ class h2_call {
   std::uint32_t header_limit;
   unsigned status = 0;
   bool head_done = false;
-  bool ended = false;   // END_STREAM received
-  bool closed = false;  // the stream is gone (both done, reset, or the connection ended)
+  bool ended = false;            // END_STREAM received
+  bool ended_with_head = false;  // on the head's own HEADERS frame (no body, no trailers: Trailers-Only)
+  bool finished = false;         // h2_call_finish ran: what still arrives is given back at once
+  bool closed = false;           // the stream is gone (both done, reset, or the connection ended)
   std::uint32_t error = 0;
   std::string in_pending, in_ready;
   wakeup in_wake;
@@ -398,6 +400,7 @@ int h2_client_session::on_frame_recv(nghttp2_session*, const nghttp2_frame* fram
       return 0;
     }
     c->head_done = true;
+    c->ended_with_head = end;
   }
   if (end && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
     c->ended = true;
@@ -413,8 +416,9 @@ int h2_client_session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_
                                      std::size_t len, void* self) {
   auto& s = *static_cast<h2_client_session*>(self);
   h2_call* c = s.find(stream_id);
-  if (!c) {
-    nghttp2_session_consume_connection(s.session_, len);  // a call gone: its bytes must not hold the window
+  if (!c || c->finished) {
+    // A call gone or ended (its RST not sent yet): its bytes must not hold the connection's window.
+    nghttp2_session_consume_connection(s.session_, len);
     return 0;
   }
   c->in_pending.append(reinterpret_cast<const char*>(data), len);
@@ -555,8 +559,11 @@ void h2_client_session::close() {
 h2_upstream::h2_upstream(upstream_pool& pool) : pool_(pool) {}
 
 h2_upstream::~h2_upstream() {
-  auto sessions = std::move(sessions_);
-  for (auto& s : sessions) s->detach();
+  // Every connection still running, taking new streams or not (one that had a GOAWAY is no longer in
+  // sessions_ but may still read): none may reach this pool once it is gone.
+  sessions_.clear();
+  for (auto& w : made_)
+    if (auto s = w.lock()) s->detach();
 }
 
 std::shared_ptr<h2_client_session> h2_upstream::reserve(std::size_t endpoint, bool fresh, clock::time_point deadline) {
@@ -571,6 +578,8 @@ std::shared_ptr<h2_client_session> h2_upstream::reserve(std::size_t endpoint, bo
   auto s = std::make_shared<h2_client_session>(*this, endpoint, pool_.executor());
   s->reserve();
   sessions_.push_back(s);
+  std::erase_if(made_, [](const auto& w) { return w.expired(); });
+  made_.push_back(s);
   s->start(deadline);
   return s;
 }
@@ -682,9 +691,12 @@ task<attempt_result> attempt_h2(upstream_pool& pool, const attempt_request& requ
 
 body_source& h2_call_body(h2_call& call) { return call.src; }
 
-bool h2_call_ended(const h2_call& call) { return call.ended && call.in_pending.empty(); }
+bool h2_call_ended(const h2_call& call) { return call.ended_with_head; }
+
+bool h2_call_pumping(const h2_call& call) { return call.pumping; }
 
 task<void> h2_call_finish(h2_call& call) {
+  call.finished = true;
   if (!call.closed && !(call.ended && !call.pumping && call.queued() == 0)) call.reset(NGHTTP2_CANCEL);
   if (call.pumping) {
     call.body->cancel();

@@ -42,7 +42,8 @@ class h2_upstream {
 
  private:
   upstream_pool& pool_;
-  std::vector<std::shared_ptr<h2_client_session>> sessions_;
+  std::vector<std::shared_ptr<h2_client_session>> sessions_;  // those that take new streams
+  std::vector<std::weak_ptr<h2_client_session>> made_;        // all that may still run
 };
 
 // An attempt on an h2 cluster, as attempt_upstream() for HTTP/1.1: the
@@ -56,8 +57,10 @@ task<attempt_result> attempt_h2(upstream_pool& pool, const attempt_request& requ
 
 // The response body (and its trailers) of a call that got its head.
 body_source& h2_call_body(h2_call& call);
-// The response ended with its head (Trailers-Only, or no body).
+// The response ended with its head's own HEADERS frame (Trailers-Only, or no body and no trailers).
 bool h2_call_ended(const h2_call& call);
+// The request body is still being relayed (it cannot be sent again).
+bool h2_call_pumping(const h2_call& call);
 // Ends the call: a stream not finished both ways is reset, and a request
 // body still being relayed stops (the client's source is cancelled); returns
 // once nothing of the call uses the request's state any more.

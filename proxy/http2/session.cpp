@@ -262,9 +262,14 @@ std::optional<relay_status> h2_source::poll() {
 }
 
 task<relay_status> h2_source::next() {
+  // A client that stops sending its body for idle_timeout loses its stream (as a stalled reader does).
+  const auto until = clock::now() + s_.conn.io_timeout();
   for (;;) {
     if (auto r = poll()) co_return *r;
-    co_await s_.in_wake.wait();
+    if (!co_await s_.in_wake.wait(until)) {
+      if (!s_.closed) s_.reset(NGHTTP2_CANCEL);
+      co_return relay_status::read_failed;
+    }
   }
 }
 
@@ -274,6 +279,7 @@ std::span<const trailer_field> h2_source::trailers() const noexcept { return s_.
 
 bool h2_source::cancel() {
   s_.cancelled = true;
+  touched_ = true;  // part of it may have gone: it cannot be sent again
   s_.in_wake.notify();
   return true;
 }

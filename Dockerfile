@@ -11,7 +11,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config \
-      libboost1.81-all-dev libssl-dev libyaml-cpp-dev libre2-dev libfmt-dev libnghttp2-dev \
+      libboost1.81-all-dev libssl-dev libyaml-cpp-dev libre2-dev libfmt-dev libnghttp2-dev libmimalloc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -29,7 +29,7 @@ RUN VANE_BUILD_TYPE=Release bash scripts/build.sh build-release -DVANE_BUILD_TES
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates libre2-9 libyaml-cpp0.7 libfmt9 libssl3 libnghttp2-14 \
+      ca-certificates libre2-9 libyaml-cpp0.7 libfmt9 libssl3 libnghttp2-14 libmimalloc2.0 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build-release/proxy/vane-proxy /usr/local/bin/vane-proxy
 COPY --from=build /src/build-release/control/vane-control /usr/local/bin/vane-control

@@ -8,6 +8,10 @@
 #include <string>
 #include <thread>
 
+#ifdef VANE_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 #include "common/log.hpp"
 #include "proxy/config_load.hpp"
 #include "proxy/runtime.hpp"
@@ -122,6 +126,10 @@ int main(int argc, char** argv) {
   }
 
   std::signal(SIGPIPE, SIG_IGN);
+#ifdef VANE_WITH_MIMALLOC
+  const int mi = mi_version();  // e.g. 209 for 2.0.9
+  vane::log::info("memory allocator: mimalloc {}.{}.{}", mi / 100, mi / 10 % 10, mi % 10);
+#endif
   try {
     vane::proxy::runtime rt(config_path, std::move(*config), workers, access_log);
     rt.start();

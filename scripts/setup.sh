@@ -8,6 +8,7 @@ packages=(
   libboost1.81-all-dev libssl-dev libyaml-cpp-dev libre2-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libnghttp2-dev nghttp2-client python3-h2 python3-grpcio
+  libmimalloc-dev
   curl procps openssl
   prometheus
   nginx haproxy apache2-utils

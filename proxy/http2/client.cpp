@@ -200,6 +200,8 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   bool goaway_ = false;
   bool writer_done_ = true;
   std::string wbuf_;
+  std::string names_scratch_;  // submit's, reused
+  std::vector<nghttp2_nv> nva_scratch_;
   wakeup writer_wake_;
 
   friend class h2_call;
@@ -213,7 +215,11 @@ h2_call::h2_call(std::shared_ptr<h2_client_session> s, const worker_executor& ex
       tee(r.tee),
       pump_wake(ex),
       header_limit(r.header_limit),
-      in_wake(ex) {}
+      in_wake(ex) {
+  // Room for a usual response head at once, instead of growing through several allocations.
+  head_store.reserve(256);
+  head_fields.reserve(16);
+}
 
 h2_call::~h2_call() { session->unreserve(); }
 
@@ -334,9 +340,9 @@ ssize_t send_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf, 
 bool h2_client_session::submit(const std::shared_ptr<h2_call>& call, std::string_view h1_head, bool with_body,
                                bool grpc) {
   h2_call& c = *call;
-  std::string names;  // (nghttp2 copies the fields: NGHTTP2_NV_FLAG_NONE)
-  std::vector<nghttp2_nv> nva;
-  if (!h2_request_fields(h1_head, tls_, grpc, names, nva)) return false;
+  // The session's scratch, reused by every request (nghttp2 copies the fields: NGHTTP2_NV_FLAG_NONE).
+  std::vector<nghttp2_nv>& nva = nva_scratch_;
+  if (!h2_request_fields(h1_head, tls_, grpc, names_scratch_, nva)) return false;
   nghttp2_data_provider provider{};
   provider.source.ptr = &c;
   provider.read_callback = send_body;

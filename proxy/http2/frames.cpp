@@ -44,6 +44,7 @@ bool h2_request_fields(std::string_view head, bool tls, bool grpc, std::string& 
   names.clear();
   names.reserve(head.size());  // (no reallocation below: the pairs point into it)
   out.clear();
+  out.reserve(16);
   const std::size_t line_end = head.find("\r\n");
   if (line_end == std::string_view::npos) return false;
   const std::string_view line = head.substr(0, line_end);
@@ -63,7 +64,7 @@ bool h2_request_fields(std::string_view head, bool tls, bool grpc, std::string& 
     std::string_view value = field.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     const std::size_t at = names.size();
-    for (char ch : field.substr(0, colon)) names.push_back(static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch));
+    append_lower(names, field.substr(0, colon));
     const std::string_view name = std::string_view(names).substr(at);
     if (name == "host") out[2] = nv(":authority", value);
     if (not_for_h2(name)) {

@@ -41,6 +41,17 @@ class h2_abuse_meter {
   std::uint64_t streams_closed_ = 0, streams_reset_young_ = 0;
 };
 
+// Appends `name` to `out` in lower case (HTTP/2 field names are): one resize
+// and a branch-free loop, where push_back per character cost ~10 instructions
+// a byte on every request head.
+inline void append_lower(std::string& out, std::string_view name) {
+  const std::size_t at = out.size();
+  out.resize(at + name.size());
+  char* p = out.data() + at;
+  for (const char c : name)
+    *p++ = static_cast<char>(c | (static_cast<int>(static_cast<unsigned char>(c - 'A') < 26) << 5));
+}
+
 // The request's HTTP/2 fields from an HTTP/1.1 request head of ours ("METHOD
 // TARGET HTTP/1.1", then "Name: value" lines): :method, :scheme, :authority
 // (from Host), :path, the other fields with lower-case names, less those

@@ -95,6 +95,9 @@ struct h2_stream {
   h2_stream(h2_connection& c, std::int32_t stream_id, const worker_executor& ex, listener_stats* stats)
       : stats_(stats), conn(c), id(stream_id), in_wake(ex), out_wake(ex), source(*this), sink(*this), ds(*this) {
     if (stats_) stats_->streams_active.add(1);
+    // Room for a usual request head at once, instead of growing through several allocations.
+    store.reserve(256);
+    fields.reserve(16);
   }
   ~h2_stream() {
     if (stats_) stats_->streams_active.add(-1);
@@ -176,6 +179,10 @@ class h2_connection {
   const limits_config& limits() const { return w_.policy()->table->limits; }
   std::uint64_t max_body() const { return limits().max_body; }
   duration io_timeout() const { return limits().idle_timeout; }
+  // Reused by every response head this connection submits (nghttp2 copies them at submit).
+  std::string& names_scratch() { return names_scratch_; }
+  std::vector<nghttp2_nv>& nva_scratch() { return nva_scratch_; }
+  std::vector<std::pair<std::string_view, std::string_view>>& fields_scratch() { return fields_scratch_; }
 
  private:
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
@@ -232,6 +239,9 @@ class h2_connection {
   bool closing_ = false;
   bool writer_done_ = false;
   std::string wbuf_;
+  std::string names_scratch_;
+  std::vector<nghttp2_nv> nva_scratch_;
+  std::vector<std::pair<std::string_view, std::string_view>> fields_scratch_;
   wakeup writer_wake_;
   wakeup idle_wake_;  // a stream's run ended, or the writer did
 };
@@ -333,11 +343,14 @@ ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t
 // Submits the head (lower-case names, as HTTP/2 requires) with a body provider unless `no_body`.
 void submit_head(h2_stream& s, unsigned status,
                  const std::vector<std::pair<std::string_view, std::string_view>>& fields, bool no_body) {
-  std::string names;  // lower-cased copies; nghttp2 copies what submit gets (NGHTTP2_NV_FLAG_NONE)
+  // Lower-cased copies in the connection's scratch; nghttp2 copies what submit gets (NGHTTP2_NV_FLAG_NONE).
+  std::string& names = s.conn.names_scratch();
   std::size_t total = 0;
   for (const auto& [n, v] : fields) total += n.size();
-  names.reserve(total);
-  std::vector<nghttp2_nv> nva;
+  names.clear();
+  names.reserve(total);  // (no reallocation below: the pairs point into it)
+  std::vector<nghttp2_nv>& nva = s.conn.nva_scratch();
+  nva.clear();
   nva.reserve(fields.size() + 1);
   char code[4];
   auto [end, ec] = std::to_chars(code, code + sizeof code, status);
@@ -345,7 +358,7 @@ void submit_head(h2_stream& s, unsigned status,
                  7, static_cast<std::size_t>(end - code), NGHTTP2_NV_FLAG_NONE});
   for (const auto& [n, v] : fields) {
     const std::size_t at = names.size();
-    for (char c : n) names.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+    append_lower(names, n);
     nva.push_back({reinterpret_cast<std::uint8_t*>(names.data() + at),
                    reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
                    NGHTTP2_NV_FLAG_NONE});
@@ -434,7 +447,8 @@ task<bool> h2_downstream::reply(unsigned status, std::string_view body, bool) {
 }
 
 body_sink& h2_downstream::respond(const message_head& head, const response_shape& shape) {
-  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  auto& fields = s_.conn.fields_scratch();
+  fields.clear();
   for_each_response_field(head, {shape.ops, shape.cookies, false, connection_header::none},
                           [&](std::string_view n, std::string_view v) { fields.emplace_back(n, v); });
   if (shape.no_body) s_.out_last = true;

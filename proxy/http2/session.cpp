@@ -199,6 +199,12 @@ class h2_connection {
     return it == streams_.end() ? nullptr : it->second.get();
   }
   void forget(std::int32_t id);
+  // Runs the streams whose request heads the last input completed (their serve_stream, each until it waits).
+  void start_streams() {
+    for (std::size_t i = 0; i < to_start_.size(); ++i)
+      asio::co_spawn(client_.get_executor(), serve_stream(*to_start_[i]), asio::detached);
+    to_start_.clear();
+  }
   task<void> write_loop();
   task<void> serve_stream(h2_stream& s);
   void build_head(h2_stream& s, message_head& head) const;
@@ -235,6 +241,7 @@ class h2_connection {
   bool tls_;
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, std::unique_ptr<h2_stream>> streams_;
+  std::vector<h2_stream*> to_start_;  // head complete, serve_stream not started yet
   std::size_t running_ = 0;
   bool closing_ = false;
   bool writer_done_ = false;
@@ -561,9 +568,9 @@ int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, v
     s->request_ended = s->bodiless = end;
     s->running = true;
     ++c.running_;
-    // Started after this frame's processing (posted): nothing of a stream runs inside nghttp2's input.
-    asio::post(c.client_.get_executor(),
-               [&c, s] { asio::co_spawn(c.client_.get_executor(), c.serve_stream(*s), asio::detached); });
+    // Started once nghttp2 has taken the whole read (start_streams): nothing of a stream runs inside
+    // nghttp2's input, and no handler is posted per stream.
+    c.to_start_.push_back(s);
   } else if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && end) {
     const std::string_view store(s->trailer_store);
     for (const auto& f : s->trailer_fields)
@@ -765,6 +772,7 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
     if (received.size() > 0) {
       const auto in = received.data();
       const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const std::uint8_t*>(in.data()), in.size());
+      start_streams();  // (on an error too: they find their streams closed, and end)
       if (n < 0) {
         log::debug("h2 from {}: {}", client_ip_, nghttp2_strerror(static_cast<int>(n)));
         count_error(n == NGHTTP2_ERR_FLOODED                  ? h2_error_reason::flood

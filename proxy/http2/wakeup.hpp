@@ -2,6 +2,7 @@
 // Wake-ups of coroutines on one worker's thread (HTTP/2 sessions, both sides).
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "proxy/executor.hpp"
@@ -10,15 +11,19 @@ namespace vane::proxy {
 
 // One coroutine's wake-up: notify() before wait() is not lost
 // (single-threaded: nothing runs between a check and a wait).
+// The timer is made at the first wait that has to sleep: most of a
+// stream's wake-ups are notified and never waited on, and making a timer
+// costs a locked look-up of Asio's timer service.
 class wakeup {
  public:
   using clock = std::chrono::steady_clock;
-  explicit wakeup(const worker_executor& ex) : timer_(ex) {}
+  explicit wakeup(const worker_executor& ex) : ex_(ex) {}
   // False when `until` passed first.
   task<bool> wait(clock::time_point until = clock::time_point::max()) {
     if (!pending_) {
-      timer_.expires_at(until);
-      co_await timer_.async_wait(task_nothrow);
+      if (!timer_) timer_.emplace(ex_);
+      timer_->expires_at(until);
+      co_await timer_->async_wait(task_nothrow);
     }
     const bool woken = pending_;
     pending_ = false;
@@ -26,11 +31,12 @@ class wakeup {
   }
   void notify() {
     pending_ = true;
-    timer_.cancel();
+    if (timer_) timer_->cancel();
   }
 
  private:
-  worker_timer timer_;
+  worker_executor ex_;
+  std::optional<worker_timer> timer_;
   bool pending_ = false;
 };
 

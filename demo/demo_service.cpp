@@ -37,6 +37,7 @@ namespace {
 constexpr const char* usage = R"(usage: vane-demo [--listen HOST:PORT] [--version V] [--error-percent P]
                  [--error-status CODE] [--grpc-error-status CODE]
                  [--latency DURATION] [--reset-percent P] [--h2-max-streams N]
+                 [--h2-goaway-after N]
 
 A small HTTP/1.1, h2c and gRPC service for demos and tests of vane.
 
@@ -56,6 +57,11 @@ A small HTTP/1.1, h2c and gRPC service for demos and tests of vane.
                        answering P% of requests and gRPC calls
   --h2-max-streams N   SETTINGS_MAX_CONCURRENT_STREAMS of HTTP/2 connections
                        (default 100)
+  --h2-goaway-after N  end each HTTP/2 connection after N streams, as a server
+                       being drained does: GOAWAY (NO_ERROR) naming the Nth as
+                       the last it processes, the streams below answered, those
+                       above refused (REFUSED_STREAM: safe to send again), then
+                       the connection closes (default 0: never)
 
 Endpoints (HTTP/1.1, and HTTP/2 with prior knowledge on the same port):
   GET  /healthz          200 ok
@@ -240,6 +246,11 @@ int main(int argc, char** argv) {
       long n = std::strtol(value.c_str(), &end, 10);
       if (*end || n < 1 || n > 1000000) return bad("--h2-max-streams needs 1..1000000");
       st.s.h2_max_streams = static_cast<std::uint32_t>(n);
+    } else if (arg == "--h2-goaway-after") {
+      char* end = nullptr;
+      long n = std::strtol(value.c_str(), &end, 10);
+      if (*end || n < 0 || n > 1000000) return bad("--h2-goaway-after needs 0..1000000");
+      st.s.h2_goaway_after = static_cast<std::uint32_t>(n);
     } else if (arg == "--latency") {
       auto d = vane::parse_duration(value);
       if (!d) return bad("--latency needs a duration such as 50ms");

@@ -147,6 +147,8 @@ class connection {
   std::map<std::int32_t, std::unique_ptr<stream>> streams_;
   std::size_t running_ = 0;
   bool first_stream_ = true;
+  std::uint32_t begun_ = 0;        // request streams opened (for --h2-goaway-after)
+  std::int32_t goaway_last_ = -1;  // the last stream of our GOAWAY, once sent
   bool closing_ = false;
   bool writer_done_ = false;
   std::string wbuf_;
@@ -258,7 +260,21 @@ connection::connection(beast::tcp_stream& sock, state& st)
 int connection::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  c.streams_[frame->hd.stream_id] = std::make_unique<stream>(c, frame->hd.stream_id, c.sock_.get_executor());
+  const std::int32_t id = frame->hd.stream_id;
+  if (c.goaway_last_ >= 0 && id > c.goaway_last_) {
+    // Opened before the peer saw our GOAWAY: not processed, and said so (nghttp2 ignores those that
+    // come after the GOAWAY went out by itself).
+    nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+    ++c.st_.h2_refused;
+    return 0;  // (no stream of ours: its fields are not kept, and the RST_STREAM closes it)
+  }
+  c.streams_[id] = std::make_unique<stream>(c, id, c.sock_.get_executor());
+  if (c.st_.s.h2_goaway_after > 0 && ++c.begun_ == c.st_.s.h2_goaway_after) {
+    // --h2-goaway-after: this stream is the last one this connection processes.
+    c.goaway_last_ = id;
+    nghttp2_submit_goaway(c.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR, nullptr, 0);
+    ++c.st_.h2_goaways;
+  }
   return 0;
 }
 

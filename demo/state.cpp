@@ -59,6 +59,8 @@ json::object stats_json(const state& st) {
           {"connections_active", st.connections_active},
           {"service_connections", st.service_connections},
           {"h2_connections", st.h2_connections},
+          {"h2_goaways", st.h2_goaways},
+          {"h2_refused", st.h2_refused},
           {"bytes_received", st.bytes_received},
           {"grpc_calls", st.grpc_calls},
           {"grpc_errors", st.grpc_errors},
@@ -70,7 +72,8 @@ json::object stats_json(const state& st) {
           {"grpc_error_status", st.s.grpc_error_status},
           {"reset_percent", st.s.reset_percent},
           {"latency", vane::format_duration(st.s.latency)},
-          {"h2_max_streams", st.s.h2_max_streams}};
+          {"h2_max_streams", st.s.h2_max_streams},
+          {"h2_goaway_after", st.s.h2_goaway_after}};
 }
 
 std::string apply_config(state& st, std::string_view body) {

@@ -20,6 +20,7 @@ struct settings {
   int reset_percent = 0;
   vane::duration latency{0};
   std::uint32_t h2_max_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS (--h2-max-streams)
+  std::uint32_t h2_goaway_after = 0;   // GOAWAY after this many streams on a connection (0: never)
 };
 
 struct state {
@@ -31,6 +32,8 @@ struct state {
   std::uint64_t connections_active = 0;
   std::uint64_t service_connections = 0;  // connections whose first request was a service request
   std::uint64_t h2_connections = 0;       // connections that spoke HTTP/2 (h2c)
+  std::uint64_t h2_goaways = 0;           // GOAWAYs sent by --h2-goaway-after
+  std::uint64_t h2_refused = 0;           // streams refused (REFUSED_STREAM) after one, unprocessed
   std::uint64_t bytes_received = 0;
   std::uint64_t grpc_calls = 0;                      // calls to vane.demo.v1.Demo (failures are injected into these)
   std::uint64_t grpc_errors = 0;                     // of which failed by --error-percent

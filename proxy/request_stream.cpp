@@ -326,14 +326,18 @@ bool after_failed_attempt(stream_state& s, clock::time_point attempt_start) {
       break;
     default:  // write_failed, read_failed
       s.failure = failure_reply{502, "upstream reset before response\n"};
-      f = {retry_cause::reset, 502, result.stale};
+      f = {retry_cause::reset, 502, result.stale, result.refused};
       break;
   }
   s.last_failure = f;
   if (!retryable) s.last_failure.cause = retry_cause::connect_failure;  // nothing was sent: a fallback may take it
   const retry_verdict verdict = retryable ? decide_retry(f, s.retry) : retry_verdict::give_up;
   if (verdict == retry_verdict::resend_stale) {
-    s.retry.resent_stale = s.attempt.fresh_only = true;
+    if (f.refused) {
+      ++s.retry.refused_resends;  // any connection that takes streams will do (not one that said GOAWAY)
+    } else {
+      s.retry.resent_stale = s.attempt.fresh_only = true;
+    }
     return true;
   }
   note_attempt(s, f.status, attempt_start);

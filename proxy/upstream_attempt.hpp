@@ -33,6 +33,7 @@ struct attempt_result {
   // A reused idle connection that the upstream had closed before reading
   // anything of ours (the write failed, or the read met its end or a reset).
   bool stale = false;
+  bool refused = false;  // (HTTP/2) stale because the upstream refused the stream unprocessed
   std::size_t endpoint = std::numeric_limits<std::size_t>::max();  // of the connection used, if one was
   lease conn;                                                      // when end == response
 };

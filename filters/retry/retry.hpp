@@ -30,7 +30,14 @@ struct attempt_failure {
   retry_cause cause = retry_cause::reset;
   unsigned status = 0;       // the status answered (cause status) or made of the failure
   bool stale_reuse = false;  // a reused idle connection failed before the upstream read anything
+  // An HTTP/2 stream the upstream refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last
+  // stream; RFC 9113 §8.7): safe to send again, on any connection that takes streams.
+  bool refused = false;
 };
+
+// Refused streams sent again per request at most (a server that refuses
+// everything is answered with 502 then, not looped on).
+inline constexpr std::uint32_t max_refused_resends = 5;
 
 // What the request allows.
 struct retry_state {
@@ -38,13 +45,14 @@ struct retry_state {
   std::uint32_t retries_left = 0;  // of the route's attempts
   bool idempotent = false;         // the method may be sent twice
   bool has_body = false;
-  bool body_touched = false;  // some of the body was consumed: it cannot be sent again
-  bool resent_stale = false;  // the one stale-connection resend was used
+  bool body_touched = false;          // some of the body was consumed: it cannot be sent again
+  bool resent_stale = false;          // the one stale-connection resend was used
+  std::uint32_t refused_resends = 0;  // refused HTTP/2 streams sent again (up to max_refused_resends)
 };
 
 enum class retry_verdict {
   give_up,       // the failure is the answer
-  resend_stale,  // send again on a fresh connection; not an attempt, no budget
+  resend_stale,  // send again (a stale connection: on a fresh one); not an attempt, no budget
   retry,         // try again if the cluster's retry budget allows
 };
 

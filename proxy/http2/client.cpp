@@ -110,6 +110,7 @@ class h2_call {
   bool ended_with_head = false;  // on the head's own HEADERS frame (no body, no trailers: Trailers-Only)
   bool finished = false;         // h2_call_finish ran: what still arrives is given back at once
   bool closed = false;           // the stream is gone (both done, reset, or the connection ended)
+  bool head_out = false;         // its HEADERS went out (before that, the upstream cannot have it)
   std::uint32_t error = 0;
   std::string in_pending, in_ready;
   wakeup in_wake;
@@ -175,6 +176,7 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t stream_id, const std::uint8_t* data,
                            std::size_t len, void* self);
   static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* self);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self);
 
   h2_call* find(std::int32_t id) const {
     auto it = calls_.find(id);
@@ -198,6 +200,7 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   std::map<std::int32_t, std::shared_ptr<h2_call>> calls_;
   std::size_t reserved_ = 0;
   bool goaway_ = false;
+  std::int32_t goaway_last_ = 0;  // the last stream the upstream's GOAWAY said it processes
   bool writer_done_ = true;
   std::string wbuf_;
   std::string names_scratch_;  // submit's, reused
@@ -392,6 +395,7 @@ int h2_client_session::on_frame_recv(nghttp2_session*, const nghttp2_frame* fram
   if (frame->hd.type == NGHTTP2_GOAWAY) {
     // No new stream here; those above its last stream are closed by nghttp2 (REFUSED_STREAM).
     s.goaway_ = true;
+    s.goaway_last_ = frame->goaway.last_stream_id;
     if (s.owner_) s.owner_->forget(&s);
     return 0;
   }
@@ -429,6 +433,13 @@ int h2_client_session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_
   }
   c->in_pending.append(reinterpret_cast<const char*>(data), len);
   c->in_wake.notify();
+  return 0;
+}
+
+int h2_client_session::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self) {
+  auto& s = *static_cast<h2_client_session*>(self);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (h2_call* c = s.find(frame->hd.stream_id)) c->head_out = true;
   return 0;
 }
 
@@ -474,6 +485,7 @@ task<void> h2_client_session::run(std::shared_ptr<h2_client_session> self, clock
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as responses are relayed (source::consume)
@@ -550,6 +562,9 @@ void h2_client_session::close() {
   calls_.clear();
   for (auto& [id, c] : calls) {
     c->closed = true;
+    // The connection ended under it (the upstream closed it after a GOAWAY, say): one it cannot
+    // have processed is refused, so sent again (RFC 9113 §6.8, §8.7); any other is a reset.
+    if (!c->head_out || (goaway_ && id > goaway_last_)) c->error = NGHTTP2_REFUSED_STREAM;
     c->wake_all();
   }
   if (was_open && conn_) {
@@ -643,7 +658,7 @@ task<attempt_result> attempt_h2(upstream_pool& pool, const attempt_request& requ
   const bool with_body = request.has_body;
   if (!session->submit(call, request.head, with_body, request.grpc)) {
     result.end = attempt_end::write_failed;
-    result.stale = true;  // nothing was sent
+    result.stale = result.refused = true;  // nothing was sent
     co_return result;
   }
   if (!with_body) {
@@ -690,7 +705,7 @@ task<attempt_result> attempt_h2(upstream_pool& pool, const attempt_request& requ
   } else {
     result.end = attempt_end::read_failed;
     // Refused (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last stream): the upstream did nothing with it.
-    result.stale = error == NGHTTP2_REFUSED_STREAM;
+    result.stale = result.refused = error == NGHTTP2_REFUSED_STREAM;
   }
   co_return result;
 }

@@ -135,6 +135,31 @@ TEST(Http2Upstream, ManyStreamsShareFewConnections) {
   EXPECT_LE(pc + cc, 12u) << pc << " " << cc;
 }
 
+// Upstreams that end every connection after 50 streams, as servers being drained do: GOAWAY naming the
+// last stream they process, the streams above it refused (by the demo's RST_STREAM REFUSED_STREAM, or
+// by nghttp2 for those vane had queued when the GOAWAY came, or because the connection closed before
+// their HEADERS went out). Every request still gets its answer: a refused stream is sent again on a
+// connection that takes streams (vane_demo --h2-goaway-after; 10 streams at once per connection, so
+// several connections are in use when one goes away).
+TEST(Http2Upstream, StreamsRefusedByAGoawayAreSentAgain) {
+  const std::vector<std::string> drained{"--h2-goaway-after", "50", "--h2-max-streams", "10"};
+  auto p = start_demo("p", drained);
+  auto c = start_demo("c", drained);
+  auto proxy = start_proxy(h2_split_config(p.address(), c.address(), ""), 1);
+  auto [code, out] = run("/usr/bin/h2load", {"-n", "2000", "-c", "4", "-m", "16", url(proxy, "/")});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("2000 succeeded, 0 failed, 0 errored, 0 timeout"), std::string::npos) << out;
+  EXPECT_NE(out.find("status codes: 2000 2xx"), std::string::npos) << out;
+  const auto ps = p.stats(), cs = c.stats();
+  const auto goaways = count_of(ps.at("h2_goaways")) + count_of(cs.at("h2_goaways"));
+  const auto refused = count_of(ps.at("h2_refused")) + count_of(cs.at("h2_refused"));
+  // 2,000 streams over connections of 50 each: every one of them but the last two ended by a GOAWAY.
+  EXPECT_GE(goaways, 38u) << "refused by the demos: " << refused;
+  EXPECT_EQ(count_of(ps.at("requests")) + count_of(cs.at("requests")), 2000u);
+  EXPECT_EQ(metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-primary",code="502"})"), 0);
+  EXPECT_EQ(metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="502"})"), 0);
+}
+
 TEST(Grpc, CallsAreSplitAndCountedByTheStatusTheClientGot) {
   ASSERT_TRUE(grpcio_available());
   auto p = start_demo("p");

@@ -34,6 +34,21 @@ TEST(Retry, StaleConnectionIsResentOnceWithoutRetries) {
   EXPECT_EQ(decide_retry(stale, with_body), retry_verdict::give_up);
 }
 
+TEST(Retry, RefusedStreamsAreResentUpToALimit) {
+  retry_state none;
+  attempt_failure refused{retry_cause::reset, 502, true, true};
+  none.resent_stale = true;  // (a stale connection's resend is another matter)
+  for (std::uint32_t i = 0; i < max_refused_resends; ++i) {
+    none.refused_resends = i;
+    EXPECT_EQ(decide_retry(refused, none), retry_verdict::resend_stale) << i;
+  }
+  none.refused_resends = max_refused_resends;
+  EXPECT_EQ(decide_retry(refused, none), retry_verdict::give_up);
+  retry_state with_body;
+  with_body.has_body = true;
+  EXPECT_EQ(decide_retry(refused, with_body), retry_verdict::give_up);
+}
+
 TEST(Retry, RetryNeedsAttemptsCauseSafeBodyAndMethod) {
   const retry_on gateway{false, false, false, true};
   retry_state s;

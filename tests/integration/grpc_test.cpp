@@ -318,6 +318,24 @@ TEST(Http2, AbusiveClientsAreAnsweredByGoawayAndCounted) {
   EXPECT_EQ(ok, "200");
 }
 
+// Not abuse: a client whose uploads the route answers before they end (here a fault abort; a 413, a
+// 404 alike). Each stream ends with vane's RST_STREAM NO_ERROR after the whole response (RFC 9113
+// §8.1), within a second of opening; counting those as resets made the rapid-reset check end a
+// well-behaved client's connection after 500 of them.
+TEST(Http2, AnswersBeforeAnUploadEndsAreNotResets) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(
+      half_split_config(p.address(), p.address(), "        fault: {abort: {status: 503, percent: 100}}\n"), 1);
+  const std::string script = source_dir() + "/tests/support/h2_abuse.py";
+  auto [code, out] = run(python, {script, "127.0.0.1", std::to_string(proxy.port), "early-answers"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("answered 600"), std::string::npos) << out;
+  EXPECT_EQ(metric(proxy, R"(vane_requests_total{route="app",cluster="app-primary",code="503"})", 300) +
+                metric(proxy, R"(vane_requests_total{route="app",cluster="app-canary",code="503"})", 300),
+            600);
+  EXPECT_EQ(metric_now(proxy, R"(vane_http2_protocol_errors_total{listener="http",reason="rapid_reset"})"), 0);
+}
+
 TEST(Grpc, RetriesOnAStatusTheRouteNames) {
   ASSERT_TRUE(grpcio_available());
   auto c = start_demo("c", {"--error-percent", "50", "--grpc-error-status", "unavailable"});

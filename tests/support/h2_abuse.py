@@ -8,11 +8,15 @@ frames with no payload and no END_STREAM), window-updates (WINDOW_UPDATE
 frames with nothing sent to call for them), ping-flood (PINGs never read
 back), continuation (a header block in endless CONTINUATION frames),
 bad-frame (a frame on stream 0 that must not be there), big-headers (a
-header list past the server's limit).
+header list past the server's limit); and one that is not abuse:
+early-answers (600 requests one after the other, each a HEADERS frame
+without END_STREAM, as an upload that has not ended, answered before it
+ends by a route that replies at once).
 
 Prints "closed" when the server answered with a GOAWAY or closed the
 connection, "reset" when it reset the stream (big-headers); exits 1 when
-neither happened within 30 s.
+neither happened within 30 s. early-answers prints "answered N" (the
+responses that ended their streams) and exits 0, or "closed" and exits 1.
 """
 import socket
 import struct
@@ -86,7 +90,38 @@ def send_raw(data):
         return False
 
 
-if mode == "rapid-reset":
+def early_answers(count):
+    """Each stream's response ends it (the server then resets our unfinished upload): N such, or 'closed'."""
+    sock.settimeout(10)
+    answered = 0
+    for i in range(count):
+        sid = 1 + 2 * i
+        head(sid, end=False, extra=[("content-type", "application/octet-stream")])
+        if not send_raw(conn.data_to_send()):
+            return "closed"
+        done = False
+        while not done:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return "closed"
+            if not data:
+                return "closed"
+            for e in conn.receive_data(data):
+                if isinstance(e, h2.events.ConnectionTerminated):
+                    return "closed"
+                if isinstance(e, h2.events.StreamEnded) and e.stream_id == sid:
+                    answered += 1
+                    done = True
+            send_raw(conn.data_to_send())
+    return f"answered {answered}"
+
+
+if mode == "early-answers":
+    seen = early_answers(600)
+    print(seen)
+    sys.exit(0 if seen.startswith("answered") else 1)
+elif mode == "rapid-reset":
     for i in range(700):
         sid = 1 + 2 * i
         head(sid)

@@ -167,7 +167,9 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   }
 
   void start(clock::time_point deadline);
-  bool submit(const std::shared_ptr<h2_call>& call, std::string_view h1_head, bool with_body, bool grpc);
+  enum class submitted { ok, refused, bad_head };
+  // refused: nghttp2 took nothing (the stream can go elsewhere); bad_head: no request line to send.
+  submitted submit(const std::shared_ptr<h2_call>& call, std::string_view h1_head, bool with_body, bool grpc);
 
  private:
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
@@ -340,22 +342,22 @@ ssize_t send_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf, 
 
 }  // namespace
 
-bool h2_client_session::submit(const std::shared_ptr<h2_call>& call, std::string_view h1_head, bool with_body,
-                               bool grpc) {
+h2_client_session::submitted h2_client_session::submit(const std::shared_ptr<h2_call>& call, std::string_view h1_head,
+                                                       bool with_body, bool grpc) {
   h2_call& c = *call;
   // The session's scratch, reused by every request (nghttp2 copies the fields: NGHTTP2_NV_FLAG_NONE).
   std::vector<nghttp2_nv>& nva = nva_scratch_;
-  if (!h2_request_fields(h1_head, tls_, grpc, names_scratch_, nva)) return false;
+  if (!h2_request_fields(h1_head, tls_, grpc, names_scratch_, nva)) return submitted::bad_head;
   nghttp2_data_provider provider{};
   provider.source.ptr = &c;
   provider.read_callback = send_body;
   const std::int32_t id =
       nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), with_body ? &provider : nullptr, &c);
-  if (id < 0) return false;
+  if (id < 0) return submitted::refused;
   c.id = id;
   calls_[id] = call;
   want_write();
-  return true;
+  return submitted::ok;
 }
 
 int h2_client_session::on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
@@ -656,9 +658,11 @@ task<attempt_result> attempt_h2(upstream_pool& pool, const attempt_request& requ
   h2_call& c = *call;
   body_source& body = *request.body;
   const bool with_body = request.has_body;
-  if (!session->submit(call, request.head, with_body, request.grpc)) {
+  const auto submitted = session->submit(call, request.head, with_body, request.grpc);
+  if (submitted != h2_client_session::submitted::ok) {
     result.end = attempt_end::write_failed;
-    result.stale = result.refused = true;  // nothing was sent
+    // Nothing was sent: another stream may take it, unless the head itself cannot be sent.
+    result.stale = result.refused = submitted == h2_client_session::submitted::refused;
     co_return result;
   }
   if (!with_body) {

@@ -669,7 +669,9 @@ void h2_connection::build_head(h2_stream& s, message_head& head) const {
 }
 
 task<void> h2_connection::serve_stream(h2_stream& s) {
-  {
+  // A stream closed before it started (reset in the read that opened it, or its connection ending)
+  // costs nothing upstream.
+  if (!s.closed) {
     std::shared_ptr<worker_policy> policy = w_.policy();  // NOLINT(performance-unnecessary-copy-initialization)
     const route_table& table = *policy->table;
     const std::size_t listener_index = table.find_listener(listener_);
@@ -775,7 +777,9 @@ task<void> h2_connection::run(boost::beast::flat_buffer& received) {
     if (received.size() > 0) {
       const auto in = received.data();
       const ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const std::uint8_t*>(in.data()), in.size());
-      start_streams();  // (on an error too: they find their streams closed, and end)
+      if (n < 0)  // the connection ends: the streams its last read opened are not served
+        for (h2_stream* s : to_start_) s->close();
+      start_streams();  // (closed ones end at once)
       if (n < 0) {
         log::debug("h2 from {}: {}", client_ip_, nghttp2_strerror(static_cast<int>(n)));
         count_error(n == NGHTTP2_ERR_FLOODED                  ? h2_error_reason::flood

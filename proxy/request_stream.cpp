@@ -386,7 +386,7 @@ bool fall_back(stream_state& s, const attempt_failure& failure, body_source& bod
 // (retries.on: unavailable, internal, ...; Envoy retries those only in a
 // Trailers-Only answer too): tried again, whatever its method (gRPC's own
 // retry policy), when its body was kept whole and the budget allows.
-constexpr std::uint64_t grpc_retry_max_body = 1024 * 1024;
+constexpr std::uint64_t grpc_retry_max_body = std::uint64_t{1024} * 1024;
 
 bool grpc_retry_wanted(stream_state& s, const message_head& head, body_source& body, clock::time_point start) {
   const auto& retries = s.route->retries;

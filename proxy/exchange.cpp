@@ -32,4 +32,15 @@ task<relay_status> relay(body_source& in, body_sink& out) {
   }
 }
 
+task<relay_status> drain(body_source& in) {
+  for (;;) {
+    std::optional<relay_status> status = in.poll();
+    if (!status) status = co_await in.next();
+    if (*status != relay_status::ok) co_return *status;
+    const bool end = in.done();
+    in.consume();
+    if (end) co_return relay_status::ok;
+  }
+}
+
 }  // namespace vane::proxy

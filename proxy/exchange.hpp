@@ -115,6 +115,8 @@ class body_sink {
 // Moves `in` to `out` batch by batch until the body ends (a ready batch is
 // written first).
 task<relay_status> relay(body_source& in, body_sink& out);
+// Reads `in` to its end and drops it (a mirror's answer): ok once it ended.
+task<relay_status> drain(body_source& in);
 
 // The request as the codec parsed it.
 struct stream_request {

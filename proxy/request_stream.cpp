@@ -196,14 +196,7 @@ task<unsigned> mirror_over_h2(upstream_pool& pool, const std::string& message, s
   const attempt_result r = co_await attempt_h2(pool, a, call, head);
   if (r.end != attempt_end::response) co_return r.end == attempt_end::timeout ? 504U : reply_for(r.acquire).status;
   body_source& answer = h2_call_body(*call);
-  for (;;) {
-    std::optional<relay_status> status = answer.poll();
-    if (!status) status = co_await answer.next();
-    if (*status != relay_status::ok) break;
-    const bool end = answer.done();
-    answer.consume();
-    if (end) break;
-  }
+  co_await drain(answer);
   co_await h2_call_finish(*call);
   co_return head.status;
 }
@@ -249,13 +242,7 @@ task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluste
       } else if (!rec) {
         code = head.status;
         h1_source<false> body(res, conn.conn->stream, conn.conn->buffer, io_timeout);
-        auto status = relay_status::ok;
-        for (bool end = false; !end;) {
-          status = co_await body.next();
-          if (status != relay_status::ok) break;
-          end = body.done();
-          body.consume();
-        }
+        const relay_status status = co_await drain(body);
         shrink_after_body(conn.conn->buffer);
         reusable = status == relay_status::ok && res.is_done() && res.keep_alive();
       }

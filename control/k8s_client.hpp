@@ -34,6 +34,21 @@ struct k8s_resource {
   std::string path(std::string_view ns, std::string_view name = {}, std::string_view subresource = {}) const;
 };
 
+// The resources vane-control reads and writes, named once for the controller and its tests.
+namespace k8s_api {
+inline const k8s_resource canaries{"flagger.app", "v1beta1", "canaries"};
+inline const k8s_resource metrictemplates{"flagger.app", "v1beta1", "metrictemplates"};
+inline const k8s_resource alertproviders{"flagger.app", "v1beta1", "alertproviders"};
+inline const k8s_resource deployments{"apps", "v1", "deployments"};
+inline const k8s_resource services{"", "v1", "services"};
+inline const k8s_resource configmaps{"", "v1", "configmaps"};
+inline const k8s_resource secrets{"", "v1", "secrets"};
+inline const k8s_resource hpas{"autoscaling", "v2", "horizontalpodautoscalers"};
+inline const k8s_resource events{"", "v1", "events"};
+inline const k8s_resource leases{"coordination.k8s.io", "v1", "leases"};
+inline const k8s_resource endpointslices{"discovery.k8s.io", "v1", "endpointslices"};
+}  // namespace k8s_api
+
 // The media types of PATCH (https://kubernetes.io/docs/reference/using-api/api-concepts/#patch-and-apply).
 inline constexpr const char* k8s_merge_patch = "application/merge-patch+json";  // RFC 7386
 inline constexpr const char* k8s_json_patch = "application/json-patch+json";    // RFC 6902

@@ -110,7 +110,7 @@ k8s_endpoints::~k8s_endpoints() = default;
 void k8s_endpoints::watch(const k8s_proxy_ref& ref) {
   if (informers_.contains(ref.key())) return;
   k8s_informer_options o;
-  o.resource = k8s_resource{"discovery.k8s.io", "v1", "endpointslices"};
+  o.resource = k8s_api::endpointslices;
   o.namespace_name = ref.ns;
   o.label_selector = "kubernetes.io/service-name=" + ref.service;
   auto informer = std::make_shared<k8s_informer>(client_, o, [](k8s_change, const json::object&) {});

@@ -30,17 +30,9 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-const k8s_resource canaries_api{"flagger.app", "v1beta1", "canaries"};
-const k8s_resource templates_api{"flagger.app", "v1beta1", "metrictemplates"};
-const k8s_resource providers_api{"flagger.app", "v1beta1", "alertproviders"};
-const k8s_resource deployments_api{"apps", "v1", "deployments"};
-const k8s_resource services_api{"", "v1", "services"};
-const k8s_resource configmaps_api{"", "v1", "configmaps"};
-const k8s_resource secrets_api{"", "v1", "secrets"};
-const k8s_resource hpas_api{"autoscaling", "v2", "horizontalpodautoscalers"};
-const k8s_resource events_api{"", "v1", "events"};
-
-const k8s_resource& config_api(const std::string& kind) { return kind == "Secret" ? secrets_api : configmaps_api; }
+const k8s_resource& config_api(const std::string& kind) {
+  return kind == "Secret" ? k8s_api::secrets : k8s_api::configmaps;
+}
 
 // An object read from the API server, or why not (status 404: it is not there).
 struct read_result {
@@ -76,9 +68,9 @@ class k8s_cluster final : public cluster_hooks {
       : ctl_(ctl), client_(std::move(client)), ns_(std::move(ns)), rebuild_later_(client_->executor()) {}
 
   void start() {
-    canaries_ = informer(canaries_api);
-    templates_ = informer(templates_api);
-    providers_ = informer(providers_api);
+    canaries_ = informer(k8s_api::canaries);
+    templates_ = informer(k8s_api::metrictemplates);
+    providers_ = informer(k8s_api::alertproviders);
   }
 
   asio::awaitable<bool> before_tick(canary_record& c) override;
@@ -255,7 +247,7 @@ asio::awaitable<bool> k8s_cluster::ensure(canary_record& c, const k8s_resource& 
 
 // A JSON merge patch of spec.replicas, as Flagger scales.
 asio::awaitable<bool> k8s_cluster::scale(canary_record& c, const std::string& name, std::int64_t replicas) {
-  std::string method = "PATCH", target = deployments_api.path(c.spec.ns, name),
+  std::string method = "PATCH", target = k8s_api::deployments.path(c.spec.ns, name),
               body = fmt::format(R"({{"spec":{{"replicas":{}}}}})", replicas), type = k8s_merge_patch;
   http_result answer = co_await client_->call(method, target, body, type);
   if (answer.status == 200) {
@@ -271,7 +263,7 @@ asio::awaitable<bool> k8s_cluster::before_tick(canary_record& c) {
   if (!object) co_return false;
   k8s::canary_extras x = k8s::read_extras(*object);
   canary_cluster& k = cluster_[c.spec.id()];
-  read_result target = co_await get(deployments_api, x.ns, x.target);
+  read_result target = co_await get(k8s_api::deployments, x.ns, x.target);
   if (!target.ok()) {
     ctl_.note(c, fmt::format("target deployment {}.{}: {}", x.target, x.ns, target.why));
     co_return false;
@@ -320,15 +312,15 @@ asio::awaitable<bool> k8s_cluster::initialize(canary_record& c, canary_cluster& 
                                               const k8s::canary_extras& x) {
   if (!co_await copy_configs(c, k, x)) co_return false;
   json::object primary = k8s::primary_deployment(target, x, k.tracked_refs);
-  if (!co_await ensure(c, deployments_api, primary)) co_return false;
+  if (!co_await ensure(c, k8s_api::deployments, primary)) co_return false;
   if (!x.autoscaler.empty()) {
-    read_result hpa = co_await get(hpas_api, x.ns, x.autoscaler);
+    read_result hpa = co_await get(k8s_api::hpas, x.ns, x.autoscaler);
     if (!hpa.ok()) {
       ctl_.note(c, fmt::format("autoscalerRef {}.{}: {}", x.autoscaler, x.ns, hpa.why));
       co_return false;
     }
     json::object copy = k8s::primary_hpa(hpa.object, x);
-    if (!co_await ensure(c, hpas_api, copy)) co_return false;
+    if (!co_await ensure(c, k8s_api::hpas, copy)) co_return false;
   }
   auto label = k8s::selector_label(target);
   if (x.port > 0 && label) {
@@ -338,12 +330,12 @@ asio::awaitable<bool> k8s_cluster::initialize(canary_record& c, canary_cluster& 
     json::object primary_svc = k8s::service(x.service + "-primary", l, v + "-primary", x);
     json::object canary_svc = k8s::service(x.service + "-canary", l, v, x);
     for (json::object* svc : {&apex, &primary_svc, &canary_svc})
-      if (!co_await ensure(c, services_api, *svc)) co_return false;
+      if (!co_await ensure(c, k8s_api::services, *svc)) co_return false;
   } else if (x.port <= 0) {
     ctl_.note(c, "spec.service.port is not set: no Services made");
   }
   std::string primary_name = x.target + "-primary";
-  read_result now = co_await get(deployments_api, x.ns, primary_name);
+  read_result now = co_await get(k8s_api::deployments, x.ns, primary_name);
   if (!now.ok()) {
     ctl_.note(c, now.why);
     co_return false;
@@ -389,7 +381,7 @@ asio::awaitable<workload_readiness> k8s_cluster::canary_ready(canary_record& c) 
   if (!object) co_return out;
   k8s::canary_extras x = k8s::read_extras(*object);
   if (!k.waiting_since) k.waiting_since = steady::now();
-  read_result target = co_await get(deployments_api, x.ns, x.target);
+  read_result target = co_await get(k8s_api::deployments, x.ns, x.target);
   if (!target.ok()) {
     ctl_.note(c, target.why);
     co_return out;
@@ -397,7 +389,7 @@ asio::awaitable<workload_readiness> k8s_cluster::canary_ready(canary_record& c) 
   if (k8s::spec_replicas(target.object) == 0) {
     // New revision: scaled up to the primary's replicas (Flagger's ScaleFromZero).
     std::string primary_name = x.target + "-primary";
-    read_result primary = co_await get(deployments_api, x.ns, primary_name);
+    read_result primary = co_await get(k8s_api::deployments, x.ns, primary_name);
     std::int64_t replicas = primary.ok() ? k8s::spec_replicas(primary.object) : 1;
     std::int64_t up = replicas > 0 ? replicas : 1;
     co_await scale(c, x.target, up);
@@ -426,7 +418,7 @@ asio::awaitable<bool> k8s_cluster::promote(canary_record& c) {
   std::optional<json::object> object = canary_object(c);
   if (!object) co_return false;
   k8s::canary_extras x = k8s::read_extras(*object);
-  read_result target = co_await get(deployments_api, x.ns, x.target);
+  read_result target = co_await get(k8s_api::deployments, x.ns, x.target);
   if (!target.ok()) {
     ctl_.event(c, fmt::format("Promotion of {} failed: {}", c.spec.id(), target.why));
     co_return false;
@@ -435,7 +427,7 @@ asio::awaitable<bool> k8s_cluster::promote(canary_record& c) {
     ctl_.event(c, fmt::format("Promotion of {} failed: config copies not written", c.spec.id()));
     co_return false;
   }
-  std::string path = deployments_api.path(x.ns, x.target + "-primary");
+  std::string path = k8s_api::deployments.path(x.ns, x.target + "-primary");
   const json::object& t = target.object;
   const std::vector<k8s::config_ref>& refs = k.tracked_refs;
   std::function<bool(json::object&)> change = [&t, &refs](json::object& primary) {
@@ -454,13 +446,13 @@ asio::awaitable<bool> k8s_cluster::promote(canary_record& c) {
 
 // The primary's HPA takes the target HPA's spec (scaling the primary), as it is at promotion.
 asio::awaitable<void> k8s_cluster::promote_hpa(canary_record& c, const k8s::canary_extras& x) {
-  read_result hpa = co_await get(hpas_api, x.ns, x.autoscaler);
+  read_result hpa = co_await get(k8s_api::hpas, x.ns, x.autoscaler);
   if (!hpa.ok()) {
     ctl_.note(c, fmt::format("autoscalerRef {}.{}: {}", x.autoscaler, x.ns, hpa.why));
     co_return;
   }
   json::object copy = k8s::primary_hpa(hpa.object, x);
-  std::string path = hpas_api.path(x.ns, x.autoscaler + "-primary");
+  std::string path = k8s_api::hpas.path(x.ns, x.autoscaler + "-primary");
   std::function<bool(json::object&)> change = [&copy](json::object& primary) {
     if (primary["spec"] == copy["spec"]) return false;
     primary["spec"] = copy["spec"];
@@ -475,7 +467,7 @@ asio::awaitable<bool> k8s_cluster::primary_ready(canary_record& c) {
   if (!object) co_return false;
   k8s::canary_extras x = k8s::read_extras(*object);
   std::string primary_name = x.target + "-primary";
-  read_result primary = co_await get(deployments_api, x.ns, primary_name);
+  read_result primary = co_await get(k8s_api::deployments, x.ns, primary_name);
   if (!primary.ok()) {
     ctl_.note(c, primary.why);
     co_return false;
@@ -497,7 +489,7 @@ asio::awaitable<void> k8s_cluster::after_tick(canary_record& c) {
     std::optional<json::object> object = canary_object(c);
     if (object) {
       k8s::canary_extras x = k8s::read_extras(*object);
-      read_result target = co_await get(deployments_api, x.ns, x.target);
+      read_result target = co_await get(k8s_api::deployments, x.ns, x.target);
       const std::int64_t zero = 0;
       if (target.ok() && k8s::spec_replicas(target.object) != 0) co_await scale(c, x.target, zero);
     }
@@ -517,8 +509,8 @@ asio::awaitable<void> k8s_cluster::write_status(canary_record& c, canary_cluster
   k8s::canary_extras x = k8s::read_extras(*object);
   // client-go's UpdateStatus in RetryOnConflict: the object read from the main resource (RBAC: get on
   // canaries), its status set, PUT to /status (update on canaries/status) naming the resourceVersion read.
-  std::string get = "GET", put = "PUT", path = canaries_api.path(x.ns, x.name),
-              status_path = canaries_api.path(x.ns, x.name, "status");
+  std::string get = "GET", put = "PUT", path = k8s_api::canaries.path(x.ns, x.name),
+              status_path = k8s_api::canaries.path(x.ns, x.name, "status");
   http_result answer;
   for (int attempt = 0; attempt < 5; ++attempt) {
     answer = co_await client_->call(get, path);
@@ -575,7 +567,7 @@ asio::awaitable<void> k8s_cluster::send_events() {
   while (!events_.empty()) {
     pending_event e = std::move(events_.front());
     events_.erase(events_.begin());
-    std::string method = e.name.empty() ? "POST" : "PATCH", target = events_api.path(e.ns, e.name),
+    std::string method = e.name.empty() ? "POST" : "PATCH", target = k8s_api::events.path(e.ns, e.name),
                 body = json::serialize(e.body), type = e.name.empty() ? "" : k8s_merge_patch;
     http_result answer = co_await client_->call(method, target, body, type);
     if (answer.status / 100 != 2) log::warn("kubernetes: event not recorded: {}", k8s_answer_text(answer));

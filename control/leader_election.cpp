@@ -28,7 +28,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-const k8s_resource leases{"coordination.k8s.io", "v1", "leases"};
+using k8s_api::leases;
 
 // client-go's wait.JitterUntil factor for the acquire loop, and the bound of the renew deadline.
 constexpr double jitter_factor = 1.2;

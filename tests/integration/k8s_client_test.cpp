@@ -33,9 +33,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const k8s_resource canaries{"flagger.app", "v1beta1", "canaries"};
-const k8s_resource deployments{"apps", "v1", "deployments"};
-const k8s_resource configmaps{"", "v1", "configmaps"};
+using namespace vane::control::k8s_api;
 
 // Polls `ready` until it holds or 15 s pass: a condition with a deadline, never a fixed sleep.
 template <class F>

@@ -35,8 +35,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const k8s_resource leases{"coordination.k8s.io", "v1", "leases"};
-const k8s_resource slices{"discovery.k8s.io", "v1", "endpointslices"};
+using k8s_api::endpointslices;
+using k8s_api::leases;
 
 // The fake API server, a kubeconfig for it (namespace shop, token t1), and a client to drive it.
 class FakeCluster : public ::testing::Test {
@@ -242,13 +242,14 @@ TEST_F(FakeCluster, K8sProxiesAreTheReadyEndpointsOfTheServicesEndpointSlices) {
   auto a = start_proxy(config);
   auto b = start_proxy(config);
   auto c = start_proxy(config);
-  ASSERT_EQ(call("POST", slices.path("shop"), slice("fleet-a", a.admin_port, "")).status, 201);
+  ASSERT_EQ(call("POST", endpointslices.path("shop"), slice("fleet-a", a.admin_port, "")).status, 201);
   ASSERT_EQ(
-      call("POST", slices.path("shop"), slice("fleet-c", c.admin_port, R"(,"conditions":{"ready":false})")).status,
+      call("POST", endpointslices.path("shop"), slice("fleet-c", c.admin_port, R"(,"conditions":{"ready":false})"))
+          .status,
       201);
   // Another Service's slice: not this fleet.
   ASSERT_EQ(
-      call("POST", slices.path("shop"),
+      call("POST", endpointslices.path("shop"),
            replace_all(slice("other-b", b.admin_port, ""), "service-name\":\"fleet\"", "service-name\":\"other\""))
           .status,
       201);
@@ -260,7 +261,8 @@ TEST_F(FakeCluster, K8sProxiesAreTheReadyEndpointsOfTheServicesEndpointSlices) {
   ASSERT_TRUE(eventually([&] { return split_of(a) == all_to_primary; })) << ctl.output();
   ASSERT_NE(split_of(b), all_to_primary);
   // b's pod comes up: its slice appears, and it gets the weights at a next tick.
-  ASSERT_EQ(call("POST", slices.path("shop"), slice("fleet-b", b.admin_port, R"(,"conditions":{"ready":true})")).status,
+  ASSERT_EQ(call("POST", endpointslices.path("shop"), slice("fleet-b", b.admin_port, R"(,"conditions":{"ready":true})"))
+                .status,
             201);
   ASSERT_TRUE(eventually([&] { return split_of(b) == all_to_primary; })) << ctl.output();
   // c, not ready, was in the cache before b and got nothing: still the file's 50/50.

@@ -30,13 +30,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const k8s_resource canaries{"flagger.app", "v1beta1", "canaries"};
-const k8s_resource deployments{"apps", "v1", "deployments"};
-const k8s_resource services{"", "v1", "services"};
-const k8s_resource configmaps{"", "v1", "configmaps"};
-const k8s_resource secrets{"", "v1", "secrets"};
-const k8s_resource hpas{"autoscaling", "v2", "horizontalpodautoscalers"};
-const k8s_resource events{"", "v1", "events"};
+using namespace vane::control::k8s_api;
 
 std::string proxy_config(const demo_instance& p, const demo_instance& c) {
   return R"(

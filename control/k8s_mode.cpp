@@ -106,6 +106,8 @@ class k8s_cluster final : public cluster_hooks {
   asio::awaitable<bool> initialize(canary_record& c, canary_cluster& k, const json::object& target,
                                    const k8s::canary_extras& x);
   asio::awaitable<bool> copy_configs(canary_record& c, canary_cluster& k, const k8s::canary_extras& x);
+  // Whether <target>-primary has rolled out; why not goes to the status (`as_event`: as an Event).
+  asio::awaitable<bool> primary_rolled_out(canary_record& c, const k8s::canary_extras& x, bool as_event);
   asio::awaitable<void> write_status(canary_record& c, canary_cluster& k);
   asio::awaitable<void> promote_hpa(canary_record& c, const k8s::canary_extras& x);
   asio::awaitable<void> send_events();
@@ -334,17 +336,7 @@ asio::awaitable<bool> k8s_cluster::initialize(canary_record& c, canary_cluster& 
   } else if (x.port <= 0) {
     ctl_.note(c, "spec.service.port is not set: no Services made");
   }
-  std::string primary_name = x.target + "-primary";
-  read_result now = co_await get(k8s_api::deployments, x.ns, primary_name);
-  if (!now.ok()) {
-    ctl_.note(c, now.why);
-    co_return false;
-  }
-  k8s::rollout r = k8s::rollout_status(now.object);
-  if (!r.done) {
-    ctl_.event(c, fmt::format("{}.{} not ready: {}", primary_name, x.ns, r.waiting));
-    co_return false;
-  }
+  if (!co_await primary_rolled_out(c, x, true)) co_return false;
   const std::int64_t zero = 0;
   if (k8s::spec_replicas(target) != 0 && !co_await scale(c, x.target, zero)) co_return false;
   k.last_promoted = k.revision;
@@ -466,6 +458,11 @@ asio::awaitable<bool> k8s_cluster::primary_ready(canary_record& c) {
   std::optional<json::object> object = canary_object(c);
   if (!object) co_return false;
   k8s::canary_extras x = k8s::read_extras(*object);
+  const bool ready = co_await primary_rolled_out(c, x, false);
+  co_return ready;
+}
+
+asio::awaitable<bool> k8s_cluster::primary_rolled_out(canary_record& c, const k8s::canary_extras& x, bool as_event) {
   std::string primary_name = x.target + "-primary";
   read_result primary = co_await get(k8s_api::deployments, x.ns, primary_name);
   if (!primary.ok()) {
@@ -473,7 +470,13 @@ asio::awaitable<bool> k8s_cluster::primary_ready(canary_record& c) {
     co_return false;
   }
   k8s::rollout r = k8s::rollout_status(primary.object);
-  if (!r.done) ctl_.note(c, fmt::format("{}.{} not ready: {}", primary_name, x.ns, r.waiting));
+  if (!r.done) {
+    std::string why = fmt::format("{}.{} not ready: {}", primary_name, x.ns, r.waiting);
+    if (as_event)
+      ctl_.event(c, why);
+    else
+      ctl_.note(c, why);
+  }
   co_return r.done;
 }
 

@@ -28,25 +28,10 @@ std::string url(const proxy_instance& p, const std::string& path) {
 }
 std::string target(const proxy_instance& p) { return "127.0.0.1:" + std::to_string(p.port); }
 
-// Two clusters of one endpoint each, speaking HTTP/2 (h2c), split half and half.
+// Two clusters of one endpoint each, speaking HTTP/2 (h2c) unless told, split half and half.
 std::string h2_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra,
                             const std::string& canary_protocol = "h2") {
-  return R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: 50}
-          - {cluster: app-canary, weight: 50}
-)" + route_extra +
-         R"(
-clusters:
-  - {name: app-primary, protocol: h2, endpoints: [)" +
-         primary + R"(]}
-  - {name: app-canary, protocol: )" +
-         canary_protocol + ", endpoints: [" + canary + "]}\n";
+  return half_split_config(primary, canary, route_extra, "h2", canary_protocol);
 }
 
 std::uint64_t count_of(const json::value& v) { return v.is_int64() ? static_cast<std::uint64_t>(v.as_int64()) : 0; }

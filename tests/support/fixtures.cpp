@@ -113,7 +113,9 @@ std::uint64_t peak_rss_kib(int pid) {
   return 0;
 }
 
-std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra) {
+std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra,
+                              const std::string& primary_protocol, const std::string& canary_protocol) {
+  auto protocol = [](const std::string& p) { return p.empty() ? std::string() : "protocol: " + p + ", "; };
   return R"(
 listeners:
   - name: http
@@ -126,10 +128,10 @@ listeners:
 )" + route_extra +
          R"(
 clusters:
-  - {name: app-primary, endpoints: [)" +
-         primary + R"(]}
-  - {name: app-canary, endpoints: [)" +
-         canary + "]}\n";
+  - {name: app-primary, )" +
+         protocol(primary_protocol) + "endpoints: [" + primary + R"(]}
+  - {name: app-canary, )" +
+         protocol(canary_protocol) + "endpoints: [" + canary + "]}\n";
 }
 
 double metric_now(const proxy_instance& p, const std::string& line_prefix) {

@@ -69,7 +69,9 @@ bool eventually(F condition, std::chrono::milliseconds deadline = std::chrono::s
 // A proxy config with one listener (port 0) and route `app` splitting 50/50
 // between app-primary and app-canary at these addresses; `route_extra` is
 // YAML added to the route (indented 8 spaces).
-std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra);
+// `*_protocol`: the clusters' `protocol:` (empty: not written, HTTP/1.1).
+std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra,
+                              const std::string& primary_protocol = "", const std::string& canary_protocol = "");
 
 // A sample of the proxy's /metrics by its line up to the value ("name{labels}"): its value now (0 when
 // absent), or once it reaches `expected` (a request is counted just after its last byte went to the

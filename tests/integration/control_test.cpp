@@ -20,23 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string proxy_config(const demo_instance& p, const demo_instance& c) {
-  return R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: 100}
-          - {cluster: app-canary, weight: 0}
-clusters:
-  - {name: app-primary, endpoints: [)" +
-         p.address() + R"(]}
-  - {name: app-canary, endpoints: [)" +
-         c.address() + "]}\n";
-}
-
 std::string canary_doc(const proxy_instance& proxy, const std::string& revision, const std::string& analysis_extra) {
   return R"(apiVersion: flagger.app/v1beta1
 kind: Canary
@@ -122,8 +105,8 @@ json::object route_policy(const proxy_instance& p) { return fetch_json(p.admin_p
 TEST(Control, AHealthyRevisionWalksTheWeightsOnTwoProxiesAndIsPromoted) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
-  auto a = start_proxy(proxy_config(p, c), 1);
-  auto b = start_proxy(proxy_config(p, c), 1);
+  auto a = start_proxy(canary_proxy_config(p, c), 1);
+  auto b = start_proxy(canary_proxy_config(p, c), 1);
   load traffic_a(a.port);
   load traffic_b(b.port);
   std::string doc = canary_doc(a, "2.0", R"(    threshold: 2
@@ -174,7 +157,7 @@ TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
   auto teams = start_demo("teams");
   auto generic = start_demo("generic");
   auto discord = start_demo("discord");
-  auto proxy = start_proxy(proxy_config(p, c), 1);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 1);
   load traffic(proxy.port);
   std::string doc = canary_doc(proxy, "2.0", R"(    threshold: 2
     maxWeight: 60
@@ -235,7 +218,7 @@ TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
 TEST(Control, AbortRollsBackWithinSecondsOnAnErrorBurst) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0", {"--error-percent", "100", "--error-status", "500"});
-  auto proxy = start_proxy(proxy_config(p, c), 1);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 1);
   load traffic(proxy.port);
   // Threshold and metrics would take long; abort acts on the first second of errors.
   auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 100
@@ -254,7 +237,7 @@ TEST(Control, AbortRollsBackWithinSecondsOnAnErrorBurst) {
 TEST(Control, AGuardTripRollsBackAndWithFallbackNoClientSeesAnError) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0", {"--error-percent", "100", "--error-status", "503"});
-  auto proxy = start_proxy(proxy_config(p, c), 2);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 2);
   load traffic(proxy.port);
   // No metric and a high threshold: only the guard can end this run.
   auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 100
@@ -294,7 +277,7 @@ TEST(Control, AGuardTripRollsBackAndWithFallbackNoClientSeesAnError) {
 TEST(Control, ABadDocumentIsRefusedAndTheOthersRun) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
-  auto proxy = start_proxy(proxy_config(p, c), 1);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 1);
   std::string good = canary_doc(proxy, "", "    stepWeight: 50\n");
   good = replace_all(good, "  revision: \"\"\n", "");
   std::string bad = replace_all(good, "name: app, namespace: test", "name: broken, namespace: test");
@@ -359,7 +342,7 @@ struct tagged_load {
 TEST(Control, ABTestingSendsMatchingRequestsToTheCanaryForItsIterations) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
-  auto proxy = start_proxy(proxy_config(p, c), 1);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 1);
   tagged_load traffic(proxy.port, "x-canary", "insider");
   auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
     iterations: 3
@@ -382,7 +365,7 @@ TEST(Control, ABTestingSendsMatchingRequestsToTheCanaryForItsIterations) {
 TEST(Control, BlueGreenTestsTheCanaryThroughTheProxyThenSwitches) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
-  auto proxy = start_proxy(proxy_config(p, c), 1);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 1);
   tagged_load traffic(proxy.port, "x-vane-canary", "always");
   auto loadtester = start_demo("loadtester");  // the load-test webhook's receiver
   auto ctl = start_controller(canary_doc(proxy, "2.0",
@@ -416,7 +399,7 @@ TEST(Control, BlueGreenTestsTheCanaryThroughTheProxyThenSwitches) {
 TEST(Control, MirroringAnalysesTheCopiesBeforeAnyLiveTraffic) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
-  auto proxy = start_proxy(proxy_config(p, c), 1);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 1);
   load traffic(proxy.port);
   auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
     iterations: 2
@@ -440,7 +423,7 @@ TEST(Control, WebhooksGateTheRunAndManualPromotionFinishesIt) {
   auto c = start_demo("2.0");
   auto hooks = start_demo("hooks");                            // answers 200
   auto gate = start_demo("gate", {"--error-percent", "100"});  // answers 500
-  auto proxy = start_proxy(proxy_config(p, c), 1);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 1);
   load traffic(proxy.port);
   std::string doc = canary_doc(proxy, "2.0",
                                R"(    threshold: 5
@@ -472,7 +455,7 @@ TEST(Control, WebhooksGateTheRunAndManualPromotionFinishesIt) {
 TEST(Control, ARestartedControllerResumesTheRun) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
-  auto proxy = start_proxy(proxy_config(p, c), 1);
+  auto proxy = start_proxy(canary_proxy_config(p, c), 1);
   load traffic(proxy.port);
   auto ctl = start_controller(canary_doc(proxy, "2.0", R"(    threshold: 2
     maxWeight: 60
@@ -499,7 +482,7 @@ TEST(Control, PrometheusMetricTemplatesAreQueriedWithFlaggersVariables) {
   auto c = start_demo("2.0", {"--error-percent", "50", "--error-status", "503"});
   // The canary takes 30% before the run, so Prometheus has its errors when the analysis asks.
   std::string config =
-      replace_all(replace_all(proxy_config(p, c), "weight: 100}", "weight: 70}"), "weight: 0}", "weight: 30}");
+      replace_all(replace_all(canary_proxy_config(p, c), "weight: 100}", "weight: 70}"), "weight: 0}", "weight: 30}");
   auto proxy = start_proxy(config, 1);
   prometheus_server prom({"127.0.0.1:" + std::to_string(proxy.admin_port)});
   load traffic(proxy.port);
@@ -537,9 +520,10 @@ TEST(Control, AProxyRestartedMidRunConvergesWithinATick) {
   auto p = start_demo("1.0");
   auto c = start_demo("2.0");
   // Two proxies; the second one's admin port is fixed so that it can come back on it.
-  auto a = start_proxy(proxy_config(p, c), 1);
+  auto a = start_proxy(canary_proxy_config(p, c), 1);
   const std::uint16_t b_admin = unused_port();
-  const std::string b_config = "admin: {address: 127.0.0.1:" + std::to_string(b_admin) + "}\n" + proxy_config(p, c);
+  const std::string b_config =
+      "admin: {address: 127.0.0.1:" + std::to_string(b_admin) + "}\n" + canary_proxy_config(p, c);
   auto b = std::make_unique<proxy_instance>(start_proxy(b_config, 1));
   load traffic_a(a.port);
   auto load_b = std::make_unique<load>(b->port);

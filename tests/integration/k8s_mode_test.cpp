@@ -32,23 +32,6 @@ namespace {
 
 using namespace vane::control::k8s_api;
 
-std::string proxy_config(const demo_instance& p, const demo_instance& c) {
-  return R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: 100}
-          - {cluster: app-canary, weight: 0}
-clusters:
-  - {name: app-primary, endpoints: [)" +
-         p.address() + R"(]}
-  - {name: app-canary, endpoints: [)" +
-         c.address() + "]}\n";
-}
-
 // The target as a user deploys it: a ConfigMap by envFrom, a Secret by a volume, an untracked ConfigMap.
 std::string deployment(const std::string& name) {
   return R"({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":")" + name +
@@ -190,7 +173,7 @@ class K8sMode : public ::testing::Test {
   void start(const std::vector<std::string>& canary_demo_args = {}, const std::string& analysis = analysis_steps) {
     primary_demo_ = start_demo("1.0");
     canary_demo_ = start_demo("2.0", canary_demo_args);
-    proxy_ = start_proxy(proxy_config(primary_demo_, canary_demo_), 1);
+    proxy_ = start_proxy(canary_proxy_config(primary_demo_, canary_demo_), 1);
     load_ = std::make_unique<load>(proxy_.port);
     rollouts("auto");
     create(configmaps, R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"app-config","namespace":"test"},

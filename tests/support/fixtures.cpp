@@ -134,6 +134,23 @@ clusters:
          protocol(canary_protocol) + "endpoints: [" + canary + "]}\n";
 }
 
+std::string canary_proxy_config(const demo_instance& p, const demo_instance& c) {
+  return R"(
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes:
+      - name: app
+        split:
+          - {cluster: app-primary, weight: 100}
+          - {cluster: app-canary, weight: 0}
+clusters:
+  - {name: app-primary, endpoints: [)" +
+         p.address() + R"(]}
+  - {name: app-canary, endpoints: [)" +
+         c.address() + "]}\n";
+}
+
 double metric_now(const proxy_instance& p, const std::string& line_prefix) {
   std::string text = fetch(p.admin_port, "GET", "/metrics").body;
   auto at = text.find(line_prefix + " ");

@@ -73,6 +73,10 @@ bool eventually(F condition, std::chrono::milliseconds deadline = std::chrono::s
 std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra,
                               const std::string& primary_protocol = "", const std::string& canary_protocol = "");
 
+// Route `app` sending everything to app-primary (`p`) and nothing yet to app-canary (`c`): where
+// vane-control starts a canary run from.
+std::string canary_proxy_config(const demo_instance& p, const demo_instance& c);
+
 // A sample of the proxy's /metrics by its line up to the value ("name{labels}"): its value now (0 when
 // absent), or once it reaches `expected` (a request is counted just after its last byte went to the
 // client, so a client may look a moment too early); the last value seen when it never does.

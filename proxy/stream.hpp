@@ -22,9 +22,11 @@
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 #include "proxy/executor.hpp"
+#include "proxy/short_read.hpp"
 
 namespace vane::proxy {
 
@@ -58,7 +60,10 @@ class proxy_stream {
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
-    return socket_.async_read_some(buffers, std::forward<Token>(token));
+    if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>)
+      return socket_.async_read_some(drained_when_short(buffers), std::forward<Token>(token));
+    else
+      return socket_.async_read_some(buffers, std::forward<Token>(token));
   }
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {

@@ -11,6 +11,7 @@
 #include <boost/beast/core/error.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "proxy/http1/io.hpp"
 
@@ -201,4 +202,58 @@ TEST(Http1Io, ADeadlineTimesOutThePendingReadOnly) {
   t.send("y");
   t.near->expires_after(10s);
   EXPECT_FALSE(t.run(read_some(*t.near, buffer, 4096)));
+}
+
+// A read that returns less than it asked for makes the next read wait for the
+// socket's next readiness event instead of trying a recv first
+// (proxy/short_read.hpp). Nothing may be lost that way: bytes that come after
+// the read started end it, and so do bytes that came before it started, when
+// the worker had already taken their event with no read pending.
+TEST(Http1Io, AReadAfterAShortReadStillGetsWhatComesNext) {
+  socket_pair s;
+  boost::beast::flat_buffer buffer;
+  auto text = [&] { return std::string(static_cast<const char*>(buffer.data().data()), buffer.size()); };
+  s.send("abc");
+  s.near->expires_after(10s);
+  ASSERT_FALSE(s.run(read_some(*s.near, buffer, 4096)));  // 3 of 4096: short
+  EXPECT_EQ(text(), "abc");
+  buffer.consume(buffer.size());
+
+  // The next read waits (no byte yet), and ends when bytes come.
+  s.near->expires_after(10s);  // (each read ends its deadline: one per read)
+  std::optional<boost::system::error_code> done;
+  asio::co_spawn(s.ioc, read_some(*s.near, buffer, 4096), [&](std::exception_ptr e, boost::system::error_code ec) {
+    if (e) std::rethrow_exception(e);
+    done = ec;
+  });
+  s.ioc.restart();
+  s.ioc.poll();
+  EXPECT_FALSE(done) << "a read finished with nothing to read";
+  s.send("def");
+  while (!done) s.ioc.run_one();  // the 10 s deadline ends a read that would never be woken
+  ASSERT_FALSE(*done) << done->message();
+  EXPECT_EQ(text(), "def");
+  buffer.consume(buffer.size());
+
+  // Bytes whose readiness event the worker took while no read was pending.
+  s.send("ghi");
+  for (int i = 0; i < 50 && s.near->tcp().available() == 0; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(s.near->tcp().available(), 3U);
+  s.ioc.restart();
+  s.ioc.poll();  // the reactor takes the event now, with no read to give it to
+  s.near->expires_after(10s);
+  EXPECT_FALSE(s.run(read_some(*s.near, buffer, 4096)));
+  EXPECT_EQ(text(), "ghi");
+  buffer.consume(buffer.size());
+
+  // A read that fills its buffer leaves more to read: the next read takes it at once.
+  s.send(std::string(100, 'x'));
+  for (int i = 0; i < 1000 && s.near->tcp().available() < 100; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(s.near->tcp().available(), 100U);
+  s.near->expires_after(10s);
+  EXPECT_FALSE(s.run(read_some(*s.near, buffer, 60)));
+  EXPECT_EQ(buffer.size(), 60U);
+  s.near->expires_after(10s);
+  EXPECT_FALSE(s.run(read_some(*s.near, buffer, 60)));
+  EXPECT_EQ(buffer.size(), 100U);
 }

@@ -30,9 +30,23 @@
 
 namespace vane::proxy {
 
+// The socket under a TLS engine: a worker socket whose reads (the engine's
+// reads of the wire) also take a short read as draining (proxy/short_read.hpp).
+class tls_socket : public worker_socket {
+ public:
+  explicit tls_socket(worker_socket&& socket) : worker_socket(std::move(socket)) {}
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>)
+      return worker_socket::async_read_some(drained_when_short(buffers), std::forward<Token>(token));
+    else
+      return worker_socket::async_read_some(buffers, std::forward<Token>(token));
+  }
+};
+
 class proxy_stream {
  public:
-  using tls_stream = boost::beast::ssl_stream<worker_socket>;
+  using tls_stream = boost::beast::ssl_stream<tls_socket>;
   using executor_type = worker_executor;
   explicit proxy_stream(worker_socket socket);
   explicit proxy_stream(const executor_type& ex);

@@ -12,7 +12,8 @@
 // syscalls:sys_enter_recvfrom`), on a machine where a syscall is the largest
 // cost there is.
 //
-// Asio has no option for this, so reads of a plain socket go through a
+// Asio has no option for this, so reads of a plain socket, and the TLS
+// engine's reads of the wire (`tls_socket`, proxy/stream.hpp), go through a
 // buffer type of ours (`drained_when_short`, one mutable buffer), for which
 // the reactor's receive operation is specialised: the same non-blocking recv
 // as Asio's own, but a read that filled less than the buffer reports

@@ -45,8 +45,7 @@ body_sink& h1_downstream::respond(const message_head& head, const response_shape
 bool h1_downstream::end_response(relay_status status) {
   if (status != relay_status::ok) return false;
   if (!keep_alive_) {
-    boost::system::error_code ec;
-    client_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+    client_.shutdown_send_after_writes();  // (after the answer's deferred bytes)
     return false;
   }
   return true;

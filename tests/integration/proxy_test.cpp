@@ -2,12 +2,16 @@
 // upstreams on 127.0.0.1, ports chosen by the OS. Assertions are on counts,
 // statuses and bytes; never on time.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "demo/pattern.hpp"
@@ -279,6 +283,77 @@ TEST(Proxy, PipelinedRequestsAreAnsweredInOrder) {
   ASSERT_NE(three, std::string::npos) << got;
   EXPECT_LT(one, two);
   EXPECT_LT(two, three);
+}
+
+// Answers are written at the end of the worker's pass, from a copy
+// (proxy/pass_writes.hpp). A client that stops reading fills the socket: the
+// rest of a deferred answer waits for room, the next answers wait behind it,
+// and once the client reads again all go out whole, the last ones too, with
+// no further request to push them.
+TEST(Proxy, AClientThatStopsReadingGetsEveryPipelinedAnswerWholeAndInOrder) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(one_cluster_config(up.address()), 1);
+  raw_connection c(proxy.port);
+  const int window = 256 * 1024;
+  ASSERT_EQ(::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &window, sizeof window), 0);
+  // More answers than the proxy's socket and this one can hold (net.ipv4.tcp_wmem's
+  // largest send buffer, and this receive buffer, which Linux doubles).
+  std::size_t wmem_max = 4U << 20;
+  {
+    std::istringstream in(read_text_file("/proc/sys/net/ipv4/tcp_wmem"));
+    std::size_t low = 0, usual = 0;
+    in >> low >> usual >> wmem_max;
+  }
+  constexpr std::size_t size = 12000;  // each answer under the 16 KiB a stream defers
+  const std::size_t answers = std::min<std::size_t>((wmem_max + 2 * window) / size + 100, 4000);
+  std::string requests;
+  for (std::size_t i = 0; i < answers; ++i)
+    requests += "GET /bytes/" + std::to_string(size) + "?n=" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  c.send(requests);
+  // Unread, the answers fill both sockets; the proxy then waits, and asks the
+  // upstream for no more (it does not buffer without end).
+  std::int64_t last = -1;
+  ASSERT_TRUE(eventually([&] {
+    const std::int64_t now = stat(up, "requests");
+    const bool still = now == last && now > 0;
+    last = now;
+    return still;
+  }));
+  EXPECT_LT(last, static_cast<std::int64_t>(answers));
+
+  // The connection stays open: the last answers come only if the proxy writes
+  // them without a next request to push them.
+  std::string got;
+  std::size_t expected = 0;  // once the first head is known: every answer is the same size
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while ((expected == 0 || got.size() < expected) && std::chrono::steady_clock::now() < until) {
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 1000) <= 0) continue;
+    char chunk[65536];
+    const ssize_t n = ::recv(c.fd(), chunk, sizeof chunk, 0);
+    if (n <= 0) break;
+    got.append(chunk, static_cast<std::size_t>(n));
+    if (expected == 0)
+      if (const std::size_t e = got.find("\r\n\r\n"); e != std::string::npos) expected = (e + 4 + size) * answers;
+  }
+  ASSERT_EQ(got.size(), expected);
+  std::size_t at = 0, whole = 0;
+  while (at < got.size()) {
+    const std::size_t head_end = got.find("\r\n\r\n", at);
+    ASSERT_NE(head_end, std::string::npos) << "answer " << whole << " cut in its head";
+    std::string head = got.substr(at, head_end - at);
+    ASSERT_EQ(head.rfind("HTTP/1.1 200 OK", 0), 0U) << head;
+    for (char& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    ASSERT_NE(head.find("content-length: " + std::to_string(size)), std::string::npos) << head;
+    const std::size_t body = head_end + 4;
+    ASSERT_LE(body + size, got.size()) << "answer " << whole << " cut in its body";
+    for (std::size_t i = 0; i < size; ++i)
+      if (got[body + i] != vane::demo::pattern_byte(i)) FAIL() << "answer " << whole << " byte " << i;
+    at = body + size;
+    ++whole;
+  }
+  EXPECT_EQ(whole, answers);
+  EXPECT_EQ(stat(up, "requests"), static_cast<std::int64_t>(answers));
 }
 
 TEST(Proxy, BadRequestsGetA4xxAndTheProxyKeepsServing) {

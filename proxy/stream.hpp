@@ -17,14 +17,11 @@
 // layers of its own. When a deadline passes, the socket is closed (as Beast
 // does): the pending operation ends with an error, that timed_out() turns
 // into boost::beast::error::timeout.
-#include <boost/asio/buffer.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <memory>
-#include <span>
-#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -74,22 +71,6 @@ class proxy_stream {
   tls_stream& start_tls(boost::asio::ssl::context& ctx);
   tls_stream* tls() noexcept { return tls_.get(); }
 
-  // Writes deferred to the end of the worker's pass (proxy/pass_writes.hpp).
-  // defer() takes all of `buffers` (a copy) and returns their size, or takes
-  // nothing and returns 0: under TLS, off a worker thread, for a large write,
-  // or while earlier bytes wait for room in the socket. A writer that got 0
-  // while has_pending() must let finish_pending() (proxy/http1/io.hpp) write
-  // those first.
-  std::size_t defer(std::span<const boost::asio::const_buffer> buffers);
-  bool has_pending() const noexcept { return !pending_.empty(); }
-  // Writes what is pending as far as the socket takes it now; true when
-  // nothing is left, false with `ec` set on an error (or an earlier one).
-  bool write_pending(boost::system::error_code& ec);
-  // The pass's flush: what the socket does not take now is written when it has room.
-  void flush_pass();
-  // shutdown(send) now, or once what is pending is written.
-  void shutdown_send_after_writes();
-
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
@@ -109,14 +90,6 @@ class proxy_stream {
   worker_socket socket_;  // moved into tls_ by start_tls
   std::unique_ptr<tls_stream> tls_;
   std::shared_ptr<deadline> deadline_;
-  // Deferred writes.
-  void wait_for_room();
-  void fail(boost::system::error_code ec);
-  std::string pending_;               // taken, not yet written
-  bool queued_ = false;               // in the pass's list
-  bool waiting_ = false;              // the rest waits for room in the socket
-  bool shutdown_send_ = false;        // shutdown(send) once pending_ is written
-  boost::system::error_code failed_;  // a deferred write failed: the stream is done
 };
 
 }  // namespace vane::proxy

@@ -7,7 +7,6 @@
 
 #include "common/log.hpp"
 #include "proxy/connection.hpp"
-#include "proxy/pass_writes.hpp"
 
 namespace vane::proxy {
 
@@ -184,14 +183,7 @@ std::vector<pool_stats> worker::stats() const {
 void worker::start() {
   thread_ = std::thread([this] {
     try {
-      // A pass: the handlers of what one wait found ready, then the writes
-      // they deferred (proxy/pass_writes.hpp).
-      pass_writes writes;
-      const pass_writes::scope in_pass(writes);
-      while (ioc_.run_one() > 0) {
-        ioc_.poll();
-        writes.flush();
-      }
+      ioc_.run();
     } catch (const std::exception& e) {
       log::error("worker {}: stopped by an unexpected error: {}", id_, e.what());
       std::abort();

@@ -45,7 +45,8 @@ body_sink& h1_downstream::respond(const message_head& head, const response_shape
 bool h1_downstream::end_response(relay_status status) {
   if (status != relay_status::ok) return false;
   if (!keep_alive_) {
-    client_.shutdown_send_after_writes();  // (after the answer's deferred bytes)
+    boost::system::error_code ec;
+    client_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
     return false;
   }
   return true;

@@ -69,24 +69,7 @@ std::size_t write_now(proxy_stream& stream, std::span<const asio::const_buffer> 
   return n;
 }
 
-task<error_code> finish_pending(proxy_stream& stream) {
-  for (;;) {
-    error_code ec;
-    if (stream.write_pending(ec)) co_return error_code{};
-    if (ec) co_return ec;
-    auto [wec] = co_await stream.socket().async_wait(asio::socket_base::wait_write, nothrow);
-    if (wec) co_return stream.timed_out(wec);
-  }
-}
-
 task<error_code> write_all(proxy_stream& stream, std::span<const asio::const_buffer> buffers) {
-  if (stream.has_pending()) {  // deferred bytes go first
-    const error_code pec = co_await finish_pending(stream);
-    if (pec) {
-      stream.expires_never();
-      co_return pec;
-    }
-  }
   auto [ec, n] = co_await asio::async_write(stream, buffers, nothrow);
   stream.expires_never();
   co_return stream.timed_out(ec);
@@ -224,12 +207,6 @@ body_sink::put_result h1_sink::put(std::span<const std::string_view> pieces, boo
   if (!list_.empty()) {
     std::size_t total = 0;
     for (const auto& b : list_) total += b.size();
-    // At the end of the worker's pass (proxy/pass_writes.hpp), or now.
-    if (stream_->defer(list_) == total) {
-      written();
-      return put_result::written;
-    }
-    if (stream_->has_pending()) return put_result::pending;  // after those bytes (flush)
     error_code ec;
     std::size_t done = write_now(*stream_, list_, ec);
     if (ec) return put_result::failed;

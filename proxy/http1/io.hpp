@@ -113,10 +113,6 @@ class h1_sink final : public body_sink {
   char size_line_[24] = {};
 };
 
-// Writes what `stream` deferred (proxy/pass_writes.hpp) now, waiting for room
-// as needed; the caller set the timeout. write_all does it first.
-task<boost::system::error_code> finish_pending(proxy_stream& stream);
-
 // Writes all of `buffers`; the caller set the timeout. Returns the error, if any.
 task<boost::system::error_code> write_all(proxy_stream& stream, std::span<const boost::asio::const_buffer> buffers);
 task<boost::system::error_code> write_all(proxy_stream& stream, std::string_view bytes);

@@ -285,11 +285,10 @@ TEST(Proxy, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_LT(two, three);
 }
 
-// Answers are written at the end of the worker's pass, from a copy
-// (proxy/pass_writes.hpp). A client that stops reading fills the socket: the
-// rest of a deferred answer waits for room, the next answers wait behind it,
-// and once the client reads again all go out whole, the last ones too, with
-// no further request to push them.
+// A client that pipelines requests and stops reading fills the sockets: the
+// proxy then waits and asks the upstream for no more (no buffering without
+// end), and once the client reads again every answer comes whole and in
+// order, the last ones too, on a connection that stays open.
 TEST(Proxy, AClientThatStopsReadingGetsEveryPipelinedAnswerWholeAndInOrder) {
   auto up = start_demo("v1");
   auto proxy = start_proxy(one_cluster_config(up.address()), 1);
@@ -304,7 +303,7 @@ TEST(Proxy, AClientThatStopsReadingGetsEveryPipelinedAnswerWholeAndInOrder) {
     std::size_t low = 0, usual = 0;
     in >> low >> usual >> wmem_max;
   }
-  constexpr std::size_t size = 12000;  // each answer under the 16 KiB a stream defers
+  constexpr std::size_t size = 12000;
   const std::size_t answers = std::min<std::size_t>((wmem_max + 2 * window) / size + 100, 4000);
   std::string requests;
   for (std::size_t i = 0; i < answers; ++i)
@@ -321,8 +320,6 @@ TEST(Proxy, AClientThatStopsReadingGetsEveryPipelinedAnswerWholeAndInOrder) {
   }));
   EXPECT_LT(last, static_cast<std::int64_t>(answers));
 
-  // The connection stays open: the last answers come only if the proxy writes
-  // them without a next request to push them.
   std::string got;
   std::size_t expected = 0;  // once the first head is known: every answer is the same size
   const auto until = std::chrono::steady_clock::now() + 60s;

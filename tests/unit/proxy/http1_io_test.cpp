@@ -5,7 +5,6 @@
 // limit), and the stream's deadline.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -15,7 +14,6 @@
 #include <thread>
 
 #include "proxy/http1/io.hpp"
-#include "proxy/pass_writes.hpp"
 
 namespace asio = boost::asio;
 using namespace vane::proxy;
@@ -258,50 +256,4 @@ TEST(Http1Io, AReadAfterAShortReadStillGetsWhatComesNext) {
   s.near->expires_after(10s);
   EXPECT_FALSE(s.run(read_some(*s.near, buffer, 60)));
   EXPECT_EQ(buffer.size(), 100U);
-}
-
-// A deferred write (proxy/pass_writes.hpp) that the socket has no room for
-// when the pass ends goes out when the socket has room, with no later write
-// to push it, and a shutdown asked for meanwhile waits for it.
-TEST(Http1Io, DeferredBytesWithNoRoomGoOutWhenThereIsRoomThenTheShutdown) {
-  socket_pair s;
-  pass_writes pass;
-  const pass_writes::scope in_pass(pass);
-  boost::system::error_code ec;
-  worker_socket& near = s.near->socket();
-  near.non_blocking(true);
-  const std::string fill(16384, 'f');
-  std::size_t filled = 0;
-  for (int i = 0; i < 100000 && !ec; ++i) filled += near.write_some(asio::buffer(fill), ec);
-  ASSERT_EQ(ec, asio::error::would_block);  // both sockets' buffers are full
-
-  const std::string tail(10000, 't');
-  const std::array<asio::const_buffer, 2> pieces{asio::buffer(tail.data(), 4000),
-                                                 asio::buffer(tail.data() + 4000, 6000)};
-  ASSERT_EQ(s.near->defer(pieces), tail.size());
-  pass.flush();
-  ASSERT_TRUE(s.near->has_pending());  // nothing went: it waits for room
-  s.near->shutdown_send_after_writes();
-
-  std::string got;
-  s.far.non_blocking(true);
-  char chunk[65536];
-  bool ended = false;
-  const auto until = std::chrono::steady_clock::now() + 30s;
-  while (!ended && std::chrono::steady_clock::now() < until) {
-    const std::size_t n = s.far.read_some(asio::buffer(chunk), ec);
-    got.append(chunk, n);
-    if (ec == asio::error::eof) ended = true;
-    if (ec == asio::error::would_block) {
-      s.ioc.restart();
-      s.ioc.poll();  // the stream's wait for room, when it has some
-      std::this_thread::sleep_for(1ms);
-    } else if (ec && ec != asio::error::eof) {
-      FAIL() << ec.message();
-    }
-  }
-  EXPECT_TRUE(ended) << "no end after " << got.size() << " bytes";
-  ASSERT_EQ(got.size(), filled + tail.size());
-  EXPECT_EQ(got.substr(filled), tail);
-  EXPECT_FALSE(s.near->has_pending());
 }

@@ -304,7 +304,8 @@ TEST(Proxy, AClientThatStopsReadingGetsEveryPipelinedAnswerWholeAndInOrder) {
     in >> low >> usual >> wmem_max;
   }
   constexpr std::size_t size = 12000;
-  const std::size_t answers = std::min<std::size_t>((wmem_max + 2 * window) / size + 100, 4000);
+  const std::size_t answers =
+      std::min<std::size_t>((wmem_max + 2 * static_cast<std::size_t>(window)) / size + 100, 4000);
   std::string requests;
   for (std::size_t i = 0; i < answers; ++i)
     requests += "GET /bytes/" + std::to_string(size) + "?n=" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\n\r\n";

@@ -40,7 +40,7 @@ struct socket_pair {
   template <class T>
   T run(task<T> t) {
     std::optional<T> out;
-    asio::co_spawn(ioc, std::move(t), [&](std::exception_ptr e, T v) {
+    asio::co_spawn(ioc, std::move(t), [&](const std::exception_ptr& e, T v) {
       if (e) std::rethrow_exception(e);
       out = std::move(v);
     });
@@ -222,10 +222,11 @@ TEST(Http1Io, AReadAfterAShortReadStillGetsWhatComesNext) {
   // The next read waits (no byte yet), and ends when bytes come.
   s.near->expires_after(10s);  // (each read ends its deadline: one per read)
   std::optional<boost::system::error_code> done;
-  asio::co_spawn(s.ioc, read_some(*s.near, buffer, 4096), [&](std::exception_ptr e, boost::system::error_code ec) {
-    if (e) std::rethrow_exception(e);
-    done = ec;
-  });
+  asio::co_spawn(s.ioc, read_some(*s.near, buffer, 4096),
+                 [&](const std::exception_ptr& e, boost::system::error_code ec) {
+                   if (e) std::rethrow_exception(e);
+                   done = ec;
+                 });
   s.ioc.restart();
   s.ioc.poll();
   EXPECT_FALSE(done) << "a read finished with nothing to read";

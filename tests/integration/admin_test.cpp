@@ -20,22 +20,7 @@ namespace {
 
 std::string two_cluster_config(const demo_instance& a, const demo_instance& b, int wa = 90, int wb = 10,
                                const std::string& top = "") {
-  return top + R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: )" +
-         std::to_string(wa) + R"(}
-          - {cluster: app-canary, weight: )" +
-         std::to_string(wb) + R"(}
-clusters:
-  - {name: app-primary, endpoints: [)" +
-         a.address() + R"(]}
-  - {name: app-canary, endpoints: [)" +
-         b.address() + "]}\n";
+  return top + weighted_split_config(a.address(), b.address(), wa, wb);
 }
 
 json::object admin_json(const proxy_instance& p, const std::string& method, const std::string& target,

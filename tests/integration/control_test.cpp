@@ -563,22 +563,7 @@ TEST(Control, AGrpcCanaryFailingWithHttp200IsRolledBack) {
   ASSERT_TRUE(grpcio_available());
   auto p = start_demo("1.0");
   auto c = start_demo("2.0", {"--error-percent", "40", "--grpc-error-status", "internal"});
-  auto proxy = start_proxy(R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: 100}
-          - {cluster: app-canary, weight: 0}
-clusters:
-  - {name: app-primary, protocol: h2, endpoints: [)" +
-                               p.address() +
-                               R"(]}
-  - {name: app-canary, protocol: h2, endpoints: [)" +
-                               c.address() + "]}\n",
-                           1);
+  auto proxy = start_proxy(weighted_split_config(p.address(), c.address(), 100, 0, "", "h2", "h2"), 1);
   child_process grpc_load("/usr/bin/python3", {source_dir() + "/tests/support/grpc_client.py", "--target",
                                                "127.0.0.1:" + std::to_string(proxy.port), "--method", "echo", "--calls",
                                                "0", "--duration", "120", "--rate", "200", "--concurrency", "4"});

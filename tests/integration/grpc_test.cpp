@@ -448,25 +448,13 @@ TEST(Http2Upstream, HashingRewritingAndRetriesWorkOnStreams) {
   auto p = start_demo("p");
   auto c = start_demo("c");
   auto broken = start_demo("broken", {"--error-percent", "100", "--error-status", "503"});
-  auto proxy = start_proxy(R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: 50}
-          - {cluster: app-canary, weight: 50}
-        hash_on: {header: x-user-id}
+  auto proxy = start_proxy(half_split_config(p.address() + ", " + broken.address(), c.address(),
+                                             R"(        hash_on: {header: x-user-id}
         request_headers: {set: {x-env: prod}}
         response_headers: {remove: [server], add: {x-via: vane}}
         retries: {attempts: 1, on: [5xx]}
-clusters:
-  - {name: app-primary, protocol: h2, endpoints: [)" +
-                               p.address() + ", " + broken.address() +
-                               R"(]}
-  - {name: app-canary, protocol: h2, endpoints: [)" +
-                               c.address() + "]}\n",
+)",
+                                             "h2", "h2"),
                            1);
   auto h2_get = [&](const std::string& user, const std::string& path) {
     auto [code, out] =

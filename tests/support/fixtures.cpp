@@ -113,8 +113,9 @@ std::uint64_t peak_rss_kib(int pid) {
   return 0;
 }
 
-std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra,
-                              const std::string& primary_protocol, const std::string& canary_protocol) {
+std::string weighted_split_config(const std::string& primary, const std::string& canary, int primary_weight,
+                                  int canary_weight, const std::string& route_extra,
+                                  const std::string& primary_protocol, const std::string& canary_protocol) {
   auto protocol = [](const std::string& p) { return p.empty() ? std::string() : "protocol: " + p + ", "; };
   return R"(
 listeners:
@@ -123,9 +124,10 @@ listeners:
     routes:
       - name: app
         split:
-          - {cluster: app-primary, weight: 50}
-          - {cluster: app-canary, weight: 50}
-)" + route_extra +
+          - {cluster: app-primary, weight: )" +
+         std::to_string(primary_weight) + R"(}
+          - {cluster: app-canary, weight: )" +
+         std::to_string(canary_weight) + "}\n" + route_extra +
          R"(
 clusters:
   - {name: app-primary, )" +
@@ -134,21 +136,13 @@ clusters:
          protocol(canary_protocol) + "endpoints: [" + canary + "]}\n";
 }
 
+std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra,
+                              const std::string& primary_protocol, const std::string& canary_protocol) {
+  return weighted_split_config(primary, canary, 50, 50, route_extra, primary_protocol, canary_protocol);
+}
+
 std::string canary_proxy_config(const demo_instance& p, const demo_instance& c) {
-  return R"(
-listeners:
-  - name: http
-    address: 127.0.0.1:0
-    routes:
-      - name: app
-        split:
-          - {cluster: app-primary, weight: 100}
-          - {cluster: app-canary, weight: 0}
-clusters:
-  - {name: app-primary, endpoints: [)" +
-         p.address() + R"(]}
-  - {name: app-canary, endpoints: [)" +
-         c.address() + "]}\n";
+  return weighted_split_config(p.address(), c.address(), 100, 0);
 }
 
 double metric_now(const proxy_instance& p, const std::string& line_prefix) {

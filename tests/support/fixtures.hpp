@@ -72,6 +72,10 @@ bool eventually(F condition, std::chrono::milliseconds deadline = std::chrono::s
 // `*_protocol`: the clusters' `protocol:` (empty: not written, HTTP/1.1).
 std::string half_split_config(const std::string& primary, const std::string& canary, const std::string& route_extra,
                               const std::string& primary_protocol = "", const std::string& canary_protocol = "");
+// The same with the weights given.
+std::string weighted_split_config(const std::string& primary, const std::string& canary, int primary_weight,
+                                  int canary_weight, const std::string& route_extra = "",
+                                  const std::string& primary_protocol = "", const std::string& canary_protocol = "");
 
 // Route `app` sending everything to app-primary (`p`) and nothing yet to app-canary (`c`): where
 // vane-control starts a canary run from.

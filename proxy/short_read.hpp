@@ -12,8 +12,8 @@
 // syscalls:sys_enter_recvfrom`), on a machine where a syscall is the largest
 // cost there is.
 //
-// Asio has no option for this, so reads of a plain socket, and the TLS
-// engine's reads of the wire (`tls_socket`, proxy/stream.hpp), go through a
+// Asio has no option for this, so a connection's socket (`short_read_socket`,
+// which proxy_stream reads plain or lends to its TLS engine) reads into a
 // buffer type of ours (`drained_when_short`, one mutable buffer), for which
 // the reactor's receive operation is specialised: the same non-blocking recv
 // as Asio's own, but a read that filled less than the buffer reports
@@ -29,12 +29,30 @@
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
+#include <type_traits>
+#include <utility>
+
+#include "proxy/executor.hpp"
 
 namespace vane::proxy {
 
 // One buffer to read into; a read that does not fill it drains the socket.
 struct drained_when_short : boost::asio::mutable_buffer {
   explicit drained_when_short(boost::asio::mutable_buffer b) noexcept : boost::asio::mutable_buffer(b) {}
+};
+
+// A worker socket whose reads into one buffer take a short read as draining.
+class short_read_socket : public worker_socket {
+ public:
+  explicit short_read_socket(const worker_executor& ex) : worker_socket(ex) {}
+  explicit short_read_socket(worker_socket&& socket) : worker_socket(std::move(socket)) {}
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>)
+      return worker_socket::async_read_some(drained_when_short(buffers), std::forward<Token>(token));
+    else
+      return worker_socket::async_read_some(buffers, std::forward<Token>(token));
+  }
 };
 
 }  // namespace vane::proxy

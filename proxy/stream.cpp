@@ -66,7 +66,7 @@ boost::system::error_code proxy_stream::timed_out(boost::system::error_code ec) 
 }
 
 proxy_stream::tls_stream& proxy_stream::start_tls(asio::ssl::context& ctx) {
-  tls_ = std::make_unique<tls_stream>(tls_socket(std::move(socket_)), ctx);
+  tls_ = std::make_unique<tls_stream>(std::move(socket_), ctx);
   deadline_->socket = &tls_->next_layer();
   return *tls_;
 }

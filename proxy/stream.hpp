@@ -22,7 +22,6 @@
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <memory>
-#include <type_traits>
 #include <utility>
 
 #include "proxy/executor.hpp"
@@ -30,23 +29,9 @@
 
 namespace vane::proxy {
 
-// The socket under a TLS engine: a worker socket whose reads (the engine's
-// reads of the wire) also take a short read as draining (proxy/short_read.hpp).
-class tls_socket : public worker_socket {
- public:
-  explicit tls_socket(worker_socket&& socket) : worker_socket(std::move(socket)) {}
-  template <class MutableBuffers, class Token>
-  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>)
-      return worker_socket::async_read_some(drained_when_short(buffers), std::forward<Token>(token));
-    else
-      return worker_socket::async_read_some(buffers, std::forward<Token>(token));
-  }
-};
-
 class proxy_stream {
  public:
-  using tls_stream = boost::beast::ssl_stream<tls_socket>;
+  using tls_stream = boost::beast::ssl_stream<short_read_socket>;
   using executor_type = worker_executor;
   explicit proxy_stream(worker_socket socket);
   explicit proxy_stream(const executor_type& ex);
@@ -74,10 +59,7 @@ class proxy_stream {
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     if (tls_) return tls_->async_read_some(buffers, std::forward<Token>(token));
-    if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>)
-      return socket_.async_read_some(drained_when_short(buffers), std::forward<Token>(token));
-    else
-      return socket_.async_read_some(buffers, std::forward<Token>(token));
+    return socket_.async_read_some(buffers, std::forward<Token>(token));
   }
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
@@ -86,8 +68,8 @@ class proxy_stream {
   }
 
  private:
-  struct deadline;        // shared with the timer's handler, which may run after this stream is gone
-  worker_socket socket_;  // moved into tls_ by start_tls
+  struct deadline;            // shared with the timer's handler, which may run after this stream is gone
+  short_read_socket socket_;  // moved into tls_ by start_tls
   std::unique_ptr<tls_stream> tls_;
   std::shared_ptr<deadline> deadline_;
 };

@@ -112,6 +112,24 @@ step_result limits_step(stream_state& s) {
   return step_result::next();
 }
 
+// The head as the picked cluster takes it: HTTP/1.1 text in the worker's
+// scratch, or, for HTTP/2, nothing yet: the attempt makes the stream's
+// fields from the received head and how_upstream (the same decisions,
+// proxy/http1/head_out), with no text written and read back.
+void prepare_upstream_head(stream_state& s) {
+  std::string& text = s.cx->scratch.upstream_head;
+  if (s.picked->protocol == upstream_protocol::h2) {
+    text.clear();
+    s.attempt.message = s.head;
+    s.attempt.how = &s.how_upstream;
+  } else {
+    write_request_head(*s.head, s.how_upstream, text);
+    s.attempt.message = nullptr;
+    s.attempt.how = nullptr;
+  }
+  s.attempt.head = text;
+}
+
 // The head for the upstream: HTTP/1.1 keep-alive, no hop-by-hop fields, the
 // route's header operations, the forwarding fields. vane answers
 // 100-continue itself, as nginx does.
@@ -120,7 +138,7 @@ step_result headers_step(stream_state& s) {
   forwarded.collect(*s.head, s.req->client_ip, s.req->scheme, s.table->listeners[s.cx->listener].trust_forwarded);
   s.how_upstream = request_out{s.where.target, s.where.host_override,      &s.route->request_headers,
                                &forwarded,     s.req->body_length_unknown, s.req->expects_continue};
-  write_request_head(*s.head, s.how_upstream, s.cx->scratch.upstream_head);
+  prepare_upstream_head(s);
   if (s.cx->meter.log)
     s.cx->meter.request_id =
         value_sent(*s.head, &s.route->request_headers, "x-request-id").value_or(std::string_view{});
@@ -356,12 +374,9 @@ bool fall_back(stream_state& s, const attempt_failure& failure, body_source& bod
   s.retry.retries_left = 0;
   s.attempt.deadline = clock::now() + s.route->timeout;  // the failed attempt may have used all of the first one
   s.policy->fallback_counts[s.route->index]->add();
-  if (!s.where.has_host) {  // the Host sent is the new cluster's
-    s.how_upstream.host = s.where.host_override;
-    write_request_head(*s.head, s.how_upstream, s.cx->scratch.upstream_head);
-    s.attempt.head = s.cx->scratch.upstream_head;
-  }
-  if (body.touched()) {  // sent once already: the copy kept goes
+  if (!s.where.has_host) s.how_upstream.host = s.where.host_override;  // the Host sent is the new cluster's
+  prepare_upstream_head(s);                                            // (which may speak the other protocol)
+  if (body.touched()) {                                                // sent once already: the copy kept goes
     s.fallback_body.reset(s.tee.data);
     s.attempt.body = &s.fallback_body;
     s.attempt.tee = nullptr;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proxy/exchange.hpp"
+#include "proxy/http1/head_out.hpp"
 #include "proxy/http1/io.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -39,8 +40,11 @@ struct attempt_result {
 };
 
 struct attempt_request {
-  std::string_view head;  // the request head for the upstream
-  bool chunked = false;   // the body goes chunked
+  std::string_view head;  // the request head for the upstream (HTTP/1.1 text)
+  // Or, for an HTTP/2 upstream, what it is made from (the text is then not written).
+  const message_head* message = nullptr;
+  const request_out* how = nullptr;
+  bool chunked = false;  // the body goes chunked
   body_source* body = nullptr;
   std::chrono::steady_clock::time_point deadline;  // for getting a connection
   duration try_timeout{};                          // for the response head, from the end of the request

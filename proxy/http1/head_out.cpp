@@ -181,9 +181,19 @@ void forwarded_fields::collect(const message_head& h, std::string_view client_ip
       }
     }
   }
+  for_ = {xff_name.size(), lines_.size() + client_ip.size() - xff_name.size()};
   lines_.append(client_ip).append("\r\n");
-  if (!proto_kept) lines_.append("x-forwarded-proto: ").append(proto).append("\r\n");
-  lines_.append("Via: ").append(via_).append("1.1 vane\r\n");
+  proto_ = {};
+  if (!proto_kept) {
+    lines_.append("x-forwarded-proto: ");
+    proto_ = {lines_.size(), proto.size()};
+    lines_.append(proto).append("\r\n");
+  }
+  lines_.append("Via: ");
+  via_at_.at = lines_.size();
+  lines_.append(via_).append("1.1 vane");
+  via_at_.size = lines_.size() - via_at_.at;
+  lines_.append("\r\n", 2);
 }
 
 bool forwarded_fields::replaces(const field_view& f) const noexcept {
@@ -219,6 +229,35 @@ void write_request_head(const message_head& in, const request_out& how, std::str
   if (how.chunked) out.append("Transfer-Encoding: chunked\r\n");
   if (how.forwarded) out.append(how.forwarded->lines());
   out.append("\r\n", 2);
+}
+
+void request_fields(const message_head& in, const request_out& how,
+                    std::vector<std::pair<std::string_view, std::string_view>>& out, std::string& number) {
+  const bool named = connection_names_fields(in);
+  for (const auto& f : in.fields) {
+    if (skipped(in, f, named)) continue;
+    if (f.id == http::field::host && !how.host.empty()) continue;
+    if (f.id == http::field::expect && how.drop_expect) continue;
+    if (f.id == http::field::content_length && how.content_length) continue;
+    if (how.forwarded && how.forwarded->replaces(f)) continue;
+    if (in_ops(how.ops, f.name)) continue;
+    out.emplace_back(f.name, f.value);
+  }
+  if (how.ops) {
+    for (const auto& [name, value] : how.ops->set) out.emplace_back(name, value);
+    for (const auto& [name, value] : how.ops->add) out.emplace_back(name, value);
+  }
+  if (!how.host.empty()) out.emplace_back("host", how.host);
+  if (how.content_length) {
+    number.clear();
+    append_decimal(number, *how.content_length);
+    out.emplace_back("content-length", number);
+  }
+  if (how.forwarded) {
+    out.emplace_back("x-forwarded-for", how.forwarded->for_value());
+    if (!how.forwarded->proto().empty()) out.emplace_back("x-forwarded-proto", how.forwarded->proto());
+    out.emplace_back("via", how.forwarded->via());
+  }
 }
 
 void write_response_head(const message_head& in, const response_out& how, std::string& out) {

@@ -16,6 +16,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "proxy/config.hpp"
 #include "proxy/http1/message.hpp"
@@ -33,9 +35,19 @@ class forwarded_fields {
   bool replaces(const field_view& f) const noexcept;
   // "x-forwarded-for: ...\r\n[x-forwarded-proto: ...\r\n]Via: ...\r\n"
   std::string_view lines() const noexcept { return lines_; }
+  // The same values, for a codec that frames fields its own way (HTTP/2);
+  // proto() is empty when the client's is kept.
+  std::string_view for_value() const noexcept { return value(for_); }
+  std::string_view proto() const noexcept { return value(proto_); }
+  std::string_view via() const noexcept { return value(via_at_); }
 
  private:
+  struct span_at {
+    std::size_t at = 0, size = 0;
+  };
+  std::string_view value(span_at v) const noexcept { return std::string_view(lines_).substr(v.at, v.size); }
   std::string lines_;
+  span_at for_, proto_, via_at_;
   std::string via_;  // the client's Via values, while the walk collects them
   bool trust_ = false;
 };
@@ -52,6 +64,14 @@ struct request_out {
 };
 // Clears `out` and writes the head, ending with its blank line.
 void write_request_head(const message_head& in, const request_out& how, std::string& out);
+
+// The fields write_request_head() writes, in the same order, as name-value
+// pairs appended to `out`, for a codec that frames a head its own way
+// (HTTP/2): no request line, no Transfer-Encoding (`how.chunked` is not
+// used), the Host among them. A Content-Length it makes is written in
+// `number` (which the pairs then view).
+void request_fields(const message_head& in, const request_out& how,
+                    std::vector<std::pair<std::string_view, std::string_view>>& out, std::string& number);
 
 // What the client is told of the connection: nothing (HTTP/1.1 keep-alive),
 // "Connection: close", or "Connection: keep-alive" (an HTTP/1.0 client kept).

@@ -169,7 +169,9 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   void start(clock::time_point deadline);
   enum class submitted { ok, refused, bad_head };
   // refused: nghttp2 took nothing (the stream can go elsewhere); bad_head: no request line to send.
-  submitted submit(const std::shared_ptr<h2_call>& call, std::string_view h1_head, bool with_body, bool grpc);
+  // The request's head: from the received one and how it goes upstream when
+  // `request.message` is set, else from `request.head` (a mirror's copy).
+  submitted submit(const std::shared_ptr<h2_call>& call, const attempt_request& request);
 
  private:
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name, std::size_t namelen,
@@ -206,6 +208,7 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   bool writer_done_ = true;
   std::string wbuf_;
   std::string names_scratch_;  // submit's, reused
+  h2_request_scratch fields_scratch_;
   std::vector<nghttp2_nv> nva_scratch_;
   wakeup writer_wake_;
 
@@ -342,12 +345,16 @@ ssize_t send_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buf, 
 
 }  // namespace
 
-h2_client_session::submitted h2_client_session::submit(const std::shared_ptr<h2_call>& call, std::string_view h1_head,
-                                                       bool with_body, bool grpc) {
+h2_client_session::submitted h2_client_session::submit(const std::shared_ptr<h2_call>& call,
+                                                       const attempt_request& request) {
   h2_call& c = *call;
+  const bool with_body = request.has_body;
   // The session's scratch, reused by every request (nghttp2 copies the fields: NGHTTP2_NV_FLAG_NONE).
   std::vector<nghttp2_nv>& nva = nva_scratch_;
-  if (!h2_request_fields(h1_head, tls_, grpc, names_scratch_, nva)) return submitted::bad_head;
+  const bool head_ok = request.message && request.how
+                           ? h2_request_fields(*request.message, *request.how, tls_, request.grpc, fields_scratch_, nva)
+                           : h2_request_fields(request.head, tls_, request.grpc, names_scratch_, nva);
+  if (!head_ok) return submitted::bad_head;
   nghttp2_data_provider provider{};
   provider.source.ptr = &c;
   provider.read_callback = send_body;
@@ -658,7 +665,7 @@ task<attempt_result> attempt_h2(upstream_pool& pool, const attempt_request& requ
   h2_call& c = *call;
   body_source& body = *request.body;
   const bool with_body = request.has_body;
-  const auto submitted = session->submit(call, request.head, with_body, request.grpc);
+  const auto submitted = session->submit(call, request);
   if (submitted != h2_client_session::submitted::ok) {
     result.end = attempt_end::write_failed;
     // Nothing was sent: another stream may take it, unless the head itself cannot be sent.

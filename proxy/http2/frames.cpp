@@ -77,4 +77,35 @@ bool h2_request_fields(std::string_view head, bool tls, bool grpc, std::string& 
   return true;
 }
 
+bool h2_request_fields(const message_head& in, const request_out& how, bool tls, bool grpc, h2_request_scratch& scratch,
+                       std::vector<nghttp2_nv>& out) {
+  if (in.method.empty() || how.target.empty()) return false;
+  scratch.fields.clear();
+  request_fields(in, how, scratch.fields, scratch.number);
+  std::size_t total = 0;
+  for (const auto& [name, value] : scratch.fields) total += name.size();
+  std::string& names = scratch.names;
+  names.clear();
+  names.reserve(total);  // (no reallocation below: the pairs point into it)
+  out.clear();
+  out.reserve(scratch.fields.size() + 5);
+  out.push_back(nv(":method", in.method));
+  out.push_back(nv(":scheme", tls ? "https" : "http"));
+  out.push_back(nv(":authority", {}));  // the Host's value, below
+  out.push_back(nv(":path", how.target));
+  for (const auto& [n, value] : scratch.fields) {
+    const std::size_t at = names.size();
+    append_lower(names, n);
+    const std::string_view name = std::string_view(names).substr(at);
+    if (name == "host") out[2] = nv(":authority", value);
+    if (not_for_h2(name)) {
+      names.resize(at);
+      continue;
+    }
+    out.push_back(nv(name, value));
+  }
+  if (grpc) out.push_back(nv("te", "trailers"));
+  return true;
+}
+
 }  // namespace vane::proxy

@@ -9,8 +9,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "proxy/http1/head_out.hpp"
 #include "proxy/stats.hpp"
 
 namespace vane::proxy {
@@ -58,5 +60,16 @@ inline void append_lower(std::string& out, std::string_view name) {
 // HTTP/2 forbids (RFC 9113 §8.2.2); "te: trailers" for gRPC. The pairs point
 // into `head` and `names`. False when the request line cannot be read.
 bool h2_request_fields(std::string_view head, bool tls, bool grpc, std::string& names, std::vector<nghttp2_nv>& out);
+
+// The same fields straight from the received head and how it goes upstream
+// (proxy/http1/head_out's request_fields: the same decisions as the
+// HTTP/1.1 head, with no text written and read back). The pairs point into
+// `in`, `how` and the scratch, which the caller reuses.
+struct h2_request_scratch {
+  std::string names, number;
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+};
+bool h2_request_fields(const message_head& in, const request_out& how, bool tls, bool grpc, h2_request_scratch& scratch,
+                       std::vector<nghttp2_nv>& out);
 
 }  // namespace vane::proxy

@@ -10,6 +10,7 @@
 #include "proxy/http1/head_out.hpp"
 #include "proxy/http1/parser.hpp"
 #include "proxy/http1/request_view.hpp"
+#include "proxy/http2/frames.hpp"
 #include "proxy/strict.hpp"
 
 namespace http = boost::beast::http;
@@ -192,6 +193,56 @@ TEST(Http1Head, RouteOperationsHostFramingAndExpect) {
   EXPECT_EQ(request_head_of("PUT /m HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n",
                             {.host = "a-shadow", .content_length = 3}),
             "PUT /m HTTP/1.1\r\nHost: a-shadow\r\nContent-Length: 3\r\n\r\n");
+}
+
+// An HTTP/2 upstream's fields are made from the received head directly; they
+// are the ones the HTTP/1.1 head written for the same request would give.
+TEST(Http1Head, HTTP2FieldsAreTheOnesTheHTTP1HeadWouldCarry) {
+  vane::proxy::header_ops ops;
+  ops.remove = {"x-drop"};
+  ops.set = {{"X-Env", "canary"}};
+  ops.add = {{"x-add", "1"}};
+  const std::string heads[] = {
+      "GET /a?b HTTP/1.1\r\nHost: Example.COM\r\nUser-Agent: ua\r\nAccept: */*\r\n\r\n",
+      "POST /p HTTP/1.1\r\nHost: a\r\nx-env: old\r\nX-Drop: 1\r\nExpect: 100-continue\r\n"
+      "Transfer-Encoding: chunked\r\nx-add: 0\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\n"
+      "TE: trailers\r\nContent-Type: application/grpc\r\n\r\n",
+      "PUT /m HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9\r\nx-forwarded-proto: https\r\nVia: 1.0 edge\r\n"
+      "Content-Length: 3\r\nHost: a\r\n\r\n",
+      "GET / HTTP/1.0\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n"};
+  for (const std::string& raw : heads) {
+    parsed r;
+    h1_parser<true> p(r.head, r.pieces);
+    parse(raw, r, p);
+    ASSERT_FALSE(r.ec) << raw;
+    for (const bool trust : {false, true}) {
+      forwarded_fields fw;
+      fw.collect(r.head, "127.0.0.1", "http", trust);
+      const request_out hows[] = {
+          {.target = r.head.target, .forwarded = &fw},
+          {.target = "/p", .host = "b.example", .ops = &ops, .forwarded = &fw, .chunked = true, .drop_expect = true},
+          {.target = "/m", .host = "a-shadow", .content_length = 3},
+      };
+      for (const request_out& how : hows) {
+        for (const bool grpc : {false, true}) {
+          std::string text, names;
+          write_request_head(r.head, how, text);
+          std::vector<nghttp2_nv> from_text, direct;
+          ASSERT_TRUE(h2_request_fields(text, false, grpc, names, from_text));
+          h2_request_scratch scratch;
+          ASSERT_TRUE(h2_request_fields(r.head, how, false, grpc, scratch, direct));
+          auto pairs = [](const std::vector<nghttp2_nv>& nva) {
+            std::vector<std::pair<std::string, std::string>> out;
+            for (const auto& nv : nva)
+              out.emplace_back(std::string(reinterpret_cast<const char*>(nv.name), nv.namelen),
+                               std::string(reinterpret_cast<const char*>(nv.value), nv.valuelen));
+            return out;
+          };
+          EXPECT_EQ(pairs(direct), pairs(from_text)) << text;
+        }
+      }
+    }
+  }
 }
 
 TEST(Http1Head, ValueSentIsAfterTheRouteOperations) {

@@ -39,7 +39,7 @@ std::uint8_t* bytes_of(std::string_view s) { return reinterpret_cast<std::uint8_
 
 class h2_call {
  public:
-  h2_call(std::shared_ptr<h2_client_session> s, const worker_executor& ex, const attempt_request& r);
+  h2_call(std::shared_ptr<h2_client_session> s, const attempt_request& r);
   ~h2_call();
   h2_call(const h2_call&) = delete;
   h2_call& operator=(const h2_call&) = delete;
@@ -123,12 +123,17 @@ class h2_call {
 class h2_client_session : public std::enable_shared_from_this<h2_client_session> {
  public:
   h2_client_session(h2_upstream& owner, std::size_t endpoint, const worker_executor& ex)
-      : owner_(&owner), endpoint_(endpoint), ex_(ex), writer_wake_(ex) {}
+      : owner_(&owner),
+        endpoint_(endpoint),
+        ex_(ex),
+        deadlines_(boost::asio::use_service<wake_deadlines>(ex.context())),
+        writer_wake_(deadlines_) {}
   ~h2_client_session() {
     if (session_) nghttp2_session_del(session_);
   }
   h2_client_session(const h2_client_session&) = delete;
   h2_client_session& operator=(const h2_client_session&) = delete;
+  wake_deadlines& deadlines() const { return deadlines_; }
 
   enum class state { connecting, open, closed };
   state now() const { return state_; }
@@ -210,20 +215,21 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   std::string names_scratch_;  // submit's, reused
   h2_request_scratch fields_scratch_;
   std::vector<nghttp2_nv> nva_scratch_;
+  wake_deadlines& deadlines_;  // the worker's, for the session's wakeups and its calls'
   wakeup writer_wake_;
 
   friend class h2_call;
 };
 
-h2_call::h2_call(std::shared_ptr<h2_client_session> s, const worker_executor& ex, const attempt_request& r)
+h2_call::h2_call(std::shared_ptr<h2_client_session> s, const attempt_request& r)
     : session(std::move(s)),
-      out_wake(ex),
+      out_wake(session->deadlines()),
       io_timeout(r.io_timeout),
       bytes(r.bytes),
       tee(r.tee),
-      pump_wake(ex),
+      pump_wake(session->deadlines()),
       header_limit(r.header_limit),
-      in_wake(ex) {
+      in_wake(session->deadlines()) {
   // Room for a usual response head at once, instead of growing through several allocations.
   head_store.reserve(256);
   head_fields.reserve(16);
@@ -661,7 +667,7 @@ task<attempt_result> attempt_h2(upstream_pool& pool, const attempt_request& requ
     co_return result;
   }
   result.endpoint = session->endpoint();
-  call = std::make_shared<h2_call>(session, pool.executor(), request);  // (it holds the reservation now)
+  call = std::make_shared<h2_call>(session, request);  // (it holds the reservation now)
   h2_call& c = *call;
   body_source& body = *request.body;
   const bool with_body = request.has_body;

@@ -92,8 +92,15 @@ struct field_at {
 };
 
 struct h2_stream {
-  h2_stream(h2_connection& c, std::int32_t stream_id, const worker_executor& ex, listener_stats* stats)
-      : stats_(stats), conn(c), id(stream_id), in_wake(ex), out_wake(ex), source(*this), sink(*this), ds(*this) {
+  h2_stream(h2_connection& c, std::int32_t stream_id, wake_deadlines& deadlines, listener_stats* stats)
+      : stats_(stats),
+        conn(c),
+        id(stream_id),
+        in_wake(deadlines),
+        out_wake(deadlines),
+        source(*this),
+        sink(*this),
+        ds(*this) {
     if (stats_) stats_->streams_active.add(1);
     // Room for a usual request head at once, instead of growing through several allocations.
     store.reserve(256);
@@ -249,6 +256,7 @@ class h2_connection {
   std::string names_scratch_;
   std::vector<nghttp2_nv> nva_scratch_;
   std::vector<std::pair<std::string_view, std::string_view>> fields_scratch_;
+  wake_deadlines& deadlines_;  // the worker's, for every wakeup of the connection and its streams
   wakeup writer_wake_;
   wakeup idle_wake_;  // a stream's run ended, or the writer did
 };
@@ -479,8 +487,9 @@ h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string&
       listener_(listener),
       client_ip_(client_ip),
       tls_(tls),
-      writer_wake_(client.get_executor()),
-      idle_wake_(client.get_executor()) {
+      deadlines_(boost::asio::use_service<wake_deadlines>(client.get_executor().context())),
+      writer_wake_(deadlines_),
+      idle_wake_(deadlines_) {
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
@@ -508,8 +517,7 @@ h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string&
 int h2_connection::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  c.streams_[frame->hd.stream_id] =
-      std::make_unique<h2_stream>(c, frame->hd.stream_id, c.client_.get_executor(), c.stats_);
+  c.streams_[frame->hd.stream_id] = std::make_unique<h2_stream>(c, frame->hd.stream_id, c.deadlines_, c.stats_);
   return 0;
 }
 

@@ -1,29 +1,84 @@
 #pragma once
 // Wake-ups of coroutines on one worker's thread (HTTP/2 sessions, both sides).
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "proxy/executor.hpp"
 
 namespace vane::proxy {
 
+class wakeup;
+
+// The deadlines of the wakeups sleeping on one io_context (a service of it:
+// one per worker): a binary min-heap, and one Asio timer armed at the
+// earliest. Every HTTP/2 request sleeps on a wakeup with a deadline or two
+// (the upstream's answer, the client's window); with an Asio timer each,
+// every sleep took the reactor's mutex twice (arm, cancel) and a look-up of
+// the timer service per timer made. Here a sleep is a heap insert and
+// removal on the worker's own thread; the timer is re-armed only when a
+// deadline comes before the one it is armed for, and a timer that fires
+// early (its wakeup was notified) finds nothing due and re-arms for what is
+// left. Asio offers no such queue to hold a handler until a time or a call.
+class wake_deadlines : public boost::asio::execution_context::service {
+ public:
+  using clock = std::chrono::steady_clock;
+  using key_type = wake_deadlines;
+  static inline boost::asio::execution_context::id id;  // NOLINT(readability-identifier-naming): Asio's name
+
+  explicit wake_deadlines(boost::asio::io_context& ctx)
+      : boost::asio::execution_context::service(ctx), ex_(ctx.get_executor()), timer_(ex_) {}
+  const worker_executor& executor() const noexcept { return ex_; }
+  std::size_t sleeping() const noexcept { return heap_.size(); }
+
+ private:
+  friend class wakeup;
+  static constexpr std::size_t none = static_cast<std::size_t>(-1);
+  void shutdown() override { heap_.clear(); }
+  inline void add(wakeup& w);
+  inline void remove(wakeup& w);
+  inline void place(std::size_t i);  // restores the heap around entry i
+  inline void arm();
+  inline void fire();
+  inline void swap_at(std::size_t a, std::size_t b);
+  inline clock::time_point at(std::size_t i) const;
+
+  worker_executor ex_;
+  worker_timer timer_;
+  std::vector<wakeup*> heap_;
+  clock::time_point armed_ = clock::time_point::max();  // what the timer waits for (max: not waiting)
+  std::uint64_t arming_ = 0;                            // the current wait's number: an older one's end is ignored
+};
+
 // One coroutine's wake-up: notify() before wait() is not lost
-// (single-threaded: nothing runs between a check and a wait).
-// The timer is made at the first wait that has to sleep: most of a
-// stream's wake-ups are notified and never waited on, and making a timer
-// costs a locked look-up of Asio's timer service.
+// (single-threaded: nothing runs between a check and a wait). A waiting
+// coroutine's handler is held here and posted by notify() or at the
+// deadline; nothing runs inside notify() (it is called from nghttp2's
+// callbacks).
 class wakeup {
  public:
   using clock = std::chrono::steady_clock;
-  explicit wakeup(const worker_executor& ex) : ex_(ex) {}
+  explicit wakeup(const worker_executor& ex) : deadlines_(&boost::asio::use_service<wake_deadlines>(ex.context())) {}
+  explicit wakeup(wake_deadlines& d) : deadlines_(&d) {}
+  ~wakeup() {
+    if (index_ != wake_deadlines::none) deadlines_->remove(*this);
+  }
+  wakeup(const wakeup&) = delete;
+  wakeup& operator=(const wakeup&) = delete;
+
   // False when `until` passed first.
   task<bool> wait(clock::time_point until = clock::time_point::max()) {
     if (!pending_) {
-      if (!timer_) timer_.emplace(ex_);
-      timer_->expires_at(until);
-      co_await timer_->async_wait(task_nothrow);
+      until_ = until;
+      if (until != clock::time_point::max()) deadlines_->add(*this);
+      co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<worker_executor>&, void()>(
+          [this](handler h) { waiter_.emplace(std::move(h)); }, boost::asio::use_awaitable_t<worker_executor>{});
     }
     const bool woken = pending_;
     pending_ = false;
@@ -31,14 +86,91 @@ class wakeup {
   }
   void notify() {
     pending_ = true;
-    if (timer_) timer_->cancel();
+    resume();
   }
 
  private:
-  worker_executor ex_;
-  std::optional<worker_timer> timer_;
+  friend class wake_deadlines;
+  using handler = boost::asio::async_result<boost::asio::use_awaitable_t<worker_executor>, void()>::handler_type;
+  void resume() {
+    if (index_ != wake_deadlines::none) deadlines_->remove(*this);
+    if (!waiter_) return;
+    handler h = std::move(*waiter_);
+    waiter_.reset();
+    boost::asio::post(deadlines_->executor(), std::move(h));
+  }
+
+  wake_deadlines* deadlines_;
+  std::optional<handler> waiter_;
+  clock::time_point until_{};
+  std::size_t index_ = wake_deadlines::none;  // in the deadlines' heap
   bool pending_ = false;
 };
+
+inline wake_deadlines::clock::time_point wake_deadlines::at(std::size_t i) const { return heap_[i]->until_; }
+
+inline void wake_deadlines::swap_at(std::size_t a, std::size_t b) {
+  std::swap(heap_[a], heap_[b]);
+  heap_[a]->index_ = a;
+  heap_[b]->index_ = b;
+}
+
+inline void wake_deadlines::place(std::size_t i) {
+  while (i > 0 && at(i) < at((i - 1) / 2)) {
+    swap_at(i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+  for (;;) {
+    const std::size_t l = 2 * i + 1, r = l + 1;
+    std::size_t least = i;
+    if (l < heap_.size() && at(l) < at(least)) least = l;
+    if (r < heap_.size() && at(r) < at(least)) least = r;
+    if (least == i) return;
+    swap_at(i, least);
+    i = least;
+  }
+}
+
+inline void wake_deadlines::add(wakeup& w) {
+  w.index_ = heap_.size();
+  heap_.push_back(&w);
+  place(w.index_);
+  if (w.until_ < armed_) arm();
+}
+
+inline void wake_deadlines::remove(wakeup& w) {
+  const std::size_t i = w.index_;
+  w.index_ = none;
+  const std::size_t last = heap_.size() - 1;
+  if (i != last) {
+    heap_[i] = heap_[last];
+    heap_[i]->index_ = i;
+  }
+  heap_.pop_back();
+  if (i < heap_.size()) place(i);
+  // (The timer stays armed: it finds nothing due when it fires and re-arms for the rest.)
+}
+
+inline void wake_deadlines::arm() {
+  armed_ = heap_.empty() ? clock::time_point::max() : at(0);
+  const std::uint64_t n = ++arming_;
+  if (armed_ == clock::time_point::max()) {
+    timer_.cancel();
+    return;
+  }
+  timer_.expires_at(armed_);  // (cancels the wait before, whose end is then ignored)
+  timer_.async_wait([this, n](boost::system::error_code ec) {
+    if (ec || n != arming_) return;  // cancelled (or the service is gone: shut down, not called)
+    fire();
+  });
+}
+
+inline void wake_deadlines::fire() {
+  armed_ = clock::time_point::max();
+  const auto now = clock::now();
+  while (!heap_.empty() && at(0) <= now) heap_.front()->resume();  // (resume takes it off the heap)
+  if (!heap_.empty()) arm();
+}
 
 // Any number of coroutines waiting for a change: notify_all() wakes every
 // one waiting now; each checks its condition again.

@@ -277,17 +277,17 @@ void write_response_head(const message_head& in, const response_out& how, std::s
   out.append("\r\n", 2);
 }
 
-void for_each_response_field(const message_head& in, const response_out& how,
-                             const std::function<void(std::string_view, std::string_view)>& fn) {
+void response_fields(const message_head& in, const response_out& how,
+                     std::vector<std::pair<std::string_view, std::string_view>>& out) {
   const bool named = connection_names_fields(in);
   for (const auto& f : in.fields)
-    if (!skipped(in, f, named) && !in_ops(how.ops, f.name)) fn(f.name, f.value);
+    if (!skipped(in, f, named) && !in_ops(how.ops, f.name)) out.emplace_back(f.name, f.value);
   if (how.ops) {
-    for (const auto& [name, value] : how.ops->set) fn(name, value);
-    for (const auto& [name, value] : how.ops->add) fn(name, value);
+    for (const auto& [name, value] : how.ops->set) out.emplace_back(name, value);
+    for (const auto& [name, value] : how.ops->add) out.emplace_back(name, value);
   }
   for (const std::string* cookie : how.cookies)
-    if (cookie) fn("set-cookie", *cookie);
+    if (cookie) out.emplace_back("set-cookie", *cookie);
 }
 
 void write_local_reply(unsigned status, std::string_view body, connection_header connection, std::string& out) {

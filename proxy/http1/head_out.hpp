@@ -11,7 +11,6 @@
 // as sent, and erasing them would make the next hop frame it differently
 // (docs/reliability.md).
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -97,9 +96,9 @@ void write_response_head(const message_head& in, const response_out& how, std::s
 // The fields of a response head as write_response_head() writes them
 // (hop-by-hop ones dropped, the route's operations applied, the cookies
 // added), without the status line and framing: for a codec that frames a
-// head its own way (HTTP/2). `fn(name, value)` is called for each, in order.
-void for_each_response_field(const message_head& in, const response_out& how,
-                             const std::function<void(std::string_view, std::string_view)>& fn);
+// head its own way (HTTP/2). Appended to `out` as name-value pairs, in order.
+void response_fields(const message_head& in, const response_out& how,
+                     std::vector<std::pair<std::string_view, std::string_view>>& out);
 
 // A whole reply made by vane itself (text/plain), head and body, into `out`.
 void write_local_reply(unsigned status, std::string_view body, connection_header connection, std::string& out);

@@ -25,9 +25,24 @@ std::optional<h2_error_reason> h2_abuse_meter::stream_closed(bool reset, bool yo
 
 namespace {
 
+// (By length first: most names are none of these, and cost one compare.)
 bool not_for_h2(std::string_view lower) {
-  return lower == "connection" || lower == "keep-alive" || lower == "proxy-connection" ||
-         lower == "transfer-encoding" || lower == "upgrade" || lower == "host" || lower == "te";
+  switch (lower.size()) {
+    case 2:
+      return lower == "te";
+    case 4:
+      return lower == "host";
+    case 7:
+      return lower == "upgrade";
+    case 10:
+      return lower == "connection" || lower == "keep-alive";
+    case 16:
+      return lower == "proxy-connection";
+    case 17:
+      return lower == "transfer-encoding";
+    default:
+      return false;
+  }
 }
 
 nghttp2_nv nv(std::string_view n, std::string_view v) {
@@ -95,8 +110,7 @@ bool h2_request_fields(const message_head& in, const request_out& how, bool tls,
   out.push_back(nv(":path", how.target));
   for (const auto& [n, value] : scratch.fields) {
     const std::size_t at = names.size();
-    append_lower(names, n);
-    const std::string_view name = std::string_view(names).substr(at);
+    const std::string_view name = lower_name(names, n);
     if (name == "host") out[2] = nv(":authority", value);
     if (not_for_h2(name)) {
       names.resize(at);

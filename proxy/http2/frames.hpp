@@ -54,6 +54,19 @@ inline void append_lower(std::string& out, std::string_view name) {
     *p++ = static_cast<char>(c | (static_cast<int>(static_cast<unsigned char>(c - 'A') < 26) << 5));
 }
 
+// `name` in lower case: `name` itself when it is already (HTTP/2 peers send
+// lower case, and so do the names vane adds), else a lower-cased copy
+// appended to `store`, which the caller has reserved room in (the views it
+// gave out stay valid).
+inline std::string_view lower_name(std::string& store, std::string_view name) {
+  unsigned upper = 0;
+  for (const char c : name) upper |= static_cast<unsigned>(static_cast<unsigned char>(c - 'A') < 26);
+  if (upper == 0) return name;
+  const std::size_t at = store.size();
+  append_lower(store, name);
+  return std::string_view(store).substr(at);
+}
+
 // The request's HTTP/2 fields from an HTTP/1.1 request head of ours ("METHOD
 // TARGET HTTP/1.1", then "Name: value" lines): :method, :scheme, :authority
 // (from Host), :path, the other fields with lower-case names, less those

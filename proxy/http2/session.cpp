@@ -358,7 +358,8 @@ ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t
 // Submits the head (lower-case names, as HTTP/2 requires) with a body provider unless `no_body`.
 void submit_head(h2_stream& s, unsigned status,
                  const std::vector<std::pair<std::string_view, std::string_view>>& fields, bool no_body) {
-  // Lower-cased copies in the connection's scratch; nghttp2 copies what submit gets (NGHTTP2_NV_FLAG_NONE).
+  // Names in lower case (copies in the connection's scratch where they were not); nghttp2 copies what submit
+  // gets (NGHTTP2_NV_FLAG_NONE).
   std::string& names = s.conn.names_scratch();
   std::size_t total = 0;
   for (const auto& [n, v] : fields) total += n.size();
@@ -372,10 +373,9 @@ void submit_head(h2_stream& s, unsigned status,
   nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(":status")), reinterpret_cast<std::uint8_t*>(code),
                  7, static_cast<std::size_t>(end - code), NGHTTP2_NV_FLAG_NONE});
   for (const auto& [n, v] : fields) {
-    const std::size_t at = names.size();
-    append_lower(names, n);
-    nva.push_back({reinterpret_cast<std::uint8_t*>(names.data() + at),
-                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+    const std::string_view name = lower_name(names, n);
+    nva.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+                   reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), name.size(), v.size(),
                    NGHTTP2_NV_FLAG_NONE});
   }
   nghttp2_data_provider provider{};
@@ -464,8 +464,7 @@ task<bool> h2_downstream::reply(unsigned status, std::string_view body, bool) {
 body_sink& h2_downstream::respond(const message_head& head, const response_shape& shape) {
   auto& fields = s_.conn.fields_scratch();
   fields.clear();
-  for_each_response_field(head, {shape.ops, shape.cookies, false, connection_header::none},
-                          [&](std::string_view n, std::string_view v) { fields.emplace_back(n, v); });
+  response_fields(head, {shape.ops, shape.cookies, false, connection_header::none}, fields);
   if (shape.no_body) s_.out_last = true;
   if (!s_.closed) submit_head(s_, head.status, fields, shape.no_body);  // (reset by the client: nothing to say)
   return s_.sink;

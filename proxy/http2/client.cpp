@@ -187,9 +187,13 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* self);
   static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self);
 
+  // Each callback of nghttp2 names its stream; most of them in a row name the same one.
   h2_call* find(std::int32_t id) const {
+    if (last_ && last_->id == id) return last_;
     auto it = calls_.find(id);
-    return it == calls_.end() ? nullptr : it->second.get();
+    if (it == calls_.end()) return nullptr;
+    last_ = it->second.get();
+    return last_;
   }
   static task<void> run(std::shared_ptr<h2_client_session> self, clock::time_point deadline);
   static task<void> write_loop(std::shared_ptr<h2_client_session> self);
@@ -207,6 +211,7 @@ class h2_client_session : public std::enable_shared_from_this<h2_client_session>
   nghttp2_session* session_ = nullptr;
   // The streams open, each keeping its call alive until nghttp2 is done with it (its data provider).
   std::map<std::int32_t, std::shared_ptr<h2_call>> calls_;
+  mutable h2_call* last_ = nullptr;  // the one find() gave last (one of calls_)
   std::size_t reserved_ = 0;
   bool goaway_ = false;
   std::int32_t goaway_last_ = 0;  // the last stream the upstream's GOAWAY said it processes
@@ -466,6 +471,7 @@ int h2_client_session::on_stream_close(nghttp2_session*, std::int32_t stream_id,
   c->closed = true;
   c->error = error_code;
   c->wake_all();
+  s.last_ = nullptr;
   s.calls_.erase(stream_id);  // (the call may go here)
   return 0;
 }
@@ -575,6 +581,7 @@ void h2_client_session::close() {
   if (owner_) owner_->forget(this);
   auto calls = std::move(calls_);
   calls_.clear();
+  last_ = nullptr;
   for (auto& [id, c] : calls) {
     c->closed = true;
     // The connection ended under it (the upstream closed it after a GOAWAY, say): one it cannot

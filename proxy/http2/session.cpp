@@ -201,9 +201,13 @@ class h2_connection {
   static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code, void* self);
 
+  // Each callback of nghttp2 names its stream; most of them in a row name the same one.
   h2_stream* find(std::int32_t id) const {
+    if (last_ && last_->id == id) return last_;
     auto it = streams_.find(id);
-    return it == streams_.end() ? nullptr : it->second.get();
+    if (it == streams_.end()) return nullptr;
+    last_ = it->second.get();
+    return last_;
   }
   void forget(std::int32_t id);
   // Runs the streams whose request heads the last input completed (their serve_stream, each until it waits).
@@ -248,6 +252,7 @@ class h2_connection {
   bool tls_;
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, std::unique_ptr<h2_stream>> streams_;
+  mutable h2_stream* last_ = nullptr;  // the one find() gave last (one of streams_)
   std::vector<h2_stream*> to_start_;  // head complete, serve_stream not started yet
   std::size_t running_ = 0;
   bool closing_ = false;
@@ -641,7 +646,10 @@ int h2_connection::on_stream_close(nghttp2_session*, std::int32_t stream_id, std
   return 0;
 }
 
-void h2_connection::forget(std::int32_t id) { streams_.erase(id); }
+void h2_connection::forget(std::int32_t id) {
+  last_ = nullptr;
+  streams_.erase(id);
+}
 
 void h2_connection::build_head(h2_stream& s, message_head& head) const {
   head.clear();

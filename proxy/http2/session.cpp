@@ -253,7 +253,7 @@ class h2_connection {
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, std::unique_ptr<h2_stream>> streams_;
   mutable h2_stream* last_ = nullptr;  // the one find() gave last (one of streams_)
-  std::vector<h2_stream*> to_start_;  // head complete, serve_stream not started yet
+  std::vector<h2_stream*> to_start_;   // head complete, serve_stream not started yet
   std::size_t running_ = 0;
   bool closing_ = false;
   bool writer_done_ = false;

@@ -117,3 +117,38 @@ TEST(Wakeup, ManyDeadlinesEndInTheirOrderWhileOthersAreNotified) {
   run_until(ctx, [&] { return deadlines.sleeping() == 0 && woken[n - 1].has_value(); });
   EXPECT_EQ(woken[n - 1], true);
 }
+
+namespace {
+
+// Sleeps on `mine`, then wakes `next` (if any) and counts.
+task<void> relay_on(wakeup& mine, wakeup* next, int& woken) {
+  co_await mine.wait();
+  ++woken;
+  if (next) next->notify();
+}
+
+}  // namespace
+
+// The woken are resumed by one posted handler per batch; a coroutine that
+// wakes another while its batch runs has it resumed by the next batch.
+TEST(Wakeup, WakeUpsMadeWhileABatchResumesAreResumedToo) {
+  asio::io_context ctx;
+  constexpr int n = 50;
+  std::vector<std::unique_ptr<wakeup>> ws;
+  for (int i = 0; i < n; ++i) ws.push_back(std::make_unique<wakeup>(ctx.get_executor()));
+  int woken = 0;
+  for (int i = 0; i < n; ++i)
+    asio::co_spawn(ctx, relay_on(*ws[i], i + 1 < n ? ws[i + 1].get() : nullptr, woken), asio::detached);
+  ctx.poll();
+  EXPECT_EQ(woken, 0);
+  ws[0]->notify();  // each wakes the next
+  run_until(ctx, [&] { return woken == n; });
+  EXPECT_EQ(woken, n);
+  // Several at once, in one batch.
+  int again = 0;
+  for (int i = 0; i < n; ++i) asio::co_spawn(ctx, relay_on(*ws[i], nullptr, again), asio::detached);
+  ctx.poll();
+  for (int i = n - 1; i >= 0; --i) ws[i]->notify();
+  run_until(ctx, [&] { return again == n; });
+  EXPECT_EQ(again, n);
+}

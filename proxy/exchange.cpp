@@ -7,28 +7,44 @@ task<relay_status> buffered_body::next() {
   co_return relay_status::ok;
 }
 
-task<relay_status> relay(body_source& in, body_sink& out) {
+relay_progress relay_now(body_source& in, body_sink& out) {
   for (;;) {
     if (!in.ready()) {
-      // What is already received goes without a coroutine of its own (a
-      // bodiless request, a small response that came with its head).
+      // What is already received goes without waiting (a bodiless request,
+      // a small response that came with its head).
       std::optional<relay_status> status = in.poll();
-      if (!status) status = co_await in.next();
-      if (*status != relay_status::ok) co_return *status;
+      if (!status) return {};
+      if (*status != relay_status::ok) return {status};
     }
     const bool last = in.done();
     if (last && !in.trailers().empty()) out.trailers(in.trailers());
     switch (out.put(in.pieces(), last)) {
       case body_sink::put_result::failed:
-        co_return relay_status::write_failed;
+        return {relay_status::write_failed};
       case body_sink::put_result::pending:
-        if (!co_await out.flush()) co_return relay_status::write_failed;
-        break;
+        return {std::nullopt, true};
       case body_sink::put_result::written:
         break;
     }
     in.consume();
-    if (last) co_return relay_status::ok;
+    if (last) return {relay_status::ok};
+  }
+}
+
+task<relay_status> relay(body_source& in, body_sink& out, std::optional<relay_progress> progress) {
+  relay_progress from = progress ? *progress : relay_now(in, out);
+  for (;;) {
+    if (from.status) co_return *from.status;
+    if (from.flush) {
+      if (!co_await out.flush()) co_return relay_status::write_failed;
+      const bool last = in.done();
+      in.consume();
+      if (last) co_return relay_status::ok;
+    } else if (!in.ready()) {
+      const relay_status status = co_await in.next();
+      if (status != relay_status::ok) co_return status;
+    }
+    from = relay_now(in, out);
   }
 }
 

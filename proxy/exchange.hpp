@@ -112,9 +112,18 @@ class body_sink {
   virtual void trailers(std::span<const trailer_field>) {}
 };
 
+// relay() as far as it goes without waiting (most bodies: all of them, and
+// no coroutine started): the body's end, or a failure, in `status`; else
+// where relay() goes on from: the source has nothing ready, or (`flush`) a
+// batch was put and the sink still holds part of it.
+struct relay_progress {
+  std::optional<relay_status> status;
+  bool flush = false;
+};
+relay_progress relay_now(body_source& in, body_sink& out);
 // Moves `in` to `out` batch by batch until the body ends (a ready batch is
-// written first).
-task<relay_status> relay(body_source& in, body_sink& out);
+// written first); from where relay_now() stopped, when given what it said.
+task<relay_status> relay(body_source& in, body_sink& out, std::optional<relay_progress> from = std::nullopt);
 // Reads `in` to its end and drops it (a mirror's answer): ok once it ended.
 task<relay_status> drain(body_source& in);
 

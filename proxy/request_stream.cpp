@@ -466,7 +466,9 @@ task<bool> relay_h2_response(stream_state& s, downstream& ds, clock::time_point 
   shape.chunked = !shape.no_body && !head.find(boost::beast::http::field::content_length);
   if (s.cx->w.draining()) ds.close_after();
   body_sink& sink = ds.respond(head, shape);
-  const auto status = co_await relay(h2_call_body(call), sink);
+  const relay_progress now = relay_now(h2_call_body(call), sink);
+  relay_status status = now.status.value_or(relay_status::ok);
+  if (!now.status) status = co_await relay(h2_call_body(call), sink, now);
   if (s.grpc) {
     // The call's status: in its trailers, or in its only HEADERS (Trailers-Only); none is UNKNOWN.
     std::optional<unsigned> grpc;
@@ -480,7 +482,7 @@ task<bool> relay_h2_response(stream_state& s, downstream& ds, clock::time_point 
     if (code < 500) s.rstats->upstream_grpc_answered.get().add(*grpc);
     s.cx->meter.grpc_status = static_cast<int>(status == relay_status::write_failed ? 1U : *grpc);  // (1: CANCELLED)
   }
-  co_await h2_call_finish(call);
+  if (!h2_call_finish_now(call)) co_await h2_call_finish(call);
   if (status != relay_status::ok && status != relay_status::write_failed && !sink.head_sent()) {
     count_attempt(*s.rstats, 502, attempt_start);
     co_return co_await ds.reply(502, "upstream sent a bad response\n", true);
@@ -676,7 +678,9 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   // body that came with the head: one write), then batch by batch.
   upstream_connection& up = *s.result.conn.conn;
   auto& response_body = s.response_body.emplace(res, up.stream, up.buffer, s.attempt.io_timeout);
-  const auto status = co_await relay(response_body, sink);
+  const relay_progress now = relay_now(response_body, sink);
+  relay_status status = now.status.value_or(relay_status::ok);
+  if (!now.status) status = co_await relay(response_body, sink, now);
   shrink_after_body(up.buffer);
   const bool reusable = upstream_keep_alive && status == relay_status::ok && res.is_done();
   s.pool->release(std::move(s.result.conn.conn), reusable);

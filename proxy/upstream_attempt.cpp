@@ -49,7 +49,9 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
   // rest of the body batch by batch.
   h1_sink& up = sink.emplace(conn.conn->stream, request.io_timeout, request.bytes, request.tee);
   up.set_head(request.head, request.chunked);
-  const relay_status sent = co_await relay(*request.body, up);
+  const relay_progress progress = relay_now(*request.body, up);
+  relay_status sent = progress.status.value_or(relay_status::ok);
+  if (!progress.status) sent = co_await relay(*request.body, up, progress);
   if (sent != relay_status::ok) {
     pool.release(std::move(conn.conn), false);  // it has part of a request: never reused
     if (sent == relay_status::write_failed) {

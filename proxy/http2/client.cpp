@@ -665,7 +665,8 @@ task<attempt_result> attempt_h2(upstream_pool& pool, const attempt_request& requ
   std::shared_ptr<h2_client_session> session = pool.h2().reserve(endpoint, request.fresh_only, request.deadline);
   h2_client_session& sess = *session;
   const clock::time_point deadline = request.deadline;
-  const bool connected = co_await sess.wait_connected(deadline);
+  bool connected = sess.now() == h2_client_session::state::open;  // (most are: no coroutine for those)
+  if (!connected) connected = co_await sess.wait_connected(deadline);
   if (!connected) {
     session->unreserve();
     result.acquire = session->now() == h2_client_session::state::connecting ? acquire_error::pending_timeout
@@ -740,19 +741,38 @@ bool h2_call_ended(const h2_call& call) { return call.ended_with_head; }
 
 bool h2_call_pumping(const h2_call& call) { return call.pumping; }
 
-task<void> h2_call_finish(h2_call& call) {
+namespace {
+
+void begin_finish(h2_call& call) {
   call.finished = true;
   if (!call.closed && !(call.ended && !call.pumping && call.queued() == 0)) call.reset(NGHTTP2_CANCEL);
-  if (call.pumping) {
-    call.body->cancel();
-    while (call.pumping) co_await call.pump_wake.wait();
-  }
+}
+
+void end_finish(h2_call& call) {
   // Response bytes never relayed still hold the connection's window.
   const std::size_t unread = call.in_pending.size() + call.in_ready.size();
   if (unread && call.session->session() && call.session->now() == h2_client_session::state::open)
     nghttp2_session_consume_connection(call.session->session(), unread);
   call.in_pending.clear();
   call.in_ready.clear();
+}
+
+}  // namespace
+
+task<void> h2_call_finish(h2_call& call) {
+  begin_finish(call);
+  if (call.pumping) {
+    call.body->cancel();
+    while (call.pumping) co_await call.pump_wake.wait();
+  }
+  end_finish(call);
+}
+
+bool h2_call_finish_now(h2_call& call) {
+  if (call.pumping) return false;
+  begin_finish(call);
+  end_finish(call);
+  return true;
 }
 
 }  // namespace vane::proxy

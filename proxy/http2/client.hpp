@@ -65,5 +65,8 @@ bool h2_call_pumping(const h2_call& call);
 // body still being relayed stops (the client's source is cancelled); returns
 // once nothing of the call uses the request's state any more.
 task<void> h2_call_finish(h2_call& call);
+// The same when the request body's relay has ended (most calls: no coroutine
+// to start); false, doing nothing, while it runs.
+bool h2_call_finish_now(h2_call& call);
 
 }  // namespace vane::proxy

@@ -22,7 +22,7 @@ relay_progress relay_now(body_source& in, body_sink& out) {
       case body_sink::put_result::failed:
         return {relay_status::write_failed};
       case body_sink::put_result::pending:
-        return {std::nullopt, true};
+        return {std::nullopt, true, last};
       case body_sink::put_result::written:
         break;
     }
@@ -37,9 +37,11 @@ task<relay_status> relay(body_source& in, body_sink& out, std::optional<relay_pr
     if (from.status) co_return *from.status;
     if (from.flush) {
       if (!co_await out.flush()) co_return relay_status::write_failed;
-      const bool last = in.done();
+      // Whether the batch ended the body is what it was put as: a source may
+      // have learnt of its end meanwhile (an HTTP/2 END_STREAM with no data,
+      // trailers), and that end still has to be put.
       in.consume();
-      if (last) co_return relay_status::ok;
+      if (from.last) co_return relay_status::ok;
     } else if (!in.ready()) {
       const relay_status status = co_await in.next();
       if (status != relay_status::ok) co_return status;

@@ -119,6 +119,7 @@ class body_sink {
 struct relay_progress {
   std::optional<relay_status> status;
   bool flush = false;
+  bool last = false;  // (with `flush`) the batch held was put as the body's end
 };
 relay_progress relay_now(body_source& in, body_sink& out);
 // Moves `in` to `out` batch by batch until the body ends (a ready batch is

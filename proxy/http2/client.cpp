@@ -511,13 +511,12 @@ task<void> h2_client_session::run(std::shared_ptr<h2_client_session> self, clock
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as responses are relayed (source::consume)
   nghttp2_option_set_peer_max_concurrent_streams(opt, default_peer_streams);
-  nghttp2_option_set_no_closed_streams(opt, 1);  // no RFC 7540 priority tree, as the client side (session.cpp)
+  nghttp2_option_set_no_closed_streams(opt, 1);  // as the downstream side (session.cpp)
   nghttp2_session_client_new2(&s.session_, cbs, &s, opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-                                             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window},
-                                             {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1}};
+                                             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window}};
   nghttp2_submit_settings(s.session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(s.session_, NGHTTP2_FLAG_NONE, 0, connection_window);
   s.state_ = state::open;

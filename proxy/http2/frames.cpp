@@ -78,6 +78,7 @@ bool h2_request_fields(std::string_view head, bool tls, bool grpc, std::string& 
     if (field.empty() || colon == std::string_view::npos || colon == 0) continue;
     std::string_view value = field.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     const std::size_t at = names.size();
     append_lower(names, field.substr(0, colon));
     const std::string_view name = std::string_view(names).substr(at);
@@ -108,7 +109,12 @@ bool h2_request_fields(const message_head& in, const request_out& how, bool tls,
   out.push_back(nv(":scheme", tls ? "https" : "http"));
   out.push_back(nv(":authority", {}));  // the Host's value, below
   out.push_back(nv(":path", how.target));
-  for (const auto& [n, value] : scratch.fields) {
+  for (const auto& [n, v] : scratch.fields) {
+    // (As the text path reads a line back: no whitespace around a value, which
+    // HTTP/2 forbids, RFC 9113 §8.2.1; a route's operation may carry some.)
+    std::string_view value = v;
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     const std::size_t at = names.size();
     const std::string_view name = lower_name(names, n);
     if (name == "host") out[2] = nv(":authority", value);

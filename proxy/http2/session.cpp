@@ -505,9 +505,10 @@ h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string&
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as bodies are relayed (h2_source::consume)
-  // No RFC 7540 priority tree (deprecated by RFC 9113, and a proxy has no use
-  // for it: Envoy ignores it too): no closed streams kept for it, no tree to
-  // keep up per stream. SETTINGS_NO_RFC7540_PRIORITIES says so to the client.
+  // Closed streams are not kept for the priority tree (RFC 9113 deprecates
+  // RFC 7540's priorities). The tree itself stays: it shares a connection
+  // among its streams round-robin by weight, where RFC 9218's scheduler
+  // (SETTINGS_NO_RFC7540_PRIORITIES) sends one stream's DATA before the next.
   nghttp2_option_set_no_closed_streams(opt, 1);
   nghttp2_session_server_new2(&session_, cbs, this, opt);
   nghttp2_option_del(opt);
@@ -516,8 +517,7 @@ h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string&
   const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2.max_concurrent_streams},
                                              {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2.initial_stream_window},
                                              {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h2.max_header_list},
-                                             {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-                                             {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1}};
+                                             {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<std::int32_t>(h2.initial_connection_window));

@@ -62,6 +62,12 @@ class wake_deadlines : public boost::asio::execution_context::service {
   std::vector<wakeup*> heap_;
   std::vector<handler> ready_, resuming_;  // woken, to resume; being resumed
   bool resume_posted_ = false;
+  bool stopped_ = false;
+  // Every wakeup that holds a handler (a list through them): at shutdown
+  // their coroutines are destroyed, as Asio destroys the operations it holds.
+  wakeup* sleepers_ = nullptr;
+  inline void link(wakeup& w);
+  inline void unlink(wakeup& w);
   clock::time_point armed_ = clock::time_point::max();  // what the timer waits for (max: not waiting)
   std::uint64_t arming_ = 0;                            // the current wait's number: an older one's end is ignored
 };
@@ -78,6 +84,7 @@ class wakeup {
   explicit wakeup(wake_deadlines& d) : deadlines_(&d) {}
   ~wakeup() {
     if (index_ != wake_deadlines::none) deadlines_->remove(*this);
+    if (waiter_) deadlines_->unlink(*this);
   }
   wakeup(const wakeup&) = delete;
   wakeup& operator=(const wakeup&) = delete;
@@ -88,7 +95,11 @@ class wakeup {
       until_ = until;
       if (until != clock::time_point::max()) deadlines_->add(*this);
       co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<worker_executor>&, void()>(
-          [this](handler h) { waiter_.emplace(std::move(h)); }, boost::asio::use_awaitable_t<worker_executor>{});
+          [this](handler h) {
+            waiter_.emplace(std::move(h));
+            deadlines_->link(*this);
+          },
+          boost::asio::use_awaitable_t<worker_executor>{});
     }
     const bool woken = pending_;
     pending_ = false;
@@ -105,6 +116,7 @@ class wakeup {
   void resume() {
     if (index_ != wake_deadlines::none) deadlines_->remove(*this);
     if (!waiter_) return;
+    deadlines_->unlink(*this);
     deadlines_->ready(std::move(*waiter_));
     waiter_.reset();
   }
@@ -113,17 +125,43 @@ class wakeup {
   std::optional<handler> waiter_;
   clock::time_point until_{};
   std::size_t index_ = wake_deadlines::none;  // in the deadlines' heap
+  wakeup *prev_ = nullptr, *next_ = nullptr;  // in the service's sleepers, while waiter_ holds a handler
   bool pending_ = false;
 };
 
 inline void wake_deadlines::shutdown() {
-  // (The wakeups may outlive the service now: they must not look for their place in it.)
+  // The io_context goes: what sleeps here is destroyed like the operations
+  // Asio holds (each coroutine's frames, on its executor), and the wakeups,
+  // which may outlive the service now, no longer look for their place in it.
+  stopped_ = true;
   for (wakeup* w : heap_) w->index_ = none;
   heap_.clear();
+  while (sleepers_) {
+    wakeup& w = *sleepers_;
+    unlink(w);
+    w.waiter_.reset();
+  }
   ready_.clear();
 }
 
+inline void wake_deadlines::link(wakeup& w) {
+  w.prev_ = nullptr;
+  w.next_ = sleepers_;
+  if (sleepers_) sleepers_->prev_ = &w;
+  sleepers_ = &w;
+}
+
+inline void wake_deadlines::unlink(wakeup& w) {
+  if (w.prev_)
+    w.prev_->next_ = w.next_;
+  else if (sleepers_ == &w)
+    sleepers_ = w.next_;
+  if (w.next_) w.next_->prev_ = w.prev_;
+  w.prev_ = w.next_ = nullptr;
+}
+
 inline void wake_deadlines::ready(handler&& h) {
+  if (stopped_) return;  // (the handler goes here: the io_context is going)
   ready_.push_back(std::move(h));
   if (resume_posted_) return;
   resume_posted_ = true;

@@ -75,6 +75,57 @@ class script_sink final : public body_sink {
   std::vector<int> pending_at_;
 };
 
+// One batch, then the end, which is learnt only while the sink flushes the
+// batch (an HTTP/2 END_STREAM with no data, or trailers, after the DATA).
+class late_end_source final : public body_source {
+ public:
+  std::optional<relay_status> poll() override {
+    if (!taken_) {
+      piece_ = "ab";
+    } else if (ended) {
+      piece_ = {};
+    } else {
+      return std::nullopt;
+    }
+    ready_ = true;
+    return relay_status::ok;
+  }
+  task<relay_status> next() override { co_return poll().value_or(relay_status::read_failed); }
+  std::span<const std::string_view> pieces() const noexcept override { return {&piece_, piece_.empty() ? 0U : 1U}; }
+  bool done() const noexcept override { return ended; }
+  void consume() override {
+    taken_ = true;
+    piece_ = {};
+    ready_ = false;
+  }
+  bool ended = false;
+
+ private:
+  bool taken_ = false;
+  std::string_view piece_;
+};
+
+class ending_sink final : public body_sink {
+ public:
+  explicit ending_sink(late_end_source& in) : in_(in) {}
+  put_result put(std::span<const std::string_view> pieces, bool last) override {
+    for (auto p : pieces) got.append(p);
+    ended = last;
+    return ++puts == 1 ? put_result::pending : put_result::written;
+  }
+  task<bool> flush() override {
+    in_.ended = true;
+    co_return true;
+  }
+  bool head_sent() const noexcept override { return puts > 0; }
+  std::string got;
+  bool ended = false;
+  int puts = 0;
+
+ private:
+  late_end_source& in_;
+};
+
 relay_status finish(body_source& in, body_sink& out, const relay_progress& from) {
   boost::asio::io_context ctx;
   auto f = boost::asio::co_spawn(ctx.get_executor(), relay(in, out, from), boost::asio::use_future);
@@ -122,4 +173,16 @@ TEST(Relay, ASinkThatHoldsABatchIsFlushedBeforeTheNextAndNothingIsPutTwice) {
     EXPECT_EQ(out.puts, 3);
     EXPECT_TRUE(out.ended);
   }
+}
+
+TEST(Relay, AnEndLearntWhileABatchIsFlushedIsStillPut) {
+  late_end_source in;
+  ending_sink out(in);
+  const relay_progress p = relay_now(in, out);
+  EXPECT_TRUE(p.flush);
+  EXPECT_FALSE(p.last);
+  EXPECT_EQ(finish(in, out, p), relay_status::ok);
+  EXPECT_EQ(out.got, "ab");
+  EXPECT_TRUE(out.ended);  // the sink was told the body ended (a last chunk, END_STREAM, the trailers)
+  EXPECT_EQ(out.puts, 2);
 }

@@ -22,6 +22,13 @@ using clock_type = std::chrono::steady_clock;
 // Runs one wait and keeps what it returned.
 task<void> sleep_on(wakeup& w, clock_type::time_point until, std::optional<bool>& out) { out = co_await w.wait(until); }
 
+// The same, and notes `i` in `order` when it ends.
+task<void> sleep_and_note(wakeup& w, clock_type::time_point until, std::optional<bool>& out, std::vector<int>& order,
+                          int i) {
+  out = co_await w.wait(until);
+  order.push_back(i);
+}
+
 // Runs `ctx` until `done()` or 20 s pass (a bound, not a timing: every case ends long before).
 template <class Done>
 void run_until(asio::io_context& ctx, Done done) {
@@ -87,12 +94,14 @@ TEST(Wakeup, ManyDeadlinesEndInTheirOrderWhileOthersAreNotified) {
   constexpr int n = 40;
   std::vector<std::unique_ptr<wakeup>> ws;
   std::vector<std::optional<bool>> woken(n);
+  std::vector<int> order;
+  std::vector<clock_type::time_point> untils;
   const auto now = clock_type::now();
   for (int i = 0; i < n; ++i) {
     ws.push_back(std::make_unique<wakeup>(ctx.get_executor()));
     // Odd ones far away (notified below), even ones soon, in a shuffled order.
-    const auto until = i % 2 ? now + 1h : now + std::chrono::milliseconds(1 + (i * 7) % n);
-    asio::co_spawn(ctx, sleep_on(*ws[i], until, woken[i]), asio::detached);
+    untils.push_back(i % 2 ? now + 1h : now + std::chrono::milliseconds(1 + (i * 7) % n));
+    asio::co_spawn(ctx, sleep_and_note(*ws[i], untils[i], woken[i], order, i), asio::detached);
   }
   ctx.poll();
   auto& deadlines = asio::use_service<wake_deadlines>(ctx);
@@ -113,6 +122,13 @@ TEST(Wakeup, ManyDeadlinesEndInTheirOrderWhileOthersAreNotified) {
       EXPECT_FALSE(woken[i].has_value()) << i;
   }
   EXPECT_EQ(deadlines.sleeping(), static_cast<std::size_t>(n / 4));
+  // The deadlines ended in their order (the notified ones ended before any).
+  std::vector<int> by_deadline;
+  for (int i : order)
+    if (i % 2 == 0) by_deadline.push_back(i);
+  ASSERT_EQ(by_deadline.size(), static_cast<std::size_t>(n / 2));
+  for (std::size_t k = 1; k < by_deadline.size(); ++k)
+    EXPECT_LT(untils[by_deadline[k - 1]], untils[by_deadline[k]]) << k;
   for (int i = 3; i < n; i += 4) ws[i]->notify();
   run_until(ctx, [&] { return deadlines.sleeping() == 0 && woken[n - 1].has_value(); });
   EXPECT_EQ(woken[n - 1], true);
@@ -151,4 +167,35 @@ TEST(Wakeup, WakeUpsMadeWhileABatchResumesAreResumedToo) {
   for (int i = n - 1; i >= 0; --i) ws[i]->notify();
   run_until(ctx, [&] { return again == n; });
   EXPECT_EQ(again, n);
+}
+
+namespace {
+
+task<void> hold_while_asleep(wakeup& w, std::shared_ptr<int> /*keep*/) { co_await w.wait(); }
+
+}  // namespace
+
+// An io_context that goes with coroutines asleep on wakeups destroys them
+// (their frames, and what they hold), as it destroys the operations Asio
+// holds: nothing leaks at a worker's end.
+TEST(Wakeup, CoroutinesAsleepWhenTheIoContextGoesAreDestroyed) {
+  auto kept = std::make_shared<int>(0);
+  const std::weak_ptr<int> watch = kept;
+  auto kept_too = std::make_shared<int>(0);
+  const std::weak_ptr<int> watch_too = kept_too;
+  {
+    std::optional<wakeup> outliving;  // (made on the io_context, destroyed after it)
+    asio::io_context ctx;
+    outliving.emplace(ctx.get_executor());
+    wakeup with_deadline(ctx.get_executor()), gone_first(ctx.get_executor());
+    asio::co_spawn(ctx, hold_while_asleep(*outliving, std::move(kept)), asio::detached);
+    std::optional<bool> woken;
+    asio::co_spawn(ctx, sleep_on(with_deadline, clock_type::now() + 1h, woken), asio::detached);
+    asio::co_spawn(ctx, hold_while_asleep(gone_first, std::move(kept_too)), asio::detached);
+    ctx.poll();
+    EXPECT_FALSE(watch.expired());
+    EXPECT_FALSE(watch_too.expired());
+  }
+  EXPECT_TRUE(watch.expired());
+  EXPECT_TRUE(watch_too.expired());
 }

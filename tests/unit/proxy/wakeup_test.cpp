@@ -100,14 +100,20 @@ TEST(Wakeup, ManyDeadlinesEndInTheirOrderWhileOthersAreNotified) {
   for (int i = 0; i < n; ++i) {
     ws.push_back(std::make_unique<wakeup>(ctx.get_executor()));
     // Odd ones far away (notified below), even ones soon, in a shuffled order.
-    untils.push_back(i % 2 ? now + 1h : now + std::chrono::milliseconds(1 + (i * 7) % n));
+    untils.push_back(i % 2 ? now + 1h : now + std::chrono::milliseconds(20 + (i * 7) % n));
     asio::co_spawn(ctx, sleep_and_note(*ws[i], untils[i], woken[i], order, i), asio::detached);
   }
   ctx.poll();
+  // (On a slow machine some soon deadlines may have passed already: those sleep no more.)
+  auto ended = [&] {
+    std::size_t k = 0;
+    for (const auto& w : woken) k += w.has_value();
+    return k;
+  };
   auto& deadlines = asio::use_service<wake_deadlines>(ctx);
-  EXPECT_EQ(deadlines.sleeping(), static_cast<std::size_t>(n));
+  EXPECT_EQ(deadlines.sleeping(), static_cast<std::size_t>(n) - ended());
   for (int i = 1; i < n; i += 4) ws[i]->notify();  // some of the far ones, out of the heap's middle
-  EXPECT_EQ(deadlines.sleeping(), static_cast<std::size_t>(n - n / 4));
+  EXPECT_EQ(deadlines.sleeping(), static_cast<std::size_t>(n - n / 4) - ended());
   run_until(ctx, [&] {
     for (int i = 0; i < n; i += 2)
       if (!woken[i]) return false;

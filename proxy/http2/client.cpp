@@ -602,7 +602,9 @@ void h2_client_session::close() {
 
 h2_upstream::h2_upstream(upstream_pool& pool) : pool_(pool) {}
 
-h2_upstream::~h2_upstream() {
+// (Only a bad_alloc queueing a woken coroutine could leave it: terminating then is what the process
+// would come to anyway.)
+h2_upstream::~h2_upstream() {  // NOLINT(bugprone-exception-escape)
   // Every connection still running, taking new streams or not (one that had a GOAWAY is no longer in
   // sessions_ but may still read): none may reach this pool once it is gone.
   sessions_.clear();

@@ -233,6 +233,7 @@ TEST(Http1Head, HTTP2FieldsAreTheOnesTheHTTP1HeadWouldCarry) {
           ASSERT_TRUE(h2_request_fields(r.head, how, false, grpc, scratch, direct));
           auto pairs = [](const std::vector<nghttp2_nv>& nva) {
             std::vector<std::pair<std::string, std::string>> out;
+            out.reserve(nva.size());
             for (const auto& nv : nva)
               out.emplace_back(std::string(reinterpret_cast<const char*>(nv.name), nv.namelen),
                                std::string(reinterpret_cast<const char*>(nv.value), nv.valuelen));

@@ -157,6 +157,7 @@ TEST(Wakeup, WakeUpsMadeWhileABatchResumesAreResumedToo) {
   asio::io_context ctx;
   constexpr int n = 50;
   std::vector<std::unique_ptr<wakeup>> ws;
+  ws.reserve(n);
   for (int i = 0; i < n; ++i) ws.push_back(std::make_unique<wakeup>(ctx.get_executor()));
   int woken = 0;
   for (int i = 0; i < n; ++i)

@@ -160,6 +160,18 @@ bool skipped(const message_head& h, const field_view& f, bool named) {
   return always_hop_by_hop(f.id) || (named && named_by_connection(h, f.name));
 }
 
+// A received request field goes upstream as it came: not hop-by-hop, and not
+// replaced by what `how` adds (Host, Content-Length, forwarding fields, the
+// route's operations) nor dropped by it (Expect).
+bool passed_on(const message_head& in, const request_out& how, const field_view& f, bool named) {
+  if (skipped(in, f, named)) return false;
+  if (f.id == http::field::host && !how.host.empty()) return false;
+  if (f.id == http::field::expect && how.drop_expect) return false;
+  if (f.id == http::field::content_length && how.content_length) return false;
+  if (how.forwarded && how.forwarded->replaces(f)) return false;
+  return !in_ops(how.ops, f.name);
+}
+
 }  // namespace
 
 void forwarded_fields::collect(const message_head& h, std::string_view client_ip, std::string_view proto,
@@ -209,15 +221,8 @@ void write_request_head(const message_head& in, const request_out& how, std::str
   const bool named = connection_names_fields(in);
   {
     field_copier copy(out);
-    for (const auto& f : in.fields) {
-      if (skipped(in, f, named)) continue;
-      if (f.id == http::field::host && !how.host.empty()) continue;
-      if (f.id == http::field::expect && how.drop_expect) continue;
-      if (f.id == http::field::content_length && how.content_length) continue;
-      if (how.forwarded && how.forwarded->replaces(f)) continue;
-      if (in_ops(how.ops, f.name)) continue;
-      copy.add(f);
-    }
+    for (const auto& f : in.fields)
+      if (passed_on(in, how, f, named)) copy.add(f);
   }
   append_ops(out, how.ops);
   if (!how.host.empty()) append_field(out, "Host", how.host);
@@ -234,15 +239,8 @@ void write_request_head(const message_head& in, const request_out& how, std::str
 void request_fields(const message_head& in, const request_out& how,
                     std::vector<std::pair<std::string_view, std::string_view>>& out, std::string& number) {
   const bool named = connection_names_fields(in);
-  for (const auto& f : in.fields) {
-    if (skipped(in, f, named)) continue;
-    if (f.id == http::field::host && !how.host.empty()) continue;
-    if (f.id == http::field::expect && how.drop_expect) continue;
-    if (f.id == http::field::content_length && how.content_length) continue;
-    if (how.forwarded && how.forwarded->replaces(f)) continue;
-    if (in_ops(how.ops, f.name)) continue;
-    out.emplace_back(f.name, f.value);
-  }
+  for (const auto& f : in.fields)
+    if (passed_on(in, how, f, named)) out.emplace_back(f.name, f.value);
   if (how.ops) {
     for (const auto& [name, value] : how.ops->set) out.emplace_back(name, value);
     for (const auto& [name, value] : how.ops->add) out.emplace_back(name, value);

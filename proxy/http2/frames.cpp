@@ -50,6 +50,23 @@ nghttp2_nv nv(std::string_view n, std::string_view v) {
           reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
+// Adds field `name` (in lower case; a copy of it, if one was made, is what
+// `names` holds from `at`): its value without the whitespace around it (as a
+// line is read; HTTP/2 forbids it, RFC 9113 §8.2.1, and a route's operation
+// may carry some), Host as :authority (out[2]), and the fields HTTP/2
+// forbids dropped, their copy too.
+void add_field(std::vector<nghttp2_nv>& out, std::string& names, std::size_t at, std::string_view name,
+               std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (name == "host") out[2] = nv(":authority", value);
+  if (not_for_h2(name)) {
+    names.resize(at);
+    return;
+  }
+  out.push_back(nv(name, value));
+}
+
 }  // namespace
 
 // The head is the one proxy/http1/head_out wrote for the upstream, so one
@@ -76,18 +93,9 @@ bool h2_request_fields(std::string_view head, bool tls, bool grpc, std::string& 
     rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 2);
     const std::size_t colon = field.find(':');
     if (field.empty() || colon == std::string_view::npos || colon == 0) continue;
-    std::string_view value = field.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     const std::size_t at = names.size();
     append_lower(names, field.substr(0, colon));
-    const std::string_view name = std::string_view(names).substr(at);
-    if (name == "host") out[2] = nv(":authority", value);
-    if (not_for_h2(name)) {
-      names.resize(at);
-      continue;
-    }
-    out.push_back(nv(name, value));
+    add_field(out, names, at, std::string_view(names).substr(at), field.substr(colon + 1));
   }
   if (grpc) out.push_back(nv("te", "trailers"));
   return true;
@@ -109,20 +117,9 @@ bool h2_request_fields(const message_head& in, const request_out& how, bool tls,
   out.push_back(nv(":scheme", tls ? "https" : "http"));
   out.push_back(nv(":authority", {}));  // the Host's value, below
   out.push_back(nv(":path", how.target));
-  for (const auto& [n, v] : scratch.fields) {
-    // (As the text path reads a line back: no whitespace around a value, which
-    // HTTP/2 forbids, RFC 9113 §8.2.1; a route's operation may carry some.)
-    std::string_view value = v;
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  for (const auto& [name, value] : scratch.fields) {
     const std::size_t at = names.size();
-    const std::string_view name = lower_name(names, n);
-    if (name == "host") out[2] = nv(":authority", value);
-    if (not_for_h2(name)) {
-      names.resize(at);
-      continue;
-    }
-    out.push_back(nv(name, value));
+    add_field(out, names, at, lower_name(names, name), value);
   }
   if (grpc) out.push_back(nv("te", "trailers"));
   return true;

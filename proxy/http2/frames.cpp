@@ -69,9 +69,8 @@ void add_field(std::vector<nghttp2_nv>& out, std::string& names, std::size_t at,
 
 }  // namespace
 
-// The head is the one proxy/http1/head_out wrote for the upstream, so one
-// place decides what an upstream is sent (the route's operations, the
-// forwarding fields, the Host) whatever it speaks; here it is read back.
+// The head is one proxy/http1/head_out wrote (a mirror's copy, kept as text
+// because it outlives its request); here it is read back.
 bool h2_request_fields(std::string_view head, bool tls, bool grpc, std::string& names, std::vector<nghttp2_nv>& out) {
   names.clear();
   names.reserve(head.size());  // (no reallocation below: the pairs point into it)

@@ -1,8 +1,8 @@
 #pragma once
 // The frame-level parts of vane's HTTP/2 that need no socket (so the fuzz
 // targets reach them): the abuse checks nghttp2 does not make, and the
-// HTTP/2 fields of a request made from the HTTP/1.1 head built for an
-// upstream.
+// HTTP/2 fields of a request sent upstream, made from the received head or
+// from an HTTP/1.1 head of ours (a mirror's copy).
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>

@@ -56,6 +56,8 @@ class wake_deadlines : public boost::asio::execution_context::service {
   inline void fire();
   inline void swap_at(std::size_t a, std::size_t b);
   inline clock::time_point at(std::size_t i) const;
+  inline void link(wakeup& w);  // into sleepers_
+  inline void unlink(wakeup& w);
 
   worker_executor ex_;
   worker_timer timer_;
@@ -66,8 +68,6 @@ class wake_deadlines : public boost::asio::execution_context::service {
   // Every wakeup that holds a handler (a list through them): at shutdown
   // their coroutines are destroyed, as Asio destroys the operations it holds.
   wakeup* sleepers_ = nullptr;
-  inline void link(wakeup& w);
-  inline void unlink(wakeup& w);
   clock::time_point armed_ = clock::time_point::max();  // what the timer waits for (max: not waiting)
   std::uint64_t arming_ = 0;                            // the current wait's number: an older one's end is ignored
 };

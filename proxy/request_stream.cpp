@@ -424,7 +424,8 @@ void plan_attempts(stream_state& s, body_source& body) {
   s.retry.retries_left = retries ? retries->attempts : 0;
   s.retry.idempotent = is_idempotent(s.head->method);
   s.retry.has_body = s.req->has_body;
-  attempt_request& a = s.attempt;  // a.deadline was set before the body's first batch, its head by headers_step
+  // (a.deadline was set before the body's first batch, a.head by prepare_upstream_head)
+  attempt_request& a = s.attempt;
   a.chunked = s.how_upstream.chunked;
   a.body = &body;
   a.try_timeout =

@@ -2,6 +2,8 @@
 
 #include <boost/beast/http/field.hpp>
 
+#include "common/ows.hpp"
+
 namespace vane::proxy {
 
 namespace http = boost::beast::http;
@@ -26,10 +28,7 @@ bool acceptable_request_transfer_encoding(const message_head& h) {
   for (const auto& f : h.fields) {
     if (f.id != http::field::transfer_encoding) continue;
     if (++seen > 1 || h.version < 11) return false;
-    std::string_view v = f.value;
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    if (!boost::beast::iequals(v, "chunked")) return false;
+    if (!boost::beast::iequals(trim_ows(f.value), "chunked")) return false;
   }
   return true;
 }

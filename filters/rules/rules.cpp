@@ -1,5 +1,6 @@
 #include "filters/rules/rules.hpp"
 
+#include "common/ows.hpp"
 #include "common/regex.hpp"
 #include "filters/split/split.hpp"
 
@@ -40,12 +41,6 @@ bool string_matcher::matches(std::optional<std::string_view> value) const {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 bool holds(const match_condition& c, const request_view& req) {
   switch (c.source) {
     case match_source::header:
@@ -65,12 +60,12 @@ std::optional<std::string_view> find_cookie(const request_view& req, std::string
   for (std::string_view field : req.headers("cookie")) {
     while (!field.empty()) {
       std::size_t semi = field.find(';');
-      std::string_view pair = trim(field.substr(0, semi));
+      std::string_view pair = trim_ows(field.substr(0, semi));
       field = semi == std::string_view::npos ? std::string_view{} : field.substr(semi + 1);
       std::size_t eq = pair.find('=');
       if (eq == std::string_view::npos) continue;
-      if (trim(pair.substr(0, eq)) != name) continue;
-      std::string_view value = trim(pair.substr(eq + 1));
+      if (trim_ows(pair.substr(0, eq)) != name) continue;
+      std::string_view value = trim_ows(pair.substr(eq + 1));
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
       return value;
     }

@@ -2,6 +2,8 @@
 
 #include <boost/beast/http/status.hpp>
 
+#include "common/ows.hpp"
+
 namespace vane::proxy {
 
 namespace http = boost::beast::http;
@@ -29,10 +31,8 @@ template <class Fn>
 bool any_token(std::string_view list, Fn fn) {
   while (!list.empty()) {
     const std::size_t comma = list.find(',');
-    std::string_view token = list.substr(0, comma);
+    const std::string_view token = trim_ows(list.substr(0, comma));
     list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
     if (!token.empty() && fn(token)) return true;
   }
   return false;

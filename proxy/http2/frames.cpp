@@ -1,5 +1,7 @@
 #include "proxy/http2/frames.hpp"
 
+#include "common/ows.hpp"
+
 namespace vane::proxy {
 
 std::optional<h2_error_reason> h2_abuse_meter::frame_received(std::uint8_t type, std::size_t length,
@@ -57,8 +59,7 @@ nghttp2_nv nv(std::string_view n, std::string_view v) {
 // forbids dropped, their copy too.
 void add_field(std::vector<nghttp2_nv>& out, std::string& names, std::size_t at, std::string_view name,
                std::string_view value) {
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  value = trim_ows(value);
   if (name == "host") out[2] = nv(":authority", value);
   if (not_for_h2(name)) {
     names.resize(at);

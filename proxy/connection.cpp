@@ -102,6 +102,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
 
   error_code ec;
   client.socket().set_option(tcp::no_delay(true), ec);
+  enable_read_hints(client.socket());  // (refused: the reads try at once, proxy/short_read.hpp)
   std::string client_ip;
   if (auto ep = client.socket().remote_endpoint(ec); !ec) client_ip = ep.address().to_string();
 

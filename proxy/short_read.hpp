@@ -1,6 +1,6 @@
 #pragma once
-// A socket read that takes a short read as "nothing more to read now", as
-// nginx does (ngx_unix_recv clears `ready` when recv returns less than asked).
+// A socket read that knows when it drained the socket, so that the next read
+// waits for the socket instead of trying a recv first, as nginx's does.
 //
 // Asio's epoll reactor tries every read at once ("speculatively") before it
 // waits for the socket, and only stops doing so after a read that returned
@@ -12,23 +12,39 @@
 // syscalls:sys_enter_recvfrom`), on a machine where a syscall is the largest
 // cost there is.
 //
+// A read that returns fewer bytes than asked is not enough to know: the
+// peer's end (FIN) may have come with the last bytes, in the same readiness
+// event, and edge-triggered epoll raises no new event for it. A read that
+// took it for draining then waited for that end until its deadline (nginx
+// learns of such an end from EPOLLRDHUP, which Asio does not ask for).
+// Linux says it exactly instead: with TCP_INQ set on the socket
+// (`enable_read_hints`, once per connection), each recvmsg returns how many
+// bytes are left to read, and more than none when the end is pending. A read
+// that leaves 0 drained the socket: any later byte, or the end, raises a new
+// event. Without the hint (TCP_INQ refused), Asio's own rule stays.
+//
 // Asio has no option for this, so a connection's socket (`short_read_socket`,
 // which proxy_stream reads plain or lends to its TLS engine) reads into a
 // buffer type of ours (`drained_when_short`, one mutable buffer), for which
-// the reactor's receive operation is specialised: the same non-blocking recv
-// as Asio's own, but a read that filled less than the buffer reports
-// `done_and_exhausted`, so the reactor waits for the socket's next readiness
-// event before the next read instead of trying it first. That is safe with
-// edge-triggered epoll: the socket was empty when the short read returned, and
-// any byte that arrives later raises a new event. This leans on
-// boost::asio::detail (the base of reactive_socket_recv_op, unchanged in
+// the reactor's receive operation is specialised: the same non-blocking
+// receive as Asio's own (recvmsg, to get the hint), reporting
+// `done_and_exhausted` when the hint says the socket is drained. This leans
+// on boost::asio::detail (the base of reactive_socket_recv_op, unchanged in
 // shape since Boost 1.66); Debian 12 ships Boost 1.81. Only the epoll reactor
 // uses it: with Asio's io_uring backend the specialisation is never
 // instantiated.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
+#include <boost/asio/error.hpp>
+#include <cerrno>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -36,7 +52,14 @@
 
 namespace vane::proxy {
 
-// One buffer to read into; a read that does not fill it drains the socket.
+// Asks the kernel to tell each read how much is left to read (TCP_INQ, Linux
+// 4.18). False when it refuses: the reads then try at once, as Asio's do.
+inline bool enable_read_hints(worker_socket& s) noexcept {
+  const int on = 1;
+  return ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_INQ, &on, sizeof on) == 0;
+}
+
+// One buffer to read into, on a socket whose reads may say when they drained it.
 struct drained_when_short : boost::asio::mutable_buffer {
   explicit drained_when_short(boost::asio::mutable_buffer b) noexcept : boost::asio::mutable_buffer(b) {}
 };
@@ -73,14 +96,37 @@ class reactive_socket_recv_op_base<vane::proxy::drained_when_short> : public rea
 
   static status do_perform(reactor_op* base) {
     auto* o = static_cast<reactive_socket_recv_op_base*>(base);
+    iovec iov{o->buffer_.data(), o->buffer_.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = 0;
+    do {
+      n = ::recvmsg(o->socket_, &msg, o->flags_);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return not_done;  // the reactor waits for the socket
+      o->ec_ = boost::system::error_code(errno, boost::asio::error::get_system_category());
+      o->bytes_transferred_ = 0;
+      return done;
+    }
+    o->ec_ = {};
+    o->bytes_transferred_ = static_cast<std::size_t>(n);
     const bool stream = (o->state_ & socket_ops::stream_oriented) != 0;
-    if (!socket_ops::non_blocking_recv1(o->socket_, o->buffer_.data(), o->buffer_.size(), o->flags_, stream, o->ec_,
-                                        o->bytes_transferred_))
-      return not_done;  // would block: the reactor waits for the socket
-    // Asio's rule is "0 bytes (the end) exhausts"; ours adds "fewer than asked".
-    if (stream && !o->ec_ && o->bytes_transferred_ < o->buffer_.size()) return done_and_exhausted;
-    if (stream && o->bytes_transferred_ == 0) return done_and_exhausted;
-    return done;
+    if (stream && n == 0) {  // the end (Asio's rule: it exhausts)
+      if (o->buffer_.size() > 0) o->ec_ = boost::asio::error::eof;
+      return done_and_exhausted;
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != IPPROTO_TCP || c->cmsg_type != TCP_CM_INQ) continue;
+      int left = 0;
+      std::memcpy(&left, CMSG_DATA(c), sizeof left);
+      if (left == 0) return done_and_exhausted;  // drained: the next byte, or the end, raises an event
+    }
+    return done;  // no hint, or more to read (the end included)
   }
 
  private:

@@ -146,6 +146,7 @@ task<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point
     auto [ec] = co_await conn->stream.tcp().async_connect(cluster_.endpoints[index], nothrow);
     if (!ec) {
       conn->stream.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+      enable_read_hints(conn->stream.socket());  // (refused: the reads try at once, proxy/short_read.hpp)
       if (cluster_.tls) {
         // The handshake shares the connect budget. A failed verification is
         // not retried on another endpoint: they all present the same names.

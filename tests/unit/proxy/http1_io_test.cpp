@@ -258,3 +258,26 @@ TEST(Http1Io, AReadAfterAShortReadStillGetsWhatComesNext) {
   EXPECT_FALSE(s.run(read_some(*s.near, buffer, 60)));
   EXPECT_EQ(buffer.size(), 100U);
 }
+
+// A peer that sends its last bytes and closes at once: its end comes in the
+// same readiness event as the bytes. The read that takes the bytes must not
+// leave the end unread (no further event comes for it): the next read ends
+// with the end, not at its deadline.
+TEST(Http1Io, AnEndThatCameWithTheLastBytesIsRead) {
+  for (const bool hints : {true, false}) {
+    socket_pair s;
+    if (hints) {
+      ASSERT_TRUE(enable_read_hints(s.near->tcp()));
+    }
+    boost::beast::flat_buffer buffer;
+    s.send("abc");
+    s.far.shutdown(asio::socket_base::shutdown_send);
+    s.near->expires_after(10s);
+    s.ioc.restart();
+    s.ioc.poll();  // the reactor takes the event now, with no read to give it to
+    EXPECT_FALSE(s.run(read_some(*s.near, buffer, 4096)));
+    EXPECT_EQ(std::string(static_cast<const char*>(buffer.data().data()), buffer.size()), "abc");
+    s.near->expires_after(10s);
+    EXPECT_EQ(s.run(read_some(*s.near, buffer, 4096)), asio::error::eof) << (hints ? "with" : "without") << " hints";
+  }
+}

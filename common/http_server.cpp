@@ -5,7 +5,7 @@
 #include <exception>
 #include <memory>
 
-#include "common/http_server_session.hpp"
+#include "common/http_server_ops.hpp"
 
 namespace vane {
 

@@ -5,9 +5,9 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "common/http_server_session.hpp"
+#include "common/https_server_stream.hpp"
 
 namespace vane {
 
@@ -95,7 +95,7 @@ asio::awaitable<void> tls_session(std::shared_ptr<tls_server_files> files,
   // The context is held for the connection's life: a reload does not pull it away.
   std::shared_ptr<asio::ssl::context> ctx = files->current();
   if (!ctx) co_return;  // never loaded: serve_https's precondition
-  beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *ctx);
+  http_server_detail::tls_server_stream stream(beast::tcp_stream(std::move(socket)), *ctx);
   beast::get_lowest_layer(stream).expires_after(state->options.timeout);
   auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, asio::as_tuple(asio::use_awaitable));
   if (ec) {

@@ -23,6 +23,15 @@
 // that leaves 0 drained the socket: any later byte, or the end, raises a new
 // event. Without the hint (TCP_INQ refused), Asio's own rule stays.
 //
+// A reset (RST) is not in the hint: with the last bytes and a reset both
+// pending, the read that takes the bytes is told 0 left, and the reset's
+// event is spent. So the hint is trusted only up to the next write, which
+// meets the reset (it fails). A read that follows a read, with no write on the
+// socket between them, tries a recv first (Asio's own rule): a partial head,
+// a body's next piece, a TLS record's rest. A proxy's turnarounds (the answer
+// read after the request went out, the next request after the answer) keep
+// the saving.
+//
 // Asio has no option for this, so a connection's socket (`short_read_socket`,
 // which proxy_stream reads plain or lends to its TLS engine) reads into a
 // buffer type of ours (`drained_when_short`, one mutable buffer), for which
@@ -38,11 +47,14 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
 #include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/error_code.hpp>
 #include <cerrno>
 #include <cstring>
 #include <type_traits>
@@ -59,23 +71,79 @@ inline bool enable_read_hints(worker_socket& s) noexcept {
   return ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_INQ, &on, sizeof on) == 0;
 }
 
-// One buffer to read into, on a socket whose reads may say when they drained it.
-struct drained_when_short : boost::asio::mutable_buffer {
-  explicit drained_when_short(boost::asio::mutable_buffer b) noexcept : boost::asio::mutable_buffer(b) {}
+// What a socket's reads and writes tell its next read.
+struct read_hint_state {
+  bool drained = false;  // the last read drained the socket by the kernel's hint
+  bool wrote = false;    // a write since then
 };
 
-// A worker socket whose reads into one buffer take a short read as draining.
+// One buffer to read into, on a socket whose reads may say when they drained
+// it (noted in `state`: the reactor will wait for the next event before it
+// reads again).
+struct drained_when_short : boost::asio::mutable_buffer {
+  drained_when_short(boost::asio::mutable_buffer b, read_hint_state* state) noexcept
+      : boost::asio::mutable_buffer(b), state(state) {}
+  read_hint_state* state;
+};
+
+// A worker socket whose reads into one buffer may take the kernel's word that
+// they drained it (see above). Its writes go through it (async_write_some,
+// write_some) so that it knows a read follows a read.
 class short_read_socket : public worker_socket {
  public:
   explicit short_read_socket(const worker_executor& ex) : worker_socket(ex) {}
   explicit short_read_socket(worker_socket&& socket) : worker_socket(std::move(socket)) {}
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>)
-      return worker_socket::async_read_some(drained_when_short(buffers), std::forward<Token>(token));
-    else
+    if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>) {
+      // The hint kept the reactor from trying, and no write met a reset since: try here.
+      const bool check = hint_.drained && !hint_.wrote;
+      hint_.drained = false;
+      const boost::asio::mutable_buffer b(buffers);
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      if (check && try_now(b, ec, n)) {  // done at once: the handler runs as a completion would
+        return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+            [](auto handler, const worker_executor& ex, boost::system::error_code e, std::size_t got) {
+              boost::asio::post(ex, [h = std::move(handler), e, got]() mutable { std::move(h)(e, got); });
+            },
+            token, get_executor(), ec, n);
+      }
+      return worker_socket::async_read_some(drained_when_short(b, &hint_), std::forward<Token>(token));
+    } else {
       return worker_socket::async_read_some(buffers, std::forward<Token>(token));
+    }
   }
+  template <class ConstBuffers, class Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    hint_.wrote = hint_.wrote || boost::asio::buffer_size(buffers) > 0;  // (none: no send is made)
+    return worker_socket::async_write_some(buffers, std::forward<Token>(token));
+  }
+  template <class ConstBuffers>
+  std::size_t write_some(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    hint_.wrote = hint_.wrote || boost::asio::buffer_size(buffers) > 0;
+    return worker_socket::write_some(buffers, ec);
+  }
+
+ private:
+  // A non-blocking recv: true with its outcome when it has one (bytes, the
+  // end, an error), false when nothing is there yet.
+  bool try_now(boost::asio::mutable_buffer b, boost::system::error_code& ec, std::size_t& n) noexcept {
+    ssize_t got = 0;
+    do {
+      got = ::recv(native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+      ec = boost::system::error_code(errno, boost::asio::error::get_system_category());
+      return true;
+    }
+    n = static_cast<std::size_t>(got);
+    if (got == 0 && b.size() > 0) ec = boost::asio::error::eof;
+    return true;
+  }
+
+  read_hint_state hint_;
 };
 
 }  // namespace vane::proxy
@@ -92,6 +160,7 @@ class reactive_socket_recv_op_base<vane::proxy::drained_when_short> : public rea
         socket_(socket),
         state_(state),
         buffer_(buffer),
+        state_hint_(buffer.state),
         flags_(flags) {}
 
   static status do_perform(reactor_op* base) {
@@ -124,7 +193,10 @@ class reactive_socket_recv_op_base<vane::proxy::drained_when_short> : public rea
       if (c->cmsg_level != IPPROTO_TCP || c->cmsg_type != TCP_CM_INQ) continue;
       int left = 0;
       std::memcpy(&left, CMSG_DATA(c), sizeof left);
-      if (left == 0) return done_and_exhausted;  // drained: the next byte, or the end, raises an event
+      if (left == 0) {  // drained: the next byte, or the end, raises an event (a reset: see above)
+        *o->state_hint_ = vane::proxy::read_hint_state{true, false};
+        return done_and_exhausted;
+      }
     }
     return done;  // no hint, or more to read (the end included)
   }
@@ -133,6 +205,7 @@ class reactive_socket_recv_op_base<vane::proxy::drained_when_short> : public rea
   socket_type socket_;
   socket_ops::state_type state_;
   mutable_buffer buffer_;
+  vane::proxy::read_hint_state* state_hint_;
   socket_base::message_flags flags_;
 };
 

@@ -42,6 +42,8 @@ class proxy_stream {
   executor_type get_executor() noexcept { return tcp().get_executor(); }
   worker_socket& tcp() noexcept { return tls_ ? tls_->next_layer() : socket_; }
   worker_socket& socket() noexcept { return tcp(); }
+  // The socket reads and writes go through (the TLS engine's next layer under TLS).
+  short_read_socket& io() noexcept { return tls_ ? tls_->next_layer() : socket_; }
 
   // The operations from now until expires_never() (or the next
   // expires_after) must end within `d`. The I/O functions of the request path

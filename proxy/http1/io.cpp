@@ -61,7 +61,7 @@ void shrink_after_body(beast::flat_buffer& buffer) {
 std::size_t write_now(proxy_stream& stream, std::span<const asio::const_buffer> buffers, error_code& ec) {
   ec = {};
   if (stream.tls()) return 0;
-  worker_socket& s = stream.socket();
+  short_read_socket& s = stream.io();
   if (!s.non_blocking()) s.non_blocking(true, ec);  // a write that cannot finish returns would_block
   if (ec) return 0;
   const std::size_t n = s.write_some(buffers, ec);

@@ -281,3 +281,37 @@ TEST(Http1Io, AnEndThatCameWithTheLastBytesIsRead) {
     EXPECT_EQ(s.run(read_some(*s.near, buffer, 4096)), asio::error::eof) << (hints ? "with" : "without") << " hints";
   }
 }
+
+// The same with a reset (RST) instead of an end: the kernel's hint does not
+// count a pending reset, so the read that takes the last bytes is told none
+// are left, and the reset's event is spent. The next read must still end with
+// the reset at once, not at its deadline; and after a write (which meets the
+// reset) as well.
+TEST(Http1Io, AResetThatCameWithTheLastBytesIsRead) {
+  for (const bool write_between : {false, true}) {
+    for (const bool hints : {true, false}) {
+      socket_pair s;
+      if (hints) {
+        ASSERT_TRUE(enable_read_hints(s.near->tcp()));
+      }
+      boost::beast::flat_buffer buffer;
+      s.send("abc");
+      s.far.set_option(asio::socket_base::linger(true, 0));
+      s.far.close();  // a reset, not an end
+      s.near->expires_after(10s);
+      s.ioc.restart();
+      s.ioc.poll();  // the reactor takes the event now, with no read to give it to
+      EXPECT_FALSE(s.run(read_some(*s.near, buffer, 4096)));
+      EXPECT_EQ(std::string(static_cast<const char*>(buffer.data().data()), buffer.size()), "abc");
+      const auto why = std::string(hints ? "with" : "without") + " hints" + (write_between ? ", a write between" : "");
+      if (write_between) {
+        boost::system::error_code wec;
+        s.near->io().write_some(asio::buffer("x", 1), wec);
+        EXPECT_EQ(wec, asio::error::connection_reset) << why;
+        continue;  // the writer closes the connection on that error
+      }
+      s.near->expires_after(10s);  // (a read left waiting would end with its timeout)
+      EXPECT_EQ(s.run(read_some(*s.near, buffer, 4096)), asio::error::connection_reset) << why;
+    }
+  }
+}

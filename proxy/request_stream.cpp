@@ -586,7 +586,6 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   clock::time_point attempt_start = s.first_attempt_start;
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) attempt_start = clock::now();
-    s.attempt.resendable = !req.has_body && !s.retry.resent_stale;
     s.failure.reset();
     if (s.picked->protocol == upstream_protocol::h2)
       s.result = co_await attempt_h2(*s.pool, s.attempt, s.h2call, response_head);

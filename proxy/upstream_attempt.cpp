@@ -34,7 +34,7 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
                                       std::vector<std::string_view>& pieces, std::string& store) {
   attempt_result result;
   std::size_t endpoint = 0;
-  std::optional<lease> now = pool.try_acquire(endpoint, request.fresh_only, request.resendable);
+  std::optional<lease> now = pool.try_acquire(endpoint, request.fresh_only);
   lease conn;
   if (now)
     conn = std::move(*now);

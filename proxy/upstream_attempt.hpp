@@ -50,7 +50,6 @@ struct attempt_request {
   duration try_timeout{};                          // for the response head, from the end of the request
   duration io_timeout{};                           // for each write of the request
   bool fresh_only = false;                         // skip idle connections (after a stale one)
-  bool resendable = false;                         // the caller resends once if a reused connection is stale
   bool head_request = false;                       // the response has no body whatever it says
   std::uint32_t header_limit = 65536;
   std::uint64_t* bytes = nullptr;  // request body bytes written are added here

@@ -55,15 +55,13 @@ class upstream_pool {
   upstream_pool& operator=(const upstream_pool&) = delete;
 
   // `fresh_only` skips idle connections (used to retry after a stale one failed).
-  // resendable: the caller resends the request once on a fresh connection if
-  // a reused one turns out closed (a bodiless request), so a connection idle
-  // for less than stale_check_after is handed out without the liveness peek.
-  task<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false, bool resendable = false);
+  // An idle connection is handed out after a liveness peek (upstream_pool.cpp).
+  task<lease> acquire(std::chrono::steady_clock::time_point deadline, bool fresh_only = false);
   // acquire() in two halves, so that the common case needs no coroutine:
   // try_acquire() picks the endpoint and answers at once with an idle
   // connection or no_healthy, else nothing; then acquire_new(endpoint, ...)
   // opens a connection or waits for one.
-  std::optional<lease> try_acquire(std::size_t& endpoint, bool fresh_only, bool resendable);
+  std::optional<lease> try_acquire(std::size_t& endpoint, bool fresh_only);
   task<lease> acquire_new(std::size_t endpoint, std::chrono::steady_clock::time_point deadline);
   // Returns a connection; `reusable` only when its last response was read to the end with keep-alive.
   void release(upstream_ptr conn, bool reusable);
@@ -100,7 +98,7 @@ class upstream_pool {
  private:
   struct waiter;
   task<lease> connect(std::size_t first_endpoint, std::chrono::steady_clock::time_point deadline);
-  upstream_ptr take_idle(std::size_t endpoint, bool resendable);
+  upstream_ptr take_idle(std::size_t endpoint);
   void release_slot();
   // The next healthy endpoint in round-robin order, or endpoints.size() when none is.
   std::size_t next_healthy();

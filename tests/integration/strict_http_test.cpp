@@ -6,6 +6,11 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "tests/support/fixtures.hpp"
@@ -175,6 +180,112 @@ TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
     }
     EXPECT_EQ(up.connections(), 2) << "a connection that sent a bad response was reused";
   }
+}
+
+namespace {
+
+// A keep-alive upstream that answers a HEAD with its head, and then, when the
+// test says so, sends an unasked-for response on the same connection (as an
+// upstream sending a body after a HEAD's answer does, in a later segment).
+// GETs are answered "for TARGET".
+class stray_upstream {
+ public:
+  stray_upstream() {
+    acceptor_.open(boost::asio::ip::tcp::v4());
+    acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~stray_upstream() {
+    {
+      const std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  int connections() const { return connections_.load(); }
+  // Lets the stray response go, and returns once it was written (or false on a deadline).
+  bool send_stray() {
+    std::unique_lock lock(mu_);
+    go_ = true;
+    cv_.notify_all();
+    return cv_.wait_for(lock, std::chrono::seconds(10), [this] { return written_; });
+  }
+
+ private:
+  void run() {
+    std::vector<std::thread> conns;
+    for (;;) {
+      boost::system::error_code ec;
+      boost::asio::ip::tcp::socket s(ioc_);
+      acceptor_.accept(s, ec);
+      if (ec) break;
+      ++connections_;
+      conns.emplace_back([this, s = std::move(s)]() mutable { serve(s); });
+    }
+    for (auto& t : conns) t.join();
+  }
+  void serve(boost::asio::ip::tcp::socket& s) {
+    timeval tv{10, 0};
+    setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string in;
+    boost::system::error_code ec;
+    while (!ec) {
+      const std::size_t n = boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
+      if (ec) break;
+      const std::string head = in.substr(0, n);
+      in.erase(0, n);
+      const std::string target =
+          head.substr(head.find(' ') + 1, head.find(' ', head.find(' ') + 1) - head.find(' ') - 1);
+      if (head.rfind("HEAD ", 0) == 0) {
+        boost::asio::write(s, boost::asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")), ec);
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return go_ || stop_; });
+        if (stop_) break;
+        boost::asio::write(s, boost::asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")), ec);
+        written_ = true;
+        cv_.notify_all();
+        continue;
+      }
+      const std::string body = "for " + target;
+      boost::asio::write(
+          s,
+          boost::asio::buffer("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body),
+          ec);
+    }
+  }
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+  std::atomic<int> connections_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool go_ = false, written_ = false, stop_ = false;
+};
+
+}  // namespace
+
+// Bytes an upstream sends on a connection idle in the pool (here a body after
+// a HEAD's answer, in a later segment) are never read as the answer to the
+// next request that takes the connection: each later client would get the
+// answer meant for the one before.
+TEST(StrictHttp, BytesAnUpstreamSendsWhileIdleAreNeverTakenAsTheNextAnswer) {
+  stray_upstream up;
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
+  std::string got = send_and_read(proxy.port, "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
+  ASSERT_TRUE(up.send_stray());
+  for (const std::string target : {"/b", "/c"}) {
+    got = send_and_read(proxy.port, "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
+    EXPECT_EQ(got.substr(got.size() - std::min<std::size_t>(got.size(), 6)), "for " + target) << got;
+  }
+  EXPECT_EQ(up.connections(), 2) << "the connection that had sent the stray bytes was reused";
 }
 
 namespace {

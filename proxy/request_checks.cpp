@@ -31,14 +31,28 @@ std::optional<refusal> check_request(const message_head& h, const limits_config&
   if (!acceptable_request_transfer_encoding(h) || !valid_host(host))
     return refusal{400, "bad request framing or Host\n"};
 
+  // A tunnel is not proxied (nor is its authority-form target); a request
+  // target has no fragment (RFC 9112 §3.2): routing on a path that the
+  // upstream reads up to the '#' would route one thing and send another.
+  if (h.method == "CONNECT") return refusal{501, "CONNECT is not supported\n"};
+  if (h.target.find('#') != std::string_view::npos) return refusal{400, "bad request target\n"};
+
   out = request_target{h.target, host, {}, hosts == 1};
-  // An absolute-form target (RFC 9112 §3.2.2) becomes origin-form, its authority the Host.
+  // An absolute-form target (RFC 9112 §3.2.2) becomes origin-form, its
+  // authority the Host: a host and port, not empty, without user info
+  // (RFC 9110 §4.2), checked as a Host field is. So "http://a" is "/", but
+  // "http://a?q" is refused: its origin-form "/?q" is not in the received
+  // bytes, which the target is a view of.
   if (is_absolute_form(h.target)) {
     const std::string_view rest = h.target.substr(h.target.find("//") + 2);
     const std::size_t slash = rest.find('/');
-    out.host = out.host_override = rest.substr(0, slash);
+    const std::string_view authority = rest.substr(0, slash);
+    if (authority.empty() || !valid_host(authority)) return refusal{400, "bad request target\n"};
+    out.host = out.host_override = authority;
     out.target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-  } else if (h.target.empty() || (h.target.front() != '/' && h.target != "*")) {
+  } else if (h.target == "*") {
+    if (h.method != "OPTIONS") return refusal{400, "bad request target\n"};  // asterisk-form is OPTIONS' only
+  } else if (h.target.empty() || h.target.front() != '/') {
     return refusal{400, "bad request target\n"};
   }
   return std::nullopt;

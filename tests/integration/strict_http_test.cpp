@@ -109,6 +109,14 @@ std::vector<bad_request> bad_requests() {
       {"an unknown HTTP version", "GET / HTTP/1.x\r\n" + H + "\r\n"},
       {"two spaces in the request line", "GET  / HTTP/1.1\r\n" + H + "\r\n"},
       {"a request line without a version", "GET /\r\n" + H + "\r\n"},
+      // Targets that route one thing and send another (RFC 9112 §3.2, RFC 9110 §4.2).
+      {"a fragment in the target", "GET /index.html#.png HTTP/1.1\r\n" + H + "\r\n"},
+      {"user info in an absolute-form target", "GET http://internal:x@evil.com/ HTTP/1.1\r\n" + H + "\r\n"},
+      {"an empty authority", "GET http:///x HTTP/1.1\r\n" + H + "\r\n"},
+      {"a query right after the authority", "GET http://b?q=1 HTTP/1.1\r\n" + H + "\r\n"},
+      {"a port that is not a number in an absolute-form target", "GET http://b:abc/x HTTP/1.1\r\n" + H + "\r\n"},
+      {"a quote in an absolute-form authority", "GET http://b\"x/ HTTP/1.1\r\n" + H + "\r\n"},
+      {"asterisk-form for a GET", "GET * HTTP/1.1\r\n" + H + "\r\n"},
   };
 }
 
@@ -132,6 +140,19 @@ TEST(StrictHttp, MalformedRequestsGet400AndNeverReachTheUpstream) {
   }
   // The proxy still serves everyone else.
   EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
+}
+
+// vane proxies requests, not tunnels: CONNECT (any target form) is 501 and
+// never reaches the upstream.
+TEST(StrictHttp, ConnectIsNotImplementedAndNeverReachesTheUpstream) {
+  auto up = start_demo("v1");
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
+  for (const std::string target : {"b:443", "/"}) {
+    SCOPED_TRACE(target);
+    std::string got = send_and_read(proxy.port, "CONNECT " + target + " HTTP/1.1\r\nHost: b:443\r\n\r\n");
+    EXPECT_EQ(got.rfind("HTTP/1.1 501 ", 0), 0u) << got;
+  }
+  EXPECT_EQ(up.stats().at("requests").as_int64(), 0);
 }
 
 TEST(StrictHttp, WellFormedEdgeCasesStillPass) {

@@ -28,8 +28,7 @@ std::optional<refusal> check_request(const message_head& h, const limits_config&
   if (hosts > 1 || (hosts == 0 && h.version >= 11))
     return refusal{400, "bad request: exactly one Host header required\n"};
   if (h.target.size() > limits.max_request_target) return refusal{414, "request target too long\n"};
-  if (!acceptable_request_transfer_encoding(h) || !valid_host(host))
-    return refusal{400, "bad request framing or Host\n"};
+  if (!acceptable_transfer_encoding(h) || !valid_host(host)) return refusal{400, "bad request framing or Host\n"};
 
   // A tunnel is not proxied (nor is its authority-form target); a request
   // target has no fragment (RFC 9112 §3.2): routing on a path that the

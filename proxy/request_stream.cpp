@@ -18,6 +18,7 @@
 #include "proxy/http2/client.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/stream_state.hpp"
+#include "proxy/strict.hpp"
 #include "proxy/upstream_attempt.hpp"
 #include "proxy/worker.hpp"
 
@@ -138,6 +139,8 @@ step_result headers_step(stream_state& s) {
   forwarded.collect(*s.head, s.req->client_ip, s.req->scheme, s.table->listeners[s.cx->listener].trust_forwarded);
   s.how_upstream = request_out{s.where.target, s.where.host_override,      &s.route->request_headers,
                                &forwarded,     s.req->body_length_unknown, s.req->expects_continue};
+  // Equal lengths repeated or listed go upstream as one (RFC 9110 §8.6).
+  if (!single_content_length(*s.head)) s.how_upstream.content_length = s.req->content_length;
   prepare_upstream_head(s);
   if (s.cx->meter.log)
     s.cx->meter.request_id =
@@ -613,7 +616,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
           s.h2call.reset();
           continue;
         }
-        if (code != 101 && code <= 599) guard_outcome(s, code);
+        if (code >= 100 && code != 101 && code <= 599) guard_outcome(s, code);
         break;  // a response head: relayed below
       }
       const attempt_failure answered{retry_cause::status, code};
@@ -657,11 +660,14 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   if (s.h2call) co_return co_await relay_h2_response(s, ds, attempt_start);
   h1_parser<false>& res = *s.response;
   const unsigned code = response_head.status;
-  if (code == 101 || code > 599) {
-    // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range.
+  if (code == 101 || code < 100 || code > 599 || !acceptable_transfer_encoding(response_head) ||
+      !single_content_length(response_head)) {
+    // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range,
+    // a coding other than chunked (or any on HTTP/1.0), or a repeated or listed Content-Length (as nginx).
     s.pool->release(std::move(s.result.conn.conn), false);
     note_attempt(s, 502, attempt_start);
-    co_return co_await ds.reply(502, "unexpected protocol switch\n", true);
+    co_return co_await ds.reply(502, code == 101 ? "unexpected protocol switch\n" : "upstream sent a bad response\n",
+                                true);
   }
   const bool upstream_keep_alive = res.keep_alive();  // as the head said (a trailer does not change it)
   response_shape shape;

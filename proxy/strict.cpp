@@ -23,13 +23,21 @@ bool has_bad_line_break(std::string_view head) {
   return false;
 }
 
-bool acceptable_request_transfer_encoding(const message_head& h) {
+bool acceptable_transfer_encoding(const message_head& h) {
   std::size_t seen = 0;
   for (const auto& f : h.fields) {
     if (f.id != http::field::transfer_encoding) continue;
     if (++seen > 1 || h.version < 11) return false;
     if (!boost::beast::iequals(trim_ows(f.value), "chunked")) return false;
   }
+  return true;
+}
+
+bool single_content_length(const message_head& h) {
+  std::size_t seen = 0;
+  for (const auto& f : h.fields)
+    if (f.id == http::field::content_length && (++seen > 1 || f.value.find(',') != std::string_view::npos))
+      return false;
   return true;
 }
 

@@ -142,6 +142,26 @@ TEST(StrictHttp, MalformedRequestsGet400AndNeverReachTheUpstream) {
   EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
 }
 
+// Equal Content-Lengths, repeated or listed, are one length: the upstream
+// gets a single Content-Length (RFC 9110 §8.6 forbids passing them on).
+TEST(StrictHttp, RepeatedEqualContentLengthsGoUpstreamAsOne) {
+  recording_upstream up("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
+  const std::vector<std::string> requests = {
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc",
+  };
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    std::string got = send_and_read(proxy.port, requests[i]);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
+    ASSERT_TRUE(eventually([&] { return up.count() == i + 1; }));
+    const std::string seen = lower(up.requests()[i]);
+    EXPECT_NE(seen.find("\r\ncontent-length: 3\r\n"), std::string::npos) << seen;
+    EXPECT_EQ(seen.find("content-length"), seen.rfind("content-length")) << seen;
+    EXPECT_NE(seen.find("\r\n\r\nabc"), std::string::npos) << seen;
+  }
+}
+
 // vane proxies requests, not tunnels: CONNECT (any target form) is 501 and
 // never reaches the upstream.
 TEST(StrictHttp, ConnectIsNotImplementedAndNeverReachesTheUpstream) {
@@ -185,6 +205,14 @@ TEST(StrictHttp, MalformedResponsesBecome502AndTheirConnectionIsDropped) {
       {"a bad status line", "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nab"},
       {"a bad chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n"},
       {"space before the colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nab"},
+      {"a status below 100", "HTTP/1.1 099 X\r\nContent-Length: 2\r\n\r\nab"},
+      {"a coding other than chunked, before a Content-Length",
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nab"},
+      {"gzip then chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"},
+      {"Transfer-Encoding on HTTP/1.0",
+       "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+      {"a repeated Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab"},
+      {"a Content-Length list", "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nab"},
   };
   for (const auto& [why, response] : responses) {
     SCOPED_TRACE(why);

@@ -999,6 +999,21 @@ std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& 
   return a;
 }
 
+namespace {
+
+// Fields the proxy writes itself: framing, Host and the hop-by-hop ones. A
+// rewrite of them would let a config frame a body differently from the head
+// (a smuggled request), or contradict what vane sends.
+bool proxy_owned_field(const std::string& name) {
+  const std::string l = lower(name);
+  for (std::string_view owned : {"content-length", "transfer-encoding", "host", "connection", "keep-alive",
+                                 "proxy-connection", "te", "trailer", "upgrade"})
+    if (l == owned) return true;
+  return false;
+}
+
+}  // namespace
+
 header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_view what) {
   header_ops ops;
   if (!r.expect_map(n, what)) return ops;
@@ -1011,6 +1026,9 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
       auto value = r.get_string(e.second, fmt::format("{}.{}.{}", what, key, name));
       if (!is_token(name)) {
         r.error(e.first, fmt::format("{}.{}: '{}' is not a valid header name", what, key, name));
+      } else if (proxy_owned_field(name)) {
+        r.error(e.first,
+                fmt::format("{}.{}: '{}' is written by the proxy itself and cannot be rewritten", what, key, name));
       } else if (value && !header_value_ok(*value)) {
         r.error(e.second,
                 fmt::format("{}.{}.{}: control characters are not allowed in a header value", what, key, name));
@@ -1025,6 +1043,8 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
       if (!name) continue;
       if (!is_token(*name))
         r.error(e, fmt::format("{}.remove: '{}' is not a valid header name", what, *name));
+      else if (proxy_owned_field(*name))
+        r.error(e, fmt::format("{}.remove: '{}' is written by the proxy itself and cannot be removed", what, *name));
       else
         ops.remove.push_back(lower(*name));
     }

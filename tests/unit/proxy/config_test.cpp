@@ -260,3 +260,30 @@ clusters: []
   EXPECT_NE(text.find("limits.header_timeout: '1' is not a duration"), std::string::npos) << text;
   EXPECT_NE(text.find("listeners must name at least one listener"), std::string::npos) << text;
 }
+
+// Header rewriting may not touch what the proxy writes itself: a config that
+// removed Content-Length, or set Transfer-Encoding, would frame a body
+// differently from its head (a request smuggled to the upstream).
+TEST(Config, HeaderRewritesOfFramingAndHopByHopFieldsAreRefusedWithTheirPlace) {
+  auto errors = errors_of(R"(listeners:
+  - name: l
+    address: 127.0.0.1:0
+    routes:
+      - name: r
+        split: [{cluster: c, weight: 1}]
+        request_headers: {remove: [Content-Length], set: {transfer-encoding: chunked}, add: {x-ok: "1"}}
+        response_headers: {add: {Connection: close}, set: {host: h}}
+clusters:
+  - {name: c, endpoints: ["127.0.0.1:1"]}
+)");
+  std::string text = all(errors);
+  EXPECT_NE(text.find("test.yaml:7:36: request_headers.remove: 'Content-Length' is written by the proxy itself"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("test.yaml:7:59: request_headers.set: 'transfer-encoding' is written by the proxy itself"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("response_headers.add: 'Connection' is written by the proxy itself"), std::string::npos) << text;
+  EXPECT_NE(text.find("response_headers.set: 'host' is written by the proxy itself"), std::string::npos) << text;
+  EXPECT_EQ(text.find("x-ok"), std::string::npos) << text;
+}

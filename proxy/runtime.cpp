@@ -1,5 +1,6 @@
 #include "proxy/runtime.hpp"
 
+#include <limits.h>
 #include <sys/inotify.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +15,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "proxy/config_load.hpp"
+#include "proxy/config_watch.hpp"
 #include "proxy/route_policy.hpp"
 #include "proxy/stats.hpp"
 #include "proxy/tls.hpp"
@@ -112,8 +114,9 @@ asio::awaitable<void> runtime::wait_signals() {
 
 // Watches the config file's directory: editors replace files, and Kubernetes
 // swaps the `..data` symlink of a mounted ConfigMap, so a watch on the file
-// itself would miss both. Any event in the directory leads to a re-read; the
-// reload happens only when the content differs from what is loaded.
+// itself would miss both. An event on the file's name or `..data` leads to a
+// re-read (events_name_config); the reload happens only when the content
+// differs from what is loaded.
 void runtime::watch_file_setup() {
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) {
@@ -133,10 +136,13 @@ asio::awaitable<void> runtime::watch_file() {
   if (!watch_) co_return;
   auto& events = *watch_;
   asio::steady_timer settle(ctx_);
-  char buf[4096];
+  const std::string file_name = std::filesystem::path(config_path_).filename().string();
+  // Room for many events at once: one read returns whole events only.
+  alignas(inotify_event) char buf[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
   for (;;) {
     auto [ec, n] = co_await events.async_read_some(asio::buffer(buf), nothrow);
     if (ec) co_return;
+    bool concerned = events_name_config({buf, n}, file_name);
     // Let a burst of events (write, rename, symlink swap) settle into one re-read.
     for (;;) {
       settle.expires_after(std::chrono::milliseconds(50));
@@ -146,8 +152,9 @@ asio::awaitable<void> runtime::watch_file() {
       boost::system::error_code rec;
       more = events.read_some(asio::buffer(buf), rec);
       if (rec || more == 0) break;
+      concerned = concerned || events_name_config({buf, more}, file_name);
     }
-    if (draining_) continue;
+    if (draining_ || !concerned) continue;
     std::string why = "file change";  // named: see server::on_each_worker
     co_await reload(why, true);
   }

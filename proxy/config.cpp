@@ -1003,7 +1003,8 @@ namespace {
 
 // Fields the proxy writes itself: framing, Host and the hop-by-hop ones. A
 // rewrite of them would let a config frame a body differently from the head
-// (a smuggled request), or contradict what vane sends.
+// (a smuggled request), or contradict what vane sends. (A request's Host may
+// be set: it replaces the received one, as nginx's proxy_set_header Host.)
 bool proxy_owned_field(const std::string& name) {
   const std::string l = lower(name);
   for (std::string_view owned : {"content-length", "transfer-encoding", "host", "connection", "keep-alive",
@@ -1026,7 +1027,8 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
       auto value = r.get_string(e.second, fmt::format("{}.{}.{}", what, key, name));
       if (!is_token(name)) {
         r.error(e.first, fmt::format("{}.{}: '{}' is not a valid header name", what, key, name));
-      } else if (proxy_owned_field(name)) {
+      } else if (proxy_owned_field(name) && !(what == "request_headers" && key == std::string_view("set") &&
+                                              lower(name) == "host")) {  // (a set Host is sent instead)
         r.error(e.first,
                 fmt::format("{}.{}: '{}' is written by the proxy itself and cannot be rewritten", what, key, name));
       } else if (value && !header_value_ok(*value)) {

@@ -2,21 +2,41 @@
 
 #include <sys/inotify.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 namespace vane::proxy {
 
-bool events_name_config(std::span<const char> bytes, std::string_view file_name) noexcept {
+std::vector<std::string> config_names(const std::string& config_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(config_path, ec);
+  if (ec) return {fs::path(config_path).filename().string()};
+  const fs::path dir = p.parent_path();
+  std::vector<std::string> names{p.filename().string()};
+  for (int hop = 0; hop < 16 && fs::is_symlink(p, ec); ++hop) {  // (a loop of links ends here too)
+    fs::path target = fs::read_symlink(p, ec);
+    if (ec) break;
+    p = (target.is_relative() ? p.parent_path() / target : target).lexically_normal();
+    if (p.parent_path() == dir) names.push_back(p.filename().string());
+  }
+  return names;
+}
+
+bool events_name_config(std::span<const char> bytes, std::span<const std::string> names) noexcept {
   std::size_t at = 0;
   while (bytes.size() - at >= sizeof(inotify_event)) {
     inotify_event e{};
     std::memcpy(&e, bytes.data() + at, sizeof e);  // (the buffer need not be aligned for it)
     const std::size_t end = at + sizeof e + e.len;
     if (end > bytes.size()) break;
+    if ((e.mask & IN_Q_OVERFLOW) != 0) return true;  // lost events: any of them may have been the config's
     // The name is padded with NULs to `len`.
     std::string_view name(bytes.data() + at + sizeof e, e.len);
     name = name.substr(0, name.find('\0'));
-    if (name == file_name || name == "..data") return true;
+    if (name == "..data" || std::find(names.begin(), names.end(), name) != names.end()) return true;
     at = end;
   }
   return false;

@@ -616,7 +616,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
           s.h2call.reset();
           continue;
         }
-        if (code >= 100 && code != 101 && code <= 599) guard_outcome(s, code);
+        if (code != 101 && code <= 599) guard_outcome(s, code);
         break;  // a response head: relayed below
       }
       const attempt_failure answered{retry_cause::status, code};
@@ -660,14 +660,12 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   if (s.h2call) co_return co_await relay_h2_response(s, ds, attempt_start);
   h1_parser<false>& res = *s.response;
   const unsigned code = response_head.status;
-  if (code == 101 || code < 100 || code > 599 || !acceptable_transfer_encoding(response_head) ||
-      !single_content_length(response_head)) {
-    // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range,
-    // a coding other than chunked (or any on HTTP/1.0), or a repeated or listed Content-Length (as nginx).
+  if (code == 101 || code > 599) {
+    // We never forward Upgrade, so a switch is a protocol error; so is a status out of RFC 9110's range
+    // (below 100, and bad framing, the attempt refuses as a malformed head).
     s.pool->release(std::move(s.result.conn.conn), false);
     note_attempt(s, 502, attempt_start);
-    co_return co_await ds.reply(502, code == 101 ? "unexpected protocol switch\n" : "upstream sent a bad response\n",
-                                true);
+    co_return co_await ds.reply(502, "unexpected protocol switch\n", true);
   }
   const bool upstream_keep_alive = res.keep_alive();  // as the head said (a trailer does not change it)
   response_shape shape;

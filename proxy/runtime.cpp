@@ -136,13 +136,13 @@ asio::awaitable<void> runtime::watch_file() {
   if (!watch_) co_return;
   auto& events = *watch_;
   asio::steady_timer settle(ctx_);
-  const std::string file_name = std::filesystem::path(config_path_).filename().string();
   // Room for many events at once: one read returns whole events only.
   alignas(inotify_event) char buf[16 * (sizeof(inotify_event) + NAME_MAX + 1)];
   for (;;) {
     auto [ec, n] = co_await events.async_read_some(asio::buffer(buf), nothrow);
     if (ec) co_return;
-    bool concerned = events_name_config({buf, n}, file_name);
+    std::vector<std::string> names = config_names(config_path_);  // (links may have changed since)
+    bool concerned = events_name_config({buf, n}, names);
     // Let a burst of events (write, rename, symlink swap) settle into one re-read.
     for (;;) {
       settle.expires_after(std::chrono::milliseconds(50));
@@ -152,7 +152,7 @@ asio::awaitable<void> runtime::watch_file() {
       boost::system::error_code rec;
       more = events.read_some(asio::buffer(buf), rec);
       if (rec || more == 0) break;
-      concerned = concerned || events_name_config({buf, more}, file_name);
+      concerned = concerned || events_name_config({buf, more}, names);
     }
     if (draining_ || !concerned) continue;
     std::string why = "file change";  // named: see server::on_each_worker

@@ -47,6 +47,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
@@ -96,16 +97,19 @@ class short_read_socket : public worker_socket {
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     if constexpr (std::is_convertible_v<const MutableBuffers&, boost::asio::mutable_buffer>) {
+      const boost::asio::mutable_buffer b(buffers);
+      // A read of nothing is Asio's no-op (the TLS engine's way to complete
+      // through the executor): no recv, the hint untouched.
+      if (b.size() == 0) return worker_socket::async_read_some(b, std::forward<Token>(token));
       // The hint kept the reactor from trying, and no write met a reset since: try here.
       const bool check = hint_.drained && !hint_.wrote;
       hint_.drained = false;
-      const boost::asio::mutable_buffer b(buffers);
       boost::system::error_code ec;
       std::size_t n = 0;
       if (check && try_now(b, ec, n)) {  // done at once: the handler runs as a completion would
         return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
             [](auto handler, const worker_executor& ex, boost::system::error_code e, std::size_t got) {
-              boost::asio::post(ex, [h = std::move(handler), e, got]() mutable { std::move(h)(e, got); });
+              boost::asio::post(ex, boost::asio::append(std::move(handler), e, got));
             },
             token, get_executor(), ec, n);
       }

@@ -4,6 +4,8 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "proxy/strict.hpp"
+
 namespace vane::proxy {
 
 namespace asio = boost::asio;
@@ -78,6 +80,12 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
     const unsigned code = head.status;
     if (code < 100 || code >= 200 || code == 101) break;
   }
+  // A final answer framed in a way the client could read differently is malformed, as a bad head is (a 502,
+  // the connection closed, counted once): a status below 100, a coding other than chunked or any on HTTP/1.0,
+  // a repeated or listed Content-Length (as nginx).
+  if (!rec && head.status < 100) rec = http::error::bad_status;
+  if (!rec && !acceptable_transfer_encoding(head)) rec = http::error::bad_transfer_encoding;
+  if (!rec && !single_content_length(head)) rec = http::error::bad_content_length;
   if (!rec) {
     result.end = attempt_end::response;
     result.conn = std::move(conn);

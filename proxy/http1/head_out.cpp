@@ -105,6 +105,14 @@ bool in_ops(const header_ops* ops, std::string_view name) {
   return false;
 }
 
+// True when the route's operations set field `name` (lower case).
+bool ops_set(const header_ops* ops, std::string_view name) {
+  if (!ops) return false;
+  for (const auto& [n, v] : ops->set)
+    if (n == name) return true;
+  return false;
+}
+
 void append_ops(std::string& out, const header_ops* ops) {
   if (!ops) return;
   for (const auto& [name, value] : ops->set) append_field(out, name, value);
@@ -225,7 +233,7 @@ void write_request_head(const message_head& in, const request_out& how, std::str
       if (passed_on(in, how, f, named)) copy.add(f);
   }
   append_ops(out, how.ops);
-  if (!how.host.empty()) append_field(out, "Host", how.host);
+  if (!how.host.empty() && !ops_set(how.ops, "host")) append_field(out, "Host", how.host);
   if (how.content_length) {
     out.append("Content-Length: ");
     append_decimal(out, *how.content_length);
@@ -245,7 +253,7 @@ void request_fields(const message_head& in, const request_out& how,
     for (const auto& [name, value] : how.ops->set) out.emplace_back(name, value);
     for (const auto& [name, value] : how.ops->add) out.emplace_back(name, value);
   }
-  if (!how.host.empty()) out.emplace_back("host", how.host);
+  if (!how.host.empty() && !ops_set(how.ops, "host")) out.emplace_back("host", how.host);
   if (how.content_length) {
     number.clear();
     append_decimal(number, *how.content_length);

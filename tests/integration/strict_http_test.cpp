@@ -162,6 +162,25 @@ TEST(StrictHttp, RepeatedEqualContentLengthsGoUpstreamAsOne) {
   }
 }
 
+// A route may set the request's Host (as nginx's proxy_set_header Host): the
+// upstream gets that one Host, also when the client's target was absolute.
+TEST(StrictHttp, ARouteThatSetsHostSendsExactlyThatHost) {
+  recording_upstream up("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  std::string config = one_route_config(up.address());
+  config.replace(config.find("        split:"), 0, "        request_headers: {set: {Host: upstream.internal}}\n");
+  auto proxy = start_proxy(config, 1);
+  const std::vector<std::string> requests = {"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+                                             "GET http://y/b HTTP/1.1\r\nHost: x\r\n\r\n"};
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    std::string got = send_and_read(proxy.port, requests[i]);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
+    ASSERT_TRUE(eventually([&] { return up.count() == i + 1; }));
+    const std::string seen = lower(up.requests()[i]);
+    EXPECT_NE(seen.find("\r\nhost: upstream.internal\r\n"), std::string::npos) << seen;
+    EXPECT_EQ(seen.find("host:"), seen.rfind("host:")) << seen;
+  }
+}
+
 // vane proxies requests, not tunnels: CONNECT (any target form) is 501 and
 // never reaches the upstream.
 TEST(StrictHttp, ConnectIsNotImplementedAndNeverReachesTheUpstream) {

@@ -286,4 +286,18 @@ clusters:
   EXPECT_NE(text.find("response_headers.add: 'Connection' is written by the proxy itself"), std::string::npos) << text;
   EXPECT_NE(text.find("response_headers.set: 'host' is written by the proxy itself"), std::string::npos) << text;
   EXPECT_EQ(text.find("x-ok"), std::string::npos) << text;
+  // A request's Host may be set (it replaces the received one); not added or removed.
+  errors.clear();
+  const auto cfg = parse_proxy_config(R"(listeners:
+  - name: l
+    address: 127.0.0.1:0
+    routes:
+      - name: r
+        split: [{cluster: c, weight: 1}]
+        request_headers: {set: {Host: upstream.internal}}
+clusters:
+  - {name: c, endpoints: ["127.0.0.1:1"]}
+)",
+                                      "test.yaml", errors);
+  EXPECT_TRUE(cfg) << all(errors);
 }

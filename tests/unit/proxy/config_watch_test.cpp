@@ -2,10 +2,15 @@
 
 #include <gtest/gtest.h>
 #include <sys/inotify.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
+using vane::proxy::config_names;
 using vane::proxy::events_name_config;
 
 namespace {
@@ -22,20 +27,46 @@ std::string event(std::string_view name, std::uint32_t mask = IN_MODIFY) {
   return out;
 }
 
+bool names_config(std::string_view bytes, const std::vector<std::string>& names = {"vane.yaml"}) {
+  return events_name_config(bytes, names);
+}
+
 }  // namespace
 
 TEST(ConfigWatch, OnlyTheConfigsNameOrKubernetesDataSymlinkCount) {
-  EXPECT_TRUE(events_name_config(std::string_view(event("vane.yaml")), "vane.yaml"));
-  EXPECT_TRUE(events_name_config(std::string_view(event("..data", IN_MOVED_TO)), "vane.yaml"));
-  EXPECT_FALSE(events_name_config(std::string_view(event("vane.log")), "vane.yaml"));
-  EXPECT_FALSE(events_name_config(std::string_view(event(".vane.yaml.swp")), "vane.yaml"));
-  EXPECT_FALSE(events_name_config(std::string_view(event("vane.yaml.bak")), "vane.yaml"));
-  EXPECT_FALSE(events_name_config(std::string_view(event("..data_tmp", IN_CREATE)), "vane.yaml"));
-  EXPECT_FALSE(events_name_config({}, "vane.yaml"));
+  EXPECT_TRUE(names_config(event("vane.yaml")));
+  EXPECT_TRUE(names_config(event("..data", IN_MOVED_TO)));
+  EXPECT_FALSE(names_config(event("vane.log")));
+  EXPECT_FALSE(names_config(event(".vane.yaml.swp")));
+  EXPECT_FALSE(names_config(event("vane.yaml.bak")));
+  EXPECT_FALSE(names_config(event("..data_tmp", IN_CREATE)));
+  EXPECT_FALSE(names_config({}));
   // Several events in one read: any one that names the config.
   const std::string batch = event("vane.log") + event("other") + event("vane.yaml", IN_CLOSE_WRITE);
-  EXPECT_TRUE(events_name_config(std::string_view(batch), "vane.yaml"));
+  EXPECT_TRUE(names_config(batch));
   // A truncated last event is not read past the bytes.
   const std::string cut = event("vane.log") + event("vane.yaml").substr(0, sizeof(inotify_event) + 4);
-  EXPECT_FALSE(events_name_config(std::string_view(cut), "vane.yaml"));
+  EXPECT_FALSE(names_config(cut));
+}
+
+TEST(ConfigWatch, AQueueOverflowCounts) { EXPECT_TRUE(names_config(event("", IN_Q_OVERFLOW))); }
+
+// vane.yaml -> vane.prod.yaml in the same directory: an edit of the target
+// names the target. A link into another directory (Kubernetes' ..data) adds
+// nothing here.
+TEST(ConfigWatch, TheNamesOfLinksInTheSameDirectoryCount) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("vane-watch-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "..data");
+  std::ofstream(dir / "vane.prod.yaml") << "x";
+  std::ofstream(dir / "..data" / "k.yaml") << "x";
+  fs::create_symlink("vane.prod.yaml", dir / "vane.yaml");
+  fs::create_symlink("..data/k.yaml", dir / "k.yaml");
+  EXPECT_EQ(config_names((dir / "vane.yaml").string()), (std::vector<std::string>{"vane.yaml", "vane.prod.yaml"}));
+  EXPECT_EQ(config_names((dir / "k.yaml").string()), (std::vector<std::string>{"k.yaml"}));
+  EXPECT_EQ(config_names((dir / "vane.prod.yaml").string()), (std::vector<std::string>{"vane.prod.yaml"}));
+  const std::vector<std::string> names = config_names((dir / "vane.yaml").string());
+  EXPECT_TRUE(names_config(event("vane.prod.yaml"), names));
+  fs::remove_all(dir);
 }

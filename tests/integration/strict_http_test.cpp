@@ -287,16 +287,7 @@ class stray_upstream {
 
  private:
   void run() {
-    std::vector<std::thread> conns;
-    for (;;) {
-      boost::system::error_code ec;
-      boost::asio::ip::tcp::socket s(ioc_);
-      acceptor_.accept(s, ec);
-      if (ec) break;
-      ++connections_;
-      conns.emplace_back([this, s = std::move(s)]() mutable { serve(s); });
-    }
-    for (auto& t : conns) t.join();
+    serve_each_connection(acceptor_, connections_, [this](boost::asio::ip::tcp::socket s) { serve(s); });
   }
   void serve(boost::asio::ip::tcp::socket& s) {
     timeval tv{10, 0};

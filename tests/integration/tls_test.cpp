@@ -20,6 +20,7 @@
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/prometheus.hpp"
+#include "tests/support/recording_upstream.hpp"
 
 using namespace vane::test;
 
@@ -363,33 +364,24 @@ class tls_scripted_upstream {
 
  private:
   void run() {
-    std::vector<std::thread> conns;
-    for (;;) {
+    serve_each_connection(acceptor_, connections_, [this](boost::asio::ip::tcp::socket s) {
+      timeval tv{30, 0};
+      setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      boost::asio::ssl::stream<boost::asio::ip::tcp::socket&> tls(s, ctx_);
       boost::system::error_code ec;
-      boost::asio::ip::tcp::socket s(ioc_);
-      acceptor_.accept(s, ec);
-      if (ec) break;
-      ++connections_;
-      conns.emplace_back([this, s = std::move(s)]() mutable {
-        timeval tv{30, 0};
-        setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        boost::asio::ssl::stream<boost::asio::ip::tcp::socket&> tls(s, ctx_);
-        boost::system::error_code ec;
-        tls.handshake(boost::asio::ssl::stream_base::server, ec);
-        std::string in;
-        char buf[4096];
-        while (!ec) {
-          if (auto end = in.find("\r\n\r\n"); end != std::string::npos) {
-            in.erase(0, end + 4);
-            boost::asio::write(tls, boost::asio::buffer(response_), ec);
-            continue;
-          }
-          std::size_t n = tls.read_some(boost::asio::buffer(buf), ec);
-          in.append(buf, n);
+      tls.handshake(boost::asio::ssl::stream_base::server, ec);
+      std::string in;
+      char buf[4096];
+      while (!ec) {
+        if (auto end = in.find("\r\n\r\n"); end != std::string::npos) {
+          in.erase(0, end + 4);
+          boost::asio::write(tls, boost::asio::buffer(response_), ec);
+          continue;
         }
-      });
-    }
-    for (auto& t : conns) t.join();
+        std::size_t n = tls.read_some(boost::asio::buffer(buf), ec);
+        in.append(buf, n);
+      }
+    });
   }
   std::string response_;
   boost::asio::io_context ioc_;

@@ -76,17 +76,22 @@ std::size_t recording_upstream::count() const {
   return requests_.size();
 }
 
-void recording_upstream::run() {
+void serve_each_connection(tcp::acceptor& acceptor, std::atomic<int>& accepted,
+                           const std::function<void(tcp::socket)>& serve) {
   std::vector<std::thread> conns;
   for (;;) {
     boost::system::error_code ec;
-    tcp::socket s(ioc_);
-    acceptor_.accept(s, ec);
+    tcp::socket s(acceptor.get_executor());
+    acceptor.accept(s, ec);
     if (ec) break;
-    ++connections_;
-    conns.emplace_back([this, s = std::move(s)]() mutable { serve(std::move(s)); });
+    ++accepted;
+    conns.emplace_back([&serve, s = std::move(s)]() mutable { serve(std::move(s)); });
   }
   for (auto& t : conns) t.join();
+}
+
+void recording_upstream::run() {
+  serve_each_connection(acceptor_, connections_, [this](tcp::socket s) { serve(std::move(s)); });
 }
 
 void recording_upstream::serve(tcp::socket s) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -16,6 +17,13 @@
 namespace vane::test {
 
 std::string lower(std::string s);
+
+// Accepts connections on `acceptor` until it is closed (or shut down), each
+// served by `serve` on a thread of its own and counted in `accepted`;
+// returns once every connection's thread has ended. The loop of the test
+// upstreams here and in tests/integration.
+void serve_each_connection(boost::asio::ip::tcp::acceptor& acceptor, std::atomic<int>& accepted,
+                           const std::function<void(boost::asio::ip::tcp::socket)>& serve);
 // The value of field `name` in a head (first occurrence, OWS trimmed), or nullopt.
 std::optional<std::string> head_field(const std::string& head, const std::string& name);
 

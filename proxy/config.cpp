@@ -11,6 +11,7 @@
 #include "common/grpc.hpp"
 #include "filters/route_match/route_match.hpp"
 #include "proxy/config_load.hpp"
+#include "proxy/http1/message.hpp"
 #include "proxy/route_policy.hpp"
 #include "proxy/tls.hpp"
 
@@ -1001,16 +1002,17 @@ std::optional<session_affinity_config> parse_session_affinity(const YAML::Node& 
 
 namespace {
 
-// Fields the proxy writes itself: framing, Host and the hop-by-hop ones. A
-// rewrite of them would let a config frame a body differently from the head
-// (a smuggled request), or contradict what vane sends. (A request's Host may
-// be set: it replaces the received one, as nginx's proxy_set_header Host.)
-bool proxy_owned_field(const std::string& name) {
-  const std::string l = lower(name);
-  for (std::string_view owned : {"content-length", "transfer-encoding", "host", "connection", "keep-alive",
-                                 "proxy-connection", "te", "trailer", "upgrade"})
-    if (l == owned) return true;
-  return false;
+// Fields the proxy writes itself: Content-Length, Host and the hop-by-hop
+// ones (always_hop_by_hop, which it never passes on). A rewrite of them would
+// let a config frame a body differently from the head (a smuggled request),
+// or contradict what vane sends. A request's Host may be set
+// (`host_may_be_set`): it replaces the received one, as nginx's
+// proxy_set_header Host.
+bool proxy_owned_field(const std::string& name, bool host_may_be_set) {
+  namespace http = boost::beast::http;
+  const http::field id = http::string_to_field(name);  // (case-insensitive)
+  if (id == http::field::host) return !host_may_be_set;
+  return id == http::field::content_length || always_hop_by_hop(id);
 }
 
 }  // namespace
@@ -1027,8 +1029,7 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
       auto value = r.get_string(e.second, fmt::format("{}.{}.{}", what, key, name));
       if (!is_token(name)) {
         r.error(e.first, fmt::format("{}.{}: '{}' is not a valid header name", what, key, name));
-      } else if (proxy_owned_field(name) && !(what == "request_headers" && key == std::string_view("set") &&
-                                              lower(name) == "host")) {  // (a set Host is sent instead)
+      } else if (proxy_owned_field(name, what == "request_headers" && key == std::string_view("set"))) {
         r.error(e.first,
                 fmt::format("{}.{}: '{}' is written by the proxy itself and cannot be rewritten", what, key, name));
       } else if (value && !header_value_ok(*value)) {
@@ -1045,7 +1046,7 @@ header_ops parse_header_ops(const YAML::Node& n, yaml_reader& r, std::string_vie
       if (!name) continue;
       if (!is_token(*name))
         r.error(e, fmt::format("{}.remove: '{}' is not a valid header name", what, *name));
-      else if (proxy_owned_field(*name))
+      else if (proxy_owned_field(*name, false))
         r.error(e, fmt::format("{}.remove: '{}' is written by the proxy itself and cannot be removed", what, *name));
       else
         ops.remove.push_back(lower(*name));

@@ -10,21 +10,6 @@ namespace http = boost::beast::http;
 
 namespace {
 
-bool always_hop_by_hop(http::field id) {
-  switch (id) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::transfer_encoding:
-    case http::field::upgrade:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Calls fn(token) for each element of a comma-separated list (RFC 9110 §5.6.1),
 // whitespace around elements removed, empty elements skipped; stops when fn returns true.
 template <class Fn>
@@ -102,14 +87,6 @@ bool in_ops(const header_ops* ops, std::string_view name) {
     if (boost::beast::iequals(r, name)) return true;
   for (const auto& [n, v] : ops->set)
     if (boost::beast::iequals(n, name)) return true;
-  return false;
-}
-
-// True when the route's operations set field `name` (lower case).
-bool ops_set(const header_ops* ops, std::string_view name) {
-  if (!ops) return false;
-  for (const auto& [n, v] : ops->set)
-    if (n == name) return true;
   return false;
 }
 
@@ -233,7 +210,7 @@ void write_request_head(const message_head& in, const request_out& how, std::str
       if (passed_on(in, how, f, named)) copy.add(f);
   }
   append_ops(out, how.ops);
-  if (!how.host.empty() && !ops_set(how.ops, "host")) append_field(out, "Host", how.host);
+  if (!how.host.empty() && !in_ops(how.ops, "host")) append_field(out, "Host", how.host);  // (a route's set Host)
   if (how.content_length) {
     out.append("Content-Length: ");
     append_decimal(out, *how.content_length);
@@ -253,7 +230,7 @@ void request_fields(const message_head& in, const request_out& how,
     for (const auto& [name, value] : how.ops->set) out.emplace_back(name, value);
     for (const auto& [name, value] : how.ops->add) out.emplace_back(name, value);
   }
-  if (!how.host.empty() && !ops_set(how.ops, "host")) out.emplace_back("host", how.host);
+  if (!how.host.empty() && !in_ops(how.ops, "host")) out.emplace_back("host", how.host);
   if (how.content_length) {
     number.clear();
     append_decimal(number, *how.content_length);

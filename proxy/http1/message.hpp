@@ -13,6 +13,24 @@
 
 namespace vane::proxy {
 
+// Hop-by-hop in every message (RFC 9110 §7.6.1, and Transfer-Encoding,
+// which vane frames itself): never passed on as received.
+inline bool always_hop_by_hop(boost::beast::http::field id) noexcept {
+  namespace http = boost::beast::http;
+  switch (id) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+      return true;
+    default:
+      return false;
+  }
+}
+
 struct field_view {
   boost::beast::http::field id = boost::beast::http::field::unknown;  // the known name, or unknown
   std::string_view name;                                              // as received

@@ -299,8 +299,8 @@ class stray_upstream {
       if (ec) break;
       const std::string head = in.substr(0, n);
       in.erase(0, n);
-      const std::string target =
-          head.substr(head.find(' ') + 1, head.find(' ', head.find(' ') + 1) - head.find(' ') - 1);
+      const std::size_t target_at = head.find(' ') + 1;
+      const std::string target = head.substr(target_at, head.find(' ', target_at) - target_at);
       if (head.rfind("HEAD ", 0) == 0) {
         boost::asio::write(s, boost::asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")), ec);
         std::unique_lock lock(mu_);

@@ -259,6 +259,28 @@ TEST(Http1Io, AReadAfterAShortReadStillGetsWhatComesNext) {
   EXPECT_EQ(buffer.size(), 100U);
 }
 
+namespace {
+
+// The far end sends "abc" and at once ends the connection with `end` (a FIN
+// or a reset), so both come in one readiness event, which the reactor takes
+// with no read waiting; then the near end reads the bytes (with or without
+// the kernel's hint). What a read after them sees is the test's.
+template <class End>
+void read_last_bytes_then(socket_pair& s, bool hints, boost::beast::flat_buffer& buffer, End end) {
+  if (hints) {
+    ASSERT_TRUE(enable_read_hints(s.near->tcp()));
+  }
+  s.send("abc");
+  end();
+  s.near->expires_after(10s);
+  s.ioc.restart();
+  s.ioc.poll();  // the reactor takes the event now, with no read to give it to
+  EXPECT_FALSE(s.run(read_some(*s.near, buffer, 4096)));
+  EXPECT_EQ(std::string(static_cast<const char*>(buffer.data().data()), buffer.size()), "abc");
+}
+
+}  // namespace
+
 // A peer that sends its last bytes and closes at once: its end comes in the
 // same readiness event as the bytes. The read that takes the bytes must not
 // leave the end unread (no further event comes for it): the next read ends
@@ -266,17 +288,8 @@ TEST(Http1Io, AReadAfterAShortReadStillGetsWhatComesNext) {
 TEST(Http1Io, AnEndThatCameWithTheLastBytesIsRead) {
   for (const bool hints : {true, false}) {
     socket_pair s;
-    if (hints) {
-      ASSERT_TRUE(enable_read_hints(s.near->tcp()));
-    }
     boost::beast::flat_buffer buffer;
-    s.send("abc");
-    s.far.shutdown(asio::socket_base::shutdown_send);
-    s.near->expires_after(10s);
-    s.ioc.restart();
-    s.ioc.poll();  // the reactor takes the event now, with no read to give it to
-    EXPECT_FALSE(s.run(read_some(*s.near, buffer, 4096)));
-    EXPECT_EQ(std::string(static_cast<const char*>(buffer.data().data()), buffer.size()), "abc");
+    read_last_bytes_then(s, hints, buffer, [&] { s.far.shutdown(asio::socket_base::shutdown_send); });
     s.near->expires_after(10s);
     EXPECT_EQ(s.run(read_some(*s.near, buffer, 4096)), asio::error::eof) << (hints ? "with" : "without") << " hints";
   }
@@ -291,18 +304,11 @@ TEST(Http1Io, AResetThatCameWithTheLastBytesIsRead) {
   for (const bool write_between : {false, true}) {
     for (const bool hints : {true, false}) {
       socket_pair s;
-      if (hints) {
-        ASSERT_TRUE(enable_read_hints(s.near->tcp()));
-      }
       boost::beast::flat_buffer buffer;
-      s.send("abc");
-      s.far.set_option(asio::socket_base::linger(true, 0));
-      s.far.close();  // a reset, not an end
-      s.near->expires_after(10s);
-      s.ioc.restart();
-      s.ioc.poll();  // the reactor takes the event now, with no read to give it to
-      EXPECT_FALSE(s.run(read_some(*s.near, buffer, 4096)));
-      EXPECT_EQ(std::string(static_cast<const char*>(buffer.data().data()), buffer.size()), "abc");
+      read_last_bytes_then(s, hints, buffer, [&] {
+        s.far.set_option(asio::socket_base::linger(true, 0));
+        s.far.close();  // a reset, not an end
+      });
       const auto why = std::string(hints ? "with" : "without") + " hints" + (write_between ? ", a write between" : "");
       if (write_between) {
         boost::system::error_code wec;

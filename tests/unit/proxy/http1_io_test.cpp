@@ -5,6 +5,7 @@
 // limit), and the stream's deadline.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -119,6 +120,38 @@ TEST(Http1Io, ABodyIsRelayedAndReframed) {
   std::string got(expected.size(), '\0');
   asio::read(up.far, asio::buffer(got));
   EXPECT_EQ(got, expected);  // one chunk per batch, then the last chunk
+}
+
+// Small writes (a head and the body that came with it) go out as one
+// gathered send: when the socket takes only a part of one, flush() writes
+// exactly what was not taken, so the peer reads every byte once, in order.
+TEST(Http1Io, AGatheredWriteTheSocketTakesInPartLosesAndRepeatsNothing) {
+  socket_pair s;
+  upstream_pair up(s);
+  up.near.io().set_option(asio::socket_base::send_buffer_size(4096));
+  up.far.set_option(asio::socket_base::receive_buffer_size(4096));
+  std::string expected;
+  bool pending = false;
+  for (int i = 0; i < 100000 && !pending; ++i) {
+    h1_sink to(up.near, std::chrono::milliseconds(10000));
+    const std::string head = "HEAD " + std::to_string(i) + "\r\n";
+    const std::string body(300 + i % 7, char('a' + i % 26));
+    to.set_head(head, false);
+    const std::array<std::string_view, 1> pieces{body};
+    const body_sink::put_result r = to.put(pieces, true);
+    expected += head + body;
+    if (r != body_sink::put_result::pending) {
+      ASSERT_EQ(r, body_sink::put_result::written);
+      continue;
+    }
+    pending = true;
+    std::string got(expected.size(), '\0');
+    std::thread reader([&] { asio::read(up.far, asio::buffer(got)); });
+    EXPECT_TRUE(s.run(to.flush()));
+    reader.join();
+    EXPECT_EQ(got, expected);
+  }
+  EXPECT_TRUE(pending) << "the socket never filled up";
 }
 
 // A chunked body whose sender fails at chunk k of 4, for each k: what the

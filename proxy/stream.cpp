@@ -2,6 +2,8 @@
 
 #include <boost/beast/core/error.hpp>
 
+#include "proxy/coarse_clock.hpp"
+
 namespace vane::proxy {
 
 namespace asio = boost::asio;
@@ -48,7 +50,7 @@ proxy_stream::~proxy_stream() {
 }
 
 void proxy_stream::expires_after(clock::duration d) {
-  deadline_->at = clock::now() + d;
+  deadline_->at = coarse_now() + coarse_resolution() + d;  // never earlier than now() + d
   deadline_->expired = false;
   if (deadline_->at < deadline_->armed) {
     if (deadline_->armed != clock::time_point::max()) deadline_->timer.cancel();

@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/log.hpp"
+#include "proxy/coarse_clock.hpp"
 #include "proxy/http2/client.hpp"
 #include "proxy/tls.hpp"
 
@@ -43,7 +44,7 @@ h2_upstream& upstream_pool::h2() {
 }
 
 upstream_ptr upstream_pool::take_idle(std::size_t endpoint) {
-  auto now = clock::now();
+  const auto now = coarse_now();  // idle ages are compared with idle_since, also coarse
   auto& idle = idle_[endpoint];
   while (!idle.empty()) {
     upstream_ptr c = std::move(idle.back());
@@ -209,7 +210,7 @@ void upstream_pool::release(upstream_ptr conn, bool reusable) {
     return;
   }
   conn->stream.expires_never();
-  conn->idle_since = clock::now();
+  conn->idle_since = coarse_now();
   ++idle_count_;
   idle_[conn->endpoint].push_back(std::move(conn));
 }

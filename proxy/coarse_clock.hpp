@@ -4,9 +4,12 @@
 // of CLOCK_MONOTONIC_COARSE, with no time-stamp counter read and no
 // conversion, where steady_clock::now() (CLOCK_MONOTONIC) does both. Ten
 // clock reads per proxied request cost about 1% of the proxy's CPU in a
-// profile; the deadlines' and the pool's are these. Same timebase as
-// steady_clock, so the two compare; it lags by at most one tick
-// (coarse_resolution()), which a deadline adds so that it never comes early.
+// profile; the deadlines' and the pool's are these.
+//
+// Same timebase as steady_clock, so the two compare, and never ahead of it.
+// It lags by up to two ticks (the timekeeper advances it in whole tick
+// intervals and carries the rest over), so coarse_slack() is two ticks: a
+// deadline that adds it never comes before steady_clock::now() + d.
 #include <chrono>
 #include <ctime>
 
@@ -14,19 +17,21 @@ namespace vane::proxy {
 
 inline std::chrono::steady_clock::time_point coarse_now() noexcept {
   timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return std::chrono::steady_clock::now();
   return std::chrono::steady_clock::time_point(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
-inline std::chrono::steady_clock::duration coarse_resolution() noexcept {
-  static const std::chrono::steady_clock::duration r = [] {
+inline std::chrono::steady_clock::duration coarse_slack() noexcept {
+  static const std::chrono::steady_clock::duration slack = [] {
     timespec ts{};
-    ::clock_getres(CLOCK_MONOTONIC_COARSE, &ts);
-    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(ts.tv_sec) +
-                                                                           std::chrono::nanoseconds(ts.tv_nsec));
+    std::chrono::steady_clock::duration tick = std::chrono::milliseconds(10);  // HZ=100, if the kernel will not say
+    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0 && (ts.tv_sec > 0 || ts.tv_nsec > 0))
+      tick = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(ts.tv_sec) +
+                                                                             std::chrono::nanoseconds(ts.tv_nsec));
+    return 2 * tick;
   }();
-  return r;
+  return slack;
 }
 
 }  // namespace vane::proxy

@@ -50,7 +50,7 @@ proxy_stream::~proxy_stream() {
 }
 
 void proxy_stream::expires_after(clock::duration d) {
-  deadline_->at = coarse_now() + coarse_resolution() + d;  // never earlier than now() + d
+  deadline_->at = coarse_now() + coarse_slack() + d;  // never earlier than now() + d
   deadline_->expired = false;
   if (deadline_->at < deadline_->armed) {
     if (deadline_->armed != clock::time_point::max()) deadline_->timer.cancel();

@@ -28,7 +28,8 @@ std::optional<refusal> check_request(const message_head& h, const limits_config&
   if (hosts > 1 || (hosts == 0 && h.version >= 11))
     return refusal{400, "bad request: exactly one Host header required\n"};
   if (h.target.size() > limits.max_request_target) return refusal{414, "request target too long\n"};
-  if (!acceptable_transfer_encoding(h) || !valid_host(host)) return refusal{400, "bad request framing or Host\n"};
+  const framing_fields framing = read_framing_fields(h);
+  if (!framing.transfer_encoding_ok || !valid_host(host)) return refusal{400, "bad request framing or Host\n"};
 
   // A tunnel is not proxied (nor is its authority-form target); a request
   // target has no fragment (RFC 9112 §3.2): routing on a path that the
@@ -36,7 +37,7 @@ std::optional<refusal> check_request(const message_head& h, const limits_config&
   if (h.method == "CONNECT") return refusal{501, "CONNECT is not supported\n"};
   if (h.target.find('#') != std::string_view::npos) return refusal{400, "bad request target\n"};
 
-  out = request_target{h.target, host, {}, hosts == 1};
+  out = request_target{h.target, host, {}, hosts == 1, framing.single_content_length};
   // An absolute-form target (RFC 9112 §3.2.2) becomes origin-form, its
   // authority the Host: a host and port, not empty, without user info
   // (RFC 9110 §4.2), checked as a Host field is. So "http://a" is "/", but

@@ -13,10 +13,11 @@ namespace vane::proxy {
 
 // What the request path routes on and sends upstream.
 struct request_target {
-  std::string_view target;         // origin-form (an absolute form's path, or as received)
-  std::string_view host;           // the Host routed on (an absolute form's authority, or the Host field)
-  std::string_view host_override;  // when set, the Host sent upstream instead of the received one
-  bool has_host = false;           // the request carried a Host field (HTTP/1.0 may not)
+  std::string_view target;            // origin-form (an absolute form's path, or as received)
+  std::string_view host;              // the Host routed on (an absolute form's authority, or the Host field)
+  std::string_view host_override;     // when set, the Host sent upstream instead of the received one
+  bool has_host = false;              // the request carried a Host field (HTTP/1.0 may not)
+  bool single_content_length = true;  // else equal lengths repeated or listed: sent upstream as one
 };
 
 // A refusal: the status and body of the local reply; the connection is closed after it.

@@ -18,7 +18,6 @@
 #include "proxy/http2/client.hpp"
 #include "proxy/request_checks.hpp"
 #include "proxy/stream_state.hpp"
-#include "proxy/strict.hpp"
 #include "proxy/upstream_attempt.hpp"
 #include "proxy/worker.hpp"
 
@@ -140,7 +139,7 @@ step_result headers_step(stream_state& s) {
   s.how_upstream = request_out{s.where.target, s.where.host_override,      &s.route->request_headers,
                                &forwarded,     s.req->body_length_unknown, s.req->expects_continue};
   // Equal lengths repeated or listed go upstream as one (RFC 9110 §8.6).
-  if (!single_content_length(*s.head)) s.how_upstream.content_length = s.req->content_length;
+  if (!s.where.single_content_length) s.how_upstream.content_length = s.req->content_length;
   prepare_upstream_head(s);
   if (s.cx->meter.log)
     s.cx->meter.request_id =

@@ -23,22 +23,19 @@ bool has_bad_line_break(std::string_view head) {
   return false;
 }
 
-bool acceptable_transfer_encoding(const message_head& h) {
-  std::size_t seen = 0;
+framing_fields read_framing_fields(const message_head& h) {
+  framing_fields out;
+  std::size_t codings = 0;
+  std::size_t lengths = 0;
   for (const auto& f : h.fields) {
-    if (f.id != http::field::transfer_encoding) continue;
-    if (++seen > 1 || h.version < 11) return false;
-    if (!boost::beast::iequals(trim_ows(f.value), "chunked")) return false;
+    if (f.id == http::field::transfer_encoding) {
+      if (++codings > 1 || h.version < 11 || !boost::beast::iequals(trim_ows(f.value), "chunked"))
+        out.transfer_encoding_ok = false;
+    } else if (f.id == http::field::content_length) {
+      if (++lengths > 1 || f.value.find(',') != std::string_view::npos) out.single_content_length = false;
+    }
   }
-  return true;
-}
-
-bool single_content_length(const message_head& h) {
-  std::size_t seen = 0;
-  for (const auto& f : h.fields)
-    if (f.id == http::field::content_length && (++seen > 1 || f.value.find(',') != std::string_view::npos))
-      return false;
-  return true;
+  return out;
 }
 
 namespace {

@@ -16,17 +16,21 @@ namespace vane::proxy {
 // a line ends in a bare LF (RFC 9112 §2.2 lets a recipient refuse it).
 bool has_bad_line_break(std::string_view head);
 
-// RFC 9112 §6.1: a message may carry Transfer-Encoding only on HTTP/1.1 and
-// only as exactly one `chunked` (case-insensitive, surrounding OWS allowed).
-// For a request anything else is a 400; for a response a 502, as nginx's
-// "upstream sent unknown Transfer-Encoding" (another coding would reach the
-// client unannounced, or frame the body differently from the client).
-bool acceptable_transfer_encoding(const message_head& h);
-
-// At most one Content-Length field, and not a list ("3, 3"): Beast accepts
-// equal values repeated, which RFC 9110 §8.6 lets a recipient take as one
-// but forbids passing on as they are.
-bool single_content_length(const message_head& h);
+// What a head's framing fields say, read in one walk over its fields.
+struct framing_fields {
+  // RFC 9112 §6.1: a message may carry Transfer-Encoding only on HTTP/1.1
+  // and only as exactly one `chunked` (case-insensitive, surrounding OWS
+  // allowed). For a request anything else is a 400; for a response a 502, as
+  // nginx's "upstream sent unknown Transfer-Encoding" (another coding would
+  // reach the client unannounced, or frame the body differently from the
+  // client).
+  bool transfer_encoding_ok = true;
+  // At most one Content-Length field, and not a list ("3, 3"): Beast accepts
+  // equal values repeated, which RFC 9110 §8.6 lets a recipient take as one
+  // but forbids passing on as they are.
+  bool single_content_length = true;
+};
+framing_fields read_framing_fields(const message_head& h);
 
 // RFC 9110 §7.2: uri-host [ ":" port ], uri-host being a reg-name, an IPv4
 // address or an IP-literal in brackets. Empty is accepted (no authority).

@@ -84,8 +84,13 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
   // the connection closed, counted once): a status below 100, a coding other than chunked or any on HTTP/1.0,
   // a repeated or listed Content-Length (as nginx).
   if (!rec && head.status < 100) rec = http::error::bad_status;
-  if (!rec && !acceptable_transfer_encoding(head)) rec = http::error::bad_transfer_encoding;
-  if (!rec && !single_content_length(head)) rec = http::error::bad_content_length;
+  if (!rec) {
+    const framing_fields framing = read_framing_fields(head);
+    if (!framing.transfer_encoding_ok)
+      rec = http::error::bad_transfer_encoding;
+    else if (!framing.single_content_length)
+      rec = http::error::bad_content_length;
+  }
   if (!rec) {
     result.end = attempt_end::response;
     result.conn = std::move(conn);

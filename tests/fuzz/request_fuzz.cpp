@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (ec || !p.is_header_done()) return 0;
   std::string store(raw.substr(0, used));
   p.rebase(raw.data(), used, store.data());
-  if (!vane::proxy::acceptable_transfer_encoding(head)) return 0;
+  if (!vane::proxy::read_framing_fields(head).transfer_encoding_ok) return 0;
   const std::string_view host = head.find(http::field::host).value_or(std::string_view{});
   if (!vane::proxy::valid_host(host)) return 0;
   vane::proxy::head_request_view view(head, head.target, "10.0.0.1");

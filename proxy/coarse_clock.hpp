@@ -15,20 +15,22 @@
 
 namespace vane::proxy {
 
+inline std::chrono::steady_clock::duration duration_of(const timespec& ts) noexcept {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(ts.tv_sec) +
+                                                                         std::chrono::nanoseconds(ts.tv_nsec));
+}
+
 inline std::chrono::steady_clock::time_point coarse_now() noexcept {
   timespec ts{};
   if (::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) return std::chrono::steady_clock::now();
-  return std::chrono::steady_clock::time_point(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+  return std::chrono::steady_clock::time_point(duration_of(ts));
 }
 
 inline std::chrono::steady_clock::duration coarse_slack() noexcept {
   static const std::chrono::steady_clock::duration slack = [] {
     timespec ts{};
     std::chrono::steady_clock::duration tick = std::chrono::milliseconds(10);  // HZ=100, if the kernel will not say
-    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0 && (ts.tv_sec > 0 || ts.tv_nsec > 0))
-      tick = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::seconds(ts.tv_sec) +
-                                                                             std::chrono::nanoseconds(ts.tv_nsec));
+    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0 && duration_of(ts).count() > 0) tick = duration_of(ts);
     return 2 * tick;
   }();
   return slack;

@@ -57,22 +57,22 @@ void shrink_after_body(beast::flat_buffer& buffer) {
 // Writes what a plain socket takes now, without waiting: most writes fit its
 // send buffer, and then no operation is started and the coroutine does not
 // suspend. Under TLS nothing is written here (the engine owns the socket).
-// Returns the bytes written; `ec` is set on an error other than would_block.
+// `total` is the buffers' size. Returns the bytes written; `ec` is set on an
+// error other than would_block.
 //
 // One buffer goes out with send(2). A few small ones (a response's head and
 // the body that came with it) are copied into one and sent so too: a
 // sendmsg(2) copies the message header and the iovec array in from user
 // space on every call, which costs this VM's kernel more than the copy of a
 // few hundred bytes costs (perf, 200,000 requests through one worker).
-std::size_t write_now(proxy_stream& stream, std::span<const asio::const_buffer> buffers, error_code& ec) {
+std::size_t write_now(proxy_stream& stream, std::span<const asio::const_buffer> buffers, std::size_t total,
+                      error_code& ec) {
   ec = {};
   if (stream.tls()) return 0;
   short_read_socket& s = stream.io();
   if (!s.non_blocking()) s.non_blocking(true, ec);  // a write that cannot finish returns would_block
   if (ec) return 0;
   constexpr std::size_t gather_max = 2048;
-  std::size_t total = 0;
-  for (const auto& b : buffers) total += b.size();
   std::size_t n = 0;
   if (buffers.size() == 1) {
     n = s.write_some(buffers.front(), ec);
@@ -230,7 +230,7 @@ body_sink::put_result h1_sink::put(std::span<const std::string_view> pieces, boo
     std::size_t total = 0;
     for (const auto& b : list_) total += b.size();
     error_code ec;
-    std::size_t done = write_now(*stream_, list_, ec);
+    std::size_t done = write_now(*stream_, list_, total, ec);
     if (ec) return put_result::failed;
     if (done < total) {  // the rest when the socket takes it (flush)
       std::size_t drop = 0;

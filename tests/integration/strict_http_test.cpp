@@ -29,6 +29,19 @@ std::string send_and_read(std::uint16_t port, const std::string& bytes) {
   return c.read_all();
 }
 
+// Sends `request` through the proxy, expects a 200, and returns the request
+// `up` then received (lowered; empty, with a failure, if none came).
+std::string forwarded_as(std::uint16_t port, recording_upstream& up, const std::string& request) {
+  const std::size_t before = up.count();
+  const std::string got = send_and_read(port, request);
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
+  if (!eventually([&] { return up.count() == before + 1; })) {
+    ADD_FAILURE() << "the upstream got no request";
+    return {};
+  }
+  return lower(up.requests()[before]);
+}
+
 struct bad_request {
   const char* why;
   std::string bytes;
@@ -151,11 +164,8 @@ TEST(StrictHttp, RepeatedEqualContentLengthsGoUpstreamAsOne) {
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc",
   };
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    std::string got = send_and_read(proxy.port, requests[i]);
-    EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
-    ASSERT_TRUE(eventually([&] { return up.count() == i + 1; }));
-    const std::string seen = lower(up.requests()[i]);
+  for (const std::string& request : requests) {
+    const std::string seen = forwarded_as(proxy.port, up, request);
     EXPECT_NE(seen.find("\r\ncontent-length: 3\r\n"), std::string::npos) << seen;
     EXPECT_EQ(seen.find("content-length"), seen.rfind("content-length")) << seen;
     EXPECT_NE(seen.find("\r\n\r\nabc"), std::string::npos) << seen;
@@ -171,11 +181,8 @@ TEST(StrictHttp, ARouteThatSetsHostSendsExactlyThatHost) {
   auto proxy = start_proxy(config, 1);
   const std::vector<std::string> requests = {"GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
                                              "GET http://y/b HTTP/1.1\r\nHost: x\r\n\r\n"};
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    std::string got = send_and_read(proxy.port, requests[i]);
-    EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
-    ASSERT_TRUE(eventually([&] { return up.count() == i + 1; }));
-    const std::string seen = lower(up.requests()[i]);
+  for (const std::string& request : requests) {
+    const std::string seen = forwarded_as(proxy.port, up, request);
     EXPECT_NE(seen.find("\r\nhost: upstream.internal\r\n"), std::string::npos) << seen;
     EXPECT_EQ(seen.find("host:"), seen.rfind("host:")) << seen;
   }

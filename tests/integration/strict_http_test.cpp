@@ -16,6 +16,7 @@
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/recording_upstream.hpp"
+#include "tests/support/scripted_http.hpp"
 
 using namespace vane::test;
 
@@ -352,6 +353,30 @@ TEST(StrictHttp, BytesAnUpstreamSendsWhileIdleAreNeverTakenAsTheNextAnswer) {
     EXPECT_EQ(got.substr(got.size() - std::min<std::size_t>(got.size(), 6)), "for " + target) << got;
   }
   EXPECT_EQ(up.connections(), 2) << "the connection that had sent the stray bytes was reused";
+}
+
+// An upstream that resets each connection right after its keep-alive answer
+// (the reset reaches the proxy before the next request, or while it is being
+// written): the pooled connection is dropped when the reuse's peek reads the
+// reset, or the request's first write or read meets it and the request goes
+// again on a new connection. No client sees an error, and no request reaches
+// the upstream twice.
+TEST(StrictHttp, AnUpstreamThatResetsAfterEachAnswerCostsBodilessRequestsNothing) {
+  scripted_http_server up([](const scripted_request& r) {
+    scripted_reply reply;
+    reply.bytes = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(r.target.size()) + "\r\n\r\n" + r.target;
+    reply.reset_after = true;
+    return reply;
+  });
+  auto proxy = start_proxy(one_route_config("127.0.0.1:" + std::to_string(up.port())), 1);
+  constexpr int requests = 40;
+  for (int i = 0; i < requests; ++i) {
+    const std::string target = "/r" + std::to_string(i);
+    const std::string got = send_and_read(proxy.port, "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << "request " << i << ": " << got;
+    EXPECT_EQ(got.substr(got.size() - std::min(got.size(), target.size())), target) << got;
+  }
+  EXPECT_EQ(up.requests(), requests);
 }
 
 namespace {

@@ -79,7 +79,12 @@ struct scripted_http_server::impl {
         sent += static_cast<std::size_t>(n);
       }
     }
-    ::shutdown(c, SHUT_RDWR);
+    if (reply.reset_after) {
+      const linger abort{1, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    } else {
+      ::shutdown(c, SHUT_RDWR);
+    }
     ::close(c);
   }
 

@@ -20,6 +20,7 @@ struct scripted_reply {
   std::string bytes;                   // written as is (see http_reply for a well-formed one)
   std::chrono::milliseconds delay{0};  // before anything is written
   bool close_without_answer = false;   // reads the request, then closes
+  bool reset_after = false;            // closes with a reset (SO_LINGER 0) instead of a FIN
 };
 
 // A well-formed response with Content-Length and Connection: close.

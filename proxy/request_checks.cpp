@@ -15,7 +15,8 @@ bool is_absolute_form(std::string_view target) {
 
 }  // namespace
 
-std::optional<refusal> check_request(const message_head& h, const limits_config& limits, request_target& out) {
+std::optional<refusal> check_request(const message_head& h, const limits_config& limits, request_target& out,
+                                     std::string& target_store) {
   // Past max_headers fields or a field past max_header_field bytes (name and value).
   if (h.fields.size() > limits.max_headers) return refusal{431, "too many request headers\n"};
   std::size_t hosts = 0;
@@ -40,16 +41,27 @@ std::optional<refusal> check_request(const message_head& h, const limits_config&
   out = request_target{h.target, host, {}, hosts == 1, framing.single_content_length};
   // An absolute-form target (RFC 9112 §3.2.2) becomes origin-form, its
   // authority the Host: a host and port, not empty, without user info
-  // (RFC 9110 §4.2), checked as a Host field is. So "http://a" is "/", but
-  // "http://a?q" is refused: its origin-form "/?q" is not in the received
-  // bytes, which the target is a view of.
+  // (RFC 9110 §4.2), checked as a Host field is. The authority ends at the
+  // path or the query; with no path the origin form's path is "/" (RFC 9112
+  // §3.2.1): "http://a" is "/", and "http://a?q" is "/?q", which is not in
+  // the received bytes the target is otherwise a view of: it is written to
+  // `target_store`.
   if (is_absolute_form(h.target)) {
     const std::string_view rest = h.target.substr(h.target.find("//") + 2);
-    const std::size_t slash = rest.find('/');
-    const std::string_view authority = rest.substr(0, slash);
+    const std::size_t end = rest.find_first_of("/?");
+    const std::string_view authority = rest.substr(0, end);
     if (authority.empty() || !valid_host(authority)) return refusal{400, "bad request target\n"};
     out.host = out.host_override = authority;
-    out.target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    if (end == std::string_view::npos) {
+      out.target = "/";
+    } else if (rest[end] == '/') {
+      out.target = rest.substr(end);
+    } else {
+      target_store.clear();
+      target_store.push_back('/');
+      target_store.append(rest.substr(end));
+      out.target = target_store;
+    }
   } else if (h.target == "*") {
     if (h.method != "OPTIONS") return refusal{400, "bad request target\n"};  // asterisk-form is OPTIONS' only
   } else if (h.target.empty() || h.target.front() != '/') {

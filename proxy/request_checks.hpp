@@ -4,6 +4,7 @@
 // codec parsed, so that an HTTP/1.1 and an HTTP/2 stream refuse alike and
 // each refusal is unit-tested without a socket.
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "proxy/config.hpp"
@@ -28,7 +29,10 @@ struct refusal {
 
 // Checks `h` against `limits` and RFC 9110/9112 (one Host on HTTP/1.1,
 // Transfer-Encoding only `chunked` on HTTP/1.1, a Host that is a host, an
-// origin-form, absolute-form or `*` target): a refusal, or nothing with `out` filled.
-std::optional<refusal> check_request(const message_head& h, const limits_config& limits, request_target& out);
+// origin-form, absolute-form or `*` target): a refusal, or nothing with `out`
+// filled. `out` views `h`'s bytes, or `target_store` for an origin form that
+// is not in them (`http://a?q` is `/?q`).
+std::optional<refusal> check_request(const message_head& h, const limits_config& limits, request_target& out,
+                                     std::string& target_store);
 
 }  // namespace vane::proxy

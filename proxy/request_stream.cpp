@@ -30,7 +30,7 @@ namespace {
 
 // Host, target and framing (proxy/request_checks): a refusal closes the connection.
 step_result check_step(stream_state& s) {
-  if (const auto refused = check_request(*s.head, s.table->limits, s.where))
+  if (const auto refused = check_request(*s.head, s.table->limits, s.where, s.target_store))
     return step_result::stop(refused->status, refused->body, true);
   if (s.cx->meter.log) s.cx->meter.path = s.where.target;
   return step_result::next();

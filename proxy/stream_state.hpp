@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "filters/decision/decision.hpp"
 #include "filters/retry/retry.hpp"
@@ -38,6 +39,7 @@ struct stream_state {
   const route_table* table = nullptr;
   // What the steps decided.
   request_target where;
+  std::string target_store;  // where.target when it is not in the received head (request_checks.hpp)
   const compiled_route* route = nullptr;
   std::size_t pick = 0;  // the target in route->clusters
   const cluster_target* picked = nullptr;

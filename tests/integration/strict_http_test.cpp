@@ -127,7 +127,6 @@ std::vector<bad_request> bad_requests() {
       {"a fragment in the target", "GET /index.html#.png HTTP/1.1\r\n" + H + "\r\n"},
       {"user info in an absolute-form target", "GET http://internal:x@evil.com/ HTTP/1.1\r\n" + H + "\r\n"},
       {"an empty authority", "GET http:///x HTTP/1.1\r\n" + H + "\r\n"},
-      {"a query right after the authority", "GET http://b?q=1 HTTP/1.1\r\n" + H + "\r\n"},
       {"a port that is not a number in an absolute-form target", "GET http://b:abc/x HTTP/1.1\r\n" + H + "\r\n"},
       {"a quote in an absolute-form authority", "GET http://b\"x/ HTTP/1.1\r\n" + H + "\r\n"},
       {"asterisk-form for a GET", "GET * HTTP/1.1\r\n" + H + "\r\n"},
@@ -185,6 +184,26 @@ TEST(StrictHttp, ARouteThatSetsHostSendsExactlyThatHost) {
   for (const std::string& request : requests) {
     const std::string seen = forwarded_as(proxy.port, up, request);
     EXPECT_NE(seen.find("\r\nhost: upstream.internal\r\n"), std::string::npos) << seen;
+    EXPECT_EQ(seen.find("host:"), seen.rfind("host:")) << seen;
+  }
+}
+
+// An absolute-form target goes upstream in origin form, with its authority
+// as the Host; with no path, the path is "/" (RFC 9112 §3.2.1), also before
+// a query.
+TEST(StrictHttp, AnAbsoluteFormTargetGoesUpstreamInOriginForm) {
+  recording_upstream up("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"http://b/p?x=1", "get /p?x=1 http/1.1\r\n"},
+      {"http://b?q=1&r=/s", "get /?q=1&r=/s http/1.1\r\n"},
+      {"HTTP://b:8080", "get / http/1.1\r\n"},
+  };
+  for (const auto& [target, line] : cases) {
+    SCOPED_TRACE(target);
+    const std::string seen = forwarded_as(proxy.port, up, "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(seen.rfind(line, 0), 0u) << seen;
+    EXPECT_NE(seen.find("\r\nhost: b"), std::string::npos) << seen;
     EXPECT_EQ(seen.find("host:"), seen.rfind("host:")) << seen;
   }
 }

@@ -28,7 +28,8 @@ checked check(const std::string& raw, const limits_config& limits = {}) {
   p.put(boost::asio::buffer(store.data(), store.size()), ec);
   EXPECT_TRUE(!ec && p.is_header_done()) << ec.message() << ": " << raw;
   checked out;
-  out.refused = check_request(head, limits, out.where);
+  static std::string target_store;
+  out.refused = check_request(head, limits, out.where, target_store);
   return out;
 }
 
@@ -72,6 +73,13 @@ TEST(RequestChecks, WhereARequestGoes) {
   auto bare = check("GET HTTPS://c.example HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(bare.where.target, "/");
   EXPECT_EQ(bare.where.host, "c.example");
+
+  // No path before the query: the path is "/" (RFC 9112 §3.2.1).
+  auto query = check("GET http://d.example:81?q=1&r=/x HTTP/1.1\r\nHost: a\r\n\r\n");
+  ASSERT_FALSE(query.refused);
+  EXPECT_EQ(query.where.target, "/?q=1&r=/x");
+  EXPECT_EQ(query.where.host, "d.example:81");
+  EXPECT_EQ(check("GET http://?q HTTP/1.1\r\nHost: a\r\n\r\n").refused->status, 400U);  // no authority
 
   auto old = check("GET / HTTP/1.0\r\n\r\n");  // HTTP/1.0 may come without Host
   ASSERT_FALSE(old.refused);

@@ -659,8 +659,6 @@ void h2_connection::forget(std::int32_t id) {
 void h2_connection::build_head(h2_stream& s, message_head& head) const {
   head.clear();
   head.version = 20;
-  if (s.method) head.method = s.view(*s.method, false);
-  if (s.path) head.target = s.view(*s.path, false);
   // Cookies split into several fields (RFC 9113 §8.2.3) are one field again for HTTP/1.1 upstreams.
   std::size_t cookies = 0;
   for (const auto& f : s.fields) cookies += s.view(f, true) == "cookie";
@@ -679,6 +677,9 @@ void h2_connection::build_head(h2_stream& s, message_head& head) const {
     std::erase_if(s.fields, [&](const field_at& f) { return s.view(f, true) == "cookie"; });
     s.fields.push_back(joined);
   }
+  // Views into s.store only now: the join above may have moved it.
+  if (s.method) head.method = s.view(*s.method, false);
+  if (s.path) head.target = s.view(*s.path, false);
   // :authority stands for Host (RFC 9113 §8.3.1): the route's host match and the upstream's Host.
   for (const auto& f : s.fields) {
     const std::string_view name = s.view(f, true);

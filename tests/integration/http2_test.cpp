@@ -11,6 +11,7 @@
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/recording_upstream.hpp"
 #include "tests/support/tls.hpp"
 
 using namespace vane::test;
@@ -59,6 +60,28 @@ TEST(Http2, PriorKnowledgeRequestsAreRoutedSplitAndCounted) {
 }
 
 // A local reply (here the route's fault) is an HTTP/2 response with its status and body.
+// A browser sends its cookies over HTTP/2 as separate fields (RFC 9113 §8.2.3); an HTTP/1.1
+// upstream gets them joined into one, and the request line as the client sent it. Long ones:
+// the join outgrows the stream's store (a request line read from the store it left was garbage).
+TEST(Http2, CookieFieldsAreJoinedForAnHttp1Upstream) {
+  recording_upstream up("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
+  const std::string a(500, 'a'), b(500, 'b'), c(500, 'c');
+  auto [code, out] = run("/usr/bin/nghttp", {"-H", "cookie: a=" + a, "-H", "x-between: 1", "-H", "cookie: b=" + b, "-H",
+                                             "cookie: c=" + c, url(proxy, "/some/path?q=1")});
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(out, "ok");
+  ASSERT_EQ(up.count(), 1u);
+  const std::string seen = up.requests()[0];
+  EXPECT_EQ(seen.rfind("GET /some/path?q=1 HTTP/1.1\r\n", 0), 0u) << seen.substr(0, 200);
+  const std::string joined = "a=" + a + "; b=" + b + "; c=" + c;
+  std::size_t fields = 0;
+  for (std::size_t at = 0; (at = seen.find("\r\ncookie: ", at)) != std::string::npos; ++at) ++fields;
+  EXPECT_EQ(fields, 1u) << seen;
+  EXPECT_NE(seen.find("\r\ncookie: " + joined + "\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\r\nx-between: 1\r\n"), std::string::npos) << seen;
+}
+
 TEST(Http2, LocalRepliesAreResponsesOnTheStream) {
   auto p = start_demo("p");
   auto proxy = start_proxy(

@@ -656,7 +656,13 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     co_return co_await ds.reply(s.failure->status, s.failure->body, req.has_body && (!body.done() || body.ready()));
   }
 
-  if (s.h2call) co_return co_await relay_h2_response(s, ds, attempt_start);
+  if (s.h2call) {
+    // An HTTP/2 upstream may answer before the request body ends, and reset the stream: what the
+    // client still sends of the body is then unread, and would be read as its next request. The
+    // connection closes after the answer instead (as Envoy's; RFC 9112 §9.6).
+    if (req.has_body && (!body.done() || body.ready())) ds.close_after();
+    co_return co_await relay_h2_response(s, ds, attempt_start);
+  }
   h1_parser<false>& res = *s.response;
   const unsigned code = response_head.status;
   if (code == 101 || code > 599) {

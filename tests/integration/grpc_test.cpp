@@ -101,6 +101,31 @@ TEST(Http2Upstream, RelayedResponsesOfClosedStreamsOpenTheConnectionWindow) {
   EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);
 }
 
+// An HTTP/1.1 client's upload that an HTTP/2 upstream answers before it ends (here vane with a
+// fault abort, which then resets the stream with NO_ERROR): the rest of the body, which the client
+// sends after the answer, is never read as a request of its own. The connection closes after the
+// answer instead.
+TEST(Http2Upstream, TheUnreadRestOfABodyAnsweredEarlyIsNeverReadAsARequest) {
+  auto p = start_demo("p");
+  auto answering = start_proxy(
+      half_split_config(p.address(), p.address(), "        fault: {abort: {status: 503, percent: 100}}\n"), 1);
+  const std::string upstream = "127.0.0.1:" + std::to_string(answering.port);
+  auto proxy = start_proxy(h2_split_config(upstream, upstream, ""), 1);
+  auto answered = [&] {
+    return metric_now(answering, R"(vane_requests_total{route="app",cluster="app-primary",code="503"})") +
+           metric_now(answering, R"(vane_requests_total{route="app",cluster="app-canary",code="503"})");
+  };
+  const std::string inner = "GET /inner HTTP/1.1\r\nHost: a\r\n\r\n";
+  raw_connection c(proxy.port);
+  c.send("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(10 + inner.size()) + "\r\n\r\n0123456789");
+  ASSERT_TRUE(eventually([&] { return answered() == 1; })) << "the upstream did not answer the first part";
+  c.send(inner);  // the rest of the body
+  const std::string got = c.read_all();
+  EXPECT_EQ(got.rfind("HTTP/1.1 503 ", 0), 0u) << got;
+  EXPECT_EQ(got.find("HTTP/1.1", 1), std::string::npos) << "a second response: " << got;
+  EXPECT_EQ(answered(), 1);
+}
+
 TEST(Http2Upstream, ManyStreamsShareFewConnections) {
   auto p = start_demo("p");
   auto c = start_demo("c");

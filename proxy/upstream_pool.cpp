@@ -43,6 +43,21 @@ h2_upstream& upstream_pool::h2() {
   return *h2_;
 }
 
+namespace {
+
+// A non-blocking peek at a pooled connection before it is used again: EAGAIN
+// from a live one; 0 (FIN), data or an error from one the upstream closed,
+// reset or wrote to after its answer (a body on a HEAD's answer, more than
+// its Content-Length). Such bytes would be read as the next request's answer,
+// and every later answer on the connection would go to the client after.
+bool nothing_to_read(upstream_connection& c) {
+  char byte;
+  const ssize_t n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
 upstream_ptr upstream_pool::take_idle(std::size_t endpoint) {
   const auto now = coarse_now();  // idle ages are compared with idle_since, also coarse
   auto& idle = idle_[endpoint];
@@ -50,22 +65,12 @@ upstream_ptr upstream_pool::take_idle(std::size_t endpoint) {
     upstream_ptr c = std::move(idle.back());
     idle.pop_back();
     --idle_count_;
-    // Drop connections idle too long or already closed by the upstream: a
-    // non-blocking peek reads 0 (FIN) or data from a dead one, and EAGAIN
-    // from a live one. Every reuse is peeked: bytes an upstream sent after
-    // its answer (a body on a HEAD's answer, more than its Content-Length)
-    // would otherwise be read as the next request's answer, and every later
-    // answer on the connection would go to the client after (found by a
-    // review; it cost about 3% of saturation against skipping the peek for
-    // connections idle under 250 ms, docs/benchmarks.md).
-    const auto idle_for = now - c->idle_since;
-    bool alive = idle_for < idle_timeout_;
-    if (alive) {
-      char byte;
-      ssize_t n = ::recv(c->stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      alive = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-    }
-    if (alive) return c;
+    // Drop connections idle too long, or closed or written to by the
+    // upstream. Every reuse is peeked (found by a review; it costs about 3%
+    // of saturation against skipping the peek for connections idle under
+    // 250 ms, and watching idle connections through the event loop instead
+    // misses bytes that came since its last wait, docs/benchmarks.md).
+    if (now - c->idle_since < idle_timeout_ && nothing_to_read(*c)) return c;
     --open_;
   }
   return nullptr;
@@ -115,7 +120,11 @@ task<lease> upstream_pool::acquire_new(std::size_t endpoint, clock::time_point d
   w.timer.expires_at(deadline);
   co_await w.timer.async_wait(nothrow);
   if (!w.granted) co_return lease{nullptr, false, acquire_error::pending_timeout};  // ~waiter unlinks
-  if (w.conn) co_return lease{std::move(w.conn), true, acquire_error::none};
+  if (w.conn) {
+    // Handed over at its release: peeked as a reuse from the idle list is.
+    if (nothing_to_read(*w.conn)) co_return lease{std::move(w.conn), true, acquire_error::none};
+    w.conn.reset();  // closed: its slot is ours, to open a new one
+  }
   // Granted the slot of a closed connection: open_ was kept for us.
   --open_;
   endpoint = next_healthy();

@@ -333,7 +333,7 @@ bool after_failed_attempt(stream_state& s, clock::time_point attempt_start) {
       break;
     default:  // write_failed, read_failed
       s.failure = failure_reply{502, "upstream reset before response\n"};
-      f = {retry_cause::reset, 502, result.stale, result.refused};
+      f = {retry_cause::reset, 502, result.stale, result.refused, result.end == attempt_end::read_failed};
       break;
   }
   s.last_failure = f;

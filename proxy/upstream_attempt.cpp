@@ -67,6 +67,7 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
   }
   // Read the response head; 1xx interim responses (other than 101) are dropped.
   boost::system::error_code rec;
+  bool interim = false;  // a 1xx came first
   for (;;) {
     response.emplace(head, pieces);
     response->header_limit(request.header_limit);
@@ -79,6 +80,7 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
     if (rec) break;
     const unsigned code = head.status;
     if (code < 100 || code >= 200 || code == 101) break;
+    interim = true;
   }
   // A final answer framed in a way the client could read differently is malformed, as a bad head is (a 502,
   // the connection closed, counted once): a status below 100, a coding other than chunked or any on HTTP/1.0,
@@ -96,13 +98,16 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
     result.conn = std::move(conn);
     co_return result;
   }
+  // Stale: the reused connection ended before any byte of an answer (else the upstream was answering).
+  const bool nothing_received = !interim && conn.conn->buffer.size() == 0;
   pool.release(std::move(conn.conn), false);
   response.reset();
   if (rec == beast::error::timeout) {
     result.end = attempt_end::timeout;
   } else {
     result.end = attempt_end::read_failed;
-    result.stale = conn.reused && (rec == http::error::end_of_stream || rec == asio::error::connection_reset);
+    result.stale =
+        conn.reused && nothing_received && (rec == http::error::end_of_stream || rec == asio::error::connection_reset);
   }
   co_return result;
 }

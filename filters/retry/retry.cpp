@@ -24,7 +24,8 @@ bool is_idempotent(std::string_view method) {
 
 retry_verdict decide_retry(const attempt_failure& failure, const retry_state& state) {
   if (failure.stale_reuse && !state.has_body &&
-      (failure.refused ? state.refused_resends < max_refused_resends : !state.resent_stale))
+      (failure.refused ? state.refused_resends < max_refused_resends
+                       : !state.resent_stale && (!failure.sent || state.idempotent)))
     return retry_verdict::resend_stale;
   if (!state.on || state.retries_left == 0 || !retry_wanted(*state.on, failure.cause, failure.status))
     return retry_verdict::give_up;

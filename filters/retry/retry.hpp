@@ -33,6 +33,9 @@ struct attempt_failure {
   // An HTTP/2 stream the upstream refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last
   // stream; RFC 9113 §8.7): safe to send again, on any connection that takes streams.
   bool refused = false;
+  // The request went out whole before the failure (it failed waiting for the answer): the upstream
+  // may have applied it, so only an idempotent method is resent on a stale connection.
+  bool sent = false;
 };
 
 // Refused streams sent again per request at most (a server that refuses
@@ -56,8 +59,10 @@ enum class retry_verdict {
   retry,         // try again if the cluster's retry budget allows
 };
 
-// A stale pooled connection (closed by the upstream while idle, before it
-// read anything) is resent once for a bodiless request, as Envoy does. Else
+// A stale pooled connection (closed by the upstream while idle) is resent
+// once for a bodiless request: whatever its method when the request did not
+// go out whole, an idempotent one only when it did (the upstream may have
+// applied it; RFC 9110 §9.2.2: a proxy does not retry the others). Else
 // a retry needs: retries left, a cause the route retries, a body not yet
 // consumed, and an idempotent method unless the upstream never got the
 // request (connect failure).

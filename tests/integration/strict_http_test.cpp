@@ -400,6 +400,85 @@ TEST(StrictHttp, AnUpstreamThatResetsAfterEachAnswerCostsBodilessRequestsNothing
 
 namespace {
 
+// A keep-alive upstream that answers the first request of each connection,
+// then reads the second and closes without answering (as one that applied a
+// request and then failed). Records each request line.
+class answers_once_upstream {
+ public:
+  answers_once_upstream() {
+    acceptor_.open(boost::asio::ip::tcp::v4());
+    acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] {
+      serve_each_connection(acceptor_, connections_, [this](boost::asio::ip::tcp::socket s) { serve(s); });
+    });
+  }
+  ~answers_once_upstream() {
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  // How many times `line` (a request line) arrived.
+  int seen(const std::string& line) const {
+    const std::lock_guard lock(mu_);
+    int n = 0;
+    for (const auto& l : lines_) n += l == line;
+    return n;
+  }
+
+ private:
+  void serve(boost::asio::ip::tcp::socket& s) {
+    timeval tv{10, 0};
+    setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string in;
+    boost::system::error_code ec;
+    for (int i = 0; i < 2 && !ec; ++i) {
+      const std::size_t n = boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
+      if (ec) break;
+      {
+        const std::lock_guard lock(mu_);
+        lines_.push_back(in.substr(0, in.find("\r\n")));
+      }
+      in.erase(0, n);
+      if (i == 0)
+        boost::asio::write(s, boost::asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")), ec);
+    }
+  }
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+  std::atomic<int> connections_{0};
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+}  // namespace
+
+// A pooled connection that ends after the request went out whole, before any
+// answer: the upstream may have applied the request. An idempotent one is
+// sent again on a new connection; any other is answered 502 and never sent
+// twice (RFC 9110 §9.2.2).
+TEST(StrictHttp, ARequestThatMayHaveBeenAppliedIsResentOnlyWhenIdempotent) {
+  answers_once_upstream up;
+  auto proxy = start_proxy(one_route_config(up.address()), 1);
+  auto through = [&](const std::string& method, const std::string& target) {
+    const std::string extra = method == "GET" ? "" : "Content-Length: 0\r\n";
+    return send_and_read(proxy.port, method + " " + target + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n");
+  };
+  EXPECT_EQ(through("GET", "/a").rfind("HTTP/1.1 200 ", 0), 0u);  // its connection is pooled
+  std::string got = through("POST", "/charge");                   // on it: read, then closed
+  EXPECT_EQ(got.rfind("HTTP/1.1 502 ", 0), 0u) << got;
+  EXPECT_EQ(up.seen("POST /charge HTTP/1.1"), 1);
+  EXPECT_EQ(through("GET", "/b").rfind("HTTP/1.1 200 ", 0), 0u);  // a new connection, pooled
+  got = through("GET", "/c");                                     // on it: read, closed, sent again
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
+  EXPECT_EQ(up.seen("GET /c HTTP/1.1"), 2);
+}
+
+namespace {
+
 std::string limits_config(const std::string& endpoint, const std::string& limits) {
   return "limits: {" + limits + "}\n" + one_route_config(endpoint);
 }

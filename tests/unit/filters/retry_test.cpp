@@ -32,6 +32,14 @@ TEST(Retry, StaleConnectionIsResentOnceWithoutRetries) {
   retry_state with_body;
   with_body.has_body = true;
   EXPECT_EQ(decide_retry(stale, with_body), retry_verdict::give_up);
+  // It failed waiting for the answer, the request sent whole: the upstream may have applied it.
+  attempt_failure sent = stale;
+  sent.sent = true;
+  retry_state post;  // (not idempotent)
+  EXPECT_EQ(decide_retry(sent, post), retry_verdict::give_up);
+  retry_state get;
+  get.idempotent = true;
+  EXPECT_EQ(decide_retry(sent, get), retry_verdict::resend_stale);
 }
 
 TEST(Retry, RefusedStreamsAreResentUpToALimit) {

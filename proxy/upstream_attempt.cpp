@@ -4,6 +4,7 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "proxy/coarse_clock.hpp"
 #include "proxy/strict.hpp"
 
 namespace vane::proxy {
@@ -68,14 +69,21 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
   // Read the response head; 1xx interim responses (other than 101) are dropped.
   boost::system::error_code rec;
   bool interim = false;  // a 1xx came first
+  // As Envoy's route timeout: counted from the end of the request, so that a
+  // long upload does not eat the upstream's time to answer; 1xx answers do
+  // not extend it (an upstream sending them on and on is timed out).
+  const auto final_by = coarse_now() + request.try_timeout;
   for (;;) {
     response.emplace(head, pieces);
     response->header_limit(request.header_limit);
     response->body_limit(boost::none);
     if (request.head_request) response->skip(true);
-    // As Envoy's route timeout: counted from the end of the request, so
-    // that a long upload does not eat the upstream's time to answer.
-    conn.conn->stream.expires_after(request.try_timeout);
+    const auto left = interim ? final_by - coarse_now() : std::chrono::steady_clock::duration(request.try_timeout);
+    if (left <= std::chrono::steady_clock::duration::zero()) {
+      rec = beast::error::timeout;
+      break;
+    }
+    conn.conn->stream.expires_after(left);
     rec = co_await read_head(conn.conn->stream, conn.conn->buffer, *response, store);
     if (rec) break;
     const unsigned code = head.status;

@@ -479,6 +479,66 @@ TEST(StrictHttp, ARequestThatMayHaveBeenAppliedIsResentOnlyWhenIdempotent) {
 
 namespace {
 
+// An upstream that answers each request with interim 103s, one every 50 ms,
+// a final answer never coming (at most 400 of them, then it closes).
+class interim_only_upstream {
+ public:
+  interim_only_upstream() {
+    acceptor_.open(boost::asio::ip::tcp::v4());
+    acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] {
+      serve_each_connection(acceptor_, connections_, [this](boost::asio::ip::tcp::socket s) { serve(s); });
+    });
+  }
+  ~interim_only_upstream() {
+    {
+      const std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+
+ private:
+  void serve(boost::asio::ip::tcp::socket& s) {
+    std::string in;
+    boost::system::error_code ec;
+    boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
+    for (int i = 0; i < 400 && !ec; ++i) {
+      boost::asio::write(s, boost::asio::buffer(std::string("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")), ec);
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stop_; })) break;
+    }
+  }
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+  std::atomic<int> connections_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+};
+
+}  // namespace
+
+// Interim answers do not extend the route's timeout: an upstream that sends
+// 1xx on and on, and never its answer, is timed out (504) as a silent one is.
+TEST(StrictHttp, InterimAnswersDoNotHoldARequestPastItsTimeout) {
+  interim_only_upstream up;
+  std::string config = one_route_config(up.address());
+  config.replace(config.find("        split:"), 0, "        timeout: 1s\n");
+  auto proxy = start_proxy(config, 1);
+  const std::string got = send_and_read(proxy.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 504 ", 0), 0u) << got;
+}
+
+namespace {
+
 std::string limits_config(const std::string& endpoint, const std::string& limits) {
   return "limits: {" + limits + "}\n" + one_route_config(endpoint);
 }

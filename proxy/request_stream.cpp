@@ -252,19 +252,29 @@ task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluste
       message_head head;
       std::string store;
       std::vector<std::string_view> pieces;
-      h1_parser<false> res(head, pieces);
-      res.body_limit(boost::none);
-      if (head_request) res.skip(true);
-      conn.conn->stream.expires_after(timeout);
-      const auto rec = co_await read_head(conn.conn->stream, conn.conn->buffer, res, store);
+      std::optional<h1_parser<false>> res;
+      boost::system::error_code rec;
+      const auto final_by = clock::now() + timeout;
+      do {  // past interim 1xx answers, as an attempt reads
+        res.emplace(head, pieces);
+        res->body_limit(boost::none);
+        if (head_request) res->skip(true);
+        const auto left = final_by - clock::now();
+        if (left <= clock::duration::zero()) {
+          rec = boost::beast::error::timeout;
+          break;
+        }
+        conn.conn->stream.expires_after(left);
+        rec = co_await read_head(conn.conn->stream, conn.conn->buffer, *res, store);
+      } while (!rec && head.status >= 100 && head.status < 200 && head.status != 101);
       if (rec == boost::beast::error::timeout) {
         code = 504;
       } else if (!rec) {
         code = head.status;
-        h1_source<false> body(res, conn.conn->stream, conn.conn->buffer, io_timeout);
+        h1_source<false> body(*res, conn.conn->stream, conn.conn->buffer, io_timeout);
         const relay_status status = co_await drain(body);
         shrink_after_body(conn.conn->buffer);
-        reusable = status == relay_status::ok && res.is_done() && res.keep_alive();
+        reusable = status == relay_status::ok && res->is_done() && res->keep_alive() && code >= 200;
       }
     }
     pool.release(std::move(conn.conn), reusable);

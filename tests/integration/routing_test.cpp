@@ -6,6 +6,7 @@
 
 #include "tests/support/fixtures.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/scripted_http.hpp"
 
 using namespace vane::test;
 namespace json = boost::json;
@@ -395,6 +396,22 @@ TEST(Mirror, CopiesGoToTheMirrorWithAShadowHostAndTheirBodies) {
   ASSERT_EQ(c.request("PUT", "/", {{"host", "shop.example:8080"}}, "z").status, 200);  // ...this one is
   ASSERT_TRUE(eventually([&] { return m.stats().at("requests").as_int64() == 11; }));
   EXPECT_EQ(m.stats().at("last_host").as_string(), "shop.example-shadow:8080");
+}
+
+// A mirror's interim answers (a 103 before its 200) are read past, as an
+// attempt's are: the copy is counted with its final status.
+TEST(Mirror, ACopyIsCountedWithItsFinalStatusNotAnInterimOne) {
+  auto p = start_demo("primary");
+  scripted_http_server m([](const scripted_request&) {
+    scripted_reply r = http_reply(200, "ok");
+    r.bytes = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" + r.bytes;
+    return r;
+  });
+  auto proxy = start_proxy(mirror_config(p, "127.0.0.1:" + std::to_string(m.port()), "{cluster: app-shadow}"), 1);
+  http_client c(proxy.port);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(c.get("/").status, 200) << i;
+  EXPECT_EQ(metric(proxy, R"(vane_mirror_responses_total{route="app",cluster="app-shadow",code="200"})", 3), 3);
+  EXPECT_EQ(metric_now(proxy, R"(vane_mirror_responses_total{route="app",cluster="app-shadow",code="103"})"), 0);
 }
 
 TEST(Mirror, AHangingOrRefusingMirrorNeverDelaysOrFailsThePrimary) {

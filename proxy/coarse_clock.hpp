@@ -9,7 +9,10 @@
 // Same timebase as steady_clock, so the two compare, and never ahead of it.
 // It lags by up to two ticks (the timekeeper advances it in whole tick
 // intervals and carries the rest over), so coarse_slack() is two ticks: a
-// deadline that adds it never comes before steady_clock::now() + d.
+// deadline that adds it does not come before steady_clock::now() + d. (Not
+// quite: when the CPU that keeps the time misses ticks, a stalled virtual
+// machine, the lag grows by what it missed until another takes over, and a
+// deadline may come that much early; docs/configuration.md says so.)
 #include <chrono>
 #include <ctime>
 

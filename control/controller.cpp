@@ -396,7 +396,7 @@ asio::awaitable<void> controller::abort_loop(std::string id, std::uint64_t epoch
     if (!c) co_return;
     fleet_reading reading = co_await read_stats(*c);
     if (c->epoch != epoch) co_return;
-    if (!analysing(c->state)) {
+    if (!analysing(c->state) || c->state.promotion_in_flight) {
       c->abort_last.clear();
       continue;
     }

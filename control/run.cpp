@@ -266,6 +266,9 @@ asio::awaitable<void> canary_run::progressing() {
   // A rollback webhook answering 2xx triggers the rollback.
   std::string rollback_type = "rollback";
   std::vector<hook_result> rollbacks = co_await env_.call_hooks(rollback_type);
+  // After each wait below: the abort loop, or an abort, may have rolled the run back meanwhile; the
+  // tick then does no more (a step now would put the canary's weight back).
+  if (st_.phase != canary_phase::progressing) co_return;
   for (const auto& r : rollbacks) {
     if (!r.pass) continue;
     std::string reason = fmt::format("rollback webhook {} triggered", r.name);
@@ -274,7 +277,9 @@ asio::awaitable<void> canary_run::progressing() {
   }
   if (!st_.pre_rollout_done) {
     std::string type = "pre-rollout";
-    if (!co_await hooks_pass(type)) {
+    const bool passed = co_await hooks_pass(type);
+    if (st_.phase != canary_phase::progressing) co_return;
+    if (!passed) {
       ++st_.failed_checks;
       env_.changed();
       co_return;
@@ -282,7 +287,9 @@ asio::awaitable<void> canary_run::progressing() {
     st_.pre_rollout_done = true;
   }
   std::string rollout_type = "rollout";
-  if (!co_await hooks_pass(rollout_type)) {
+  const bool rollout_passed = co_await hooks_pass(rollout_type);
+  if (st_.phase != canary_phase::progressing) co_return;
+  if (!rollout_passed) {
     ++st_.failed_checks;
     env_.changed();
     co_return;
@@ -313,7 +320,8 @@ asio::awaitable<void> canary_run::progressing() {
   std::uint32_t top = max_weight(s_);
   if (st_.weight < top) {
     std::string type = "confirm-traffic-increase";
-    if (!co_await hooks_pass(type)) co_return;
+    const bool confirmed = co_await hooks_pass(type);
+    if (!confirmed || st_.phase != canary_phase::progressing) co_return;
     if (s_.analysis.guard) {
       // A step PUTs a new policy, which resets a proxy's tripped guard: look at the guards just before.
       co_await env_.refresh();
@@ -348,9 +356,13 @@ asio::awaitable<void> canary_run::waiting_promotion() {
   std::string type = "confirm-promotion";
   bool gate_ok = st_.promote_confirmed;
   if (!gate_ok) gate_ok = co_await hooks_pass(type);
+  if (st_.phase != canary_phase::waiting_promotion) co_return;  // rolled back or aborted meanwhile
   if (!ok || !gate_ok) co_return;
   if (s_.promote) {
+    // Once the primary is being changed, nothing rolls the run back until that ends (abort_loop, abort).
+    st_.promotion_in_flight = true;
     st_.primary_promoted = co_await env_.promote();
+    st_.promotion_in_flight = false;
     if (!st_.primary_promoted) {
       ++st_.failed_checks;
       env_.changed();
@@ -427,7 +439,8 @@ asio::awaitable<void> canary_run::tick() {
   }
   if (st_.phase == canary_phase::waiting) {
     std::string type = "confirm-rollout";
-    if (co_await hooks_pass(type)) {
+    const bool confirmed = co_await hooks_pass(type);
+    if (confirmed && st_.phase == canary_phase::waiting) {  // (not aborted meanwhile)
       if (s_.skip_analysis) {
         env_.event(fmt::format("Skipping analysis for {}", s_.id()));
         st_.promote_confirmed = true;

@@ -30,6 +30,7 @@ struct run_state {
   bool promote_confirmed = false;    // `promote` received
   bool primary_promoted = false;     // the primary runs the new revision
   std::int64_t promoting_since = 0;  // unix seconds
+  bool promotion_in_flight = false;  // spec.promote is running: no rollback, no abort meanwhile (not saved)
   std::string last_transition;
   std::string gate_alerted;  // the gate whose hold was alerted (once per hold)
   // Flagger's first sight done: the revision seen then is the baseline (no run for it).

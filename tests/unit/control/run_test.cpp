@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
 #include <deque>
+#include <functional>
 #include <map>
 
 using namespace vane::control;
@@ -32,8 +33,15 @@ struct fake_env : run_env {
   int pushes = 0;
   std::optional<bool> result;
 
+  // Runs while a hook of the type is being called: what the abort loop or an API call may do then.
+  std::map<std::string, std::function<asio::awaitable<void>()>> meanwhile;
   asio::awaitable<std::vector<hook_result>> call_hooks(std::string type) override {
     hooks_called.push_back(type);
+    if (auto it = meanwhile.find(type); it != meanwhile.end()) {
+      auto once = std::move(it->second);  // (kept in this frame while it runs)
+      meanwhile.erase(it);
+      co_await once();
+    }
     co_return hooks[type];
   }
   asio::awaitable<void> refresh() override {
@@ -493,4 +501,57 @@ TEST(CanaryRun, AProxyGuardTripRollsBackAtOnceAndGuardAndFallbackLastTheRun) {
   auto plain = base_spec();
   EXPECT_FALSE(desired_traffic(plain, st).contains("guard"));
   EXPECT_FALSE(desired_traffic(plain, st).contains("fallback"));
+}
+
+// The abort loop may roll a run back while a tick waits on a webhook: the
+// tick then does nothing more. A step after it put the canary's weight back
+// on a failed run; a promotion after it promoted a rolled-back revision.
+TEST(CanaryRun, ARollbackWhileATickWaitsIsNotUndoneByTheTick) {
+  for (const std::string hook : {"rollback", "rollout", "confirm-traffic-increase", "confirm-promotion"}) {
+    SCOPED_TRACE(hook);
+    auto s = base_spec();
+    run_state st = baseline();
+    fake_env env;
+    env.readings["request-success-rate"] = {value(100)};
+    const canary_phase at = hook == "confirm-promotion" ? canary_phase::waiting_promotion : canary_phase::progressing;
+    ASSERT_GT(ticks_until(s, st, env, at), 0);
+    if (at == canary_phase::progressing) tick(s, st, env);  // weight 25: the next tick steps
+    env.meanwhile[hook] = [&]() -> asio::awaitable<void> {
+      canary_run abort_loop(s, st, env);
+      co_await abort_loop.rollback("error rate 50% >= 5%");
+    };
+    const int promotions = env.promotions;
+    tick(s, st, env);
+    EXPECT_EQ(st.phase, canary_phase::failed);
+    EXPECT_EQ(st.weight, 0u);
+    EXPECT_EQ(env.canary_weight(), 0);
+    EXPECT_EQ(env.promotions, promotions);
+    tick(s, st, env);  // and it stays so
+    EXPECT_EQ(st.phase, canary_phase::failed);
+    EXPECT_EQ(env.canary_weight(), 0);
+  }
+}
+
+// Nothing rolls a run back while its promotion runs; an abort is refused then.
+TEST(CanaryRun, APromotionUnderWayIsNotRolledBack) {
+  auto s = base_spec();
+  run_state st = baseline();
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  ASSERT_GT(ticks_until(s, st, env, canary_phase::waiting_promotion), 0);
+  struct promoting_env : fake_env {
+    run_state* st = nullptr;
+    bool in_flight_seen = false;
+    asio::awaitable<bool> promote() override {
+      in_flight_seen = st->promotion_in_flight;
+      co_return co_await fake_env::promote();
+    }
+  };
+  promoting_env penv;
+  penv.readings = env.readings;
+  penv.st = &st;
+  tick(s, st, penv);
+  EXPECT_TRUE(penv.in_flight_seen);
+  EXPECT_FALSE(st.promotion_in_flight);
+  EXPECT_EQ(st.phase, canary_phase::promoting);
 }

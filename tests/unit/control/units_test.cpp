@@ -224,6 +224,11 @@ TEST(ControlApi, CommandsAndAnswersWithoutASocket) {
   auto a = answer_api(h, "POST", "/canaries/podinfo/rollout", R"({"revision": "3"})");
   EXPECT_EQ(a.status, 200u) << a.body;
   EXPECT_EQ(c.state.pending_revision, "3");
+  c.state.phase = canary_phase::waiting_promotion;
+  c.state.promotion_in_flight = true;  // spec.promote running: the primary is being changed
+  EXPECT_NE(apply_command(c.spec, c.state, "abort", {}), std::nullopt);
+  EXPECT_EQ(c.state.phase, canary_phase::waiting_promotion);
+  c.state.promotion_in_flight = false;
   c.state.phase = canary_phase::progressing;
   EXPECT_EQ(apply_command(c.spec, c.state, "abort", {}), std::nullopt);
   EXPECT_EQ(c.state.failed_checks, 5u);  // at the threshold: rolls back at the next tick

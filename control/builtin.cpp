@@ -189,7 +189,10 @@ metric_reading builtin_reading(const metric_spec& m, const std::map<std::string,
   if (unreachable > 0) {
     out.inconclusive = true;  // its missing numbers must not count as zero errors
     out.why = fmt::format("{} proxies unreachable", unreachable);
-  } else if (histories.empty() || canary_w.inconclusive) {
+  } else if (histories.empty()) {
+    out.inconclusive = true;
+    out.why = "no proxies to read";
+  } else if (canary_w.inconclusive) {
     out.inconclusive = true;
     out.why = "first window";
   } else if (m.min_requests && canary_w.total < *m.min_requests) {

@@ -107,6 +107,7 @@ TEST(ControlBuiltin, TheBuiltinReadingOverTheFleet) {
   m.name = "request-success-rate";
   m.interval = 10s;
   std::map<std::string, proxy_history> fleet;
+  EXPECT_EQ(builtin_reading(m, fleet, 0, "podinfo-canary", "podinfo-primary", false).why, "no proxies to read");
   fleet["a"].add(snap(100, 0, t0), 1min);
   auto first = builtin_reading(m, fleet, 0, "podinfo-canary", "podinfo-primary", false);
   EXPECT_TRUE(first.inconclusive);

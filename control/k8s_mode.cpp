@@ -189,7 +189,10 @@ void k8s_cluster::rebuild() {
     s.promote = p;
     const json::object* status = member_object(object, "status");
     std::string last_promoted;
-    seeds[s.id()] = k8s::state_from_status(status ? *status : json::object(), last_promoted);
+    run_state& seed = seeds[s.id()] = k8s::state_from_status(status ? *status : json::object(), last_promoted);
+    // stepWeights entries done, from the weight reached (the status keeps the weight, not the index).
+    for (const auto& step : s.analysis.step_weights)
+      if (step.weight <= seed.weight && seed.weight > 0) ++seed.steps;
     if (k.last_promoted.empty()) k.last_promoted = last_promoted;
     if (status && k.tracked.empty())
       if (const json::object* t = member_object(*status, "trackedConfigs")) k.tracked = *t;

@@ -383,6 +383,12 @@ asio::awaitable<void> canary_run::waiting_promotion() {
 }
 
 asio::awaitable<void> canary_run::promoting() {
+  if (st_.promoting_since == 0) {
+    // Resumed from what does not keep it (a Canary's status, after a failover): the primary's wait
+    // counts from now, not from 1970 (which rolled back at once).
+    st_.promoting_since = env_.now();
+    env_.changed();
+  }
   if (!co_await env_.primary_healthy()) {
     auto timeout = s_.promote ? s_.promote->timeout : std::chrono::minutes(5);
     if (env_.now() - st_.promoting_since > std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) {

@@ -185,6 +185,14 @@ TEST(K8sObjects, StatusAsFlaggerWritesItAndReadBack) {
   back = k8s::state_from_status(parse(R"({"phase":"Failed","lastAppliedSpec":"x","canaryWeight":"lots"})"), promoted);
   EXPECT_EQ(back.phase, canary_phase::failed);
   EXPECT_EQ(back.weight, 0u);
+  // What a resumed run needs and the status implies.
+  back = k8s::state_from_status(parse(R"({"phase":"Promoting","lastAppliedSpec":"x","canaryWeight":0})"), promoted);
+  EXPECT_TRUE(back.primary_promoted);
+  EXPECT_TRUE(back.pre_rollout_done);
+  EXPECT_EQ(back.promoting_since, 0);  // (unknown: counted from the first tick, control/run.cpp)
+  back = k8s::state_from_status(parse(R"({"phase":"Progressing","lastAppliedSpec":"x","canaryWeight":0})"), promoted);
+  EXPECT_FALSE(back.pre_rollout_done);
+  EXPECT_FALSE(back.primary_promoted);
 }
 
 TEST(K8sObjects, EventsAreOnTheCanaryWithFlaggersWarnings) {

@@ -350,6 +350,19 @@ TEST(CanaryRun, PromotionWaitsForAHealthyPrimaryThenGivesUp) {
   tick(s, st, env);
   EXPECT_EQ(st.phase, canary_phase::failed);
   EXPECT_TRUE(env.saw("Rolling back podinfo.test primary not healthy on every proxy after promotion"));
+
+  // Resumed in Promoting from a status that does not keep when it began (a failover): the wait
+  // counts from the resumed tick, not from 1970.
+  run_state resumed = baseline();
+  resumed.revision = "2";
+  resumed.phase = canary_phase::promoting;
+  resumed.primary_promoted = true;
+  tick(s, resumed, env);
+  EXPECT_EQ(resumed.phase, canary_phase::promoting);
+  EXPECT_EQ(resumed.promoting_since, env.clock);
+  env.clock += 61;
+  tick(s, resumed, env);
+  EXPECT_EQ(resumed.phase, canary_phase::failed);
 }
 
 TEST(CanaryRun, MirrorPreStepThenWeights) {

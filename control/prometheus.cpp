@@ -94,6 +94,9 @@ metric_reading read_prometheus_answer(int status, std::string_view body) {
   if (!series) return inconclusive(fmt::format("prometheus: data.result is {}, not an array", kind_of(*result)));
   if (type.empty() && series->size() == 2 && !(*series)[0].is_object()) return sample_value(*result);  // scalar
   if (series->empty()) return metric_reading{};  // no values found
+  if (series->size() > 1)                        // judging by one of them would pass a bad pod unseen
+    return inconclusive(
+        fmt::format("prometheus: {} series; the query must return one number (sum by nothing)", series->size()));
   const auto* first = (*series)[0].if_object();
   if (!first) return inconclusive(fmt::format("prometheus: a series is {}, not an object", kind_of((*series)[0])));
   const json::value* value = first->if_contains("value");

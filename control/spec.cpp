@@ -172,7 +172,12 @@ class doc_parser {
                    "iterations", "match", "mirror", "mirrorWeight", "sessionAffinity", "abort", "guard", "fallback",
                    "grpcFailureCodes", "metrics", "webhooks", "alerts"});
     if (auto v = a["interval"])
-      if (auto d = r_.get_duration(v, "analysis.interval")) an.interval = *d;
+      if (auto d = r_.get_duration(v, "analysis.interval")) {
+        if (*d < std::chrono::milliseconds(100))
+          r_.error(v, "analysis.interval must be at least 100ms (each tick reads every proxy)");
+        else
+          an.interval = *d;
+      }
     if (auto v = a["threshold"])
       if (auto t = r_.get_int(v, "analysis.threshold", 1, 1000)) an.threshold = static_cast<std::uint32_t>(*t);
     if (auto v = a["maxWeight"])
@@ -190,7 +195,12 @@ class doc_parser {
           if (r_.require(e, "weight", "stepWeights entry"))
             if (auto w = percent(e["weight"], "stepWeights.weight")) s.weight = *w;
           if (auto i = e["interval"])
-            if (auto d = r_.get_duration(i, "stepWeights.interval")) s.interval = *d;
+            if (auto d = r_.get_duration(i, "stepWeights.interval")) {
+              if (*d < std::chrono::milliseconds(100))
+                r_.error(i, "stepWeights.interval must be at least 100ms");
+              else
+                s.interval = *d;
+            }
         } else if (auto w = percent(e, "analysis.stepWeights")) {
           s.weight = *w;
         }

@@ -73,6 +73,13 @@ TEST(ControlPrometheus, OddAnswersAreInconclusiveWithWhy) {
   EXPECT_EQ(read_prometheus_answer(400, R"({"status":"error","error":"parse error"})").why,
             "prometheus answered 400: parse error");
   EXPECT_EQ(read_prometheus_answer(200, vector_of("null")).why, "the value is null, not a number");
+  // One series per pod (a query without its sum()): not judged by one of them.
+  const auto two = read_prometheus_answer(
+      200, R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{"pod":"a"},"value":[1,"100"]},)"
+           R"({"metric":{"pod":"b"},"value":[1,"12"]}]}})");
+  EXPECT_TRUE(two.inconclusive);
+  EXPECT_FALSE(two.value);
+  EXPECT_EQ(two.why, "prometheus: 2 series; the query must return one number (sum by nothing)");
 }
 
 TEST(ControlPrometheus, TemplatesGetFlaggersVariables) {

@@ -128,6 +128,7 @@ spec:
   route: x
   proxies: [http://127.0.0.1:9901]
   analysis:
+    interval: 0s
     stepWeights: [10, 5]
     metrics: [{name: latency-p42}]
     webhooks: [{name: w, type: sometimes, url: http://a/}]
@@ -140,6 +141,7 @@ spec:
   EXPECT_NE(errors.find("metric 'latency-p42': not a builtin"), std::string::npos) << errors;
   EXPECT_NE(errors.find("webhook.type 'sometimes' is not one of Flagger's"), std::string::npos) << errors;
   EXPECT_NE(errors.find("unknown matcher 'regexp'"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("analysis.interval must be at least 100ms"), std::string::npos) << errors;
 }
 
 TEST(CanarySpec, GrpcFailureCodesTakeNamesAndNumbers) {

@@ -320,8 +320,11 @@ void h2_source::consume() {
   piece_ = {};
   ready_ = false;
   touched_ = true;
-  if (n && !s_.closed) {
-    nghttp2_session_consume(s_.conn.session(), s_.id, n);  // WINDOW_UPDATE for what the upstream took
+  if (n) {
+    // WINDOW_UPDATE for what the upstream took. On a stream the client reset meanwhile this still
+    // gives the connection's window back (nghttp2 skips the stream that is gone): the bytes were
+    // taken from it, and a connection whose uploads are often cancelled would run out of window.
+    nghttp2_session_consume(s_.conn.session(), s_.id, n);
     s_.conn.want_write();
   }
 }
@@ -728,11 +731,14 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
       else if (!s.request_ended)
         s.reset(NGHTTP2_NO_ERROR);  // answered before the request body ended: the rest is not wanted (RFC 9113 §8.1)
     }
-    // What was received and never relayed still holds the connection's window.
-    const std::size_t unread = s.in_pending.size() + s.in_ready.size();
-    if (unread && !closing_) nghttp2_session_consume_connection(session_, unread);
     s.ds.meter = nullptr;
   }  // (the meter counts the request here)
+  // What was received and never relayed still holds the connection's window: also the DATA of a
+  // stream reset in the read that opened it (HEADERS, DATA, RST_STREAM), which never started.
+  const std::size_t unread = s.in_pending.size() + s.in_ready.size();
+  if (unread && !closing_) nghttp2_session_consume_connection(session_, unread);
+  s.in_pending.clear();
+  s.in_ready.clear();
   s.running = false;
   --running_;
   want_write();

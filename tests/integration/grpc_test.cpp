@@ -346,6 +346,18 @@ TEST(Http2, AnswersBeforeAnUploadEndsAreNotResets) {
   EXPECT_EQ(metric_now(proxy, R"(vane_http2_protocol_errors_total{listener="http",reason="rapid_reset"})"), 0);
 }
 
+// Not abuse either: uploads the client cancels (gRPC client-streaming calls do), each reset right
+// after its DATA. Their bytes were taken from the connection's window and must be given back,
+// whether the stream had started or not: 80 of 16 KiB are more than the whole window.
+TEST(Http2, CancelledUploadsGiveTheConnectionWindowBack) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy(half_split_config(p.address(), p.address(), ""), 1);
+  const std::string script = source_dir() + "/tests/support/h2_abuse.py";
+  auto [code, out] = run(python, {script, "127.0.0.1", std::to_string(proxy.port), "cancelled-uploads"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("sent 80"), std::string::npos) << out;
+}
+
 TEST(Grpc, RetriesOnAStatusTheRouteNames) {
   ASSERT_TRUE(grpcio_available());
   auto c = start_demo("c", {"--error-percent", "50", "--grpc-error-status", "unavailable"});

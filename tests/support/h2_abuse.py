@@ -11,7 +11,10 @@ bad-frame (a frame on stream 0 that must not be there), big-headers (a
 header list past the server's limit); and one that is not abuse:
 early-answers (600 requests one after the other, each a HEADERS frame
 without END_STREAM, as an upload that has not ended, answered before it
-ends by a route that replies at once).
+ends by a route that replies at once); cancelled-uploads (80 uploads of
+16 KiB, each reset by the client right after its DATA, in one write: the
+server must give their bytes back to the connection's window, else the
+client cannot send).
 
 Prints "closed" when the server answered with a GOAWAY or closed the
 connection, "reset" when it reset the stream (big-headers); exits 1 when
@@ -34,8 +37,8 @@ conn.initiate_connection()
 sock.sendall(conn.data_to_send())
 
 
-def head(stream_id, end=True, extra=()):
-    conn.send_headers(stream_id, [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+def head(stream_id, end=True, extra=(), method="GET"):
+    conn.send_headers(stream_id, [(":method", method), (":path", "/"), (":scheme", "http"),
                                   (":authority", "localhost")] + list(extra), end_stream=end)
 
 
@@ -117,7 +120,41 @@ def early_answers(count):
     return f"answered {answered}"
 
 
-if mode == "early-answers":
+def cancelled_uploads(count, size=16384):
+    """Each upload's bytes are sent, then the stream reset: 'sent N', or 'stuck after I' when the
+    connection's window did not open again within 10 s."""
+    sock.settimeout(1)
+    for i in range(count):
+        sid = 1 + 2 * i
+        until = time.monotonic() + 10
+        while conn.outbound_flow_control_window < size:
+            if time.monotonic() > until:
+                return f"stuck after {i} (window {conn.outbound_flow_control_window})"
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return "closed"
+            if not data:
+                return "closed"
+            for e in conn.receive_data(data):
+                if isinstance(e, h2.events.ConnectionTerminated):
+                    return "closed"
+            send_raw(conn.data_to_send())
+        head(sid, end=False, extra=[("content-type", "application/octet-stream")], method="POST")
+        conn.send_data(sid, b"x" * size)
+        conn.reset_stream(sid, error_code=8)  # CANCEL
+        if not send_raw(conn.data_to_send()):
+            return "closed"
+    return f"sent {count}"
+
+
+if mode == "cancelled-uploads":
+    seen = cancelled_uploads(80)
+    print(seen)
+    sys.exit(0 if seen.startswith("sent") else 1)
+elif mode == "early-answers":
     seen = early_answers(600)
     print(seen)
     sys.exit(0 if seen.startswith("answered") else 1)

@@ -283,13 +283,10 @@ void h2_call::source::consume() {
   piece_ = {};
   ready_ = false;
   touched_ = true;
-  if (n && c_.session->session() && c_.session->now() == h2_client_session::state::open) {
-    // A stream the upstream already closed (a small response comes with END_STREAM in the read that
-    // brings it, before it is relayed) still holds the connection's window: open that one at least.
-    if (!c_.closed)
-      nghttp2_session_consume(c_.session->session(), c_.id, n);
-    else
-      nghttp2_session_consume_connection(c_.session->session(), n);
+  // The stream's window (the connection's opened as the bytes came, on_data_chunk); a stream the
+  // upstream already closed has none left to open.
+  if (n && !c_.closed && c_.session->session() && c_.session->now() == h2_client_session::state::open) {
+    nghttp2_session_consume_stream(c_.session->session(), c_.id, n);
     c_.session->want_write();
   }
 }
@@ -452,6 +449,10 @@ int h2_client_session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_
     return 0;
   }
   c->in_pending.append(reinterpret_cast<const char*>(data), len);
+  // The connection's window opens as bytes arrive, the stream's as they are relayed
+  // (source::consume): a client that reads slowly holds its own stream back, at most a stream
+  // window buffered here, and not the other calls on the connection (four slow ones held all of it).
+  nghttp2_session_consume_connection(s.session_, len);
   c->in_wake.notify();
   return 0;
 }
@@ -752,10 +753,7 @@ void begin_finish(h2_call& call) {
 }
 
 void end_finish(h2_call& call) {
-  // Response bytes never relayed still hold the connection's window.
-  const std::size_t unread = call.in_pending.size() + call.in_ready.size();
-  if (unread && call.session->session() && call.session->now() == h2_client_session::state::open)
-    nghttp2_session_consume_connection(call.session->session(), unread);
+  // (Response bytes never relayed gave the connection's window back when they came.)
   call.in_pending.clear();
   call.in_ready.clear();
 }

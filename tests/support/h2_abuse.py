@@ -14,7 +14,9 @@ without END_STREAM, as an upload that has not ended, answered before it
 ends by a route that replies at once); cancelled-uploads (80 uploads of
 16 KiB, each reset by the client right after its DATA, in one write: the
 server must give their bytes back to the connection's window, else the
-client cannot send).
+client cannot send); slow-readers (8 downloads of 2 MB on streams whose
+window is 1 byte, then a small one that must be answered 200: through an HTTP/2
+cluster, the slow ones must not hold the upstream connection's window).
 
 Prints "closed" when the server answered with a GOAWAY or closed the
 connection, "reset" when it reset the stream (big-headers); exits 1 when
@@ -29,6 +31,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 
 host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 sock = socket.create_connection((host, port), timeout=10)
@@ -150,7 +153,47 @@ def cancelled_uploads(count, size=16384):
     return f"sent {count}"
 
 
-if mode == "cancelled-uploads":
+def slow_readers(slow=8):
+    """Downloads never read past their first byte, then one that is: 'fast answered STATUS' or 'fast stuck'."""
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1})  # one byte each, then nothing
+    for i in range(slow):
+        conn.send_headers(1 + 2 * i, [(":method", "GET"), (":path", "/bytes/2000000"), (":scheme", "http"),
+                                      (":authority", "localhost")], end_stream=True)
+    send_raw(conn.data_to_send())
+    sock.settimeout(1)
+    heads, fast, status = set(), 1 + 2 * slow, None
+    until = time.monotonic() + 30
+    while time.monotonic() < until:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return "closed"
+        if not data:
+            return "closed"
+        for e in conn.receive_data(data):
+            if isinstance(e, h2.events.ConnectionTerminated):
+                return "closed"
+            if isinstance(e, h2.events.ResponseReceived) and e.stream_id == fast:
+                status = dict(e.headers).get(":status")
+            if isinstance(e, h2.events.DataReceived) and e.stream_id != fast and e.stream_id not in heads:
+                heads.add(e.stream_id)  # its first byte: the upstream's answer is flowing through
+                if len(heads) == slow:  # every slow download has begun: now the fast one
+                    conn.send_headers(fast, [(":method", "GET"), (":path", "/bytes/100"), (":scheme", "http"),
+                                             (":authority", "localhost")], end_stream=True)
+                    conn.increment_flow_control_window(1 << 20, stream_id=fast)
+            if isinstance(e, h2.events.StreamEnded) and e.stream_id == fast:
+                return f"fast answered {status}"
+        send_raw(conn.data_to_send())
+    return "fast stuck"
+
+
+if mode == "slow-readers":
+    seen = slow_readers()
+    print(seen)
+    sys.exit(0 if seen == "fast answered 200" else 1)
+elif mode == "cancelled-uploads":
     seen = cancelled_uploads(80)
     print(seen)
     sys.exit(0 if seen.startswith("sent") else 1)

@@ -246,6 +246,7 @@ class h2_connection {
   h2_abuse_meter abuse_meter_;
   bool error_counted_ = false;
   bool goaway_ = false;
+  std::int32_t goaway_last_ = 0;  // the last stream the GOAWAY promised to process
   proxy_stream& client_;
   std::string listener_;
   std::string client_ip_;
@@ -529,6 +530,13 @@ h2_connection::h2_connection(worker& w, proxy_stream& client, const std::string&
 int h2_connection::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (c.goaway_ && frame->hd.stream_id > c.goaway_last_) {
+    // Past the GOAWAY queued (nghttp2 ignores new streams only once it is written): refused unseen,
+    // so the client sends it again elsewhere and nothing runs twice (RFC 9113 §6.8, §8.7).
+    nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+    c.want_write();
+    return 0;
+  }
   c.streams_[frame->hd.stream_id] = std::make_unique<h2_stream>(c, frame->hd.stream_id, c.deadlines_, c.stats_);
   return 0;
 }
@@ -605,7 +613,10 @@ int h2_connection::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t st
                                  std::size_t len, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
   h2_stream* s = c.find(stream_id);
-  if (!s) return 0;
+  if (!s) {
+    nghttp2_session_consume(c.session_, stream_id, len);  // a refused stream's: the window stays open
+    return 0;
+  }
   s->in_total += len;
   if (s->in_total > c.max_body()) s->too_large = true;
   if (!s->too_large)
@@ -758,8 +769,8 @@ void h2_connection::abuse(h2_error_reason why, std::uint32_t code) {
 void h2_connection::go_away() {
   if (!goaway_ && !closing_) {
     goaway_ = true;
-    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
-                          NGHTTP2_NO_ERROR, nullptr, 0);
+    goaway_last_ = nghttp2_session_get_last_proc_stream_id(session_);
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, goaway_last_, NGHTTP2_NO_ERROR, nullptr, 0);
     want_write();
   }
   if (running_ == 0 && !closing_) {

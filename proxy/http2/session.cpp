@@ -734,9 +734,24 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
     } else {
       co_await s.ds.reply(503, "listener removed\n", true);
     }
-    // The response goes out whole before anything else is said about the stream.
-    while (s.submitted && !s.response_done && !s.closed) co_await s.out_wake.wait();
-    if (!s.closed) {
+    // The response goes out whole before anything else is said about the stream, as the client's
+    // window lets it; a client that takes none of it for idle_timeout loses the stream (as flush()
+    // does), or a client that stops reading would hold the stream, and the connection, for ever.
+    bool given_up = false;
+    auto until = clock::now() + io_timeout();
+    std::size_t left = s.queued();
+    while (s.submitted && !s.response_done && !s.closed) {
+      const bool woken = co_await s.out_wake.wait(until);
+      if (s.queued() < left) {  // progress: the wait starts again
+        left = s.queued();
+        until = clock::now() + io_timeout();
+      } else if (!woken) {
+        s.reset(NGHTTP2_CANCEL);
+        given_up = true;
+        break;
+      }
+    }
+    if (!s.closed && !given_up) {
       if (!s.submitted)
         s.reset(NGHTTP2_INTERNAL_ERROR);
       else if (!s.request_ended)
@@ -752,6 +767,9 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
   s.in_ready.clear();
   s.running = false;
   --running_;
+  // The last stream ended: the connection may idle for idle_timeout from now (the reader's read,
+  // begun while streams ran, has no deadline of its own).
+  if (running_ == 0 && !closing_) client_.expires_after(io_timeout());
   want_write();
   idle_wake_.notify();
   if (s.closed) forget(s.id);

@@ -374,6 +374,22 @@ TEST(Http2, CancelledUploadsGiveTheConnectionWindowBack) {
   EXPECT_NE(out.find("sent 80"), std::string::npos) << out;
 }
 
+// Timeouts of an HTTP/2 client connection (limits.idle_timeout, here 1s): a connection whose last
+// stream ended and that then says nothing is closed, as an idle HTTP/1.1 one is; a stream whose
+// client takes none of its answer (a window of 0, never opened) is reset, and does not hold the
+// connection for ever.
+TEST(Http2, IdleConnectionsAndUnreadAnswersTimeOut) {
+  auto p = start_demo("p");
+  auto proxy = start_proxy("limits: {idle_timeout: 1s}\n" + half_split_config(p.address(), p.address(), ""), 1);
+  const std::string script = source_dir() + "/tests/support/h2_abuse.py";
+  auto [code, out] = run(python, {script, "127.0.0.1", std::to_string(proxy.port), "idle-after-answer"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("closed"), std::string::npos) << out;
+  auto [rcode, rout] = run(python, {script, "127.0.0.1", std::to_string(proxy.port), "never-read"});
+  EXPECT_EQ(rcode, 0) << rout;
+  EXPECT_NE(rout.find("reset"), std::string::npos) << rout;
+}
+
 TEST(Grpc, RetriesOnAStatusTheRouteNames) {
   ASSERT_TRUE(grpcio_available());
   auto c = start_demo("c", {"--error-percent", "50", "--grpc-error-status", "unavailable"});

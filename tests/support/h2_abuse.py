@@ -16,7 +16,11 @@ ends by a route that replies at once); cancelled-uploads (80 uploads of
 server must give their bytes back to the connection's window, else the
 client cannot send); slow-readers (8 downloads of 2 MB on streams whose
 window is 1 byte, then a small one that must be answered 200: through an HTTP/2
-cluster, the slow ones must not hold the upstream connection's window).
+cluster, the slow ones must not hold the upstream connection's window);
+idle-after-answer (one request answered, then silence: the server must
+close the connection after its idle timeout, "closed"); never-read (a
+download on a stream whose window is 0, never opened: the server must
+reset the stream, "reset").
 
 Prints "closed" when the server answered with a GOAWAY or closed the
 connection, "reset" when it reset the stream (big-headers); exits 1 when
@@ -189,7 +193,52 @@ def slow_readers(slow=8):
     return "fast stuck"
 
 
-if mode == "slow-readers":
+def wait_for(stream_id, want, answer=True):
+    """Reads up to 30 s: 'ended' (the stream's end), 'reset' (RST_STREAM on it) or 'closed' (GOAWAY,
+    the end of the connection), the first of those in `want`; else 'nothing'. Without `answer`,
+    sends nothing meanwhile (no ACK, no WINDOW_UPDATE): a silent client."""
+    sock.settimeout(1)
+    until = time.monotonic() + 30
+    while time.monotonic() < until:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return "closed" if "closed" in want else "nothing"
+        if not data:
+            return "closed" if "closed" in want else "nothing"
+        for e in conn.receive_data(data):
+            if isinstance(e, h2.events.ConnectionTerminated) and "closed" in want:
+                return "closed"
+            if isinstance(e, h2.events.StreamEnded) and e.stream_id == stream_id and "ended" in want:
+                return "ended"
+            if isinstance(e, h2.events.StreamReset) and e.stream_id == stream_id and "reset" in want:
+                return "reset"
+            if isinstance(e, h2.events.DataReceived) and answer:
+                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+        if answer:
+            send_raw(conn.data_to_send())
+    return "nothing"
+
+
+if mode == "idle-after-answer":
+    head(1)
+    send_raw(conn.data_to_send())
+    seen = wait_for(1, ("ended",), answer=False)  # (the server's SETTINGS unacknowledged: it does not wait on it)
+    if seen == "ended":
+        seen = wait_for(1, ("closed",), answer=False)
+    print(seen)
+    sys.exit(0 if seen == "closed" else 1)
+elif mode == "never-read":
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn.send_headers(1, [(":method", "GET"), (":path", "/bytes/50000"), (":scheme", "http"),
+                          (":authority", "localhost")], end_stream=True)
+    send_raw(conn.data_to_send())
+    seen = wait_for(1, ("reset", "closed"))
+    print(seen)
+    sys.exit(0 if seen == "reset" else 1)
+elif mode == "slow-readers":
     seen = slow_readers()
     print(seen)
     sys.exit(0 if seen == "fast answered 200" else 1)

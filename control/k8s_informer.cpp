@@ -187,12 +187,15 @@ asio::awaitable<k8s_informer::watch_end> k8s_informer::watch() {
   if (!options_.label_selector.empty()) target += "&labelSelector=" + percent_encode(options_.label_selector);
   std::string pending, bad;
   bool gone = false;
+  std::size_t lines = 0;
+  const auto started = std::chrono::steady_clock::now();
   auto on_data = [&](std::string_view piece) {
     pending.append(piece);
     std::size_t start = 0;
     for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n', start)) {
       auto outcome = apply_watch_line(std::string_view(pending).substr(start, nl - start), bad);
       start = nl + 1;
+      ++lines;
       if (outcome == line_outcome::gone) gone = true;
       if (outcome != line_outcome::applied) return false;
     }
@@ -222,6 +225,12 @@ asio::awaitable<k8s_informer::watch_end> k8s_informer::watch() {
     // An event that could not be read may have been a change: only a list can tell.
     fail("watch " + target + ": " + bad + " (listing again)");
     co_return watch_end::broken;
+  }
+  if (lines == 0 && answer.error.empty() && std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) {
+    // As client-go's "very short watch": a watch that ends at once with nothing in it did not
+    // expire (something in front of the API server closes it); watching again at once would loop.
+    fail("watch " + target + ": it ended within a second with no event (backing off)");
+    co_return watch_end::failed;
   }
   next_backoff_ = options_.backoff_initial;
   if (!answer.error.empty()) {

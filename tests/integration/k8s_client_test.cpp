@@ -218,7 +218,12 @@ TEST_F(K8sClient, GoneInTheStreamListsAgainWithoutLossOrRepeat) {
   EXPECT_EQ(h.all(), (std::vector<std::string>{"added shop/a", "added shop/b", "added shop/c", "modified shop/b",
                                                "added shop/d", "deleted shop/a"}));
   EXPECT_EQ(informer->stats().gone, 1U);
-  EXPECT_EQ(informer->stats().failures, 0U) << informer->stats().last_error;
+  // The watch the test ended had lasted under a second with nothing in it, most likely: as client-go,
+  // the informer takes that for a failure and backs off before watching again.
+  const auto failures = informer->stats().failures;
+  EXPECT_TRUE(failures == 0 ||
+              (failures == 1 && informer->stats().last_error.find("ended within a second") != std::string::npos))
+      << failures << ": " << informer->stats().last_error;
   std::vector<std::string> keys;
   for (const auto& o : informer->objects()) keys.push_back(k8s_key(o));
   EXPECT_EQ(keys, (std::vector<std::string>{"shop/b", "shop/c", "shop/d"}));

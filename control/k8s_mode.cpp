@@ -59,6 +59,7 @@ struct canary_cluster {
   std::vector<json::object> configs;  // the tracked ConfigMaps and Secrets, as last read
   std::vector<k8s::config_ref> tracked_refs;
   std::optional<steady::time_point> waiting_since;  // the canary's rollout has been awaited since
+  std::string waiting_revision;                     // the revision it waits for
   std::string status_written;                       // the status last written (serialized)
 };
 
@@ -375,7 +376,12 @@ asio::awaitable<workload_readiness> k8s_cluster::canary_ready(canary_record& c) 
   std::optional<json::object> object = canary_object(c);
   if (!object) co_return out;
   k8s::canary_extras x = k8s::read_extras(*object);
-  if (!k.waiting_since) k.waiting_since = steady::now();
+  // The progress deadline counts from the first wait for this revision (a newer one starts it again).
+  if (!k.waiting_since || k.waiting_revision != c.state.revision) {
+    k.waiting_since = steady::now();
+    k.waiting_revision = c.state.revision;
+  }
+  const bool past_deadline = steady::now() - *k.waiting_since > std::chrono::seconds(x.progress_deadline_seconds);
   read_result target = co_await get(k8s_api::deployments, x.ns, x.target);
   if (!target.ok()) {
     ctl_.note(c, target.why);
@@ -387,7 +393,11 @@ asio::awaitable<workload_readiness> k8s_cluster::canary_ready(canary_record& c) 
     read_result primary = co_await get(k8s_api::deployments, x.ns, primary_name);
     std::int64_t replicas = primary.ok() ? k8s::spec_replicas(primary.object) : 1;
     std::int64_t up = replicas > 0 ? replicas : 1;
-    co_await scale(c, x.target, up);
+    const bool scaled = co_await scale(c, x.target, up);
+    if (!scaled && past_deadline) {  // (the PATCH's answer is noted): not waited on for ever
+      k.waiting_since.reset();
+      out.failure = fmt::format("progress deadline exceeded {}.{} could not be scaled up", x.target, x.ns);
+    }
     co_return out;
   }
   k8s::rollout r = k8s::rollout_status(target.object);
@@ -397,7 +407,7 @@ asio::awaitable<workload_readiness> k8s_cluster::canary_ready(canary_record& c) 
     co_return out;
   }
   std::string why = fmt::format("{}.{} not ready: {}", x.target, x.ns, r.waiting);
-  if (r.deadline_exceeded || steady::now() - *k.waiting_since > std::chrono::seconds(x.progress_deadline_seconds)) {
+  if (r.deadline_exceeded || past_deadline) {
     k.waiting_since.reset();
     out.failure = "progress deadline exceeded " + why;
     co_return out;
@@ -576,7 +586,16 @@ asio::awaitable<void> k8s_cluster::send_events() {
     std::string method = e.name.empty() ? "POST" : "PATCH", target = k8s_api::events.path(e.ns, e.name),
                 body = json::serialize(e.body), type = e.name.empty() ? "" : k8s_merge_patch;
     http_result answer = co_await client_->call(method, target, body, type);
-    if (answer.status / 100 != 2) log::warn("kubernetes: event not recorded: {}", k8s_answer_text(answer));
+    if (answer.status / 100 != 2) {
+      log::warn("kubernetes: event not recorded: {}", k8s_answer_text(answer));
+      // The Event is not there (its POST failed, or the one patched is gone): the message's next
+      // repeat makes a new one, instead of patching nothing again and again.
+      std::string name = e.name;
+      if (const json::object* m = member_object(e.body, "metadata"); m && name.empty())
+        name = std::string(member_string(*m, "name").value_or(""));
+      for (auto& [id, last] : last_events_)
+        if (!name.empty() && last.name == name) last = last_event{};
+    }
   }
 }
 

@@ -32,7 +32,8 @@ std::optional<std::string> apply_command(const canary_spec& spec, run_state& st,
     st.promote_confirmed = true;
   } else if (action == "abort") {
     if (!run_active(st)) return "nothing to abort: " + is();
-    if (st.promotion_in_flight) return "the primary is being promoted: nothing to abort";
+    if (st.promotion_in_flight || st.primary_promoted)
+      return "the primary is promoted (" + is() + "): nothing to abort";
     st.failed_checks = std::max(st.failed_checks, spec.analysis.threshold);
     st.phase = canary_phase::progressing;  // rolls back at its next tick, now
   } else if (action == "resume") {

@@ -252,7 +252,8 @@ void controller::spawn_loops(const std::string& id, canary_record& c) {
   supervised analysis{"canary " + id + ": analysis loop", [this, id, epoch] { return canary_loop(id, epoch); }, wanted,
                       [this, id, epoch](const std::string& what) {
                         if (canary_record* c = live(id, epoch)) {
-                          c->state = c->saved;  // a tick cut short: from where it was last written
+                          c->state = c->saved;                   // a tick cut short: from where it was last written
+                          c->state.promotion_in_flight = false;  // (a promote() cut short ran no more)
                           ++c->loop_restarts;
                           c->reason = "analysis loop ended by an exception: " + what + "; restarted";
                         }

@@ -52,9 +52,12 @@ asio::awaitable<controller::fleet_reading> controller::read_stats(canary_record&
   // Proxies no longer in the list (a pod gone, `proxies` edited) take their history with them: a
   // frozen window would be read as if it were live, and one cut to a single snapshot at a new run
   // would keep every builtin check at "first window".
-  std::erase_if(c.history, [&](const auto& h) { return std::find(urls.begin(), urls.end(), h.first) == urls.end(); });
-  std::erase_if(c.abort_last,
-                [&](const auto& a) { return std::find(urls.begin(), urls.end(), a.first) == urls.end(); });
+  // (Not when the list could not be made whole: a failed DNS lookup is not a proxy gone.)
+  if (problems.empty()) {
+    std::erase_if(c.history, [&](const auto& h) { return std::find(urls.begin(), urls.end(), h.first) == urls.end(); });
+    std::erase_if(c.abort_last,
+                  [&](const auto& a) { return std::find(urls.begin(), urls.end(), a.first) == urls.end(); });
+  }
   steady::duration keep = std::chrono::minutes(1);
   for (const auto& m : c.spec.analysis.metrics) keep = std::max<steady::duration>(keep, m.interval);
   auto now = steady::now();

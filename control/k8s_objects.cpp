@@ -407,7 +407,7 @@ run_state state_from_status(const json::object& status, std::string& last_promot
   st.last_transition = text(status, "lastTransitionTime");
   // Not in the status, implied by it: past the first step, the pre-rollout hooks ran; in Promoting the
   // primary was promoted (its wait restarts, control/run.cpp).
-  st.pre_rollout_done = st.weight > 0 || st.phase == canary_phase::waiting_promotion ||
+  st.pre_rollout_done = st.weight > 0 || st.iterations > 0 || st.phase == canary_phase::waiting_promotion ||
                         st.phase == canary_phase::promoting || st.phase == canary_phase::finalising;
   st.primary_promoted = st.phase == canary_phase::promoting || st.phase == canary_phase::finalising;
   return st;

@@ -142,6 +142,7 @@ void canary_run::start_run(const std::string& revision) {
   st_.pre_rollout_done = false;
   st_.promote_confirmed = false;
   st_.primary_promoted = false;
+  st_.promotion_in_flight = false;
   st_.gate_alerted.clear();
   st_.affinity_value = env_.new_affinity_value();
   env_.event(fmt::format("New revision detected! {} {}", restart ? "Restarting analysis for" : "Scaling up", s_.id()));
@@ -257,6 +258,15 @@ asio::awaitable<void> canary_run::rollback(std::string reason) {
   co_await hooks_pass(type);
 }
 
+asio::awaitable<bool> canary_run::ended_meanwhile() {
+  if (st_.phase != canary_phase::progressing) co_return true;  // rolled back (the abort loop)
+  if (st_.failed_checks >= s_.analysis.threshold) {            // an abort: the rollback now
+    co_await rollback_if_due();
+    co_return true;
+  }
+  co_return false;
+}
+
 asio::awaitable<void> canary_run::progressing() {
   const auto& an = s_.analysis;
   if (st_.failed_checks >= an.threshold) {
@@ -266,9 +276,9 @@ asio::awaitable<void> canary_run::progressing() {
   // A rollback webhook answering 2xx triggers the rollback.
   std::string rollback_type = "rollback";
   std::vector<hook_result> rollbacks = co_await env_.call_hooks(rollback_type);
-  // After each wait below: the abort loop, or an abort, may have rolled the run back meanwhile; the
-  // tick then does no more (a step now would put the canary's weight back).
-  if (st_.phase != canary_phase::progressing) co_return;
+  // After each wait below: the abort loop may have rolled the run back meanwhile, or an abort asked
+  // for it; the tick then does no more (a step now would put the canary's weight back).
+  if (co_await ended_meanwhile()) co_return;
   for (const auto& r : rollbacks) {
     if (!r.pass) continue;
     std::string reason = fmt::format("rollback webhook {} triggered", r.name);
@@ -278,7 +288,7 @@ asio::awaitable<void> canary_run::progressing() {
   if (!st_.pre_rollout_done) {
     std::string type = "pre-rollout";
     const bool passed = co_await hooks_pass(type);
-    if (st_.phase != canary_phase::progressing) co_return;
+    if (co_await ended_meanwhile()) co_return;
     if (!passed) {
       ++st_.failed_checks;
       env_.changed();
@@ -288,7 +298,7 @@ asio::awaitable<void> canary_run::progressing() {
   }
   std::string rollout_type = "rollout";
   const bool rollout_passed = co_await hooks_pass(rollout_type);
-  if (st_.phase != canary_phase::progressing) co_return;
+  if (co_await ended_meanwhile()) co_return;
   if (!rollout_passed) {
     ++st_.failed_checks;
     env_.changed();
@@ -300,7 +310,7 @@ asio::awaitable<void> canary_run::progressing() {
       co_await rollback_if_due();
       co_return;
     }
-    if (st_.phase != canary_phase::progressing) co_return;  // rolled back by the abort loop meanwhile
+    if (co_await ended_meanwhile()) co_return;
   }
   if (iterations_strategy(s_)) {
     if (st_.iterations < an.iterations) {
@@ -321,7 +331,7 @@ asio::awaitable<void> canary_run::progressing() {
   if (st_.weight < top) {
     std::string type = "confirm-traffic-increase";
     const bool confirmed = co_await hooks_pass(type);
-    if (!confirmed || st_.phase != canary_phase::progressing) co_return;
+    if (co_await ended_meanwhile() || !confirmed) co_return;
     if (s_.analysis.guard) {
       // A step PUTs a new policy, which resets a proxy's tripped guard: look at the guards just before.
       co_await env_.refresh();
@@ -383,6 +393,7 @@ asio::awaitable<void> canary_run::waiting_promotion() {
 }
 
 asio::awaitable<void> canary_run::promoting() {
+  st_.promotion_in_flight = false;  // (a promote() that threw left it set)
   if (st_.promoting_since == 0) {
     // Resumed from what does not keep it (a Canary's status, after a failover): the primary's wait
     // counts from now, not from 1970 (which rolled back at once).
@@ -431,6 +442,8 @@ asio::awaitable<void> canary_run::tick() {
   }
   if (st_.phase == canary_phase::waiting || st_.phase == canary_phase::progressing) {
     workload_readiness ready = co_await env_.canary_ready();
+    if (st_.phase != canary_phase::waiting && st_.phase != canary_phase::progressing)
+      co_return;  // rolled back meanwhile
     if (ready.failure) {
       std::string reason = *ready.failure;
       co_await rollback(reason);

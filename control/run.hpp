@@ -106,6 +106,9 @@ class canary_run {
  private:
   void start_run(const std::string& revision);
   void set_phase(canary_phase phase);
+  // After a wait in progressing(): true when the run was rolled back meanwhile, or an abort asked for
+  // it (then rolled back now).
+  boost::asio::awaitable<bool> ended_meanwhile();
   boost::asio::awaitable<void> progressing();
   boost::asio::awaitable<void> waiting_promotion();
   boost::asio::awaitable<void> promoting();

@@ -545,6 +545,30 @@ TEST(CanaryRun, ARollbackWhileATickWaitsIsNotUndoneByTheTick) {
   }
 }
 
+// An abort asked for while a tick waits on a webhook (POST .../abort) rolls back in that tick, not
+// after a step one interval later.
+TEST(CanaryRun, AnAbortWhileATickWaitsRollsBackInThatTick) {
+  for (const std::string hook : {"rollout", "confirm-traffic-increase"}) {
+    SCOPED_TRACE(hook);
+    auto s = base_spec();
+    run_state st = baseline();
+    fake_env env;
+    env.readings["request-success-rate"] = {value(100)};
+    ASSERT_GT(ticks_until(s, st, env, canary_phase::progressing), 0);
+    tick(s, st, env);  // weight 25
+    ASSERT_EQ(st.weight, 25u);
+    env.meanwhile[hook] = [&]() -> asio::awaitable<void> {
+      st.failed_checks = std::max(st.failed_checks, s.analysis.threshold);  // what apply_command("abort") does
+      st.phase = canary_phase::progressing;
+      co_return;
+    };
+    tick(s, st, env);
+    EXPECT_EQ(st.phase, canary_phase::failed);
+    EXPECT_EQ(st.weight, 0u);
+    EXPECT_EQ(env.canary_weight(), 0);
+  }
+}
+
 // Nothing rolls a run back while its promotion runs; an abort is refused then.
 TEST(CanaryRun, APromotionUnderWayIsNotRolledBack) {
   auto s = base_spec();

@@ -230,6 +230,10 @@ TEST(ControlApi, CommandsAndAnswersWithoutASocket) {
   EXPECT_NE(apply_command(c.spec, c.state, "abort", {}), std::nullopt);
   EXPECT_EQ(c.state.phase, canary_phase::waiting_promotion);
   c.state.promotion_in_flight = false;
+  c.state.phase = canary_phase::promoting;
+  c.state.primary_promoted = true;  // the primary runs the new revision: nothing to roll back to
+  EXPECT_NE(apply_command(c.spec, c.state, "abort", {}), std::nullopt);
+  c.state.primary_promoted = false;
   c.state.phase = canary_phase::progressing;
   EXPECT_EQ(apply_command(c.spec, c.state, "abort", {}), std::nullopt);
   EXPECT_EQ(c.state.failed_checks, 5u);  // at the threshold: rolls back at the next tick

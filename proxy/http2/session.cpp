@@ -246,7 +246,8 @@ class h2_connection {
   h2_abuse_meter abuse_meter_;
   bool error_counted_ = false;
   bool goaway_ = false;
-  std::int32_t goaway_last_ = 0;  // the last stream the GOAWAY promised to process
+  std::int32_t goaway_last_ = 0;      // the last stream the GOAWAY promised to process
+  clock::time_point last_written_{};  // the writer's last write: the client reads
   proxy_stream& client_;
   std::string listener_;
   std::string client_ip_;
@@ -613,8 +614,10 @@ int h2_connection::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t st
                                  std::size_t len, void* self) {
   auto& c = *static_cast<h2_connection*>(self);
   h2_stream* s = c.find(stream_id);
-  if (!s) {
-    nghttp2_session_consume(c.session_, stream_id, len);  // a refused stream's: the window stays open
+  if (!s || !s->running) {
+    // A refused stream's, or one whose run ended (answered early, its reset not written yet): no one
+    // will relay these bytes, and the connection's window must not stay shut for them.
+    nghttp2_session_consume(c.session_, stream_id, len);
     return 0;
   }
   s->in_total += len;
@@ -735,8 +738,10 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
       co_await s.ds.reply(503, "listener removed\n", true);
     }
     // The response goes out whole before anything else is said about the stream, as the client's
-    // window lets it; a client that takes none of it for idle_timeout loses the stream (as flush()
-    // does), or a client that stops reading would hold the stream, and the connection, for ever.
+    // window lets it. When neither this stream nor the connection moves for idle_timeout (a client
+    // that stopped reading) the stream is given up (as flush() does); else it would hold the stream,
+    // and the connection, for ever. (The connection's writes count: nghttp2 may send other streams
+    // first, by their priorities.)
     bool given_up = false;
     auto until = clock::now() + io_timeout();
     std::size_t left = s.queued();
@@ -746,6 +751,10 @@ task<void> h2_connection::serve_stream(h2_stream& s) {
         left = s.queued();
         until = clock::now() + io_timeout();
       } else if (!woken) {
+        if (last_written_ + io_timeout() > clock::now()) {
+          until = last_written_ + io_timeout();
+          continue;
+        }
         s.reset(NGHTTP2_CANCEL);
         given_up = true;
         break;
@@ -813,6 +822,7 @@ task<void> h2_connection::write_loop() {
     if (!wbuf_.empty()) {
       auto [ec, n] = co_await asio::async_write(client_, asio::buffer(wbuf_), task_nothrow);
       if (ec) break;
+      last_written_ = clock::now();
       continue;
     }
     if (closing_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) break;

@@ -360,6 +360,11 @@ TEST(Http2, AnswersBeforeAnUploadEndsAreNotResets) {
                 metric(proxy, R"(vane_requests_total{route="app",cluster="app-canary",code="503"})", 300),
             600);
   EXPECT_EQ(metric_now(proxy, R"(vane_http2_protocol_errors_total{listener="http",reason="rapid_reset"})"), 0);
+  // The client's DATA that comes after such an answer (before or after vane's reset) is given back
+  // to the connection's window: 80 streams of it are more than the whole window.
+  auto [dcode, dout] = run(python, {script, "127.0.0.1", std::to_string(proxy.port), "data-after-answers"});
+  EXPECT_EQ(dcode, 0) << dout;
+  EXPECT_NE(dout.find("answered 80"), std::string::npos) << dout;
 }
 
 // Not abuse either: uploads the client cancels (gRPC client-streaming calls do), each reset right

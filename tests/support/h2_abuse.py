@@ -20,7 +20,9 @@ cluster, the slow ones must not hold the upstream connection's window);
 idle-after-answer (one request answered, then silence: the server must
 close the connection after its idle timeout, "closed"); never-read (a
 download on a stream whose window is 0, never opened: the server must
-reset the stream, "reset").
+reset the stream, "reset"); data-after-answers (80 uploads answered before
+they end, each followed by 16 KiB of DATA after its answer: the server must
+give those bytes back to the connection's window, "answered 80").
 
 Prints "closed" when the server answered with a GOAWAY or closed the
 connection, "reset" when it reset the stream (big-headers); exits 1 when
@@ -222,7 +224,57 @@ def wait_for(stream_id, want, answer=True):
     return "nothing"
 
 
-if mode == "idle-after-answer":
+def data_after_answers(count, size=16384):
+    """Each stream answered before its upload ends, then DATA on it (raw: the client's h2 state
+    thinks it closed): 'answered N', or 'closed' when the server ended the connection."""
+    sock.settimeout(10)
+    answered = 0
+    for i in range(count):
+        sid = 1 + 2 * i
+        head(sid, end=False, extra=[("content-type", "application/octet-stream")], method="POST")
+        if not send_raw(conn.data_to_send()):
+            return "closed"
+        done = False
+        while not done:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return "closed"
+            if not data:
+                return "closed"
+            for e in conn.receive_data(data):
+                if isinstance(e, h2.events.ConnectionTerminated):
+                    return "closed"
+                if isinstance(e, h2.events.StreamEnded) and e.stream_id == sid:
+                    answered += 1
+                    done = True
+            send_raw(conn.data_to_send())
+        if not send_raw(frame(0, 0, sid, b"x" * size)):  # DATA, no END_STREAM
+            return "closed"
+    # A PING answered: the connection still works after all that DATA.
+    conn.ping(b"12345678")
+    send_raw(conn.data_to_send())
+    until = time.monotonic() + 10
+    while time.monotonic() < until:
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            return "closed"
+        if not data:
+            return "closed"
+        for e in conn.receive_data(data):
+            if isinstance(e, h2.events.ConnectionTerminated):
+                return "closed"
+            if isinstance(e, h2.events.PingAckReceived):
+                return f"answered {answered}"
+    return "no ping answer"
+
+
+if mode == "data-after-answers":
+    seen = data_after_answers(80)
+    print(seen)
+    sys.exit(0 if seen == "answered 80" else 1)
+elif mode == "idle-after-answer":
     head(1)
     send_raw(conn.data_to_send())
     seen = wait_for(1, ("ended",), answer=False)  # (the server's SETTINGS unacknowledged: it does not wait on it)

@@ -114,7 +114,11 @@ asio::awaitable<bool> connect(connection& c) {
 asio::awaitable<void> run_connection(std::shared_ptr<connection> c) {
   worker& w = c->w;
   const bool open_loop = w.options->rate > 0;
+  // A connect is bounded by the request timeout too (the watchdog cancels it): a listener that does
+  // not accept would hold it for the kernel's SYN retries, two minutes.
+  c->deadline = clock::now() + w.options->timeout;
   co_await connect(*c);  // connected before the first due time; a failure is retried per request
+  c->deadline = clock::time_point::max();
   for (;;) {
     clock::time_point due;
     if (open_loop) {
@@ -140,12 +144,13 @@ asio::awaitable<void> run_connection(std::shared_ptr<connection> c) {
     } else if (open_loop && now - due > std::chrono::milliseconds(1)) {
       ++w.late;  // every connection was busy when it fell due
     }
-    if (!co_await connect(*c)) {
-      w.count(&load_errors::connect);
-      continue;
-    }
     c->deadline = clock::now() + w.options->timeout;
     c->timed_out = false;
+    if (!co_await connect(*c)) {
+      c->deadline = clock::time_point::max();
+      w.count(c->timed_out ? &load_errors::timeout : &load_errors::connect);
+      continue;
+    }
     client_stream stream{*c};
     auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(w.request), nothrow);
     lean_parser<false> parser;

@@ -133,7 +133,7 @@ asio::awaitable<void> serve_api(tcp::acceptor& acceptor, const api_handlers& h) 
   http_server_options options;
   options.server = "vane-control";
   options.log_name = "API";
-  options.header_limit = 8 * 1024;
+  options.header_limit = std::size_t{8} * 1024;
   options.body_limit = 1 << 20;
   options.timeout = std::chrono::seconds(30);
   options.keep_alive = true;

@@ -10,6 +10,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -42,6 +43,36 @@ std::string forwarded_as(std::uint16_t port, recording_upstream& up, const std::
   }
   return lower(up.requests()[before]);
 }
+
+// A test upstream on 127.0.0.1 (a port the OS picks): each connection is
+// served by `serve` on a thread of its own, until the destructor.
+class threaded_upstream {
+ public:
+  explicit threaded_upstream(std::function<void(boost::asio::ip::tcp::socket&)> serve) : serve_(std::move(serve)) {
+    acceptor_.open(boost::asio::ip::tcp::v4());
+    acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] {
+      serve_each_connection(acceptor_, connections_, [this](boost::asio::ip::tcp::socket s) { serve_(s); });
+    });
+  }
+  ~threaded_upstream() {
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    thread_.join();
+  }
+  threaded_upstream(const threaded_upstream&) = delete;
+  threaded_upstream& operator=(const threaded_upstream&) = delete;
+  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+
+ private:
+  std::function<void(boost::asio::ip::tcp::socket&)> serve_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_{ioc_};
+  std::atomic<int> connections_{0};
+  std::thread thread_;
+};
 
 struct bad_request {
   const char* why;
@@ -405,21 +436,7 @@ namespace {
 // request and then failed). Records each request line.
 class answers_once_upstream {
  public:
-  answers_once_upstream() {
-    acceptor_.open(boost::asio::ip::tcp::v4());
-    acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
-    acceptor_.listen();
-    thread_ = std::thread([this] {
-      serve_each_connection(acceptor_, connections_, [this](boost::asio::ip::tcp::socket s) { serve(s); });
-    });
-  }
-  ~answers_once_upstream() {
-    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    boost::system::error_code ec;
-    acceptor_.close(ec);
-    thread_.join();
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  std::string address() const { return server_.address(); }
   // How many times `line` (a request line) arrived.
   int seen(const std::string& line) const {
     const std::lock_guard lock(mu_);
@@ -446,12 +463,9 @@ class answers_once_upstream {
         boost::asio::write(s, boost::asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")), ec);
     }
   }
-  boost::asio::io_context ioc_;
-  boost::asio::ip::tcp::acceptor acceptor_{ioc_};
-  std::thread thread_;
-  std::atomic<int> connections_{0};
   mutable std::mutex mu_;
   std::vector<std::string> lines_;
+  threaded_upstream server_{[this](boost::asio::ip::tcp::socket& s) { serve(s); }};  // (last: first to go)
 };
 
 }  // namespace
@@ -483,26 +497,14 @@ namespace {
 // a final answer never coming (at most 400 of them, then it closes).
 class interim_only_upstream {
  public:
-  interim_only_upstream() {
-    acceptor_.open(boost::asio::ip::tcp::v4());
-    acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
-    acceptor_.listen();
-    thread_ = std::thread([this] {
-      serve_each_connection(acceptor_, connections_, [this](boost::asio::ip::tcp::socket s) { serve(s); });
-    });
-  }
   ~interim_only_upstream() {
     {
       const std::lock_guard lock(mu_);
       stop_ = true;
     }
     cv_.notify_all();
-    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    boost::system::error_code ec;
-    acceptor_.close(ec);
-    thread_.join();
   }
-  std::string address() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  std::string address() const { return server_.address(); }
 
  private:
   void serve(boost::asio::ip::tcp::socket& s) {
@@ -515,13 +517,10 @@ class interim_only_upstream {
       if (cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stop_; })) break;
     }
   }
-  boost::asio::io_context ioc_;
-  boost::asio::ip::tcp::acceptor acceptor_{ioc_};
-  std::thread thread_;
-  std::atomic<int> connections_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  threaded_upstream server_{[this](boost::asio::ip::tcp::socket& s) { serve(s); }};  // (last: first to go)
 };
 
 }  // namespace

@@ -102,55 +102,60 @@ def send_raw(data):
         return False
 
 
+def events_until(handle, seconds=30, answer=True, ack=None):
+    """Reads for up to `seconds`, passing each event to handle(e), which returns a result to end
+    with, or None. Returns that result, 'closed' (a GOAWAY, the connection's end) or None (time
+    up). With `answer`, sends what the connection has to say after each read (ACKs, PING answers,
+    what handle() queued); without it, nothing: a silent client. `ack` (as `answer` unless given):
+    DATA received opens the windows again."""
+    ack = answer if ack is None else ack
+    sock.settimeout(1)
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:
+            return "closed"
+        if not data:
+            return "closed"
+        for e in conn.receive_data(data):
+            if isinstance(e, h2.events.ConnectionTerminated):
+                return "closed"
+            if ack and isinstance(e, h2.events.DataReceived):
+                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            seen = handle(e)
+            if seen is not None:
+                return seen
+        if answer:
+            send_raw(conn.data_to_send())
+    return None
+
+
+def ended(sid):
+    return lambda e: "ended" if isinstance(e, h2.events.StreamEnded) and e.stream_id == sid else None
+
+
 def early_answers(count):
     """Each stream's response ends it (the server then resets our unfinished upload): N such, or 'closed'."""
-    sock.settimeout(10)
-    answered = 0
     for i in range(count):
         sid = 1 + 2 * i
         head(sid, end=False, extra=[("content-type", "application/octet-stream")])
-        if not send_raw(conn.data_to_send()):
+        if not send_raw(conn.data_to_send()) or events_until(ended(sid), 10) != "ended":
             return "closed"
-        done = False
-        while not done:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                return "closed"
-            if not data:
-                return "closed"
-            for e in conn.receive_data(data):
-                if isinstance(e, h2.events.ConnectionTerminated):
-                    return "closed"
-                if isinstance(e, h2.events.StreamEnded) and e.stream_id == sid:
-                    answered += 1
-                    done = True
-            send_raw(conn.data_to_send())
-    return f"answered {answered}"
+    return f"answered {count}"
 
 
 def cancelled_uploads(count, size=16384):
     """Each upload's bytes are sent, then the stream reset: 'sent N', or 'stuck after I' when the
     connection's window did not open again within 10 s."""
-    sock.settimeout(1)
     for i in range(count):
         sid = 1 + 2 * i
-        until = time.monotonic() + 10
-        while conn.outbound_flow_control_window < size:
-            if time.monotonic() > until:
-                return f"stuck after {i} (window {conn.outbound_flow_control_window})"
-            try:
-                data = sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return "closed"
-            if not data:
-                return "closed"
-            for e in conn.receive_data(data):
-                if isinstance(e, h2.events.ConnectionTerminated):
-                    return "closed"
-            send_raw(conn.data_to_send())
+        if conn.outbound_flow_control_window < size:
+            seen = events_until(lambda e: "open" if conn.outbound_flow_control_window >= size else None, 10)
+            if seen != "open":
+                return seen or f"stuck after {i} (window {conn.outbound_flow_control_window})"
         head(sid, end=False, extra=[("content-type", "application/octet-stream")], method="POST")
         conn.send_data(sid, b"x" * size)
         conn.reset_stream(sid, error_code=8)  # CANCEL
@@ -166,108 +171,53 @@ def slow_readers(slow=8):
         conn.send_headers(1 + 2 * i, [(":method", "GET"), (":path", "/bytes/2000000"), (":scheme", "http"),
                                       (":authority", "localhost")], end_stream=True)
     send_raw(conn.data_to_send())
-    sock.settimeout(1)
-    heads, fast, status = set(), 1 + 2 * slow, None
-    until = time.monotonic() + 30
-    while time.monotonic() < until:
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except OSError:
-            return "closed"
-        if not data:
-            return "closed"
-        for e in conn.receive_data(data):
-            if isinstance(e, h2.events.ConnectionTerminated):
-                return "closed"
-            if isinstance(e, h2.events.ResponseReceived) and e.stream_id == fast:
-                status = dict(e.headers).get(":status")
-            if isinstance(e, h2.events.DataReceived) and e.stream_id != fast and e.stream_id not in heads:
-                heads.add(e.stream_id)  # its first byte: the upstream's answer is flowing through
-                if len(heads) == slow:  # every slow download has begun: now the fast one
-                    conn.send_headers(fast, [(":method", "GET"), (":path", "/bytes/100"), (":scheme", "http"),
-                                             (":authority", "localhost")], end_stream=True)
-                    conn.increment_flow_control_window(1 << 20, stream_id=fast)
-            if isinstance(e, h2.events.StreamEnded) and e.stream_id == fast:
-                return f"fast answered {status}"
-        send_raw(conn.data_to_send())
-    return "fast stuck"
+    fast, begun, status = 1 + 2 * slow, set(), {}
+
+    def handle(e):
+        if isinstance(e, h2.events.ResponseReceived) and e.stream_id == fast:
+            status["fast"] = dict(e.headers).get(":status")
+        if isinstance(e, h2.events.DataReceived) and e.stream_id != fast and e.stream_id not in begun:
+            begun.add(e.stream_id)  # its first byte: the upstream's answer is flowing through
+            if len(begun) == slow:  # every slow download has begun: now the fast one
+                conn.send_headers(fast, [(":method", "GET"), (":path", "/bytes/100"), (":scheme", "http"),
+                                         (":authority", "localhost")], end_stream=True)
+                conn.increment_flow_control_window(1 << 20, stream_id=fast)
+        if isinstance(e, h2.events.StreamEnded) and e.stream_id == fast:
+            return f"fast answered {status.get('fast')}"
+        return None
+
+    return events_until(handle, ack=False) or "fast stuck"
 
 
 def wait_for(stream_id, want, answer=True):
-    """Reads up to 30 s: 'ended' (the stream's end), 'reset' (RST_STREAM on it) or 'closed' (GOAWAY,
-    the end of the connection), the first of those in `want`; else 'nothing'. Without `answer`,
-    sends nothing meanwhile (no ACK, no WINDOW_UPDATE): a silent client."""
-    sock.settimeout(1)
-    until = time.monotonic() + 30
-    while time.monotonic() < until:
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except OSError:
-            return "closed" if "closed" in want else "nothing"
-        if not data:
-            return "closed" if "closed" in want else "nothing"
-        for e in conn.receive_data(data):
-            if isinstance(e, h2.events.ConnectionTerminated) and "closed" in want:
-                return "closed"
-            if isinstance(e, h2.events.StreamEnded) and e.stream_id == stream_id and "ended" in want:
-                return "ended"
-            if isinstance(e, h2.events.StreamReset) and e.stream_id == stream_id and "reset" in want:
-                return "reset"
-            if isinstance(e, h2.events.DataReceived) and answer:
-                conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
-        if answer:
-            send_raw(conn.data_to_send())
-    return "nothing"
+    """'ended' (the stream's end), 'reset' (RST_STREAM on it) or 'closed' (GOAWAY, the end of the
+    connection) within 30 s, the first of those in `want`; else 'nothing'."""
+    def handle(e):
+        if isinstance(e, h2.events.StreamEnded) and e.stream_id == stream_id and "ended" in want:
+            return "ended"
+        if isinstance(e, h2.events.StreamReset) and e.stream_id == stream_id and "reset" in want:
+            return "reset"
+        return None
+
+    seen = events_until(handle, answer=answer)
+    return seen if seen in want else "nothing"
 
 
 def data_after_answers(count, size=16384):
     """Each stream answered before its upload ends, then DATA on it (raw: the client's h2 state
     thinks it closed): 'answered N', or 'closed' when the server ended the connection."""
-    sock.settimeout(10)
-    answered = 0
     for i in range(count):
         sid = 1 + 2 * i
         head(sid, end=False, extra=[("content-type", "application/octet-stream")], method="POST")
-        if not send_raw(conn.data_to_send()):
+        if not send_raw(conn.data_to_send()) or events_until(ended(sid), 10) != "ended":
             return "closed"
-        done = False
-        while not done:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                return "closed"
-            if not data:
-                return "closed"
-            for e in conn.receive_data(data):
-                if isinstance(e, h2.events.ConnectionTerminated):
-                    return "closed"
-                if isinstance(e, h2.events.StreamEnded) and e.stream_id == sid:
-                    answered += 1
-                    done = True
-            send_raw(conn.data_to_send())
         if not send_raw(frame(0, 0, sid, b"x" * size)):  # DATA, no END_STREAM
             return "closed"
     # A PING answered: the connection still works after all that DATA.
     conn.ping(b"12345678")
     send_raw(conn.data_to_send())
-    until = time.monotonic() + 10
-    while time.monotonic() < until:
-        try:
-            data = sock.recv(65536)
-        except OSError:
-            return "closed"
-        if not data:
-            return "closed"
-        for e in conn.receive_data(data):
-            if isinstance(e, h2.events.ConnectionTerminated):
-                return "closed"
-            if isinstance(e, h2.events.PingAckReceived):
-                return f"answered {answered}"
-    return "no ping answer"
+    seen = events_until(lambda e: "pong" if isinstance(e, h2.events.PingAckReceived) else None, 10)
+    return f"answered {count}" if seen == "pong" else (seen or "no ping answer")
 
 
 if mode == "data-after-answers":

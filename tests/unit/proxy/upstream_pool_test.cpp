@@ -53,6 +53,18 @@ struct one_connection_pool {
     acceptor.accept(far);
     return far;
   }
+  // `first` gets the one connection, `second` waits for it; returns the upstream's side of it.
+  worker_socket first_holds_second_waits(std::optional<lease>& first, std::optional<lease>& second) {
+    acquire(first);
+    run_until([&] { return first.has_value(); });
+    EXPECT_TRUE(first->conn);
+    worker_socket far = accept();
+    acquire(second);  // at the cap: waits
+    ioc.restart();
+    ioc.poll();
+    EXPECT_FALSE(second.has_value());
+    return far;
+  }
 };
 
 // Whether `fd` has something to read within 10 s (bytes sent on loopback are there at once, in practice).
@@ -66,14 +78,8 @@ bool readable(int fd) {
 TEST(UpstreamPool, AConnectionHandedToAWaitingRequestIsReusedWhenQuiet) {
   one_connection_pool t;
   std::optional<lease> first, second;
-  t.acquire(first);
-  t.run_until([&] { return first.has_value(); });
-  ASSERT_TRUE(first->conn);
-  worker_socket far = t.accept();
-  t.acquire(second);  // at the cap: waits
-  t.ioc.restart();
-  t.ioc.poll();
-  EXPECT_FALSE(second.has_value());
+  worker_socket far = t.first_holds_second_waits(first, second);
+  ASSERT_TRUE(first->conn && !second);
   upstream_connection* handed = first->conn.get();
   t.pool->release(std::move(first->conn), true);
   t.run_until([&] { return second.has_value(); });
@@ -90,14 +96,8 @@ TEST(UpstreamPool, AConnectionWithUnreadBytesIsNotHandedToAWaitingRequest) {
     SCOPED_TRACE(close_instead ? "the upstream closed it" : "stray bytes");
     one_connection_pool t;
     std::optional<lease> first, second;
-    t.acquire(first);
-    t.run_until([&] { return first.has_value(); });
-    ASSERT_TRUE(first->conn);
-    worker_socket far = t.accept();
-    t.acquire(second);
-    t.ioc.restart();
-    t.ioc.poll();
-    ASSERT_FALSE(second.has_value());
+    worker_socket far = t.first_holds_second_waits(first, second);
+    ASSERT_TRUE(first->conn && !second);
     if (close_instead) {
       far.close();
     } else {

@@ -253,20 +253,9 @@ task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluste
       std::string store;
       std::vector<std::string_view> pieces;
       std::optional<h1_parser<false>> res;
-      boost::system::error_code rec;
-      const auto final_by = clock::now() + timeout;
-      do {  // past interim 1xx answers, as an attempt reads
-        res.emplace(head, pieces);
-        res->body_limit(boost::none);
-        if (head_request) res->skip(true);
-        const auto left = final_by - clock::now();
-        if (left <= clock::duration::zero()) {
-          rec = boost::beast::error::timeout;
-          break;
-        }
-        conn.conn->stream.expires_after(left);
-        rec = co_await read_head(conn.conn->stream, conn.conn->buffer, *res, store);
-      } while (!rec && head.status >= 100 && head.status < 200 && head.status != 101);
+      bool interim = false;  // (past interim 1xx answers, as an attempt reads)
+      const auto rec = co_await read_final_head(conn.conn->stream, conn.conn->buffer, res, head, pieces, store, timeout,
+                                                std::nullopt, head_request, interim);
       if (rec == boost::beast::error::timeout) {
         code = 504;
       } else if (!rec) {

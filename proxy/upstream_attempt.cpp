@@ -32,6 +32,29 @@ failure_reply reply_for(acquire_error e) {
   return {502, "upstream connect error\n"};
 }
 
+task<boost::system::error_code> read_final_head(proxy_stream& stream, beast::flat_buffer& buffer,
+                                                std::optional<h1_parser<false>>& response, message_head& head,
+                                                std::vector<std::string_view>& pieces, std::string& store,
+                                                duration timeout, std::optional<std::uint32_t> header_limit,
+                                                bool head_request, bool& interim) {
+  const auto final_by = coarse_now() + timeout;
+  interim = false;
+  for (;;) {
+    response.emplace(head, pieces);
+    if (header_limit) response->header_limit(*header_limit);
+    response->body_limit(boost::none);
+    if (head_request) response->skip(true);
+    const auto left = interim ? final_by - coarse_now() : std::chrono::steady_clock::duration(timeout);
+    if (left <= std::chrono::steady_clock::duration::zero()) co_return beast::error::timeout;
+    stream.expires_after(left);
+    const boost::system::error_code rec = co_await read_head(stream, buffer, *response, store);
+    if (rec) co_return rec;
+    const unsigned code = head.status;
+    if (code < 100 || code >= 200 || code == 101) co_return rec;
+    interim = true;
+  }
+}
+
 task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request& request, std::optional<h1_sink>& sink,
                                       std::optional<h1_parser<false>>& response, message_head& head,
                                       std::vector<std::string_view>& pieces, std::string& store) {
@@ -66,30 +89,12 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
     }
     co_return result;
   }
-  // Read the response head; 1xx interim responses (other than 101) are dropped.
-  boost::system::error_code rec;
-  bool interim = false;  // a 1xx came first
   // As Envoy's route timeout: counted from the end of the request, so that a
-  // long upload does not eat the upstream's time to answer; 1xx answers do
-  // not extend it (an upstream sending them on and on is timed out).
-  const auto final_by = coarse_now() + request.try_timeout;
-  for (;;) {
-    response.emplace(head, pieces);
-    response->header_limit(request.header_limit);
-    response->body_limit(boost::none);
-    if (request.head_request) response->skip(true);
-    const auto left = interim ? final_by - coarse_now() : std::chrono::steady_clock::duration(request.try_timeout);
-    if (left <= std::chrono::steady_clock::duration::zero()) {
-      rec = beast::error::timeout;
-      break;
-    }
-    conn.conn->stream.expires_after(left);
-    rec = co_await read_head(conn.conn->stream, conn.conn->buffer, *response, store);
-    if (rec) break;
-    const unsigned code = head.status;
-    if (code < 100 || code >= 200 || code == 101) break;
-    interim = true;
-  }
+  // long upload does not eat the upstream's time to answer.
+  bool interim = false;  // a 1xx came first
+  boost::system::error_code rec =
+      co_await read_final_head(conn.conn->stream, conn.conn->buffer, response, head, pieces, store, request.try_timeout,
+                               request.header_limit, request.head_request, interim);
   // A final answer framed in a way the client could read differently is malformed, as a bad head is (a 502,
   // the connection closed, counted once): a status below 100, a coding other than chunked or any on HTTP/1.0,
   // a repeated or listed Content-Length (as nginx).

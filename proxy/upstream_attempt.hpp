@@ -58,6 +58,18 @@ struct attempt_request {
   bool grpc = false;               // a gRPC request: "te: trailers" goes to an HTTP/2 upstream
 };
 
+// Reads a response head past interim 1xx answers (other than 101, which is
+// final here), a fresh parser emplaced in `response` (over `head`, `pieces`;
+// the head's bytes kept in `store`) for each. The final head is due within
+// `timeout` of the call: 1xx answers do not extend it (an upstream sending
+// them on and on is timed out). `interim` says whether one came. Without
+// `header_limit`, Beast's own.
+task<boost::system::error_code> read_final_head(proxy_stream& stream, boost::beast::flat_buffer& buffer,
+                                                std::optional<h1_parser<false>>& response, message_head& head,
+                                                std::vector<std::string_view>& pieces, std::string& store,
+                                                duration timeout, std::optional<std::uint32_t> header_limit,
+                                                bool head_request, bool& interim);
+
 // The request goes out through `sink` (emplaced here); the response's parser
 // is emplaced in `response` (over `head`, `pieces`; the head's bytes kept in
 // `store`). Both belong to the caller, out of this coroutine's frame (kept small).

@@ -69,29 +69,11 @@ def outcome():
             except OSError:
                 return "closed"
         return "nothing"
-    while time.monotonic() < until:
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except OSError:
-            return "closed"
-        if not data:
-            return "closed"
-        try:
-            events = conn.receive_data(data)
-        except Exception:  # noqa: BLE001 (the server's answer may not parse as h2 expects)
-            return "closed"
-        for e in events:
-            if isinstance(e, h2.events.ConnectionTerminated):
-                return "closed"
-            if isinstance(e, h2.events.StreamReset) and mode == "big-headers":
-                return "reset"
-        try:
-            sock.sendall(conn.data_to_send())
-        except OSError:
-            return "closed"
-    return "nothing"
+
+    def reset(e):
+        return "reset" if isinstance(e, h2.events.StreamReset) and mode == "big-headers" else None
+
+    return events_until(reset, ack=False) or "nothing"
 
 
 def send_raw(data):
@@ -120,7 +102,11 @@ def events_until(handle, seconds=30, answer=True, ack=None):
             return "closed"
         if not data:
             return "closed"
-        for e in conn.receive_data(data):
+        try:
+            events = conn.receive_data(data)
+        except Exception:  # noqa: BLE001 (the server's answer may not parse as h2 expects)
+            return "closed"
+        for e in events:
             if isinstance(e, h2.events.ConnectionTerminated):
                 return "closed"
             if ack and isinstance(e, h2.events.DataReceived):

@@ -165,6 +165,16 @@ class doc_parser {
     return static_cast<std::uint32_t>(*v);
   }
 
+  // The time between two ticks: at least 100ms (0s would loop the tick hot).
+  std::optional<duration> tick_interval(const YAML::Node& v, const std::string& what) {
+    auto d = r_.get_duration(v, what);
+    if (d && *d < std::chrono::milliseconds(100)) {
+      r_.error(v, what + " must be at least 100ms (each tick reads every proxy)");
+      return std::nullopt;
+    }
+    return d;
+  }
+
   void analysis(const YAML::Node& a, analysis_spec& an) {
     if (!r_.expect_map(a, "analysis")) return;
     r_.check_keys(a, "analysis",
@@ -172,12 +182,7 @@ class doc_parser {
                    "iterations", "match", "mirror", "mirrorWeight", "sessionAffinity", "abort", "guard", "fallback",
                    "grpcFailureCodes", "metrics", "webhooks", "alerts"});
     if (auto v = a["interval"])
-      if (auto d = r_.get_duration(v, "analysis.interval")) {
-        if (*d < std::chrono::milliseconds(100))
-          r_.error(v, "analysis.interval must be at least 100ms (each tick reads every proxy)");
-        else
-          an.interval = *d;
-      }
+      if (auto d = tick_interval(v, "analysis.interval")) an.interval = *d;
     if (auto v = a["threshold"])
       if (auto t = r_.get_int(v, "analysis.threshold", 1, 1000)) an.threshold = static_cast<std::uint32_t>(*t);
     if (auto v = a["maxWeight"])
@@ -195,12 +200,7 @@ class doc_parser {
           if (r_.require(e, "weight", "stepWeights entry"))
             if (auto w = percent(e["weight"], "stepWeights.weight")) s.weight = *w;
           if (auto i = e["interval"])
-            if (auto d = r_.get_duration(i, "stepWeights.interval")) {
-              if (*d < std::chrono::milliseconds(100))
-                r_.error(i, "stepWeights.interval must be at least 100ms");
-              else
-                s.interval = *d;
-            }
+            if (auto d = tick_interval(i, "stepWeights.interval")) s.interval = *d;
         } else if (auto w = percent(e, "analysis.stepWeights")) {
           s.weight = *w;
         }

@@ -54,9 +54,9 @@ asio::awaitable<controller::fleet_reading> controller::read_stats(canary_record&
   // would keep every builtin check at "first window".
   // (Not when the list could not be made whole: a failed DNS lookup is not a proxy gone.)
   if (problems.empty()) {
-    std::erase_if(c.history, [&](const auto& h) { return std::find(urls.begin(), urls.end(), h.first) == urls.end(); });
-    std::erase_if(c.abort_last,
-                  [&](const auto& a) { return std::find(urls.begin(), urls.end(), a.first) == urls.end(); });
+    auto gone = [&](const auto& entry) { return std::find(urls.begin(), urls.end(), entry.first) == urls.end(); };
+    std::erase_if(c.history, gone);
+    std::erase_if(c.abort_last, gone);
   }
   steady::duration keep = std::chrono::minutes(1);
   for (const auto& m : c.spec.analysis.metrics) keep = std::max<steady::duration>(keep, m.interval);

@@ -655,13 +655,11 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
     co_return co_await ds.reply(s.failure->status, s.failure->body, req.has_body && (!body.done() || body.ready()));
   }
 
-  if (s.h2call) {
-    // An HTTP/2 upstream may answer before the request body ends, and reset the stream: what the
-    // client still sends of the body is then unread, and would be read as its next request. The
-    // connection closes after the answer instead (as Envoy's; RFC 9112 §9.6).
-    if (req.has_body && (!body.done() || body.ready())) ds.close_after();
-    co_return co_await relay_h2_response(s, ds, attempt_start);
-  }
+  // An upstream may answer before the request body ends and stop reading it (HTTP/2 resets the
+  // stream; HTTP/1.1 closes): what the client still sends of the body is then unread, and would be
+  // read as its next request. The connection closes after the answer instead (as Envoy's; RFC 9112 §9.6).
+  if (req.has_body && (!body.done() || body.ready())) ds.close_after();
+  if (s.h2call) co_return co_await relay_h2_response(s, ds, attempt_start);
   h1_parser<false>& res = *s.response;
   const unsigned code = response_head.status;
   if (code == 101 || code > 599) {
@@ -689,7 +687,7 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   relay_status status = now.status.value_or(relay_status::ok);
   if (!now.status) status = co_await relay(response_body, sink, now);
   shrink_after_body(up.buffer);
-  const bool reusable = upstream_keep_alive && status == relay_status::ok && res.is_done();
+  const bool reusable = upstream_keep_alive && status == relay_status::ok && res.is_done() && !s.result.cut_short;
   s.pool->release(std::move(s.result.conn.conn), reusable);
   if (status != relay_status::ok && status != relay_status::write_failed && !sink.head_sent()) {
     // The upstream's body was bad (a broken chunk...) before anything went to the client: a 502 instead.

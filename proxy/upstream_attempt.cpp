@@ -78,7 +78,12 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
   const relay_progress progress = relay_now(*request.body, up);
   relay_status sent = progress.status.value_or(relay_status::ok);
   if (!progress.status) sent = co_await relay(*request.body, up, progress);
-  if (sent != relay_status::ok) {
+  if (sent == relay_status::write_failed && answer_waiting(*conn.conn)) {
+    // The upstream answered before the request's end and stopped reading it (a 413 or a 401 to an
+    // upload, then a close or a reset): that answer is the attempt's, as Envoy's; the connection,
+    // with part of a request in it, is never reused.
+    result.cut_short = true;
+  } else if (sent != relay_status::ok) {
     pool.release(std::move(conn.conn), false);  // it has part of a request: never reused
     if (sent == relay_status::write_failed) {
       result.end = attempt_end::write_failed;
@@ -115,7 +120,10 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
   const bool nothing_received = !interim && conn.conn->buffer.size() == 0;
   pool.release(std::move(conn.conn), false);
   response.reset();
-  if (rec == beast::error::timeout) {
+  if (result.cut_short) {
+    result.end = attempt_end::write_failed;
+    result.stale = conn.reused && nothing_received;  // (a TLS close_notify is no answer)
+  } else if (rec == beast::error::timeout) {
     result.end = attempt_end::timeout;
   } else {
     result.end = attempt_end::read_failed;

@@ -35,6 +35,9 @@ struct attempt_result {
   // anything of ours (the write failed, or the read met its end or a reset).
   bool stale = false;
   bool refused = false;  // (HTTP/2) stale because the upstream refused the stream unprocessed
+  // (HTTP/1.1) the upstream answered before the request's end and stopped reading it: the answer is
+  // relayed, the connection not reused.
+  bool cut_short = false;
   std::size_t endpoint = std::numeric_limits<std::size_t>::max();  // of the connection used, if one was
   lease conn;                                                      // when end == response
 };

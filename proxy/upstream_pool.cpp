@@ -58,6 +58,13 @@ bool nothing_to_read(upstream_connection& c) {
 
 }  // namespace
 
+bool answer_waiting(upstream_connection& c) {
+  if (c.buffer.size() > 0) return true;
+  char byte;
+  // Bytes received before a reset are still read before it (Linux keeps them queued).
+  return ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 upstream_ptr upstream_pool::take_idle(std::size_t endpoint) {
   const auto now = coarse_now();  // idle ages are compared with idle_since, also coarse
   auto& idle = idle_[endpoint];

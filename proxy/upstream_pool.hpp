@@ -37,6 +37,10 @@ struct upstream_connection {
 };
 using upstream_ptr = std::unique_ptr<upstream_connection>;
 
+// Whether the upstream sent something on a connection in use that was not read yet (a non-blocking
+// peek): after a failed write, an answer that came before the request's end.
+bool answer_waiting(upstream_connection& c);
+
 enum class acquire_error { none, overflow, connect_failed, connect_timeout, pending_timeout, no_healthy, tls_failed };
 
 class h2_upstream;  // proxy/http2/client.hpp

@@ -491,6 +491,46 @@ TEST(StrictHttp, ARequestThatMayHaveBeenAppliedIsResentOnlyWhenIdempotent) {
   EXPECT_EQ(up.seen("GET /c HTTP/1.1"), 2);
 }
 
+// An upstream that answers an upload before its end and stops reading it (a 413, then a close that
+// resets: the body's rest is unread) is answered through: its answer goes to the client, not a 502,
+// and the client's connection closes after it (the rest of the body would be read as a request).
+TEST(StrictHttp, AnAnswerToAnUploadBeforeItsEndGoesToTheClient) {
+  std::atomic<int> served{0};
+  threaded_upstream up([&](boost::asio::ip::tcp::socket& s) {
+    std::string in;
+    boost::system::error_code ec;
+    boost::asio::read_until(s, boost::asio::dynamic_buffer(in), "\r\n\r\n", ec);
+    if (ec) return;
+    ++served;
+    const std::string answer =
+        "HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large";
+    boost::asio::write(s, boost::asio::buffer(answer), ec);
+  });  // (the socket closes with the body's rest unread: a reset)
+  auto proxy = start_proxy("limits: {max_body: 256MiB}\n" + one_route_config(up.address()), 1);
+  // Far more than the sockets between client, proxy and upstream hold: the proxy's writes fail.
+  constexpr std::size_t body = std::size_t{64} << 20;
+  raw_connection c(proxy.port);
+  c.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body) + "\r\n\r\n");
+  std::thread sender([fd = c.fd()] {
+    const std::string piece(std::size_t{1} << 16, 'b');
+    for (std::size_t sent = 0; sent < body;) {  // until the proxy closes (an error ends it)
+      const ssize_t n = ::send(fd, piece.data(), std::min(piece.size(), body - sent), MSG_NOSIGNAL);
+      if (n <= 0) break;
+      sent += static_cast<std::size_t>(n);
+    }
+  });
+  const std::string got = c.read_all();
+  sender.join();
+  EXPECT_EQ(got.rfind("HTTP/1.1 413 ", 0), 0u) << got.substr(0, 200);
+  EXPECT_NE(got.find("\r\n\r\ntoo large"), std::string::npos) << got.substr(0, 200);
+  EXPECT_NE(lower(got).find("connection: close"), std::string::npos) << got.substr(0, 200);
+  EXPECT_EQ(served.load(), 1);
+  // The proxy goes on: the next request gets a fresh connection.
+  EXPECT_EQ(send_and_read(proxy.port, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                .rfind("HTTP/1.1 413 ", 0),
+            0u);
+}
+
 namespace {
 
 // An upstream that answers each request with interim 103s, one every 50 ms,

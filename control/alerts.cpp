@@ -28,7 +28,9 @@ json::object alert_payload(const alert_provider& p, const canary_spec& c, const 
   } else if (p.type == "generic") {
     payload = {{"name", c.name},          {"namespace", c.ns},    {"phase", phase_name(st.phase)},
                {"revision", st.revision}, {"severity", severity}, {"message", message}};
-  } else {  // slack, rocket and gchat take Slack's shape
+  } else if (p.type == "gchat") {  // (Google Chat refuses a field it does not know, such as username)
+    payload = {{"text", text}};
+  } else {  // slack and rocket take Slack's shape
     payload = {{"text", text}, {"username", user}};
     if (!p.channel.empty()) payload["channel"] = p.channel;
   }
@@ -46,10 +48,21 @@ asio::awaitable<std::vector<std::string>> send_alerts(asio::any_io_executor ex, 
   std::vector<std::string> failures;
   for (const auto& a : c.analysis.alerts) {
     if (!severity_reaches(severity, a.severity)) continue;
-    for (const auto& p : providers) {
-      if (p.name != a.provider_name || p.ns != a.provider_namespace) continue;
+    const std::string& ns = a.provider_namespace.empty() ? c.ns : a.provider_namespace;
+    const alert_provider* found = nullptr;
+    for (const auto& p : providers)
+      if (p.name == a.provider_name && p.ns == ns) found = &p;
+    if (found == nullptr) {  // (Flagger logs it too)
+      failures.push_back(fmt::format("alert {}: provider {}.{} not found", a.name, a.provider_name, ns));
+      continue;
+    }
+    {
+      const alert_provider& p = *found;
       auto url = parse_http_url(p.address);
-      if (!url) continue;
+      if (!url) {
+        failures.push_back(fmt::format("alert {}: provider {}.{} has no http:// address", a.name, p.name, ns));
+        continue;
+      }
       std::string method = "POST", target = url->target,
                   body = json::serialize(alert_payload(p, c, st, message, severity));
       std::vector<std::pair<std::string, std::string>> headers;

@@ -288,7 +288,7 @@ void controller::event(canary_record& c, const std::string& message) {
   std::fflush(stdout);
   c.events.push_back(line);
   while (c.events.size() > 50) c.events.pop_front();
-  post_event(ctx_.get_executor(), c.spec, c.state, message);
+  events_out_->post(ctx_.get_executor(), c.spec, c.state, message);
   if (cluster_) cluster_->event(c, message);
 }
 

@@ -24,6 +24,7 @@
 #include "control/fleet.hpp"
 #include "control/k8s_config.hpp"
 #include "control/spec.hpp"
+#include "control/webhooks.hpp"
 
 namespace vane::control {
 
@@ -132,6 +133,7 @@ class controller {
   bool ready_ = false;
   std::atomic<int> exit_code_{0};
   std::shared_ptr<k8s_client> k8s_;
+  std::shared_ptr<event_outbox> events_out_ = std::make_shared<event_outbox>();  // event webhooks, in order
   std::shared_ptr<k8s_endpoints> endpoints_;
   log_linear_histogram tick_durations_;  // µs, all canaries
   cluster_hooks* cluster_ = nullptr;

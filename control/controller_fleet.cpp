@@ -86,14 +86,15 @@ asio::awaitable<metric_reading> controller::read_metric(canary_record& c, const 
   } else {
     std::string address = m.provider_address, query = m.query;
     if (!m.template_name.empty()) {
+      const std::string& ns = m.template_namespace.empty() ? c.spec.ns : m.template_namespace;
       for (const auto& t : docs_.templates) {
-        if (t.name == m.template_name && t.ns == m.template_namespace) {
+        if (t.name == m.template_name && t.ns == ns) {
           address = t.provider_address;
           query = t.query;
         }
       }
       if (query.empty()) {
-        event(c, fmt::format("Metric template {}.{} not found", m.template_name, m.template_namespace));
+        event(c, fmt::format("Metric template {}.{} not found", m.template_name, ns));
         co_return out;  // no values: a failed check
       }
     }

@@ -13,6 +13,7 @@
 
 #include "control/parse.hpp"
 #include "control/phase.hpp"
+#include "control/webhooks.hpp"
 
 namespace vane::control::k8s {
 
@@ -414,9 +415,7 @@ run_state state_from_status(const json::object& status, std::string& last_promot
 }
 
 json::object event(const canary_extras& c, const std::string& message, const std::string& now, std::uint64_t sequence) {
-  bool warning = message.starts_with("Halt") || message.starts_with("Rolling back") ||
-                 message.starts_with("Canary failed") || message.find("not ready") != std::string::npos ||
-                 message.find(" failed") != std::string::npos;
+  const bool warning = warning_event(message);
   auto nanos =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   return json::object{

@@ -267,24 +267,29 @@ asio::awaitable<bool> canary_run::ended_meanwhile() {
   co_return false;
 }
 
+asio::awaitable<bool> canary_run::rolled_back_by_hook() {
+  const canary_phase before = st_.phase;
+  std::string type = "rollback";
+  std::vector<hook_result> results = co_await env_.call_hooks(type);
+  if (st_.phase != before) co_return true;  // rolled back (the abort loop) or aborted meanwhile
+  if (before == canary_phase::progressing && co_await ended_meanwhile()) co_return true;
+  for (const auto& r : results) {
+    if (!r.pass) continue;
+    std::string reason = fmt::format("rollback webhook {} triggered", r.name);
+    co_await rollback(reason);
+    co_return true;
+  }
+  co_return false;
+}
+
 asio::awaitable<void> canary_run::progressing() {
   const auto& an = s_.analysis;
   if (st_.failed_checks >= an.threshold) {
     co_await rollback_if_due();
     co_return;
   }
-  // A rollback webhook answering 2xx triggers the rollback.
-  std::string rollback_type = "rollback";
-  std::vector<hook_result> rollbacks = co_await env_.call_hooks(rollback_type);
   // After each wait below: the abort loop may have rolled the run back meanwhile, or an abort asked
   // for it; the tick then does no more (a step now would put the canary's weight back).
-  if (co_await ended_meanwhile()) co_return;
-  for (const auto& r : rollbacks) {
-    if (!r.pass) continue;
-    std::string reason = fmt::format("rollback webhook {} triggered", r.name);
-    co_await rollback(reason);
-    co_return;
-  }
   if (!st_.pre_rollout_done) {
     std::string type = "pre-rollout";
     const bool passed = co_await hooks_pass(type);
@@ -455,6 +460,12 @@ asio::awaitable<void> canary_run::tick() {
       co_await env_.push(traffic);
       co_return;
     }
+  }
+  // Flagger's manual rollback: a rollback webhook answering 2xx rolls the run back, while it waits
+  // to start, analyses or waits for promotion.
+  if (st_.phase == canary_phase::waiting || st_.phase == canary_phase::progressing ||
+      st_.phase == canary_phase::waiting_promotion) {
+    if (co_await rolled_back_by_hook()) co_return;
   }
   if (st_.phase == canary_phase::waiting) {
     std::string type = "confirm-rollout";

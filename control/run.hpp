@@ -109,6 +109,8 @@ class canary_run {
   // After a wait in progressing(): true when the run was rolled back meanwhile, or an abort asked for
   // it (then rolled back now).
   boost::asio::awaitable<bool> ended_meanwhile();
+  // Calls the rollback webhooks; true when the run was rolled back (by one, or meanwhile).
+  boost::asio::awaitable<bool> rolled_back_by_hook();
   boost::asio::awaitable<void> progressing();
   boost::asio::awaitable<void> waiting_promotion();
   boost::asio::awaitable<void> promoting();

@@ -329,8 +329,7 @@ class doc_parser {
       r_.check_keys(t, "templateRef", {"name", "namespace"});
       if (r_.require(t, "name", "templateRef"))
         if (auto s = r_.get_string(t["name"], "templateRef.name")) ms.template_name = *s;
-      ms.template_namespace = "default";
-      if (auto n = t["namespace"])
+      if (auto n = t["namespace"])  // (else the canary's, as Flagger's)
         if (auto s = r_.get_string(n, "templateRef.namespace")) ms.template_namespace = *s;
     }
     if (auto p = m["provider"]) provider(p, ms.provider_type, ms.provider_address);
@@ -397,8 +396,7 @@ class doc_parser {
       r_.check_keys(p, "providerRef", {"name", "namespace"});
       if (r_.require(p, "name", "providerRef"))
         if (auto s = r_.get_string(p["name"], "providerRef.name")) as.provider_name = *s;
-      as.provider_namespace = "default";
-      if (auto n = p["namespace"])
+      if (auto n = p["namespace"])  // (else the canary's, as Flagger's)
         if (auto s = r_.get_string(n, "providerRef.namespace")) as.provider_namespace = *s;
     }
     an.alerts.push_back(std::move(as));

@@ -26,9 +26,9 @@ struct metric_spec {
   std::string name;
   std::optional<double> min, max;  // thresholdRange
   duration interval = std::chrono::minutes(1);
-  std::optional<std::uint64_t> min_requests;  // vane: fewer canary requests -> inconclusive
-  bool relative_to_primary = false;           // vane
-  std::string template_name, template_namespace;
+  std::optional<std::uint64_t> min_requests;           // vane: fewer canary requests -> inconclusive
+  bool relative_to_primary = false;                    // vane
+  std::string template_name, template_namespace;       // (an empty namespace: the canary's)
   std::string provider_type, provider_address, query;  // vane: inline provider + query
   std::map<std::string, std::string> template_variables;
   bool builtin() const { return template_name.empty() && query.empty(); }
@@ -41,7 +41,7 @@ struct webhook_spec {
 };
 
 struct alert_spec {
-  std::string name, severity = "info", provider_name, provider_namespace;
+  std::string name, severity = "info", provider_name, provider_namespace;  // (an empty namespace: the canary's)
 };
 
 // vane: the proxies' guard for the run (docs/control.md, "Guard and fallback").

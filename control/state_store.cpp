@@ -1,8 +1,12 @@
 #include "control/state_store.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -115,16 +119,32 @@ std::string render_state_text(const std::map<std::string, run_state>& all) {
 }
 
 std::string write_state_file(const std::string& path, const std::string& text) {
+  // Written, flushed to the disk, then renamed over the old file, and the directory flushed: a crash
+  // of the process or of the machine leaves the old file or the new one, never an empty one.
   std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) return "cannot write " + tmp;
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return fmt::format("cannot write {}: {}", tmp, std::strerror(errno));
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      std::string why = fmt::format("cannot write {}: {}", tmp, std::strerror(errno));
+      ::close(fd);
+      return why;
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
   }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) return fmt::format("cannot write {}: {}", tmp, std::strerror(errno));
   std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);  // atomic: a crash leaves the old or the new file
+  std::filesystem::rename(tmp, path, ec);
   if (ec) return "cannot replace " + path + ": " + ec.message();
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);  // (the rename itself; a directory that cannot be opened still has the new file)
+    ::close(d);
+  }
   return {};
 }
 

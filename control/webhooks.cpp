@@ -5,8 +5,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/json.hpp>
+#include <chrono>
 
 #include "common/http_client.hpp"
+#include "common/log.hpp"
+#include "control/parse.hpp"
 
 namespace vane::control {
 
@@ -37,29 +40,72 @@ asio::awaitable<std::vector<hook_result>> call_hooks(asio::any_io_executor ex, c
       r = co_await http_call(ex, *url, method, target, body, timeout, headers);
     else
       r.error = "not an http:// URL";
-    out.push_back(
-        {h.name, r.status >= 200 && r.status <= 202, r.status ? fmt::format("status {}", r.status) : r.error});
+    // Flagger's error is the answer's body: a load tester's or a gate's words on why.
+    std::string detail = r.error;
+    if (r.status)
+      detail =
+          r.body.empty() ? fmt::format("status {}", r.status) : fmt::format("status {}: {}", r.status, excerpt(r.body));
+    out.push_back({h.name, r.status >= 200 && r.status <= 202, detail});
   }
   co_return out;
 }
 
-void post_event(asio::any_io_executor ex, const canary_spec& c, const run_state& st, const std::string& message) {
-  std::vector<webhook_spec> hooks;
-  for (const auto& h : c.analysis.webhooks)
-    if (h.type == "event") hooks.push_back(h);
-  if (hooks.empty()) return;
-  std::string body =
-      json::serialize(hook_payload(c, st, json::object{{"eventMessage", message}, {"eventType", "Normal"}}));
-  for (const auto& h : hooks) {
-    auto url = parse_http_url(h.url);
-    if (!url) continue;
-    auto send = [ex, u = *url, body, timeout = h.timeout]() -> asio::awaitable<void> {
-      std::string method = "POST";
-      std::vector<std::pair<std::string, std::string>> headers;
-      co_await http_call(ex, u, method, u.target, body, timeout, headers);
-    };
-    asio::co_spawn(ex, std::move(send), asio::detached);
+bool warning_event(std::string_view message) {
+  return message.starts_with("Halt") || message.starts_with("Rolling back") || message.starts_with("Canary failed") ||
+         message.find("not ready") != std::string_view::npos || message.find(" failed") != std::string_view::npos;
+}
+
+json::object event_metadata(const webhook_spec& hook, const std::string& message, std::int64_t unix_ms) {
+  json::object md{{"eventMessage", message},
+                  {"eventType", warning_event(message) ? "Warning" : "Normal"},
+                  {"timestamp", std::to_string(unix_ms)}};
+  for (const auto& [k, v] : hook.metadata)
+    if (!md.contains(k)) md[k] = v;  // (Flagger's own keys win)
+  return md;
+}
+
+void event_outbox::post(asio::any_io_executor ex, const canary_spec& c, const run_state& st,
+                        const std::string& message) {
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  for (const auto& h : c.analysis.webhooks) {
+    if (h.type != "event") continue;
+    if (queue_.size() >= max_queued) {
+      ++dropped_;
+      log::warn("{}: event webhook {}: {} events waiting, the oldest dropped", c.id(), h.name, queue_.size());
+      queue_.pop_front();
+    }
+    queue_.push_back(
+        {c.id(), h.name, h.url, h.timeout, json::serialize(hook_payload(c, st, event_metadata(h, message, now_ms)))});
   }
+  if (!queue_.empty() && !sending_) {
+    sending_ = true;
+    asio::co_spawn(ex, drain(ex, shared_from_this()), asio::detached);
+  }
+}
+
+asio::awaitable<void> event_outbox::drain(asio::any_io_executor ex, std::shared_ptr<event_outbox> self) {
+  // One at a time, in order: a receiver sees a run's events as they happened.
+  while (!self->queue_.empty()) {
+    pending p = std::move(self->queue_.front());
+    self->queue_.pop_front();
+    auto url = parse_http_url(p.url);
+    if (!url) {
+      log::warn("{}: event webhook {}: {} is not an http:// URL", p.canary, p.hook, p.url);
+      continue;
+    }
+    std::string method = "POST", target = url->target;
+    std::vector<std::pair<std::string, std::string>> headers;
+    duration timeout = p.timeout;
+    http_result r = co_await http_call(ex, *url, method, target, p.body, timeout, headers);
+    if (r.status < 200 || r.status > 299) {
+      ++self->failed_;
+      log::warn("{}: event webhook {} failed: {}", p.canary, p.hook,
+                r.status ? fmt::format("status {}: {}", r.status, excerpt(r.body)) : r.error);
+    }
+  }
+  self->sending_ = false;
 }
 
 }  // namespace vane::control

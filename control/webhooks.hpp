@@ -1,11 +1,15 @@
 #pragma once
 // Flagger's webhooks: the payload every type gets, the gate and check calls of
 // a tick (a 200-202 answer passes; anything else, or no answer, is its detail),
-// and `event` webhooks, posted for every event line without waiting.
+// and `event` webhooks, posted for every event line in order without holding up the analysis.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/object.hpp>
+#include <cstdint>
+#include <deque>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/run.hpp"
@@ -20,7 +24,32 @@ boost::json::object hook_payload(const canary_spec& c, const run_state& st, boos
 boost::asio::awaitable<std::vector<hook_result>> call_hooks(boost::asio::any_io_executor ex, canary_spec c,
                                                             run_state st, std::string type);
 
-// Posts the event to every `event` webhook of the canary; nothing waits for the answers.
-void post_event(boost::asio::any_io_executor ex, const canary_spec& c, const run_state& st, const std::string& message);
+// Flagger's word for an event: Warning for a halt, a rollback, a failure; Normal otherwise.
+bool warning_event(std::string_view message);
+
+// An event webhook's metadata: eventMessage, eventType, timestamp (Unix milliseconds, as text), then the
+// hook's own metadata (which does not replace those three).
+boost::json::object event_metadata(const webhook_spec& hook, const std::string& message, std::int64_t unix_ms);
+
+// Posts events to every `event` webhook of their canary, one at a time and in order, without holding up
+// the analysis; a failed post is logged. Shared with the coroutine that sends (it outlives a reload).
+class event_outbox : public std::enable_shared_from_this<event_outbox> {
+ public:
+  static constexpr std::size_t max_queued = 1000;  // past it the oldest is dropped (and logged)
+  void post(boost::asio::any_io_executor ex, const canary_spec& c, const run_state& st, const std::string& message);
+  std::uint64_t failed() const { return failed_; }
+  std::uint64_t dropped() const { return dropped_; }
+
+ private:
+  struct pending {
+    std::string canary, hook, url;
+    duration timeout;
+    std::string body;
+  };
+  static boost::asio::awaitable<void> drain(boost::asio::any_io_executor ex, std::shared_ptr<event_outbox> self);
+  std::deque<pending> queue_;
+  bool sending_ = false;
+  std::uint64_t failed_ = 0, dropped_ = 0;
+};
 
 }  // namespace vane::control

@@ -165,7 +165,7 @@ TEST(Control, AFailingRevisionIsRolledBackAlertedAndShown) {
     metrics:
       - {name: request-success-rate, thresholdRange: {min: 99}, interval: 2s}
     alerts:
-      - {name: on-call, severity: error, providerRef: {name: slack, namespace: test}}
+      - {name: on-call, severity: error, providerRef: {name: slack}}  # (the canary's namespace)
       - {name: team, severity: error, providerRef: {name: teams, namespace: test}}
       - {name: log, severity: info, providerRef: {name: generic, namespace: test}}
       - {name: chat, severity: warn, providerRef: {name: discord, namespace: test}}

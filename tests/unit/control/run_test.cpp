@@ -289,6 +289,29 @@ TEST(CanaryRun, WebhooksOfEveryType) {
   EXPECT_NE(std::find(env.hooks_called.begin(), env.hooks_called.end(), "post-rollout"), env.hooks_called.end());
 }
 
+// As Flagger's: a rollback webhook is asked while the run waits to start and waits for promotion too,
+// not only while it is analysed.
+TEST(CanaryRun, ARollbackWebhookRollsBackAWaitingRunToo) {
+  for (const canary_phase at : {canary_phase::waiting, canary_phase::waiting_promotion}) {
+    SCOPED_TRACE(phase_name(at));
+    auto s = base_spec();
+    run_state st = baseline();
+    fake_env env;
+    env.readings["request-success-rate"] = {value(100)};
+    env.hooks["confirm-rollout"] = {{"gate", at != canary_phase::waiting, "closed"}};
+    env.hooks["confirm-promotion"] = {{"gate", false, "closed"}};
+    ASSERT_GT(ticks_until(s, st, env, at), 0);
+    tick(s, st, env);  // held at the gate
+    ASSERT_EQ(st.phase, at);
+    env.hooks["rollback"] = {{"big-red-button", true, ""}};
+    tick(s, st, env);
+    EXPECT_EQ(st.phase, canary_phase::failed);
+    EXPECT_EQ(env.canary_weight(), 0);
+    EXPECT_TRUE(env.saw("Rolling back podinfo.test rollback webhook big-red-button triggered"));
+    EXPECT_EQ(env.promotions, 0);
+  }
+}
+
 TEST(CanaryRun, ANewRevisionMidRunRestarts) {
   auto s = base_spec();
   run_state st = baseline();

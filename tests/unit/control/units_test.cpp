@@ -167,9 +167,26 @@ TEST(ControlPayloads, WebhooksAndAlertsSpeakEachServicesJson) {
   EXPECT_EQ(alert_payload(teams, s, st, "m", "error").at("themeColor").as_string(), "FF0000");
   alert_provider generic{"log", "test", "generic", "http://x/", "", ""};
   EXPECT_EQ(alert_payload(generic, s, st, "m", "warn").at("phase").as_string(), "Progressing");
+  alert_provider gchat{"chat", "test", "gchat", "http://x/", "ops", "bot"};  // (Chat refuses unknown fields)
+  EXPECT_EQ(json::serialize(alert_payload(gchat, s, st, "m", "warn")), R"({"text":"podinfo.test: m"})");
   EXPECT_TRUE(severity_reaches("error", "warn"));
   EXPECT_TRUE(severity_reaches("warn", "warn"));
   EXPECT_FALSE(severity_reaches("info", "warn"));
+}
+
+// Flagger's event webhook metadata: its three keys first, the hook's own after (never over them).
+TEST(ControlPayloads, EventWebhooksSayWarningForHaltsRollbacksAndFailures) {
+  webhook_spec hook;
+  hook.metadata = {{"team", "payments"}, {"eventType", "mine"}};
+  json::object md = event_metadata(hook, "Rolling back podinfo.test failed checks threshold reached 5", 1700000000123);
+  EXPECT_EQ(md.at("eventType").as_string(), "Warning");
+  EXPECT_EQ(md.at("timestamp").as_string(), "1700000000123");
+  EXPECT_EQ(md.at("team").as_string(), "payments");
+  EXPECT_EQ(md.at("eventMessage").as_string(), "Rolling back podinfo.test failed checks threshold reached 5");
+  EXPECT_EQ(event_metadata(hook, "Advance podinfo.test canary weight 20", 0).at("eventType").as_string(), "Normal");
+  EXPECT_EQ(event_metadata(hook, "Halt podinfo.test advancement success rate 97.50% < 99%", 0).at("eventType"),
+            "Warning");
+  EXPECT_EQ(event_metadata(hook, "Canary failed! Scaling down podinfo.test", 0).at("eventType"), "Warning");
 }
 
 TEST(ControlStatus, TheWatchdogAndTheMetricsShowARunThatDoesNotTick) {

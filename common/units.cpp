@@ -31,7 +31,9 @@ std::optional<duration> parse_duration(std::string_view text) {
   else
     return std::nullopt;
   double millis = value * millis_per_unit;
-  if (!std::isfinite(millis) || millis > 1e15) return std::nullopt;
+  // At most 100 years: a deadline is now + duration in steady_clock's signed 64-bit nanoseconds, which a
+  // larger one (about 292 years) wraps around into the past.
+  if (!std::isfinite(millis) || millis > 100 * 365.25 * 86'400'000.0) return std::nullopt;
   return duration{static_cast<std::int64_t>(std::llround(millis))};
 }
 

@@ -12,7 +12,7 @@ namespace vane {
 using duration = std::chrono::milliseconds;
 
 // Returns nullopt for anything that is not a non-negative number followed by
-// one of the units ms, s, m, h. A bare number is refused: the unit is not guessable.
+// one of the units ms, s, m, h, or for more than 100 years. A bare number is refused: the unit is not guessable.
 std::optional<duration> parse_duration(std::string_view text);
 // Returns nullopt for anything that is not a non-negative integer, optionally
 // followed by KiB, MiB or GiB (binary units, as Kubernetes writes them), or on overflow.

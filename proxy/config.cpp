@@ -80,7 +80,7 @@ class config_parser {
       }
     }
     if (auto v = n["token_file"]) {
-      if (auto path = r_.get_string(v, "admin.token_file")) {
+      if (auto path = path_of(v, "admin.token_file")) {  // (relative to the config's directory)
         std::string message;
         auto text = read_file(*path, message);
         if (!text) {
@@ -342,8 +342,18 @@ class config_parser {
     r_.check_keys(n, "cluster.tls", {"sni", "ca", "verify", "certificate", "private_key"});
     cluster_tls_config t;
     const std::size_t errors_before = r_.errors().size();
-    if (auto v = n["sni"])
-      if (auto s = r_.get_string(v, "cluster.tls.sni")) t.sni = *s;
+    if (auto v = n["sni"]) {
+      if (auto s = r_.get_string(v, "cluster.tls.sni")) {
+        // A DNS name (RFC 6066 §3): what OpenSSL takes as SNI, at most 253 characters.
+        const bool name_chars = std::all_of(s->begin(), s->end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == '_' || ch == ':';
+        });
+        if (s->empty() || s->size() > 253 || !name_chars)
+          r_.error(v, fmt::format("cluster.tls.sni: '{}' is not a host name", s->substr(0, 64)));
+        else
+          t.sni = *s;
+      }
+    }
     if (auto v = n["ca"])
       if (auto p = path_of(v, "cluster.tls.ca")) t.ca = *p;
     if (auto v = n["verify"])

@@ -161,8 +161,9 @@ asio::awaitable<void> runtime::watch_file() {
 }
 
 asio::awaitable<void> runtime::reload(std::string why, bool only_if_changed) {
-  if (reloading_) {  // one at a time; a request during one runs again after it
+  if (reloading_) {  // one at a time; a request during one runs again after it (forced if any was)
     reload_again_ = true;
+    reload_again_forced_ = reload_again_forced_ || !only_if_changed;
     co_return;
   }
   reloading_ = true;
@@ -171,7 +172,8 @@ asio::awaitable<void> runtime::reload(std::string why, bool only_if_changed) {
     ~done_flag() { f = false; }
   } done{reloading_};
   for (;;) {
-    reload_again_ = false;
+    if (reload_again_ && reload_again_forced_) only_if_changed = false;
+    reload_again_ = reload_again_forced_ = false;
     std::string message;
     auto text = read_file(config_path_, message);
     if (!text) {
@@ -199,6 +201,19 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
   if (next.admin.address != file_config_.admin.address)
     log::warn("reload: admin.address changed to {}; it takes effect at the next start", next.admin.address.to_string());
   next.admin.address = file_config_.admin.address;
+  // The new config was checked against its own address; the one in effect may need a token it dropped.
+  if (next.admin.token.empty() && !file_config_.admin.token.empty()) {
+    boost::system::error_code aec;
+    const auto address = asio::ip::make_address(next.admin.address.host, aec);
+    if (aec || !address.is_loopback()) {
+      ++reloads_error_;
+      log::error(
+          "reload ({}): admin.token_file is required while admin.address ({}) is not loopback (an address "
+          "change takes effect at the next start); config refused, keeping generation {}",
+          why, next.admin.address.to_string(), generation_);
+      co_return;
+    }
+  }
   // Bind what is new before changing anything: a port in use refuses the reload.
   std::vector<server::prepared_listener> opened;
   std::vector<std::uint64_t> to_close;
@@ -216,7 +231,9 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
     for (const auto& l : table->listeners) {
       auto it = listeners_.find(l.name);
       if (it != listeners_.end() && it->second.address == l.address) continue;
-      opened.push_back(server_->prepare_listener(l));
+      bool ours = false;  // (a listener renamed on the same address: its socket is still open)
+      for (const auto& [name, current] : listeners_) ours = ours || current.address == l.address;
+      opened.push_back(server_->prepare_listener(l, !ours));
     }
   } catch (const std::exception& e) {
     ++reloads_error_;
@@ -488,7 +505,11 @@ asio::awaitable<admin_reply> runtime::commit_overrides(overrides_map next, std::
     log::info("route {}: traffic overrides now {}, policy generation {}", name,
               overrides_.count(name) ? "set" : "removed", policy_generation_[std::string(name)]);
   }
-  co_return admin_reply{200, *route_json(name)};
+  // A reload while the policy was published may have removed the route meanwhile.
+  std::optional<json::object> now = route_json(name);
+  if (!now)
+    co_return admin_reply{409, {{"error", "route '" + std::string(name) + "' was removed by a reload meanwhile"}}};
+  co_return admin_reply{200, std::move(*now)};
 }
 
 asio::awaitable<admin_reply> runtime::delete_traffic(std::string_view name) {

@@ -117,6 +117,7 @@ class runtime {
   bool draining_ = false;
   bool reloading_ = false;
   bool reload_again_ = false;
+  bool reload_again_forced_ = false;  // a SIGHUP or an admin reload came during one: re-read even if unchanged
   int exit_code_ = 0;
 };
 

@@ -26,11 +26,20 @@ void server::set_access_log(access_logger& log) {
   for (auto& w : workers_) w->set_access_log(&log.ring(w->id()));
 }
 
-std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, std::string& bound) {
+std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, std::string& bound, bool probe) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(l.address.host, ec);
   if (ec) throw std::runtime_error(fmt::format("listener {}: '{}' is not an IP address", l.name, l.address.host));
   tcp::endpoint endpoint(address, l.address.port);
+  if (probe && endpoint.port() != 0) {
+    // A socket without SO_REUSEPORT cannot bind a port another socket holds, with it or without: "in use",
+    // as nginx and Envoy say, instead of a port shared with another process.
+    tcp::acceptor alone = listen_on(workers_.front()->context().get_executor(), endpoint, false, ec);
+    if (ec)
+      throw std::runtime_error(
+          fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(), ec.message()));
+    alone.close(ec);
+  }
   std::vector<tcp::acceptor> out;
   // With port 0 the first socket gets a port from the OS and the other
   // workers bind that same port, so the kernel spreads connections over all.
@@ -48,7 +57,7 @@ std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, st
 
 std::string server::bind(const compiled_listener& l) {
   std::string bound;
-  unstarted_.emplace_back(l.name, make_acceptors(l, bound));
+  unstarted_.emplace_back(l.name, make_acceptors(l, bound, true));
   return bound;
 }
 
@@ -82,11 +91,11 @@ asio::awaitable<void> server::on_each_worker(const worker_task& fn) {
   co_await done.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
-server::prepared_listener server::prepare_listener(const compiled_listener& l) {
+server::prepared_listener server::prepare_listener(const compiled_listener& l, bool probe) {
   prepared_listener p;
   p.name = l.name;
   p.address = l.address;
-  p.acceptors = make_acceptors(l, p.bound);
+  p.acceptors = make_acceptors(l, p.bound, probe);
   return p;
 }
 

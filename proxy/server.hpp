@@ -36,7 +36,10 @@ class server {
     std::string bound;  // as bound (port 0 resolved)
     std::vector<boost::asio::ip::tcp::acceptor> acceptors;
   };
-  prepared_listener prepare_listener(const compiled_listener& listener);
+  // `probe`: first check that no other socket holds the address (every worker's socket takes
+  // SO_REUSEPORT, which would otherwise share the port with another process silently); false for an
+  // address this process already listens on (a listener renamed by a reload).
+  prepared_listener prepare_listener(const compiled_listener& listener, bool probe = true);
   boost::asio::awaitable<std::uint64_t> start_listener(prepared_listener listener);
   boost::asio::awaitable<void> close_listener(std::uint64_t id);
   // Ids of the listeners bound before start(), by name.
@@ -54,7 +57,8 @@ class server {
   void set_access_log(access_logger& log);
 
  private:
-  std::vector<boost::asio::ip::tcp::acceptor> make_acceptors(const compiled_listener& listener, std::string& bound);
+  std::vector<boost::asio::ip::tcp::acceptor> make_acceptors(const compiled_listener& listener, std::string& bound,
+                                                             bool probe);
   stats_store stats_;  // before the workers: they hold pointers into it
   std::vector<std::unique_ptr<worker>> workers_;
   std::vector<std::pair<std::string, std::vector<boost::asio::ip::tcp::acceptor>>> unstarted_;

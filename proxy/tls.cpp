@@ -233,13 +233,21 @@ bool client_tls::prepare(SSL* ssl, std::string_view host) const {
   boost::system::error_code ec;
   auto ip = boost::asio::ip::make_address(name, ec);
   bool is_ip = !ec;
+  bool ok = true;
+  if (config_.verify) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    if (is_ip) {
+      ok = X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str()) == 1;
+    } else {
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      ok = SSL_set1_host(ssl, name.c_str()) == 1;
+    }
+  }
   // SNI carries names only (RFC 6066 §3).
-  if (!is_ip && SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) return false;
-  if (!config_.verify) return true;
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-  if (is_ip) return X509_VERIFY_PARAM_set1_ip_asc(param, ip.to_string().c_str()) == 1;
-  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  return SSL_set1_host(ssl, name.c_str()) == 1;
+  if (!is_ip && SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) ok = false;
+  // Fail closed: a name that could not be set must not leave a handshake that checks the chain only.
+  if (!ok && config_.verify) SSL_set_verify(ssl, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 0; });
+  return ok;
 }
 
 std::shared_ptr<const server_tls> tls_cache::server(const listener_tls_config& config, std::string& error) {

@@ -3,7 +3,8 @@
 //  - server_tls: a listener's certificates, one SSL_CTX each, picked by the
 //    client's SNI (exact name, then "*.suffix" wildcard, else the first
 //    certificate); modern defaults (TLS 1.2 and 1.3 only, server cipher
-//    preference, session cache and tickets, no renegotiation, ALPN http/1.1),
+//    preference, session cache and tickets, no renegotiation, ALPN h2 or
+//    http/1.1 as the listener's protocols allow),
 //    and optionally client certificates verified against a CA (mTLS).
 //  - client_tls: a cluster's context for connections to its endpoints:
 //    chain and host name verified against `ca` or the system store, SNI,

@@ -233,6 +233,99 @@ TEST(Admin, NonLoopbackAdminWithoutTokenRefusesToStart) {
       << output;
 }
 
+// A traffic PUT waits while its policy reaches the workers; a reload meanwhile may remove its route.
+// The PUT is then answered (409) and the proxy goes on: it used to read the gone route and crash. Cluster
+// names in the file are re-resolved every 5ms meanwhile, each lookup awaited while PUTs and reloads
+// replace the config it walks (a use-after-free under ASan before).
+TEST(Reload, TrafficPutsWhileReloadsRemoveTheirRouteAreAnswered) {
+  auto a = start_demo("a");
+  auto b = start_demo("b");
+  std::string with_app =
+      weighted_split_config("localhost:" + std::to_string(a.port), "localhost:" + std::to_string(b.port), 90, 10);
+  with_app = replace_all(with_app, "endpoints: [localhost:" + std::to_string(b.port) + "]}",
+                         "endpoints: [localhost:" + std::to_string(b.port) + "], dns_refresh_rate: 5ms}");
+  const std::string without_app = replace_all(with_app, "      - name: app\n", "      - name: other\n");
+  auto proxy = start_proxy(with_app, 2);
+  const std::string file_with = read_text_file(proxy.config_path);
+  const std::string file_without = replace_all(file_with, "      - name: app\n", "      - name: other\n");
+  std::atomic<bool> flipped{false};
+  std::thread flipper([&] {
+    for (int i = 0; i < 200; ++i) {
+      write_file(proxy.config_path, i % 2 ? file_with : file_without);
+      proxy.process->signal(SIGHUP);
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));  // (pacing a bounded loop, not a wait)
+    }
+    flipped = true;
+  });
+  std::map<int, int> statuses;
+  for (int i = 0; i < 20000 && !flipped; ++i) {
+    int status = 0;
+    try {
+      admin_json(proxy, "PUT", "/routes/app/traffic", split_body(i % 2 ? 10 : 90, i % 2 ? 90 : 10), &status);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "PUT " << i << ": " << e.what();
+      break;
+    }
+    ++statuses[status];
+  }
+  flipper.join();
+  for (const auto& [status, n] : statuses)
+    EXPECT_TRUE(status == 200 || status == 404 || status == 409) << status << " x" << n;
+  int ready = 0;
+  admin_json(proxy, "GET", "/ready", "", &ready);
+  EXPECT_EQ(ready, 200);  // (alive)
+}
+
+// The token a non-loopback admin address needs cannot be dropped by a reload: a new admin address
+// takes effect only at the next start, so the file is checked against the address in effect.
+TEST(Reload, TheAdminTokenStaysWhileTheAdminAddressIsNotLoopback) {
+  auto a = start_demo("a");
+  auto b = start_demo("b");
+  std::string dir = make_temp_dir();
+  write_file(dir + "/token", "s3cret\n");
+  const std::string admin = "admin: {address: 0.0.0.0:0, token_file: " + dir + "/token}\n";
+  auto proxy = start_proxy(two_cluster_config(a, b, 90, 10, admin), 1);
+  int status = 0;
+  admin_json(proxy, "GET", "/config", "", &status);
+  ASSERT_EQ(status, 401);
+  write_file(proxy.config_path,
+             replace_all(read_text_file(proxy.config_path), admin, "admin: {address: 127.0.0.1:0}\n"));
+  proxy.process->signal(SIGHUP);
+  ASSERT_TRUE(proxy.process->wait_for("admin.token_file is required while admin.address (0.0.0.0:0) is not loopback"))
+      << proxy.process->output();
+  admin_json(proxy, "GET", "/config", "", &status);
+  EXPECT_EQ(status, 401);
+  admin_json(proxy, "PUT", "/routes/app/traffic", split_body(1, 1), &status);
+  EXPECT_EQ(status, 401);
+}
+
+// A port another process listens on is "in use", also when that process took it with SO_REUSEPORT (as
+// every vane worker does): the kernel would otherwise share the port between the two silently.
+TEST(Admin, AListenerPortAnotherProxyHoldsIsInUse) {
+  auto a = start_demo("a");
+  auto b = start_demo("b");
+  auto first = start_proxy(two_cluster_config(a, b), 2);
+  std::string taken =
+      replace_all(two_cluster_config(a, b), "address: 127.0.0.1:0", "address: 127.0.0.1:" + std::to_string(first.port));
+  std::string path = make_temp_dir() + "/vane.yaml";
+  write_file(path, with_test_defaults(taken));
+  auto [code, output] = run(proxy_binary(), {"--config", path, "--workers", "1"});
+  EXPECT_NE(code, 0) << output;
+  EXPECT_NE(output.find("cannot listen on 127.0.0.1:" + std::to_string(first.port)), std::string::npos) << output;
+}
+
+// admin.token_file is read relative to the config's directory, as the TLS files are.
+TEST(Admin, ARelativeTokenFileIsBesideTheConfig) {
+  auto a = start_demo("a");
+  auto b = start_demo("b");
+  std::string dir = make_temp_dir();
+  write_file(dir + "/token", "s3cret\n");
+  write_file(dir + "/vane.yaml",
+             two_cluster_config(a, b, 90, 10, "admin: {address: 127.0.0.1:0, token_file: token}\n"));
+  auto [code, output] = run(proxy_binary(), {"--config", dir + "/vane.yaml", "--validate"});
+  EXPECT_EQ(code, 0) << output;  // (the test's working directory is elsewhere)
+}
+
 TEST(Reload, BadFileIsRefusedAndTheOldConfigKeepsServing) {
   auto a = start_demo("a");
   auto b = start_demo("b");

@@ -55,6 +55,29 @@ clusters: []
   EXPECT_NE(output.find("3 errors, config refused"), std::string::npos) << output;
 }
 
+// Values that would be taken and then misbehave are refused at load: an SNI OpenSSL cannot send (its
+// host name check was then skipped), a duration that overflows a deadline (fired at once).
+TEST(Validate, AnUnsendableSniAndAnOverflowingDurationAreRefused) {
+  std::string path = make_temp_dir() + "/bad.yaml";
+  write_file(path, R"(limits: {idle_timeout: 2600000h}
+listeners:
+  - name: http
+    address: 127.0.0.1:0
+    routes: [{name: r, split: [{cluster: c, weight: 1}]}]
+clusters:
+  - name: c
+    endpoints: [127.0.0.1:1]
+    tls: {sni: )" + std::string(300, 'a') +
+                       R"(}
+)");
+  auto [code, output] = run(proxy_binary(), {"--validate", "--config", path});
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(output.find(path + ":9:16: cluster.tls.sni: '" + std::string(64, 'a') + "' is not a host name"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find(path + ":1:24: "), std::string::npos) << output;  // the duration, at its place
+}
+
 TEST(Validate, MissingFileAndBadFlags) {
   auto [code, output] = run(proxy_binary(), {"--validate", "--config", "/nonexistent/vane.yaml"});
   EXPECT_EQ(code, 1);

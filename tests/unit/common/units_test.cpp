@@ -14,7 +14,10 @@ TEST(Units, Durations) {
   EXPECT_EQ(parse_duration("24h"), duration(24h));
   EXPECT_EQ(parse_duration("1.5s"), duration(1500));
   EXPECT_EQ(parse_duration("0s"), duration(0));
-  for (const char* bad : {"", "15", "s", "-1s", "1x", "1 s", "1.2.3s", "ms"}) EXPECT_FALSE(parse_duration(bad)) << bad;
+  EXPECT_EQ(parse_duration("876600h"), duration(876600h));  // 100 years of 365.25 days: the most
+  // More would wrap around a steady_clock deadline (signed 64-bit nanoseconds) into the past.
+  for (const char* bad : {"", "15", "s", "-1s", "1x", "1 s", "1.2.3s", "ms", "876601h", "2600000h"})
+    EXPECT_FALSE(parse_duration(bad)) << bad;
 }
 
 TEST(Units, Sizes) {

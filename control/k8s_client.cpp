@@ -6,8 +6,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
+#include <chrono>
+#include <memory>
 
 #include "control/parse.hpp"
 
@@ -120,17 +123,29 @@ asio::awaitable<http_result> k8s_client::send(http_request_spec spec, bool strea
                                               http_body_sink on_data) {
   spec.target = config_.base_path + spec.target;
   spec.user_agent = "vane-control";
-  spec.timeout = timeout;
   spec.headers.emplace_back("Accept", "application/json");
   const std::string& token = tokens_.token(k8s_token_source::clock::now());
   if (!token.empty()) spec.headers.emplace_back("Authorization", "Bearer " + token);
-  tcp::resolver resolver(ex_);
-  auto [rec, results] = co_await resolver.async_resolve(config_.host, config_.port, nothrow);
+  // The call's timeout covers the name's lookup too: a leader's renewal must not outlast its lease
+  // in a stalled resolver. (Shared with the timer's handler, which may run after this returns.)
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto resolver = std::make_shared<tcp::resolver>(ex_);
+  asio::steady_timer lookup_timer(ex_, deadline);
+  lookup_timer.async_wait([resolver](boost::system::error_code ec) {
+    if (!ec) resolver->cancel();
+  });
+  auto [rec, results] = co_await resolver->async_resolve(config_.host, config_.port, nothrow);
+  lookup_timer.cancel();
   if (rec || results.empty()) {
     http_result out;
-    out.error = "cannot resolve " + config_.host + ": " + (rec ? rec.message() : "no address");
+    out.error = "cannot resolve " + config_.host + ": " +
+                (rec == asio::error::operation_aborted ? std::string("timed out")
+                 : rec                                 ? rec.message()
+                                                       : "no address");
     co_return out;
   }
+  spec.timeout = std::chrono::duration_cast<duration>(deadline - std::chrono::steady_clock::now());
+  if (spec.timeout <= duration::zero()) spec.timeout = duration(1);
   const tcp::endpoint endpoint = results.begin()->endpoint();
   // The name the certificate must carry: tls-server-name, else the host (an IP SAN for an address).
   std::string name = config_.tls_server_name.empty() ? config_.host : config_.tls_server_name;

@@ -4,6 +4,7 @@
 // thread pushes new host sets to its workers.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -61,6 +62,7 @@ void runtime::start_health_checks() {
     const cluster_config* cfg = effective_.find_cluster(c.name);
     if (!cfg || !cfg->health_check) {
       health_checks_.erase(c.name);
+      health_.erase(c.name);  // (the table ignores it already: nothing checks those endpoints any more)
       continue;
     }
     std::string sig = signature(c, *cfg->health_check);
@@ -68,6 +70,14 @@ void runtime::start_health_checks() {
     if (it != health_checks_.end() && it->second.first == sig) continue;  // already checked as configured
     std::uint64_t epoch = ++health_epoch_;
     health_checks_[c.name] = {sig, epoch};
+    // Endpoints that stay keep their state (as Envoy's hosts do); those gone are forgotten, so that an
+    // address that comes back later starts healthy, as a new one does.
+    if (auto h = health_.find(c.name); h != health_.end()) {
+      std::erase_if(h->second, [&](const auto& kv) {
+        return std::none_of(c.endpoints.begin(), c.endpoints.end(),
+                            [&](const tcp::endpoint& e) { return endpoint_key(e) == kv.first; });
+      });
+    }
     for (const auto& ep : c.endpoints)
       asio::co_spawn(ctx_, check_endpoint(c.name, ep, *cfg->health_check, epoch), asio::detached);
   }
@@ -135,7 +145,9 @@ asio::awaitable<void> runtime::refresh_dns() {
     resolved_map fresh;
     std::vector<std::string> news;  // logged once every worker routes by them
     bool changed = false;
-    for (const auto& c : effective_.clusters) {
+    // A copy: a reload or a traffic PUT replaces effective_ while a lookup below is awaited.
+    const std::vector<cluster_config> clusters = effective_.clusters;
+    for (const auto& c : clusters) {
       bool named = false;
       for (const auto& e : c.endpoints) {
         boost::system::error_code ec;

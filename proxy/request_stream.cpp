@@ -156,7 +156,6 @@ step_result fault_result(const fault_outcome& outcome) {
 
 // The route's fault: the client sees it; no upstream is asked.
 step_result route_fault_step(stream_state& s) {
-  s.first_attempt_start = clock::now();
   if (!s.route->fault) return step_result::next();
   return fault_result(decide_fault(*s.route->fault, s.policy->route_fault_counts[s.route->index]));
 }
@@ -164,10 +163,13 @@ step_result route_fault_step(stream_state& s) {
 // The picked cluster's fault: as if the cluster had answered (counted as its
 // upstream response by the runner, so a canary analysis sees it).
 step_result cluster_fault_step(stream_state& s) {
+  s.first_attempt_start = clock::now();
+  s.cluster_fault_delay = {};
   if (!s.picked->fault) return step_result::next();
   step_result r =
       fault_result(decide_fault(*s.picked->fault, s.policy->cluster_fault_counts[s.route->clusters[s.pick]]));
   r.upstream_answer = true;
+  if (r.delay) s.cluster_fault_delay = *r.delay;
   return r;
 }
 
@@ -274,6 +276,13 @@ task<void> send_mirror(std::shared_ptr<worker_policy> policy, std::size_t cluste
 // The copy is the request as sent upstream, to the shadow host, with its body
 // whole (Content-Length); sent detached on `ex`, the worker's.
 void start_mirror(stream_state& s, const worker_executor& ex) {
+  const std::size_t mirror_cluster = s.route->clusters[s.route->mirror->target];
+  upstream_pool& mpool = *s.policy->mirror_pools[mirror_cluster];
+  if (mpool.active_requests() >= mpool.max_connections()) {
+    // Checked again now: copies decided while the main request waited may have filled the mirror since.
+    s.mirror_stats->mirror_shed_overload.add();  // shed, never queued
+    return;
+  }
   const std::string shadow = shadow_host(s.where.host_override.empty() ? s.where.host : s.where.host_override);
   request_out how_mirror = s.how_upstream;
   how_mirror.host = shadow;
@@ -285,8 +294,7 @@ void start_mirror(stream_state& s, const worker_executor& ex) {
   write_request_head(*s.head, how_mirror, message);
   const std::size_t head_size = message.size();
   message.append(s.tee.data);
-  const std::size_t mirror_cluster = s.route->clusters[s.route->mirror->target];
-  s.policy->mirror_pools[mirror_cluster]->begin_request();
+  mpool.begin_request();
   asio::co_spawn(ex,
                  send_mirror(s.cx->policy, mirror_cluster, s.mirror_stats, std::move(message), head_size,
                              s.attempt.head_request, s.route->timeout, s.table->limits.idle_timeout),
@@ -316,11 +324,9 @@ bool after_failed_attempt(stream_state& s, clock::time_point attempt_start) {
   attempt_failure f;
   bool retryable = true;  // a failure the retry step may act on
   switch (result.end) {
-    case attempt_end::no_connection: {
+    case attempt_end::no_connection: {  // (each failed connect was counted by the pool)
       const bool connect_failure =
           result.acquire == acquire_error::connect_failed || result.acquire == acquire_error::connect_timeout;
-      if (connect_failure || result.acquire == acquire_error::tls_failed)
-        s.policy->cluster_counters[s.route->clusters[s.pick]]->connect_errors.add();
       s.failure = reply_for(result.acquire);
       f = {retry_cause::connect_failure, s.failure->status};
       retryable = connect_failure;  // overflow, no healthy endpoint, pending timeout: answered at once
@@ -584,9 +590,14 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
   // whose pooled connection turned out stale (not counted as an attempt).
   plan_attempts(s, body);
   message_head& response_head = cx.scratch.response;
-  clock::time_point attempt_start = s.first_attempt_start;
+  // The first attempt counts from now (not the body's first batch, not a 100-continue), and a cluster fault's delay.
+  clock::time_point attempt_start = clock::now() - s.cluster_fault_delay;
   for (int attempt = 0;; ++attempt) {
-    if (attempt > 0) attempt_start = clock::now();
+    if (attempt > 0) {
+      attempt_start = clock::now();
+      // Each try has the route's timeout to get a connection (the last may have spent the first's).
+      s.attempt.deadline = attempt_start + s.route->timeout;
+    }
     s.failure.reset();
     if (s.picked->protocol == upstream_protocol::h2)
       s.result = co_await attempt_h2(*s.pool, s.attempt, s.h2call, response_head);

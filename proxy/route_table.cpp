@@ -88,7 +88,7 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       }
     }
     auto healthy = std::make_shared<std::vector<char>>(t.endpoints.size(), 1);
-    if (inputs.health) {
+    if (inputs.health && c.health_check) {  // (a cluster whose check was removed: every endpoint healthy)
       if (auto h = inputs.health->find(c.name); h != inputs.health->end()) {
         for (std::size_t i = 0; i < t.endpoints.size(); ++i) {
           auto e = h->second.find(endpoint_key(t.endpoints[i]));

@@ -47,7 +47,10 @@ struct stream_state {
   route_cluster_stats* rstats = nullptr;
   affinity_cookies cookies{};
   request_out how_upstream;
+  // When the picked cluster's fault step ran: a cluster fault stands for the cluster, so its delay is
+  // part of the first attempt's upstream duration (a route's fault, a body's wait are not).
   std::chrono::steady_clock::time_point first_attempt_start;
+  std::chrono::steady_clock::duration cluster_fault_delay{};
   route_cluster_stats* mirror_stats = nullptr;  // set: a copy goes to the mirror
   body_tee tee;
   // The upstream attempts.

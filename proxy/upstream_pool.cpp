@@ -172,6 +172,7 @@ task<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point
                                                                       : acquire_error::tls_failed;
           log::warn("cluster {}: TLS handshake with {} failed: {}", cluster_.name,
                     cluster_.endpoints[index].address().to_string(), hec.message());
+          if (connect_errors_) connect_errors_->add();
           if (last == acquire_error::tls_failed) break;
           continue;
         }
@@ -184,6 +185,7 @@ task<lease> upstream_pool::connect(std::size_t first_endpoint, clock::time_point
                                                                : acquire_error::connect_failed;
     log::debug("cluster {}: connect to {} failed: {}", cluster_.name, cluster_.endpoints[index].address().to_string(),
                ec.message());
+    if (connect_errors_) connect_errors_->add();
   }
   --open_;
   release_slot();

@@ -23,6 +23,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/metrics.hpp"
 #include "proxy/route_table.hpp"
 #include "proxy/stream.hpp"
 
@@ -95,6 +96,10 @@ class upstream_pool {
   // The HTTP/2 connections (a cluster with protocol h2), made on first use.
   h2_upstream& h2();
 
+  // Where each failed connect (refused, timed out, or a failed TLS handshake) is counted, per endpoint
+  // tried: vane_upstream_connect_errors_total (the worker's counter of the cluster).
+  void count_connect_errors_in(metrics::counter* c) { connect_errors_ = c; }
+
   std::size_t active() const { return open_ - idle_count_; }
   std::size_t idle() const { return idle_count_; }
   std::uint64_t connections_created() const { return created_; }
@@ -119,6 +124,7 @@ class upstream_pool {
   std::uint32_t active_retries_ = 0;
   std::size_t next_endpoint_ = 0;
   std::uint64_t created_ = 0;
+  metrics::counter* connect_errors_ = nullptr;
   std::unique_ptr<h2_upstream> h2_;  // (last: its connections go first)
 };
 

@@ -99,6 +99,8 @@ void worker::install(std::shared_ptr<const route_table> table) {
       for (std::size_t c : r.clusters)
         next->route_stats[r.index].push_back(stats_.route_cluster(id_, r.name, table->clusters[c].name));
   for (const auto& c : table->clusters) next->cluster_counters.push_back(stats_.cluster(id_, c.name));
+  for (std::size_t i = 0; i < next->pools.size(); ++i)
+    next->pools[i]->count_connect_errors_in(&next->cluster_counters[i]->connect_errors);
   next->unrouted = stats_.route_cluster(id_, unrouted_label, unrouted_label);
   next->fallback_counts.resize(table->route_count);
   for (const auto& l : table->listeners) {

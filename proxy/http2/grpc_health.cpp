@@ -151,14 +151,16 @@ asio::awaitable<bool> exchange(Stream& stream, nghttp2_session* session, call_st
 asio::awaitable<bool> grpc_health_probe(asio::any_io_executor ex, tcp::endpoint endpoint, std::string service,
                                         std::string authority, duration timeout, std::shared_ptr<const client_tls> tls,
                                         std::string tls_host) {
-  tcp::socket socket(ex);
+  // Shared with the deadline's handler, which may already be queued when the probe returns.
+  auto shared_socket = std::make_shared<tcp::socket>(ex);
+  tcp::socket& socket = *shared_socket;
   asio::steady_timer timer(ex);
   timer.expires_after(timeout);
   // The deadline closes the socket: whatever is pending then fails.
-  timer.async_wait([&socket](boost::system::error_code ec) {
+  timer.async_wait([shared_socket](boost::system::error_code ec) {
     if (!ec) {
       boost::system::error_code ignored;
-      socket.close(ignored);
+      shared_socket->close(ignored);
     }
   });
   struct cancel_timer {

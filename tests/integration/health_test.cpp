@@ -92,6 +92,24 @@ TEST(Health, FailingHealthEndpointMarksDownEvenWhenTheServiceAnswers) {
   EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 503);
 }
 
+// An endpoint a health check marked down takes traffic again once a reload removes the check: nothing
+// checks it any more (it stayed down, every request a 503, until a restart).
+TEST(Health, AnEndpointMarkedDownTakesTrafficOnceItsCheckIsRemoved) {
+  auto a = start_demo("a", {"--error-percent", "100"});
+  const std::string check = "    health_check: {path: /, interval: 100ms, unhealthy: 2, healthy: 2}\n";
+  std::string yaml = replace_all(checked_config(a.address()), "path: /healthz", "path: /");
+  auto proxy = start_proxy(yaml, 1);
+  ASSERT_TRUE(proxy.process->wait_for("is now unhealthy"));
+  EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 503);
+  const std::string text = read_text_file(proxy.config_path);
+  ASSERT_NE(text.find(check), std::string::npos) << text;
+  write_file(proxy.config_path, replace_all(text, check, ""));
+  proxy.process->signal(SIGHUP);
+  // The demo's own answer (it fails every request): the endpoint is asked again.
+  EXPECT_TRUE(eventually([&] { return fetch(proxy.port, "GET", "/").status == 500; }));
+  EXPECT_TRUE(health(proxy).at(a.address()));
+}
+
 TEST(Dns, NamesAreReResolved) {
   // The proxy runs in its own mount namespace with a hosts file the test controls.
   if (geteuid() != 0) GTEST_SKIP() << "needs root for a private /etc/hosts (unshare -m)";

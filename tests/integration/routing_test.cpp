@@ -352,6 +352,33 @@ TEST(Retries, PerTryTimeoutMovesOnToAnotherEndpoint) {
   EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="504"})", 2), 2);
 }
 
+// Each try has the route's timeout to get a connection: a retry after a try that timed out connects
+// and is sent (it found the first try's deadline spent, and failed as a connect timeout that never
+// connected, counted as two connect errors and two more 504s of the upstream's).
+TEST(Retries, ATryAfterATimeoutGetsAConnectionOfItsOwn) {
+  auto slow = start_demo("slow", {"--latency", "20s"});
+  std::string config = retry_config(slow.address(), "{attempts: 2, on: [gateway-error]}");
+  config = replace_all(config, "        retries:", "        timeout: 300ms\n        retries:");
+  auto proxy = start_proxy(config, 1);
+  auto r = fetch(proxy.port, "GET", "/");
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(r.body, "upstream request timeout\n");
+  EXPECT_TRUE(eventually([&] { return slow.stats().at("requests").as_int64() == 3; })) << json::serialize(slow.stats());
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_responses_total{route="app",cluster="app",code="504"})", 3), 3);
+  EXPECT_EQ(metric_now(proxy, R"(vane_upstream_connect_errors_total{cluster="app"})"), 0);
+}
+
+// Every refused connect counts, also when the pool moves on to the next endpoint and the request succeeds.
+TEST(Retries, EveryRefusedConnectIsCountedEvenWhenTheNextEndpointAnswers) {
+  auto good = start_demo("good");
+  const std::string dead = "127.0.0.1:" + std::to_string(unused_port());
+  auto proxy = start_proxy(retry_config(dead + ", " + good.address(), "{attempts: 0}"), 1);
+  http_client c(proxy.port);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(c.get("/").status, 200) << i;
+  // Round-robin: the five requests that picked the dead endpoint were connected to the live one instead.
+  EXPECT_EQ(metric(proxy, R"(vane_upstream_connect_errors_total{cluster="app"})", 5), 5);
+}
+
 namespace {
 std::string mirror_config(const demo_instance& p, const std::string& mirror_endpoints, const std::string& mirror,
                           const std::string& mirror_cluster_extra = "") {
@@ -438,6 +465,22 @@ TEST(Mirror, AHangingOrRefusingMirrorNeverDelaysOrFailsThePrimary) {
     EXPECT_EQ(metric_now(proxy, R"(vane_upstream_connect_errors_total{cluster="app-shadow"})"),
               0);  // not the primary's
   }
+}
+
+// The mirror's max_connections holds for copies decided while other requests waited on the primary:
+// such copies are shed when their turn comes, not queued in the mirror's pool.
+TEST(Mirror, CopiesPastTheMirrorsLimitAreShedWhileRequestsWaitOnThePrimary) {
+  auto p = start_demo("primary", {"--latency", "300ms"});
+  auto hang = start_demo("hang", {"--latency", "60s"});
+  auto proxy = start_proxy(
+      mirror_config(p, hang.address(), "{cluster: app-shadow}", ", max_connections: 4, connect_timeout: 1s"), 1);
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 20; ++t) clients.emplace_back([&] { ok += fetch(proxy.port, "GET", "/").status == 200; });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 20);
+  EXPECT_EQ(metric(proxy, R"(vane_mirror_shed_total{route="app",cluster="app-shadow",reason="overload"})", 16), 16);
+  EXPECT_TRUE(eventually([&] { return hang.stats().at("requests").as_int64() == 4; })) << json::serialize(hang.stats());
 }
 
 TEST(Mirror, TrafficApiTurnsMirroringOnAndOff) {

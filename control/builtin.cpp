@@ -87,9 +87,10 @@ parsed<proxy_snapshot> read_snapshot(const json::object& stats, std::string_view
             return result::fail(fmt::format("{} grpc status {} counts {}, not a status and a count", part,
                                             std::string_view(code), excerpt(json::serialize(n))));
           if (((grpc_failures >> *status) & 1U) == 0) continue;
-          if (se.errors + *count < se.errors || se.errors + *count > se.total)
-            return result::fail(fmt::format("{} grpc failures outnumber the attempts", part));
-          se.errors += *count;
+          if (se.errors + *count < se.errors) return result::fail(fmt::format("{} grpc failure counts overflow", part));
+          // At most the attempts: the proxy counts a call's gRPC status as its trailers come, its attempt a
+          // moment later, and a read between the two sees more failures than attempts.
+          se.errors = std::min(se.errors + *count, se.total);
         }
       }
       se.latency = std::move(h);
@@ -132,7 +133,7 @@ window delta(const proxy_snapshot* before, const proxy_snapshot& after, const st
   }
   if (b && !reset) {
     w.total = a->second.total - b->total;
-    w.errors = a->second.errors - b->errors;
+    w.errors = std::min(a->second.errors - b->errors, w.total);  // (see read_snapshot: counted a moment apart)
     for (std::size_t i = 0; i < log_linear_histogram::bucket_count; ++i)
       if (auto n = a->second.latency->bucket(i) - b->latency->bucket(i)) w.latency.add_bucket(i, n);
   } else {
@@ -167,7 +168,8 @@ std::optional<window> proxy_history::over(clock::duration interval, const std::s
 
 std::optional<double> success_rate(const window& w) {
   if (w.total == 0) return std::nullopt;
-  return 100.0 * static_cast<double>(w.total - w.errors) / static_cast<double>(w.total);
+  const std::uint64_t errors = std::min(w.errors, w.total);  // (never a wrapped-around difference)
+  return 100.0 * static_cast<double>(w.total - errors) / static_cast<double>(w.total);
 }
 
 std::optional<double> p99_ms(const window& w) {

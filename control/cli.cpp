@@ -19,9 +19,15 @@ std::string text(const json::object& o, std::string_view key) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
+// A number as an integer, whatever its JSON type (12.5 -> 12); 0 for anything else (never throws).
 std::int64_t integer(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
-  return v && v->is_number() ? v->to_number<std::int64_t>() : 0;
+  if (!v || !v->is_number()) return 0;
+  boost::system::error_code ec;
+  const auto n = v->to_number<std::int64_t>(ec);
+  if (!ec) return n;
+  const double d = v->is_double() ? v->get_double() : 0;
+  return std::isfinite(d) && std::fabs(d) < 9e18 ? static_cast<std::int64_t>(d) : 0;
 }
 
 std::string weight_bar(std::int64_t weight) {

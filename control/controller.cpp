@@ -324,7 +324,7 @@ class controller::fleet_env final : public run_env {
     metric_reading r = co_await ctl_.read_metric(c_, m, mirror);
     co_return r;
   }
-  asio::awaitable<void> push(json::object traffic) override { co_await ctl_.push_traffic(c_, traffic); }
+  asio::awaitable<bool> push(json::object traffic) override { co_return co_await ctl_.push_traffic(c_, traffic); }
   asio::awaitable<workload_readiness> canary_ready() override {
     if (!ctl_.cluster_) co_return workload_readiness{};
     workload_readiness r = co_await ctl_.cluster_->canary_ready(c_);

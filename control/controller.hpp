@@ -108,7 +108,8 @@ class controller {
   };
   boost::asio::awaitable<fleet_reading> read_stats(canary_record& c);
   boost::asio::awaitable<metric_reading> read_metric(canary_record& c, const metric_spec& m, bool mirror);
-  boost::asio::awaitable<void> push_traffic(canary_record& c, boost::json::object traffic);
+  boost::asio::awaitable<bool> push_traffic(canary_record& c,
+                                            boost::json::object traffic);  // true: every proxy took it
   boost::asio::awaitable<bool> primary_healthy(canary_record& c);
   boost::asio::awaitable<bool> promote(canary_record& c);
   boost::asio::awaitable<void> notify(canary_record& c, std::string message, std::string severity);

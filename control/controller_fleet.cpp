@@ -21,7 +21,7 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using steady = std::chrono::steady_clock;
 
-asio::awaitable<void> controller::push_traffic(canary_record& c, json::object traffic) {
+asio::awaitable<bool> controller::push_traffic(canary_record& c, json::object traffic) {
   std::vector<std::string> problems;
   std::vector<std::string> urls = co_await fleet_.urls(c.spec.proxies, problems);
   for (auto& p : problems) {
@@ -29,11 +29,14 @@ asio::awaitable<void> controller::push_traffic(canary_record& c, json::object tr
     note(c, std::move(p));
   }
   std::vector<std::string> failures = co_await fleet_.push(urls, c.spec.route, traffic);
+  bool all = problems.empty() && !urls.empty();
   for (std::size_t i = 0; i < failures.size(); ++i) {
     if (failures[i].empty()) continue;
+    all = false;
     log::warn("{}: proxy {}: {}", c.spec.id(), urls[i], failures[i]);
     note(c, fmt::format("proxy {}: {}", urls[i], failures[i]));
   }
+  co_return all;
 }
 
 asio::awaitable<controller::fleet_reading> controller::read_stats(canary_record& c) {

@@ -42,7 +42,9 @@ asio::awaitable<void> for_all(asio::any_io_executor ex, std::size_t n, F f) {
     };
     asio::co_spawn(ex, std::move(task), asio::detached);
   }
-  co_await done->async_wait(nothrow);
+  // A task may have ended already, inside co_spawn (it starts at once on this thread): a cancel with no
+  // wait pending is lost, so wait only for those still running.
+  if (*remaining > 0) co_await done->async_wait(nothrow);
 }
 
 }  // namespace

@@ -126,24 +126,38 @@ asio::awaitable<http_result> k8s_client::send(http_request_spec spec, bool strea
   spec.headers.emplace_back("Accept", "application/json");
   const std::string& token = tokens_.token(k8s_token_source::clock::now());
   if (!token.empty()) spec.headers.emplace_back("Authorization", "Bearer " + token);
-  // The call's timeout covers the name's lookup too: a leader's renewal must not outlast its lease
-  // in a stalled resolver. (Shared with the timer's handler, which may run after this returns.)
+  // The call's timeout covers the name's lookup too: a leader's renewal must not outlast its lease in a
+  // stalled resolver. A getaddrinfo under way cannot be cancelled, so the call does not wait for it past
+  // the deadline: the lookup's answer lands in shared state, and a timer wakes the call at the deadline
+  // or when the answer came, whichever is first.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto resolver = std::make_shared<tcp::resolver>(ex_);
-  asio::steady_timer lookup_timer(ex_, deadline);
-  lookup_timer.async_wait([resolver](boost::system::error_code ec) {
-    if (!ec) resolver->cancel();
-  });
-  auto [rec, results] = co_await resolver->async_resolve(config_.host, config_.port, nothrow);
-  lookup_timer.cancel();
-  if (rec || results.empty()) {
+  struct lookup {
+    explicit lookup(const asio::any_io_executor& ex, std::chrono::steady_clock::time_point at)
+        : resolver(ex), wake(ex, at) {}
+    tcp::resolver resolver;
+    asio::steady_timer wake;
+    bool done = false;
+    boost::system::error_code ec;
+    tcp::resolver::results_type results;
+  };
+  auto l = std::make_shared<lookup>(ex_, deadline);
+  l->resolver.async_resolve(config_.host, config_.port,
+                            [l](boost::system::error_code ec, tcp::resolver::results_type results) {
+                              l->done = true;
+                              l->ec = ec;
+                              l->results = std::move(results);
+                              l->wake.cancel();
+                            });
+  if (!l->done) co_await l->wake.async_wait(nothrow);
+  if (!l->done || l->ec || l->results.empty()) {
     http_result out;
     out.error = "cannot resolve " + config_.host + ": " +
-                (rec == asio::error::operation_aborted ? std::string("timed out")
-                 : rec                                 ? rec.message()
-                                                       : "no address");
+                (!l->done ? std::string("timed out")
+                 : l->ec  ? l->ec.message()
+                          : "no address");
     co_return out;
   }
+  const auto& results = l->results;
   spec.timeout = std::chrono::duration_cast<duration>(deadline - std::chrono::steady_clock::now());
   if (spec.timeout <= duration::zero()) spec.timeout = duration(1);
   const tcp::endpoint endpoint = results.begin()->endpoint();

@@ -168,16 +168,30 @@ int watch(const vane::http_url& url, const std::string& name, vane::duration int
   vane::control::canary_watch w;
   std::string shown_key;
   bool progress_on_screen = false, warned = false, answered_once = false;
+  // A controller that stops answering mid-run (a restart, a failover) is waited for this long, then exit 1.
+  constexpr auto give_up_after = std::chrono::seconds(60);
+  std::chrono::steady_clock::time_point failing_since{};
   for (;;) {
     auto r = call(url, "GET", "/canaries/" + name, "");
     if (r.status == 0 || r.status >= 300) {
       std::string why = r.status == 0 ? r.error : r.body;
-      if (!answered_once) {
+      // No answer at first, or an answer that is no status (the canary is gone: 404): nothing to follow.
+      if (!answered_once || (r.status >= 400 && r.status < 500)) {
+        if (progress_on_screen) std::fputs("\n", stdout);
         std::fprintf(stderr, "vane-control: %s\n", why.c_str());
         return 1;
       }
-      if (!warned) std::fprintf(stderr, "\nvane-control: controller not answering (%s); still trying\n", why.c_str());
+      const auto now = std::chrono::steady_clock::now();
+      if (!warned) {
+        std::fprintf(stderr, "\nvane-control: controller not answering (%s); still trying\n", why.c_str());
+        failing_since = now;
+      }
       warned = true;
+      if (now - failing_since > give_up_after) {
+        std::fprintf(stderr, "vane-control: controller not answering for %llds: giving up\n",
+                     static_cast<long long>(give_up_after.count()));
+        return 1;
+      }
     } else {
       answered_once = true;
       warned = false;

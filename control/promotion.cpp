@@ -1,5 +1,6 @@
 #include "control/promotion.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -9,8 +10,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/http_client.hpp"
+#include "control/parse.hpp"
 
 namespace vane::control {
 
@@ -22,7 +27,8 @@ asio::awaitable<promotion_result> promote_primary(asio::any_io_executor ex, cana
   const promote_spec& p = *c.promote;
   if (!p.url.empty()) {
     auto url = parse_http_url(p.url);
-    if (!url) co_return promotion_result{};
+    if (!url)
+      co_return promotion_result{false, fmt::format("Promotion of {} failed: {} is not an http:// URL", c.id(), p.url)};
     json::object payload{
         {"name", c.name}, {"namespace", c.ns}, {"revision", revision}, {"primary", c.primary}, {"canary", c.canary}};
     std::string method = "POST", target = url->target, body = json::serialize(payload);
@@ -34,36 +40,78 @@ asio::awaitable<promotion_result> promote_primary(asio::any_io_executor ex, cana
                                                   r.status ? std::to_string(r.status) : r.error)};
   }
   // A command: run with VANE_CANARY, VANE_NAMESPACE, VANE_REVISION in its environment; exit 0 is success.
+  // It runs in a process group of its own (a timeout kills all it started, not only the shell), with
+  // none of the controller's descriptors but a pipe for its output, whose end shows in a failure.
+  std::vector<std::string> env_text;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view kv(*e);
+    if (!kv.starts_with("VANE_CANARY=") && !kv.starts_with("VANE_NAMESPACE=") && !kv.starts_with("VANE_REVISION="))
+      env_text.emplace_back(kv);
+  }
+  env_text.push_back("VANE_CANARY=" + c.name);
+  env_text.push_back("VANE_NAMESPACE=" + c.ns);
+  env_text.push_back("VANE_REVISION=" + revision);
+  std::vector<char*> envp, argv;
+  for (auto& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = p.command;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0)
+    co_return promotion_result{false, fmt::format("Promotion command of {} failed (pipe)", c.id())};
   pid_t pid = ::fork();
-  if (pid < 0) co_return promotion_result{false, fmt::format("Promotion command of {} failed (fork)", c.id())};
-  if (pid == 0) {
-    ::setenv("VANE_CANARY", c.name.c_str(), 1);
-    ::setenv("VANE_NAMESPACE", c.ns.c_str(), 1);
-    ::setenv("VANE_REVISION", revision.c_str(), 1);
-    std::vector<char*> argv;
-    for (const auto& a : p.command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
+  if (pid < 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    co_return promotion_result{false, fmt::format("Promotion command of {} failed (fork)", c.id())};
+  }
+  if (pid == 0) {  // (only async-signal-safe calls from here)
+    ::setpgid(0, 0);
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::close_range(3, ~0U, 0);
+    ::execvpe(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
+  ::close(out[1]);
+  ::fcntl(out[0], F_SETFL, O_NONBLOCK);
+  std::string output;  // its last 2 KiB
+  auto drain_output = [&] {
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = ::read(out[0], buf, sizeof buf);
+      if (n <= 0) return;
+      output.append(buf, static_cast<std::size_t>(n));
+      if (output.size() > 2048) output.erase(0, output.size() - 2048);
+    }
+  };
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } close_out{out[0]};
+  auto said = [&] { return output.empty() ? std::string() : ": " + excerpt(output); };
   auto deadline = std::chrono::steady_clock::now() + p.timeout;
   asio::steady_timer timer(ex);
   int status = 0;
   for (;;) {
+    drain_output();
     pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
     if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid, SIGKILL);
+      ::kill(-pid, SIGKILL);  // the group: what the command started too
       ::waitpid(pid, &status, 0);
-      co_return promotion_result{
-          false, fmt::format("Promotion command of {} timed out after {}", c.id(), format_duration(p.timeout))};
+      drain_output();
+      co_return promotion_result{false, fmt::format("Promotion command of {} timed out after {}{}", c.id(),
+                                                    format_duration(p.timeout), said())};
     }
     timer.expires_after(std::chrono::milliseconds(50));  // polling a child without a SIGCHLD handler
     co_await timer.async_wait(nothrow);
   }
+  drain_output();
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) co_return promotion_result{true, {}};
-  co_return promotion_result{false, fmt::format("Promotion command of {} failed (exit {})", c.id(),
-                                                WIFEXITED(status) ? WEXITSTATUS(status) : -1)};
+  co_return promotion_result{false, fmt::format("Promotion command of {} failed (exit {}){}", c.id(),
+                                                WIFEXITED(status) ? WEXITSTATUS(status) : -1, said())};
 }
 
 }  // namespace vane::control

@@ -249,7 +249,7 @@ asio::awaitable<void> canary_run::rollback(std::string reason) {
   st_.weight = 0;
   set_phase(canary_phase::failed);
   json::object traffic = desired_traffic(s_, st_);
-  co_await env_.push(traffic);
+  st_.traffic_unsure = !co_await env_.push(traffic);
   env_.event(fmt::format("Canary failed! Scaling down {}", s_.id()));
   env_.finished(false);
   std::string message = "Canary analysis failed: " + reason, severity = "error";
@@ -317,6 +317,12 @@ asio::awaitable<void> canary_run::progressing() {
     }
     if (co_await ended_meanwhile()) co_return;
   }
+  // As Flagger's, which stops when it cannot set the routes: no step while the weight set last is not
+  // known to be in effect on every proxy (a canary whose metrics would not notice could walk to promotion).
+  if (st_.traffic_unsure) {
+    env_.event(fmt::format("Halt {} advancement: the last traffic change did not reach every proxy", s_.id()));
+    co_return;
+  }
   if (iterations_strategy(s_)) {
     if (st_.iterations < an.iterations) {
       ++st_.iterations;
@@ -341,10 +347,11 @@ asio::awaitable<void> canary_run::progressing() {
       // A step PUTs a new policy, which resets a proxy's tripped guard: look at the guards just before.
       co_await env_.refresh();
       rollback_now_ = env_.guard_tripped();
-      if (rollback_now_ || st_.phase != canary_phase::progressing) {
+      if (rollback_now_) {
         co_await rollback_if_due();
         co_return;
       }
+      if (co_await ended_meanwhile()) co_return;  // rolled back, or an abort came, while it read
     }
     if (an.step_weight > 0)
       st_.weight = std::min(st_.weight + an.step_weight, top);
@@ -431,15 +438,23 @@ asio::awaitable<void> canary_run::tick() {
     st_.initialized = true;
     if (st_.phase == canary_phase::initialized && st_.pending_revision.empty()) {
       st_.revision = s_.revision.value_or("");
+      st_.spec_revision = st_.revision;
       env_.event(fmt::format("Initialization done! {}", s_.id()));
       env_.changed();
       json::object traffic = desired_traffic(s_, st_);
-      co_await env_.push(traffic);
+      st_.traffic_unsure = !co_await env_.push(traffic);
       co_return;
     }
     env_.changed();
   }
-  std::string wanted = !st_.pending_revision.empty() ? st_.pending_revision : s_.revision.value_or("");
+  // A run starts for a revision `rollout` asked for, or when the spec's revision changed (Flagger's
+  // "new revision detected"); the spec's revision alone does not undo one that `rollout` gave.
+  std::string wanted = st_.pending_revision;
+  if (wanted.empty() && s_.revision && *s_.revision != st_.spec_revision) wanted = *s_.revision;
+  if (s_.revision && *s_.revision != st_.spec_revision) {
+    st_.spec_revision = *s_.revision;
+    env_.changed();
+  }
   if (!wanted.empty() && wanted != st_.revision) {
     start_run(wanted);
     std::string message = "New revision detected, starting canary analysis", severity = "info";
@@ -457,7 +472,7 @@ asio::awaitable<void> canary_run::tick() {
     if (!ready.ready) {
       if (!ready.waiting.empty()) env_.event(ready.waiting);
       json::object traffic = desired_traffic(s_, st_);
-      co_await env_.push(traffic);
+      st_.traffic_unsure = !co_await env_.push(traffic);
       co_return;
     }
   }
@@ -491,7 +506,7 @@ asio::awaitable<void> canary_run::tick() {
     env_.event(fmt::format("Promotion completed! Scaling down {}", s_.id()));
     env_.finished(true);
     json::object traffic = desired_traffic(s_, st_);
-    co_await env_.push(traffic);
+    st_.traffic_unsure = !co_await env_.push(traffic);
     std::string message = "Canary analysis completed successfully, promotion finished.", severity = "info";
     co_await env_.alert(message, severity);
     std::string type = "post-rollout";
@@ -499,7 +514,7 @@ asio::awaitable<void> canary_run::tick() {
     co_return;
   }
   json::object traffic = desired_traffic(s_, st_);
-  co_await env_.push(traffic);  // level-triggered: every tick, every proxy
+  st_.traffic_unsure = !co_await env_.push(traffic);  // level-triggered: every tick, every proxy
 }
 
 }  // namespace vane::control

@@ -21,7 +21,11 @@ struct run_state {
   canary_phase phase = canary_phase::initialized;
   std::string revision;          // of the current (or last) run
   std::string pending_revision;  // from `rollout --revision`, over the spec's
-  std::uint32_t weight = 0;      // canary weight now
+  // The spec's revision as the last tick saw it: only a change of it starts a run, so that a revision
+  // given to `rollout` is not undone by the file's older one at the next tick.
+  std::string spec_revision;
+  bool traffic_unsure = false;  // the last push did not reach every proxy: no step until one does (not saved)
+  std::uint32_t weight = 0;     // canary weight now
   std::uint32_t failed_checks = 0;
   std::uint32_t iterations = 0;
   std::uint32_t steps = 0;  // stepWeights entries done
@@ -69,7 +73,8 @@ class run_env {
   // A metric's value; `mirror`: read the mirror series (the canary only gets copies).
   virtual boost::asio::awaitable<metric_reading> read_metric(const metric_spec& m, bool mirror) = 0;
   // Puts the desired traffic on every proxy.
-  virtual boost::asio::awaitable<void> push(boost::json::object traffic) = 0;
+  // PUTs the traffic to every proxy; true when every one took it.
+  virtual boost::asio::awaitable<bool> push(boost::json::object traffic) = 0;
   virtual boost::asio::awaitable<bool> primary_healthy() = 0;
   // Before the analysis of a new revision: is the canary's workload up? Always, when nothing deploys it
   // (file mode: the user runs the canary).

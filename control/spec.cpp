@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "common/address.hpp"
 #include "common/grpc.hpp"
 #include "common/match_vocabulary.hpp"
 #include "common/regex.hpp"
@@ -73,7 +74,8 @@ class doc_parser {
         if (!s) continue;
         if (s->starts_with("k8s:") && !parse_k8s_proxy(*s))
           r_.error(p, fmt::format("spec.proxies: '{}' is not k8s:NAMESPACE/SERVICE:PORT", *s));
-        else if (!s->starts_with("http://") && !s->starts_with("dns:") && !s->starts_with("k8s:"))
+        else if ((!s->starts_with("dns:") && !s->starts_with("k8s:")) &&
+                 (!s->starts_with("http://") || !parse_http_url(*s)))
           r_.error(p, fmt::format("spec.proxies: '{}' is neither http://HOST:PORT, dns:NAME:PORT nor "
                                   "k8s:NAMESPACE/SERVICE:PORT",
                                   *s));
@@ -148,8 +150,13 @@ class doc_parser {
     if (!r_.expect_map(p, "spec.promote")) return;
     r_.check_keys(p, "promote", {"url", "command", "timeout"});
     promote_spec ps;
-    if (auto v = p["url"])
-      if (auto s = r_.get_string(v, "promote.url")) ps.url = *s;
+    if (auto v = p["url"]) {
+      if (auto s = r_.get_string(v, "promote.url")) {
+        if (!parse_http_url(*s))
+          r_.error(v, fmt::format("promote.url: '{}' is not an http:// URL", *s));  // (no https: as webhooks)
+        ps.url = *s;
+      }
+    }
     if (auto v = p["command"]; v && r_.expect_sequence(v, "promote.command"))
       for (const auto& e : v)
         if (auto s = r_.get_string(e, "promote.command")) ps.command.push_back(*s);

@@ -19,6 +19,7 @@ json::object state_to_json(const run_state& st) {
   return json::object{{"phase", phase_name(st.phase)},
                       {"revision", st.revision},
                       {"pending_revision", st.pending_revision},
+                      {"spec_revision", st.spec_revision},
                       {"weight", st.weight},
                       {"failed_checks", st.failed_checks},
                       {"iterations", st.iterations},
@@ -71,6 +72,7 @@ parsed<run_state> state_from_json(const json::value& v) {
     why = fmt::format("unknown phase '{}'", excerpt(phase));
   str("revision", st.revision);
   str("pending_revision", st.pending_revision);
+  str("spec_revision", st.spec_revision);
   u32("weight", st.weight);
   if (st.weight > 100 && why.empty()) why = fmt::format("weight {} is over 100", st.weight);
   u32("failed_checks", st.failed_checks);
@@ -135,7 +137,10 @@ std::string write_state_file(const std::string& path, const std::string& text) {
     }
     rest.remove_prefix(static_cast<std::size_t>(n));
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return fmt::format("cannot write {}: {}", tmp, std::strerror(errno));
+  const bool synced = ::fsync(fd) == 0;
+  const int sync_errno = errno;
+  const bool closed = ::close(fd) == 0;  // (always: a failed fsync must not leak the descriptor)
+  if (!synced || !closed) return fmt::format("cannot write {}: {}", tmp, std::strerror(synced ? errno : sync_errno));
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) return "cannot replace " + path + ": " + ec.message();

@@ -69,30 +69,40 @@ void event_outbox::post(asio::any_io_executor ex, const canary_spec& c, const ru
   const std::int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
+  const std::string id = c.id();
   for (const auto& h : c.analysis.webhooks) {
     if (h.type != "event") continue;
-    if (queue_.size() >= max_queued) {
+    lane& l = lanes_[id];
+    if (l.queue.size() >= max_queued) {
       ++dropped_;
-      log::warn("{}: event webhook {}: {} events waiting, the oldest dropped", c.id(), h.name, queue_.size());
-      queue_.pop_front();
+      log::warn("{}: event webhook {}: {} events waiting, the oldest dropped", id, h.name, l.queue.size());
+      l.queue.pop_front();
     }
-    queue_.push_back(
-        {c.id(), h.name, h.url, h.timeout, json::serialize(hook_payload(c, st, event_metadata(h, message, now_ms)))});
+    l.queue.push_back(
+        {h.name, h.url, h.timeout, json::serialize(hook_payload(c, st, event_metadata(h, message, now_ms)))});
   }
-  if (!queue_.empty() && !sending_) {
-    sending_ = true;
-    asio::co_spawn(ex, drain(ex, shared_from_this()), asio::detached);
+  auto it = lanes_.find(id);
+  if (it != lanes_.end() && !it->second.queue.empty() && !it->second.sending) {
+    it->second.sending = true;
+    asio::co_spawn(ex, drain(ex, shared_from_this(), id), asio::detached);
   }
 }
 
-asio::awaitable<void> event_outbox::drain(asio::any_io_executor ex, std::shared_ptr<event_outbox> self) {
-  // One at a time, in order: a receiver sees a run's events as they happened.
-  while (!self->queue_.empty()) {
-    pending p = std::move(self->queue_.front());
-    self->queue_.pop_front();
+asio::awaitable<void> event_outbox::drain(asio::any_io_executor ex, std::shared_ptr<event_outbox> self,
+                                          std::string canary) {
+  // One at a time, in order: a receiver sees a run's events as they happened. (The lane is looked up
+  // again after each wait: posts add to it meanwhile.)
+  for (;;) {
+    lane& l = self->lanes_[canary];
+    if (l.queue.empty()) {
+      self->lanes_.erase(canary);  // (idle: nothing kept for a canary that is gone)
+      co_return;
+    }
+    pending p = std::move(l.queue.front());
+    l.queue.pop_front();
     auto url = parse_http_url(p.url);
     if (!url) {
-      log::warn("{}: event webhook {}: {} is not an http:// URL", p.canary, p.hook, p.url);
+      log::warn("{}: event webhook {}: {} is not an http:// URL", canary, p.hook, p.url);
       continue;
     }
     std::string method = "POST", target = url->target;
@@ -101,11 +111,10 @@ asio::awaitable<void> event_outbox::drain(asio::any_io_executor ex, std::shared_
     http_result r = co_await http_call(ex, *url, method, target, p.body, timeout, headers);
     if (r.status < 200 || r.status > 299) {
       ++self->failed_;
-      log::warn("{}: event webhook {} failed: {}", p.canary, p.hook,
+      log::warn("{}: event webhook {} failed: {}", canary, p.hook,
                 r.status ? fmt::format("status {}: {}", r.status, excerpt(r.body)) : r.error);
     }
   }
-  self->sending_ = false;
 }
 
 }  // namespace vane::control

@@ -7,6 +7,7 @@
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,24 +32,29 @@ bool warning_event(std::string_view message);
 // hook's own metadata (which does not replace those three).
 boost::json::object event_metadata(const webhook_spec& hook, const std::string& message, std::int64_t unix_ms);
 
-// Posts events to every `event` webhook of their canary, one at a time and in order, without holding up
-// the analysis; a failed post is logged. Shared with the coroutine that sends (it outlives a reload).
+// Posts events to every `event` webhook of their canary without holding up the analysis: one at a time
+// and in order for each canary (a slow receiver of one canary delays no other's); a failed post is
+// logged. Shared with the coroutines that send (they outlive a reload).
 class event_outbox : public std::enable_shared_from_this<event_outbox> {
  public:
-  static constexpr std::size_t max_queued = 1000;  // past it the oldest is dropped (and logged)
+  static constexpr std::size_t max_queued = 1000;  // per canary; past it the oldest is dropped (and logged)
   void post(boost::asio::any_io_executor ex, const canary_spec& c, const run_state& st, const std::string& message);
   std::uint64_t failed() const { return failed_; }
   std::uint64_t dropped() const { return dropped_; }
 
  private:
   struct pending {
-    std::string canary, hook, url;
+    std::string hook, url;
     duration timeout;
     std::string body;
   };
-  static boost::asio::awaitable<void> drain(boost::asio::any_io_executor ex, std::shared_ptr<event_outbox> self);
-  std::deque<pending> queue_;
-  bool sending_ = false;
+  struct lane {
+    std::deque<pending> queue;
+    bool sending = false;
+  };
+  static boost::asio::awaitable<void> drain(boost::asio::any_io_executor ex, std::shared_ptr<event_outbox> self,
+                                            std::string canary);
+  std::map<std::string, lane> lanes_;  // by canary
   std::uint64_t failed_ = 0, dropped_ = 0;
 };
 

@@ -255,14 +255,14 @@ TEST(Control, AGuardTripRollsBackAndWithFallbackNoClientSeesAnError) {
   EXPECT_GT(traffic.answered.load(), 0);
   EXPECT_EQ(traffic.errors.load(), 0);
   EXPECT_EQ(traffic.not_answered.load(), 0);
-  // The canary's failures were counted as its own, and every one fell back.
+  // The canary's failures were counted as its own, and every one fell back: at least the guard's 10 (more
+  // when a step's PUT, which starts the guard's count afresh, came between two of them on a slow box).
   const std::string metrics = fetch(proxy.admin_port, "GET", "/metrics").body;
   EXPECT_NE(metrics.find(R"(vane_guard_trips_total{route="app",cluster="app-canary"} 1)"), std::string::npos);
-  EXPECT_NE(metrics.find(R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="503"} 10)"),
-            std::string::npos)
-      << metrics;
-  EXPECT_NE(metrics.find(R"(vane_fallbacks_total{route="app",from="app-canary",to="app-primary"} 10)"),
-            std::string::npos)
+  const double failed =
+      metric_now(proxy, R"(vane_upstream_responses_total{route="app",cluster="app-canary",code="503"})");
+  EXPECT_GE(failed, 10) << metrics;
+  EXPECT_EQ(metric_now(proxy, R"(vane_fallbacks_total{route="app",from="app-canary",to="app-primary"})"), failed)
       << metrics;
   // The run removed both from the proxy, and the trip with them.
   auto route = route_policy(proxy);

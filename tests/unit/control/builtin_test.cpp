@@ -108,6 +108,14 @@ TEST(BuiltinMetrics, GrpcFailureStatusesCountAsErrors) {
   auto bad = read_snapshot(s, "app", steady::now());
   EXPECT_FALSE(bad);
   EXPECT_NE(bad.why.find("grpc status 13"), std::string::npos) << bad.why;
-  up["grpc"] = json::object{{"13", 500}};  // more failures than attempts
-  EXPECT_FALSE(read_snapshot(s, "app", steady::now()));
+  // More failures than attempts: a read between a call's status and its attempt being counted. Every
+  // attempt failed (it was a reason, so a canary failing every call was inconclusive instead of failed).
+  up["grpc"] = json::object{{"13", 500}};
+  auto more = read_snapshot(s, "app", steady::now());
+  ASSERT_TRUE(more) << more.why;
+  EXPECT_EQ(more.value->by_key.at(key).errors, 110u);
+  window w;
+  w.total = 3;
+  w.errors = 5;  // (never a wrapped-around success rate)
+  EXPECT_EQ(success_rate(w), 0.0);
 }

@@ -36,6 +36,11 @@ TEST(ControlCli, ProgressLineShowsWeightBarSuccessRateAndP99) {
   s["unreachable_proxies"] = json::array{"http://10.0.0.1:9901"};
   EXPECT_EQ(vane::control::progress_line(s),
             "podinfo.test  Failed           [--------------------]   0%  failed 1/5  unreachable 1");
+  // An odd answer (a weight with a fraction, a huge count) is shown, never a C++ terminate.
+  auto odd = status("Progressing", 0, {});
+  odd["canary_weight"] = 12.5;
+  odd["failed_checks"] = 1e300;
+  EXPECT_NE(vane::control::progress_line(odd).find(" 12%"), std::string::npos) << vane::control::progress_line(odd);
 }
 
 TEST(ControlCli, StatusTableHasOneRowPerCanary) {

@@ -58,10 +58,11 @@ struct fake_env : run_env {
     if (q.size() > 1) q.pop_front();
     co_return r;
   }
-  asio::awaitable<void> push(json::object traffic) override {
+  bool push_ok = true;  // what the proxies say to a push
+  asio::awaitable<bool> push(json::object traffic) override {
     last_push = std::move(traffic);
     ++pushes;
-    co_return;
+    co_return push_ok;
   }
   asio::awaitable<bool> primary_healthy() override { co_return healthy; }
   asio::awaitable<bool> promote() override {
@@ -310,6 +311,52 @@ TEST(CanaryRun, ARollbackWebhookRollsBackAWaitingRunToo) {
     EXPECT_TRUE(env.saw("Rolling back podinfo.test rollback webhook big-red-button triggered"));
     EXPECT_EQ(env.promotions, 0);
   }
+}
+
+// As Flagger stops when it cannot set the routes: a weight that did not reach every proxy is not stepped
+// past (a canary without metrics walked to promotion with every PUT failing).
+TEST(CanaryRun, NoStepWhileTheLastTrafficChangeDidNotReachEveryProxy) {
+  auto s = base_spec();
+  run_state st = baseline();
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  ASSERT_GT(ticks_until(s, st, env, canary_phase::progressing), 0);
+  tick(s, st, env);
+  ASSERT_EQ(st.weight, 25u);
+  env.push_ok = false;
+  tick(s, st, env);  // steps to 50, whose push fails
+  ASSERT_EQ(st.weight, 50u);
+  tick(s, st, env);
+  tick(s, st, env);
+  EXPECT_EQ(st.weight, 50u);
+  EXPECT_EQ(st.phase, canary_phase::progressing);  // (at maxWeight: it would wait for promotion now)
+  EXPECT_TRUE(env.saw("Halt podinfo.test advancement: the last traffic change did not reach every proxy"));
+  env.push_ok = true;
+  tick(s, st, env);  // the push of 50 reaches every proxy this time
+  tick(s, st, env);
+  EXPECT_EQ(st.phase, canary_phase::waiting_promotion);
+}
+
+// A revision given to `rollout` stays while the spec's revision does not change: the next tick used to
+// restart the run on the file's older revision.
+TEST(CanaryRun, ARevisionGivenToRolloutIsNotUndoneByTheSpecs) {
+  auto s = base_spec();
+  run_state st = baseline();
+  fake_env env;
+  env.readings["request-success-rate"] = {value(100)};
+  tick(s, st, env);  // the spec's revision 2: a run
+  ASSERT_EQ(st.revision, "2");
+  st.pending_revision = "from-rollout";  // as apply_command("rollout", {"revision": "from-rollout"}) sets it
+  tick(s, st, env);
+  EXPECT_EQ(st.revision, "from-rollout");
+  env.events.clear();
+  for (int i = 0; i < 3; ++i) tick(s, st, env);
+  EXPECT_EQ(st.revision, "from-rollout");
+  EXPECT_FALSE(env.saw("New revision detected! Restarting analysis for podinfo.test"));
+  // A change of the spec's own revision still starts a run.
+  s.revision = "next";
+  tick(s, st, env);
+  EXPECT_EQ(st.revision, "next");
 }
 
 TEST(CanaryRun, ANewRevisionMidRunRestarts) {

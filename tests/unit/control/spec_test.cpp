@@ -144,6 +144,27 @@ spec:
   EXPECT_NE(errors.find("analysis.interval must be at least 100ms"), std::string::npos) << errors;
 }
 
+// URLs the controller could never use are refused where they are written: a proxy URL with no host (its
+// tick never ended), a promote URL that is not http:// (each promotion failed without a word).
+TEST(CanarySpec, UnusableProxyAndPromoteUrlsAreRefused) {
+  documents d;
+  parse_documents(R"(apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: x}
+spec:
+  route: x
+  proxies: ["http://:9901"]
+  promote: {url: "https://promoter.example/promote"}
+  analysis: {interval: 1s, threshold: 2, maxWeight: 50, stepWeight: 10}
+)",
+                  "c.yaml", d);
+  EXPECT_TRUE(d.canaries.empty());
+  std::string errors = all_errors(d);
+  EXPECT_NE(errors.find("spec.proxies: 'http://:9901' is neither"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("promote.url: 'https://promoter.example/promote' is not an http:// URL"), std::string::npos)
+      << errors;
+}
+
 TEST(CanarySpec, GrpcFailureCodesTakeNamesAndNumbers) {
   const std::string head = R"(apiVersion: flagger.app/v1beta1
 kind: Canary

@@ -3,16 +3,22 @@
 // the API's answers, and supervision.
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <csignal>
+#include <fstream>
 #include <stdexcept>
+#include <thread>
 
 #include "control/alerts.hpp"
 #include "control/api.hpp"
 #include "control/builtin.hpp"
 #include "control/fleet.hpp"
+#include "control/promotion.hpp"
 #include "control/state_store.hpp"
 #include "control/status.hpp"
 #include "control/supervise.hpp"
@@ -297,4 +303,54 @@ TEST(ControlSupervise, ALoopEndedByAnExceptionStartsAgainAndANormalEndIsFinal) {
   supervise(ctx2.get_executor(), gone);
   ctx2.run();
   EXPECT_EQ(starts2, 1);
+}
+
+// A promote command that outlives its timeout is killed with all it started (not only the shell), and
+// what it printed shows in the failure (not in the controller's own output).
+TEST(ControlPromotion, ACommandPastItsTimeoutIsKilledWithItsChildren) {
+  const std::string pid_file = ::testing::TempDir() + "/vane-promote-child.pid";
+  std::remove(pid_file.c_str());
+  canary_spec c;
+  c.name = "podinfo";
+  c.ns = "test";
+  promote_spec p;
+  p.command = {"sh", "-c", "echo promoting $VANE_REVISION; sleep 30 & echo $! > " + pid_file + "; wait"};
+  p.timeout = 300ms;
+  c.promote = p;
+  asio::io_context ctx;
+  promotion_result result;
+  asio::co_spawn(
+      ctx, [&]() -> asio::awaitable<void> { result = co_await promote_primary(ctx.get_executor(), c, "7"); },
+      asio::detached);
+  ctx.run();
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.failure.find("timed out after 300ms"), std::string::npos) << result.failure;
+  EXPECT_NE(result.failure.find("promoting 7"), std::string::npos) << result.failure;
+  pid_t child = 0;
+  std::ifstream(pid_file) >> child;
+  ASSERT_GT(child, 0);
+  // The background sleep was killed too: gone, or a zombie waiting for its new parent to reap it.
+  auto state = [&] {
+    std::string s = "gone";
+    if (std::ifstream stat("/proc/" + std::to_string(child) + "/stat"); stat) {
+      std::string pid, name;
+      stat >> pid >> name >> s;
+    }
+    return s;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (state() != "gone" && state() != "Z" && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);  // (its death is the kernel's to finish: polled with a deadline)
+  EXPECT_TRUE(state() == "gone" || state() == "Z") << state();
+  // A bad URL says why.
+  promote_spec bad;
+  bad.url = "https://promoter.example/";
+  c.promote = bad;
+  asio::io_context ctx2;
+  asio::co_spawn(
+      ctx2, [&]() -> asio::awaitable<void> { result = co_await promote_primary(ctx2.get_executor(), c, "7"); },
+      asio::detached);
+  ctx2.run();
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.failure.find("is not an http:// URL"), std::string::npos) << result.failure;
 }

@@ -58,6 +58,13 @@ std::string signature(const cluster_target& c, const health_check_config& hc) {
 
 void runtime::start_health_checks() {
   if (draining_) return;
+  // A cluster a reload removed: its checks end (their epoch is gone) and its state is forgotten.
+  auto in_table = [&](const std::string& name) {
+    return std::any_of(table_->clusters.begin(), table_->clusters.end(),
+                       [&](const cluster_target& c) { return c.name == name; });
+  };
+  std::erase_if(health_checks_, [&](const auto& kv) { return !in_table(kv.first); });
+  std::erase_if(health_, [&](const auto& kv) { return !in_table(kv.first); });
   for (const auto& c : table_->clusters) {
     const cluster_config* cfg = effective_.find_cluster(c.name);
     if (!cfg || !cfg->health_check) {

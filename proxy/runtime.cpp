@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 #include <csignal>
 #include <filesystem>
 
@@ -54,6 +55,16 @@ runtime::runtime(std::string config_path, proxy_config config, std::size_t worke
                 1000.0;
 }
 
+namespace {
+// The port of a "HOST:PORT" the server says it bound (0 if none).
+std::uint16_t port_of(const std::string& bound) {
+  const auto colon = bound.rfind(':');
+  unsigned port = 0;
+  if (colon != std::string::npos) std::from_chars(bound.data() + colon + 1, bound.data() + bound.size(), port);
+  return port <= 65535 ? static_cast<std::uint16_t>(port) : 0;
+}
+}  // namespace
+
 runtime::~runtime() = default;
 
 void runtime::start() {
@@ -63,8 +74,13 @@ void runtime::start() {
   signals_.add(SIGTERM);
   signals_.add(SIGHUP);
   watch_file_setup();
-  for (const auto& l : table_->listeners) {
-    std::string bound = server_->bind(l);
+  std::map<std::string, std::uint16_t> bound_ports;
+  for (std::size_t i = 0; i < table_->listeners.size(); ++i) {
+    const auto& l = table_->listeners[i];
+    bool ours = false;  // (a port an earlier listener of this config took, on another host)
+    for (std::size_t j = 0; j < i; ++j) ours = ours || table_->listeners[j].address.port == l.address.port;
+    std::string bound = server_->bind(l, !ours);
+    bound_ports[l.name] = port_of(bound);
     log::info("listener {} listening on {} ({} workers)", l.name, bound, server_->size());
   }
   const auto& admin = file_config_.admin;
@@ -78,7 +94,7 @@ void runtime::start() {
   if (access_log_) access_log_->start();
   server_->start();
   for (const auto& l : effective_.listeners)
-    listeners_[l.name] = {l.address, server_->initial_listener_ids().at(l.name)};
+    listeners_[l.name] = {l.address, server_->initial_listener_ids().at(l.name), bound_ports[l.name]};
   ready_ = true;
 }
 
@@ -231,8 +247,9 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
     for (const auto& l : table->listeners) {
       auto it = listeners_.find(l.name);
       if (it != listeners_.end() && it->second.address == l.address) continue;
-      bool ours = false;  // (a listener renamed on the same address: its socket is still open)
-      for (const auto& [name, current] : listeners_) ours = ours || current.address == l.address;
+      bool ours = false;  // (a port one of our listeners holds: renamed, moved to another host, or just opened)
+      for (const auto& [name, current] : listeners_) ours = ours || current.port == l.address.port;
+      for (const auto& o : opened) ours = ours || port_of(o.bound) == l.address.port;
       opened.push_back(server_->prepare_listener(l, !ours));
     }
   } catch (const std::exception& e) {
@@ -263,7 +280,7 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
     std::string name = p.name, bound = p.bound;
     host_port address = p.address;
     std::uint64_t id = co_await server_->start_listener(std::move(p));
-    listeners_[name] = {address, id};
+    listeners_[name] = {address, id, port_of(bound)};
     log::info("listener {} listening on {} ({} workers)", name, bound, server_->size());
   }
   for (auto id : to_close) co_await server_->close_listener(id);
@@ -491,6 +508,8 @@ asio::awaitable<admin_reply> runtime::put_traffic(std::string_view name, std::st
 }
 
 asio::awaitable<admin_reply> runtime::commit_overrides(overrides_map next, std::string_view name) {
+  std::optional<route_overrides> committed;  // what the route's overrides are once this is done
+  if (auto it = next.find(name); it != next.end()) committed = it->second;
   if (next != overrides_) {
     std::vector<std::string> dropped;
     proxy_config effective = apply_overrides(file_config_, next, dropped);
@@ -505,10 +524,12 @@ asio::awaitable<admin_reply> runtime::commit_overrides(overrides_map next, std::
     log::info("route {}: traffic overrides now {}, policy generation {}", name,
               overrides_.count(name) ? "set" : "removed", policy_generation_[std::string(name)]);
   }
-  // A reload while the policy was published may have removed the route meanwhile.
+  // A reload while the policy was published may have removed the route, and with it the overrides set.
   std::optional<json::object> now = route_json(name);
-  if (!now)
-    co_return admin_reply{409, {{"error", "route '" + std::string(name) + "' was removed by a reload meanwhile"}}};
+  const auto kept = overrides_.find(name);
+  const bool still = committed ? kept != overrides_.end() && kept->second == *committed : kept == overrides_.end();
+  if (!now || !still)
+    co_return admin_reply{409, {{"error", "route '" + std::string(name) + "' was changed by a reload meanwhile"}}};
   co_return admin_reply{200, std::move(*now)};
 }
 

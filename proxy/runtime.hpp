@@ -108,6 +108,7 @@ class runtime {
   struct live_listener {
     host_port address;
     std::uint64_t id;
+    std::uint16_t port = 0;  // the port bound (the OS's when the address says 0)
   };
   std::map<std::string, live_listener> listeners_;
   std::optional<boost::asio::ip::tcp::acceptor> admin_acceptor_;

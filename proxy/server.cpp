@@ -32,13 +32,18 @@ std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, st
   if (ec) throw std::runtime_error(fmt::format("listener {}: '{}' is not an IP address", l.name, l.address.host));
   tcp::endpoint endpoint(address, l.address.port);
   if (probe && endpoint.port() != 0) {
-    // A socket without SO_REUSEPORT cannot bind a port another socket holds, with it or without: "in use",
-    // as nginx and Envoy say, instead of a port shared with another process.
-    tcp::acceptor alone = listen_on(workers_.front()->context().get_executor(), endpoint, false, ec);
+    // A socket without SO_REUSEPORT cannot bind a port another socket listens on, with it or without: "in
+    // use", as nginx and Envoy say, instead of a port shared with another process. (Bound, never listening:
+    // it takes no connection.)
+    tcp::acceptor alone(workers_.front()->context().get_executor());
+    alone.open(endpoint.protocol(), ec);
+    if (!ec) alone.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) alone.bind(endpoint, ec);
+    boost::system::error_code ignored;
+    alone.close(ignored);
     if (ec)
       throw std::runtime_error(
           fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(), ec.message()));
-    alone.close(ec);
   }
   std::vector<tcp::acceptor> out;
   // With port 0 the first socket gets a port from the OS and the other
@@ -55,9 +60,9 @@ std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, st
   return out;
 }
 
-std::string server::bind(const compiled_listener& l) {
+std::string server::bind(const compiled_listener& l, bool probe) {
   std::string bound;
-  unstarted_.emplace_back(l.name, make_acceptors(l, bound, true));
+  unstarted_.emplace_back(l.name, make_acceptors(l, bound, probe));
   return bound;
 }
 

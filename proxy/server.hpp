@@ -24,7 +24,7 @@ class server {
   // and every worker shares it) and returns the bound address. Throws
   // std::runtime_error with a readable message when it cannot. Before start()
   // the sockets are handed over at start(); after, use open_listener().
-  std::string bind(const compiled_listener& listener);
+  std::string bind(const compiled_listener& listener, bool probe = true);
   void start();
   void stop();
 
@@ -37,8 +37,9 @@ class server {
     std::vector<boost::asio::ip::tcp::acceptor> acceptors;
   };
   // `probe`: first check that no other socket holds the address (every worker's socket takes
-  // SO_REUSEPORT, which would otherwise share the port with another process silently); false for an
-  // address this process already listens on (a listener renamed by a reload).
+  // SO_REUSEPORT, which would otherwise share the port with another process silently); false for a
+  // port this process already listens on (a listener renamed or moved to another host by a reload, or
+  // two listeners on one port and two hosts), whose own sockets would fail the probe.
   prepared_listener prepare_listener(const compiled_listener& listener, bool probe = true);
   boost::asio::awaitable<std::uint64_t> start_listener(prepared_listener listener);
   boost::asio::awaitable<void> close_listener(std::uint64_t id);

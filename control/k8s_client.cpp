@@ -149,6 +149,7 @@ asio::awaitable<http_result> k8s_client::send(http_request_spec spec, bool strea
                               l->wake.cancel();
                             });
   if (!l->done) co_await l->wake.async_wait(nothrow);
+  if (!l->done) l->resolver.cancel();  // (a lookup still queued is skipped; one under way ends unheard)
   if (!l->done || l->ec || l->results.empty()) {
     http_result out;
     out.error = "cannot resolve " + config_.host + ": " +

@@ -60,6 +60,7 @@ asio::awaitable<promotion_result> promote_primary(asio::any_io_executor ex, cana
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0)
     co_return promotion_result{false, fmt::format("Promotion command of {} failed (pipe)", c.id())};
+  const long max_fd = ::sysconf(_SC_OPEN_MAX);  // (for a kernel without close_range)
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(out[0]);
@@ -70,22 +71,28 @@ asio::awaitable<promotion_result> promote_primary(asio::any_io_executor ex, cana
     ::setpgid(0, 0);
     ::dup2(out[1], 1);
     ::dup2(out[1], 2);
-    ::close_range(3, ~0U, 0);
+    if (::close_range(3, ~0U, 0) != 0)
+      for (long fd = 3; fd < max_fd; ++fd) ::close(static_cast<int>(fd));
     ::execvpe(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
+  ::setpgid(pid, pid);  // (also here: the group exists before a kill at once, whoever runs first)
   ::close(out[1]);
   ::fcntl(out[0], F_SETFL, O_NONBLOCK);
   std::string output;  // its last 2 KiB
+  // At most 64 KiB a turn: a command that writes without pause must not keep the loop here. True: there
+  // may be more (the next turn comes sooner).
   auto drain_output = [&] {
     char buf[4096];
-    for (;;) {
+    for (int i = 0; i < 16; ++i) {
       const ssize_t n = ::read(out[0], buf, sizeof buf);
-      if (n <= 0) return;
+      if (n <= 0) return false;
       output.append(buf, static_cast<std::size_t>(n));
       if (output.size() > 2048) output.erase(0, output.size() - 2048);
     }
+    return true;
   };
+
   struct closer {
     int fd;
     ~closer() { ::close(fd); }
@@ -95,17 +102,18 @@ asio::awaitable<promotion_result> promote_primary(asio::any_io_executor ex, cana
   asio::steady_timer timer(ex);
   int status = 0;
   for (;;) {
-    drain_output();
+    const bool more = drain_output();
     pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) break;
     if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(-pid, SIGKILL);  // the group: what the command started too
+      if (::kill(-pid, SIGKILL) != 0) ::kill(pid, SIGKILL);  // the group: what the command started too
       ::waitpid(pid, &status, 0);
       drain_output();
       co_return promotion_result{false, fmt::format("Promotion command of {} timed out after {}{}", c.id(),
                                                     format_duration(p.timeout), said())};
     }
-    timer.expires_after(std::chrono::milliseconds(50));  // polling a child without a SIGCHLD handler
+    // Polling a child without a SIGCHLD handler (and its output: sooner while it writes).
+    timer.expires_after(std::chrono::milliseconds(more ? 1 : 50));
     co_await timer.async_wait(nothrow);
   }
   drain_output();

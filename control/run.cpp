@@ -449,9 +449,11 @@ asio::awaitable<void> canary_run::tick() {
   }
   // A run starts for a revision `rollout` asked for, or when the spec's revision changed (Flagger's
   // "new revision detected"); the spec's revision alone does not undo one that `rollout` gave.
+  const bool spec_changed = s_.revision && *s_.revision != st_.spec_revision;
   std::string wanted = st_.pending_revision;
-  if (wanted.empty() && s_.revision && *s_.revision != st_.spec_revision) wanted = *s_.revision;
-  if (s_.revision && *s_.revision != st_.spec_revision) {
+  if (wanted.empty() && spec_changed) wanted = *s_.revision;
+  // Seen now, unless it changed as a pending revision is taken: then it starts its own run next tick.
+  if (spec_changed && (st_.pending_revision.empty() || st_.spec_revision.empty())) {
     st_.spec_revision = *s_.revision;
     env_.changed();
   }

@@ -24,8 +24,10 @@ struct run_state {
   // The spec's revision as the last tick saw it: only a change of it starts a run, so that a revision
   // given to `rollout` is not undone by the file's older one at the next tick.
   std::string spec_revision;
-  bool traffic_unsure = false;  // the last push did not reach every proxy: no step until one does (not saved)
-  std::uint32_t weight = 0;     // canary weight now
+  // The last push did not reach every proxy: no step until one does. Not saved: true after a restart,
+  // until the first push (a proxy restarted meanwhile lost its overrides).
+  bool traffic_unsure = true;
+  std::uint32_t weight = 0;  // canary weight now
   std::uint32_t failed_checks = 0;
   std::uint32_t iterations = 0;
   std::uint32_t steps = 0;  // stepWeights entries done

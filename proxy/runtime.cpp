@@ -63,6 +63,12 @@ std::uint16_t port_of(const std::string& bound) {
   if (colon != std::string::npos) std::from_chars(bound.data() + colon + 1, bound.data() + bound.size(), port);
   return port <= 65535 ? static_cast<std::uint16_t>(port) : 0;
 }
+
+// Whether sockets bound to these hosts on one port conflict (the same host, or a wildcard on either side).
+bool hosts_overlap(const std::string& a, const std::string& b) {
+  auto wildcard = [](const std::string& h) { return h == "0.0.0.0" || h == "::"; };
+  return a == b || wildcard(a) || wildcard(b);
+}
 }  // namespace
 
 runtime::~runtime() = default;
@@ -78,7 +84,10 @@ void runtime::start() {
   for (std::size_t i = 0; i < table_->listeners.size(); ++i) {
     const auto& l = table_->listeners[i];
     bool ours = false;  // (a port an earlier listener of this config took, on another host)
-    for (std::size_t j = 0; j < i; ++j) ours = ours || table_->listeners[j].address.port == l.address.port;
+    for (std::size_t j = 0; j < i; ++j) {
+      const auto& earlier = table_->listeners[j].address;
+      ours = ours || (earlier.port == l.address.port && hosts_overlap(earlier.host, l.address.host));
+    }
     std::string bound = server_->bind(l, !ours);
     bound_ports[l.name] = port_of(bound);
     log::info("listener {} listening on {} ({} workers)", l.name, bound, server_->size());
@@ -247,9 +256,13 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
     for (const auto& l : table->listeners) {
       auto it = listeners_.find(l.name);
       if (it != listeners_.end() && it->second.address == l.address) continue;
-      bool ours = false;  // (a port one of our listeners holds: renamed, moved to another host, or just opened)
-      for (const auto& [name, current] : listeners_) ours = ours || current.port == l.address.port;
-      for (const auto& o : opened) ours = ours || port_of(o.bound) == l.address.port;
+      // (a port one of our listeners holds on an overlapping host: renamed, moved to or from a wildcard, or just
+      // opened)
+      bool ours = false;
+      for (const auto& [name, current] : listeners_)
+        ours = ours || (current.port == l.address.port && hosts_overlap(current.address.host, l.address.host));
+      for (const auto& o : opened)
+        ours = ours || (port_of(o.bound) == l.address.port && hosts_overlap(o.address.host, l.address.host));
       opened.push_back(server_->prepare_listener(l, !ours));
     }
   } catch (const std::exception& e) {

@@ -78,7 +78,7 @@ task<attempt_result> attempt_upstream(upstream_pool& pool, const attempt_request
   const relay_progress progress = relay_now(*request.body, up);
   relay_status sent = progress.status.value_or(relay_status::ok);
   if (!progress.status) sent = co_await relay(*request.body, up, progress);
-  if (sent == relay_status::write_failed && up.head_sent() && answer_waiting(*conn.conn)) {
+  if (sent == relay_status::write_failed && up.head_out() && answer_waiting(*conn.conn)) {
     // The upstream answered before the request's end and stopped reading it (a 413 or a 401 to an
     // upload, then a close or a reset): that answer is the attempt's, as Envoy's; the connection,
     // with part of a request in it, is never reused. (Only once our head went out whole: bytes before

@@ -231,6 +231,7 @@ body_sink::put_result h1_sink::put(std::span<const std::string_view> pieces, boo
     for (const auto& b : list_) total += b.size();
     error_code ec;
     std::size_t done = write_now(*stream_, list_, total, ec);
+    if (!head_sent_ && done >= head_.size()) head_out_ = true;
     if (ec) return put_result::failed;
     if (done < total) {  // the rest when the socket takes it (flush)
       std::size_t drop = 0;
@@ -254,7 +255,7 @@ task<bool> h1_sink::flush() {
 }
 
 void h1_sink::written() {
-  head_sent_ = true;
+  head_sent_ = head_out_ = true;
   if (bytes_) *bytes_ += batch_size_;
   if (tee_)
     for (auto piece : batch_) tee_->add(piece);

@@ -96,6 +96,8 @@ class h1_sink final : public body_sink {
   put_result put(std::span<const std::string_view> pieces, bool last) override;
   task<bool> flush() override;
   bool head_sent() const noexcept override { return head_sent_; }
+  // The head's bytes all went to the socket (head_sent() waits for the whole first batch with it).
+  bool head_out() const noexcept { return head_out_; }
 
  private:
   void written();  // the batch went out whole
@@ -107,6 +109,7 @@ class h1_sink final : public body_sink {
   std::string_view head_;
   bool chunked_ = false;
   bool head_sent_ = false;
+  bool head_out_ = false;
   std::span<const std::string_view> batch_;
   std::uint64_t batch_size_ = 0;
   boost::container::small_vector<boost::asio::const_buffer, 8> list_;  // the gather write being done

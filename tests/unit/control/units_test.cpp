@@ -2,6 +2,7 @@
 // builtin metric over histories, the state file, webhook and alert payloads, what status and /metrics show,
 // the API's answers, and supervision.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -308,14 +309,14 @@ TEST(ControlSupervise, ALoopEndedByAnExceptionStartsAgainAndANormalEndIsFinal) {
 // A promote command that outlives its timeout is killed with all it started (not only the shell), and
 // what it printed shows in the failure (not in the controller's own output).
 TEST(ControlPromotion, ACommandPastItsTimeoutIsKilledWithItsChildren) {
-  const std::string pid_file = ::testing::TempDir() + "/vane-promote-child.pid";
+  const std::string pid_file = ::testing::TempDir() + "/vane-promote-child-" + std::to_string(::getpid()) + ".pid";
   std::remove(pid_file.c_str());
   canary_spec c;
   c.name = "podinfo";
   c.ns = "test";
   promote_spec p;
   p.command = {"sh", "-c", "echo promoting $VANE_REVISION; sleep 30 & echo $! > " + pid_file + "; wait"};
-  p.timeout = 300ms;
+  p.timeout = 2s;  // (time for a loaded box to start the shell and its sleep)
   c.promote = p;
   asio::io_context ctx;
   promotion_result result;
@@ -324,7 +325,7 @@ TEST(ControlPromotion, ACommandPastItsTimeoutIsKilledWithItsChildren) {
       asio::detached);
   ctx.run();
   EXPECT_FALSE(result.ok);
-  EXPECT_NE(result.failure.find("timed out after 300ms"), std::string::npos) << result.failure;
+  EXPECT_NE(result.failure.find("timed out after 2s"), std::string::npos) << result.failure;
   EXPECT_NE(result.failure.find("promoting 7"), std::string::npos) << result.failure;
   pid_t child = 0;
   std::ifstream(pid_file) >> child;

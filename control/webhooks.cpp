@@ -64,7 +64,7 @@ json::object event_metadata(const webhook_spec& hook, const std::string& message
   return md;
 }
 
-void event_outbox::post(asio::any_io_executor ex, const canary_spec& c, const run_state& st,
+void event_outbox::post(const asio::any_io_executor& ex, const canary_spec& c, const run_state& st,
                         const std::string& message) {
   const std::int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())

@@ -38,7 +38,8 @@ boost::json::object event_metadata(const webhook_spec& hook, const std::string& 
 class event_outbox : public std::enable_shared_from_this<event_outbox> {
  public:
   static constexpr std::size_t max_queued = 1000;  // per canary; past it the oldest is dropped (and logged)
-  void post(boost::asio::any_io_executor ex, const canary_spec& c, const run_state& st, const std::string& message);
+  void post(const boost::asio::any_io_executor& ex, const canary_spec& c, const run_state& st,
+            const std::string& message);
   std::uint64_t failed() const { return failed_; }
   std::uint64_t dropped() const { return dropped_; }
 

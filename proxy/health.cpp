@@ -35,7 +35,7 @@ asio::awaitable<bool> probe(asio::any_io_executor ex, tcp::endpoint endpoint, st
   request.host = endpoint_key(endpoint);
   request.user_agent = "vane-health-check";
   request.timeout = timeout;
-  request.body_limit = 64 * 1024;
+  request.body_limit = std::uint64_t{64} * 1024;
   http_result r;
   if (tls) {
     tls_prepare prepare = [tls, tls_host](SSL* ssl) { tls->prepare(ssl, tls_host); };

@@ -306,6 +306,21 @@ TEST(ControlSupervise, ALoopEndedByAnExceptionStartsAgainAndANormalEndIsFinal) {
   EXPECT_EQ(starts2, 1);
 }
 
+namespace {
+
+// promote_primary run to its end on an io_context of its own.
+promotion_result promote_now(const canary_spec& c, const std::string& revision) {
+  asio::io_context ctx;
+  promotion_result result;
+  asio::co_spawn(
+      ctx, [&]() -> asio::awaitable<void> { result = co_await promote_primary(ctx.get_executor(), c, revision); },
+      asio::detached);
+  ctx.run();
+  return result;
+}
+
+}  // namespace
+
 // A promote command that outlives its timeout is killed with all it started (not only the shell), and
 // what it printed shows in the failure (not in the controller's own output).
 TEST(ControlPromotion, ACommandPastItsTimeoutIsKilledWithItsChildren) {
@@ -318,12 +333,7 @@ TEST(ControlPromotion, ACommandPastItsTimeoutIsKilledWithItsChildren) {
   p.command = {"sh", "-c", "echo promoting $VANE_REVISION; sleep 30 & echo $! > " + pid_file + "; wait"};
   p.timeout = 2s;  // (time for a loaded box to start the shell and its sleep)
   c.promote = p;
-  asio::io_context ctx;
-  promotion_result result;
-  asio::co_spawn(
-      ctx, [&]() -> asio::awaitable<void> { result = co_await promote_primary(ctx.get_executor(), c, "7"); },
-      asio::detached);
-  ctx.run();
+  promotion_result result = promote_now(c, "7");
   EXPECT_FALSE(result.ok);
   EXPECT_NE(result.failure.find("timed out after 2s"), std::string::npos) << result.failure;
   EXPECT_NE(result.failure.find("promoting 7"), std::string::npos) << result.failure;
@@ -347,11 +357,7 @@ TEST(ControlPromotion, ACommandPastItsTimeoutIsKilledWithItsChildren) {
   promote_spec bad;
   bad.url = "https://promoter.example/";
   c.promote = bad;
-  asio::io_context ctx2;
-  asio::co_spawn(
-      ctx2, [&]() -> asio::awaitable<void> { result = co_await promote_primary(ctx2.get_executor(), c, "7"); },
-      asio::detached);
-  ctx2.run();
+  result = promote_now(c, "7");
   EXPECT_FALSE(result.ok);
   EXPECT_NE(result.failure.find("is not an http:// URL"), std::string::npos) << result.failure;
 }

@@ -361,3 +361,26 @@ TEST(ControlPromotion, ACommandPastItsTimeoutIsKilledWithItsChildren) {
   EXPECT_FALSE(result.ok);
   EXPECT_NE(result.failure.find("is not an http:// URL"), std::string::npos) << result.failure;
 }
+
+// Calls to proxies that end at once, inside co_spawn (a URL that cannot be used), still end the wait for
+// them all: the tick waited for ever on a timer nobody cancelled.
+TEST(ControlFleet, CallsThatEndAtOnceDoNotHoldTheTick) {
+  asio::io_context ctx;
+  fleet_client fleet(ctx.get_executor(), "");
+  std::vector<std::string> failures;
+  bool done = false;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        std::vector<std::string> urls{"http://:9901", "not a url"};  // (named: GCC 12 and co_await arguments)
+        std::string route = "app";
+        failures = co_await fleet.push(urls, route, json::object{});
+        done = true;
+      },
+      asio::detached);
+  ctx.run_for(10s);
+  ASSERT_TRUE(done);
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0], "not an http:// URL");
+  EXPECT_EQ(failures[1], "not an http:// URL");
+}

@@ -56,22 +56,20 @@ asio::awaitable<std::vector<std::string>> send_alerts(asio::any_io_executor ex, 
       failures.push_back(fmt::format("alert {}: provider {}.{} not found", a.name, a.provider_name, ns));
       continue;
     }
-    {
-      const alert_provider& p = *found;
-      auto url = parse_http_url(p.address);
-      if (!url) {
-        failures.push_back(fmt::format("alert {}: provider {}.{} has no http:// address", a.name, p.name, ns));
-        continue;
-      }
-      std::string method = "POST", target = url->target,
-                  body = json::serialize(alert_payload(p, c, st, message, severity));
-      std::vector<std::pair<std::string, std::string>> headers;
-      duration timeout = std::chrono::seconds(10);
-      http_result r = co_await http_call(ex, *url, method, target, body, timeout, headers);
-      if (r.status < 200 || r.status > 299)
-        failures.push_back(
-            fmt::format("alert {} to {} failed: {}", a.name, p.address, r.status ? excerpt(r.body) : r.error));
+    const alert_provider& p = *found;
+    auto url = parse_http_url(p.address);
+    if (!url) {
+      failures.push_back(fmt::format("alert {}: provider {}.{} has no http:// address", a.name, p.name, ns));
+      continue;
     }
+    std::string method = "POST", target = url->target,
+                body = json::serialize(alert_payload(p, c, st, message, severity));
+    std::vector<std::pair<std::string, std::string>> headers;
+    duration timeout = std::chrono::seconds(10);
+    http_result r = co_await http_call(ex, *url, method, target, body, timeout, headers);
+    if (r.status < 200 || r.status > 299)
+      failures.push_back(
+          fmt::format("alert {} to {} failed: {}", a.name, p.address, r.status ? excerpt(r.body) : r.error));
   }
   co_return failures;
 }

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <cmath>
 
+#include "control/parse.hpp"
 #include "control/phase.hpp"
 
 namespace vane::control {
@@ -22,12 +23,10 @@ std::string text(const json::object& o, std::string_view key) {
 // A number as an integer, whatever its JSON type (12.5 -> 12); 0 for anything else (never throws).
 std::int64_t integer(const json::object& o, std::string_view key) {
   const auto* v = o.if_contains(key);
-  if (!v || !v->is_number()) return 0;
-  boost::system::error_code ec;
-  const auto n = v->to_number<std::int64_t>(ec);
-  if (!ec) return n;
-  const double d = v->is_double() ? v->get_double() : 0;
-  return std::isfinite(d) && std::fabs(d) < 9e18 ? static_cast<std::int64_t>(d) : 0;
+  if (!v) return 0;
+  if (auto n = as_integer(*v)) return *n;
+  const auto d = as_number(*v);
+  return d && std::fabs(*d) < 9e18 ? static_cast<std::int64_t>(*d) : 0;
 }
 
 std::string weight_bar(std::int64_t weight) {

@@ -248,14 +248,18 @@ asio::awaitable<void> canary_run::rollback(std::string reason) {
   env_.event(fmt::format("Rolling back {} {}", s_.id(), reason));
   st_.weight = 0;
   set_phase(canary_phase::failed);
-  json::object traffic = desired_traffic(s_, st_);
-  st_.traffic_unsure = !co_await env_.push(traffic);
+  co_await push_traffic();
   env_.event(fmt::format("Canary failed! Scaling down {}", s_.id()));
   env_.finished(false);
   std::string message = "Canary analysis failed: " + reason, severity = "error";
   co_await env_.alert(message, severity);
   std::string type = "post-rollout";
   co_await hooks_pass(type);
+}
+
+asio::awaitable<void> canary_run::push_traffic() {
+  json::object traffic = desired_traffic(s_, st_);
+  st_.traffic_unsure = !co_await env_.push(traffic);
 }
 
 asio::awaitable<bool> canary_run::ended_meanwhile() {
@@ -441,8 +445,7 @@ asio::awaitable<void> canary_run::tick() {
       st_.spec_revision = st_.revision;
       env_.event(fmt::format("Initialization done! {}", s_.id()));
       env_.changed();
-      json::object traffic = desired_traffic(s_, st_);
-      st_.traffic_unsure = !co_await env_.push(traffic);
+      co_await push_traffic();
       co_return;
     }
     env_.changed();
@@ -473,8 +476,7 @@ asio::awaitable<void> canary_run::tick() {
     }
     if (!ready.ready) {
       if (!ready.waiting.empty()) env_.event(ready.waiting);
-      json::object traffic = desired_traffic(s_, st_);
-      st_.traffic_unsure = !co_await env_.push(traffic);
+      co_await push_traffic();
       co_return;
     }
   }
@@ -507,16 +509,14 @@ asio::awaitable<void> canary_run::tick() {
     set_phase(canary_phase::succeeded);
     env_.event(fmt::format("Promotion completed! Scaling down {}", s_.id()));
     env_.finished(true);
-    json::object traffic = desired_traffic(s_, st_);
-    st_.traffic_unsure = !co_await env_.push(traffic);
+    co_await push_traffic();
     std::string message = "Canary analysis completed successfully, promotion finished.", severity = "info";
     co_await env_.alert(message, severity);
     std::string type = "post-rollout";
     co_await hooks_pass(type);
     co_return;
   }
-  json::object traffic = desired_traffic(s_, st_);
-  st_.traffic_unsure = !co_await env_.push(traffic);  // level-triggered: every tick, every proxy
+  co_await push_traffic();  // level-triggered: every tick, every proxy
 }
 
 }  // namespace vane::control

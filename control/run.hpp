@@ -113,6 +113,8 @@ class canary_run {
  private:
   void start_run(const std::string& revision);
   void set_phase(canary_phase phase);
+  // PUTs the traffic the state asks for to every proxy; traffic_unsure says whether one missed it.
+  boost::asio::awaitable<void> push_traffic();
   // After a wait in progressing(): true when the run was rolled back meanwhile, or an abort asked for
   // it (then rolled back now).
   boost::asio::awaitable<bool> ended_meanwhile();

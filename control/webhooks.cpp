@@ -16,6 +16,17 @@ namespace vane::control {
 namespace asio = boost::asio;
 namespace json = boost::json;
 
+namespace {
+
+// A webhook's answer in words: "status 400: <the start of its body>", or why none came. (Flagger's error
+// is the answer's body: a load tester's or a gate's words on why.)
+std::string answer_text(const http_result& r) {
+  if (r.status == 0) return r.error;
+  return r.body.empty() ? fmt::format("status {}", r.status) : fmt::format("status {}: {}", r.status, excerpt(r.body));
+}
+
+}  // namespace
+
 json::object hook_payload(const canary_spec& c, const run_state& st, json::object metadata) {
   return json::object{{"name", c.name},
                       {"namespace", c.ns},
@@ -40,12 +51,7 @@ asio::awaitable<std::vector<hook_result>> call_hooks(asio::any_io_executor ex, c
       r = co_await http_call(ex, *url, method, target, body, timeout, headers);
     else
       r.error = "not an http:// URL";
-    // Flagger's error is the answer's body: a load tester's or a gate's words on why.
-    std::string detail = r.error;
-    if (r.status)
-      detail =
-          r.body.empty() ? fmt::format("status {}", r.status) : fmt::format("status {}: {}", r.status, excerpt(r.body));
-    out.push_back({h.name, r.status >= 200 && r.status <= 202, detail});
+    out.push_back({h.name, r.status >= 200 && r.status <= 202, answer_text(r)});
   }
   co_return out;
 }
@@ -70,20 +76,19 @@ void event_outbox::post(const asio::any_io_executor& ex, const canary_spec& c, c
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
   const std::string id = c.id();
+  lane* l = nullptr;  // (made at the first event hook: a canary without any keeps none)
   for (const auto& h : c.analysis.webhooks) {
     if (h.type != "event") continue;
-    lane& l = lanes_[id];
-    if (l.queue.size() >= max_queued) {
-      ++dropped_;
-      log::warn("{}: event webhook {}: {} events waiting, the oldest dropped", id, h.name, l.queue.size());
-      l.queue.pop_front();
+    if (l == nullptr) l = &lanes_[id];
+    if (l->queue.size() >= max_queued) {
+      log::warn("{}: event webhook {}: {} events waiting, the oldest dropped", id, h.name, l->queue.size());
+      l->queue.pop_front();
     }
-    l.queue.push_back(
+    l->queue.push_back(
         {h.name, h.url, h.timeout, json::serialize(hook_payload(c, st, event_metadata(h, message, now_ms)))});
   }
-  auto it = lanes_.find(id);
-  if (it != lanes_.end() && !it->second.queue.empty() && !it->second.sending) {
-    it->second.sending = true;
+  if (l != nullptr && !l->sending) {
+    l->sending = true;
     asio::co_spawn(ex, drain(ex, shared_from_this(), id), asio::detached);
   }
 }
@@ -109,11 +114,7 @@ asio::awaitable<void> event_outbox::drain(asio::any_io_executor ex, std::shared_
     std::vector<std::pair<std::string, std::string>> headers;
     duration timeout = p.timeout;
     http_result r = co_await http_call(ex, *url, method, target, p.body, timeout, headers);
-    if (r.status < 200 || r.status > 299) {
-      ++self->failed_;
-      log::warn("{}: event webhook {} failed: {}", canary, p.hook,
-                r.status ? fmt::format("status {}: {}", r.status, excerpt(r.body)) : r.error);
-    }
+    if (r.status < 200 || r.status > 299) log::warn("{}: event webhook {} failed: {}", canary, p.hook, answer_text(r));
   }
 }
 

@@ -40,8 +40,6 @@ class event_outbox : public std::enable_shared_from_this<event_outbox> {
   static constexpr std::size_t max_queued = 1000;  // per canary; past it the oldest is dropped (and logged)
   void post(const boost::asio::any_io_executor& ex, const canary_spec& c, const run_state& st,
             const std::string& message);
-  std::uint64_t failed() const { return failed_; }
-  std::uint64_t dropped() const { return dropped_; }
 
  private:
   struct pending {
@@ -56,7 +54,6 @@ class event_outbox : public std::enable_shared_from_this<event_outbox> {
   static boost::asio::awaitable<void> drain(boost::asio::any_io_executor ex, std::shared_ptr<event_outbox> self,
                                             std::string canary);
   std::map<std::string, lane> lanes_;  // by canary
-  std::uint64_t failed_ = 0, dropped_ = 0;
 };
 
 }  // namespace vane::control

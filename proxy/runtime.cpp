@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <sys/inotify.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -64,10 +65,13 @@ std::uint16_t port_of(const std::string& bound) {
   return port <= 65535 ? static_cast<std::uint16_t>(port) : 0;
 }
 
-// Whether sockets bound to these hosts on one port conflict (the same host, or a wildcard on either side).
-bool hosts_overlap(const std::string& a, const std::string& b) {
+// Whether one of `held` (this process's listening sockets: host, port bound) takes `wanted`'s port on an
+// overlapping host (the same host, or a wildcard on either side): a probe for it would meet our own socket.
+bool held_by_us(const std::vector<host_port>& held, const host_port& wanted) {
   auto wildcard = [](const std::string& h) { return h == "0.0.0.0" || h == "::"; };
-  return a == b || wildcard(a) || wildcard(b);
+  return std::any_of(held.begin(), held.end(), [&](const host_port& h) {
+    return h.port == wanted.port && (h.host == wanted.host || wildcard(h.host) || wildcard(wanted.host));
+  });
 }
 }  // namespace
 
@@ -80,16 +84,12 @@ void runtime::start() {
   signals_.add(SIGTERM);
   signals_.add(SIGHUP);
   watch_file_setup();
+  std::vector<host_port> held;  // (two listeners of one config may share a port on two hosts)
   std::map<std::string, std::uint16_t> bound_ports;
-  for (std::size_t i = 0; i < table_->listeners.size(); ++i) {
-    const auto& l = table_->listeners[i];
-    bool ours = false;  // (a port an earlier listener of this config took, on another host)
-    for (std::size_t j = 0; j < i; ++j) {
-      const auto& earlier = table_->listeners[j].address;
-      ours = ours || (earlier.port == l.address.port && hosts_overlap(earlier.host, l.address.host));
-    }
-    std::string bound = server_->bind(l, !ours);
+  for (const auto& l : table_->listeners) {
+    std::string bound = server_->bind(l, !held_by_us(held, l.address));
     bound_ports[l.name] = port_of(bound);
+    held.push_back({l.address.host, bound_ports[l.name]});
     log::info("listener {} listening on {} ({} workers)", l.name, bound, server_->size());
   }
   const auto& admin = file_config_.admin;
@@ -256,14 +256,11 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
     for (const auto& l : table->listeners) {
       auto it = listeners_.find(l.name);
       if (it != listeners_.end() && it->second.address == l.address) continue;
-      // (a port one of our listeners holds on an overlapping host: renamed, moved to or from a wildcard, or just
-      // opened)
-      bool ours = false;
-      for (const auto& [name, current] : listeners_)
-        ours = ours || (current.port == l.address.port && hosts_overlap(current.address.host, l.address.host));
-      for (const auto& o : opened)
-        ours = ours || (port_of(o.bound) == l.address.port && hosts_overlap(o.address.host, l.address.host));
-      opened.push_back(server_->prepare_listener(l, !ours));
+      // (a listener renamed, moved to or from a wildcard host, or one just opened on another host)
+      std::vector<host_port> held;
+      for (const auto& [name, current] : listeners_) held.push_back({current.address.host, current.port});
+      for (const auto& o : opened) held.push_back({o.address.host, port_of(o.bound)});
+      opened.push_back(server_->prepare_listener(l, !held_by_us(held, l.address)));
     }
   } catch (const std::exception& e) {
     ++reloads_error_;

@@ -45,24 +45,24 @@ h2_upstream& upstream_pool::h2() {
 
 namespace {
 
-// A non-blocking peek at a pooled connection before it is used again: EAGAIN
+// A non-blocking peek at the connection's socket: recv(2)'s answer for one byte (errno set when < 0).
+ssize_t peek_one(upstream_connection& c) {
+  char byte;
+  return ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+}
+
+// The peek at a pooled connection before it is used again: EAGAIN
 // from a live one; 0 (FIN), data or an error from one the upstream closed,
 // reset or wrote to after its answer (a body on a HEAD's answer, more than
 // its Content-Length). Such bytes would be read as the next request's answer,
 // and every later answer on the connection would go to the client after.
-bool nothing_to_read(upstream_connection& c) {
-  char byte;
-  const ssize_t n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
+bool nothing_to_read(upstream_connection& c) { return peek_one(c) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK); }
 
 }  // namespace
 
 bool answer_waiting(upstream_connection& c) {
-  if (c.buffer.size() > 0) return true;
-  char byte;
   // Bytes received before a reset are still read before it (Linux keeps them queued).
-  return ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  return c.buffer.size() > 0 || peek_one(c) > 0;
 }
 
 upstream_ptr upstream_pool::take_idle(std::size_t endpoint) {

@@ -101,18 +101,4 @@ unsigned grpc_status_for_local_reply(unsigned s) {
   return grpc_status_for_http(s);
 }
 
-bool grpc_default_failure(unsigned code) {
-  switch (static_cast<grpc_code>(code)) {
-    case grpc_code::unknown:
-    case grpc_code::deadline_exceeded:
-    case grpc_code::unimplemented:
-    case grpc_code::internal:
-    case grpc_code::unavailable:
-    case grpc_code::data_loss:
-      return true;
-    default:
-      return false;
-  }
-}
-
 }  // namespace vane

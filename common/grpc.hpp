@@ -54,8 +54,11 @@ std::optional<unsigned> parse_grpc_status(std::string_view value);
 unsigned grpc_status_for_http(unsigned http_status);
 unsigned grpc_status_for_local_reply(unsigned http_status);
 
-// The failure set of vane-control's success rate by default: UNKNOWN,
-// DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
-bool grpc_default_failure(unsigned code);
+// The failure set of vane-control's success rate and of the proxy guard by
+// default (as Linkerd's): UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
+// UNAVAILABLE, DATA_LOSS; a bit per code.
+inline constexpr std::uint32_t grpc_default_failures =
+    (1U << 2) | (1U << 4) | (1U << 12) | (1U << 13) | (1U << 14) | (1U << 15);
+constexpr bool grpc_default_failure(unsigned code) { return code < 32 && ((grpc_default_failures >> code) & 1U); }
 
 }  // namespace vane

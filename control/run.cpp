@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <cmath>
 
+#include "common/grpc.hpp"
+
 namespace vane::control {
 
 namespace asio = boost::asio;
@@ -95,13 +97,23 @@ json::object desired_traffic(const canary_spec& s, const run_state& st) {
   // The guard and the fallback (vane) for the run's time; left alone when the Canary asks for neither.
   if (s.analysis.guard) {
     const guard_spec& g = *s.analysis.guard;
-    if (run_active(st))
-      t["guard"] = json::object{{"cluster", s.canary},
-                                {"max_error_percent", percent_value(g.max_error_percent)},
-                                {"min_requests", g.min_requests},
-                                {"window", format_duration(g.window)}};
-    else
+    if (run_active(st)) {
+      json::object guard{{"cluster", s.canary},
+                         {"max_error_percent", percent_value(g.max_error_percent)},
+                         {"min_requests", g.min_requests},
+                         {"window", format_duration(g.window)}};
+      // The gRPC statuses that count as failures: the analysis' (sent only when not the default, which the
+      // proxy has as its own).
+      if (s.analysis.grpc_failures != grpc_default_failures) {
+        json::array codes;
+        for (unsigned c = 0; c < grpc_status_count; ++c)
+          if ((s.analysis.grpc_failures >> c) & 1U) codes.emplace_back(grpc_code_name(c));
+        guard["grpc_failure_codes"] = std::move(codes);
+      }
+      t["guard"] = std::move(guard);
+    } else {
       t["guard"] = nullptr;
+    }
   }
   if (s.analysis.fallback) {
     if (run_active(st))

@@ -12,6 +12,7 @@
 #include <system_error>
 #include <vector>
 
+#include "common/grpc.hpp"
 #include "common/units.hpp"
 #include "common/yaml_doc.hpp"
 
@@ -51,8 +52,7 @@ struct guard_spec {
   duration window = std::chrono::seconds(1);
 };
 
-inline constexpr std::uint32_t default_grpc_failures =
-    (1U << 2) | (1U << 4) | (1U << 12) | (1U << 13) | (1U << 14) | (1U << 15);
+inline constexpr std::uint32_t default_grpc_failures = grpc_default_failures;
 
 struct analysis_spec {
   duration interval = std::chrono::minutes(1);

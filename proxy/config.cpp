@@ -845,7 +845,7 @@ bool cluster_ref(const YAML::Node& n, const char* key, std::string_view what, ya
 std::optional<guard_config> parse_guard(const YAML::Node& n, yaml_reader& r,
                                         std::vector<std::pair<std::string, YAML::Mark>>& cluster_refs) {
   if (!r.expect_map(n, "route.guard")) return std::nullopt;
-  r.check_keys(n, "guard", {"cluster", "max_error_percent", "min_requests", "window"});
+  r.check_keys(n, "guard", {"cluster", "max_error_percent", "min_requests", "window", "grpc_failure_codes"});
   guard_config g;
   bool ok = cluster_ref(n, "cluster", "guard", r, g.cluster, cluster_refs);
   if (auto v = n["max_error_percent"]) {
@@ -870,6 +870,26 @@ std::optional<guard_config> parse_guard(const YAML::Node& n, yaml_reader& r,
       g.window = *d;
     else
       ok = false;
+  }
+  if (auto v = n["grpc_failure_codes"]) {
+    if (r.expect_sequence(v, "guard.grpc_failure_codes")) {
+      g.grpc_failures = 0;  // [] counts HTTP 5xx only
+      for (const auto& e : v) {
+        auto text = r.get_string(e, "guard.grpc_failure_codes");
+        const auto code = text ? parse_grpc_code(*text) : std::nullopt;
+        if (code) {
+          g.grpc_failures |= 1U << *code;
+        } else {
+          if (text)
+            r.error(e, fmt::format("guard.grpc_failure_codes: '{}' is not a gRPC status (a name such as "
+                                   "UNAVAILABLE or deadline-exceeded, or a number 0-16)",
+                                   *text));
+          ok = false;
+        }
+      }
+    } else {
+      ok = false;
+    }
   }
   if (!ok) return std::nullopt;
   return g;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/address.hpp"
+#include "common/grpc.hpp"
 #include "common/units.hpp"
 #include "filters/decision/decision.hpp"
 #include "filters/fallback/fallback.hpp"
@@ -111,6 +112,9 @@ struct guard_config {
   std::uint32_t max_error_per_10k = 2000;
   std::uint32_t min_requests = 20;
   duration window = std::chrono::seconds(1);
+  // A gRPC call answered with one of these statuses (a bit per code) is a
+  // failure too; a 5xx always is.
+  std::uint32_t grpc_failures = grpc_default_failures;
   bool operator==(const guard_config&) const = default;
 };
 

@@ -60,17 +60,25 @@ void use_target(stream_state& s) {
 // note_attempt() counts the attempt (count_attempt) and its outcome; an
 // answer relayed to the client has its outcome counted when its head
 // arrives, and the attempt when its body has gone.
-void guard_outcome(stream_state& s, unsigned code) {
+// Counts an attempt on the route's guarded cluster (filters/guard), and trips the guard when it is time.
+void guard_record(stream_state& s, bool failed) {
   const auto& guard = s.route->guard;
   if (!guard || s.pick != guard->target) return;
   guard_totals seen;
-  if (!guard->state->record(s.cx->w.id(), guard->rule, clock::now(), guard_failure(code), seen)) return;
+  if (!guard->state->record(s.cx->w.id(), guard->rule, clock::now(), failed, seen)) return;
   s.rstats->guard_trips.add();
   log::warn(
       "route {}: guard tripped on cluster {}: {}.{:02}% of {} attempts failed in the last {}; it gets no new "
       "request until a traffic PUT resets the guard",
       s.route->name, s.picked->name, seen.error_per_10k() / 100, seen.error_per_10k() % 100, seen.requests,
       format_duration(guard->rule.window));
+}
+
+void guard_outcome(stream_state& s, unsigned code) { guard_record(s, guard_failure(code)); }
+
+// A gRPC call's outcome: a status the guard counts as a failure (guard.grpc_failure_codes).
+void guard_grpc_outcome(stream_state& s, unsigned grpc_status) {
+  if (s.route->guard) guard_record(s, ((s.route->guard->grpc_failures >> grpc_status) & 1U) != 0);
 }
 
 void note_attempt(stream_state& s, unsigned code, clock::time_point start) {
@@ -411,7 +419,7 @@ bool grpc_retry_wanted(stream_state& s, const message_head& head, body_source& b
   count_attempt(*s.rstats, head.status, start);
   s.rstats->upstream_grpc.get().add(*status);
   s.rstats->upstream_grpc_answered.get().add(*status);
-  guard_outcome(s, head.status);
+  guard_grpc_outcome(s, *status);
   if (s.req->has_body && s.attempt.body != &s.fallback_body) {  // sent once already: the copy kept goes
     s.fallback_body.reset(s.tee.data);
     s.attempt.body = &s.fallback_body;
@@ -483,8 +491,17 @@ task<bool> relay_h2_response(stream_state& s, downstream& ds, clock::time_point 
       if (t.name == "grpc-status") grpc = parse_grpc_status(t.value);
     if (!grpc)
       if (const auto v = head.find("grpc-status")) grpc = parse_grpc_status(*v);
+    const bool said = grpc.has_value();
     if (!grpc)
       grpc = status == relay_status::ok ? grpc_status_for_http(code) : static_cast<unsigned>(grpc_code::internal);
+    if (s.guard_at_end) {
+      s.guard_at_end = false;
+      // A client that went away before the status came says nothing of the upstream: not a failure.
+      if (said || status != relay_status::write_failed)
+        guard_grpc_outcome(s, *grpc);
+      else
+        guard_record(s, false);
+    }
     s.rstats->upstream_grpc.get().add(*grpc);
     if (code < 500) s.rstats->upstream_grpc_answered.get().add(*grpc);
     s.cx->meter.grpc_status = static_cast<int>(status == relay_status::write_failed ? 1U : *grpc);  // (1: CANCELLED)
@@ -527,6 +544,7 @@ void stream_state::begin(const stream_context& c, const stream_request& r, worke
   tee.cap = 0;
   retry = {};
   fell_back = false;
+  guard_at_end = false;
   attempt = {};
   failure.reset();
   const auto content_type = r.head->find(boost::beast::http::field::content_type);
@@ -625,7 +643,12 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
           s.h2call.reset();
           continue;
         }
-        if (code != 101 && code <= 599) guard_outcome(s, code);
+        // A gRPC call answered over HTTP/2 is counted at its end, by the status in its trailers (or in its
+        // only HEADERS): a failing call answers 200 too.
+        if (s.grpc && s.h2call)
+          s.guard_at_end = true;
+        else if (code != 101 && code <= 599)
+          guard_outcome(s, code);
         break;  // a response head: relayed below
       }
       const attempt_failure answered{retry_cause::status, code};

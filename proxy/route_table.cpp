@@ -203,6 +203,7 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
         if (auto target = split_target(r.guard->cluster)) {
           compiled_guard g;
           g.target = *target;
+          g.grpc_failures = r.guard->grpc_failures;
           g.rule = guard_rule{r.guard->max_error_per_10k, r.guard->min_requests,
                               std::chrono::duration_cast<std::chrono::milliseconds>(r.guard->window)};
           g.state = inputs.guards ? inputs.guards->get(r.name, r.guard->cluster)

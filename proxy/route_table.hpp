@@ -36,6 +36,7 @@ struct compiled_mirror {
 struct compiled_guard {
   std::size_t target = 0;
   guard_rule rule;
+  std::uint32_t grpc_failures = 0;  // the gRPC statuses that count as failures (guard_config's)
   std::shared_ptr<guard_state> state;
   route_decision decision;  // route_decision::without(target)
 };

@@ -66,6 +66,7 @@ struct stream_state {
   std::optional<h1_source<false>> response_body;
   std::shared_ptr<h2_call> h2call;  // the attempt's, on an HTTP/2 cluster (proxy/http2/client)
   bool grpc = false;                // the request is gRPC (content-type application/grpc...)
+  bool guard_at_end = false;        // its guard outcome is its gRPC status, counted when the call ends
   // Counted while the request runs; undone by end().
   bool counted_in_flight = false;  // in the worker's requests in flight (cx->w)
   bool counted_in_pool = false;    // in `pool`'s requests

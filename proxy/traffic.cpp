@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/grpc.hpp"
 #include "proxy/config_load.hpp"
 #include "proxy/route_policy.hpp"
 
@@ -124,12 +125,21 @@ json::value mirror_json(const std::optional<mirror_config>& m) {
   return json::object{{"cluster", m->cluster}, {"percent", percent_json(m->per_10k)}, {"max_body", m->max_body}};
 }
 
+// A set of gRPC statuses by name ("UNAVAILABLE", ...), as the config may give them.
+json::array grpc_codes_json(std::uint32_t codes) {
+  json::array out;
+  for (unsigned c = 0; c < grpc_status_count; ++c)
+    if ((codes >> c) & 1U) out.emplace_back(grpc_code_name(c));
+  return out;
+}
+
 json::value guard_json(const std::optional<guard_config>& g) {
   if (!g) return nullptr;
   return json::object{{"cluster", g->cluster},
                       {"max_error_percent", percent_json(g->max_error_per_10k)},
                       {"min_requests", g->min_requests},
-                      {"window", format_duration(g->window)}};
+                      {"window", format_duration(g->window)},
+                      {"grpc_failure_codes", grpc_codes_json(g->grpc_failures)}};
 }
 
 json::value fallback_json(const std::optional<fallback_config>& f) {

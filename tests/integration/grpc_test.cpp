@@ -425,6 +425,57 @@ TEST(Grpc, RetriesOnAStatusTheRouteNames) {
             0);
 }
 
+// A failing gRPC call answers HTTP 200 with its status in grpc-status: the
+// guard counts the call by that status, as the issue of the guard asks
+// ("non-OK gRPC statuses"), with the failure set of vane-control's success rate.
+TEST(Grpc, TheGuardCountsFailedCallsByTheirStatus) {
+  ASSERT_TRUE(grpcio_available());
+  auto p = start_demo("p");
+  auto c = start_demo("c", {"--error-percent", "100", "--grpc-error-status", "unavailable"});
+  auto proxy = start_proxy(
+      h2_split_config(p.address(), c.address(),
+                      "        guard: {cluster: app-canary, max_error_percent: 50, min_requests: 5, window: 10m}\n"),
+      1);
+  auto r = grpc_calls(target(proxy), {"--method", "echo", "--calls", "40"});
+  ASSERT_TRUE(r.ok()) << r.output;
+  EXPECT_EQ(r.calls(), 40u);
+  // Every call the canary got failed (HTTP 200, grpc-status 14): the guard tripped at the fifth (a sixth may
+  // have been on its way), and from then on the primary took every call.
+  EXPECT_GE(r.version("c"), 5u) << r.output;
+  EXPECT_LE(r.version("c"), 6u) << r.output;
+  EXPECT_EQ(r.version_status("c", "UNAVAILABLE"), r.version("c")) << r.output;
+  EXPECT_EQ(r.version_status("p", "OK"), 40u - r.version("c")) << r.output;
+  EXPECT_EQ(metric_now(proxy, R"(vane_guard_trips_total{route="app",cluster="app-canary"})"), 1);
+  auto route = json::parse(fetch(proxy.admin_port, "GET", "/routes/app").body).as_object();
+  const auto& guard = route.at("guard").as_object();
+  EXPECT_TRUE(guard.at("tripped").as_bool()) << json::serialize(guard);
+  EXPECT_EQ(json::serialize(guard.at("grpc_failure_codes")),
+            R"(["UNKNOWN","DEADLINE_EXCEEDED","UNIMPLEMENTED","INTERNAL","UNAVAILABLE","DATA_LOSS"])");
+
+  // A status outside the guard's set is an answer, not a failure: no trip.
+  auto proxy2 = start_proxy(h2_split_config(p.address(), c.address(),
+                                            "        guard: {cluster: app-canary, max_error_percent: 50, "
+                                            "min_requests: 5, window: 10m, grpc_failure_codes: [INTERNAL]}\n"),
+                            1);
+  auto r2 = grpc_calls(target(proxy2), {"--method", "echo", "--calls", "20"});
+  ASSERT_TRUE(r2.ok()) << r2.output;
+  EXPECT_EQ(r2.version_status("c", "UNAVAILABLE"), 10u) << r2.output;
+  EXPECT_EQ(metric_now(proxy2, R"(vane_guard_trips_total{route="app",cluster="app-canary"})"), 0);
+  // The traffic API sets the set too, and an unknown status is refused with where it is.
+  auto put = fetch(proxy2.admin_port, "PUT", "/routes/app/traffic", {},
+                   R"({"guard":{"cluster":"app-canary","max_error_percent":50,"min_requests":5,"window":"10m",)"
+                   R"("grpc_failure_codes":["unavailable"]}})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  auto r3 = grpc_calls(target(proxy2), {"--method", "echo", "--calls", "20"});
+  ASSERT_TRUE(r3.ok()) << r3.output;
+  EXPECT_LE(r3.version("c"), 6u) << r3.output;
+  EXPECT_EQ(metric_now(proxy2, R"(vane_guard_trips_total{route="app",cluster="app-canary"})"), 1);
+  auto bad = fetch(proxy2.admin_port, "PUT", "/routes/app/traffic", {},
+                   R"({"guard":{"cluster":"app-canary","grpc_failure_codes":["SOMETIMES"]}})");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(bad.body.find("'SOMETIMES' is not a gRPC status"), std::string::npos) << bad.body;
+}
+
 TEST(Grpc, HealthChecksAskGrpcHealthV1) {
   auto p = start_demo("p");
   auto proxy = start_proxy(R"(

@@ -580,6 +580,13 @@ TEST(CanaryRun, AProxyGuardTripRollsBackAtOnceAndGuardAndFallbackLastTheRun) {
   EXPECT_EQ(env.canary_weight(), 0);
   EXPECT_TRUE(env.last_push.at("guard").is_null());
   EXPECT_TRUE(env.last_push.at("fallback").is_null());
+  // The analysis' gRPC failure codes, when not the default, are the guard's too.
+  s.analysis.grpc_failures = (1U << 14) | (1U << 4);
+  st = baseline();
+  st.phase = canary_phase::progressing;
+  EXPECT_EQ(json::serialize(desired_traffic(s, st).at("guard")),
+            R"({"cluster":"podinfo-canary","max_error_percent":20,"min_requests":20,"window":"1s",)"
+            R"("grpc_failure_codes":["DEADLINE_EXCEEDED","UNAVAILABLE"]})");
   // A Canary without them leaves the proxies' own alone.
   auto plain = base_spec();
   EXPECT_FALSE(desired_traffic(plain, st).contains("guard"));

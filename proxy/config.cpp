@@ -460,7 +460,15 @@ class config_parser {
                   {"name", "match", "split", "timeout", "rules", "hash_on", "fault", "request_headers",
                    "response_headers", "session_affinity", "retries", "mirror", "guard", "fallback"});
     route_config rc;
-    if (auto name = name_of(n, "route", route_names_)) rc.name = *name;
+    if (auto name = name_of(n, "route", route_names_)) {
+      // The metrics and the access log name a request no route matched route "none": a route of that
+      // name would be counted with them.
+      if (*name == "none")
+        r_.error(n["name"],
+                 "route name 'none' is taken: the metrics count requests no route matched as route \"none\"");
+      else
+        rc.name = *name;
+    }
     if (auto m = n["match"]) parse_route_match(m, rc);
     if (r_.require(n, "split", "route")) parse_split(n["split"], rc, cfg);
     if (auto rules = n["rules"]) rc.rules = parse_rules(rules, r_, rule_refs_);

@@ -395,6 +395,7 @@ bool fall_back(stream_state& s, const attempt_failure& failure, body_source& bod
     s.fallback_body.reset(s.tee.data);
     s.attempt.body = &s.fallback_body;
     s.attempt.tee = nullptr;
+    s.attempt.bytes = nullptr;  // (the client's bytes were counted when they first went up)
   }
   return true;
 }
@@ -424,6 +425,7 @@ bool grpc_retry_wanted(stream_state& s, const message_head& head, body_source& b
     s.fallback_body.reset(s.tee.data);
     s.attempt.body = &s.fallback_body;
     s.attempt.tee = nullptr;
+    s.attempt.bytes = nullptr;  // (the client's bytes were counted when they first went up)
   } else if (s.attempt.body == &s.fallback_body) {
     s.fallback_body.reset(s.tee.data);
   }

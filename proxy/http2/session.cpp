@@ -400,7 +400,12 @@ void submit_head(h2_stream& s, unsigned status,
 
 h2_sink::put_result h2_sink::put(std::span<const std::string_view> pieces, bool last) {
   if (s_.closed) return put_result::failed;
-  for (auto piece : pieces) s_.out.append(piece);
+  std::size_t size = 0;
+  for (auto piece : pieces) {
+    s_.out.append(piece);
+    size += piece.size();
+  }
+  if (s_.ds.meter) s_.ds.meter->bytes_sent += size;  // (the access log's, as an HTTP/1.1 sink counts them)
   if (last) s_.out_last = true;
   nghttp2_session_resume_data(s_.conn.session(), s_.id);
   s_.conn.want_write();

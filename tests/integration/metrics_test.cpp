@@ -431,3 +431,42 @@ TEST(Grafana, DashboardQueriesAnswerFromARealPrometheus) {
   for (const auto& series : shares.at("result").as_array())
     EXPECT_EQ(series.at("value").as_array()[1].as_string(), "50") << json::serialize(shares);
 }
+
+// The access log's byte counts: an HTTP/2 answer's body counts as an HTTP/1.1
+// one's does, and a body sent again to the fallback cluster counts once.
+TEST(AccessLog, Http2AnswersAndResentBodiesCountTheirBytesOnce) {
+  auto primary = start_demo("p");
+  auto failing = start_demo("c", {"--error-percent", "100", "--error-status", "503"});
+  std::string dir = make_temp_dir();
+  std::string log_path = dir + "/access.log";
+  auto proxy = start_proxy(half_split_config(primary.address(), failing.address(),
+                                             "        fallback: {from: app-canary, to: app-primary}\n"),
+                           1, {"--access-log", log_path});
+  auto [code, size] =
+      run("/usr/bin/curl", {"-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{size_download}",
+                            "http://127.0.0.1:" + std::to_string(proxy.port) + "/h2-bytes"});
+  ASSERT_EQ(code, 0) << size;
+  {
+    http_client c(proxy.port);
+    for (int i = 0; i < 2; ++i)  // one of the two goes to the canary first, and falls back with its body
+      EXPECT_EQ(c.request("PUT", "/up", {}, std::string(3000, 'x')).status, 200);
+  }
+  EXPECT_GE(metric_now(proxy, R"(vane_fallbacks_total{route="app",from="app-canary",to="app-primary"})"), 1);
+  std::vector<json::object> lines;
+  ASSERT_TRUE(eventually([&] {
+    lines.clear();
+    std::string text = read_text_file(log_path);
+    std::size_t pos = 0, end;
+    while ((end = text.find('\n', pos)) != std::string::npos) {
+      lines.push_back(json::parse(text.substr(pos, end - pos)).as_object());
+      pos = end + 1;
+    }
+    return lines.size() == 3;
+  })) << read_text_file(log_path);
+  EXPECT_EQ(lines[0].at("protocol").as_string(), "HTTP/2");
+  EXPECT_EQ(lines[0].at("path").as_string(), "/h2-bytes");
+  EXPECT_GT(lines[0].at("bytes_sent").as_int64(), 0);
+  EXPECT_EQ(std::to_string(lines[0].at("bytes_sent").as_int64()), size);
+  EXPECT_EQ(lines[1].at("bytes_received").as_int64(), 3000);
+  EXPECT_EQ(lines[2].at("bytes_received").as_int64(), 3000);
+}

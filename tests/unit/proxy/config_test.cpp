@@ -236,6 +236,22 @@ clusters:
     EXPECT_NE(text.find(expected), std::string::npos) << "missing: " << expected << "\nin:\n" << text;
 }
 
+TEST(Config, ARouteCannotBeNamedAsTheUnroutedRequests) {
+  auto errors = errors_of(R"(listeners:
+  - name: http
+    address: 127.0.0.1:8080
+    routes:
+      - name: none
+        split: [{cluster: a, weight: 1}]
+clusters:
+  - {name: a, endpoints: [127.0.0.1:80]}
+)");
+  ASSERT_EQ(errors.size(), 1u) << all(errors);
+  EXPECT_EQ(errors[0].to_string(),
+            "test.yaml:5:15: route name 'none' is taken: the metrics count requests no route matched as route "
+            "\"none\"");
+}
+
 TEST(Config, MissingSectionsAndEmptyFile) {
   auto errors = errors_of("");
   ASSERT_EQ(errors.size(), 1u);

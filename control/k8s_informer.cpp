@@ -258,12 +258,16 @@ asio::awaitable<void> k8s_informer::run() {
       co_await backoff();
       continue;
     }
-    next_backoff_ = options_.backoff_initial;
+    // (the backoff starts again once a watch ran well: a list alone may be followed by a 410 at once)
+    const auto listed_at = std::chrono::steady_clock::now();
     for (;;) {
       watch_end end = co_await watch();
       if (end == watch_end::gone) {
         log::info("kubernetes: {}: resourceVersion {} is gone (410): listing again", options_.resource.plural,
                   stats().resource_version);
+        // A version gone right after the list that gave it (a cache in front of the API server being
+        // rebuilt): listing again at once would loop, as client-go's backoff manager keeps it from doing.
+        if (std::chrono::steady_clock::now() - listed_at < std::chrono::seconds(1)) co_await backoff();
         break;
       }
       if (end == watch_end::broken) {

@@ -103,6 +103,7 @@ class k8s_cluster final : public cluster_hooks {
   asio::awaitable<read_result> get(const k8s_resource& r, std::string ns, std::string name);
   // Creates the object unless one of its name is there; false (with a note) when it could not.
   asio::awaitable<bool> ensure(canary_record& c, const k8s_resource& r, json::object object);
+  asio::awaitable<bool> ensure_services(canary_record& c, const json::object& target, const k8s::canary_extras& x);
   asio::awaitable<bool> scale(canary_record& c, const std::string& name, std::int64_t replicas);
   asio::awaitable<bool> initialize(canary_record& c, canary_cluster& k, const json::object& target,
                                    const k8s::canary_extras& x);
@@ -234,7 +235,36 @@ asio::awaitable<bool> k8s_cluster::ensure(canary_record& c, const k8s_resource& 
   std::string name = metadata_name(object), ns = c.spec.ns;
   std::string method = "GET", target = r.path(ns, name);
   http_result answer = co_await client_->call(method, target);
-  if (answer.status == 200) co_return true;
+  if (answer.status == 200) {
+    // There, but perhaps a leftover: of a Canary deleted and made again (its objects are deleted by the
+    // garbage collector after the new one saw them), or on its way out. Taken only once it is gone and made
+    // again; an object with no Canary for owner (made by hand) is taken as it is.
+    const auto there = parse_json_object(answer.body);
+    const json::object* m = there ? member_object(*there.value, "metadata") : nullptr;
+    if (m && m->contains("deletionTimestamp")) {
+      ctl_.note(c, fmt::format("{} {}.{} is being deleted: waiting for it to go to make it again",
+                               member_string(object, "kind").value_or(""), name, ns));
+      co_return false;
+    }
+    auto canary_owner = [](const json::object& o) -> std::string {
+      const json::object* meta = member_object(o, "metadata");
+      const json::array* owners = meta ? member_array(*meta, "ownerReferences") : nullptr;
+      if (owners)
+        for (const auto& v : *owners)
+          if (const auto* ref = v.if_object(); ref && member_string(*ref, "kind").value_or("") == "Canary")
+            return std::string(member_string(*ref, "uid").value_or(""));
+      return {};
+    };
+    const std::string owner = there ? canary_owner(*there.value) : std::string{};
+    const std::string ours = canary_owner(object);
+    if (!owner.empty() && !ours.empty() && owner != ours) {
+      ctl_.note(c, fmt::format("{} {}.{} belongs to another Canary (uid {}, this one's is {}): waiting for the "
+                               "garbage collector to delete it",
+                               member_string(object, "kind").value_or(""), name, ns, owner, ours));
+      co_return false;
+    }
+    co_return true;
+  }
   if (answer.status != 404) {
     ctl_.note(c, fmt::format("GET {}: {}", target, k8s_answer_text(answer)));
     co_return false;
@@ -309,7 +339,9 @@ asio::awaitable<bool> k8s_cluster::before_tick(canary_record& c) {
     bool done = co_await initialize(c, k, target.object, x);
     co_return done;
   }
-  co_return true;
+  // The Services route every request: one deleted (or left from a Canary made again) is made again at
+  // each tick, as Flagger reconciles them.
+  co_return co_await ensure_services(c, target.object, x);
 }
 
 // Flagger's initialization: config copies, <target>-primary, the HPA copy, the Services; once the
@@ -328,18 +360,8 @@ asio::awaitable<bool> k8s_cluster::initialize(canary_record& c, canary_cluster& 
     json::object copy = k8s::primary_hpa(hpa.object, x);
     if (!co_await ensure(c, k8s_api::hpas, copy)) co_return false;
   }
-  auto label = k8s::selector_label(target);
-  if (x.port > 0 && label) {
-    const std::string& l = label->first;
-    const std::string& v = label->second;
-    json::object apex = k8s::service(x.service, l, v + "-primary", x);
-    json::object primary_svc = k8s::service(x.service + "-primary", l, v + "-primary", x);
-    json::object canary_svc = k8s::service(x.service + "-canary", l, v, x);
-    for (json::object* svc : {&apex, &primary_svc, &canary_svc})
-      if (!co_await ensure(c, k8s_api::services, *svc)) co_return false;
-  } else if (x.port <= 0) {
-    ctl_.note(c, "spec.service.port is not set: no Services made");
-  }
+  if (!co_await ensure_services(c, target, x)) co_return false;
+  if (x.port <= 0) ctl_.note(c, "spec.service.port is not set: no Services made");
   if (!co_await primary_rolled_out(c, x, true)) co_return false;
   const std::int64_t zero = 0;
   if (k8s::spec_replicas(target) != 0 && !co_await scale(c, x.target, zero)) co_return false;
@@ -347,9 +369,26 @@ asio::awaitable<bool> k8s_cluster::initialize(canary_record& c, canary_cluster& 
   co_return true;
 }
 
+// The apex, -primary and -canary Services (none when spec.service.port is not set).
+asio::awaitable<bool> k8s_cluster::ensure_services(canary_record& c, const json::object& target,
+                                                   const k8s::canary_extras& x) {
+  auto label = k8s::selector_label(target);
+  if (x.port <= 0 || !label) co_return true;
+  const std::string& l = label->first;
+  const std::string& v = label->second;
+  json::object apex = k8s::service(x.service, l, v + "-primary", x);
+  json::object primary_svc = k8s::service(x.service + "-primary", l, v + "-primary", x);
+  json::object canary_svc = k8s::service(x.service + "-canary", l, v, x);
+  for (json::object* svc : {&apex, &primary_svc, &canary_svc})
+    if (!co_await ensure(c, k8s_api::services, *svc)) co_return false;
+  co_return true;
+}
+
 // The tracked configs' NAME-primary copies: made when missing, their data set to the target's.
 asio::awaitable<bool> k8s_cluster::copy_configs(canary_record& c, canary_cluster& k, const k8s::canary_extras& x) {
-  for (const auto& config : k.configs) {
+  // A copy: k.configs may be replaced while a call below waits (the Canary read again, or made again).
+  const std::vector<json::object> configs = k.configs;
+  for (const auto& config : configs) {
     std::string kind(member_string(config, "kind").value_or(""));
     const json::object* m = member_object(config, "metadata");
     std::string name = std::string(m ? member_string(*m, "name").value_or("") : "") + "-primary";
@@ -538,6 +577,11 @@ asio::awaitable<void> k8s_cluster::write_status(canary_record& c, canary_cluster
       break;
     }
     const json::value* now = canary.value->if_contains("status");
+    // Made again from the run's state as it is now: another writer (the abort loop's rollback) may have
+    // changed both since the first read, and a retry after a 409 must not put an older status back.
+    status = k8s::canary_status(c.state, k.last_promoted, k.tracked,
+                                now && now->is_object() ? now->as_object() : json::object(), k8s::now_rfc3339());
+    text = json::serialize(status);
     if (now && now->is_object() && now->as_object() == status) break;  // already so
     (*canary.value)["status"] = status;
     std::string body = json::serialize(*canary.value);

@@ -153,7 +153,9 @@ canary_extras read_extras(const json::object& canary) {
     if (auto pn = member_string(*s, "portName"); pn && !pn->empty()) c.port_name = std::string(*pn);
   }
   if (c.target_port.is_null() && c.port > 0) c.target_port = c.port;
-  c.progress_deadline_seconds = std::max<std::int64_t>(1, integer(*spec, "progressDeadlineSeconds", 600));
+  // (an int32 in Flagger's CRD: a larger one, which would overflow the deadline's arithmetic, is its maximum)
+  c.progress_deadline_seconds =
+      std::clamp<std::int64_t>(integer(*spec, "progressDeadlineSeconds", 600), 1, std::int64_t{2147483647});
   return c;
 }
 

@@ -189,6 +189,7 @@ asio::awaitable<bool> leader_elector::try_acquire_or_renew(steady::time_point de
   lease_plan plan = plan_lease(current, seen_, options_.identity, steady::now(),
                                micro_time(std::chrono::system_clock::now()), options_.lease_duration);
   if (!plan.write) {
+    if (leading_) taken_by_ = plan.held_by;
     say(fmt::format("{} is held by {}; waiting (identity {})", where, plan.held_by, options_.identity));
     co_return false;
   }
@@ -258,22 +259,44 @@ asio::awaitable<void> leader_elector::run() {
   leading_ = true;
   say(fmt::format("leading: Lease {}/{} acquired by {}", options_.namespace_name, options_.name, options_.identity));
   if (on_started_leading) on_started_leading();
-  // Renew: each round retries until the renew deadline; a round that fails ends the leadership.
+  // Renew: each round retries until the renew deadline; a round that fails ends the leadership, and so
+  // does another holder seen in the Lease (this process was stopped for longer than the lease: another
+  // took over meanwhile), at once.
+  taken_by_.clear();
+  auto renewed_at = steady::now();
   for (;;) {
     co_await pause(options_.retry_period);
     if (stopping_) break;
+    if (steady::now() - renewed_at > options_.lease_duration) {
+      // Not renewed for longer than the lease (the process was frozen): another may lead by now.
+      leading_ = false;
+      log::error("leader election: lost Lease {}/{}: last renewed {} ago, longer than the lease",
+                 options_.namespace_name, options_.name,
+                 format_duration(std::chrono::duration_cast<duration>(steady::now() - renewed_at)));
+      if (on_stopped_leading) on_stopped_leading();
+      co_return;
+    }
     const auto round_deadline = steady::now() + options_.renew_deadline;
     bool renewed = false;
     for (;;) {
       renewed = co_await try_acquire_or_renew(round_deadline);
-      if (renewed || stopping_ || steady::now() >= round_deadline) break;
+      if (renewed || stopping_ || !taken_by_.empty() || steady::now() >= round_deadline) break;
       co_await pause(std::min<duration>(options_.retry_period,
                                         std::chrono::duration_cast<duration>(round_deadline - steady::now())));
       if (steady::now() >= round_deadline) break;
     }
-    if (renewed) continue;
+    if (renewed) {
+      renewed_at = steady::now();
+      continue;
+    }
     if (stopping_) break;
     leading_ = false;
+    if (!taken_by_.empty()) {
+      log::error("leader election: lost Lease {}/{}: {} holds it now", options_.namespace_name, options_.name,
+                 taken_by_);
+      if (on_stopped_leading) on_stopped_leading();
+      co_return;
+    }
     log::error("leader election: lost Lease {}/{}: not renewed within {} ({})", options_.namespace_name, options_.name,
                format_duration(options_.renew_deadline), said_);
     if (on_stopped_leading) on_stopped_leading();

@@ -108,6 +108,7 @@ class leader_elector {
   lease_observation seen_;
   std::optional<boost::json::object> lease_;  // the Lease as last read or written (its resourceVersion)
   std::atomic<bool> leading_{false};
+  std::string taken_by_;  // while leading: another holder seen in the Lease (the leadership is over)
   bool stopping_ = false;
   std::string said_;
 };

@@ -208,6 +208,25 @@ TEST_F(LeaderElection, ALeaderThatCannotRenewStopsWithExitCode1) {
   EXPECT_NE(a.process->output().find("leader election lost"), std::string::npos) << a.process->output();
 }
 
+// A leader that finds another holder in the Lease (it was frozen for longer than the lease, and another
+// took over) stops at once, not after retrying for its renew deadline.
+TEST_F(LeaderElection, ALeaderThatSeesAnotherHolderStopsAtOnce) {
+  auto a = start("60s", "30s");
+  ASSERT_TRUE(eventually([&] { return holder() == a.identity; })) << a.process->output();
+  ASSERT_TRUE(eventually([&] {  // (a renewal may come between the read and the write: 409, read again)
+    auto r = call("GET", leases.path("shop", "vane-control-leader"));
+    if (r.status != 200) return false;
+    auto v = json::parse(r.body);
+    v.as_object()["spec"].as_object()["holderIdentity"] = "another-replica";
+    return call("PUT", leases.path("shop", "vane-control-leader"), json::serialize(v)).status == 200;
+  }));
+  auto code = a.process->wait_exit();
+  ASSERT_TRUE(code) << a.process->output();
+  EXPECT_EQ(*code, 1) << a.process->output();
+  EXPECT_NE(a.process->output().find("another-replica holds it now"), std::string::npos) << a.process->output();
+  EXPECT_EQ(holder(), "another-replica");
+}
+
 TEST_F(LeaderElection, NeedsCredentials) {
   unsetenv("KUBERNETES_SERVICE_HOST");  // (were the tests run in a pod)
   auto [code, out] = run(control_binary(), {"--canaries", dir_ + "/canaries", "--leader-elect"});

@@ -90,6 +90,13 @@ struct load {
 std::string text(const json::value& v, std::initializer_list<std::string_view> path) {
   const json::value* at = &v;
   for (auto key : path) {
+    if (at->is_array()) {  // a key of digits indexes an array
+      std::size_t i = 0;
+      for (char ch : key) i = i * 10 + static_cast<std::size_t>(ch - '0');
+      if (i >= at->as_array().size()) return "";
+      at = &at->as_array()[i];
+      continue;
+    }
     if (!at->is_object() || !at->as_object().contains(key)) return "";
     at = &at->as_object().at(key);
   }
@@ -484,8 +491,19 @@ TEST_F(K8sMode, ACanaryDeletedAndMadeAgainIsInitializedAgain) {
   start();
   ASSERT_EQ(call("DELETE", canaries.path("test", "app")).status, 200);
   ASSERT_TRUE(controller_->wait_for("canary app.test removed")) << controller_->output();
+  // The garbage collector deleted what the Canary owned (the fake does so at once)...
+  EXPECT_TRUE(object(deployments, "app-primary").is_null());
+  EXPECT_TRUE(object(services, "app").is_null());
+  // ...but one object of the old Canary is still there when the new one comes (a collector that lags): it is
+  // not taken as the new Canary's, which waits for it to go, and then makes it again.
+  create(services, R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"app-canary","namespace":"test",
+      "ownerReferences":[{"apiVersion":"flagger.app/v1beta1","kind":"Canary","name":"app","uid":"old-uid",
+      "controller":true}]},"spec":{"selector":{"app":"app"},"ports":[{"port":80}]}})");
   create(canaries, canary("app", proxy_.admin_port, analysis_steps));
   ASSERT_TRUE(controller_->wait_for("canary app.test is a new object")) << controller_->output();
+  ASSERT_TRUE(controller_->wait_for("Service app-canary.test belongs to another Canary (uid old-uid"))
+      << controller_->output();
+  ASSERT_EQ(call("DELETE", services.path("test", "app-canary")).status, 200);
   ASSERT_TRUE(eventually([&] {
     std::string out = controller_->output();
     auto first = out.find("Initialization done! app.test");
@@ -493,6 +511,17 @@ TEST_F(K8sMode, ACanaryDeletedAndMadeAgainIsInitializedAgain) {
   })) << controller_->output();
   ASSERT_TRUE(eventually([&] { return text(status(), {"phase"}) == "Initialized"; })) << status();
   EXPECT_EQ(text(status(), {"lastPromotedSpec"}), initial_revision_);
+  const std::string uid = text(object(canaries, "app"), {"metadata", "uid"});
+  EXPECT_EQ(text(object(services, "app-canary"), {"metadata", "ownerReferences", "0", "uid"}), uid);
+  EXPECT_EQ(text(object(deployments, "app-primary"), {"metadata", "ownerReferences", "0", "uid"}), uid);
+}
+
+// The Services route every request: one deleted after initialization is made again at the next tick.
+TEST_F(K8sMode, ADeletedServiceIsMadeAgain) {
+  start();
+  ASSERT_EQ(call("DELETE", services.path("test", "app")).status, 200);
+  ASSERT_TRUE(eventually([&] { return object(services, "app").is_object(); })) << controller_->output();
+  EXPECT_EQ(text(object(services, "app"), {"spec", "selector", "app"}), "app-primary");
 }
 
 TEST_F(K8sMode, WithLeaderElectionTheStandbyFinishesTheRunOfAKilledLeader) {

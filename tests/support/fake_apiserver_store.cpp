@@ -336,7 +336,40 @@ reply store::remove(const resource_path& p) {
   ++version_;
   metadata(last)["resourceVersion"] = std::to_string(version_);
   record("DELETED", p, last);
+  collect_dependents(text_at(metadata(last), "uid"));
   return reply{200, last};
+}
+
+// The garbage collector's background deletion, done at once: the objects whose ownerReferences name the
+// deleted object's uid go too (their only owner, here), and theirs after them.
+void store::collect_dependents(const std::string& uid) {
+  if (uid.empty()) return;
+  std::vector<std::string> gone;
+  for (auto& [type, objects] : objects_) {
+    for (auto it = objects.begin(); it != objects.end();) {
+      const json::object* m = it->second.if_contains("metadata") ? it->second.at("metadata").if_object() : nullptr;
+      const json::value* owners = m ? m->if_contains("ownerReferences") : nullptr;
+      bool owned = false;
+      if (owners && owners->is_array())
+        for (const auto& o : owners->as_array())
+          owned = owned || (o.is_object() && text_at(o.as_object(), "uid") == uid);
+      if (!owned) {
+        ++it;
+        continue;
+      }
+      json::object last = std::move(it->second);
+      it = objects.erase(it);
+      ++version_;
+      metadata(last)["resourceVersion"] = std::to_string(version_);
+      resource_path where;
+      const auto slash = type.rfind('/');
+      where.group = type.substr(0, slash);
+      where.plural = type.substr(slash + 1);
+      record("DELETED", where, last);
+      gone.push_back(text_at(metadata(last), "uid"));
+    }
+  }
+  for (const auto& u : gone) collect_dependents(u);
 }
 
 }  // namespace vane::test::fake_api

@@ -82,6 +82,7 @@ class store {
  private:
   reply write(const resource_path& p, boost::json::object next, const std::string& sent_version);
   void record(std::string type, const resource_path& p, const boost::json::object& object);
+  void collect_dependents(const std::string& uid);
 
   std::uint64_t version_ = 1;
   std::uint64_t compacted_ = 0;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 namespace vane {
 
@@ -227,9 +228,51 @@ void write_array(std::string& out, const json::array& a, int indent) {
   }
 }
 
-}  // namespace
+// Bounds on what aliases can build: a document nested deeper than this is an alias that holds itself
+// (yaml-cpp builds such a graph), and one of more values than this is an alias bomb ("billion laughs").
+constexpr int max_depth = 256;
+constexpr std::size_t max_values = 1'000'000;
 
-std::optional<json::value> yaml_to_json(const YAML::Node& node, yaml_reader& reader) {
+struct json_builder {
+  yaml_reader& reader;
+  std::size_t values = 0;
+
+  std::optional<json::value> convert(const YAML::Node& node, int depth);
+  // A merge key's value (YAML 1.1 "<<", which Kubernetes' reader applies and yaml-cpp does not): a map, or
+  // a sequence of maps, whose entries are added where the map has no such key (earlier maps first).
+  bool merge(const YAML::Node& from, json::object& into, int depth);
+};
+
+bool json_builder::merge(const YAML::Node& from, json::object& into, int depth) {
+  std::vector<YAML::Node> sources;
+  if (from.IsMap()) {
+    sources.push_back(from);
+  } else if (from.IsSequence()) {
+    for (const auto& item : from) sources.push_back(item);
+  }
+  for (const auto& source : sources) {
+    if (!source.IsMap()) {
+      reader.error(from, "a merge key (<<) takes a map or a list of maps");
+      return false;
+    }
+    auto v = convert(source, depth + 1);
+    if (!v) return false;
+    for (auto& [key, value] : v->as_object())
+      if (!into.contains(key)) into.emplace(key, std::move(value));
+  }
+  if (sources.empty()) {
+    reader.error(from, "a merge key (<<) takes a map or a list of maps");
+    return false;
+  }
+  return true;
+}
+
+std::optional<json::value> json_builder::convert(const YAML::Node& node, int depth) {
+  if (depth > max_depth || ++values > max_values) {
+    reader.error(node, depth > max_depth ? "nested too deep (an alias that holds itself?)"
+                                         : "too many values (aliases repeated without bound?)");
+    return std::nullopt;
+  }
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -242,7 +285,7 @@ std::optional<json::value> yaml_to_json(const YAML::Node& node, yaml_reader& rea
       json::array a;
       a.reserve(node.size());
       for (const auto& item : node) {
-        auto v = yaml_to_json(item, reader);
+        auto v = convert(item, depth + 1);
         if (!v) return std::nullopt;
         a.push_back(std::move(*v));
       }
@@ -250,19 +293,33 @@ std::optional<json::value> yaml_to_json(const YAML::Node& node, yaml_reader& rea
     }
     case YAML::NodeType::Map: {
       json::object o;
+      std::vector<YAML::Node> merges;
       for (const auto& kv : node) {
         if (!kv.first.IsScalar()) {
           reader.error(kv.first, "keys must be plain names");
           return std::nullopt;
         }
-        auto v = yaml_to_json(kv.second, reader);
+        if (kv.first.Scalar() == "<<" && kv.first.Tag() == "?") {  // (a quoted "<<" is a plain key)
+          merges.push_back(kv.second);
+          continue;
+        }
+        auto v = convert(kv.second, depth + 1);
         if (!v) return std::nullopt;
         o.insert_or_assign(kv.first.Scalar(), std::move(*v));
       }
+      for (const auto& m : merges)
+        if (!merge(m, o, depth)) return std::nullopt;
       return json::value(std::move(o));
     }
   }
   return json::value(nullptr);
+}
+
+}  // namespace
+
+std::optional<json::value> yaml_to_json(const YAML::Node& node, yaml_reader& reader) {
+  json_builder b{reader};
+  return b.convert(node, 0);
 }
 
 std::string json_to_yaml(const json::value& value) {

@@ -55,7 +55,12 @@ std::string pod_name(const json::object& request, const json::object& pod) {
     name = string_at(m->get_object(), "name");
     if (name.empty()) name = std::string(string_at(m->get_object(), "generateName")) + "*";
   }
-  return (ns.empty() ? "" : ns + "/") + name;
+  std::string out = (ns.empty() ? "" : ns + "/") + name;
+  // Names are checked by the API server only after admission: a control character (a newline in a
+  // generateName) would start a line of its own in the log.
+  for (char& ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  return out;
 }
 
 }  // namespace

@@ -174,7 +174,17 @@ inject_result inject_pod(json::object& pod, const inject_options& options, std::
     }
     bool has = false;
     list_of_mappings(spec.if_contains("volumes"), string_at(&volume, "name"), has);
-    if (!has) array_member(spec, "volumes").push_back(std::move(volume));
+    if (!has) {
+      array_member(spec, "volumes").push_back(std::move(volume));
+    } else if (config) {
+      // The pod's own volume of that name is what the proxy reads: its ConfigMap names the fleet (none
+      // when it is not a ConfigMap).
+      config_name.clear();
+      for (const auto& own : spec.at("volumes").get_array())
+        if (const auto* o = own.if_object(); o && string_at(o, "name") == s.config_volume)
+          if (const auto* cm = o->if_contains("configMap"); cm && cm->is_object())
+            config_name = std::string(string_at(&cm->get_object(), "name"));
+    }
   }
   if (s.grace_seconds > 0) {
     auto* grace = spec.if_contains("terminationGracePeriodSeconds");

@@ -224,6 +224,14 @@ TEST(InjectPod, ProxyConfigAnnotationNamesTheConfigMapAndAFleetLabelIsKept) {
   const auto& volumes = own["spec"].as_object()["volumes"].as_array();
   ASSERT_EQ(volumes.size(), 2U);
   EXPECT_EQ(volumes[0].at("secret").at("secretName"), "mine");
+  // So is its own proxy config volume: the fleet is named by the ConfigMap it mounts.
+  json::object own_config = {
+      {"metadata", {{"labels", {{"vane.dev/inject", "enabled"}}}}},
+      {"spec",
+       {{"containers", json::array{{{"name", "app"}}}},
+        {"volumes", json::array{{{"name", "vane-proxy-config"}, {"configMap", {{"name", "shop-proxy"}}}}}}}}};
+  ASSERT_EQ(inject_pod(own_config, {}).outcome, inject_outcome::injected);
+  EXPECT_EQ(own_config["metadata"].as_object()["labels"].as_object()["vane.dev/fleet"], "shop-proxy");
 }
 
 TEST(InjectPod, MalformedPodsAreReportedAndLeftAlone) {
@@ -296,6 +304,56 @@ TEST(InjectManifests, OtherDocumentsAndCommentsPassThroughByteForByte) {
   // An empty input, and one of comments only, are fine.
   EXPECT_EQ(inject_manifests("", "in.yaml", {}).text, "");
   EXPECT_EQ(inject_manifests("# nothing\n---\n", "in.yaml", {}).text, "# nothing\n---\n");
+}
+
+// YAML 1.1 merge keys, which Kubernetes' reader applies (yaml-cpp reads "<<" as a plain key): the
+// merged map's entries where the map has none of its own; a quoted "<<" is an ordinary key.
+TEST(YamlJson, MergeKeysAreAppliedAsKubernetesReadsThem) {
+  auto docs = parse_yaml(R"(base: &app {name: a, image: x, ports: [80]}
+more: &more {image: z, env: prod}
+containers:
+  - *app
+  - {<<: *app, name: b}
+  - <<: [*more, *app]
+    name: c
+  - {"<<": literal}
+)");
+  ASSERT_EQ(docs.size(), 1U);
+  const auto& c = docs[0].at("containers").as_array();
+  EXPECT_EQ(json::serialize(c[1]), R"({"name":"b","image":"x","ports":[80]})");
+  EXPECT_EQ(json::serialize(c[2]), R"({"name":"c","image":"z","env":"prod","ports":[80]})");
+  EXPECT_EQ(json::serialize(c[3]), R"({"<<":"literal"})");
+  // A merge of something else than maps is an error with its place.
+  vane::yaml_reader reader("test.yaml");
+  auto nodes = reader.parse_all("a: {<<: 3}\n");
+  ASSERT_EQ(nodes.size(), 1U);
+  EXPECT_FALSE(vane::yaml_to_json(nodes[0], reader));
+  ASSERT_FALSE(reader.ok());
+  EXPECT_NE(reader.errors()[0].to_string().find("test.yaml:1:"), std::string::npos);
+}
+
+// Aliases cannot make the conversion run away: an alias bomb is refused, not expanded.
+TEST(YamlJson, AliasBombsAreRefused) {
+  std::string text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  std::string prev = "a";
+  for (char name = 'b'; name <= 'i'; ++name) {
+    text += std::string(1, name) + ": &" + std::string(1, name) + " [";
+    for (int i = 0; i < 10; ++i) text += (i ? ", *" : "*") + prev;
+    text += "]\n";
+    prev = std::string(1, name);
+  }
+  vane::yaml_reader reader("test.yaml");
+  auto nodes = reader.parse_all(text);
+  ASSERT_EQ(nodes.size(), 1U);
+  EXPECT_FALSE(vane::yaml_to_json(nodes[0], reader));
+  ASSERT_FALSE(reader.ok());
+  EXPECT_NE(reader.errors()[0].to_string().find("too many values"), std::string::npos)
+      << reader.errors()[0].to_string();
+  // An alias inside what it names: an error (of the parser's or of the conversion's), not a crash.
+  vane::yaml_reader cyclic("test.yaml");
+  auto cycle = cyclic.parse_all("a: &x [1, *x]\n");
+  if (cyclic.ok() && cycle.size() == 1) EXPECT_FALSE(vane::yaml_to_json(cycle[0], cyclic));
+  EXPECT_FALSE(cyclic.ok());
 }
 
 TEST(YamlJson, ScalarsReadAsKubernetesReadsThemAndWriteBackTheSame) {
@@ -456,6 +514,12 @@ TEST(InjectAdmission, InjectsUnlessDisabledAndNeverTwice) {
   review["request"].as_object()["kind"] = json::object{{"group", "apps"}, {"version", "v1"}, {"kind", "Deployment"}};
   response = answer_of(vane::control::review_admission(json::serialize(review), {}));
   EXPECT_FALSE(response.contains("patch"));
+  // A name the API server has not checked yet cannot start a line of its own in the log.
+  auto forged = json::parse(
+      R"({"metadata": {"generateName": "web-\n2026-12-01T00:00:00.000Z info forged"}, "spec": {"containers": []}})");
+  const auto result = vane::control::review_admission(json::serialize(review_of(forged)), {});
+  EXPECT_EQ(result.log_line.find('\n'), std::string::npos) << result.log_line;
+  EXPECT_NE(result.log_line.find("web-?2026"), std::string::npos) << result.log_line;
 }
 
 TEST(InjectAdmission, AnOddPodIsAllowedWithAWarningAndNoPatch) {

@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <chrono>
@@ -86,7 +87,7 @@ class k8s_cluster final : public cluster_hooks {
     k8s_informer_options o;
     o.resource = resource;
     o.namespace_name = ns_;
-    auto i = std::make_unique<k8s_informer>(client_, o, [this](k8s_change, const json::object&) { rebuild(); });
+    auto i = std::make_unique<k8s_informer>(client_, o, [this](k8s_change, const json::object&) { rebuild_soon(); });
     asio::co_spawn(client_->executor(), i->run(), [what = resource.plural](const std::exception_ptr& e) {
       if (!e) return;
       try {
@@ -99,6 +100,19 @@ class k8s_cluster final : public cluster_hooks {
   }
 
   void rebuild();
+  // The events of one read (a list gives each object as one) make one rebuild, after them: each
+  // rebuild reads every Canary again.
+  void rebuild_soon() {
+    if (rebuild_posted_) return;
+    rebuild_posted_ = true;
+    asio::post(client_->executor(), [this, alive = std::weak_ptr<bool>(alive_)] {
+      if (alive.expired()) return;  // (this one is gone)
+      rebuild_posted_ = false;
+      rebuild();
+    });
+  }
+  bool rebuild_posted_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::optional<json::object> canary_object(const canary_record& c) const;
   asio::awaitable<read_result> get(const k8s_resource& r, std::string ns, std::string name);
   // Creates the object unless one of its name is there; false (with a note) when it could not.

@@ -359,8 +359,10 @@ void leader_election_thread::shutdown(duration timeout) {
   if (!run_) return;
   leader_elector* elector = run_->elector.get();
   asio::post(run_->io, [elector] { elector->shutdown(); });
-  if (run_->done.wait_for(timeout) != std::future_status::ready)
-    log::warn("leader election: the Lease was not released within {}", format_duration(timeout));
+  // A renewal under way may take up to the renew deadline before the release can start.
+  const duration wait = options_.renew_deadline + timeout;
+  if (run_->done.wait_for(wait) != std::future_status::ready)
+    log::warn("leader election: the Lease was not released within {}", format_duration(wait));
   run_->io.stop();
   run_->thread.join();
   run_.reset();

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -87,7 +88,7 @@ void format_access_line(const access_record& r, std::string& out) {
   out += "}\n";
 }
 
-access_logger::access_logger(const std::string& path, std::size_t workers, std::size_t ring_capacity) {
+access_logger::access_logger(const std::string& path, std::size_t workers, std::size_t ring_capacity) : path_(path) {
   if (path == "-") {
     fd_ = STDOUT_FILENO;
   } else {
@@ -116,8 +117,26 @@ void access_logger::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void access_logger::reopen() {
+  if (!owns_fd_) return;  // (stdout)
+  reopen_.store(true, std::memory_order_release);
+  cv_.notify_all();
+}
+
+// On the writer thread, between two batches: the file at the path again (logrotate moved the old one).
+void access_logger::reopen_now() {
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    log::warn("access log: cannot open {} again: {}; writing on to the file open before", path_, std::strerror(errno));
+    return;
+  }
+  ::close(fd_);
+  fd_ = fd;
+  log::info("access log: {} opened again", path_);
+}
+
 std::uint64_t access_logger::dropped() const {
-  std::uint64_t n = 0;
+  std::uint64_t n = lost_.load(std::memory_order_relaxed);
   for (const auto& r : rings_) n += r->dropped();
   return n;
 }
@@ -131,8 +150,17 @@ std::size_t access_logger::flush(std::string& buf) {
     ssize_t w = ::write(fd_, buf.data() + off, buf.size() - off);
     if (w < 0) {
       if (errno == EINTR) continue;
-      log::warn("access log: write failed: {}; {} lines lost", std::strerror(errno), n);
-      return 0;
+      // The lines not written whole are lost (counted as dropped); one cut short is ended, so that the
+      // next batch starts a line of its own.
+      const auto lost =
+          static_cast<std::size_t>(std::count(buf.begin() + static_cast<std::ptrdiff_t>(off), buf.end(), '\n'));
+      log::warn("access log: write failed: {}; {} lines lost", std::strerror(errno), lost);
+      if (off > 0 && buf[off - 1] != '\n') {
+        [[maybe_unused]] auto ended = ::write(fd_, "\n", 1);
+      }
+      lost_.fetch_add(lost, std::memory_order_relaxed);
+      written_.fetch_add(n - lost, std::memory_order_relaxed);
+      return n - lost;
     }
     off += static_cast<std::size_t>(w);
   }
@@ -149,6 +177,7 @@ void access_logger::run() {
     cv_.wait_for(lock, std::chrono::milliseconds(50));
     lock.unlock();
     flush(buf);
+    if (reopen_.exchange(false, std::memory_order_acq_rel)) reopen_now();
     lock.lock();
   }
   lock.unlock();

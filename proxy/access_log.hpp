@@ -91,15 +91,21 @@ class access_logger {
   void start();
   // Writes what is queued and stops the writer thread.
   void stop();
-  std::uint64_t dropped() const;
+  std::uint64_t dropped() const;  // full rings, and lines a failed write lost
+  // Opens the file at the path again, after the lines queued (SIGUSR1, as nginx: logrotate moved the file).
+  void reopen();
   std::uint64_t written() const { return written_.load(std::memory_order_relaxed); }
 
  private:
   void run();
   std::size_t flush(std::string& buf);
   std::vector<std::unique_ptr<access_ring>> rings_;
+  void reopen_now();
+  std::string path_;
   int fd_ = -1;
   bool owns_fd_ = false;
+  std::atomic<bool> reopen_{false};
+  std::atomic<std::uint64_t> lost_{0};
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -44,6 +44,7 @@ Signals: SIGTERM and SIGINT drain (/ready turns 503, accept for drain_delay
 with Connection: close, then let in-flight requests finish within
 drain_timeout, exit 0); a second one exits at once. SIGHUP reloads the config;
 so does any change of the file (including a ConfigMap's ..data symlink swap).
+SIGUSR1 opens the access log file again (after logrotate moved it).
 A bad new config is refused with its errors logged; the old one stays.
 
 TLS (docs/tls.md): listeners with tls: {certificate, private_key} (or

@@ -83,6 +83,7 @@ void runtime::start() {
   signals_.add(SIGINT);
   signals_.add(SIGTERM);
   signals_.add(SIGHUP);
+  signals_.add(SIGUSR1);
   watch_file_setup();
   std::vector<host_port> held;  // (two listeners of one config may share a port on two hosts)
   std::map<std::string, std::uint16_t> bound_ports;
@@ -127,6 +128,8 @@ asio::awaitable<void> runtime::wait_signals() {
     if (ec) co_return;
     if (sig == SIGHUP) {
       asio::co_spawn(ctx_, reload("SIGHUP", false), asio::detached);
+    } else if (sig == SIGUSR1) {
+      if (access_log_) access_log_->reopen();
     } else if (draining_) {
       log::info("signal {} while draining: stopping now", sig);
       ctx_.stop();

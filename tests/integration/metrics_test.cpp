@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <csignal>
+#include <filesystem>
 #include <thread>
 
 #include "common/histogram.hpp"
@@ -469,4 +471,24 @@ TEST(AccessLog, Http2AnswersAndResentBodiesCountTheirBytesOnce) {
   EXPECT_EQ(std::to_string(lines[0].at("bytes_sent").as_int64()), size);
   EXPECT_EQ(lines[1].at("bytes_received").as_int64(), 3000);
   EXPECT_EQ(lines[2].at("bytes_received").as_int64(), 3000);
+}
+
+// logrotate's create mode: the file moved away, SIGUSR1, and the next lines go to a new file at the path.
+TEST(AccessLog, Sigusr1OpensTheFileAgainAfterARotation) {
+  auto primary = start_demo("p");
+  auto canary = start_demo("c");
+  std::string dir = make_temp_dir();
+  std::string log_path = dir + "/access.log";
+  auto proxy = start_proxy(metrics_config(primary, canary, 1, 0), 1, {"--access-log", log_path});
+  EXPECT_EQ(fetch(proxy.port, "GET", "/app/before").status, 200);
+  ASSERT_TRUE(eventually([&] { return read_text_file(log_path).find("/app/before") != std::string::npos; }));
+  std::filesystem::rename(log_path, log_path + ".1");
+  proxy.process->signal(SIGUSR1);
+  ASSERT_TRUE(proxy.process->wait_for("access log: " + log_path + " opened again")) << proxy.process->output();
+  EXPECT_EQ(fetch(proxy.port, "GET", "/app/after").status, 200);
+  ASSERT_TRUE(eventually([&] {
+    return std::filesystem::exists(log_path) && read_text_file(log_path).find("/app/after") != std::string::npos;
+  })) << proxy.process->output();
+  EXPECT_EQ(read_text_file(log_path).find("/app/before"), std::string::npos);
+  EXPECT_EQ(read_text_file(log_path + ".1").find("/app/after"), std::string::npos);
 }

@@ -51,3 +51,18 @@ TEST(AccessLog, LinesAreValidJsonWhateverTheClientSent) {
   EXPECT_EQ(v.at("path_truncated").as_bool(), true);
   EXPECT_EQ(std::string(v.at("path").as_string()).substr(0, 9), "/a\"b\\c\x01\xc3\xbf") << line;
 }
+
+// A write that fails (a full disk: /dev/full) loses its batch: counted as dropped, and said in the log.
+TEST(AccessLog, LinesAFailedWriteLostAreCountedAsDropped) {
+  access_logger log("/dev/full", 1);
+  for (int i = 0; i < 3; ++i) {
+    access_record* r = log.ring(0).reserve();
+    ASSERT_NE(r, nullptr);
+    r->status = 200;
+    log.ring(0).commit();
+  }
+  log.start();
+  log.stop();  // (the last batch is written, or lost, before it returns)
+  EXPECT_EQ(log.dropped(), 3u);
+  EXPECT_EQ(log.written(), 0u);
+}

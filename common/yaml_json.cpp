@@ -239,7 +239,8 @@ struct json_builder {
 
   std::optional<json::value> convert(const YAML::Node& node, int depth);
   // A merge key's value (YAML 1.1 "<<", which Kubernetes' reader applies and yaml-cpp does not): a map, or
-  // a sequence of maps, whose entries are added where the map has no such key (earlier maps first).
+  // a list of maps, whose entries are set in the map as gopkg.in/yaml.v2 (sigs.k8s.io/yaml) sets them: at
+  // the key's place, over the keys before it; of a list, the earlier map's entry wins.
   bool merge(const YAML::Node& from, json::object& into, int depth);
 };
 
@@ -249,21 +250,21 @@ bool json_builder::merge(const YAML::Node& from, json::object& into, int depth) 
     sources.push_back(from);
   } else if (from.IsSequence()) {
     for (const auto& item : from) sources.push_back(item);
-  }
-  for (const auto& source : sources) {
-    if (!source.IsMap()) {
-      reader.error(from, "a merge key (<<) takes a map or a list of maps");
-      return false;
-    }
-    auto v = convert(source, depth + 1);
-    if (!v) return false;
-    for (auto& [key, value] : v->as_object())
-      if (!into.contains(key)) into.emplace(key, std::move(value));
-  }
-  if (sources.empty()) {
+  } else {
     reader.error(from, "a merge key (<<) takes a map or a list of maps");
     return false;
   }
+  json::object merged;
+  for (auto it = sources.rbegin(); it != sources.rend(); ++it) {  // (the earlier maps last: theirs win)
+    if (!it->IsMap()) {
+      reader.error(*it, "a merge key (<<) takes a map or a list of maps");
+      return false;
+    }
+    auto v = convert(*it, depth + 1);
+    if (!v) return false;
+    for (auto& [key, value] : v->as_object()) merged.insert_or_assign(key, std::move(value));
+  }
+  for (auto& [key, value] : merged) into.insert_or_assign(key, std::move(value));
   return true;
 }
 
@@ -293,22 +294,19 @@ std::optional<json::value> json_builder::convert(const YAML::Node& node, int dep
     }
     case YAML::NodeType::Map: {
       json::object o;
-      std::vector<YAML::Node> merges;
       for (const auto& kv : node) {
         if (!kv.first.IsScalar()) {
           reader.error(kv.first, "keys must be plain names");
           return std::nullopt;
         }
         if (kv.first.Scalar() == "<<" && kv.first.Tag() == "?") {  // (a quoted "<<" is a plain key)
-          merges.push_back(kv.second);
+          if (!merge(kv.second, o, depth)) return std::nullopt;
           continue;
         }
         auto v = convert(kv.second, depth + 1);
         if (!v) return std::nullopt;
         o.insert_or_assign(kv.first.Scalar(), std::move(*v));
       }
-      for (const auto& m : merges)
-        if (!merge(m, o, depth)) return std::nullopt;
       return json::value(std::move(o));
     }
   }

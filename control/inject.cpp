@@ -195,7 +195,7 @@ inject_result inject_pod(json::object& pod, const inject_options& options, std::
   auto& metadata = object_member(pod, "metadata");
   auto& pod_annotations = object_member(metadata, "annotations");
   for (const auto& [key, value] : s.annotations) pod_annotations[key] = value;
-  if (!has_fleet_label && !config_name.empty() && config_name.size() <= 63)
+  if (!has_fleet_label && !config_name.empty() && config_name.size() <= 63 && config_map_name(config_name))
     object_member(metadata, "labels")[fleet_label] = config_name;  // a label value is at most 63 characters
   return {inject_outcome::injected, {}};
 }

@@ -117,6 +117,7 @@ class k8s_cluster final : public cluster_hooks {
   asio::awaitable<read_result> get(const k8s_resource& r, std::string ns, std::string name);
   // Creates the object unless one of its name is there; false (with a note) when it could not.
   asio::awaitable<bool> ensure(canary_record& c, const k8s_resource& r, json::object object);
+  std::optional<std::string> not_ours(const json::object& there, std::string_view kind, const std::string& ours) const;
   asio::awaitable<bool> ensure_services(canary_record& c, const json::object& target, const k8s::canary_extras& x);
   asio::awaitable<bool> scale(canary_record& c, const std::string& name, std::int64_t replicas);
   asio::awaitable<bool> initialize(canary_record& c, canary_cluster& k, const json::object& target,
@@ -245,37 +246,51 @@ asio::awaitable<read_result> k8s_cluster::get(const k8s_resource& r, std::string
   co_return out;
 }
 
+// The uid of the Canary that owns an object ("" when none does).
+std::string canary_owner(const json::object& o) {
+  const json::object* meta = member_object(o, "metadata");
+  const json::array* owners = meta ? member_array(*meta, "ownerReferences") : nullptr;
+  if (owners)
+    for (const auto& v : *owners)
+      if (const auto* ref = v.if_object(); ref && member_string(*ref, "kind").value_or("") == "Canary")
+        return std::string(member_string(*ref, "uid").value_or(""));
+  return {};
+}
+
+// Why an object found where the Canary whose uid is `ours` wants one of its own is not taken as its own:
+// on its way out (deletionTimestamp), or another Canary's — a leftover of a Canary deleted and made again,
+// which the garbage collector deletes after the new one saw it (taken once it is gone and made again), or a
+// live Canary's (two Canaries cannot share it). An object no Canary owns (made by hand) is taken.
+std::optional<std::string> k8s_cluster::not_ours(const json::object& there, std::string_view kind,
+                                                 const std::string& ours) const {
+  const json::object* m = member_object(there, "metadata");
+  const std::string what = fmt::format("{} {}.{}", kind, m ? member_string(*m, "name").value_or("") : "",
+                                       m ? member_string(*m, "namespace").value_or("") : "");
+  if (m && m->contains("deletionTimestamp")) return what + " is being deleted: waiting for it to go to make it again";
+  const std::string owner = canary_owner(there);
+  if (owner.empty() || ours.empty() || owner == ours) return std::nullopt;
+  if (canaries_)
+    for (const auto& other : canaries_->objects())
+      if (const json::object* om = member_object(other, "metadata"); om && member_string(*om, "uid") == owner)
+        return fmt::format("{} belongs to Canary {}.{}: two Canaries cannot share it", what,
+                           member_string(*om, "name").value_or(""), member_string(*om, "namespace").value_or(""));
+  return fmt::format(
+      "{} belongs to another Canary (uid {}, this one's is {}): waiting for the garbage collector "
+      "to delete it",
+      what, owner, ours);
+}
+
 asio::awaitable<bool> k8s_cluster::ensure(canary_record& c, const k8s_resource& r, json::object object) {
   std::string name = metadata_name(object), ns = c.spec.ns;
   std::string method = "GET", target = r.path(ns, name);
   http_result answer = co_await client_->call(method, target);
   if (answer.status == 200) {
-    // There, but perhaps a leftover: of a Canary deleted and made again (its objects are deleted by the
-    // garbage collector after the new one saw them), or on its way out. Taken only once it is gone and made
-    // again; an object with no Canary for owner (made by hand) is taken as it is.
     const auto there = parse_json_object(answer.body);
-    const json::object* m = there ? member_object(*there.value, "metadata") : nullptr;
-    if (m && m->contains("deletionTimestamp")) {
-      ctl_.note(c, fmt::format("{} {}.{} is being deleted: waiting for it to go to make it again",
-                               member_string(object, "kind").value_or(""), name, ns));
-      co_return false;
-    }
-    auto canary_owner = [](const json::object& o) -> std::string {
-      const json::object* meta = member_object(o, "metadata");
-      const json::array* owners = meta ? member_array(*meta, "ownerReferences") : nullptr;
-      if (owners)
-        for (const auto& v : *owners)
-          if (const auto* ref = v.if_object(); ref && member_string(*ref, "kind").value_or("") == "Canary")
-            return std::string(member_string(*ref, "uid").value_or(""));
-      return {};
-    };
-    const std::string owner = there ? canary_owner(*there.value) : std::string{};
-    const std::string ours = canary_owner(object);
-    if (!owner.empty() && !ours.empty() && owner != ours) {
-      ctl_.note(c, fmt::format("{} {}.{} belongs to another Canary (uid {}, this one's is {}): waiting for the "
-                               "garbage collector to delete it",
-                               member_string(object, "kind").value_or(""), name, ns, owner, ours));
-      co_return false;
+    if (there) {
+      if (auto why = not_ours(*there.value, member_string(object, "kind").value_or(""), canary_owner(object))) {
+        ctl_.note(c, *why);
+        co_return false;
+      }
     }
     co_return true;
   }
@@ -354,8 +369,9 @@ asio::awaitable<bool> k8s_cluster::before_tick(canary_record& c) {
     co_return done;
   }
   // The Services route every request: one deleted (or left from a Canary made again) is made again at
-  // each tick, as Flagger reconciles them.
-  co_return co_await ensure_services(c, target.object, x);
+  // each tick, as Flagger reconciles them. What keeps one from being made is noted; the run goes on.
+  co_await ensure_services(c, target.object, x);
+  co_return true;
 }
 
 // Flagger's initialization: config copies, <target>-primary, the HPA copy, the Services; once the
@@ -407,10 +423,17 @@ asio::awaitable<bool> k8s_cluster::copy_configs(canary_record& c, canary_cluster
     const json::object* m = member_object(config, "metadata");
     std::string name = std::string(m ? member_string(*m, "name").value_or("") : "") + "-primary";
     std::string target = config_api(kind).path(x.ns, name);
-    std::function<bool(json::object&)> change = [&config](json::object& copy) {
-      return k8s::refresh_config(copy, config);
+    std::optional<std::string> foreign;  // the copy there is not this Canary's (not_ours): not written
+    const std::string ours = k.uid;
+    std::function<bool(json::object&)> change = [&config, &foreign, &ours, &kind, this](json::object& copy) {
+      foreign = not_ours(copy, kind, ours);
+      return !foreign && k8s::refresh_config(copy, config);
     };
     k8s_update_result r = co_await k8s_update(*client_, target, change);
+    if (foreign) {
+      ctl_.note(c, *foreign);
+      co_return false;
+    }
     if (r.answer.status == 404) {
       json::object copy = k8s::primary_config(config, x);
       if (!co_await ensure(c, config_api(kind), copy)) co_return false;

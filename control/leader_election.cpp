@@ -263,19 +263,9 @@ asio::awaitable<void> leader_elector::run() {
   // does another holder seen in the Lease (this process was stopped for longer than the lease: another
   // took over meanwhile), at once.
   taken_by_.clear();
-  auto renewed_at = steady::now();
   for (;;) {
     co_await pause(options_.retry_period);
     if (stopping_) break;
-    if (steady::now() - renewed_at > options_.lease_duration) {
-      // Not renewed for longer than the lease (the process was frozen): another may lead by now.
-      leading_ = false;
-      log::error("leader election: lost Lease {}/{}: last renewed {} ago, longer than the lease",
-                 options_.namespace_name, options_.name,
-                 format_duration(std::chrono::duration_cast<duration>(steady::now() - renewed_at)));
-      if (on_stopped_leading) on_stopped_leading();
-      co_return;
-    }
     const auto round_deadline = steady::now() + options_.renew_deadline;
     bool renewed = false;
     for (;;) {
@@ -285,10 +275,7 @@ asio::awaitable<void> leader_elector::run() {
                                         std::chrono::duration_cast<duration>(round_deadline - steady::now())));
       if (steady::now() >= round_deadline) break;
     }
-    if (renewed) {
-      renewed_at = steady::now();
-      continue;
-    }
+    if (renewed) continue;
     if (stopping_) break;
     leading_ = false;
     if (!taken_by_.empty()) {

@@ -498,11 +498,8 @@ task<bool> relay_h2_response(stream_state& s, downstream& ds, clock::time_point 
       grpc = status == relay_status::ok ? grpc_status_for_http(code) : static_cast<unsigned>(grpc_code::internal);
     if (s.guard_at_end) {
       s.guard_at_end = false;
-      // A client that went away before the status came says nothing of the upstream: not a failure.
-      if (said || status != relay_status::write_failed)
-        guard_grpc_outcome(s, *grpc);
-      else
-        guard_record(s, false);
+      // A client that went away before the status came says nothing of the upstream: not counted.
+      if (said || status != relay_status::write_failed) guard_grpc_outcome(s, *grpc);
     }
     s.rstats->upstream_grpc.get().add(*grpc);
     if (code < 500) s.rstats->upstream_grpc_answered.get().add(*grpc);

@@ -424,7 +424,8 @@ std::string runtime::metrics_text() const {
   w.sample("vane_tls_certificate_reloads_total", ok, tls_reloads_ok_);
   w.sample("vane_tls_certificate_reloads_total", error, tls_reloads_error_);
   if (access_log_) {
-    w.family("vane_access_log_dropped_total", "counter", "Access log lines dropped because the queue was full.");
+    w.family("vane_access_log_dropped_total", "counter",
+             "Access log lines dropped: the queue was full, or a write failed.");
     w.sample("vane_access_log_dropped_total", {}, access_log_->dropped());
   }
   render_process_metrics(out, start_time_);

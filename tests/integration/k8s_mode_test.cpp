@@ -499,8 +499,17 @@ TEST_F(K8sMode, ACanaryDeletedAndMadeAgainIsInitializedAgain) {
   create(services, R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"app-canary","namespace":"test",
       "ownerReferences":[{"apiVersion":"flagger.app/v1beta1","kind":"Canary","name":"app","uid":"old-uid",
       "controller":true}]},"spec":{"selector":{"app":"app"},"ports":[{"port":80}]}})");
+  // (a config copy too: it is not refreshed as the new one's either)
+  EXPECT_TRUE(object(configmaps, "app-config-primary").is_null());
+  create(configmaps, R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"app-config-primary",
+      "namespace":"test","ownerReferences":[{"apiVersion":"flagger.app/v1beta1","kind":"Canary","name":"app",
+      "uid":"old-uid","controller":true}]},"data":{"old":"1"}})");
   create(canaries, canary("app", proxy_.admin_port, analysis_steps));
   ASSERT_TRUE(controller_->wait_for("canary app.test is a new object")) << controller_->output();
+  ASSERT_TRUE(controller_->wait_for("ConfigMap app-config-primary.test belongs to another Canary (uid old-uid"))
+      << controller_->output();
+  EXPECT_EQ(text(object(configmaps, "app-config-primary"), {"data", "old"}), "1");
+  ASSERT_EQ(call("DELETE", configmaps.path("test", "app-config-primary")).status, 200);
   ASSERT_TRUE(controller_->wait_for("Service app-canary.test belongs to another Canary (uid old-uid"))
       << controller_->output();
   ASSERT_EQ(call("DELETE", services.path("test", "app-canary")).status, 200);
@@ -514,6 +523,7 @@ TEST_F(K8sMode, ACanaryDeletedAndMadeAgainIsInitializedAgain) {
   const std::string uid = text(object(canaries, "app"), {"metadata", "uid"});
   EXPECT_EQ(text(object(services, "app-canary"), {"metadata", "ownerReferences", "0", "uid"}), uid);
   EXPECT_EQ(text(object(deployments, "app-primary"), {"metadata", "ownerReferences", "0", "uid"}), uid);
+  EXPECT_EQ(text(object(configmaps, "app-config-primary"), {"metadata", "ownerReferences", "0", "uid"}), uid);
 }
 
 // The Services route every request: one deleted after initialization is made again at the next tick.

@@ -306,8 +306,9 @@ TEST(InjectManifests, OtherDocumentsAndCommentsPassThroughByteForByte) {
   EXPECT_EQ(inject_manifests("# nothing\n---\n", "in.yaml", {}).text, "# nothing\n---\n");
 }
 
-// YAML 1.1 merge keys, which Kubernetes' reader applies (yaml-cpp reads "<<" as a plain key): the
-// merged map's entries where the map has none of its own; a quoted "<<" is an ordinary key.
+// YAML 1.1 merge keys, which Kubernetes' reader applies (yaml-cpp reads "<<" as a plain key), as
+// gopkg.in/yaml.v2 applies them: at the key's place, over the keys before it (the keys after it win); of a
+// list, the earlier map wins; a quoted "<<" is an ordinary key.
 TEST(YamlJson, MergeKeysAreAppliedAsKubernetesReadsThem) {
   auto docs = parse_yaml(R"(base: &app {name: a, image: x, ports: [80]}
 more: &more {image: z, env: prod}
@@ -317,12 +318,16 @@ containers:
   - <<: [*more, *app]
     name: c
   - {"<<": literal}
+  - {name: d, <<: *app}
+  - {<<: []}
 )");
   ASSERT_EQ(docs.size(), 1U);
   const auto& c = docs[0].at("containers").as_array();
   EXPECT_EQ(json::serialize(c[1]), R"({"name":"b","image":"x","ports":[80]})");
-  EXPECT_EQ(json::serialize(c[2]), R"({"name":"c","image":"z","env":"prod","ports":[80]})");
+  EXPECT_EQ(json::serialize(c[2]), R"({"name":"c","image":"z","ports":[80],"env":"prod"})");
   EXPECT_EQ(json::serialize(c[3]), R"({"<<":"literal"})");
+  EXPECT_EQ(json::serialize(c[4]), R"({"name":"a","image":"x","ports":[80]})");
+  EXPECT_EQ(json::serialize(c[5]), R"({})");
   // A merge of something else than maps is an error with its place.
   vane::yaml_reader reader("test.yaml");
   auto nodes = reader.parse_all("a: {<<: 3}\n");

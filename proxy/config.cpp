@@ -916,7 +916,7 @@ std::optional<fallback_config> parse_fallback(const YAML::Node& n, yaml_reader& 
   }
   if (auto on = n["on"]) {
     if (r.expect_sequence(on, "fallback.on") && on.size() > 0) {
-      f.on = fallback_on{false, false, false, false};
+      f.on = fallback_on{false, false, false, false, 0};
       for (const auto& e : on) {
         auto cond = r.get_string(e, "fallback.on");
         if (!cond) {
@@ -929,8 +929,12 @@ std::optional<fallback_config> parse_fallback(const YAML::Node& n, yaml_reader& 
           f.on.status_5xx = true;
         } else if (*cond == "timeout") {
           f.on.timeout = true;
+        } else if (const auto code = parse_grpc_code(*cond); code && *code != 0) {
+          f.on.grpc |= 1U << *code;
         } else {
-          r.error(e, fmt::format("fallback.on: unknown condition '{}' (connect-failure, reset, 5xx, timeout)", *cond));
+          r.error(e, fmt::format("fallback.on: unknown condition '{}' (connect-failure, reset, 5xx, timeout; gRPC: "
+                                 "a status such as unavailable)",
+                                 *cond));
           ok = false;
         }
       }

@@ -369,17 +369,37 @@ bool after_failed_attempt(stream_state& s, clock::time_point attempt_start) {
 // that cluster's budget (shared with its retries). The failed attempt was
 // counted as the first cluster's (a 5xx answer, `answer_start` set: here,
 // before the request leaves it). True: the next attempt goes there.
+// A gRPC call's answer that is not relayed (tried again, or fallen back from): counted as the client
+// would have got it.
+void note_grpc_answer(stream_state& s, unsigned code, unsigned grpc_status, clock::time_point start) {
+  count_attempt(*s.rstats, code, start);
+  s.rstats->upstream_grpc.get().add(grpc_status);
+  s.rstats->upstream_grpc_answered.get().add(grpc_status);
+  guard_grpc_outcome(s, grpc_status);
+}
+
+// `grpc_status`: the failure is a gRPC call that ended at once with it (Trailers-Only, HTTP 200).
 bool fall_back(stream_state& s, const attempt_failure& failure, body_source& body,
-               std::optional<clock::time_point> answer_start = std::nullopt) {
+               std::optional<clock::time_point> answer_start = std::nullopt,
+               std::optional<unsigned> grpc_status = std::nullopt) {
   const auto& fallback = s.route->fallback;
   if (!fallback || s.pick != fallback->from || s.fell_back) return false;
-  // Kept: received whole and written whole (the last batch consumed), within the fallback's own cap.
-  const bool kept = s.req->has_body && body.done() && !body.ready() && s.attempt.tee == &s.tee && !s.tee.over &&
+  // Kept: received whole and written whole (the last batch consumed), or the copy a gRPC retry sent,
+  // within the fallback's own cap.
+  const bool kept = s.req->has_body &&
+                    (s.attempt.body == &s.fallback_body ||
+                     (body.done() && !body.ready() && s.attempt.tee == &s.tee && !s.tee.over)) &&
                     s.tee.data.size() <= fallback->config.max_body;
-  if (!decide_fallback(fallback->config.on, failure, {s.retry.idempotent, s.req->has_body, kept})) return false;
+  const fallback_request request{s.retry.idempotent, s.req->has_body, kept};
+  if (!(grpc_status ? decide_grpc_fallback(fallback->config.on, *grpc_status, request)
+                    : decide_fallback(fallback->config.on, failure, request)))
+    return false;
   upstream_pool& to = *s.policy->pools[s.route->clusters[fallback->to]];
   if (!to.try_begin_retry(fallback->config.budget_per_10k, fallback->config.budget_min)) return false;
-  if (answer_start) note_attempt(s, failure.status, *answer_start);
+  if (answer_start && grpc_status)
+    note_grpc_answer(s, failure.status, *grpc_status, *answer_start);
+  else if (answer_start)
+    note_attempt(s, failure.status, *answer_start);
   if (s.retrying) s.pool->end_retry();
   s.pool->end_request();
   s.pick = fallback->to;
@@ -417,10 +437,7 @@ bool grpc_retry_wanted(stream_state& s, const message_head& head, body_source& b
                     (body.done() && !body.ready() && s.attempt.tee == &s.tee && !s.tee.over);
   if (!kept) return false;
   if (!budget_allows(s)) return false;
-  count_attempt(*s.rstats, head.status, start);
-  s.rstats->upstream_grpc.get().add(*status);
-  s.rstats->upstream_grpc_answered.get().add(*status);
-  guard_grpc_outcome(s, *status);
+  note_grpc_answer(s, head.status, *status, start);
   if (s.req->has_body && s.attempt.body != &s.fallback_body) {  // sent once already: the copy kept goes
     s.fallback_body.reset(s.tee.data);
     s.attempt.body = &s.fallback_body;
@@ -430,6 +447,19 @@ bool grpc_retry_wanted(stream_state& s, const message_head& head, body_source& b
     s.fallback_body.reset(s.tee.data);
   }
   return true;
+}
+
+// A gRPC call of the cluster the route falls back from that ended at once with a status fallback.on
+// names (default UNAVAILABLE): sent once to the cluster it falls back to, its body kept whole.
+bool grpc_fallback_wanted(stream_state& s, const message_head& head, body_source& body, clock::time_point start) {
+  const auto& fallback = s.route->fallback;
+  if (!s.h2call || !fallback || fallback->config.on.grpc == 0 || s.pick != fallback->from || s.fell_back ||
+      !h2_call_ended(*s.h2call))
+    return false;
+  const auto value = head.find("grpc-status");
+  const auto status = value ? parse_grpc_status(*value) : std::nullopt;
+  if (!status || *status == 0) return false;
+  return fall_back(s, attempt_failure{retry_cause::status, head.status}, body, start, *status);
 }
 
 // The attempt's settings, once the steps have run.
@@ -637,7 +667,8 @@ task<bool> run_stream(const stream_context& cx, const stream_request& req, downs
       if (code < 500 || code > 599) {
         // Its outcome counts now, before the body: the next request already sees a trip. (A switch or a
         // status out of range is a 502, counted below.)
-        if (s.grpc && grpc_retry_wanted(s, response_head, body, attempt_start)) {
+        if (s.grpc && (grpc_retry_wanted(s, response_head, body, attempt_start) ||
+                       grpc_fallback_wanted(s, response_head, body, attempt_start))) {
           co_await h2_call_finish(*s.h2call);
           s.h2call.reset();
           continue;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <cctype>
 
 #include "common/grpc.hpp"
 #include "proxy/config_load.hpp"
@@ -149,6 +150,12 @@ json::value fallback_json(const std::optional<fallback_config>& f) {
   if (f->on.reset) on.push_back("reset");
   if (f->on.status_5xx) on.push_back("5xx");
   if (f->on.timeout) on.push_back("timeout");
+  for (unsigned c = 1; c < grpc_status_count; ++c)
+    if ((f->on.grpc >> c) & 1U) {  // as retries.on names them: "unavailable", "deadline-exceeded"
+      std::string name(grpc_code_name(c));
+      for (char& ch : name) ch = ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      on.emplace_back(name);
+    }
   return json::object{{"from", f->from},
                       {"to", f->to},
                       {"on", std::move(on)},

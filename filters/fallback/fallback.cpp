@@ -19,4 +19,9 @@ bool decide_fallback(const fallback_on& on, const attempt_failure& failure, cons
   return request.idempotent && (!request.has_body || request.body_kept);
 }
 
+bool decide_grpc_fallback(const fallback_on& on, unsigned status, const fallback_request& request) {
+  if (status >= 32 || ((on.grpc >> status) & 1U) == 0) return false;
+  return !request.has_body || request.body_kept;
+}
+
 }  // namespace vane

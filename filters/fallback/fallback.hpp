@@ -4,6 +4,8 @@
 // request goes once to the cluster it falls back to. A pure decision over
 // the failure and what the request allows: no socket, no clock; the budget
 // is asked by the caller only when this says yes.
+#include <cstdint>
+
 #include "filters/retry/retry.hpp"
 
 namespace vane {
@@ -14,6 +16,9 @@ struct fallback_on {
   bool reset = true;
   bool status_5xx = true;
   bool timeout = true;
+  // gRPC statuses (a bit per code) of a call that ended at once (Trailers-Only): by default UNAVAILABLE,
+  // the gRPC form of a 503, which gRPC says the server did not act on.
+  std::uint32_t grpc = 1U << 14;
   bool operator==(const fallback_on&) const = default;
 };
 
@@ -28,5 +33,9 @@ struct fallback_request {
 // after a connect failure nothing was sent, so always; otherwise only an
 // idempotent method, with its body (if any) kept whole.
 bool decide_fallback(const fallback_on& on, const attempt_failure& failure, const fallback_request& request);
+
+// A gRPC call that ended at once with `status` (Trailers-Only) falls back when `on` names the status and
+// its request can be sent again whole, whatever its method (gRPC's own retry policy: every call is a POST).
+bool decide_grpc_fallback(const fallback_on& on, unsigned status, const fallback_request& request);
 
 }  // namespace vane

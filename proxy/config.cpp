@@ -929,11 +929,12 @@ std::optional<fallback_config> parse_fallback(const YAML::Node& n, yaml_reader& 
           f.on.status_5xx = true;
         } else if (*cond == "timeout") {
           f.on.timeout = true;
-        } else if (const auto code = parse_grpc_code(*cond); code && *code != 0) {
-          f.on.grpc |= 1U << *code;
+        } else if (*cond == "cancelled" || *cond == "deadline-exceeded" || *cond == "resource-exhausted" ||
+                   *cond == "unavailable" || *cond == "internal") {
+          f.on.grpc |= 1U << *parse_grpc_code(*cond);
         } else {
           r.error(e, fmt::format("fallback.on: unknown condition '{}' (connect-failure, reset, 5xx, timeout; gRPC: "
-                                 "a status such as unavailable)",
+                                 "cancelled, deadline-exceeded, resource-exhausted, unavailable, internal)",
                                  *cond));
           ok = false;
         }

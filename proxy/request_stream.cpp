@@ -394,6 +394,8 @@ bool fall_back(stream_state& s, const attempt_failure& failure, body_source& bod
   if (!(grpc_status ? decide_grpc_fallback(fallback->config.on, *grpc_status, request)
                     : decide_fallback(fallback->config.on, failure, request)))
     return false;
+  // gRPC needs HTTP/2 to the upstream (its status is in trailers): not to an HTTP/1.1 cluster.
+  if (s.grpc && s.table->clusters[s.route->clusters[fallback->to]].protocol != upstream_protocol::h2) return false;
   upstream_pool& to = *s.policy->pools[s.route->clusters[fallback->to]];
   if (!to.try_begin_retry(fallback->config.budget_per_10k, fallback->config.budget_min)) return false;
   if (answer_start && grpc_status)
@@ -449,12 +451,12 @@ bool grpc_retry_wanted(stream_state& s, const message_head& head, body_source& b
   return true;
 }
 
-// A gRPC call of the cluster the route falls back from that ended at once with a status fallback.on
-// names (default UNAVAILABLE): sent once to the cluster it falls back to, its body kept whole.
+// A gRPC call of the cluster the route falls back from that ended at once (Trailers-Only, HTTP 200) with a
+// status fallback.on names: sent once to the cluster it falls back to, its body kept whole.
 bool grpc_fallback_wanted(stream_state& s, const message_head& head, body_source& body, clock::time_point start) {
   const auto& fallback = s.route->fallback;
   if (!s.h2call || !fallback || fallback->config.on.grpc == 0 || s.pick != fallback->from || s.fell_back ||
-      !h2_call_ended(*s.h2call))
+      head.status != 200 || !h2_call_ended(*s.h2call))
     return false;
   const auto value = head.find("grpc-status");
   const auto status = value ? parse_grpc_status(*value) : std::nullopt;

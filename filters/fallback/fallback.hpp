@@ -16,9 +16,9 @@ struct fallback_on {
   bool reset = true;
   bool status_5xx = true;
   bool timeout = true;
-  // gRPC statuses (a bit per code) of a call that ended at once (Trailers-Only): by default UNAVAILABLE,
-  // the gRPC form of a 503, which gRPC says the server did not act on.
-  std::uint32_t grpc = 1U << 14;
+  // gRPC statuses (a bit per code) of a call that ended at once (Trailers-Only): none unless named, as
+  // Envoy's retry_on (a gRPC call is a POST: the server may have acted on it, UNAVAILABLE included).
+  std::uint32_t grpc = 0;
   bool operator==(const fallback_on&) const = default;
 };
 

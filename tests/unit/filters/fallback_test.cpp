@@ -49,19 +49,17 @@ TEST(Fallback, ABodyMustBeKeptWhole) {
   EXPECT_TRUE(decide_fallback({}, {retry_cause::connect_failure, 502}, put_lost));  // the body is still unread
 }
 
-// A gRPC call (a POST) that ended at once with a status `on` names: UNAVAILABLE by default, others when
-// named; its body kept whole.
+// A gRPC call (a POST) that ended at once with a status `on` names (none by default), its body kept whole.
 TEST(Fallback, GrpcCallsByTheirStatusWhateverTheirMethod) {
   const fallback_request call_kept{false, true, true};
   const fallback_request call_lost{false, true, false};
-  EXPECT_TRUE(decide_grpc_fallback({}, 14, call_kept));
-  EXPECT_FALSE(decide_grpc_fallback({}, 14, call_lost));
-  EXPECT_FALSE(decide_grpc_fallback({}, 13, call_kept));
-  EXPECT_FALSE(decide_grpc_fallback({}, 40, call_kept));
-  fallback_on internal;
-  internal.grpc = 1U << 13;
-  EXPECT_TRUE(decide_grpc_fallback(internal, 13, call_kept));
-  EXPECT_FALSE(decide_grpc_fallback(internal, 14, call_kept));
+  EXPECT_FALSE(decide_grpc_fallback({}, 14, call_kept));
+  fallback_on unavailable;
+  unavailable.grpc = 1U << 14;
+  EXPECT_TRUE(decide_grpc_fallback(unavailable, 14, call_kept));
+  EXPECT_FALSE(decide_grpc_fallback(unavailable, 14, call_lost));
+  EXPECT_FALSE(decide_grpc_fallback(unavailable, 13, call_kept));
+  EXPECT_FALSE(decide_grpc_fallback(unavailable, 40, call_kept));
 }
 
 }  // namespace

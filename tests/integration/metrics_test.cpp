@@ -325,6 +325,20 @@ TEST(Prometheus, ScrapesVaneAndAnswersFlaggerStyleQueries) {
   EXPECT_LE(fine_p99_ms, hi * 1.02) << "prometheus p99 " << *p99;
 }
 
+namespace {
+// The access log's whole lines so far, as JSON objects.
+std::vector<json::object> log_lines(const std::string& path) {
+  std::vector<json::object> lines;
+  const std::string text = read_text_file(path);
+  std::size_t pos = 0, end;
+  while ((end = text.find('\n', pos)) != std::string::npos) {
+    lines.push_back(json::parse(text.substr(pos, end - pos)).as_object());
+    pos = end + 1;
+  }
+  return lines;
+}
+}  // namespace
+
 TEST(AccessLog, OneJsonLinePerRequestToAFile) {
   auto primary = start_demo("p");
   auto canary = start_demo("c");
@@ -338,16 +352,7 @@ TEST(AccessLog, OneJsonLinePerRequestToAFile) {
     EXPECT_EQ(c.get("/nothing").status, 404);
   }
   std::vector<json::object> lines;
-  ASSERT_TRUE(eventually([&] {
-    lines.clear();
-    std::string text = read_text_file(log_path);
-    std::size_t pos = 0, end;
-    while ((end = text.find('\n', pos)) != std::string::npos) {
-      lines.push_back(json::parse(text.substr(pos, end - pos)).as_object());
-      pos = end + 1;
-    }
-    return lines.size() == 3;
-  })) << read_text_file(log_path);
+  ASSERT_TRUE(eventually([&] { return (lines = log_lines(log_path)).size() == 3; })) << read_text_file(log_path);
   EXPECT_EQ(lines[0].at("route").as_string(), "app");
   EXPECT_EQ(lines[0].at("cluster").as_string(), "app-primary");
   EXPECT_EQ(lines[0].at("status").as_int64(), 200);
@@ -455,16 +460,7 @@ TEST(AccessLog, Http2AnswersAndResentBodiesCountTheirBytesOnce) {
   }
   EXPECT_GE(metric_now(proxy, R"(vane_fallbacks_total{route="app",from="app-canary",to="app-primary"})"), 1);
   std::vector<json::object> lines;
-  ASSERT_TRUE(eventually([&] {
-    lines.clear();
-    std::string text = read_text_file(log_path);
-    std::size_t pos = 0, end;
-    while ((end = text.find('\n', pos)) != std::string::npos) {
-      lines.push_back(json::parse(text.substr(pos, end - pos)).as_object());
-      pos = end + 1;
-    }
-    return lines.size() == 3;
-  })) << read_text_file(log_path);
+  ASSERT_TRUE(eventually([&] { return (lines = log_lines(log_path)).size() == 3; })) << read_text_file(log_path);
   EXPECT_EQ(lines[0].at("protocol").as_string(), "HTTP/2");
   EXPECT_EQ(lines[0].at("path").as_string(), "/h2-bytes");
   EXPECT_GT(lines[0].at("bytes_sent").as_int64(), 0);

@@ -19,6 +19,13 @@ char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c
 
 std::string_view grpc_code_name(unsigned code) { return code < grpc_status_count ? names[code] : "UNKNOWN"; }
 
+std::vector<std::string_view> grpc_code_names(std::uint32_t codes) {
+  std::vector<std::string_view> out;
+  for (unsigned c = 0; c < grpc_status_count; ++c)
+    if ((codes >> c) & 1U) out.push_back(names[c]);
+  return out;
+}
+
 std::optional<unsigned> parse_grpc_code(std::string_view text) {
   unsigned n = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace vane {
 
@@ -33,6 +34,8 @@ enum class grpc_code : std::uint8_t {
 };
 // "OK", "UNAVAILABLE", ...
 std::string_view grpc_code_name(unsigned code);
+// The names of a set of statuses (a bit per code), in code order.
+std::vector<std::string_view> grpc_code_names(std::uint32_t codes);
 // A name as in retries.on ("unavailable", "deadline-exceeded") or
 // Canary fields ("UNAVAILABLE", "DEADLINE_EXCEEDED"), any case, or a number 0..16.
 std::optional<unsigned> parse_grpc_code(std::string_view text);

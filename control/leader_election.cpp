@@ -278,14 +278,10 @@ asio::awaitable<void> leader_elector::run() {
     if (renewed) continue;
     if (stopping_) break;
     leading_ = false;
-    if (!taken_by_.empty()) {
-      log::error("leader election: lost Lease {}/{}: {} holds it now", options_.namespace_name, options_.name,
-                 taken_by_);
-      if (on_stopped_leading) on_stopped_leading();
-      co_return;
-    }
-    log::error("leader election: lost Lease {}/{}: not renewed within {} ({})", options_.namespace_name, options_.name,
-               format_duration(options_.renew_deadline), said_);
+    log::error("leader election: lost Lease {}/{}: {}", options_.namespace_name, options_.name,
+               taken_by_.empty()
+                   ? fmt::format("not renewed within {} ({})", format_duration(options_.renew_deadline), said_)
+                   : taken_by_ + " holds it now");
     if (on_stopped_leading) on_stopped_leading();
     co_return;
   }

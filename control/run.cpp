@@ -106,8 +106,7 @@ json::object desired_traffic(const canary_spec& s, const run_state& st) {
       // proxy has as its own).
       if (s.analysis.grpc_failures != grpc_default_failures) {
         json::array codes;
-        for (unsigned c = 0; c < grpc_status_count; ++c)
-          if ((s.analysis.grpc_failures >> c) & 1U) codes.emplace_back(grpc_code_name(c));
+        for (const auto name : grpc_code_names(s.analysis.grpc_failures)) codes.emplace_back(name);
         guard["grpc_failure_codes"] = std::move(codes);
       }
       t["guard"] = std::move(guard);

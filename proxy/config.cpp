@@ -848,6 +848,15 @@ bool cluster_ref(const YAML::Node& n, const char* key, std::string_view what, ya
   refs.push_back({*c, n[key].Mark()});
   return true;
 }
+
+// The gRPC statuses retries.on and fallback.on may name (as Envoy's retry_on): their code.
+std::optional<unsigned> resendable_grpc_code(std::string_view name) {
+  if (name == "cancelled" || name == "deadline-exceeded" || name == "resource-exhausted" || name == "unavailable" ||
+      name == "internal")
+    return parse_grpc_code(name);
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<guard_config> parse_guard(const YAML::Node& n, yaml_reader& r,
@@ -929,9 +938,8 @@ std::optional<fallback_config> parse_fallback(const YAML::Node& n, yaml_reader& 
           f.on.status_5xx = true;
         } else if (*cond == "timeout") {
           f.on.timeout = true;
-        } else if (*cond == "cancelled" || *cond == "deadline-exceeded" || *cond == "resource-exhausted" ||
-                   *cond == "unavailable" || *cond == "internal") {
-          f.on.grpc |= 1U << *parse_grpc_code(*cond);
+        } else if (const auto code = resendable_grpc_code(*cond)) {
+          f.on.grpc |= 1U << *code;
         } else {
           r.error(e, fmt::format("fallback.on: unknown condition '{}' (connect-failure, reset, 5xx, timeout; gRPC: "
                                  "cancelled, deadline-exceeded, resource-exhausted, unavailable, internal)",
@@ -989,9 +997,8 @@ std::optional<retries_config> parse_retries(const YAML::Node& n, yaml_reader& r)
           rc.on.status_5xx = true;
         } else if (*cond == "gateway-error") {
           rc.on.gateway_error = true;
-        } else if (*cond == "cancelled" || *cond == "deadline-exceeded" || *cond == "resource-exhausted" ||
-                   *cond == "unavailable" || *cond == "internal") {
-          rc.on.grpc |= 1U << *parse_grpc_code(*cond);
+        } else if (const auto code = resendable_grpc_code(*cond)) {
+          rc.on.grpc |= 1U << *code;
         } else {
           r.error(e, fmt::format("retries.on: unknown condition '{}' (connect-failure, reset, 5xx, gateway-error; "
                                  "gRPC: cancelled, deadline-exceeded, resource-exhausted, unavailable, internal)",

@@ -59,8 +59,8 @@ void use_target(stream_state& s) {
 // workers' windows together reach the rule trips the process's guard.
 // note_attempt() counts the attempt (count_attempt) and its outcome; an
 // answer relayed to the client has its outcome counted when its head
-// arrives, and the attempt when its body has gone.
-// Counts an attempt on the route's guarded cluster (filters/guard), and trips the guard when it is time.
+// arrives (a gRPC call's at its end, by its status), and the attempt when
+// its body has gone.
 void guard_record(stream_state& s, bool failed) {
   const auto& guard = s.route->guard;
   if (!guard || s.pick != guard->target) return;
@@ -364,11 +364,6 @@ bool after_failed_attempt(stream_state& s, clock::time_point attempt_start) {
   return verdict == retry_verdict::retry && budget_allows(s);
 }
 
-// After a failed attempt on the cluster the route falls back from: the
-// request goes once to the one it falls back to (filters/fallback), within
-// that cluster's budget (shared with its retries). The failed attempt was
-// counted as the first cluster's (a 5xx answer, `answer_start` set: here,
-// before the request leaves it). True: the next attempt goes there.
 // A gRPC call's answer that is not relayed (tried again, or fallen back from): counted as the client
 // would have got it.
 void note_grpc_answer(stream_state& s, unsigned code, unsigned grpc_status, clock::time_point start) {
@@ -378,6 +373,11 @@ void note_grpc_answer(stream_state& s, unsigned code, unsigned grpc_status, cloc
   guard_grpc_outcome(s, grpc_status);
 }
 
+// After a failed attempt on the cluster the route falls back from: the
+// request goes once to the one it falls back to (filters/fallback), within
+// that cluster's budget (shared with its retries). The failed attempt was
+// counted as the first cluster's (a 5xx answer, `answer_start` set: here,
+// before the request leaves it). True: the next attempt goes there.
 // `grpc_status`: the failure is a gRPC call that ended at once with it (Trailers-Only, HTTP 200).
 bool fall_back(stream_state& s, const attempt_failure& failure, body_source& body,
                std::optional<clock::time_point> answer_start = std::nullopt,

@@ -129,8 +129,7 @@ json::value mirror_json(const std::optional<mirror_config>& m) {
 // A set of gRPC statuses by name ("UNAVAILABLE", ...), as the config may give them.
 json::array grpc_codes_json(std::uint32_t codes) {
   json::array out;
-  for (unsigned c = 0; c < grpc_status_count; ++c)
-    if ((codes >> c) & 1U) out.emplace_back(grpc_code_name(c));
+  for (const auto name : grpc_code_names(codes)) out.emplace_back(name);
   return out;
 }
 
@@ -150,12 +149,11 @@ json::value fallback_json(const std::optional<fallback_config>& f) {
   if (f->on.reset) on.push_back("reset");
   if (f->on.status_5xx) on.push_back("5xx");
   if (f->on.timeout) on.push_back("timeout");
-  for (unsigned c = 1; c < grpc_status_count; ++c)
-    if ((f->on.grpc >> c) & 1U) {  // as retries.on names them: "unavailable", "deadline-exceeded"
-      std::string name(grpc_code_name(c));
-      for (char& ch : name) ch = ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      on.emplace_back(name);
-    }
+  for (const auto code : grpc_code_names(f->on.grpc)) {  // as retries.on names them: "deadline-exceeded"
+    std::string name(code);
+    for (char& ch : name) ch = ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    on.emplace_back(name);
+  }
   return json::object{{"from", f->from},
                       {"to", f->to},
                       {"on", std::move(on)},

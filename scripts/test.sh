@@ -8,13 +8,13 @@ bash scripts/setup.sh
 
 start=$(date +%s)
 echo "== build (RelWithDebInfo)"
-bash scripts/build.sh build
+bash scripts/build.sh build -DVANE_DEBUG_INFO=lines
 echo "== tests"
 ctest --test-dir build --output-on-failure --timeout 900 -j "${VANE_TEST_JOBS:-2}"
 
 if [ "${VANE_SKIP_SANITIZE:-0}" != "1" ]; then
   echo "== build (ASan + UBSan)"
-  bash scripts/build.sh build-asan -DVANE_SANITIZE=ON
+  bash scripts/build.sh build-asan -DVANE_SANITIZE=ON -DVANE_DEBUG_INFO=lines
   echo "== tests under ASan + UBSan"
   # Big-body streaming is exercised with 64 MiB here; the release run above streams 1 GiB.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

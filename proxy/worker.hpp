@@ -160,20 +160,22 @@ class worker {
   };
   std::size_t id_;
   stats_store& stats_;
-  // (Before ioc_: destroying the io_context ends the connections' coroutines, which give their scratch back.)
+  // Before ioc_, so they outlive it: destroying the io_context destroys the
+  // coroutines of the connections still open (a drain that timed out), which
+  // give their scratch back, unregister and end their in-flight count.
   static constexpr std::size_t max_free_scratch = 256;  // kept after a burst; more are freed
   std::vector<std::unique_ptr<request_scratch>> scratch_;
+  std::uint32_t in_flight_ = 0;  // requests being proxied (this worker's thread only)
+  std::list<connection_entry> connections_;
+  bool draining_ = false;
+  access_ring* access_log_ = nullptr;
+  std::atomic<std::uint64_t> active_connections_{0};
   // One thread runs it, and only that thread touches its sockets (other threads
   // post to it), so the per-socket locks of the reactor are off; posting and
   // registration stay locked.
   boost::asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::shared_ptr<worker_policy> policy_;
-  std::uint32_t in_flight_ = 0;  // requests being proxied (this worker's thread only)
   std::list<listener_slot> listeners_;
-  std::list<connection_entry> connections_;
-  bool draining_ = false;
-  access_ring* access_log_ = nullptr;
-  std::atomic<std::uint64_t> active_connections_{0};
   std::thread thread_;
 };
 

@@ -36,7 +36,11 @@ bool events_name_config(std::span<const char> bytes, std::span<const std::string
     // The name is padded with NULs to `len`.
     std::string_view name(bytes.data() + at + sizeof e, e.len);
     name = name.substr(0, name.find('\0'));
-    if (name == "..data" || std::find(names.begin(), names.end(), name) != names.end()) return true;
+    // A write in progress (IN_MODIFY) is not a change yet: its IN_CLOSE_WRITE
+    // comes when the writer is done. A writer pausing mid-file (`cat > f` over
+    // `kubectl exec`, scp) left a prefix that is often valid YAML.
+    const bool done = (e.mask & ~static_cast<std::uint32_t>(IN_MODIFY)) != 0;
+    if (done && (name == "..data" || std::find(names.begin(), names.end(), name) != names.end())) return true;
     at = end;
   }
   return false;

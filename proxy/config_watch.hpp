@@ -15,7 +15,8 @@ namespace vane::proxy {
 std::vector<std::string> config_names(const std::string& config_path);
 
 // True when the inotify events in `bytes` (as read from the watch) name one
-// of `names` or `..data`, or say that events were lost (a queue overflow).
+// of `names` or `..data` (other than a bare IN_MODIFY: a write still under
+// way), or say that events were lost (a queue overflow).
 // Events on other files there (a log file, an editor's swap file) do not: a
 // debug log written next to the config used to re-read it every 50 ms, each
 // re-read logging again. A truncated last event is ignored.

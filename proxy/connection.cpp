@@ -118,21 +118,16 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   std::uint32_t served_on_connection = 0;
 
   for (;;) {
-    // The snapshot this request runs on, whatever is swapped in meanwhile.
-    // A copy, not a reference: it pins the snapshot while the worker swaps in new ones.
-    std::shared_ptr<worker_policy> policy = w.policy();  // NOLINT(performance-unnecessary-copy-initialization)
-    const route_table& table = *policy->table;
-    if (indexed_table.get() != &table) {
-      listener_index = table.find_listener(listener_name);
-      indexed_table = policy->table;
-      if (listener_index == table.listeners.size()) co_return;  // the listener was removed by a reload
-    }
-    const limits_config& limits = table.limits;
-
     // Between requests the connection may idle for idle_timeout; once the
     // first byte arrived, the whole head must come within header_timeout.
+    // (The limits of the snapshot current when each wait starts; the request
+    // itself runs on the one current when its first byte is here, below.)
     if (buffer.size() == 0) {
-      client.expires_after(limits.idle_timeout);
+      const route_table& now = *w.policy()->table;
+      if (&now != indexed_table.get() && now.find_listener(listener_name) == now.listeners.size()) {
+        co_return;  // the listener was removed by a reload: an idle connection is closed before its next request
+      }
+      client.expires_after(now.limits.idle_timeout);
       reg.it->idle = true;  // the end of a drain may cancel this read
       error_code rec = co_await read_some(client, buffer, 4096);
       reg.it->idle = false;
@@ -140,7 +135,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
         // Cancelled by the drain: serve a request whose bytes are already here, else close.
         char byte;
         if (::recv(client.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) co_return;
-        client.expires_after(limits.header_timeout);
+        client.expires_after(w.policy()->table->limits.header_timeout);
         rec = co_await read_some(client, buffer, 4096);
       }
       if (rec) co_return;
@@ -158,6 +153,19 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
       }
     }
     reg.it->idle = false;
+    // The snapshot this request runs on, whatever is swapped in meanwhile:
+    // taken once its first byte is here, so a request that comes after a
+    // reload or a traffic PUT follows it even on a connection that was idle
+    // before. A copy, not a reference: it pins the snapshot while the worker
+    // swaps in new ones.
+    std::shared_ptr<worker_policy> policy = w.policy();  // NOLINT(performance-unnecessary-copy-initialization)
+    const route_table& table = *policy->table;
+    if (indexed_table.get() != &table) {
+      listener_index = table.find_listener(listener_name);
+      indexed_table = policy->table;
+      if (listener_index == table.listeners.size()) co_return;  // the listener was removed by a reload
+    }
+    const limits_config& limits = table.limits;
     // The request's scratch, until the end of this iteration (declared
     // before all that points into it: the parser, the meter's views).
     const worker::scratch_lease scratch(w);

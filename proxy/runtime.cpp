@@ -152,7 +152,7 @@ void runtime::watch_file_setup() {
     return;
   }
   auto dir = std::filesystem::absolute(config_path_).parent_path();
-  if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY) < 0) {
+  if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0) {
     log::warn("config watch: cannot watch {}: {}; reload with SIGHUP", dir.string(), std::strerror(errno));
     ::close(fd);
     return;
@@ -189,6 +189,10 @@ asio::awaitable<void> runtime::watch_file() {
 }
 
 asio::awaitable<void> runtime::reload(std::string why, bool only_if_changed) {
+  if (draining_) {  // a reload could open listeners again, which nothing would close
+    log::warn("reload ({}): draining; the config is not reloaded", why);
+    co_return;
+  }
   if (reloading_) {  // one at a time; a request during one runs again after it (forced if any was)
     reload_again_ = true;
     reload_again_forced_ = reload_again_forced_ || !only_if_changed;
@@ -289,6 +293,11 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
   ++generation_;
   ++reloads_ok_;
   co_await publish(std::move(effective), std::move(table));
+  if (draining_) {  // began while the table went to the workers: they closed their listeners, open none
+    log::info("reload ({}): {} loaded, generation {}; draining: its listeners are not opened", why, config_path_,
+              generation_);
+    co_return;
+  }
   for (auto& p : opened) {
     std::string name = p.name, bound = p.bound;
     host_port address = p.address;

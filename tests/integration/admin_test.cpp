@@ -152,6 +152,23 @@ TEST(Admin, TrafficPutSetsTheSplitPerEpoch) {
   EXPECT_EQ(deleted.at("policy_generation").as_int64(), generation);
 }
 
+// The rollback case: weight 0 for the canary must hold for the very next
+// request, also on a keep-alive connection that sat idle across the PUT.
+TEST(Admin, AnIdleKeepAliveConnectionsNextRequestFollowsAPut) {
+  auto a = start_demo("a");
+  auto b = start_demo("b");
+  auto proxy = start_proxy(two_cluster_config(a, b, 0, 1), 1);
+  http_client c(proxy.port);
+  EXPECT_EQ(c.get("/").header("x-version"), "b");
+  int status = 0;
+  admin_json(proxy, "PUT", "/routes/app/traffic", split_body(1, 0), &status);
+  ASSERT_EQ(status, 200);
+  auto r = c.get("/");
+  EXPECT_EQ(r.header("x-version"), "a");
+  EXPECT_TRUE(r.keep_alive);
+  EXPECT_EQ(b.stats().at("requests").as_int64(), 1);
+}
+
 TEST(Admin, TwoHundredPutsUnderLoadLoseNothing) {
   auto a = start_demo("a");
   auto b = start_demo("b");
@@ -488,6 +505,61 @@ TEST(Drain, UnderLoadEveryAcceptedRequestIsAnswered) {
   EXPECT_EQ(served, ok.load()) << closed << " connections closed under a request";
   std::printf("[ info ] drain under load: %d answered, %d connections closed before their request was read\n",
               ok.load(), closed.load());
+}
+
+TEST(Drain, ARequestStillRunningAtTheDrainTimeoutIsCutAndTheProxyStillExitsZero) {
+  // Both upstreams hold every request for a minute: the request below is
+  // still running when drain_timeout ends, and its connection coroutine is
+  // destroyed with the worker (it used to touch the worker's freed
+  // connection list then).
+  auto a = start_demo("a", {"--latency", "60s"});
+  auto b = start_demo("b", {"--latency", "60s"});
+  auto proxy = start_proxy(two_cluster_config(a, b, 90, 10, "drain_delay: 0s\ndrain_timeout: 1s\n"), 1);
+  std::atomic<bool> cut{false};
+  std::thread client([&] {
+    try {
+      http_client c(proxy.port);
+      c.get("/");
+    } catch (const std::exception&) {
+      cut = true;
+    }
+  });
+  ASSERT_TRUE(
+      eventually([&] { return a.stats().at("requests").as_int64() + b.stats().at("requests").as_int64() == 1; }));
+  proxy.process->signal(SIGTERM);
+  ASSERT_TRUE(proxy.process->wait_for("drain_timeout reached with 1 connections open"));
+  EXPECT_EQ(proxy.process->wait_exit(30s), 0) << proxy.process->output();
+  client.join();
+  EXPECT_TRUE(cut);
+}
+
+TEST(Drain, ASighupWhileDrainingOpensNoListener) {
+  auto a = start_demo("a", {"--latency", "60s"});
+  auto b = start_demo("b", {"--latency", "60s"});
+  auto proxy = start_proxy(two_cluster_config(a, b, 90, 10, "drain_delay: 0s\ndrain_timeout: 60s\n"), 1);
+  std::thread client([&] {  // a request held upstream keeps the drain going
+    try {
+      http_client c(proxy.port);
+      c.get("/");
+    } catch (const std::exception&) {
+    }
+  });
+  ASSERT_TRUE(
+      eventually([&] { return a.stats().at("requests").as_int64() + b.stats().at("requests").as_int64() == 1; }));
+  proxy.process->signal(SIGTERM);
+  ASSERT_TRUE(proxy.process->wait_for("draining: stopped accepting"));
+  std::string text = read_text_file(proxy.config_path);
+  write_file(proxy.config_path, replace_all(text, "clusters:\n", R"(  - name: second
+    address: 127.0.0.1:0
+    routes: [{name: other, split: [{cluster: app-canary, weight: 1}]}]
+clusters:
+)"));
+  proxy.process->signal(SIGHUP);
+  ASSERT_TRUE(proxy.process->wait_for("reload (SIGHUP): draining; the config is not reloaded"));
+  proxy.process->signal(SIGTERM);  // a second signal stops at once
+  EXPECT_EQ(proxy.process->wait_exit(30s), 0) << proxy.process->output();
+  client.join();
+  EXPECT_EQ(proxy.process->output().find("listener second listening on"), std::string::npos);
 }
 
 TEST(Drain, SigtermDrainsAndExitsZero) {

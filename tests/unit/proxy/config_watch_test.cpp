@@ -16,7 +16,7 @@ using vane::proxy::events_name_config;
 namespace {
 
 // One inotify event as the kernel writes it: the header, then the name padded with NULs.
-std::string event(std::string_view name, std::uint32_t mask = IN_MODIFY) {
+std::string event(std::string_view name, std::uint32_t mask = IN_CLOSE_WRITE) {
   inotify_event e{};
   e.wd = 1;
   e.mask = mask;
@@ -47,6 +47,17 @@ TEST(ConfigWatch, OnlyTheConfigsNameOrKubernetesDataSymlinkCount) {
   // A truncated last event is not read past the bytes.
   const std::string cut = event("vane.log") + event("vane.yaml").substr(0, sizeof(inotify_event) + 4);
   EXPECT_FALSE(names_config(cut));
+}
+
+// A writer that pauses mid-file leaves a prefix that may parse: only the end
+// of the write (or a rename, a creation, a removal) counts.
+TEST(ConfigWatch, AWriteStillUnderWayDoesNotCount) {
+  EXPECT_FALSE(names_config(event("vane.yaml", IN_MODIFY)));
+  EXPECT_FALSE(names_config(event("vane.yaml", IN_MODIFY) + event("vane.yaml", IN_MODIFY)));
+  EXPECT_TRUE(names_config(event("vane.yaml", IN_MODIFY) + event("vane.yaml", IN_CLOSE_WRITE)));
+  EXPECT_TRUE(names_config(event("vane.yaml", IN_CREATE)));
+  EXPECT_TRUE(names_config(event("vane.yaml", IN_DELETE)));
+  EXPECT_TRUE(names_config(event("vane.yaml", IN_MOVED_TO)));
 }
 
 TEST(ConfigWatch, AQueueOverflowCounts) { EXPECT_TRUE(names_config(event("", IN_Q_OVERFLOW))); }

@@ -10,6 +10,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <map>
 
 #include "common/http_client.hpp"
 #include "common/https_client.hpp"
@@ -150,8 +151,7 @@ asio::awaitable<void> runtime::refresh_dns() {
     auto now = std::chrono::steady_clock::now();
     auto next = now + std::chrono::seconds(60);
     resolved_map fresh;
-    std::vector<std::string> news;  // logged once every worker routes by them
-    bool changed = false;
+    std::map<std::string, std::string> news;  // by cluster; logged once every worker routes by them
     // A copy: a reload or a traffic PUT replaces effective_ while a lookup below is awaited.
     const std::vector<cluster_config> clusters = effective_.clusters;
     for (const auto& c : clusters) {
@@ -189,15 +189,27 @@ asio::awaitable<void> runtime::refresh_dns() {
       if (current && current->endpoints != addresses) {
         std::string list;
         for (const auto& a : addresses) list += (list.empty() ? "" : ", ") + endpoint_key(a);
-        news.push_back(fmt::format("cluster {}: DNS now gives {}", c.name, list.empty() ? "no address" : list));
+        news[c.name] = fmt::format("cluster {}: DNS now gives {}", c.name, list.empty() ? "no address" : list);
         fresh[c.name] = std::move(addresses);
-        changed = true;
       }
     }
-    if (changed) {
+    // A reload during the lookups may have given a cluster other endpoints,
+    // resolved with it: what was looked up here for the old ones is stale.
+    std::erase_if(fresh, [&](const auto& entry) {
+      const cluster_config* then = nullptr;
+      const cluster_config* now = nullptr;
+      for (const auto& c : clusters)
+        if (c.name == entry.first) then = &c;
+      for (const auto& c : effective_.clusters)
+        if (c.name == entry.first) now = &c;
+      const bool stale = !then || !now || then->endpoints != now->endpoints;
+      if (stale) news.erase(entry.first);
+      return stale;
+    });
+    if (!fresh.empty()) {
       std::string why = "DNS change";
       co_await rebuild(&fresh, why);
-      for (const auto& line : news) log::info("{}", line);
+      for (const auto& [name, line] : news) log::info("{}", line);
     }
     timer.expires_at(next);
     co_await timer.async_wait(nothrow);

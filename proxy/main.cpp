@@ -14,6 +14,7 @@
 
 #include "common/log.hpp"
 #include "proxy/config_load.hpp"
+#include "proxy/cpus.hpp"
 #include "proxy/runtime.hpp"
 
 namespace {
@@ -21,13 +22,15 @@ namespace {
 constexpr const char* usage = R"(usage: vane-proxy --config FILE [--workers N] [--validate] [--log-level LEVEL]
                   [--access-log FILE]
 
-vane-proxy is an HTTP/1.1 reverse proxy that splits traffic between the
-primary and canary clusters of a service.
+vane-proxy is a reverse proxy for HTTP/1.1, HTTP/2 (h2 over TLS, h2c) and
+gRPC that splits traffic between the primary and canary clusters of a service.
 
   --config FILE      the YAML config (see docs/configuration.md)
   --workers N        worker threads, each with its own event loop, listening
                      sockets (SO_REUSEPORT) and upstream pools; default: the
-                     number of cores
+                     cores this process may use (its CPU affinity, and no
+                     more than its cgroup's CPU quota, rounded up: a 500m
+                     limit gives 1), at most 256
   --validate         check the config and exit: 0 when it is valid, 1 with
                      every error printed as FILE:LINE:COL: message
   --log-level LEVEL  debug, info (default), warn or error
@@ -69,7 +72,7 @@ int fail_usage(const std::string& message) {
 
 int main(int argc, char** argv) {
   std::string config_path;
-  std::size_t workers = std::max(1u, std::thread::hardware_concurrency());
+  std::size_t workers = std::min<std::size_t>(vane::proxy::usable_cpus(), 256);
   bool validate_only = false;
   std::string access_log;
   for (int i = 1; i < argc; ++i) {

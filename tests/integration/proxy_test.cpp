@@ -475,6 +475,20 @@ TEST(Proxy, SlowHeaderIsClosed) {
   EXPECT_EQ(fetch(proxy.port, "GET", "/").status, 200);  // and everyone else is served
 }
 
+// Without --workers: one worker per CPU the process may run on (here pinned
+// to one with taskset), not one per core of the machine.
+TEST(Proxy, WithoutWorkersItRunsOnePerCpuItMayUse) {
+  auto a = start_demo("a");
+  auto b = start_demo("b");
+  const std::string path = make_temp_dir() + "/vane.yaml";
+  write_file(path, with_test_defaults(split_config(a, b)));
+  child_process p("/usr/bin/taskset", {"-c", "0", proxy_binary(), "--config", path});
+  auto line = p.wait_for(" listening on ");
+  ASSERT_TRUE(line) << p.output();
+  EXPECT_NE(line->find("(1 workers)"), std::string::npos) << *line;
+  EXPECT_EQ(fetch(port_of_line(line->substr(0, line->find(" ("))), "GET", "/").status, 200);
+}
+
 TEST(Proxy, StopsCleanlyOnSigterm) {
   auto up = start_demo("v1");
   auto proxy = start_proxy(one_cluster_config(up.address()), 2);

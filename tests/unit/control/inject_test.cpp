@@ -357,7 +357,9 @@ TEST(YamlJson, AliasBombsAreRefused) {
   // An alias inside what it names: an error (of the parser's or of the conversion's), not a crash.
   vane::yaml_reader cyclic("test.yaml");
   auto cycle = cyclic.parse_all("a: &x [1, *x]\n");
-  if (cyclic.ok() && cycle.size() == 1) EXPECT_FALSE(vane::yaml_to_json(cycle[0], cyclic));
+  if (cyclic.ok() && cycle.size() == 1) {
+    EXPECT_FALSE(vane::yaml_to_json(cycle[0], cyclic));
+  }
   EXPECT_FALSE(cyclic.ok());
 }
 

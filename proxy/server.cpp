@@ -1,12 +1,16 @@
 #include "proxy/server.hpp"
 
 #include <fmt/format.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
 #include <stdexcept>
+#include <system_error>
 
 #include "common/listen.hpp"
 #include "common/log.hpp"
@@ -34,16 +38,17 @@ std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, st
   if (probe && endpoint.port() != 0) {
     // A socket without SO_REUSEPORT cannot bind a port another socket listens on, with it or without: "in
     // use", as nginx and Envoy say, instead of a port shared with another process. (Bound, never listening:
-    // it takes no connection.)
-    tcp::acceptor alone(workers_.front()->context().get_executor());
-    alone.open(endpoint.protocol(), ec);
-    if (!ec) alone.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) alone.bind(endpoint, ec);
-    boost::system::error_code ignored;
-    alone.close(ignored);
-    if (ec)
-      throw std::runtime_error(
-          fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(), ec.message()));
+    // it takes no connection.) A plain socket: an Asio one would be registered with a running worker's
+    // event loop, whose per-socket locks are off, from this thread.
+    const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int err = fd < 0 ? errno : 0;
+    const int on = 1;
+    if (err == 0 && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) err = errno;
+    if (err == 0 && ::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0) err = errno;
+    if (fd >= 0) ::close(fd);
+    if (err != 0)
+      throw std::runtime_error(fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(),
+                                           std::generic_category().message(err)));
   }
   std::vector<tcp::acceptor> out;
   // With port 0 the first socket gets a port from the OS and the other

@@ -38,7 +38,7 @@ std::string read_all(const std::string& path) {
 
 // The smallest quota found in `dir` and its parents up to `root`; 0 for none.
 template <class Read>
-std::size_t smallest_quota(std::string root, std::string path, Read read) {
+std::size_t smallest_quota(const std::string& root, std::string path, Read read) {
   std::size_t best = 0;
   for (;;) {
     const std::size_t n = read(root + path);

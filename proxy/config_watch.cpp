@@ -1,6 +1,7 @@
 #include "proxy/config_watch.hpp"
 
 #include <sys/inotify.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -25,7 +26,21 @@ std::vector<std::string> config_names(const std::string& config_path) {
   return names;
 }
 
-bool events_name_config(std::span<const char> bytes, std::span<const std::string> names) noexcept {
+namespace {
+bool regular_file(const std::string& dir, std::string_view name) noexcept {
+  std::string path;
+  try {
+    path = dir + "/" + std::string(name);
+  } catch (...) {
+    return false;
+  }
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+}  // namespace
+
+bool events_name_config(std::span<const char> bytes, std::span<const std::string> names,
+                        const std::string& dir) noexcept {
   std::size_t at = 0;
   while (bytes.size() - at >= sizeof(inotify_event)) {
     inotify_event e{};
@@ -36,11 +51,14 @@ bool events_name_config(std::span<const char> bytes, std::span<const std::string
     // The name is padded with NULs to `len`.
     std::string_view name(bytes.data() + at + sizeof e, e.len);
     name = name.substr(0, name.find('\0'));
-    // A write in progress (IN_MODIFY) is not a change yet: its IN_CLOSE_WRITE
-    // comes when the writer is done. A writer pausing mid-file (`cat > f` over
-    // `kubectl exec`, scp) left a prefix that is often valid YAML.
-    const bool done = (e.mask & ~static_cast<std::uint32_t>(IN_MODIFY)) != 0;
-    if (done && (name == "..data" || std::find(names.begin(), names.end(), name) != names.end())) return true;
+    // A write in progress is not a change yet: its IN_CLOSE_WRITE comes when
+    // the writer is done. A writer pausing mid-file (`cat > f` over `kubectl
+    // exec`, scp, `kubectl cp`) left a prefix that is often valid YAML. So a
+    // bare IN_MODIFY does not count, nor the creation of a regular file (it
+    // is written next); a symlink made (`ln -sf`) has nothing more to come.
+    const bool named = name == "..data" || std::find(names.begin(), names.end(), name) != names.end();
+    const std::uint32_t done = e.mask & ~static_cast<std::uint32_t>(IN_MODIFY | IN_CREATE);
+    if (named && (done != 0 || ((e.mask & IN_CREATE) != 0 && !regular_file(dir, name)))) return true;
     at = end;
   }
   return false;

@@ -143,6 +143,26 @@ asio::awaitable<void> runtime::check_endpoint(std::string cluster, tcp::endpoint
   }
 }
 
+asio::awaitable<lookup_map> runtime::look_up_new_names(const proxy_config& next) {
+  lookup_map out;
+  tcp::resolver resolver(ctx_);
+  for (const auto& c : next.clusters) {
+    bool reused = false;
+    for (const auto& t : table_->clusters) reused = reused || (t.name == c.name && t.configured == c.endpoints);
+    if (reused) continue;
+    for (const auto& e : c.endpoints) {
+      boost::system::error_code ec;
+      asio::ip::make_address(e.host, ec);
+      if (!ec || out.contains(e.to_string())) continue;
+      auto [rec, results] = co_await resolver.async_resolve(e.host, std::to_string(e.port), nothrow);
+      name_lookup& l = out[e.to_string()];
+      if (rec) l.error = rec.message();
+      for (const auto& r : results) l.addresses.push_back(r.endpoint());
+    }
+  }
+  co_return out;
+}
+
 asio::awaitable<void> runtime::refresh_dns() {
   tcp::resolver resolver(ctx_);
   asio::steady_timer timer(ctx_);

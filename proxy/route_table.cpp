@@ -79,6 +79,17 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
           t.endpoints.emplace_back(address, ep.port);
           continue;
         }
+        if (inputs.lookups) {
+          if (auto it = inputs.lookups->find(ep.to_string()); it != inputs.lookups->end()) {
+            if (!it->second.error.empty() || it->second.addresses.empty()) {
+              error = fmt::format("cluster {}: cannot resolve {}: {}", c.name, ep.to_string(),
+                                  it->second.error.empty() ? "no address" : it->second.error);
+              return nullptr;
+            }
+            t.endpoints.insert(t.endpoints.end(), it->second.addresses.begin(), it->second.addresses.end());
+            continue;
+          }
+        }
         auto results = resolver.resolve(ep.host, std::to_string(ep.port), ec);
         if (ec || results.empty()) {
           error = fmt::format("cluster {}: cannot resolve {}: {}", c.name, ep.to_string(), ec.message());

@@ -113,12 +113,22 @@ using health_map = std::map<std::string, std::map<std::string, bool>, std::less<
 // Resolved addresses of clusters, by cluster name (from the DNS refresher).
 using resolved_map = std::map<std::string, std::vector<boost::asio::ip::tcp::endpoint>, std::less<>>;
 
+// Names looked up beforehand (a reload resolves the names of its new clusters
+// on the resolver's thread, not the control thread), by "HOST:PORT": the
+// addresses, or the lookup's error.
+struct name_lookup {
+  std::vector<boost::asio::ip::tcp::endpoint> addresses;
+  std::string error;
+};
+using lookup_map = std::map<std::string, name_lookup, std::less<>>;
+
 struct table_inputs {
   const route_table* previous = nullptr;  // its resolved addresses are reused for unchanged clusters
   const health_map* health = nullptr;
   const resolved_map* resolved = nullptr;  // takes precedence over `previous`
   tls_cache* tls = nullptr;                // TLS contexts to share; none: built for this table
   guard_registry* guards = nullptr;        // guard states to share; none: fresh ones
+  const lookup_map* lookups = nullptr;     // for the other clusters' names; a name not in it is resolved here
 };
 
 // Builds the snapshot. Endpoints given as DNS names are resolved here unless

@@ -170,7 +170,9 @@ asio::awaitable<void> runtime::watch_file() {
     auto [ec, n] = co_await events.async_read_some(asio::buffer(buf), nothrow);
     if (ec) co_return;
     std::vector<std::string> names = config_names(config_path_);  // (links may have changed since)
-    bool concerned = events_name_config({buf, n}, names);
+    std::error_code fec;
+    const std::string dir = std::filesystem::absolute(config_path_, fec).parent_path().string();
+    bool concerned = events_name_config({buf, n}, names, dir);
     // Let a burst of events (write, rename, symlink swap) settle into one re-read.
     for (;;) {
       settle.expires_after(std::chrono::milliseconds(50));
@@ -180,7 +182,7 @@ asio::awaitable<void> runtime::watch_file() {
       boost::system::error_code rec;
       more = events.read_some(asio::buffer(buf), rec);
       if (rec || more == 0) break;
-      concerned = concerned || events_name_config({buf, more}, names);
+      concerned = concerned || events_name_config({buf, more}, names, dir);
     }
     if (draining_ || !concerned) continue;
     std::string why = "file change";  // named: see server::on_each_worker
@@ -189,10 +191,8 @@ asio::awaitable<void> runtime::watch_file() {
 }
 
 asio::awaitable<void> runtime::reload(std::string why, bool only_if_changed) {
-  if (draining_) {  // a reload could open listeners again, which nothing would close
-    log::warn("reload ({}): draining; the config is not reloaded", why);
-    co_return;
-  }
+  // Nothing is reloaded once a drain began (checked in the loop below): a
+  // reload could open listeners again, which nothing would close.
   if (reloading_) {  // one at a time; a request during one runs again after it (forced if any was)
     reload_again_ = true;
     reload_again_forced_ = reload_again_forced_ || !only_if_changed;
@@ -204,6 +204,10 @@ asio::awaitable<void> runtime::reload(std::string why, bool only_if_changed) {
     ~done_flag() { f = false; }
   } done{reloading_};
   for (;;) {
+    if (draining_) {  // (also one asked for during the one before, when a drain began meanwhile)
+      log::warn("reload ({}): draining; the config is not reloaded", why);
+      break;
+    }
     if (reload_again_ && reload_again_forced_) only_if_changed = false;
     reload_again_ = reload_again_forced_ = false;
     std::string message;
@@ -246,6 +250,14 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
       co_return;
     }
   }
+  // New names are looked up first, off this thread (the admin API, health
+  // checks and signals go on meanwhile); what follows does not suspend until
+  // the table is built.
+  const lookup_map lookups = co_await look_up_new_names(next);
+  if (draining_) {
+    log::warn("reload ({}): draining; the config is not reloaded", why);
+    co_return;
+  }
   // Bind what is new before changing anything: a port in use refuses the reload.
   std::vector<server::prepared_listener> opened;
   std::vector<std::uint64_t> to_close;
@@ -253,7 +265,9 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
   std::vector<std::string> dropped;
   proxy_config effective = apply_overrides(next, overrides, dropped);
   std::string error;
-  auto table = build_route_table(effective, generation_ + 1, inputs(), error);
+  table_inputs in = inputs();
+  in.lookups = &lookups;
+  auto table = build_route_table(effective, generation_ + 1, in, error);
   if (!table) {
     ++reloads_error_;
     log::error("reload ({}): {}; config refused, keeping generation {}", why, error, generation_);

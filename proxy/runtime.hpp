@@ -72,6 +72,9 @@ class runtime {
                                               health_check_config hc, std::uint64_t epoch);
   // Re-resolves endpoints given as DNS names every cluster's dns_refresh_rate.
   boost::asio::awaitable<void> refresh_dns();
+  // The DNS names of `next`'s clusters that the table in effect has not
+  // resolved (new or changed clusters), looked up on the resolver's thread.
+  boost::asio::awaitable<lookup_map> look_up_new_names(const proxy_config& next);
   boost::asio::awaitable<void> watch_certificates();
   boost::asio::awaitable<void> reload(std::string why, bool only_if_changed);
   // Makes a validated config the active one, or refuses it (a listener cannot bind, a name does not resolve).

@@ -30,7 +30,7 @@ void server::set_access_log(access_logger& log) {
   for (auto& w : workers_) w->set_access_log(&log.ring(w->id()));
 }
 
-std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, std::string& bound, bool probe) {
+std::vector<listening_socket> server::make_acceptors(const compiled_listener& l, std::string& bound, bool probe) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(l.address.host, ec);
   if (ec) throw std::runtime_error(fmt::format("listener {}: '{}' is not an IP address", l.name, l.address.host));
@@ -50,16 +50,20 @@ std::vector<tcp::acceptor> server::make_acceptors(const compiled_listener& l, st
       throw std::runtime_error(fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(),
                                            std::generic_category().message(err)));
   }
-  std::vector<tcp::acceptor> out;
+  std::vector<listening_socket> out;
+  // Made in an event loop that never runs, and taken out of it: each joins its
+  // worker's loop on that worker's thread (listening_socket).
+  asio::io_context staging(1);
   // With port 0 the first socket gets a port from the OS and the other
   // workers bind that same port, so the kernel spreads connections over all.
-  for (auto& w : workers_) {
-    tcp::acceptor acceptor = listen_on(w->context().get_executor(), endpoint, true, ec);
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    tcp::acceptor acceptor = listen_on(staging.get_executor(), endpoint, true, ec);
+    if (!ec) endpoint = acceptor.local_endpoint(ec);
+    const int fd = ec ? -1 : acceptor.release(ec);
     if (ec)
       throw std::runtime_error(
           fmt::format("listener {}: cannot listen on {}: {}", l.name, l.address.to_string(), ec.message()));
-    endpoint = acceptor.local_endpoint();
-    out.push_back(std::move(acceptor));
+    out.emplace_back(fd, endpoint.protocol());
   }
   bound = host_port{endpoint.address().to_string(), endpoint.port()}.to_string();
   return out;

@@ -32,9 +32,9 @@ class server {
   // nothing), then started on every worker; it is closed by the id start gave.
   struct prepared_listener {
     std::string name;
-    host_port address;  // as configured
-    std::string bound;  // as bound (port 0 resolved)
-    std::vector<boost::asio::ip::tcp::acceptor> acceptors;
+    host_port address;                        // as configured
+    std::string bound;                        // as bound (port 0 resolved)
+    std::vector<listening_socket> acceptors;  // one per worker
   };
   // `probe`: first check that no other socket holds the address (every worker's socket takes
   // SO_REUSEPORT, which would otherwise share the port with another process silently); false for a
@@ -58,11 +58,10 @@ class server {
   void set_access_log(access_logger& log);
 
  private:
-  std::vector<boost::asio::ip::tcp::acceptor> make_acceptors(const compiled_listener& listener, std::string& bound,
-                                                             bool probe);
+  std::vector<listening_socket> make_acceptors(const compiled_listener& listener, std::string& bound, bool probe);
   stats_store stats_;  // before the workers: they hold pointers into it
   std::vector<std::unique_ptr<worker>> workers_;
-  std::vector<std::pair<std::string, std::vector<boost::asio::ip::tcp::acceptor>>> unstarted_;
+  std::vector<std::pair<std::string, std::vector<listening_socket>>> unstarted_;
   std::map<std::string, std::uint64_t> initial_ids_;
   std::uint64_t next_listener_id_ = 1;
 };

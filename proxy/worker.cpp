@@ -1,5 +1,7 @@
 #include "proxy/worker.hpp"
 
+#include <unistd.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -115,8 +117,21 @@ void worker::install(std::shared_ptr<const route_table> table) {
   policy_ = std::move(next);
 }
 
-void worker::add_listener(const std::string& name, std::uint64_t id, tcp::acceptor acceptor) {
-  auto a = std::make_shared<tcp::acceptor>(std::move(acceptor));
+void listening_socket::close() {
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+}
+
+void worker::add_listener(const std::string& name, std::uint64_t id, listening_socket socket) {
+  if (draining_) return;  // (closed by `socket`: a drain closed this worker's listeners already)
+  auto a = std::make_shared<tcp::acceptor>(ioc_);
+  boost::system::error_code ec;
+  const int fd = socket.release();
+  a->assign(socket.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    log::error("listener {}: worker {} cannot take its socket: {}", name, id_, ec.message());
+    return;
+  }
   auto* stats = stats_.listener(id_, name);
   listeners_.push_back({name, id, a, stats});
   asio::co_spawn(ioc_, accept_loop(*this, a, name, stats), asio::detached);

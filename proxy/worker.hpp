@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "proxy/access_log.hpp"
@@ -70,6 +71,34 @@ struct pool_stats {
   std::uint64_t created = 0;
 };
 
+// A listening socket bound on the control thread, not yet in any event loop:
+// a socket in a running worker's loop may be touched by that worker's thread
+// only (its per-socket locks are off), so it joins the loop on that thread
+// (worker::add_listener). Closed on destruction when it never got there.
+class listening_socket {
+ public:
+  listening_socket(int fd, boost::asio::ip::tcp protocol) : fd_(fd), protocol_(protocol) {}
+  listening_socket(listening_socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)), protocol_(o.protocol_) {}
+  listening_socket& operator=(listening_socket&& o) noexcept {
+    if (this != &o) {
+      close();
+      fd_ = std::exchange(o.fd_, -1);
+      protocol_ = o.protocol_;
+    }
+    return *this;
+  }
+  listening_socket(const listening_socket&) = delete;
+  listening_socket& operator=(const listening_socket&) = delete;
+  ~listening_socket() { close(); }
+  int release() { return std::exchange(fd_, -1); }
+  boost::asio::ip::tcp protocol() const { return protocol_; }
+
+ private:
+  void close();
+  int fd_;
+  boost::asio::ip::tcp protocol_;
+};
+
 class worker {
  public:
   worker(std::size_t id, std::shared_ptr<const route_table> table, stats_store& stats);
@@ -85,7 +114,9 @@ class worker {
 
   // --- on the worker's own thread only (posted by the control thread) ---
   // Starts accepting on an acceptor opened on context() for the named listener.
-  void add_listener(const std::string& name, std::uint64_t id, boost::asio::ip::tcp::acceptor acceptor);
+  // On the worker's thread: the socket joins this worker's event loop here
+  // (closed instead when a drain began: its listeners are closed).
+  void add_listener(const std::string& name, std::uint64_t id, listening_socket socket);
   void close_listener(std::uint64_t id);
   void close_all_listeners();
   // Swaps in a new table; pools of clusters whose settings did not change are kept.

@@ -417,6 +417,24 @@ TEST(Reload, SighupReloadsAndOverridesSurviveWhileTheirClustersExist) {
   EXPECT_EQ(va2, 10);
 }
 
+// A reload's new cluster names are looked up off the control thread, then
+// built into the table; a name that does not resolve refuses the reload.
+TEST(Reload, ANewClustersNameIsLookedUpAndOneThatDoesNotResolveIsRefused) {
+  auto a = start_demo("a");
+  auto b = start_demo("b");
+  auto proxy = start_proxy(two_cluster_config(a, b, 1, 0), 1);
+  const std::string ip_config = read_text_file(proxy.config_path);
+  const std::string a_ip = "127.0.0.1:" + std::to_string(a.port);
+  ASSERT_NE(ip_config.find(a_ip), std::string::npos);
+  write_file(proxy.config_path, replace_all(ip_config, a_ip, "localhost:" + std::to_string(a.port)));
+  ASSERT_TRUE(eventually([&] { return admin_json(proxy, "GET", "/config").at("generation").as_int64() == 2; }));
+  EXPECT_EQ(count_versions(proxy.port, 10).first, 10);
+  write_file(proxy.config_path, replace_all(ip_config, a_ip, "no-such-host.invalid:80"));
+  ASSERT_TRUE(proxy.process->wait_for("cannot resolve no-such-host.invalid:80"));
+  ASSERT_TRUE(proxy.process->wait_for("config refused, keeping generation 2"));
+  EXPECT_EQ(count_versions(proxy.port, 10).first, 10);
+}
+
 TEST(Reload, ConfigMapSymlinkSwapIsPickedUp) {
   auto a = start_demo("a");
   auto b = start_demo("b");

@@ -27,8 +27,9 @@ std::string event(std::string_view name, std::uint32_t mask = IN_CLOSE_WRITE) {
   return out;
 }
 
-bool names_config(std::string_view bytes, const std::vector<std::string>& names = {"vane.yaml"}) {
-  return events_name_config(bytes, names);
+bool names_config(std::string_view bytes, const std::vector<std::string>& names = {"vane.yaml"},
+                  const std::string& dir = "/nonexistent-vane-dir") {
+  return events_name_config(bytes, names, dir);
 }
 
 }  // namespace
@@ -55,9 +56,27 @@ TEST(ConfigWatch, AWriteStillUnderWayDoesNotCount) {
   EXPECT_FALSE(names_config(event("vane.yaml", IN_MODIFY)));
   EXPECT_FALSE(names_config(event("vane.yaml", IN_MODIFY) + event("vane.yaml", IN_MODIFY)));
   EXPECT_TRUE(names_config(event("vane.yaml", IN_MODIFY) + event("vane.yaml", IN_CLOSE_WRITE)));
-  EXPECT_TRUE(names_config(event("vane.yaml", IN_CREATE)));
   EXPECT_TRUE(names_config(event("vane.yaml", IN_DELETE)));
   EXPECT_TRUE(names_config(event("vane.yaml", IN_MOVED_TO)));
+}
+
+// `cp`, `scp` or `kubectl cp` onto a new name: IN_CREATE comes while the file
+// is still empty, its IN_CLOSE_WRITE when it is whole. A symlink made there
+// (`ln -sf`) is whole at once.
+TEST(ConfigWatch, TheCreationOfARegularFileWaitsForItsWrite) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("vane-create-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "vane.yaml") << "";
+  std::ofstream(dir / "other.yaml") << "x";
+  fs::create_symlink("other.yaml", dir / "linked.yaml");
+  const std::string d = dir.string();
+  EXPECT_FALSE(names_config(event("vane.yaml", IN_CREATE), {"vane.yaml"}, d));
+  EXPECT_TRUE(names_config(event("vane.yaml", IN_CREATE) + event("vane.yaml", IN_CLOSE_WRITE), {"vane.yaml"}, d));
+  EXPECT_TRUE(names_config(event("linked.yaml", IN_CREATE), {"linked.yaml"}, d));
+  EXPECT_TRUE(names_config(event("gone.yaml", IN_CREATE), {"gone.yaml"}, d));  // already gone: read, and refused
+  fs::remove_all(dir);
 }
 
 TEST(ConfigWatch, AQueueOverflowCounts) { EXPECT_TRUE(names_config(event("", IN_Q_OVERFLOW))); }

@@ -156,8 +156,11 @@ asio::awaitable<lookup_map> runtime::look_up_new_names(const proxy_config& next)
       if (!ec || out.contains(e.to_string())) continue;
       auto [rec, results] = co_await resolver.async_resolve(e.host, std::to_string(e.port), nothrow);
       name_lookup& l = out[e.to_string()];
-      if (rec) l.error = rec.message();
       for (const auto& r : results) l.addresses.push_back(r.endpoint());
+      if (rec) {
+        l.error = rec.message();
+        co_return out;  // the reload is refused at this name: no need to wait for the others
+      }
     }
   }
   co_return out;

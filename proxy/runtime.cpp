@@ -307,7 +307,7 @@ asio::awaitable<void> runtime::apply_config(proxy_config next, std::string text,
   ++generation_;
   ++reloads_ok_;
   co_await publish(std::move(effective), std::move(table));
-  if (draining_) {  // began while the table went to the workers: they closed their listeners, open none
+  if (draining_) {  // began while the table went to the workers: the listeners in effect stay until the drain
     log::info("reload ({}): {} loaded, generation {}; draining: its listeners are not opened", why, config_path_,
               generation_);
     co_return;

@@ -51,6 +51,7 @@ std::vector<listening_socket> server::make_acceptors(const compiled_listener& l,
                                            std::generic_category().message(err)));
   }
   std::vector<listening_socket> out;
+  out.reserve(workers_.size());  // (no allocation between a release and its emplace)
   // Made in an event loop that never runs, and taken out of it: each joins its
   // worker's loop on that worker's thread (listening_socket).
   asio::io_context staging(1);

@@ -122,7 +122,7 @@ void listening_socket::close() {
 }
 
 void worker::add_listener(const std::string& name, std::uint64_t id, listening_socket socket) {
-  if (draining_) return;  // (closed by `socket`: a drain closed this worker's listeners already)
+  if (listeners_closed_) return;  // (closed by `socket`: the drain closed this worker's listeners already)
   auto a = std::make_shared<tcp::acceptor>(ioc_);
   boost::system::error_code ec;
   const int fd = socket.release();
@@ -150,6 +150,7 @@ void worker::close_listener(std::uint64_t id) {
 }
 
 void worker::close_all_listeners() {
+  listeners_closed_ = true;
   for (auto& l : listeners_) {
     // Closing a listening socket resets the connections still in its accept
     // queue: take them first (they are served, with Connection: close).

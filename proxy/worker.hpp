@@ -113,9 +113,8 @@ class worker {
   void stop();   // stops serving now, joins the thread
 
   // --- on the worker's own thread only (posted by the control thread) ---
-  // Starts accepting on an acceptor opened on context() for the named listener.
-  // On the worker's thread: the socket joins this worker's event loop here
-  // (closed instead when a drain began: its listeners are closed).
+  // Starts accepting for the named listener: the socket joins this worker's
+  // event loop here (closed instead once the drain closed the listeners).
   void add_listener(const std::string& name, std::uint64_t id, listening_socket socket);
   void close_listener(std::uint64_t id);
   void close_all_listeners();
@@ -199,6 +198,7 @@ class worker {
   std::uint32_t in_flight_ = 0;  // requests being proxied (this worker's thread only)
   std::list<connection_entry> connections_;
   bool draining_ = false;
+  bool listeners_closed_ = false;  // by the drain: no listener is added after it
   access_ring* access_log_ = nullptr;
   std::atomic<std::uint64_t> active_connections_{0};
   // One thread runs it, and only that thread touches its sockets (other threads

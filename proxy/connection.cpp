@@ -115,6 +115,15 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
   if (tls && !http1) co_return;                      // an h2-only listener: a client that did not choose h2 is closed
   std::shared_ptr<const route_table> indexed_table;  // held, so its address cannot be reused
   std::size_t listener_index = 0;
+  // Finds this connection's listener in `table` when it is not the table
+  // indexed last; false when a reload removed the listener.
+  const auto index_listener = [&](const std::shared_ptr<const route_table>& table) {
+    if (table != indexed_table) {
+      listener_index = table->find_listener(listener_name);
+      indexed_table = table;
+    }
+    return listener_index < table->listeners.size();
+  };
   std::uint32_t served_on_connection = 0;
 
   for (;;) {
@@ -123,11 +132,9 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     // (The limits of the snapshot current when each wait starts; the request
     // itself runs on the one current when its first byte is here, below.)
     if (buffer.size() == 0) {
-      const route_table& now = *w.policy()->table;
-      if (&now != indexed_table.get() && now.find_listener(listener_name) == now.listeners.size()) {
-        co_return;  // the listener was removed by a reload: an idle connection is closed before its next request
-      }
-      client.expires_after(now.limits.idle_timeout);
+      // (A listener removed by a reload: an idle connection is closed before its next request.)
+      if (!index_listener(w.policy()->table)) co_return;
+      client.expires_after(indexed_table->limits.idle_timeout);
       reg.it->idle = true;  // the end of a drain may cancel this read
       error_code rec = co_await read_some(client, buffer, 4096);
       reg.it->idle = false;
@@ -160,11 +167,7 @@ task<void> serve_connection(worker& w, worker_socket socket, std::string listene
     // swaps in new ones.
     std::shared_ptr<worker_policy> policy = w.policy();  // NOLINT(performance-unnecessary-copy-initialization)
     const route_table& table = *policy->table;
-    if (indexed_table.get() != &table) {
-      listener_index = table.find_listener(listener_name);
-      indexed_table = policy->table;
-      if (listener_index == table.listeners.size()) co_return;  // the listener was removed by a reload
-    }
+    if (!index_listener(policy->table)) co_return;  // the listener was removed by a reload
     const limits_config& limits = table.limits;
     // The request's scratch, until the end of this iteration (declared
     // before all that points into it: the parser, the meter's views).

@@ -24,6 +24,9 @@ bool whole_number(std::string_view s, long long& out) {
   return ec == std::errc() && end == s.data() + s.size();
 }
 
+// The tighter of two limits, where 0 is none.
+std::size_t tighter(std::size_t a, std::size_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
+
 std::size_t ceil_cpus(long long quota, long long period) {
   if (quota <= 0 || period <= 0) return 0;
   return static_cast<std::size_t>((quota + period - 1) / period);
@@ -41,8 +44,7 @@ template <class Read>
 std::size_t smallest_quota(const std::string& root, std::string path, Read read) {
   std::size_t best = 0;
   for (;;) {
-    const std::size_t n = read(root + path);
-    if (n != 0) best = best == 0 ? n : std::min(best, n);
+    best = tighter(best, read(root + path));
     if (path.empty() || path == "/") break;
     path = path.substr(0, path.rfind('/'));
   }
@@ -54,9 +56,6 @@ std::size_t cgroup_quota() {
   std::ifstream in("/proc/self/cgroup");
   std::string line;
   std::size_t best = 0;
-  auto take = [&](std::size_t n) {
-    if (n != 0) best = best == 0 ? n : std::min(best, n);
-  };
   while (std::getline(in, line)) {
     const auto first = line.find(':');
     const auto second = first == std::string::npos ? first : line.find(':', first + 1);
@@ -65,17 +64,18 @@ std::size_t cgroup_quota() {
     std::string path = line.substr(second + 1);
     if (!path.empty() && path.back() == '/') path.pop_back();
     if (controllers.empty()) {
-      take(smallest_quota("/sys/fs/cgroup", path,
-                          [](const std::string& dir) { return cpus_of_cpu_max(read_all(dir + "/cpu.max")); }));
+      best = tighter(best, smallest_quota("/sys/fs/cgroup", path, [](const std::string& dir) {
+                       return cpus_of_cpu_max(read_all(dir + "/cpu.max"));
+                     }));
       continue;
     }
     std::istringstream names(controllers);
     for (std::string name; std::getline(names, name, ',');) {
       if (name != "cpu") continue;
       for (const char* mount : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"}) {
-        take(smallest_quota(mount, path, [](const std::string& dir) {
-          return cpus_of_cfs(read_all(dir + "/cpu.cfs_quota_us"), read_all(dir + "/cpu.cfs_period_us"));
-        }));
+        best = tighter(best, smallest_quota(mount, path, [](const std::string& dir) {
+                         return cpus_of_cfs(read_all(dir + "/cpu.cfs_quota_us"), read_all(dir + "/cpu.cfs_period_us"));
+                       }));
       }
     }
   }
@@ -105,8 +105,7 @@ std::size_t usable_cpus() {
   CPU_ZERO(&set);
   if (::sched_getaffinity(0, sizeof set, &set) == 0) n = static_cast<std::size_t>(CPU_COUNT(&set));
   if (n == 0) n = std::thread::hardware_concurrency();
-  if (const std::size_t quota = cgroup_quota(); quota != 0) n = n == 0 ? quota : std::min(n, quota);
-  return std::max<std::size_t>(n, 1);
+  return std::max<std::size_t>(tighter(n, cgroup_quota()), 1);
 }
 
 }  // namespace vane::proxy

@@ -10,7 +10,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <map>
 
 #include "common/http_client.hpp"
 #include "common/https_client.hpp"
@@ -147,9 +146,7 @@ asio::awaitable<lookup_map> runtime::look_up_new_names(const proxy_config& next)
   lookup_map out;
   tcp::resolver resolver(ctx_);
   for (const auto& c : next.clusters) {
-    bool reused = false;
-    for (const auto& t : table_->clusters) reused = reused || (t.name == c.name && t.configured == c.endpoints);
-    if (reused) continue;
+    if (const cluster_target* t = table_->find_cluster(c.name); t && t->configured == c.endpoints) continue;
     for (const auto& e : c.endpoints) {
       boost::system::error_code ec;
       asio::ip::make_address(e.host, ec);
@@ -174,7 +171,6 @@ asio::awaitable<void> runtime::refresh_dns() {
     auto now = std::chrono::steady_clock::now();
     auto next = now + std::chrono::seconds(60);
     resolved_map fresh;
-    std::map<std::string, std::string> news;  // by cluster; logged once every worker routes by them
     // A copy: a reload or a traffic PUT replaces effective_ while a lookup below is awaited.
     const std::vector<cluster_config> clusters = effective_.clusters;
     for (const auto& c : clusters) {
@@ -206,33 +202,25 @@ asio::awaitable<void> runtime::refresh_dns() {
         for (const auto& r : results) addresses.push_back(r.endpoint());
       }
       if (failed) continue;
-      const cluster_target* current = nullptr;
-      for (const auto& t : table_->clusters)
-        if (t.name == c.name) current = &t;
-      if (current && current->endpoints != addresses) {
-        std::string list;
-        for (const auto& a : addresses) list += (list.empty() ? "" : ", ") + endpoint_key(a);
-        news[c.name] = fmt::format("cluster {}: DNS now gives {}", c.name, list.empty() ? "no address" : list);
-        fresh[c.name] = std::move(addresses);
-      }
+      const cluster_target* current = table_->find_cluster(c.name);
+      if (current && current->endpoints != addresses) fresh[c.name] = std::move(addresses);
     }
     // A reload during the lookups may have given a cluster other endpoints,
     // resolved with it: what was looked up here for the old ones is stale.
     std::erase_if(fresh, [&](const auto& entry) {
-      const cluster_config* then = nullptr;
-      const cluster_config* now = nullptr;
-      for (const auto& c : clusters)
-        if (c.name == entry.first) then = &c;
-      for (const auto& c : effective_.clusters)
-        if (c.name == entry.first) now = &c;
-      const bool stale = !then || !now || then->endpoints != now->endpoints;
-      if (stale) news.erase(entry.first);
-      return stale;
+      const auto then =
+          std::find_if(clusters.begin(), clusters.end(), [&](const auto& c) { return c.name == entry.first; });
+      const cluster_config* now = effective_.find_cluster(entry.first);
+      return then == clusters.end() || !now || then->endpoints != now->endpoints;
     });
     if (!fresh.empty()) {
       std::string why = "DNS change";
       co_await rebuild(&fresh, why);
-      for (const auto& [name, line] : news) log::info("{}", line);
+      for (const auto& [name, addresses] : fresh) {  // once every worker routes by them
+        std::string list;
+        for (const auto& a : addresses) list += (list.empty() ? "" : ", ") + endpoint_key(a);
+        log::info("cluster {}: DNS now gives {}", name, list.empty() ? "no address" : list);
+      }
     }
     timer.expires_at(next);
     co_await timer.async_wait(nothrow);

@@ -19,6 +19,12 @@ std::size_t route_table::find_listener(std::string_view name) const {
   return listeners.size();
 }
 
+const cluster_target* route_table::find_cluster(std::string_view name) const {
+  for (const auto& c : clusters)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
 const compiled_route* route_table::match(std::size_t listener, std::string_view host_header,
                                          std::string_view path) const {
   for (const auto& r : listeners[listener].routes)
@@ -57,10 +63,7 @@ std::shared_ptr<const route_table> build_route_table(const proxy_config& config,
       t.tls_host = c.tls->sni.empty() && !c.endpoints.empty() ? c.endpoints.front().host : c.tls->sni;
     }
     bool resolved = false;
-    const cluster_target* old = nullptr;
-    if (previous)
-      for (const auto& pt : previous->clusters)
-        if (pt.name == c.name) old = &pt;
+    const cluster_target* old = previous ? previous->find_cluster(c.name) : nullptr;
     if (inputs.resolved && old && old->configured == c.endpoints) {
       if (auto it = inputs.resolved->find(c.name); it != inputs.resolved->end()) {
         t.endpoints = it->second;

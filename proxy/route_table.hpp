@@ -104,6 +104,8 @@ struct route_table {
 
   // Index of the named listener, or listeners.size() when the table has none by that name.
   std::size_t find_listener(std::string_view name) const;
+  // The named cluster, or nullptr.
+  const cluster_target* find_cluster(std::string_view name) const;
   // First route of the listener whose host and path match, or nullptr.
   const compiled_route* match(std::size_t listener, std::string_view host_header, std::string_view path) const;
 };

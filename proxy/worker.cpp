@@ -125,13 +125,12 @@ void worker::add_listener(const std::string& name, std::uint64_t id, listening_s
   if (listeners_closed_) return;  // (closed by `socket`: the drain closed this worker's listeners already)
   auto a = std::make_shared<tcp::acceptor>(ioc_);
   boost::system::error_code ec;
-  const int fd = socket.release();
-  a->assign(socket.protocol(), fd, ec);
-  if (ec) {
-    ::close(fd);
+  a->assign(socket.protocol(), socket.fd(), ec);
+  if (ec) {  // (closed by `socket`)
     log::error("listener {}: worker {} cannot take its socket: {}", name, id_, ec.message());
     return;
   }
+  socket.release();  // the acceptor's now
   auto* stats = stats_.listener(id_, name);
   listeners_.push_back({name, id, a, stats});
   asio::co_spawn(ioc_, accept_loop(*this, a, name, stats), asio::detached);

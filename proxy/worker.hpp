@@ -90,6 +90,7 @@ class listening_socket {
   listening_socket(const listening_socket&) = delete;
   listening_socket& operator=(const listening_socket&) = delete;
   ~listening_socket() { close(); }
+  int fd() const { return fd_; }
   int release() { return std::exchange(fd_, -1); }
   boost::asio::ip::tcp protocol() const { return protocol_; }
 
